@@ -1,0 +1,1 @@
+namespace Loom.Core; internal static class Placeholder { }

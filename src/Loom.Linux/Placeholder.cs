@@ -1,0 +1,1 @@
+namespace Loom.Linux; internal static class Placeholder { }
