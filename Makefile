@@ -1,0 +1,26 @@
+# Loom: `make demo` and `make test` each work alone on a fresh Debian machine, as root.
+SHELL := /bin/bash
+OUT := out/bin
+DOTNET := DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet
+
+.PHONY: deps build test demo bench clean
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(DOTNET) build Loom.slnx -c Release -nologo -clp:ErrorsOnly
+	$(DOTNET) publish src/Loom.Cni/Loom.Cni.csproj -c Release -nologo -o $(OUT) -clp:ErrorsOnly
+	$(DOTNET) publish src/Loom.Cli/Loom.Cli.csproj -c Release -nologo -o $(OUT) -clp:ErrorsOnly
+
+test: build
+	@scripts/test.sh
+
+demo: build
+	@scripts/demo.sh
+
+bench: build
+	@bench/cni.sh
+
+clean:
+	rm -rf out TestResults src/*/bin src/*/obj tests/*/bin tests/*/obj
