@@ -93,10 +93,12 @@ public sealed class CniArgs
         if (values.TryGetValue(IpKey, out var ipText))
         {
             var slash = ipText.IndexOf('/', StringComparison.Ordinal);
-            if (!IPAddress.TryParse(slash < 0 ? ipText : ipText[..slash], out ip))
+            if (!IpText.TryParse(slash < 0 ? ipText : ipText[..slash], out var parsed))
             {
                 throw Invalid($"invalid IP address for {IpKey}: \"{ipText}\"");
             }
+
+            ip = parsed;
         }
 
         if (!ignoreUnknown)
