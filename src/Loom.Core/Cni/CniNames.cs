@@ -1,0 +1,63 @@
+using System.Text;
+
+namespace Loom.Core.Cni;
+
+/// <summary>Name rules from the spec: container IDs, network names, interface names, plugin types.</summary>
+public static class CniNames
+{
+    /// <summary>Linux IFNAMSIZ is 16 including the terminating NUL.</summary>
+    public const int MaxInterfaceNameLength = 15;
+
+    /// <summary>Container IDs and network names: ASCII alphanumeric first, then alphanumerics, '_', '.', '-'.</summary>
+    public static bool IsValidIdentifier(string? value)
+    {
+        if (string.IsNullOrEmpty(value) || !char.IsAsciiLetterOrDigit(value[0]))
+        {
+            return false;
+        }
+
+        foreach (var c in value)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('_' or '.' or '-'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Why <paramref name="name"/> is not a usable interface name, or null if it is.</summary>
+    public static string? InterfaceNameProblem(string? name)
+    {
+        if (string.IsNullOrEmpty(name))
+        {
+            return "interface name is empty";
+        }
+
+        // The kernel limit is in bytes, so count UTF-8 bytes, not chars.
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > MaxInterfaceNameLength)
+        {
+            return $"interface name is too long (max {MaxInterfaceNameLength} bytes)";
+        }
+
+        if (name is "." or "..")
+        {
+            return "interface name is . or ..";
+        }
+
+        foreach (var rune in name.EnumerateRunes())
+        {
+            if (rune.Value is '/' or ':' || Rune.IsWhiteSpace(rune))
+            {
+                return "interface name contains / or : or whitespace characters";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>A plugin <c>type</c> names a file in CNI_PATH, so it must not contain path separators.</summary>
+    public static bool IsValidPluginType(string? type) =>
+        !string.IsNullOrEmpty(type) && type.IndexOfAny(['/', '\\', '\0']) < 0 && type is not ("." or "..");
+}
