@@ -1,1 +1,0 @@
-namespace Loom.Linux; internal static class Placeholder { }
