@@ -1,1 +1,36 @@
-return 0;
+using Loom.Cni;
+using Loom.Core.Cni;
+
+// loom-cni: one process per CNI call. Reads CNI_* from the environment and the network config from stdin,
+// prints a result (or the spec's error JSON) on stdout, logs nothing but errors to stderr.
+byte[] stdin;
+using (var ms = new MemoryStream())
+{
+    await Console.OpenStandardInput().CopyToAsync(ms).ConfigureAwait(false);
+    stdin = ms.ToArray();
+}
+
+var version = CniVersions.TryPeekConfigVersion(stdin);
+try
+{
+    var env = CniEnvironment.FromProcess();
+    if (env.Command == CniCommand.Version)
+    {
+        Console.Out.WriteLine(CniVersions.VersionJson(version));
+        return 0;
+    }
+
+    var conf = NetConf.Parse(stdin, env.Command);
+    version = conf.CniVersion;
+    var output = await new BridgePlugin(env, conf).RunAsync().ConfigureAwait(false);
+    if (output is not null)
+    {
+        Console.Out.Write(output);
+    }
+
+    return 0;
+}
+catch (Exception ex)
+{
+    return CniErrorOutput.Report(PluginErrors.Map(ex), version, Console.Out);
+}

@@ -27,7 +27,7 @@ public static class CniErrorOutput
     {
         ArgumentNullException.ThrowIfNull(error);
         using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, CniJson.WriterOptions))
         {
             w.WriteStartObject();
             w.WriteString("cniVersion", string.IsNullOrEmpty(cniVersion) ? CniVersions.Latest : cniVersion);

@@ -32,7 +32,7 @@ public sealed class CniResult
     {
         CniVersions.EnsureSupported(cniVersion);
         using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, CniJson.WriterOptions))
         {
             CniResultWriter.Write(writer, this, cniVersion);
         }

@@ -77,7 +77,7 @@ public static class CniVersions
     public static string VersionJson(string? requestedVersion)
     {
         using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+        using (var w = new Utf8JsonWriter(buffer, CniJson.WriterOptions))
         {
             w.WriteStartObject();
             w.WriteString("cniVersion", string.IsNullOrEmpty(requestedVersion) ? Latest : requestedVersion);

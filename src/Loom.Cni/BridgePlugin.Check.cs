@@ -1,0 +1,78 @@
+using System.Net;
+using Loom.Core.Cni;
+using Loom.Linux;
+
+namespace Loom.Cni;
+
+internal sealed partial class BridgePlugin
+{
+    /// <summary>
+    /// CHECK: the attachment must still be what ADD reported in prevResult: the pod's interface with its MAC,
+    /// up, holding its addresses and routes; the host side on the bridge; the address recorded by IPAM.
+    /// </summary>
+    private async Task CheckAsync()
+    {
+        var prev = conf.PrevResult ?? throw new CniException(CniErrorCodes.InvalidNetworkConfig, "invalid network config", "key \"prevResult\": required for CHECK");
+        var podIfIndex = prev.Interfaces.ToList().FindIndex(i => i.Name == IfName && !string.IsNullOrEmpty(i.Sandbox));
+        if (podIfIndex < 0)
+        {
+            throw Fail($"prevResult has no interface {IfName} with a sandbox");
+        }
+
+        var expected = prev.Interfaces[podIfIndex];
+        using var containerNs = OpenContainerNs();
+        using var host = Netlink.Open();
+        using var pod = Netlink.OpenIn(containerNs);
+
+        var link = pod.LinkByName(IfName) ?? throw Fail($"interface {IfName} is missing in {env.NetNs}");
+        if (!string.IsNullOrEmpty(expected.Mac) && !string.Equals(Mac(link.HardwareAddr), expected.Mac, StringComparison.OrdinalIgnoreCase))
+        {
+            throw Fail($"interface {IfName} has MAC {Mac(link.HardwareAddr)}, expected {expected.Mac}");
+        }
+
+        if (!link.IsUp)
+        {
+            throw Fail($"interface {IfName} is down");
+        }
+
+        var addrs = pod.AddrList(link.Index);
+        foreach (var ip in prev.Ips.Where(i => i.Interface is null || i.Interface == podIfIndex))
+        {
+            if (!addrs.Any(a => a.Ip.Equals(ip.Address.Address) && a.PrefixLength == ip.Address.PrefixLength))
+            {
+                throw Fail($"address {ip.Address} is missing on {IfName}");
+            }
+        }
+
+        var routes = pod.RouteList();
+        foreach (var r in prev.Routes)
+        {
+            var dst = NetworkOf(r.Destination);
+            if (!routes.Any(x => x.Destination.Equals(dst) && (r.Gateway is null || r.Gateway.Equals(x.Gateway))))
+            {
+                throw Fail($"route {dst}{(r.Gateway is null ? "" : " via " + r.Gateway)} is missing in {env.NetNs}");
+            }
+        }
+
+        var bridge = BridgeOf(host, conf.BridgeName);
+        var hostLink = host.LinkByName(HostVethName) ?? throw Fail($"host veth {HostVethName} is missing");
+        if (hostLink.MasterIndex != bridge.Index)
+        {
+            throw Fail($"host veth {HostVethName} is not attached to {bridge.Name}");
+        }
+
+        if (conf.IsGateway)
+        {
+            var gateways = prev.Ips.Select(i => i.Gateway).OfType<IPAddress>();
+            var onBridge = host.AddrList(bridge.Index);
+            foreach (var gw in gateways.Where(g => !onBridge.Any(a => a.Ip.Equals(g))))
+            {
+                throw Fail($"gateway {gw} is not on {bridge.Name}");
+            }
+        }
+
+        await _ipam.CheckAsync().ConfigureAwait(false);
+    }
+
+    private static CniException Fail(string msg) => new(PluginErrors.CheckFailed, msg);
+}
