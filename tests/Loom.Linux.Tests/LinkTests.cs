@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Text.Json;
 
+using Loom.Testing;
+
 namespace Loom.Linux.Tests;
 
 public class LinkTests

@@ -3,6 +3,8 @@ using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Text.Json;
 
+using Loom.Testing;
+
 namespace Loom.Linux.Tests;
 
 public class NeighFdbSysctlTests

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 
+using Loom.Testing;
+
 namespace Loom.Linux.Tests;
 
 public class NetNsTests

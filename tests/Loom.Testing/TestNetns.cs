@@ -1,6 +1,8 @@
 using System.Globalization;
 
-namespace Loom.Linux.Tests;
+using Loom.Linux;
+
+namespace Loom.Testing;
 
 /// <summary>
 /// A uniquely named network namespace for one test (<c>lt&lt;pid&gt;-&lt;n&gt;-&lt;tag&gt;</c>), deleted on Dispose.
