@@ -15,11 +15,11 @@ public sealed record Endpoint
     public required string ContainerId { get; init; }
 
     /// <summary>Interface name inside the pod's netns (usually "eth0").</summary>
-    public string Interface { get; init; } = "eth0";
+    public string Interface { get; set; } = "eth0";
 
-    public IReadOnlyList<IPAddress> IPs { get; init; } = [];
+    public IReadOnlyList<IPAddress> IPs { get; set; } = [];
 
-    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Labels { get; set; } = new Dictionary<string, string>();
 
     public bool Ready { get; init; }
 

@@ -12,9 +12,9 @@ public sealed record Node
 
     public required IPAddress UnderlayIp { get; init; }
 
-    public IReadOnlyList<IPNetwork> PodCidrs { get; init; } = [];
+    public IReadOnlyList<IPNetwork> PodCidrs { get; set; } = [];
 
-    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Labels { get; set; } = new Dictionary<string, string>();
 
     /// <summary>MAC of the node's VXLAN device, so peers can fill their FDB; null until the tunnel exists.</summary>
     public string? VtepMac { get; init; }
@@ -23,7 +23,7 @@ public sealed record Node
 
     public bool Ready { get; init; }
 
-    public IReadOnlyList<Taint> Taints { get; init; } = [];
+    public IReadOnlyList<Taint> Taints { get; set; } = [];
 
     /// <summary>Cordoned: no new pods, existing ones keep running.</summary>
     public bool Unschedulable { get; init; }

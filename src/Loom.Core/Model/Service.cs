@@ -12,14 +12,14 @@ public sealed record Service
 
     public required IPAddress ClusterIp { get; init; }
 
-    public IReadOnlyList<ServicePort> Ports { get; init; } = [];
+    public IReadOnlyList<ServicePort> Ports { get; set; } = [];
 
-    public IReadOnlyDictionary<string, string> Selector { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Selector { get; set; } = new Dictionary<string, string>();
 
-    public SessionAffinity SessionAffinity { get; init; } = SessionAffinity.None;
+    public SessionAffinity SessionAffinity { get; set; } = SessionAffinity.None;
 
     /// <summary>How long ClientIP affinity sticks; Kubernetes' default is 3 hours.</summary>
-    public int SessionAffinityTimeoutSeconds { get; init; } = 10800;
+    public int SessionAffinityTimeoutSeconds { get; set; } = 10800;
 
     [JsonIgnore]
     public string Key => ObjectKey.Of(Namespace, Name);
