@@ -97,6 +97,17 @@ public class ModelJsonTests
         Assert.Equal("default/web-1", back.Key);
     }
 
+    [Fact]
+    public void Missing_optional_fields_keep_their_defaults()
+    {
+        var node = JsonSerializer.Deserialize("""{"name":"n","underlayInterface":"eth1","underlayIp":"10.0.0.1"}""", LoomJsonContext.Default.Node)!;
+        Assert.Empty(node.PodCidrs);
+        Assert.Empty(node.Labels);
+        Assert.Empty(node.Taints);
+        Assert.Null(node.VtepMac);
+        Assert.False(node.Ready);
+    }
+
     [Theory]
     [InlineData("""{"name":"n","underlayInterface":"eth1","underlayIp":"not-an-ip"}""")]
     [InlineData("""{"name":"n","underlayInterface":"eth1","underlayIp":"10.0.0.1","podCidrs":["10.244.1.7/24"]}""")]
