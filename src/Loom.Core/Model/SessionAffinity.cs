@@ -1,0 +1,7 @@
+namespace Loom.Core.Model;
+
+public enum SessionAffinity
+{
+    None,
+    ClientIP,
+}

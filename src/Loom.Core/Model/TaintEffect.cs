@@ -1,0 +1,8 @@
+namespace Loom.Core.Model;
+
+public enum TaintEffect
+{
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}

@@ -1,0 +1,40 @@
+using System.Text.Json.Serialization.Metadata;
+using Loom.Core.Model;
+using Loom.Core.Pool;
+
+namespace Loom.Core.Store;
+
+/// <summary>Binds a store kind to a model type: its kind name, its source-generated JSON contract and how its key is formed.</summary>
+public sealed class ObjectKind<T>
+    where T : class
+{
+    public ObjectKind(string name, JsonTypeInfo<T> typeInfo, Func<T, string> keyOf)
+    {
+        StoreKeys.ValidateKind(name);
+        Name = name;
+        TypeInfo = typeInfo;
+        KeyOf = keyOf;
+    }
+
+    public string Name { get; }
+
+    public JsonTypeInfo<T> TypeInfo { get; }
+
+    public Func<T, string> KeyOf { get; }
+}
+
+/// <summary>The kinds Loom stores.</summary>
+public static class Kinds
+{
+    public static ObjectKind<Node> Node { get; } = new("node", LoomJsonContext.Default.Node, n => n.Name);
+
+    public static ObjectKind<Endpoint> Endpoint { get; } = new("endpoint", LoomJsonContext.Default.Endpoint, e => e.Key);
+
+    public static ObjectKind<Service> Service { get; } = new("service", LoomJsonContext.Default.Service, s => s.Key);
+
+    /// <summary>A single document under the key "cluster".</summary>
+    public static ObjectKind<ClusterConfig> ClusterConfig { get; } = new("config", LoomJsonContext.Default.ClusterConfig, _ => "cluster");
+
+    /// <summary>Pod CIDR claims: key = CIDR text, value = the owning node.</summary>
+    public static ObjectKind<PodCidrClaim> PodCidr { get; } = new("podcidr", LoomJsonContext.Default.PodCidrClaim, c => c.Cidr.ToString());
+}

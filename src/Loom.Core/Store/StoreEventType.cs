@@ -1,0 +1,7 @@
+namespace Loom.Core.Store;
+
+public enum StoreEventType
+{
+    Put,
+    Delete,
+}
