@@ -1,1 +1,9 @@
-return 0;
+using System.CommandLine;
+using Loom.Cli.Commands;
+
+// loom: one executable for the node agent, the operator's CLI and the one-machine lab.
+var root = new RootCommand("Loom: container networking for Linux clusters (CNI, overlay, services).");
+root.Subcommands.Add(AgentCommand.Create());
+root.Subcommands.Add(StatusCommand.Create());
+root.Subcommands.Add(LabCommand.Create());
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -1,0 +1,90 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Loom.Agent;
+
+/// <summary>
+/// The agent's own settings (<c>loom agent --config FILE</c>, JSON). Cluster-wide settings (pools, tunnel,
+/// routing) live in the store as <see cref="Loom.Core.Model.ClusterConfig"/>; these are per node.
+/// </summary>
+public sealed record AgentConfig
+{
+    /// <summary>Node name; <c>--node</c> overrides it.</summary>
+    public string? Node { get; set; }
+
+    /// <summary>Underlay interface carrying node-to-node traffic (flannel's <c>--iface</c>).</summary>
+    public string Iface { get; set; } = "eth1";
+
+    /// <summary>Masquerade pod traffic leaving the pod network (flannel's <c>--ip-masq</c>); null: the cluster's setting.</summary>
+    public bool? IpMasq { get; set; }
+
+    public StoreConfig Store { get; set; } = new();
+
+    /// <summary>Where the node's CNI config is written once the node is ready.</summary>
+    public string CniConfDir { get; set; } = "/etc/cni/net.d";
+
+    /// <summary>Socket, subnet file and other runtime state of this node's agent.</summary>
+    public string StateDir { get; set; } = "/run/loom";
+
+    /// <summary>host-local-style IPAM data directory written into the CNI config.</summary>
+    public string IpamDataDir { get; set; } = "/var/lib/cni/networks";
+
+    /// <summary>Seconds between heartbeats recorded on the node object.</summary>
+    public int HeartbeatSeconds { get; set; } = 5;
+
+    public string SocketPath => Path.Combine(StateDir, "agent.sock");
+
+    public string SubnetFile => Path.Combine(StateDir, "subnet.env");
+
+    public static AgentConfig Load(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), AgentJsonContext.Default.AgentConfig)
+                   ?? throw new AgentConfigException($"{path}: empty configuration");
+        }
+        catch (JsonException e)
+        {
+            throw new AgentConfigException($"{path}: {e.Message}", e);
+        }
+        catch (IOException e)
+        {
+            throw new AgentConfigException($"{path}: {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>Which cluster store the agent uses.</summary>
+public sealed record StoreConfig
+{
+    /// <summary><c>sqlite</c> (one machine, the lab) or <c>etcd</c> (many hosts).</summary>
+    public string Type { get; set; } = "sqlite";
+
+    /// <summary>SQLite database file shared by every agent on the machine.</summary>
+    public string Path { get; set; } = "/var/lib/loom/state.db";
+
+    /// <summary>etcd client URLs, e.g. http://192.168.10.100:2379.</summary>
+    public IReadOnlyList<string> Endpoints { get; set; } = [];
+}
+
+public sealed class AgentConfigException : Exception
+{
+    public AgentConfigException()
+    {
+    }
+
+    public AgentConfigException(string message)
+        : base(message)
+    {
+    }
+
+    public AgentConfigException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, ReadCommentHandling = JsonCommentHandling.Skip)]
+[JsonSerializable(typeof(AgentConfig))]
+internal sealed partial class AgentJsonContext : JsonSerializerContext;
