@@ -36,52 +36,61 @@ public sealed class PodmanTests : IDisposable
     public PodmanTests(ITestOutputHelper output)
     {
         _output = output;
-        // Missing tools fail the test with the reason; nothing is skipped.
-        _podman = Shell.Require("podman");
-        Shell.Require("runc");
-        Shell.Require("jq");
-        Shell.Require("curl");
-        Shell.Require(Net.Busybox);
-        var norlimit = Shell.Require(Path.Combine(RepoPaths.SharedDir(), "tools", "runc-norlimit"));
-
-        foreach (var d in new[] { "net.d", "root", "runroot", "tmp", "ipam", "www", "img/bin" })
+        try
         {
-            Directory.CreateDirectory(Path.Combine(_dir, d));
+            // Missing tools fail the test with the reason; nothing is skipped.
+            _podman = Shell.Require("podman");
+            Shell.Require("runc");
+            Shell.Require("jq");
+            Shell.Require("curl");
+            Shell.Require(Net.Busybox);
+            var norlimit = Shell.Require(Path.Combine(RepoPaths.SharedDir(), "tools", "runc-norlimit"),
+                "podman needs shared/tools/runc-norlimit (a sibling shared/ of the repository, or LOOM_SHARED_DIR; see shared/podman.md)");
+
+            foreach (var d in new[] { "net.d", "root", "runroot", "tmp", "ipam", "www", "img/bin" })
+            {
+                Directory.CreateDirectory(Path.Combine(_dir, d));
+            }
+
+            File.WriteAllText(Path.Combine(_dir, "net.d", Network + ".conflist"), Conflist());
+            // runc keeps its state in /run/runc unless told otherwise, and podman's cleanup process does not pass
+            // --runtime-flag on: a wrapper gives every runc call this test's state dir.
+            var runc = Path.Combine(_dir, "runc-wrap");
+            File.WriteAllText(runc, $"#!/bin/sh\nexec {norlimit} --root={_dir}/runc \"$@\"\n");
+            Assert.True(Shell.Run(Shell.Require("chmod"), ["0700", runc]).Ok);
+            File.WriteAllText(Path.Combine(_dir, "containers.conf"), $$"""
+                [containers]
+                default_ulimits = []
+                [engine]
+                runtime = "runc"
+                cgroup_manager = "cgroupfs"
+                events_logger = "none"
+                tmp_dir = "{{_dir}}/tmp"
+                [engine.runtimes]
+                runc = ["{{runc}}"]
+                [network]
+                network_backend = "cni"
+                network_config_dir = "{{_dir}}/net.d"
+                cni_plugin_dirs = ["{{CniRunner.BinDir}}", "{{CniRunner.ReferenceDir}}"]
+                default_network = "{{Network}}"
+                """);
+            File.WriteAllText(Path.Combine(_dir, "storage.conf"), $$"""
+                [storage]
+                driver = "vfs"
+                graphroot = "{{_dir}}/root"
+                runroot = "{{_dir}}/runroot"
+                """);
+            _env = new()
+            {
+                ["CONTAINERS_CONF"] = Path.Combine(_dir, "containers.conf"),
+                ["CONTAINERS_STORAGE_CONF"] = Path.Combine(_dir, "storage.conf"),
+            };
         }
-
-        File.WriteAllText(Path.Combine(_dir, "net.d", Network + ".conflist"), Conflist());
-        // runc keeps its state in /run/runc unless told otherwise, and podman's cleanup process does not pass
-        // --runtime-flag on: a wrapper gives every runc call this test's state dir.
-        var runc = Path.Combine(_dir, "runc-wrap");
-        File.WriteAllText(runc, $"#!/bin/sh\nexec {norlimit} --root={_dir}/runc \"$@\"\n");
-        Assert.True(Shell.Run(Shell.Require("chmod"), ["0700", runc]).Ok);
-        File.WriteAllText(Path.Combine(_dir, "containers.conf"), $$"""
-            [containers]
-            default_ulimits = []
-            [engine]
-            runtime = "runc"
-            cgroup_manager = "cgroupfs"
-            events_logger = "none"
-            tmp_dir = "{{_dir}}/tmp"
-            [engine.runtimes]
-            runc = ["{{runc}}"]
-            [network]
-            network_backend = "cni"
-            network_config_dir = "{{_dir}}/net.d"
-            cni_plugin_dirs = ["{{CniRunner.BinDir}}", "{{CniRunner.ReferenceDir}}"]
-            default_network = "{{Network}}"
-            """);
-        File.WriteAllText(Path.Combine(_dir, "storage.conf"), $$"""
-            [storage]
-            driver = "vfs"
-            graphroot = "{{_dir}}/root"
-            runroot = "{{_dir}}/runroot"
-            """);
-        _env = new()
+        catch
         {
-            ["CONTAINERS_CONF"] = Path.Combine(_dir, "containers.conf"),
-            ["CONTAINERS_STORAGE_CONF"] = Path.Combine(_dir, "storage.conf"),
-        };
+            Dispose(); // xunit does not dispose a test class whose constructor threw
+            throw;
+        }
     }
 
     private string Conflist() => $$$"""
@@ -184,7 +193,11 @@ public sealed class PodmanTests : IDisposable
 
     public void Dispose()
     {
-        Try(() => Podman("rm", "-a", "-f", "-t", "0"));
+        if (_env is not null) // null when the constructor failed before podman was set up
+        {
+            Try(() => Podman("rm", "-a", "-f", "-t", "0"));
+        }
+
         if (_imported)
         {
             Try(() => Podman("rmi", "-a", "-f"));
