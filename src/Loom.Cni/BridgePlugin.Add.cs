@@ -28,13 +28,16 @@ internal sealed partial class BridgePlugin
                 throw new CniException(CniErrorCodes.Internal, $"interface {IfName} already exists in {env.NetNs}");
             }
 
-            var bridge = EnsureBridge(host);
             var result = await _ipam.AddAsync().ConfigureAwait(false);
             undo.Push(() => _ipam.DelAsync().GetAwaiter().GetResult());
             if (result.Ips.Count == 0)
             {
                 throw new CniException(CniErrorCodes.Internal, $"IPAM plugin {conf.Ipam!.Type} returned no address");
             }
+
+            // The bridge only once an address is held: an ADD refused by IPAM (exhausted, unusable dataDir)
+            // must not leave a new bridge behind on the node.
+            var bridge = EnsureBridge(host);
 
             var (hostLink, podLink) = CreateVeth(host, pod, containerNs, bridge);
             undo.Push(() => DeleteLink(host, HostVethName));
