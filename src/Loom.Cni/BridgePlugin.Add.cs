@@ -17,6 +17,7 @@ internal sealed partial class BridgePlugin
     /// </summary>
     private async Task<CniResult> AddAsync()
     {
+        RejectUnimplemented();
         var undo = new Stack<Action>();
         try
         {
@@ -94,6 +95,23 @@ internal sealed partial class BridgePlugin
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Reference-bridge keys that are parsed but not implemented. Ignoring them would wire a pod without the
+    /// VLAN or anti-spoofing isolation the operator asked for, so ADD refuses them (spec code 2, naming key and value).
+    /// </summary>
+    private void RejectUnimplemented()
+    {
+        if (conf.Vlan != 0)
+        {
+            throw new CniException(CniErrorCodes.UnsupportedField, $"unsupported field \"vlan\": {conf.Vlan}", "loom-cni does not tag bridge ports with a VLAN");
+        }
+
+        if (conf.MacSpoofCheck)
+        {
+            throw new CniException(CniErrorCodes.UnsupportedField, "unsupported field \"macspoofchk\": true", "loom-cni does not install MAC spoof-check rules");
         }
     }
 
