@@ -111,19 +111,43 @@ public sealed class GcTests : IDisposable
     }
 
     [Fact]
+    public void Gc_with_ipMasq_removes_the_masquerade_chains_of_attachments_not_valid()
+    {
+        var conf = _node.Conf(edit: c => c["ipMasq"] = true);
+        _node.Add(conf, "alive", _node.NewPod());
+        _node.Add(conf, "crashed", _node.NewPod()); // as if killed after the rules, before the runtime saw a result
+        Assert.Contains("name: \\\"t\\\" id: \\\"crashed\\\"", _node.NatRules(), StringComparison.Ordinal);
+
+        conf["cni.dev/valid-attachments"] = Attachments("alive");
+        var run = _node.Exec("GC", conf, ifName: null);
+        Assert.True(run.Ok, run.ToString());
+        var nat = _node.NatRules();
+        Assert.DoesNotContain("crashed", nat, StringComparison.Ordinal);
+        Assert.Contains("name: \\\"t\\\" id: \\\"alive\\\"", nat, StringComparison.Ordinal);
+        Assert.Equal(2, nat.Split('\n').Count(l => l.StartsWith("-A CNI-", StringComparison.Ordinal)));
+        Assert.Equal(["10.244.7.2"], _node.IpamFiles());
+    }
+
+    [Fact]
     public void Plugins_killed_mid_add_leave_nothing_gc_cannot_reclaim()
     {
-        var conf = _node.Conf().ToJsonString();
+        var masq = _node.Conf(edit: c => c["ipMasq"] = true);
+        var conf = masq.ToJsonString();
+        var gcConf = _node.Conf(edit: c =>
+        {
+            c["ipMasq"] = true;
+            c["cni.dev/valid-attachments"] = Attachments("alive");
+        });
 
         // Kill real ADDs with SIGKILL at spread-out moments (sometimes before, sometimes during, sometimes after
         // the veth and the address exist), then GC with only the survivor valid.
         var live = _node.NewPod();
-        _node.Add(_node.Conf(), "alive", live);
+        _node.Add(masq, "alive", live);
         var sw = Stopwatch.StartNew();
         var probe = _node.NewPod();
-        _node.Add(_node.Conf(), "probe", probe);
+        _node.Add(masq, "probe", probe);
         var addMs = Math.Max(5, (int)sw.ElapsedMilliseconds);
-        Assert.True(Gc("cni.dev/valid-attachments", "alive").Ok);
+        Assert.True(_node.Exec("GC", gcConf, ifName: null).Ok);
 
         var killedAfterSomething = 0;
         for (var i = 0; i < 12; i++)
@@ -136,7 +160,7 @@ public sealed class GcTests : IDisposable
             Thread.Sleep(addMs * i / 10);
             try
             {
-                p.Kill();
+                p.Kill(entireProcessTree: true); // an iptables-restore child left running could re-add rules after GC
             }
             catch (InvalidOperationException)
             {
@@ -149,10 +173,13 @@ public sealed class GcTests : IDisposable
                 killedAfterSomething++;
             }
 
-            var gc = Gc("cni.dev/valid-attachments", "alive");
+            var gc = _node.Exec("GC", gcConf, ifName: null);
             Assert.True(gc.Ok, gc.ToString());
             Assert.Equal(["10.244.7.2"], _node.IpamFiles());
             Assert.Equal(Veths("alive"), Ports());
+            var chains = _node.NatRules().Split('\n').Where(l => l.Contains("CNI-", StringComparison.Ordinal)).ToList();
+            Assert.Equal(4, chains.Count); // alive's chain: declaration, ACCEPT, MASQUERADE, POSTROUTING jump
+            Assert.All(chains, l => Assert.Contains(Loom.Linux.Firewall.IpMasq.ChainName(CniNode.Network, "alive"), l, StringComparison.Ordinal));
         }
 
         Assert.True(killedAfterSomething > 0, "no kill landed after the ADD had changed something");
