@@ -10,6 +10,7 @@ namespace Loom.Cni;
 internal sealed partial class BridgePlugin
 {
     private const int EEXIST = 17;
+    private const int ENODEV = 19;
 
     /// <summary>
     /// ADD: each step that changes something pushes its undo; any failure runs them in reverse, so an ADD that
@@ -291,7 +292,14 @@ internal sealed partial class BridgePlugin
     {
         if (nl.LinkByName(name) is { } link)
         {
-            nl.LinkDel(link.Index);
+            try
+            {
+                nl.LinkDel(link.Index);
+            }
+            catch (NetlinkException e) when (e.Errno == ENODEV)
+            {
+                // Gone between lookup and delete (its peer's namespace was being destroyed): that is the goal.
+            }
         }
     }
 }
