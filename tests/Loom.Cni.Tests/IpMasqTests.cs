@@ -50,4 +50,20 @@ public sealed class IpMasqTests : IDisposable
         _node.Add(_node.Conf(), "m0", _node.NewPod());
         Assert.DoesNotContain("CNI-", _node.NatRules(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Container_ids_are_read_back_from_real_rules_of_this_network_only()
+    {
+        _node.Add(_node.Conf(edit: c => c["ipMasq"] = true), "id-a.1", _node.NewPod());
+        _node.Add(_node.Conf(edit: c => c["ipMasq"] = true), "id_b", _node.NewPod());
+        var other = _node.Conf(edit: c =>
+        {
+            c["name"] = "other";
+            c["ipMasq"] = true;
+        });
+        _node.Add(other, "id-c", _node.NewPod());
+        var nat = _node.NatRules();
+        Assert.Equal(["id-a.1", "id_b"], Loom.Linux.Firewall.IpMasq.ContainerIds(CniNode.Network, nat).Order(StringComparer.Ordinal));
+        Assert.Equal(["id-c"], Loom.Linux.Firewall.IpMasq.ContainerIds("other", nat));
+    }
 }
