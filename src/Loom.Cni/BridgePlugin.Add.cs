@@ -10,6 +10,7 @@ namespace Loom.Cni;
 internal sealed partial class BridgePlugin
 {
     private const int EEXIST = 17;
+    private const int ENODEV = 19;
 
     /// <summary>
     /// ADD: each step that changes something pushes its undo; any failure runs them in reverse, so an ADD that
@@ -17,6 +18,7 @@ internal sealed partial class BridgePlugin
     /// </summary>
     private async Task<CniResult> AddAsync()
     {
+        RejectUnimplemented();
         var undo = new Stack<Action>();
         try
         {
@@ -28,13 +30,16 @@ internal sealed partial class BridgePlugin
                 throw new CniException(CniErrorCodes.Internal, $"interface {IfName} already exists in {env.NetNs}");
             }
 
-            var bridge = EnsureBridge(host);
             var result = await _ipam.AddAsync().ConfigureAwait(false);
             undo.Push(() => _ipam.DelAsync().GetAwaiter().GetResult());
             if (result.Ips.Count == 0)
             {
                 throw new CniException(CniErrorCodes.Internal, $"IPAM plugin {conf.Ipam!.Type} returned no address");
             }
+
+            // The bridge only once an address is held: an ADD refused by IPAM (exhausted, unusable dataDir)
+            // must not leave a new bridge behind on the node.
+            var bridge = EnsureBridge(host);
 
             var (hostLink, podLink) = CreateVeth(host, pod, containerNs, bridge);
             undo.Push(() => DeleteLink(host, HostVethName));
@@ -96,6 +101,23 @@ internal sealed partial class BridgePlugin
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Reference-bridge keys that are parsed but not implemented. Ignoring them would wire a pod without the
+    /// VLAN or anti-spoofing isolation the operator asked for, so ADD refuses them (spec code 2, naming key and value).
+    /// </summary>
+    private void RejectUnimplemented()
+    {
+        if (conf.Vlan != 0)
+        {
+            throw new CniException(CniErrorCodes.UnsupportedField, $"unsupported field \"vlan\": {conf.Vlan}", "loom-cni does not tag bridge ports with a VLAN");
+        }
+
+        if (conf.MacSpoofCheck)
+        {
+            throw new CniException(CniErrorCodes.UnsupportedField, "unsupported field \"macspoofchk\": true", "loom-cni does not install MAC spoof-check rules");
         }
     }
 
@@ -275,7 +297,14 @@ internal sealed partial class BridgePlugin
     {
         if (nl.LinkByName(name) is { } link)
         {
-            nl.LinkDel(link.Index);
+            try
+            {
+                nl.LinkDel(link.Index);
+            }
+            catch (NetlinkException e) when (e.Errno == ENODEV)
+            {
+                // Gone between lookup and delete (its peer's namespace was being destroyed): that is the goal.
+            }
         }
     }
 }

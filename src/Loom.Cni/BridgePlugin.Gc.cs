@@ -1,5 +1,6 @@
 using Loom.Core.Cni;
 using Loom.Linux;
+using Loom.Linux.Firewall;
 
 namespace Loom.Cni;
 
@@ -7,13 +8,19 @@ internal sealed partial class BridgePlugin
 {
     /// <summary>
     /// GC: the runtime names every attachment still valid; everything else this network holds is released:
-    /// addresses in IPAM and host veths on the bridge whose name no valid attachment hashes to.
+    /// addresses in IPAM, masquerade chains (with ipMasq), and host veths on the bridge whose name no valid
+    /// attachment hashes to.
     /// </summary>
     private async Task GcAsync()
     {
         var valid = conf.ValidAttachments ?? throw new CniException(CniErrorCodes.InvalidNetworkConfig, "invalid network config",
             "key \"cni.dev/valid-attachments\": required for GC");
         await _ipam.GcAsync(valid).ConfigureAwait(false);
+        if (conf.IpMasq)
+        {
+            // An ADD killed after installing masquerade leaves a chain no DEL will come for.
+            IpMasq.TeardownAllExcept(conf.Name, valid.Select(v => v.ContainerId).ToHashSet(StringComparer.Ordinal));
+        }
 
         using var host = Netlink.Open();
         if (host.LinkByName(conf.BridgeName) is not { } bridge)

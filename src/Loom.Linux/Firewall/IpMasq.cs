@@ -90,6 +90,44 @@ public static class IpMasq
         }
     }
 
+    /// <summary>
+    /// Container ids that have a POSTROUTING jump of <paramref name="network"/> in <paramref name="natSave"/>, read
+    /// back from the rule comment: what GC needs to find chains of attachments it no longer knows about.
+    /// </summary>
+    public static IReadOnlyList<string> ContainerIds(string network, string natSave)
+    {
+        ArgumentNullException.ThrowIfNull(natSave);
+        var marker = "--comment " + Quote(Comment(network, ""))[..^3]; // up to and including: id: \"
+        var ids = new List<string>();
+        foreach (var line in natSave.Split('\n'))
+        {
+            var at = line.StartsWith("-A POSTROUTING ", StringComparison.Ordinal) ? line.IndexOf(marker, StringComparison.Ordinal) : -1;
+            if (at < 0)
+            {
+                continue;
+            }
+
+            var rest = line.AsSpan(at + marker.Length);
+            var end = rest.IndexOf("\\\"", StringComparison.Ordinal);
+            if (end > 0 && !ids.Contains(rest[..end].ToString()))
+            {
+                ids.Add(rest[..end].ToString());
+            }
+        }
+
+        return ids;
+    }
+
+    /// <summary>Tears down every chain of <paramref name="network"/> whose container id is not in <paramref name="keep"/>.</summary>
+    public static void TeardownAllExcept(string network, IReadOnlySet<string> keep, bool ipv6 = false)
+    {
+        ArgumentNullException.ThrowIfNull(keep);
+        foreach (var id in ContainerIds(network, IptablesRestore.Save("nat", ipv6)).Where(id => !keep.Contains(id)))
+        {
+            Teardown(network, id, ipv6);
+        }
+    }
+
     // iptables-save prints comments in double quotes with inner quotes escaped; match that so lookups compare equal.
     private static string Quote(string s) => "\"" + s.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }
