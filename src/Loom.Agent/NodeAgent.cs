@@ -1,13 +1,104 @@
+using Loom.Core.Model;
+using Loom.Core.Store;
+using Loom.Store.Etcd;
+using Loom.Store.Sqlite;
+
 namespace Loom.Agent;
 
-/// <summary>Entry point of <c>loom agent</c>.</summary>
+/// <summary>Entry point of <c>loom agent</c>: opens the store, then runs the node's agent until cancelled.</summary>
 public static class NodeAgent
 {
-    public static Task<int> RunAsync(AgentConfig config, TextWriter log, CancellationToken cancellationToken)
+    /// <returns>The process exit code.</returns>
+    public static async Task<int> RunAsync(AgentConfig config, TextWriter log, CancellationToken cancellationToken)
     {
-        _ = config;
-        _ = log;
-        _ = cancellationToken;
-        return Task.FromResult(1);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(log);
+        IStore store;
+        try
+        {
+            store = await OpenStoreAsync(config.Store, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or AgentConfigException)
+        {
+            await log.WriteLineAsync($"loom agent: cannot open the {config.Store.Type} store: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
+        await using (store.ConfigureAwait(false))
+        {
+            using var agent = new AgentHost(config, store, log);
+            try
+            {
+                await agent.RunAsync(cancellationToken).ConfigureAwait(false);
+                return 0;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return 0;
+            }
+            catch (AgentStartException e)
+            {
+                await log.WriteLineAsync($"loom agent: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+        }
+    }
+
+    public static async Task<IStore> OpenStoreAsync(StoreConfig config, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        switch (config.Type)
+        {
+            case "sqlite":
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(config.Path))!);
+                return await SqliteStore.OpenAsync(config.Path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            case "etcd":
+                if (config.Endpoints.Count == 0)
+                {
+                    throw new AgentConfigException("store.endpoints: etcd needs at least one endpoint");
+                }
+
+                return EtcdStore.Connect(new Uri(config.Endpoints[0]));
+            default:
+                throw new AgentConfigException($"store.type: \"{config.Type}\" is not a store; use sqlite or etcd");
+        }
+    }
+
+    /// <summary>The cluster config in the store, or the defaults written there by the first agent to start.</summary>
+    public static async Task<ClusterConfig> ClusterConfigAsync(IStore store, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        while (true)
+        {
+            var existing = await store.GetAsync(Kinds.ClusterConfig, "cluster", cancellationToken).ConfigureAwait(false);
+            if (existing is not null)
+            {
+                return existing.Value;
+            }
+
+            var created = await store.PutAsync(Kinds.ClusterConfig, new ClusterConfig(), expectedRevision: 0, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (created.Succeeded)
+            {
+                return new ClusterConfig();
+            }
+        }
+    }
+}
+
+/// <summary>The agent cannot start: the message says what to fix (no such interface, pool exhausted...).</summary>
+public sealed class AgentStartException : Exception
+{
+    public AgentStartException()
+    {
+    }
+
+    public AgentStartException(string message)
+        : base(message)
+    {
+    }
+
+    public AgentStartException(string message, Exception inner)
+        : base(message, inner)
+    {
     }
 }

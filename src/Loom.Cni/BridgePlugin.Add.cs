@@ -74,6 +74,11 @@ internal sealed partial class BridgePlugin
                 CopyDns(conf.Dns, result.Dns);
             }
 
+            if (AgentRegistration.SocketOf(conf) is { } socket)
+            {
+                await AgentRegistration.AddAsync(socket, env, result, conf).ConfigureAwait(false);
+            }
+
             return result;
         }
         catch

@@ -32,6 +32,10 @@ internal sealed partial class BridgePlugin
         }
 
         await _ipam.DelAsync().ConfigureAwait(false);
+        if (AgentRegistration.SocketOf(conf) is { } socket)
+        {
+            await AgentRegistration.DelAsync(socket, env).ConfigureAwait(false);
+        }
     }
 
     private static NetNsHandle? TryOpenNs(string path)

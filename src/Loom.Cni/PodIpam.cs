@@ -72,7 +72,7 @@ internal sealed class DelegatedIpam(CniEnvironment env, NetConf conf) : IPodIpam
 
 internal sealed class BuiltinIpam(CniEnvironment env, NetConf conf) : IPodIpam
 {
-    private readonly IpamConfig _config = IpamConfig.Parse(conf.Ipam!.Element, conf.Name);
+    private readonly IpamConfig _config = SubnetFile.TryLoad(conf, env.Command) ?? IpamConfig.Parse(conf.Ipam!.Element, conf.Name);
 
     private Attachment Attachment => new(env.ContainerId!, env.IfName!);
 

@@ -1,0 +1,106 @@
+using System.Net.NetworkInformation;
+using Loom.Agent.Overlay;
+using Loom.Core.Model;
+using Loom.Core.Store;
+
+namespace Loom.Agent;
+
+internal sealed partial class AgentHost
+{
+    /// <summary>
+    /// Writes this node's object, keeping what others set on it (labels, taints, cordon). Returns the store
+    /// revision to watch from.
+    /// </summary>
+    private async Task<long> RegisterNodeAsync(bool ready, CancellationToken ct)
+    {
+        while (true)
+        {
+            var existing = await store.GetAsync(Kinds.Node, _node, ct).ConfigureAwait(false);
+            var node = (existing?.Value ?? new Node { Name = _node, UnderlayInterface = config.Iface, UnderlayIp = _underlayIp }) with
+            {
+                UnderlayInterface = config.Iface,
+                UnderlayIp = _underlayIp,
+                PodCidrs = [_podCidr],
+                VtepMac = _vxlan is null ? null : Mac(_vxlan),
+                Heartbeat = DateTimeOffset.UtcNow,
+                Ready = ready,
+            };
+            var put = await store.PutAsync(Kinds.Node, node, expectedRevision: existing?.Revision ?? 0, cancellationToken: ct).ConfigureAwait(false);
+            if (put.Succeeded)
+            {
+                return put.Revision;
+            }
+        }
+    }
+
+    private async Task HeartbeatAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Max(1, config.HeartbeatSeconds)));
+        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+        {
+            try
+            {
+                await RegisterNodeAsync(ready: true, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                Log($"heartbeat failed: {e.Message}");
+            }
+        }
+    }
+
+    private async Task WatchNodesAsync(long fromRevision, CancellationToken ct)
+    {
+        while (true)
+        {
+            try
+            {
+                await foreach (var e in store.WatchAsync(Kinds.Node, fromRevision, ct).ConfigureAwait(false))
+                {
+                    fromRevision = e.Revision;
+                    if (e.Key != _node)
+                    {
+                        _reconcile.Release();
+                    }
+                }
+            }
+            catch (StoreCompactedException)
+            {
+                // Missed history: a full reconcile from the current state is all that is needed.
+                fromRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
+                _reconcile.Release();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException && !ct.IsCancellationRequested)
+            {
+                Log($"node watch broke, restarting: {e.Message}");
+                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                _reconcile.Release();
+            }
+        }
+    }
+
+    /// <summary>Desired peers are all other nodes that have a pod CIDR and a VTEP MAC.</summary>
+    private async Task ReconcilePeersAsync(CancellationToken ct)
+    {
+        var (nodes, _) = await store.ListAsync(Kinds.Node, ct).ConfigureAwait(false);
+        var peers = new List<VxlanPeer>();
+        foreach (var n in nodes.Select(v => v.Value).Where(n => n.Name != _node && n.PodCidrs.Count > 0 && n.VtepMac is not null))
+        {
+            var mac = PhysicalAddress.Parse(n.VtepMac!.Replace(':', '-'));
+            peers.AddRange(n.PodCidrs.Select(c => new VxlanPeer(n.Name, c, n.UnderlayIp, mac)));
+        }
+
+        var changes = VxlanRoutes.Reconcile(_nl!, _vxlan!, peers);
+        lock (_stateLock)
+        {
+            _peers = peers;
+            _syncs++;
+            _lastSync = DateTimeOffset.UtcNow;
+        }
+
+        if (changes.Any)
+        {
+            Log($"overlay: {peers.Count} peer(s) [{string.Join(", ", peers.Select(p => $"{p.Node} {p.PodCidr} via {p.UnderlayIp}"))}]: +{changes.Added} -{changes.Removed} kernel entries");
+        }
+    }
+}

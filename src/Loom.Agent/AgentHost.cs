@@ -1,0 +1,128 @@
+using System.Net;
+using System.Net.Sockets;
+using Loom.Agent.Cni;
+using Loom.Agent.Masq;
+using Loom.Agent.Overlay;
+using Loom.Core.Model;
+using Loom.Core.Pool;
+using Loom.Core.Store;
+using Loom.Linux;
+
+namespace Loom.Agent;
+
+/// <summary>
+/// One node's agent. Start-up order matters: the node's datapath (tunnel device, peers, masquerade) is
+/// programmed and the API socket is listening before the CNI config appears, so the first pod never lands on
+/// a node that cannot route it. Nothing is flushed on start: an agent restarted after SIGKILL adopts what the
+/// kernel has and only corrects differences, so established flows never notice. Partial files by concern.
+/// </summary>
+internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWriter log) : IDisposable
+{
+    private readonly string _node = config.Node!;
+    private readonly SemaphoreSlim _reconcile = new(0);
+    private readonly Lock _stateLock = new();
+    private INetlink? _nl;
+    private ClusterConfig _cluster = new();
+    private IPNetwork _podCidr;
+    private IPAddress _underlayIp = IPAddress.None;
+    private Link? _vxlan;
+    private bool _ipMasq;
+    private IReadOnlyList<VxlanPeer> _peers = [];
+    private long _syncs;
+    private DateTimeOffset _lastSync;
+    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        using var nl = Netlink.Open();
+        _nl = nl;
+        _cluster = await NodeAgent.ClusterConfigAsync(store, ct).ConfigureAwait(false);
+        _ipMasq = config.IpMasq ?? _cluster.IpMasq;
+        var underlay = FindUnderlay(nl);
+        Log($"node {_node}: underlay {config.Iface} {_underlayIp} mtu {underlay.Mtu}");
+
+        _podCidr = await AllocatePodCidrAsync(ct).ConfigureAwait(false);
+        Log($"pod CIDR {_podCidr} from pools {string.Join(", ", _cluster.PodCidrPools)}");
+
+        _vxlan = VxlanDevice.Ensure(nl, _cluster.Tunnel.Device, (uint)_cluster.Tunnel.Vni, (ushort)_cluster.Tunnel.Port, _underlayIp, underlay, _podCidr);
+        Log($"tunnel {_vxlan.Name}: vni {_cluster.Tunnel.Vni} port {_cluster.Tunnel.Port} mtu {_vxlan.Mtu} vtep {Mac(_vxlan)}");
+
+        Sysctl.Set("net.ipv4.ip_forward", "1");
+        NodeMasq.Sync(_cluster.PodCidrPools, _podCidr, _ipMasq);
+        var revision = await RegisterNodeAsync(ready: false, ct).ConfigureAwait(false);
+        await ReconcilePeersAsync(ct).ConfigureAwait(false);
+
+        using var api = StartApi(ct);
+        WriteCniConfig(_vxlan.Mtu);
+        await RegisterNodeAsync(ready: true, ct).ConfigureAwait(false);
+        Log($"ready: {Path.Combine(config.CniConfDir, NodeCniConfig.ConflistName)} written");
+
+        var watch = WatchNodesAsync(revision, ct);
+        var heartbeat = HeartbeatAsync(ct);
+        var loop = ReconcileLoopAsync(ct);
+        await Task.WhenAny(watch, heartbeat, loop).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        await Task.WhenAll(watch, heartbeat, loop).ConfigureAwait(false); // surfaces the failure
+    }
+
+    private Link FindUnderlay(INetlink nl)
+    {
+        var link = nl.LinkByName(config.Iface)
+                   ?? throw new AgentStartException($"underlay interface {config.Iface} does not exist (set --iface or \"iface\")");
+        var addrs = nl.AddrList(link.Index, AddressFamily.InterNetwork);
+        var addr = (addrs.Count > 0 ? addrs[0] : null) ?? throw new AgentStartException($"underlay interface {config.Iface} has no IPv4 address");
+        _underlayIp = addr.Ip;
+        return link;
+    }
+
+    private async Task<IPNetwork> AllocatePodCidrAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await PodCidrAllocator.Create(store, _cluster).AllocateAsync(_node, ct).ConfigureAwait(false);
+        }
+        catch (PodCidrPoolExhaustedException e)
+        {
+            throw new AgentStartException(e.Message, e);
+        }
+    }
+
+    private void WriteCniConfig(int mtu)
+    {
+        Directory.CreateDirectory(config.StateDir);
+        NodeCniConfig.WriteAtomically(config.SubnetFile, NodeCniConfig.RenderSubnetEnv(_cluster.PodCidrPools, _podCidr, mtu, _ipMasq));
+        NodeCniConfig.WriteAtomically(Path.Combine(config.CniConfDir, NodeCniConfig.ConflistName), NodeCniConfig.RenderConflist(config, mtu));
+    }
+
+    private async Task ReconcileLoopAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            // A periodic resync repairs what someone changed by hand, even when the store is quiet.
+            await _reconcile.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            while (_reconcile.CurrentCount > 0)
+            {
+                await _reconcile.WaitAsync(ct).ConfigureAwait(false); // coalesce bursts of events into one pass
+            }
+
+            try
+            {
+                await ReconcilePeersAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                Log($"reconcile failed, retrying: {e.Message}");
+                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                _reconcile.Release();
+            }
+        }
+    }
+
+    public void Dispose() => _reconcile.Dispose();
+
+    private void Log(string message) =>
+        log.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {message}");
+
+    private static string Mac(Link link) =>
+        link.HardwareAddr is null ? "" : string.Join(':', link.HardwareAddr.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+}

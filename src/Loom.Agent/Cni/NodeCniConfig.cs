@@ -1,0 +1,79 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace Loom.Agent.Cni;
+
+/// <summary>
+/// What the agent hands the node's container runtime once the node is ready: the subnet file (the role of
+/// flannel's subnet.env: the cluster network, this node's range, the MTU) and <c>10-loom.conflist</c>, written
+/// only then, so a runtime never starts pods on a node whose network is not there yet.
+/// </summary>
+internal static class NodeCniConfig
+{
+    public const string ConflistName = "10-loom.conflist";
+    public const string NetworkName = "loom";
+
+    public static string RenderSubnetEnv(IReadOnlyList<IPNetwork> pools, IPNetwork nodeCidr, int mtu, bool ipMasq)
+    {
+        var gateway = Gateway(nodeCidr);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"LOOM_NETWORK={string.Join(',', pools)}\nLOOM_SUBNET={gateway}/{nodeCidr.PrefixLength}\nLOOM_MTU={mtu}\nLOOM_IPMASQ={(ipMasq ? "true" : "false")}\n");
+    }
+
+    /// <summary>Bridge mode, as flannel's delegate: cni0, gateway on the bridge, routes via it; portmap chained.</summary>
+    public static string RenderConflist(AgentConfig config, int mtu)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("cniVersion", "1.0.0"); // the reference plugins chained after us speak up to 1.0.0
+            w.WriteString("name", NetworkName);
+            w.WriteStartArray("plugins");
+            w.WriteStartObject();
+            w.WriteString("type", "loom-cni");
+            w.WriteString("bridge", "cni0");
+            w.WriteBoolean("isGateway", true);
+            w.WriteBoolean("isDefaultGateway", true);
+            w.WriteBoolean("hairpinMode", true);
+            w.WriteBoolean("ipMasq", false); // the agent masquerades for the whole node (LOOM-POSTRTG)
+            w.WriteNumber("mtu", mtu);
+            w.WriteString("agentSocket", config.SocketPath);
+            w.WriteStartObject("ipam");
+            w.WriteString("type", "loom");
+            w.WriteString("subnetFile", config.SubnetFile);
+            w.WriteString("dataDir", config.IpamDataDir);
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteStartObject();
+            w.WriteString("type", "portmap");
+            w.WriteStartObject("capabilities");
+            w.WriteBoolean("portMappings", true);
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
+    }
+
+    /// <summary>Writes through a temp file and rename: a runtime polling the directory never reads half a file.</summary>
+    public static void WriteAtomically(string path, string content)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var tmp = Path.Combine(Path.GetDirectoryName(path)!, "." + Path.GetFileName(path) + ".tmp");
+        File.WriteAllText(tmp, content);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public static IPAddress Gateway(IPNetwork cidr)
+    {
+        var b = cidr.BaseAddress.GetAddressBytes();
+        b[^1]++;
+        return new IPAddress(b);
+    }
+}

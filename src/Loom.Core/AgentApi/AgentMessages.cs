@@ -1,0 +1,85 @@
+using System.Text.Json.Serialization;
+
+namespace Loom.Core.AgentApi;
+
+/// <summary>
+/// The agent's socket protocol: one JSON request per line, one JSON response per line, on a root-only unix
+/// socket. Small on purpose: loom-cni (NativeAOT, started per call) and the CLI are its only clients.
+/// </summary>
+public sealed record AgentRequest
+{
+    /// <summary><c>status</c>, <c>endpoint-add</c> or <c>endpoint-del</c>.</summary>
+    public required string Op { get; init; }
+
+    public EndpointRegistration? Endpoint { get; init; }
+}
+
+/// <summary>What loom-cni tells the agent about an attachment after ADD (and, by container id, on DEL).</summary>
+public sealed record EndpointRegistration
+{
+    public string Namespace { get; init; } = "default";
+
+    public string Name { get; init; } = "";
+
+    public required string ContainerId { get; init; }
+
+    public string Interface { get; init; } = "eth0";
+
+    public IReadOnlyList<string> Ips { get; init; } = [];
+
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+}
+
+public sealed record AgentResponse
+{
+    public bool Ok { get; init; }
+
+    public string? Error { get; init; }
+
+    public AgentStatus? Status { get; init; }
+}
+
+/// <summary>What <c>loom status</c> shows.</summary>
+public sealed record AgentStatus
+{
+    public required string Node { get; init; }
+
+    public bool Healthy { get; init; }
+
+    public string Store { get; init; } = "";
+
+    public string UnderlayInterface { get; init; } = "";
+
+    public string UnderlayIp { get; init; } = "";
+
+    public string PodCidr { get; init; } = "";
+
+    public int IpamUsed { get; init; }
+
+    public int IpamCapacity { get; init; }
+
+    public string RoutingMode { get; init; } = "";
+
+    public string TunnelDevice { get; init; } = "";
+
+    public string VtepMac { get; init; } = "";
+
+    public bool IpMasq { get; init; }
+
+    public IReadOnlyList<TunnelPeer> Peers { get; init; } = [];
+
+    public IReadOnlyList<EndpointRegistration> Endpoints { get; init; } = [];
+
+    public long Syncs { get; init; }
+
+    public DateTimeOffset LastSync { get; init; }
+
+    public DateTimeOffset Started { get; init; }
+}
+
+public sealed record TunnelPeer(string Node, string PodCidr, string UnderlayIp, string VtepMac);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(AgentRequest))]
+[JsonSerializable(typeof(AgentResponse))]
+public sealed partial class AgentApiJsonContext : JsonSerializerContext;
