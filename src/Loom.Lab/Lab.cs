@@ -94,14 +94,18 @@ public static class Lab
             return state;
         }
 
+        // One at a time, each once it has claimed its pod CIDR: nodes get their /24 in join order, like the
+        // scenario's cluster (k8s-ctr 10.244.0.0/24, k8s-w1 10.244.1.0/24, ...).
+        var deadline = DateTime.UtcNow + options.ReadyTimeout;
         foreach (var node in state.Nodes)
         {
             node.AgentPid = StartAgent(state, node);
             state.Save();
-            Step($"agent on {node.Name} started (pid {node.AgentPid})");
+            var cidr = await WaitPodCidrAsync(state, node, deadline, cancellationToken).ConfigureAwait(false);
+            Step($"agent on {node.Name} started (pid {node.AgentPid}), pod CIDR {cidr}");
         }
 
-        await WaitReadyAsync(state, options.ReadyTimeout, Step, cancellationToken).ConfigureAwait(false);
+        await WaitReadyAsync(state, deadline, options.ReadyTimeout, Step, cancellationToken).ConfigureAwait(false);
         Step($"lab up: {state.Nodes.Count} nodes Ready ({state.Store} store)");
         return state;
     }
@@ -497,10 +501,40 @@ public static class Lab
         return LabProcesses.StartDetached(node.Netns, Path.Combine(dir, "agent.log"), state.LoomPath, ["agent", "--node", node.Name, "--config", config]);
     }
 
-    private static async Task WaitReadyAsync(LabState state, TimeSpan timeout, Action<string> step, CancellationToken cancellationToken)
+    private static async Task<string> WaitPodCidrAsync(LabState state, LabNode node, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var log = Path.Combine(state.NodeDir(node.Name), "agent.log");
+        while (true)
+        {
+            if (node.AgentPid is { } pid && !LabProcesses.IsAlive(pid))
+            {
+                throw new LabException($"the agent on {node.Name} (pid {pid}) exited; {log}:\n{LogTail(log)}\n(run `loom lab down` to clean up)");
+            }
+
+            try
+            {
+                if ((await ReadNodesAsync(state, cancellationToken).ConfigureAwait(false)).TryGetValue(node.Name, out var n) && n.PodCidrs.Count > 0)
+                {
+                    return string.Join(",", n.PodCidrs);
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            {
+                // the store is busy or not reachable yet: try again
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new LabException($"the agent on {node.Name} claimed no pod CIDR in time; {log}:\n{LogTail(log)}\n(run `loom lab down` to clean up)");
+            }
+
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task WaitReadyAsync(LabState state, DateTime deadline, TimeSpan timeout, Action<string> step, CancellationToken cancellationToken)
     {
         var pending = new HashSet<string>(state.Nodes.Select(n => n.Name), StringComparer.Ordinal);
-        var deadline = DateTime.UtcNow + timeout;
         while (pending.Count > 0)
         {
             foreach (var node in state.Nodes.Where(n => pending.Contains(n.Name)))
