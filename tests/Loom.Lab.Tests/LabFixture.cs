@@ -59,6 +59,22 @@ public static class TestLab
         return stdout;
     }
 
+    /// <summary>Runs a command until its output satisfies <paramref name="done"/> (up to 10 s); returns the last output.</summary>
+    public static async Task<string> Eventually(string netns, string[] command, Func<string, bool> done)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var output = await Capture(netns, command);
+            if (done(output) || DateTime.UtcNow > deadline)
+            {
+                return output;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
     /// <summary>One TCP exchange: a listener in <paramref name="serverNs"/> on ip:port, a client in <paramref name="clientNs"/>.</summary>
     public static async Task<string> TcpExchange(string serverNs, string clientNs, IPAddress ip, int port, string message)
     {
