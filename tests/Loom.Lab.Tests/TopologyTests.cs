@@ -115,11 +115,17 @@ public sealed class TopologyTests
     [Fact]
     public async Task Up_after_a_crash_removes_the_leftovers_and_comes_up()
     {
-        var o = TestLab.Options(store: LabStoreKind.Etcd);
+        var o = TestLab.Options(agents: true, store: LabStoreKind.Etcd);
         try
         {
             var first = await Lab.UpAsync(o, TextWriter.Null);
             var etcd = first.EtcdPid!.Value;
+            // kill -9 of the agents (the lab's CLI is long gone anyway); etcd is left running, orphaned.
+            foreach (var n in first.Nodes)
+            {
+                LabProcesses.Kill(n.AgentPid!.Value);
+            }
+
             // A workload in a node whose command line says nothing about the lab: found by its namespace.
             var sleeper = LabProcesses.StartDetached(first.Node("k8s-w1").Netns, Path.Combine(o.LabDir, "sleep.log"), "/bin/sleep", ["600"]);
             Assert.True(LabProcesses.IsAlive(sleeper));
@@ -134,9 +140,16 @@ public sealed class TopologyTests
             Assert.NotEqual(etcd, second.EtcdPid);
             Assert.True(LabProcesses.IsAlive(second.EtcdPid!.Value));
             Assert.Equal(4, TestLab.Namespaces(o.Prefix).Count);
+            Assert.All(second.Nodes, n => Assert.True(LabProcesses.IsAlive(n.AgentPid!.Value)));
+            Assert.All((await Lab.ReadNodesAsync(second)).Values, n => Assert.True(n.Ready));
 
             // kill -9 of everything, then down without a state file still cleans up.
             LabProcesses.Kill(second.EtcdPid.Value);
+            foreach (var n in second.Nodes)
+            {
+                LabProcesses.Kill(n.AgentPid!.Value);
+            }
+
             File.Delete(LabState.StateFile(o.LabDir));
             Assert.True(await Lab.DownAsync(o.LabDir, o.Prefix));
             Assert.Empty(TestLab.Namespaces(o.Prefix));
