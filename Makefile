@@ -23,4 +23,4 @@ bench: build
 	@bench/cni.sh
 
 clean:
-	rm -rf out TestResults src/*/bin src/*/obj tests/*/bin tests/*/obj
+	rm -rf out TestResults src/*/bin src/*/obj tests/*/bin tests/*/obj bench/*/bin bench/*/obj

@@ -32,6 +32,12 @@ public sealed record AgentConfig
     /// <summary>Seconds between heartbeats recorded on the node object.</summary>
     public int HeartbeatSeconds { get; set; } = 5;
 
+    /// <summary>
+    /// TTL of the lease the node object is written under, renewed every heartbeat (flannel's subnet lease): a
+    /// node whose agent is gone longer than this disappears from the cluster, and its peers drop their routes to it.
+    /// </summary>
+    public int NodeLeaseSeconds { get; set; } = 600;
+
     public string SocketPath => Path.Combine(StateDir, "agent.sock");
 
     public string SubnetFile => Path.Combine(StateDir, "subnet.env");

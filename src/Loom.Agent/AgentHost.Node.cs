@@ -25,12 +25,23 @@ internal sealed partial class AgentHost
                 Heartbeat = DateTimeOffset.UtcNow,
                 Ready = ready,
             };
-            var put = await store.PutAsync(Kinds.Node, node, expectedRevision: existing?.Revision ?? 0, cancellationToken: ct).ConfigureAwait(false);
+            var put = await store.PutAsync(Kinds.Node, node, expectedRevision: existing?.Revision ?? 0, lease: await LeaseAsync(ct).ConfigureAwait(false), cancellationToken: ct).ConfigureAwait(false);
             if (put.Succeeded)
             {
                 return put.Revision;
             }
         }
+    }
+
+    /// <summary>The node's lease, renewed; a new one if it lapsed (a put under it moves the node off the old one).</summary>
+    private async Task<long> LeaseAsync(CancellationToken ct)
+    {
+        if (_lease == 0 || !await store.KeepAliveAsync(_lease, ct).ConfigureAwait(false))
+        {
+            _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(Math.Max(2, config.NodeLeaseSeconds)), ct).ConfigureAwait(false);
+        }
+
+        return _lease;
     }
 
     private async Task HeartbeatAsync(CancellationToken ct)

@@ -29,6 +29,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     private bool _ipMasq;
     private IReadOnlyList<VxlanPeer> _peers = [];
     private long _syncs;
+    private long _lease;
     private DateTimeOffset _lastSync;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
 

@@ -1,4 +1,5 @@
 using Loom.Core.Model;
+using Loom.Core.Pool;
 using Loom.Core.Store;
 using Loom.Store.Etcd;
 using Loom.Store.Sqlite;
@@ -62,6 +63,25 @@ public static class NodeAgent
             default:
                 throw new AgentConfigException($"store.type: \"{config.Type}\" is not a store; use sqlite or etcd");
         }
+    }
+
+    /// <summary>
+    /// Removes a node from the cluster, as <c>kubectl delete node</c> with the IPAM controller behind it: its
+    /// object (peers then drop their routes, neighbour and FDB entries to it), its endpoints, its pod CIDR.
+    /// </summary>
+    public static async Task<bool> RemoveNodeAsync(IStore store, string node, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var existed = await store.DeleteAsync(Kinds.Node, node, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var (endpoints, _) = await store.ListAsync(Kinds.Endpoint, cancellationToken).ConfigureAwait(false);
+        foreach (var e in endpoints.Where(e => e.Value.Node == node))
+        {
+            await store.DeleteAsync(Kinds.Endpoint, e.Key, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+
+        var cluster = await ClusterConfigAsync(store, cancellationToken).ConfigureAwait(false);
+        await PodCidrAllocator.Create(store, cluster).ReleaseAsync(node, cancellationToken).ConfigureAwait(false);
+        return existed;
     }
 
     /// <summary>The cluster config in the store, or the defaults written there by the first agent to start.</summary>

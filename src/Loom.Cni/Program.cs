@@ -6,7 +6,9 @@ using Loom.Core.Cni;
 byte[] stdin;
 using (var ms = new MemoryStream())
 {
-    await Console.OpenStandardInput().CopyToAsync(ms).ConfigureAwait(false);
+    // Synchronously: an async copy would start the thread pool, a few milliseconds of a call that lives for ten.
+    using var input = Console.OpenStandardInput();
+    input.CopyTo(ms);
     stdin = ms.ToArray();
 }
 

@@ -62,8 +62,15 @@ public static class CniRunner
         using var p = NetNs.Run(node, () => Process.Start(psi)!);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardInput.Write(config);
-        p.StandardInput.Close();
+        try
+        {
+            p.StandardInput.Write(config);
+            p.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // A plugin may exit without reading stdin (the reference bridge does for VERSION); runtimes ignore it.
+        }
         if (!p.WaitForExit(TimeSpan.FromSeconds(60)))
         {
             p.Kill(entireProcessTree: true);

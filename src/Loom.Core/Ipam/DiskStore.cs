@@ -82,8 +82,9 @@ internal sealed class DiskStore : IDisposable
         {
             using (file)
             {
+                // No fsync, as host-local: O_EXCL already makes the claim exclusive, and an allocation that a
+                // power cut loses belonged to a pod that did not survive the reboot either.
                 file.Write(Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName));
-                file.Flush(flushToDisk: true);
             }
         }
         catch
