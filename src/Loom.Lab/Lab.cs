@@ -139,27 +139,21 @@ public static class Lab
         namespaces.AddRange(NetNs.List().Where(n => n.StartsWith(prefix, StringComparison.Ordinal)));
         namespaces = [.. namespaces.Distinct(StringComparer.Ordinal)];
 
-        var pids = new List<int>();
-        if (state is not null)
+        // Agents first (they may still talk to the store on their way out), then etcd, then whatever else is found.
+        var agents = state?.Nodes.Select(n => n.AgentPid ?? 0).Where(p => p > 0).ToList() ?? [];
+        var etcd = state?.EtcdPid is { } etcdPid ? new List<int> { etcdPid } : [];
+        var others = LabProcesses.FindLabProcesses(Path.GetFullPath(labDir), namespaces).Except(agents).Except(etcd).ToList();
+        foreach (var (what, pids) in new[] { ("agent", agents), ("etcd", etcd), ("process", others) })
         {
-            pids.AddRange(state.Nodes.Select(n => n.AgentPid ?? 0).Where(p => p > 0));
-            if (state.EtcdPid is { } e)
-            {
-                pids.Add(e);
-            }
-        }
-
-        pids.AddRange(LabProcesses.FindLabProcesses(Path.GetFullPath(labDir), namespaces));
-        foreach (var pid in pids.Distinct())
-        {
-            if (LabProcesses.IsAlive(pid))
+            var alive = pids.Where(LabProcesses.IsAlive).ToList();
+            foreach (var pid in alive)
             {
                 found = true;
-                await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"stopping pid {pid}")).ConfigureAwait(false);
+                await log.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"stopping {what} pid {pid}")).ConfigureAwait(false);
             }
-        }
 
-        await Task.WhenAll(pids.Distinct().Select(p => LabProcesses.StopAsync(p, TimeSpan.FromSeconds(3)))).ConfigureAwait(false);
+            await Task.WhenAll(alive.Select(p => LabProcesses.StopAsync(p, TimeSpan.FromSeconds(3)))).ConfigureAwait(false);
+        }
 
         // Pods first (their veths die with them), then nodes, then the underlay.
         foreach (var ns in namespaces.OrderBy(n => n.Contains("-pod-", StringComparison.Ordinal) ? 0 : n.EndsWith("underlay", StringComparison.Ordinal) ? 2 : 1))
