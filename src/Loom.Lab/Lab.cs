@@ -201,7 +201,9 @@ public static class Lab
             throw new LabException($"invalid pod name '{name}' (letters, digits, '-', '.', '_')");
         }
 
-        if (state.Pod(name) is not null)
+        using var held = LabLock.Take(state.LabDir);
+        var current = LabState.Load(state.LabDir) ?? throw new LabException($"no lab in {state.LabDir}");
+        if (current.Pod(name) is not null)
         {
             throw new LabException($"pod '{name}' already exists");
         }
@@ -230,8 +232,10 @@ public static class Lab
             Directory.CreateDirectory(podDir);
             File.WriteAllText(Path.Combine(podDir, name + ".result.json"), result);
             var pod = new LabPod { Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList };
+            current.Pods.Add(pod);
+            current.Save();
+            state.Pods.RemoveAll(p => p.Name == name);
             state.Pods.Add(pod);
-            state.Save();
             return pod;
         }
         catch
@@ -245,8 +249,10 @@ public static class Lab
     public static void DeletePod(LabState state, string name)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var pod = state.Pod(name) ?? throw new LabException($"no pod '{name}' in the lab");
-        var node = state.Node(pod.Node);
+        using var held = LabLock.Take(state.LabDir);
+        var current = LabState.Load(state.LabDir) ?? throw new LabException($"no lab in {state.LabDir}");
+        var pod = current.Pod(name) ?? throw new LabException($"no pod '{name}' in the lab");
+        var node = current.Node(pod.Node);
         var resultFile = Path.Combine(state.LabDir, "pods", name + ".result.json");
         LabException? error = null;
         try
@@ -269,8 +275,9 @@ public static class Lab
 
         NetNs.Delete(pod.Netns);
         File.Delete(resultFile);
-        state.Pods.Remove(pod);
-        state.Save();
+        current.Pods.Remove(pod);
+        current.Save();
+        state.Pods.RemoveAll(p => p.Name == name);
         if (error is not null)
         {
             throw new LabException($"pod {name} removed, but CNI DEL reported: {error.Message}", error);

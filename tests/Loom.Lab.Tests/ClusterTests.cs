@@ -57,6 +57,13 @@ public sealed class ClusterTests
             Assert.Equal("echo:across", await TestLab.TcpExchange(web1.Netns, curl.Netns, Ip(web1), 8080, "across"));
             Assert.Equal("echo:within", await TestLab.TcpExchange(web1.Netns, web2.Netns, Ip(web1), 8081, "within"));
 
+            // Pods added concurrently (as from several shells) are all recorded, with distinct addresses.
+            var parallel = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => Task.Run(() => Lab.AddPod(state, $"p{i}", "k8s-w2"))));
+            var recorded = Lab.Load(o.LabDir)!.Pods;
+            Assert.Equal(7, recorded.Count);
+            Assert.Equal(4, parallel.Select(p => p.Ip).Distinct().Count());
+            Assert.All(parallel, p => Assert.StartsWith("10.244.2.", p.Ip, StringComparison.Ordinal));
+
             Lab.DeletePod(state, "web2");
             Assert.Null(Lab.Load(o.LabDir)!.Pod("web2"));
             Assert.DoesNotContain(web2.Netns, TestLab.Namespaces(o.Prefix));
