@@ -1,13 +1,208 @@
 using System.CommandLine;
+using System.Globalization;
+using Loom.Lab;
+using Loom.Linux;
 
 namespace Loom.Cli.Commands;
 
 /// <summary><c>loom lab ...</c>: the one-machine cluster of network namespaces.</summary>
 internal static class LabCommand
 {
+    private static readonly Option<string> LabDir = new("--lab-dir")
+    {
+        Description = "Lab state directory.",
+        DefaultValueFactory = _ => LabOptions.DefaultLabDir,
+        Recursive = true,
+    };
+
+    private static readonly Option<string> Prefix = new("--prefix")
+    {
+        Description = "Prefix of the lab's network namespaces.",
+        DefaultValueFactory = _ => LabOptions.DefaultPrefix,
+        Recursive = true,
+    };
+
     public static Command Create()
     {
-        var cmd = new Command("lab", "The one-machine lab: a cluster of network namespaces.");
+        var cmd = new Command("lab", "The one-machine lab: a cluster of network namespaces.")
+        {
+            LabDir, Prefix,
+            Up(), Down(), Status(), NodeGroup(), PodGroup(), Exec(),
+        };
         return cmd;
+    }
+
+    private static Command Up()
+    {
+        var nodes = new Option<int>("--nodes") { Description = "Number of nodes: k8s-ctr plus workers k8s-w1...", DefaultValueFactory = _ => 3 };
+        var store = new Option<string>("--store") { Description = "Cluster store: sqlite (one file) or etcd (inside k8s-ctr).", DefaultValueFactory = _ => "sqlite" };
+        store.AcceptOnlyFromAmong("sqlite", "etcd");
+        var noAgents = new Option<bool>("--no-agents") { Description = "Build the topology only; start no agents." };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for every node to be Ready.", DefaultValueFactory = _ => 60 };
+        var cmd = new Command("up", "Remove any previous lab, build the topology, start the store and an agent per node, wait until Ready.")
+        {
+            nodes, store, noAgents, timeout,
+        };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            var options = new LabOptions
+            {
+                Nodes = parse.GetValue(nodes),
+                Store = parse.GetValue(store) == "etcd" ? LabStoreKind.Etcd : LabStoreKind.Sqlite,
+                LabDir = parse.GetValue(LabDir)!,
+                Prefix = parse.GetValue(Prefix)!,
+                StartAgents = !parse.GetValue(noAgents),
+                ReadyTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
+            };
+            await Lab.Lab.UpAsync(options, Console.Out, ct).ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Down()
+    {
+        var cmd = new Command("down", "Stop the lab's agents and etcd, delete its namespaces and state (also after a crash).");
+        cmd.SetAction((parse, _) => Guard(async () =>
+        {
+            var found = await Lab.Lab.DownAsync(parse.GetValue(LabDir)!, parse.GetValue(Prefix)!, Console.Out).ConfigureAwait(false);
+            await Console.Out.WriteLineAsync(found ? "lab down" : "no lab found; nothing to do").ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Status()
+    {
+        var cmd = new Command("status", "Show the lab's nodes, namespaces, agents, store and pods.");
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Lab.Lab.Load(parse.GetValue(LabDir)!);
+            if (state is null)
+            {
+                await Console.Out.WriteLineAsync("no lab is up").ConfigureAwait(false);
+                return 1;
+            }
+
+            var store = state.Store == "etcd"
+                ? $"etcd {string.Join(",", state.StoreEndpoints)} (pid {Pid(state.EtcdPid)})"
+                : $"sqlite {state.StorePath}";
+            var o = Console.Out;
+            await o.WriteLineAsync($"lab {state.LabDir}, prefix {state.Prefix}, store {store}, up since {state.Created:u}").ConfigureAwait(false);
+            await o.WriteLineAsync($"underlay {state.UnderlayNetns} {(NetNs.Exists(state.UnderlayNetns) ? "present" : "MISSING")}").ConfigureAwait(false);
+            IReadOnlyDictionary<string, Loom.Core.Model.Node> nodes;
+            try
+            {
+                nodes = await Lab.Lab.ReadNodesAsync(state, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            {
+                await Console.Error.WriteLineAsync($"store unreadable: {e.Message}").ConfigureAwait(false);
+                nodes = new Dictionary<string, Loom.Core.Model.Node>();
+            }
+
+            await o.WriteLineAsync($"{"NODE",-10} {"NETNS",-22} {"ETH1",-15} {"AGENT",-14} {"READY",-6} POD CIDR").ConfigureAwait(false);
+            foreach (var n in state.Nodes)
+            {
+                nodes.TryGetValue(n.Name, out var sn);
+                var ns = NetNs.Exists(n.Netns) ? n.Netns : n.Netns + "(gone)";
+                await o.WriteLineAsync($"{n.Name,-10} {ns,-22} {n.Ip,-15} {Pid(n.AgentPid),-14} {(sn?.Ready == true ? "yes" : "no"),-6} {string.Join(",", sn?.PodCidrs ?? [])}").ConfigureAwait(false);
+            }
+
+            if (state.Pods.Count > 0)
+            {
+                await o.WriteLineAsync().ConfigureAwait(false);
+                await PrintPods(state).ConfigureAwait(false);
+            }
+
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command NodeGroup()
+    {
+        var node = new Argument<string>("node") { Description = "Node name, e.g. k8s-w1." };
+        var command = new Argument<string[]>("command") { Description = "Command to run (after --).", Arity = ArgumentArity.OneOrMore };
+        var exec = new Command("exec", "Run a command inside a node's network namespace (stdio inherited); exits with its code.") { node, command };
+        exec.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            return await Lab.Lab.NodeExecAsync(state, parse.GetValue(node)!, parse.GetValue(command)!, ct).ConfigureAwait(false);
+        }));
+        return new Command("node", "Lab nodes.") { exec };
+    }
+
+    private static Command PodGroup()
+    {
+        var name = new Argument<string>("name") { Description = "Pod name." };
+        var node = new Option<string>("--node") { Description = "Node to run the pod on.", Required = true };
+        var add = new Command("add", "Create a pod namespace and wire it with the node's CNI config.") { name, node };
+        add.SetAction((parse, _) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            var pod = Lab.Lab.AddPod(state, parse.GetValue(name)!, parse.GetValue(node)!);
+            await Console.Out.WriteLineAsync($"pod {pod.Name} on {pod.Node}: {pod.Ip} (netns {pod.Netns})").ConfigureAwait(false);
+            return 0;
+        }));
+
+        var delName = new Argument<string>("name") { Description = "Pod name." };
+        var del = new Command("del", "CNI DEL the pod and delete its namespace.") { delName };
+        del.SetAction((parse, _) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            Lab.Lab.DeletePod(state, parse.GetValue(delName)!);
+            await Console.Out.WriteLineAsync($"pod {parse.GetValue(delName)} deleted").ConfigureAwait(false);
+            return 0;
+        }));
+
+        var list = new Command("list", "List the lab's pods.");
+        list.SetAction((parse, _) => Guard(async () =>
+        {
+            await PrintPods(Require(parse.GetValue(LabDir)!)).ConfigureAwait(false);
+            return 0;
+        }));
+        return new Command("pod", "Lab pods: namespaces wired by the node's CNI config.") { add, del, list };
+    }
+
+    private static Command Exec()
+    {
+        var pod = new Argument<string>("pod") { Description = "Pod name." };
+        var command = new Argument<string[]>("command") { Description = "Command to run (after --).", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("exec", "Run a command inside a pod's network namespace (stdio inherited); exits with its code.") { pod, command };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            return await Lab.Lab.PodExecAsync(state, parse.GetValue(pod)!, parse.GetValue(command)!, ct).ConfigureAwait(false);
+        }));
+        return cmd;
+    }
+
+    private static async Task PrintPods(LabState state)
+    {
+        await Console.Out.WriteLineAsync($"{"POD",-16} {"NODE",-10} {"IP",-18} NETNS").ConfigureAwait(false);
+        foreach (var p in state.Pods)
+        {
+            await Console.Out.WriteLineAsync($"{p.Name,-16} {p.Node,-10} {p.Ip,-18} {p.Netns}").ConfigureAwait(false);
+        }
+    }
+
+    private static LabState Require(string labDir) =>
+        Lab.Lab.Load(labDir) ?? throw new LabException($"no lab is up (no {LabState.StateFile(labDir)}): run `loom lab up`");
+
+    private static string Pid(int? pid) =>
+        pid is { } p ? string.Create(CultureInfo.InvariantCulture, $"{p} {(LabProcesses.IsAlive(p) ? "alive" : "DEAD")}") : "-";
+
+    private static async Task<int> Guard(Func<Task<int>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is LabException or LinuxException or IOException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"loom lab: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
     }
 }

@@ -1,0 +1,129 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Loom.Lab;
+
+/// <summary>What a running lab is made of; saved as state.json in the lab directory.</summary>
+public sealed record LabState
+{
+    public required string Prefix { get; init; }
+
+    public required string LabDir { get; init; }
+
+    /// <summary>"sqlite" or "etcd".</summary>
+    public required string Store { get; init; }
+
+    /// <summary>SQLite file, when <see cref="Store"/> is sqlite.</summary>
+    public string? StorePath { get; init; }
+
+    /// <summary>etcd client URLs, when <see cref="Store"/> is etcd.</summary>
+    public IReadOnlyList<string> StoreEndpoints { get; init; } = [];
+
+    public int? EtcdPid { get; set; }
+
+    public required string UnderlayNetns { get; init; }
+
+    public string LoomPath { get; init; } = "";
+
+    /// <summary>CNI_PATH used when wiring pods.</summary>
+    public string CniPath { get; init; } = "";
+
+    public List<LabNode> Nodes { get; init; } = [];
+
+    public List<LabPod> Pods { get; init; } = [];
+
+    public DateTimeOffset Created { get; init; }
+
+    public LabNode Node(string name) =>
+        Nodes.Find(n => n.Name == name) ?? throw new LabException($"no node '{name}' in the lab (nodes: {string.Join(", ", Nodes.Select(n => n.Name))})");
+
+    public LabPod? Pod(string name) => Pods.Find(p => p.Name == name);
+
+    /// <summary>Every namespace of this lab: pods, nodes, underlay.</summary>
+    public IEnumerable<string> Namespaces => Pods.Select(p => p.Netns).Concat(Nodes.Select(n => n.Netns)).Append(UnderlayNetns);
+
+    public string NodeDir(string node) => Path.Combine(LabDir, "nodes", node);
+
+    public string CniConfDir(string node) => Path.Combine(NodeDir(node), "net.d");
+
+    public static string StateFile(string labDir) => Path.Combine(labDir, "state.json");
+
+    public static LabState? Load(string labDir)
+    {
+        var file = StateFile(labDir);
+        if (!File.Exists(file))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(file), LabJsonContext.Default.LabState);
+        }
+        catch (JsonException e)
+        {
+            throw new LabException($"{file}: {e.Message}", e);
+        }
+    }
+
+    public void Save()
+    {
+        Directory.CreateDirectory(LabDir);
+        var file = StateFile(LabDir);
+        var tmp = file + ".tmp";
+        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(this, LabJsonContext.Default.LabState));
+        File.Move(tmp, file, overwrite: true);
+    }
+}
+
+/// <summary>A node: its namespace, underlay address and agent.</summary>
+public sealed record LabNode
+{
+    public required string Name { get; init; }
+
+    public required string Netns { get; init; }
+
+    /// <summary>eth1's address on 192.168.10.0/24.</summary>
+    public required string Ip { get; init; }
+
+    public int? AgentPid { get; set; }
+}
+
+/// <summary>A pod: a namespace wired by the node's CNI config.</summary>
+public sealed record LabPod
+{
+    public required string Name { get; init; }
+
+    public required string Node { get; init; }
+
+    public required string Netns { get; init; }
+
+    public required string ContainerId { get; init; }
+
+    /// <summary>eth0's address (CIDR notation) as the CNI result reported it.</summary>
+    public string? Ip { get; init; }
+
+    /// <summary>The conflist the pod was wired with (DEL uses the same one).</summary>
+    public string? ConfList { get; init; }
+}
+
+public sealed class LabException : Exception
+{
+    public LabException()
+    {
+    }
+
+    public LabException(string message)
+        : base(message)
+    {
+    }
+
+    public LabException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(LabState))]
+internal sealed partial class LabJsonContext : JsonSerializerContext;

@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Loom.Linux;
+using Loom.Testing;
+
+namespace Loom.Lab.Tests;
+
+/// <summary>Every lab test builds a whole cluster: they run one at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SequentialLab
+{
+    public const string Name = "lab";
+}
+
+/// <summary>
+/// Per-run lab names (<c>ll&lt;pid&gt;-</c> namespaces, /tmp/loom-lab-tests-&lt;pid&gt;) so tests never touch a user's lab;
+/// labs left by killed test runs are swept on first use.
+/// </summary>
+public static class TestLab
+{
+    private const string Base = "ll";
+    private static readonly Lazy<int> Swept = new(SweepStale);
+    private static int _counter;
+
+    /// <summary>Options for a fresh lab with its own prefix and directory.</summary>
+    public static LabOptions Options(int nodes = 3, bool agents = false, LabStoreKind store = LabStoreKind.Sqlite)
+    {
+        _ = Swept.Value;
+        var n = Interlocked.Increment(ref _counter);
+        return new LabOptions
+        {
+            Nodes = nodes,
+            StartAgents = agents,
+            Store = store,
+            Prefix = string.Create(CultureInfo.InvariantCulture, $"{RunPrefix.For(Base)}{n}-"),
+            LabDir = string.Create(CultureInfo.InvariantCulture, $"/tmp/loom-lab-tests-{Environment.ProcessId}-{n}"),
+            LoomPath = Path.Combine(CniRunner.BinDir, "loom"),
+            CniBinDir = CniRunner.BinDir,
+        };
+    }
+
+    /// <summary>Namespaces whose name starts with the prefix.</summary>
+    public static IReadOnlyList<string> Namespaces(string prefix) => [.. NetNs.List().Where(n => n.StartsWith(prefix, StringComparison.Ordinal))];
+
+    /// <summary>Names of the root namespace's links (read-only).</summary>
+    public static IReadOnlyList<string> RootLinks()
+    {
+        using var nl = Netlink.Open();
+        return [.. nl.LinkList().Select(l => l.Name).Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>Runs a command in a namespace and returns stdout, failing on a non-zero exit.</summary>
+    public static async Task<string> Capture(string netns, params string[] command)
+    {
+        var (code, stdout, stderr) = await LabProcesses.CaptureAsync(netns, command);
+        Assert.True(code == 0, $"{string.Join(' ', command)} in {netns}: exit {code}\n{stdout}\n{stderr}");
+        return stdout;
+    }
+
+    /// <summary>Runs a command until its output satisfies <paramref name="done"/> (up to 10 s); returns the last output.</summary>
+    public static async Task<string> Eventually(string netns, string[] command, Func<string, bool> done)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var output = await Capture(netns, command);
+            if (done(output) || DateTime.UtcNow > deadline)
+            {
+                return output;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>One TCP exchange: a listener in <paramref name="serverNs"/> on ip:port, a client in <paramref name="clientNs"/>.</summary>
+    public static async Task<string> TcpExchange(string serverNs, string clientNs, IPAddress ip, int port, string message)
+    {
+        using var sns = NetNs.Open(serverNs);
+        using var cns = NetNs.Open(clientNs);
+        using var listener = NetNs.Run(sns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        listener.Bind(new IPEndPoint(ip, port));
+        listener.Listen();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var server = Task.Run(async () =>
+        {
+            using var conn = await listener.AcceptAsync(cts.Token);
+            var buf = new byte[256];
+            var n = await conn.ReceiveAsync(buf, cts.Token);
+            var text = Encoding.ASCII.GetString(buf, 0, n);
+            await conn.SendAsync(Encoding.ASCII.GetBytes("echo:" + text), cts.Token);
+            conn.Shutdown(SocketShutdown.Both);
+            return text;
+        });
+        using var client = NetNs.Run(cns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        await client.ConnectAsync(new IPEndPoint(ip, port), cts.Token);
+        await client.SendAsync(Encoding.ASCII.GetBytes(message), cts.Token);
+        var reply = new byte[256];
+        var got = await client.ReceiveAsync(reply, cts.Token);
+        Assert.Equal(message, await server);
+        return Encoding.ASCII.GetString(reply, 0, got);
+    }
+
+    private static int SweepStale()
+    {
+        var swept = 0;
+        foreach (var name in NetNs.List())
+        {
+            if (RunPrefix.TryParsePid(name, Base, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
+            {
+                NetNs.Delete(name);
+                swept++;
+            }
+        }
+
+        foreach (var dir in Directory.GetDirectories("/tmp", "loom-lab-tests-*"))
+        {
+            var parts = Path.GetFileName(dir).Split('-');
+            if (parts.Length >= 4 && int.TryParse(parts[3], CultureInfo.InvariantCulture, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
+            {
+                foreach (var p in LabProcesses.FindLabProcesses(dir, []))
+                {
+                    LabProcesses.Kill(p);
+                }
+
+                Directory.Delete(dir, recursive: true);
+                swept++;
+            }
+        }
+
+        return swept;
+    }
+}
