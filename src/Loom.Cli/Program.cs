@@ -5,5 +5,6 @@ using Loom.Cli.Commands;
 var root = new RootCommand("Loom: container networking for Linux clusters (CNI, overlay, services).");
 root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
+root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -494,6 +494,24 @@ public static class Lab
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
+    /// <summary>
+    /// Starts a node's agent again (after it died or was killed), as systemd would restart it; the new agent
+    /// adopts what the kernel has. Returns the new pid, also recorded in the lab state.
+    /// </summary>
+    public static int RestartAgent(LabState state, string node)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var n = state.Node(node);
+        if (n.AgentPid is { } old && LabProcesses.IsAlive(old))
+        {
+            throw new LabException($"the agent of {node} is still running (pid {old})");
+        }
+
+        n.AgentPid = StartAgent(state, n);
+        state.Save();
+        return n.AgentPid.Value;
+    }
+
     private static int StartAgent(LabState state, LabNode node)
     {
         var dir = state.NodeDir(node.Name);
