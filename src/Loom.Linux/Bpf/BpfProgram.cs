@@ -75,15 +75,21 @@ public sealed class BpfProgram : IDisposable
 
     /// <summary>
     /// Attaches to a cgroup v2 directory (e.g. a child of /sys/fs/cgroup/unified) at <paramref name="type"/>.
-    /// With AllowMulti (default), attaching the same program twice is a no-op.
+    /// Idempotent: if this program is already attached there, nothing happens (the kernel itself would
+    /// answer EINVAL to attaching the same program twice).
     /// </summary>
     public void AttachCgroup(string cgroupPath, BpfCgroupAttachType type, BpfCgroupAttachMode flags = BpfCgroupAttachMode.AllowMulti)
     {
+        if (QueryCgroup(cgroupPath, type).Contains(Id))
+        {
+            return;
+        }
+
         var cg = OpenCgroup(cgroupPath);
         try
         {
             var rc = LibBpf.bpf_prog_attach(Fd, cg, (int)type, (uint)flags);
-            if (rc != 0 && LibBpf.ErrnoOf(rc) != Libc.EEXIST)
+            if (rc != 0)
             {
                 throw BpfException.FromRc(rc, $"bpf_prog_attach({type})", cgroupPath);
             }
@@ -108,6 +114,43 @@ public sealed class BpfProgram : IDisposable
 
             var errno = LibBpf.ErrnoOf(rc);
             return errno == Libc.ENOENT ? false : throw new BpfException(errno, $"bpf_prog_detach2({type})", cgroupPath);
+        }
+        finally
+        {
+            Libc.close(cg);
+        }
+    }
+
+    /// <summary>Ids of the programs attached directly to a cgroup at <paramref name="type"/> (not inherited ones).</summary>
+    public static unsafe IReadOnlyList<uint> QueryCgroup(string cgroupPath, BpfCgroupAttachType type)
+    {
+        var cg = OpenCgroup(cgroupPath);
+        try
+        {
+            var ids = new uint[64];
+            while (true)
+            {
+                uint count = (uint)ids.Length;
+                uint attachFlags = 0;
+                int rc;
+                fixed (uint* p = ids)
+                {
+                    rc = LibBpf.bpf_prog_query(cg, (int)type, 0, &attachFlags, p, &count);
+                }
+
+                if (rc == 0)
+                {
+                    return ids[..(int)count];
+                }
+
+                var errno = LibBpf.ErrnoOf(rc);
+                if (errno != 28 /* ENOSPC: more programs than room */ || ids.Length >= 1 << 16)
+                {
+                    throw new BpfException(errno, $"bpf_prog_query({type})", cgroupPath);
+                }
+
+                ids = new uint[ids.Length * 4];
+            }
         }
         finally
         {

@@ -224,6 +224,9 @@ internal static unsafe partial class LibBpf
     internal static partial int bpf_prog_attach(int progFd, int attachableFd, int type, uint flags);
 
     [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int bpf_prog_query(int targetFd, int type, uint queryFlags, uint* attachFlags, uint* progIds, uint* progCnt);
+
+    [LibraryImport(Lib, SetLastError = true)]
     internal static partial int bpf_prog_detach2(int progFd, int attachableFd, int type);
 
     [LibraryImport("libc", SetLastError = true)]
