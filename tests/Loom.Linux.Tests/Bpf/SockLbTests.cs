@@ -79,6 +79,47 @@ public class SockLbTests
         }
     }
 
+    [Fact]
+    public void Connect4_rewrites_a_connected_udp_socket_to_the_udp_backend_only()
+    {
+        using var ns = new TestNetns("slbu");
+        var lo = ns.Netlink.LinkByName("lo")!;
+        ns.Netlink.LinkSetUp(lo.Index);
+        var backendIp = IPAddress.Parse("10.97.0.2");
+        ns.Netlink.AddrAdd(lo.Index, backendIp, 32);
+        using var receiver = ns.Run(() =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 10_000 };
+            s.Bind(new IPEndPoint(backendIp, 0));
+            return s;
+        });
+        var backend = (IPEndPoint)receiver.LocalEndPoint!;
+
+        using var cg = new TestCgroup("slbu");
+        using var obj = BpfObject.Load(BpfTestEnv.ObjectPath(Lb4.ObjectFile));
+        // Only UDP is mapped: the protocol is part of the service key.
+        Lb4.SetService(obj, new IPEndPoint(Vip.Address, 53), ProtocolType.Udp, backend);
+        var connect = obj.Program(Lb4.Connect4);
+        connect.AttachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
+        try
+        {
+            // bash's /dev/udp does socket() + connect() + write().
+            var bash = TestShell.Require("bash");
+            var sent = RunInCgroup(ns.Name, cg, [bash, "-c", $"echo loom-udp > /dev/udp/{Vip.Address}/53"]);
+            Assert.True(sent.Ok, sent.ToString());
+            var buf = new byte[64];
+            var n = receiver.Receive(buf);
+            Assert.Equal("loom-udp\n", Encoding.ASCII.GetString(buf, 0, n));
+
+            // TCP to the same VIP:53 has no service entry: not rewritten, and no route.
+            Assert.False(RunInCgroup(ns.Name, cg, [bash, "-c", $"echo x > /dev/tcp/{Vip.Address}/53"]).Ok);
+        }
+        finally
+        {
+            connect.DetachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
+        }
+    }
+
     private static string[] Curl() =>
         [TestShell.Require("curl"), "-sS", "--noproxy", "*", "--connect-timeout", "3", "--max-time", "5", $"http://{Vip}/"];
 
@@ -86,10 +127,12 @@ public class SockLbTests
     /// Starts <c>sh -c 'read x; exec nsenter ... curl'</c>, moves it into the cgroup while it waits on stdin,
     /// then releases it: the connect() happens only once the process is in the cgroup.
     /// </summary>
-    private static ShellRun CurlInCgroup(string netns, TestCgroup cg)
+    private static ShellRun CurlInCgroup(string netns, TestCgroup cg) => RunInCgroup(netns, cg, Curl());
+
+    private static ShellRun RunInCgroup(string netns, TestCgroup cg, string[] argv)
     {
         var nsenter = TestShell.Require("nsenter");
-        var command = string.Join(' ', new[] { nsenter, $"--net=/var/run/netns/{netns}", "--" }.Concat(Curl()).Select(a => $"'{a}'"));
+        var command = string.Join(' ', new[] { nsenter, $"--net=/var/run/netns/{netns}", "--" }.Concat(argv).Select(a => $"'{a}'"));
         var psi = new ProcessStartInfo(TestShell.Require("sh"))
         {
             RedirectStandardInput = true,
@@ -113,7 +156,7 @@ public class SockLbTests
             p.StandardInput.Close();
             var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
-            Assert.True(p.WaitForExit(20_000), "curl did not finish");
+            Assert.True(p.WaitForExit(20_000), command + " did not finish");
             return new ShellRun("(in cgroup) " + command, p.ExitCode, stdout.Result, stderr.Result);
         }
         finally
