@@ -194,6 +194,18 @@ public sealed class BpfObject : IDisposable
     {
         if (_obj != 0)
         {
+            // Borrowed descriptors die with the object: make the views throw ObjectDisposedException
+            // instead of silently using a descriptor number the process may reuse.
+            foreach (var m in _maps.Values)
+            {
+                m.Dispose();
+            }
+
+            foreach (var p in _programs.Values)
+            {
+                p.Dispose();
+            }
+
             LibBpf.bpf_object__close(_obj);
             _obj = 0;
         }

@@ -41,6 +41,17 @@ public class BpfObjectTests
     }
 
     [Fact]
+    public void Maps_and_programs_of_a_disposed_object_refuse_use()
+    {
+        var obj = BpfObject.Load(BpfTestEnv.ObjectPath("test_maps.o"));
+        var map = obj.Map<uint, TestValue>("test_array");
+        var prog = obj.Program("count_packets");
+        obj.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => map.Lookup(0));
+        Assert.Throws<ObjectDisposedException>(() => prog.Fd);
+    }
+
+    [Fact]
     public void Missing_object_file_is_a_clear_error()
     {
         var ex = Assert.Throws<FileNotFoundException>(() => BpfObject.Open("/nonexistent/x.o"));
