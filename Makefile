@@ -9,6 +9,7 @@ deps:
 	@scripts/deps.sh
 
 build: deps
+	$(MAKE) -C bpf
 	$(DOTNET) build Loom.slnx -c Release -nologo -clp:ErrorsOnly
 	$(DOTNET) publish src/Loom.Cni/Loom.Cni.csproj -c Release -nologo -o $(OUT) -clp:ErrorsOnly
 	$(DOTNET) publish src/Loom.Cli/Loom.Cli.csproj -c Release -nologo -o $(OUT) -clp:ErrorsOnly

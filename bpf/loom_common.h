@@ -1,0 +1,16 @@
+/* Shared by Loom's BPF programs: the bits vmlinux.h does not carry (macros from uapi headers). */
+#pragma once
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+
+#define ETH_P_IP 0x0800
+#define ETH_HLEN 14
+
+#ifndef BPF_F_NO_PREALLOC
+#define BPF_F_NO_PREALLOC (1U << 0)
+#endif

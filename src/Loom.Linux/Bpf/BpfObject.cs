@@ -1,0 +1,269 @@
+using Loom.Linux.Interop;
+
+namespace Loom.Linux.Bpf;
+
+/// <summary>
+/// A BPF ELF object (clang -target bpf output) opened with libbpf: <see cref="Open"/>, optionally adjust
+/// maps, then <see cref="Load"/> (creates the maps, runs CO-RE relocation and the verifier). Disposing closes
+/// the object's descriptors; tc filters and cgroup attachments made with its programs stay in the kernel
+/// (they hold their own references), as do pinned maps.
+/// </summary>
+public sealed class BpfObject : IDisposable
+{
+    private readonly Dictionary<string, BpfMap> _maps = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, BpfProgram> _programs = new(StringComparer.Ordinal);
+    private readonly List<string> _reused = [];
+    private readonly List<string> _replaced = [];
+    private nint _obj;
+
+    private BpfObject(nint obj, string path)
+    {
+        _obj = obj;
+        Path = path;
+    }
+
+    public string Path { get; }
+
+    public bool IsLoaded { get; private set; }
+
+    /// <summary>Maps that were taken over from existing pins at <see cref="Load"/> (contents preserved).</summary>
+    public IReadOnlyList<string> ReusedMaps => _reused;
+
+    /// <summary>Maps whose existing pin had another shape and was replaced by a new, empty map.</summary>
+    public IReadOnlyList<string> ReplacedMaps => _replaced;
+
+    /// <summary>Opens (parses) an object file; nothing is created in the kernel yet.</summary>
+    public static unsafe BpfObject Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"BPF object {path} not found (run `make build`, which runs make -C bpf)", path);
+        }
+
+        LibBpf.BeginLog();
+        var obj = LibBpf.bpf_object__open_file(path, null);
+        return obj == 0
+            ? throw new BpfException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError(), "bpf_object__open_file", path, LibBpf.TakeLog())
+            : new BpfObject(obj, path);
+    }
+
+    /// <summary>Open + Load in one step.</summary>
+    public static BpfObject Load(string path, string? pinDirectory = null)
+    {
+        var obj = Open(path);
+        try
+        {
+            obj.Load(pinDirectory);
+            return obj;
+        }
+        catch
+        {
+            obj.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Names of the object's maps, including libbpf's internal ones (.rodata, .bss, ...).</summary>
+    public unsafe IReadOnlyList<string> MapNames
+    {
+        get
+        {
+            var names = new List<string>();
+            for (var m = LibBpf.bpf_object__next_map(Handle, 0); m != 0; m = LibBpf.bpf_object__next_map(Handle, m))
+            {
+                names.Add(LibBpf.Utf8(LibBpf.bpf_map__name(m)));
+            }
+
+            return names;
+        }
+    }
+
+    public unsafe IReadOnlyList<string> ProgramNames
+    {
+        get
+        {
+            var names = new List<string>();
+            for (var p = LibBpf.bpf_object__next_program(Handle, 0); p != 0; p = LibBpf.bpf_object__next_program(Handle, p))
+            {
+                names.Add(LibBpf.Utf8(LibBpf.bpf_program__name(p)));
+            }
+
+            return names;
+        }
+    }
+
+    private nint Handle => _obj != 0 ? _obj : throw new ObjectDisposedException(nameof(BpfObject));
+
+    /// <summary>Changes a map's capacity before <see cref="Load"/>.</summary>
+    public void SetMaxEntries(string mapName, uint maxEntries)
+    {
+        if (IsLoaded)
+        {
+            throw new InvalidOperationException("SetMaxEntries must be called before Load");
+        }
+
+        var rc = LibBpf.bpf_map__set_max_entries(FindMap(mapName), maxEntries);
+        if (rc != 0)
+        {
+            throw BpfException.FromRc(rc, "bpf_map__set_max_entries", mapName);
+        }
+    }
+
+    /// <summary>
+    /// Creates the maps and loads the programs (the verifier's log is in the BpfException on failure).
+    /// With <paramref name="pinDirectory"/> (on bpffs), every non-internal map is pinned as
+    /// <c>pinDirectory/NAME</c>: an existing pin of the same shape (type, key/value size, max entries, flags)
+    /// is reused with its contents — so state survives agent restarts — and one of another shape is
+    /// replaced (see <see cref="ReusedMaps"/> / <see cref="ReplacedMaps"/>).
+    /// </summary>
+    public void Load(string? pinDirectory = null)
+    {
+        if (IsLoaded)
+        {
+            throw new InvalidOperationException($"{Path} is already loaded");
+        }
+
+        if (pinDirectory is not null)
+        {
+            Directory.CreateDirectory(pinDirectory);
+            for (var m = LibBpf.bpf_object__next_map(Handle, 0); m != 0; m = LibBpf.bpf_object__next_map(Handle, m))
+            {
+                if (LibBpf.bpf_map__is_internal(m))
+                {
+                    continue;
+                }
+
+                PreparePin(m, pinDirectory);
+            }
+        }
+
+        LibBpf.BeginLog();
+        var rc = LibBpf.bpf_object__load(Handle);
+        if (rc != 0)
+        {
+            throw BpfException.FromRc(rc, "bpf_object__load", Path, withLog: true);
+        }
+
+        IsLoaded = true;
+    }
+
+    /// <summary>A map of the loaded object; its descriptor is valid while this object lives.</summary>
+    public BpfMap Map(string name)
+    {
+        EnsureLoaded();
+        if (!_maps.TryGetValue(name, out var map))
+        {
+            var fd = LibBpf.bpf_map__fd(FindMap(name));
+            map = fd >= 0 ? new BpfMap(fd, ownsFd: false) : throw new BpfException(-fd, "bpf_map__fd", name);
+            _maps[name] = map;
+        }
+
+        return map;
+    }
+
+    public BpfMap<TKey, TValue> Map<TKey, TValue>(string name)
+        where TKey : unmanaged
+        where TValue : unmanaged => Map(name).As<TKey, TValue>();
+
+    public BpfPerCpuMap<TKey, TValue> PerCpuMap<TKey, TValue>(string name)
+        where TKey : unmanaged
+        where TValue : unmanaged => Map(name).AsPerCpu<TKey, TValue>();
+
+    /// <summary>A program of the loaded object (by its C function name).</summary>
+    public BpfProgram Program(string name)
+    {
+        EnsureLoaded();
+        if (!_programs.TryGetValue(name, out var prog))
+        {
+            var p = LibBpf.bpf_object__find_program_by_name(Handle, name);
+            if (p == 0)
+            {
+                throw new KeyNotFoundException($"no program '{name}' in {Path} (has: {string.Join(", ", ProgramNames)})");
+            }
+
+            var fd = LibBpf.bpf_program__fd(p);
+            prog = fd >= 0 ? new BpfProgram(name, fd, ownsFd: false) : throw new BpfException(-fd, "bpf_program__fd", name);
+            _programs[name] = prog;
+        }
+
+        return prog;
+    }
+
+    public void Dispose()
+    {
+        if (_obj != 0)
+        {
+            // Borrowed descriptors die with the object: make the views throw ObjectDisposedException
+            // instead of silently using a descriptor number the process may reuse.
+            foreach (var m in _maps.Values)
+            {
+                m.Dispose();
+            }
+
+            foreach (var p in _programs.Values)
+            {
+                p.Dispose();
+            }
+
+            LibBpf.bpf_object__close(_obj);
+            _obj = 0;
+        }
+    }
+
+    private void EnsureLoaded()
+    {
+        if (!IsLoaded)
+        {
+            throw new InvalidOperationException($"{Path} is not loaded yet");
+        }
+    }
+
+    private nint FindMap(string name)
+    {
+        var m = LibBpf.bpf_object__find_map_by_name(Handle, name);
+        return m != 0 ? m : throw new KeyNotFoundException($"no map '{name}' in {Path} (has: {string.Join(", ", MapNames)})");
+    }
+
+    private unsafe void PreparePin(nint map, string pinDirectory)
+    {
+        var name = LibBpf.Utf8(LibBpf.bpf_map__name(map));
+        var path = System.IO.Path.Combine(pinDirectory, name);
+        var fd = LibBpf.bpf_obj_get(path);
+        if (fd >= 0)
+        {
+            bool same;
+            try
+            {
+                var info = BpfMap.Info(fd);
+                same = info.Type == LibBpf.bpf_map__type(map)
+                    && info.KeySize == LibBpf.bpf_map__key_size(map)
+                    && info.ValueSize == LibBpf.bpf_map__value_size(map)
+                    && info.MaxEntries == LibBpf.bpf_map__max_entries(map)
+                    && info.MapFlags == LibBpf.bpf_map__map_flags(map);
+            }
+            finally
+            {
+                Libc.close(fd);
+            }
+
+            if (same)
+            {
+                _reused.Add(name);
+            }
+            else
+            {
+                // libbpf would fail the load on a mismatched pin; a new layout replaces the old map instead.
+                BpfFs.Unpin(path);
+                _replaced.Add(name);
+            }
+        }
+
+        // libbpf reuses the pin if present, else creates the map and pins it there after creation.
+        var rc = LibBpf.bpf_map__set_pin_path(map, path);
+        if (rc != 0)
+        {
+            throw BpfException.FromRc(rc, "bpf_map__set_pin_path", path);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+using Loom.Linux.Bpf;
+using Loom.Testing;
+
+using TestShell = Loom.Testing.Shell;
+
+namespace Loom.Linux.Tests.Bpf;
+
+/// <summary>
+/// bpf/sock_lb.o's connect4 hook on a cgroup this test creates (never the root cgroup): a child process
+/// moved into that cgroup, then released into a test namespace, connects to the fake VIP 10.96.0.99:80 and
+/// reaches the real listener; a process outside the cgroup does not.
+/// </summary>
+public class SockLbTests
+{
+    private static readonly IPEndPoint Vip = new(IPAddress.Parse("10.96.0.99"), 80);
+
+    [Fact]
+    public void Connect4_on_a_test_cgroup_rewrites_the_vip_to_the_backend_for_processes_in_that_cgroup_only()
+    {
+        using var ns = new TestNetns("slb");
+        var lo = ns.Netlink.LinkByName("lo")!;
+        ns.Netlink.LinkSetUp(lo.Index);
+        var backendIp = IPAddress.Parse("10.97.0.1");
+        ns.Netlink.AddrAdd(lo.Index, backendIp, 32);
+
+        using var listener = ns.Run(() =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            s.Bind(new IPEndPoint(backendIp, 0));
+            s.Listen(8);
+            return s;
+        });
+        var backend = (IPEndPoint)listener.LocalEndPoint!;
+        using var cts = new CancellationTokenSource();
+        var server = new Thread(() => Serve(listener, cts.Token)) { IsBackground = true };
+        server.Start();
+
+        using var cg = new TestCgroup("slb");
+        using var obj = BpfObject.Load(BpfTestEnv.ObjectPath(Lb4.ObjectFile));
+        Lb4.SetService(obj, Vip, ProtocolType.Tcp, backend);
+        Assert.Equal(backend, obj.Map<Lb4Key, Lb4Backend>(Lb4.ServicesMap).Lookup(new Lb4Key(Vip.Address, 80, ProtocolType.Tcp)).EndPoint);
+
+        var connect = obj.Program(Lb4.Connect4);
+        Assert.StartsWith(BpfTestEnv.CgroupRoot + "/" + BpfTestEnv.Base, cg.Path, StringComparison.Ordinal);
+        connect.AttachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
+        try
+        {
+            connect.AttachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect); // idempotent
+            Assert.Equal([connect.Id], BpfProgram.QueryCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect));
+
+            var inside = CurlInCgroup(ns.Name, cg);
+            Assert.True(inside.Ok, inside.ToString());
+            Assert.Equal("hello from backend", inside.Stdout);
+            var stats = obj.PerCpuMap<uint, ulong>(Lb4.StatsMap).Lookup(0).Aggregate(0UL, (x, y) => x + y);
+            Assert.Equal(1UL, stats);
+
+            // Not in the cgroup: no rewrite, and the namespace has no route to the VIP.
+            var outside = TestShell.InNetns(ns.Name, Curl());
+            Assert.False(outside.Ok, outside.ToString());
+
+            Assert.True(connect.DetachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect));
+            Assert.False(connect.DetachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect));
+            Assert.Empty(BpfProgram.QueryCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect));
+            var afterDetach = CurlInCgroup(ns.Name, cg);
+            Assert.False(afterDetach.Ok, afterDetach.ToString());
+        }
+        finally
+        {
+            connect.DetachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
+            cts.Cancel();
+            listener.Close();
+            server.Join(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    [Fact]
+    public void Connect4_rewrites_a_connected_udp_socket_to_the_udp_backend_only()
+    {
+        using var ns = new TestNetns("slbu");
+        var lo = ns.Netlink.LinkByName("lo")!;
+        ns.Netlink.LinkSetUp(lo.Index);
+        var backendIp = IPAddress.Parse("10.97.0.2");
+        ns.Netlink.AddrAdd(lo.Index, backendIp, 32);
+        using var receiver = ns.Run(() =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 10_000 };
+            s.Bind(new IPEndPoint(backendIp, 0));
+            return s;
+        });
+        var backend = (IPEndPoint)receiver.LocalEndPoint!;
+
+        using var cg = new TestCgroup("slbu");
+        using var obj = BpfObject.Load(BpfTestEnv.ObjectPath(Lb4.ObjectFile));
+        // Only UDP is mapped: the protocol is part of the service key.
+        Lb4.SetService(obj, new IPEndPoint(Vip.Address, 53), ProtocolType.Udp, backend);
+        var connect = obj.Program(Lb4.Connect4);
+        connect.AttachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
+        try
+        {
+            // bash's /dev/udp does socket() + connect() + write().
+            var bash = TestShell.Require("bash");
+            var sent = RunInCgroup(ns.Name, cg, [bash, "-c", $"echo loom-udp > /dev/udp/{Vip.Address}/53"]);
+            Assert.True(sent.Ok, sent.ToString());
+            var buf = new byte[64];
+            var n = receiver.Receive(buf);
+            Assert.Equal("loom-udp\n", Encoding.ASCII.GetString(buf, 0, n));
+
+            // TCP to the same VIP:53 has no service entry: not rewritten, and no route.
+            Assert.False(RunInCgroup(ns.Name, cg, [bash, "-c", $"echo x > /dev/tcp/{Vip.Address}/53"]).Ok);
+        }
+        finally
+        {
+            connect.DetachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
+        }
+    }
+
+    private static string[] Curl() =>
+        [TestShell.Require("curl"), "-sS", "--noproxy", "*", "--connect-timeout", "3", "--max-time", "5", $"http://{Vip}/"];
+
+    /// <summary>
+    /// Starts <c>sh -c 'read x; exec nsenter ... curl'</c>, moves it into the cgroup while it waits on stdin,
+    /// then releases it: the connect() happens only once the process is in the cgroup.
+    /// </summary>
+    private static ShellRun CurlInCgroup(string netns, TestCgroup cg) => RunInCgroup(netns, cg, Curl());
+
+    private static ShellRun RunInCgroup(string netns, TestCgroup cg, string[] argv)
+    {
+        var nsenter = TestShell.Require("nsenter");
+        var command = string.Join(' ', new[] { nsenter, $"--net=/var/run/netns/{netns}", "--" }.Concat(argv).Select(a => $"'{a}'"));
+        var psi = new ProcessStartInfo(TestShell.Require("sh"))
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("read x; exec " + command);
+        foreach (var proxy in new[] { "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" })
+        {
+            psi.Environment.Remove(proxy);
+        }
+
+        using var p = Process.Start(psi)!;
+        try
+        {
+            cg.Add(p.Id);
+            Assert.Contains(p.Id, cg.Pids());
+            p.StandardInput.WriteLine("go");
+            p.StandardInput.Close();
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            Assert.True(p.WaitForExit(20_000), command + " did not finish");
+            return new ShellRun("(in cgroup) " + command, p.ExitCode, stdout.Result, stderr.Result);
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                p.Kill();
+                p.WaitForExit();
+            }
+        }
+    }
+
+    private static void Serve(Socket listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket conn;
+            try
+            {
+                conn = listener.Accept();
+            }
+            catch (SocketException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            using (conn)
+            {
+                conn.ReceiveTimeout = 5000;
+                var buf = new byte[4096];
+                var request = new StringBuilder();
+                while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+                {
+                    var n = conn.Receive(buf);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    request.Append(Encoding.ASCII.GetString(buf, 0, n));
+                }
+
+                const string body = "hello from backend";
+                conn.Send(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,
+                    $"HTTP/1.0 200 OK\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}")));
+                conn.Shutdown(SocketShutdown.Both);
+            }
+        }
+    }
+}
