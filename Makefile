@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OUT := out/bin
 DOTNET := DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test demo demo-cni bench clean
 
 deps:
 	@scripts/deps.sh
@@ -19,6 +19,9 @@ test: build
 
 demo: build
 	@scripts/demo.sh
+
+demo-cni: build
+	@scripts/demo-cni.sh
 
 bench: build
 	@bench/cni.sh
