@@ -14,5 +14,5 @@ public static class ServiceBackends
 
     public static IServiceBackend Iptables(ServiceProxyOptions? options = null) => new IptablesServiceBackend(options ?? new ServiceProxyOptions());
 
-    public static IServiceBackend Nftables(ServiceProxyOptions? options = null) => throw new NotImplementedException("nftables backend: not yet");
+    public static IServiceBackend Nftables(ServiceProxyOptions? options = null) => new NftablesServiceBackend(options ?? new ServiceProxyOptions());
 }
