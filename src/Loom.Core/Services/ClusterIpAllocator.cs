@@ -1,0 +1,110 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Loom.Core.Services;
+
+/// <summary>
+/// Hands out ClusterIPs from the service CIDR the way the Kubernetes API server does for a fresh cluster:
+/// the network address is never used, the first host address belongs to the <c>kubernetes</c> API service and the
+/// tenth to cluster DNS, and both are only handed out to whoever asks for them by address. Pure logic over the set
+/// of addresses already taken; persisting Services (and so the set) is the caller's job.
+/// </summary>
+public sealed class ClusterIpAllocator
+{
+    private readonly uint _network;
+    private readonly uint _size;
+
+    public ClusterIpAllocator(IPNetwork serviceCidr)
+    {
+        if (serviceCidr.BaseAddress.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException($"only IPv4 service CIDRs are supported, got {serviceCidr}", nameof(serviceCidr));
+        }
+
+        // A /31 or /32 has no room for the API server, DNS and a service.
+        if (serviceCidr.PrefixLength > 28)
+        {
+            throw new ArgumentException($"service CIDR {serviceCidr} is too small (at most /28)", nameof(serviceCidr));
+        }
+
+        ServiceCidr = serviceCidr;
+        _network = ToUInt(serviceCidr.BaseAddress);
+        _size = 1u << (32 - serviceCidr.PrefixLength);
+        ApiServerIp = FromUInt(_network + 1);
+        DnsIp = FromUInt(_network + 10);
+    }
+
+    /// <summary>Kubernetes' default service CIDR.</summary>
+    public static IPNetwork DefaultServiceCidr { get; } = IPNetwork.Parse("10.96.0.0/12");
+
+    public IPNetwork ServiceCidr { get; }
+
+    /// <summary>The first host address: the <c>default/kubernetes</c> service's.</summary>
+    public IPAddress ApiServerIp { get; }
+
+    /// <summary>The tenth host address: what kubelets put in pods' resolv.conf.</summary>
+    public IPAddress DnsIp { get; }
+
+    /// <summary>
+    /// Returns <paramref name="requested"/> if it is free and inside the range (reserved addresses included: asking is
+    /// how the API and DNS services get theirs), else the lowest free unreserved address.
+    /// </summary>
+    /// <exception cref="ClusterIpAllocationException">the request is taken or out of range, or the range is full.</exception>
+    public IPAddress Allocate(IReadOnlySet<IPAddress> used, IPAddress? requested = null)
+    {
+        ArgumentNullException.ThrowIfNull(used);
+        if (requested is not null)
+        {
+            Check(requested, used);
+            return requested;
+        }
+
+        // Skip the network address, .1 and the broadcast address; .10 is skipped below.
+        for (var offset = 2u; offset < _size - 1; offset++)
+        {
+            if (offset == 10)
+            {
+                continue;
+            }
+
+            var candidate = FromUInt(_network + offset);
+            if (!used.Contains(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new ClusterIpAllocationException(ClusterIpAllocationError.Exhausted, $"no free ClusterIP left in {ServiceCidr}");
+    }
+
+    /// <summary>Whether <paramref name="address"/> is one the allocator would hand out only on request.</summary>
+    public bool IsReserved(IPAddress address) => address.Equals(ApiServerIp) || address.Equals(DnsIp);
+
+    private void Check(IPAddress requested, IReadOnlySet<IPAddress> used)
+    {
+        if (requested.AddressFamily != AddressFamily.InterNetwork || !ServiceCidr.Contains(requested))
+        {
+            throw new ClusterIpAllocationException(ClusterIpAllocationError.OutOfRange, $"ClusterIP {requested} is not in the service CIDR {ServiceCidr}");
+        }
+
+        var offset = ToUInt(requested) - _network;
+        if (offset == 0 || offset == _size - 1)
+        {
+            throw new ClusterIpAllocationException(ClusterIpAllocationError.OutOfRange, $"ClusterIP {requested} is the network or broadcast address of {ServiceCidr}");
+        }
+
+        if (used.Contains(requested))
+        {
+            throw new ClusterIpAllocationException(ClusterIpAllocationError.InUse, $"ClusterIP {requested} is already allocated");
+        }
+    }
+
+    private static uint ToUInt(IPAddress a)
+    {
+        Span<byte> b = stackalloc byte[4];
+        a.TryWriteBytes(b, out _);
+        return (uint)(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]);
+    }
+
+    private static IPAddress FromUInt(uint v) => new([(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v]);
+}

@@ -1,0 +1,11 @@
+using System.Globalization;
+using System.Net;
+
+namespace Loom.Datapath.Services;
+
+/// <summary>A ready endpoint address and the target port traffic is DNAT-ed to.</summary>
+public sealed record Backend(IPAddress Address, int Port)
+{
+    /// <summary><c>IP:port</c>, the form kube-proxy hashes endpoint chain names from and prints in comments.</summary>
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Address}:{Port}");
+}

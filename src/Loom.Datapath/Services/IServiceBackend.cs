@@ -1,0 +1,21 @@
+namespace Loom.Datapath.Services;
+
+/// <summary>
+/// Programs ClusterIP load balancing into the kernel of the caller's network namespace (implementations spawn
+/// iptables-restore or nft, which inherit the calling thread's namespace). Every call is idempotent and computes its
+/// changes against what the kernel holds, so a restarted agent adopts the rules a previous run left.
+/// </summary>
+public interface IServiceBackend
+{
+    /// <summary>"iptables" or "nftables", as <c>ClusterConfig.ServiceBackend</c> spells it.</summary>
+    string Name { get; }
+
+    /// <summary>Makes the kernel match <paramref name="desired"/>: one atomic batch, touching only what changed.</summary>
+    void Sync(IReadOnlyCollection<ServicePortState> desired);
+
+    /// <summary>Removes every rule, chain, set and table this backend owns (for switching backends or uninstalling).</summary>
+    void Flush();
+
+    /// <summary>The rules or elements the kernel holds for <paramref name="service"/> right now, as the tools print them.</summary>
+    string Explain(ServicePortState service);
+}

@@ -1,0 +1,62 @@
+using System.Diagnostics;
+
+namespace Loom.Datapath.Services;
+
+/// <summary>Runs the <c>nft</c> binary in the caller's network namespace (the child inherits the calling thread's).</summary>
+internal static class Nft
+{
+    /// <summary>Applies a script as one transaction (<c>nft -f -</c>): all of it lands or none.</summary>
+    public static void Apply(string script)
+    {
+        var (code, _, stderr) = Run(["-f", "-"], script);
+        if (code != 0)
+        {
+            throw new InvalidOperationException($"nft -f failed (exit {code}): {stderr.Trim()}\n--- input ---\n{script}");
+        }
+    }
+
+    /// <summary><c>nft [-j] list table ip NAME</c>, or null when the table does not exist.</summary>
+    public static string? ListTable(string table, bool json)
+    {
+        string[] args = json ? ["-j", "list", "table", "ip", table] : ["list", "table", "ip", table];
+        var (code, stdout, stderr) = Run(args, null);
+        if (code == 0)
+        {
+            return stdout;
+        }
+
+        return stderr.Contains("No such file or directory", StringComparison.Ordinal)
+            ? null
+            : throw new InvalidOperationException($"nft list table ip {table} failed (exit {code}): {stderr.Trim()}");
+    }
+
+    private static readonly string[] Candidates = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
+
+    private static (int Code, string Stdout, string Stderr) Run(string[] args, string? stdin)
+    {
+        var path = Candidates.FirstOrDefault(File.Exists) ?? "nft";
+        var psi = new ProcessStartInfo(path)
+        {
+            RedirectStandardInput = stdin is not null,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start nft");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            p.StandardInput.Write(stdin);
+            p.StandardInput.Close();
+        }
+
+        p.WaitForExit();
+        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
+    }
+}

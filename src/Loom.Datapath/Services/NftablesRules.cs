@@ -1,0 +1,253 @@
+using System.Globalization;
+using System.Text;
+using Loom.Core.Model;
+
+namespace Loom.Datapath.Services;
+
+/// <summary>
+/// Renders kube-proxy's nftables layout as an <c>nft -f</c> script. Facts from kubernetes pkg/proxy/nftables/proxier.go
+/// (setupNFTables, syncProxyRules, writeServiceToEndpointRules): one <c>ip kube-proxy</c> table; a <c>services</c>
+/// chain dispatching through the <c>service-ips</c> verdict map keyed by <c>ipv4_addr . inet_proto . inet_service</c>;
+/// per-service chains picking an endpoint chain with <c>numgen random mod N vmap</c>; masquerade by mark; services
+/// without endpoints rejected through the <c>no-endpoint-services</c> map. Unlike kube-proxy's full sync, map
+/// elements are always diffed against the kernel, so a sync carries only the elements and chains that changed.
+/// </summary>
+internal static class NftablesRules
+{
+    public const string Table = "kube-proxy";
+    public const string ServiceIpsMap = "service-ips";
+    public const string NoEndpointServicesMap = "no-endpoint-services";
+    public const string RejectChain = "reject-chain";
+    private const string T = "ip " + Table;
+
+    private static readonly (string Name, string Type, string Hook, int Priority)[] BaseChains =
+    [
+        // Filter chains run before DNAT so they see the ClusterIP, as kube-proxy's do.
+        ("filter-input", "filter", "input", -110),
+        ("filter-forward", "filter", "forward", -110),
+        ("filter-output", "filter", "output", -110),
+        ("nat-prerouting", "nat", "prerouting", -100),
+        ("nat-output", "nat", "output", -100),
+        ("nat-postrouting", "nat", "postrouting", 100),
+    ];
+
+    private static readonly (string Dst, string Src, string Extra)[] JumpChains =
+    [
+        ("service-endpoints-check", "filter-input", "ct state new "),
+        ("service-endpoints-check", "filter-forward", "ct state new "),
+        ("service-endpoints-check", "filter-output", "ct state new "),
+        ("services", "nat-output", ""),
+        ("services", "nat-prerouting", ""),
+        ("masquerading", "nat-postrouting", ""),
+    ];
+
+    public static string ServiceChain(ServicePortState s) => KubeProxyNames.NftServiceChain(s.Name, s.Frontend.ProtocolName);
+
+    public static string EndpointChain(ServicePortState s, Backend b) => KubeProxyNames.NftEndpointChain(s.Name, s.Frontend.ProtocolName, b);
+
+    public static string AffinitySet(ServicePortState s, Backend b) => KubeProxyNames.NftAffinitySet(s.Name, s.Frontend.ProtocolName, b);
+
+    /// <summary>The chains a programmed service owns (none without backends).</summary>
+    public static IEnumerable<string> ChainsOf(ServicePortState s) =>
+        s.HasBackends ? s.Backends.Select(b => EndpointChain(s, b)).Prepend(ServiceChain(s)) : [];
+
+    public static string ElementKey(Frontend f) => string.Create(CultureInfo.InvariantCulture, $"{f.Address} . {f.ProtocolName} . {f.Port}");
+
+    /// <summary>
+    /// The script taking the kernel from <paramref name="existing"/> to <paramref name="desired"/>. With
+    /// <paramref name="setup"/> the table skeleton (base chains, dispatch rules, maps) is (re)declared too, as on a
+    /// first sync; map elements stay diffed either way, so no service is ever briefly missing.
+    /// </summary>
+    public static string Render(
+        IReadOnlyCollection<ServicePortState> desired,
+        Func<ServicePortState, bool> rewrite,
+        NftSnapshot existing,
+        bool setup,
+        ServiceProxyOptions options)
+    {
+        var ordered = desired.OrderBy(s => s.Name.ToString(), StringComparer.Ordinal).ThenBy(s => s.Frontend.ProtocolName, StringComparer.Ordinal).ToList();
+        var sb = new StringBuilder();
+        if (setup || !existing.Exists)
+        {
+            AppendSetup(sb, options);
+        }
+
+        var activeChains = new HashSet<string>(StringComparer.Ordinal);
+        var activeSets = new HashSet<string>(StringComparer.Ordinal);
+        var rules = new StringBuilder();
+        foreach (var s in ordered.Where(s => s.HasBackends))
+        {
+            activeChains.UnionWith(ChainsOf(s));
+            var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
+            if (affinity)
+            {
+                activeSets.UnionWith(s.Backends.Select(b => AffinitySet(s, b)));
+            }
+
+            if (!rewrite(s))
+            {
+                continue;
+            }
+
+            foreach (var chain in ChainsOf(s))
+            {
+                sb.Append("add chain ").Append(T).Append(' ').Append(chain).Append('\n');
+                sb.Append("flush chain ").Append(T).Append(' ').Append(chain).Append('\n');
+            }
+
+            if (affinity)
+            {
+                foreach (var b in s.Backends)
+                {
+                    var set = AffinitySet(s, b);
+                    if (existing.Sets.TryGetValue(set, out var timeout) && timeout != s.AffinityTimeoutSeconds)
+                    {
+                        // A set's timeout cannot be changed in place; its rules were flushed above, so it can be replaced.
+                        sb.Append("delete set ").Append(T).Append(' ').Append(set).Append('\n');
+                    }
+
+                    sb.Append("add set ").Append(T).Append(' ').Append(set)
+                      .Append(" { type ipv4_addr ; flags dynamic,timeout ; timeout ")
+                      .Append(s.AffinityTimeoutSeconds.ToString(CultureInfo.InvariantCulture)).Append("s ; }\n");
+                }
+            }
+
+            AppendServiceRules(rules, s, options);
+        }
+
+        sb.Append(rules);
+
+        var serviceIps = ordered.Where(s => s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + ServiceChain(s), (string?)null), StringComparer.Ordinal);
+        var noEndpoints = ordered.Where(s => !s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + RejectChain, (string?)s.Name.ToString()), StringComparer.Ordinal);
+        AppendElementDiff(sb, ServiceIpsMap, serviceIps, existing.Elements(ServiceIpsMap));
+        AppendElementDiff(sb, NoEndpointServicesMap, noEndpoints, existing.Elements(NoEndpointServicesMap));
+
+        // Chains of removed services: flush (dropping references) then delete, in the same transaction after their
+        // map elements are gone; kernels from 6.2 settle the element's chain reference within the transaction.
+        var staleChains = existing.Chains.Where(c => c.Contains('/', StringComparison.Ordinal) && !activeChains.Contains(c)).Order(StringComparer.Ordinal).ToList();
+        foreach (var c in staleChains)
+        {
+            sb.Append("flush chain ").Append(T).Append(' ').Append(c).Append('\n');
+        }
+
+        foreach (var c in staleChains)
+        {
+            sb.Append("delete chain ").Append(T).Append(' ').Append(c).Append('\n');
+        }
+
+        foreach (var set in existing.Sets.Keys.Where(n => n.StartsWith("affinity-", StringComparison.Ordinal) && !activeSets.Contains(n)).Order(StringComparer.Ordinal))
+        {
+            sb.Append("delete set ").Append(T).Append(' ').Append(set).Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>The rules of one service chain and its endpoint chains, in kube-proxy's order.</summary>
+    public static void AppendServiceRules(StringBuilder sb, ServicePortState s, ServiceProxyOptions options)
+    {
+        var svc = ServiceChain(s);
+        var proto = s.Frontend.ProtocolName;
+        if (options.ClusterCidr is { } cidr)
+        {
+            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip daddr ").Append(s.Frontend.Address)
+              .Append(' ').Append(proto).Append(" dport ").Append(s.Frontend.Port.ToString(CultureInfo.InvariantCulture))
+              .Append(" ip saddr != ").Append(cidr).Append(" jump mark-for-masquerade\n");
+        }
+
+        var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
+        if (affinity)
+        {
+            foreach (var b in s.Backends)
+            {
+                sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip saddr @").Append(AffinitySet(s, b))
+                  .Append(" goto ").Append(EndpointChain(s, b)).Append('\n');
+            }
+        }
+
+        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
+          .Append(s.Backends.Count.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
+        for (var i = 0; i < s.Backends.Count; i++)
+        {
+            sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(EndpointChain(s, s.Backends[i]));
+        }
+
+        sb.Append(" }\n");
+
+        foreach (var b in s.Backends)
+        {
+            var ep = EndpointChain(s, b);
+            sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" ip saddr ").Append(b.Address).Append(" jump mark-for-masquerade\n");
+            if (affinity)
+            {
+                sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" update @").Append(AffinitySet(s, b)).Append(" { ip saddr }\n");
+            }
+
+            sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" meta l4proto ").Append(proto).Append(" dnat to ").Append(b).Append('\n');
+        }
+    }
+
+    private static void AppendElementDiff(StringBuilder sb, string map, Dictionary<string, (string Verdict, string? Comment)> desired, IReadOnlyDictionary<string, string> existing)
+    {
+        foreach (var key in existing.Keys.Order(StringComparer.Ordinal))
+        {
+            if (!desired.TryGetValue(key, out var want) || want.Verdict != existing[key])
+            {
+                sb.Append("delete element ").Append(T).Append(' ').Append(map).Append(" { ").Append(key).Append(" }\n");
+            }
+        }
+
+        foreach (var (key, want) in desired.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            if (!existing.TryGetValue(key, out var have) || have != want.Verdict)
+            {
+                sb.Append("add element ").Append(T).Append(' ').Append(map).Append(" { ").Append(key);
+                if (want.Comment is not null)
+                {
+                    sb.Append(" comment \"").Append(want.Comment).Append('"');
+                }
+
+                sb.Append(" : ").Append(want.Verdict).Append(" }\n");
+            }
+        }
+    }
+
+    private static void AppendSetup(StringBuilder sb, ServiceProxyOptions options)
+    {
+        var mark = options.MasqueradeMark;
+        sb.Append("add table ").Append(T).Append(" { comment \"rules for kube-proxy\" ; }\n");
+        foreach (var (name, type, hook, prio) in BaseChains)
+        {
+            sb.Append("add chain ").Append(T).Append(' ').Append(name).Append(" { type ").Append(type).Append(" hook ").Append(hook)
+              .Append(" priority ").Append(prio.ToString(CultureInfo.InvariantCulture)).Append(" ; }\n");
+            sb.Append("flush chain ").Append(T).Append(' ').Append(name).Append('\n');
+        }
+
+        foreach (var chain in new[] { "services", "service-endpoints-check", "masquerading", "mark-for-masquerade" })
+        {
+            sb.Append("add chain ").Append(T).Append(' ').Append(chain).Append('\n');
+            sb.Append("flush chain ").Append(T).Append(' ').Append(chain).Append('\n');
+        }
+
+        foreach (var (dst, src, extra) in JumpChains)
+        {
+            sb.Append("add rule ").Append(T).Append(' ').Append(src).Append(' ').Append(extra).Append("jump ").Append(dst).Append('\n');
+        }
+
+        sb.Append("add rule ").Append(T).Append(" mark-for-masquerade mark set mark or ").Append(mark).Append('\n');
+        sb.Append("add rule ").Append(T).Append(" masquerading mark and ").Append(mark).Append(" == 0 return\n");
+        // Clear the mark so a packet that goes round the stack again is not masqueraded twice.
+        sb.Append("add rule ").Append(T).Append(" masquerading mark set mark xor ").Append(mark).Append('\n');
+        sb.Append("add rule ").Append(T).Append(" masquerading masquerade").Append(options.RandomFully ? " fully-random\n" : "\n");
+
+        sb.Append("add map ").Append(T).Append(' ').Append(NoEndpointServicesMap)
+          .Append(" { type ipv4_addr . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }\n");
+        sb.Append("add chain ").Append(T).Append(' ').Append(RejectChain).Append(" { comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }\n");
+        sb.Append("flush chain ").Append(T).Append(' ').Append(RejectChain).Append('\n');
+        sb.Append("add rule ").Append(T).Append(' ').Append(RejectChain).Append(" reject\n");
+        sb.Append("add rule ").Append(T).Append(" service-endpoints-check ip daddr . meta l4proto . th dport vmap @").Append(NoEndpointServicesMap).Append('\n');
+        sb.Append("add map ").Append(T).Append(' ').Append(ServiceIpsMap)
+          .Append(" { type ipv4_addr . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }\n");
+        sb.Append("add rule ").Append(T).Append(" services ip daddr . meta l4proto . th dport vmap @").Append(ServiceIpsMap).Append('\n');
+    }
+}

@@ -1,0 +1,59 @@
+using System.Net;
+using System.Net.Sockets;
+using Loom.Core.Model;
+
+namespace Loom.Datapath.Services;
+
+/// <summary>Turns the store's Services and Endpoints into the per-port state the backends program.</summary>
+public static class ServiceModel
+{
+    /// <summary>
+    /// One <see cref="ServicePortState"/> per service port, ordered by name. Backends are the ready endpoints in the
+    /// service's namespace whose labels include every selector pair (an empty selector selects nothing, as for a
+    /// Kubernetes service without selector), at their IPv4 address and the port's target port (the service port when
+    /// the target is 0); sorted and de-duplicated so the rendering is stable.
+    /// </summary>
+    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var byNamespace = endpoints.Where(e => e.Ready).ToLookup(e => e.Namespace, StringComparer.Ordinal);
+        var result = new List<ServicePortState>();
+        foreach (var svc in services)
+        {
+            var selected = svc.Selector.Count == 0
+                ? []
+                : byNamespace[svc.Namespace].Where(e => Selects(svc.Selector, e.Labels)).ToList();
+            foreach (var port in svc.Ports)
+            {
+                var target = port.TargetPort == 0 ? port.Port : port.TargetPort;
+                var backends = selected
+                    .SelectMany(e => e.IPs.Where(ip => ip.AddressFamily == AddressFamily.InterNetwork).Take(1))
+                    .Distinct()
+                    .Order(AddressComparer.Instance)
+                    .Select(ip => new Backend(ip, target))
+                    .ToArray();
+                result.Add(new ServicePortState(
+                    new ServicePortName(svc.Namespace, svc.Name, port.Name),
+                    new Frontend(svc.ClusterIp, port.Protocol, port.Port),
+                    svc.SessionAffinity,
+                    svc.SessionAffinityTimeoutSeconds,
+                    backends));
+            }
+        }
+
+        result.Sort((a, b) => string.CompareOrdinal(a.Name.ToString() + "/" + a.Frontend.ProtocolName, b.Name.ToString() + "/" + b.Frontend.ProtocolName));
+        return result;
+    }
+
+    private static bool Selects(IReadOnlyDictionary<string, string> selector, IReadOnlyDictionary<string, string> labels) =>
+        selector.All(kv => labels.TryGetValue(kv.Key, out var v) && string.Equals(v, kv.Value, StringComparison.Ordinal));
+
+    private sealed class AddressComparer : IComparer<IPAddress>
+    {
+        public static readonly AddressComparer Instance = new();
+
+        public int Compare(IPAddress? x, IPAddress? y) =>
+            x is null || y is null ? Comparer<object>.Default.Compare(x, y) : x.GetAddressBytes().AsSpan().SequenceCompareTo(y.GetAddressBytes());
+    }
+}

@@ -1,0 +1,64 @@
+using System.Net;
+using Loom.Datapath.Services;
+using static Loom.Datapath.Tests.ServiceLab;
+
+namespace Loom.Datapath.Tests;
+
+public sealed class NftablesKernelTests : BackendKernelTests
+{
+    private protected override IServiceBackend NewBackend() => ServiceBackends.Nftables();
+
+    private protected override string Dump() => Lab.Shell("nft", "list", "ruleset");
+
+    private protected override void AssertClean(string dump) => Assert.DoesNotContain("kube-proxy", dump, StringComparison.Ordinal);
+
+    [Fact]
+    public void Nft_lists_kube_proxys_layout()
+    {
+        var b = NewBackend();
+        var web = Service("webpod", "10.96.0.100", 80, [1, 2]);
+        Sync(b, web, Service("empty", "10.96.0.50", 80, []));
+        var table = Lab.Shell("nft", "list", "table", "ip", "kube-proxy");
+        var svc = KubeProxyNames.NftServiceChain(web.Name, "tcp");
+        Assert.Contains($"10.96.0.100 . tcp . 80 : goto {svc}", table, StringComparison.Ordinal);
+        Assert.Contains("10.96.0.50 . tcp . 80 comment \"default/empty\" : goto reject-chain", table, StringComparison.Ordinal);
+        Assert.Contains($"chain {svc} {{", table, StringComparison.Ordinal);
+        Assert.Contains("numgen random mod 2 vmap { 0 : goto endpoint-", table, StringComparison.Ordinal);
+        Assert.Contains("meta l4proto tcp dnat to 10.244.1.2:80", table, StringComparison.Ordinal);
+        Assert.Contains("ip daddr . meta l4proto . th dport vmap @service-ips", table, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_change_carries_only_the_changed_elements_and_chains()
+    {
+        var b = (NftablesServiceBackend)NewBackend();
+        var web = Service("webpod", "10.96.0.100", 80, [1, 2]);
+        Sync(b, web, Service("other", "10.96.0.101", 80, [1]));
+        Sync(b, web, Service("other", "10.96.0.101", 80, [1]));
+        Assert.Equal(string.Empty, b.LastScript);
+        Sync(b, web, Service("other", "10.96.0.101", 80, [2]));
+        var script = b.LastScript!;
+        Assert.DoesNotContain("add table", script, StringComparison.Ordinal);
+        Assert.DoesNotContain("webpod", script, StringComparison.Ordinal);
+        Assert.Contains("default/other/tcp/__10.244.2.2/80", script, StringComparison.Ordinal);
+        Assert.Contains("delete chain", script, StringComparison.Ordinal);
+        Assert.All(Lab.TcpMany(IPAddress.Parse("10.96.0.101"), 80, 10), a => Assert.Equal("pod2", a));
+        Sync(b, web);
+        Assert.Contains("delete element ip kube-proxy service-ips { 10.96.0.101 . tcp . 80 }", b.LastScript, StringComparison.Ordinal);
+        Assert.Equal("timeout", Lab.TcpOutcome(IPAddress.Parse("10.96.0.101"), 80, 500).Outcome);
+    }
+
+    [Fact]
+    public void Affinity_survives_a_resync_and_follows_a_timeout_change()
+    {
+        var b = NewBackend();
+        var sticky = Service("webpod", "10.96.0.100", 80, [1, 2], affinity: Loom.Core.Model.SessionAffinity.ClientIP);
+        Sync(b, sticky);
+        var first = Lab.Tcp(IPAddress.Parse("10.96.0.100"), 80);
+        Sync(NewBackend(), sticky); // a restarted agent re-declares the sets; the remembered clients stay
+        Assert.All(Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 10), a => Assert.Equal(first, a));
+        Sync(b, sticky with { AffinityTimeoutSeconds = 60 });
+        Assert.Contains("timeout 1m", Lab.Shell("nft", "list", "table", "ip", "kube-proxy"), StringComparison.Ordinal);
+        Assert.Single(Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 10).Distinct());
+    }
+}
