@@ -37,11 +37,13 @@ internal static class LabCommand
         var nodes = new Option<int>("--nodes") { Description = "Number of nodes: k8s-ctr plus workers k8s-w1...", DefaultValueFactory = _ => 3 };
         var store = new Option<string>("--store") { Description = "Cluster store: sqlite (one file) or etcd (inside k8s-ctr).", DefaultValueFactory = _ => "sqlite" };
         store.AcceptOnlyFromAmong("sqlite", "etcd");
+        var backend = new Option<string>("--service-backend") { Description = "Service load balancing: iptables (kube-proxy's layout), nftables or ebpf.", DefaultValueFactory = _ => "iptables" };
+        backend.AcceptOnlyFromAmong("iptables", "nftables", "ebpf");
         var noAgents = new Option<bool>("--no-agents") { Description = "Build the topology only; start no agents." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for every node to be Ready.", DefaultValueFactory = _ => 60 };
         var cmd = new Command("up", "Remove any previous lab, build the topology, start the store and an agent per node, wait until Ready.")
         {
-            nodes, store, noAgents, timeout,
+            nodes, store, backend, noAgents, timeout,
         };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
@@ -49,6 +51,7 @@ internal static class LabCommand
             {
                 Nodes = parse.GetValue(nodes),
                 Store = parse.GetValue(store) == "etcd" ? LabStoreKind.Etcd : LabStoreKind.Sqlite,
+                ServiceBackend = Enum.Parse<Loom.Core.Model.ServiceBackend>(parse.GetValue(backend)!, ignoreCase: true),
                 LabDir = parse.GetValue(LabDir)!,
                 Prefix = parse.GetValue(Prefix)!,
                 StartAgents = !parse.GetValue(noAgents),
