@@ -163,7 +163,7 @@ internal sealed partial class AgentHost
 
         if (ports.Count == 0)
         {
-            return $"service {key} is not programmed on {_node} (no such service, or no ports)";
+            return $"service {key} is not programmed on {_node} (no such service, or no ports)\n";
         }
 
         var sb = new System.Text.StringBuilder();
