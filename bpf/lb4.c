@@ -12,6 +12,7 @@
  *                dir 1 (REV): client <- backend tuple (stored as the forward tuple after DNAT), for reverse NAT
  *   lb4_affinity LRU {client (IPv4 or netns cookie), rev_nat, is_cookie} -> {backend id, last used (s)}
  *   lb4_sk_rev   LRU {socket cookie, backend ip, port} -> {vip, port, rev_nat}  (unconnected UDP recvmsg)
+ *   lb4_ifaces   ifindex -> 1: where the tc programs are attached (bookkeeping for restarts and flush)
  *
  * Programs:
  *   lb4_from_pod (tc, ingress of a pod's host-side veth = traffic from the pod): per-packet DNAT of
@@ -153,6 +154,15 @@ struct {
 	__type(key, struct lb4_sk_rev_key);
 	__type(value, struct lb4_sk_rev_val);
 } lb4_sk_rev SEC(".maps");
+
+/* Interfaces (host-side veth ifindexes in the node namespace) the agent attached the tc programs to, so a
+ * restarted agent or a flush can find them again. Not used by the programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} lb4_ifaces SEC(".maps");
 
 /*
  * 0 DNAT (tc), 1 reverse NAT (tc), 2 socket translations, 3 socket reverse, 4 no backend (refused/dropped),
