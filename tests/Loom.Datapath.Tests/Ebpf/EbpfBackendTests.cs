@@ -232,6 +232,24 @@ public abstract class EbpfTcTests : EbpfBackendTests
         Lab.TcpOutcome(Client, ip, port, timeoutMs);
 
     [Fact]
+    public void Every_packet_of_a_flow_is_translated_on_the_veth_and_the_flow_is_tracked()
+    {
+        var b = NewBackend();
+        Sync(b, Lab.Service("webpod", "10.96.0.100", 80, [1, 2]), Lab.Service("empty", "10.96.0.50", 80, []));
+        Assert.Equal(10, TcpMany(IPAddress.Parse("10.96.0.100"), 80, 10).Count);
+        var stats = b.Loaded.PerCpuMap<uint, ulong>(LbMaps.Stats);
+        ulong Sum(LbMaps.Stat st) => stats.Lookup((uint)st).Aggregate(0UL, (x, y) => x + y);
+        Assert.Equal(10UL, Sum(LbMaps.Stat.Select)); // one backend choice per connection ...
+        Assert.True(Sum(LbMaps.Stat.Dnat) >= 30, $"dnat {Sum(LbMaps.Stat.Dnat)}"); // ... but every packet DNAT-ed (SYN, ACK, FIN, ...)
+        Assert.True(Sum(LbMaps.Stat.ReverseNat) >= 30, $"rev-nat {Sum(LbMaps.Stat.ReverseNat)}");
+        var ct = b.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack).Keys();
+        Assert.Equal(10, ct.Count(k => k.Direction == 0));
+        Assert.Equal(10, ct.Count(k => k.Direction == 1));
+        Assert.Equal("refused", TcpOutcome(IPAddress.Parse("10.96.0.50"), 80).Outcome);
+        Assert.Equal(1UL, Sum(LbMaps.Stat.NoBackend));
+    }
+
+    [Fact]
     public void An_open_connection_to_a_surviving_backend_survives_a_sync_that_removes_another()
     {
         var b = NewBackend();
