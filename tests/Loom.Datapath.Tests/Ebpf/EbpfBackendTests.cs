@@ -152,6 +152,12 @@ public abstract class EbpfBackendTests : IDisposable
         }
 
         Assert.Equal(["pod1", "pod2"], TcpMany(WebIp, 80, 20).ToHashSet().Order());
+        if (UseCgroup)
+        {
+            // The new run's programs replaced the old ones on the cgroup hooks (not added next to them).
+            Assert.Equal([after.Loaded.Program(LbMaps.Connect4).Id], BpfProgram.QueryCgroup(Lab.Cgroup, BpfCgroupAttachType.Inet4Connect));
+            Assert.Equal([after.Loaded.Program(LbMaps.Sendmsg4).Id], BpfProgram.QueryCgroup(Lab.Cgroup, BpfCgroupAttachType.Udp4Sendmsg));
+        }
     }
 
     [Fact]
