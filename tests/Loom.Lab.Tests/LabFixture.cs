@@ -103,6 +103,97 @@ public static class TestLab
         return Encoding.ASCII.GetString(reply, 0, got);
     }
 
+    /// <summary>Accepts connections and echoes the first read back, until cancelled.</summary>
+    public static async Task EchoAsync(Socket listener, CancellationToken ct)
+    {
+        var open = new List<Task>();
+        try
+        {
+            while (true)
+            {
+                var conn = await listener.AcceptAsync(ct);
+                open.Add(Task.Run(async () =>
+                {
+                    using (conn)
+                    {
+                        var buf = new byte[64];
+                        var n = await conn.ReceiveAsync(buf);
+                        await conn.SendAsync(buf.AsMemory(0, n));
+                    }
+                }, CancellationToken.None));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            await Task.WhenAll(open);
+        }
+    }
+
+    /// <summary>One connection, request and echo; false on any failure.</summary>
+    public static async Task<bool> ProbeOnceAsync(NetNsHandle ns, IPEndPoint target)
+    {
+        try
+        {
+            using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await s.ConnectAsync(target, timeout.Token);
+            await s.SendAsync(Encoding.ASCII.GetBytes("hello"), timeout.Token);
+            var buf = new byte[16];
+            return await s.ReceiveAsync(buf, timeout.Token) == 5;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A new TCP connection every 20 ms with a request and its echo, until cancelled; counts failures.</summary>
+    public static async Task<(int Ok, int Failed, List<string> Errors)> ProbeAsync(NetNsHandle ns, IPEndPoint target, CancellationToken ct)
+    {
+        int ok = 0, failed = 0;
+        var errors = new List<string>();
+        while (!ct.IsCancellationRequested)
+        {
+            var started = DateTime.UtcNow;
+            try
+            {
+                using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+                // A request counts as lost only if it never completes: the machine running CI is shared and busy
+                // (agents starting take both cores), and a SYN retransmitted by TCP is not a lost request. Requests
+                // slower than 900 ms are listed in the test output all the same.
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await s.ConnectAsync(target, timeout.Token);
+                var msg = Encoding.ASCII.GetBytes($"ping {ok + failed}");
+                await s.SendAsync(msg, timeout.Token);
+                var buf = new byte[64];
+                var n = await s.ReceiveAsync(buf, timeout.Token);
+                if (Encoding.ASCII.GetString(buf, 0, n) == Encoding.ASCII.GetString(msg))
+                {
+                    ok++;
+                    var took = DateTime.UtcNow - started;
+                    if (took > TimeSpan.FromMilliseconds(900))
+                    {
+                        errors.Add($"{started:HH:mm:ss.fff} slow ({took.TotalMilliseconds:F0} ms) but answered");
+                    }
+                }
+                else
+                {
+                    failed++;
+                    errors.Add($"{started:HH:mm:ss.fff} wrong echo");
+                }
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            {
+                failed++;
+                errors.Add($"{started:HH:mm:ss.fff} {e.Message}");
+            }
+
+            await Task.Delay(20, CancellationToken.None);
+        }
+
+        return (ok, failed, errors);
+    }
+
     private static int SweepStale()
     {
         var swept = 0;

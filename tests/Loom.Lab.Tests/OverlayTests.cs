@@ -84,10 +84,10 @@ public sealed class OverlayTests
             listener.Bind(new IPEndPoint(serverIp, 9000));
             listener.Listen(128);
             using var stop = new CancellationTokenSource();
-            var echo = EchoAsync(listener, stop.Token);
+            var echo = TestLab.EchoAsync(listener, stop.Token);
 
             // New connections every 20 ms, across the tunnel, for the whole kill / restart cycle.
-            var probe = ProbeAsync(clientNs, new IPEndPoint(serverIp, 9000), stop.Token);
+            var probe = TestLab.ProbeAsync(clientNs, new IPEndPoint(serverIp, 9000), stop.Token);
             await Task.Delay(1000);
             var killed = DateTime.UtcNow;
             foreach (var n in new[] { "k8s-ctr", "k8s-w1" })
@@ -125,7 +125,7 @@ public sealed class OverlayTests
         }
     }
 
-    private static async Task WaitForRestartAsync(LabState state, string node)
+    internal static async Task WaitForRestartAsync(LabState state, string node)
     {
         var log = Path.Combine(state.NodeDir(node), "agent.log");
         var sw = Stopwatch.StartNew();
@@ -134,74 +134,5 @@ public sealed class OverlayTests
             Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"agent of {node} did not come back:\n{Lab.LogTail(log)}");
             await Task.Delay(100);
         }
-    }
-
-    private static async Task EchoAsync(Socket listener, CancellationToken ct)
-    {
-        var open = new List<Task>();
-        try
-        {
-            while (true)
-            {
-                var conn = await listener.AcceptAsync(ct);
-                open.Add(Task.Run(async () =>
-                {
-                    using (conn)
-                    {
-                        var buf = new byte[64];
-                        var n = await conn.ReceiveAsync(buf);
-                        await conn.SendAsync(buf.AsMemory(0, n));
-                    }
-                }, CancellationToken.None));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            await Task.WhenAll(open);
-        }
-    }
-
-    private static async Task<(int Ok, int Failed, List<string> Errors)> ProbeAsync(NetNsHandle ns, IPEndPoint target, CancellationToken ct)
-    {
-        int ok = 0, failed = 0;
-        var errors = new List<string>();
-        while (!ct.IsCancellationRequested)
-        {
-            var started = DateTime.UtcNow;
-            try
-            {
-                using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-                // Generous: the machine may be loaded; a lost SYN costs 1 s and is still caught by two losses in a row.
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2.5));
-                await s.ConnectAsync(target, timeout.Token);
-                var msg = Encoding.ASCII.GetBytes($"ping {ok + failed}");
-                await s.SendAsync(msg, timeout.Token);
-                var buf = new byte[64];
-                var n = await s.ReceiveAsync(buf, timeout.Token);
-                if (Encoding.ASCII.GetString(buf, 0, n) == Encoding.ASCII.GetString(msg))
-                {
-                    ok++;
-                    var took = DateTime.UtcNow - started;
-                    if (took > TimeSpan.FromMilliseconds(900))
-                    {
-                        errors.Add($"{started:HH:mm:ss.fff} slow ({took.TotalMilliseconds:F0} ms) but answered");
-                    }
-                }
-                else
-                {
-                    failed++;
-                    errors.Add($"{started:HH:mm:ss.fff} wrong echo");
-                }
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException)
-            {
-                failed++;
-                errors.Add($"{started:HH:mm:ss.fff} {e.Message}");
-            }
-
-            await Task.Delay(20, CancellationToken.None);
-        }
-
-        return (ok, failed, errors);
     }
 }

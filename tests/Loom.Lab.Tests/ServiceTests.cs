@@ -113,6 +113,83 @@ public sealed class ServiceTests
         }
     }
 
+    [Theory]
+    [InlineData(ServiceBackend.Iptables)]
+    [InlineData(ServiceBackend.Nftables)]
+    [InlineData(ServiceBackend.Ebpf)]
+    public async Task Agents_killed_under_a_probe_through_a_ClusterIP_lose_no_request(ServiceBackend backend)
+    {
+        var o = TestLab.Options(agents: true) with { ServiceBackend = backend };
+        using var stop = new CancellationTokenSource();
+        try
+        {
+            var state = await Lab.UpAsync(o, TextWriter.Null);
+            var client = Lab.AddPod(state, "client", "k8s-ctr");
+            var pods = new[] { Lab.AddPod(state, "web1", "k8s-w1"), Lab.AddPod(state, "web2", "k8s-w2") };
+            var listeners = new List<Socket>();
+            var echoes = new List<Task>();
+            foreach (var pod in pods)
+            {
+                using var ns = NetNs.Open(pod.Netns);
+                var l = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+                l.Bind(new IPEndPoint(IPAddress.Parse(pod.Ip!.Split('/')[0]), 8080));
+                l.Listen(128);
+                listeners.Add(l);
+                echoes.Add(TestLab.EchoAsync(l, stop.Token));
+            }
+
+            var store = await SqliteStore.OpenAsync(state.StorePath!);
+            await using (store)
+            {
+                await LabelAsync(store, "web1", "web2");
+                await store.PutAsync(Kinds.Service, Service("web", Vip, SessionAffinity.None));
+            }
+
+            using var clientNs = NetNs.Open(client.Netns);
+            var ready = Stopwatch.StartNew();
+            while (!(await TestLab.ProbeOnceAsync(clientNs, new IPEndPoint(Vip, 80))))
+            {
+                Assert.True(ready.Elapsed < TimeSpan.FromSeconds(15), "the service never answered");
+                await Task.Delay(100);
+            }
+
+            using var probing = new CancellationTokenSource();
+            var probe = TestLab.ProbeAsync(clientNs, new IPEndPoint(Vip, 80), probing.Token);
+            await Task.Delay(1000);
+            foreach (var n in state.Nodes)
+            {
+                LabProcesses.Kill(n.AgentPid!.Value);
+            }
+
+            await Task.Delay(1000);
+            foreach (var n in state.Nodes)
+            {
+                Lab.RestartAgent(state, n.Name);
+            }
+
+            foreach (var n in state.Nodes)
+            {
+                await OverlayTests.WaitForRestartAsync(state, n.Name);
+            }
+
+            await Task.Delay(1500);
+            await probing.CancelAsync();
+            var (ok, failed, errors) = await probe;
+            Assert.True(failed == 0, $"{failed} of {ok + failed} probes through {Vip} failed ({backend}): {string.Join("; ", errors.Take(5))}");
+            Assert.True(ok >= 100, $"only {ok} probes ran");
+            Console.WriteLine($"probe through {Vip} ({backend}): {ok} answered; slow: {string.Join("; ", errors)}");
+            foreach (var l in listeners)
+            {
+                l.Dispose();
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Lab.DownAsync(o.LabDir, o.Prefix);
+        }
+    }
+
     // What each backend leaves in a node: KUBE-* chains, the kube-proxy nft table, tc filters on the pods' veths.
     private const string ServiceDumpCommand =
         "iptables-save -t nat; iptables-save -t filter; nft list tables; for v in $(ip -o link show master cni0 | awk -F'[ :@]+' '{print $2}'); do tc filter show dev $v ingress; done";
