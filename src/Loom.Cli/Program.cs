@@ -7,4 +7,6 @@ root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
+root.Subcommands.Add(WhoamiCommand.Create());
+root.Subcommands.Add(DnsCommand.Create());
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

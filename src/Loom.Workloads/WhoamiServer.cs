@@ -53,7 +53,7 @@ public sealed class WhoamiServer
             sb.Append("IP: ").Append(ip).Append('\n');
         }
 
-        sb.Append("RemoteAddr: ").Append(remote?.ToString() ?? "").Append('\n');
+        sb.Append("RemoteAddr: ").Append(Format(remote)).Append('\n');
         foreach (var line in requestLines)
         {
             sb.Append(line).Append('\n');
@@ -68,7 +68,15 @@ public sealed class WhoamiServer
         [.. NetworkInterface.GetAllNetworkInterfaces()
             .OrderBy(i => i.NetworkInterfaceType == NetworkInterfaceType.Loopback ? 0 : 1)
             .SelectMany(i => i.GetIPProperties().UnicastAddresses)
-            .Select(a => a.Address.ToString())];
+            .Select(a => a.Address.IsIPv6LinkLocal ? new IPAddress(a.Address.GetAddressBytes()).ToString() : a.Address.ToString())];
+
+    /// <summary>ip:port as Go prints it: IPv4-mapped addresses as plain IPv4, IPv6 in brackets.</summary>
+    public static string Format(EndPoint? endpoint) => endpoint switch
+    {
+        IPEndPoint ip when ip.Address.IsIPv4MappedToIPv6 => new IPEndPoint(ip.Address.MapToIPv4(), ip.Port).ToString(),
+        null => "",
+        _ => endpoint.ToString() ?? "",
+    };
 
     private async Task HandleAsync(Socket conn, CancellationToken cancellationToken)
     {
@@ -96,7 +104,7 @@ public sealed class WhoamiServer
                     $"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body.Length}\r\nDate: {DateTimeOffset.UtcNow:r}\r\nConnection: close\r\n\r\n");
                 await stream.WriteAsync(Encoding.ASCII.GetBytes(head), timeout.Token).ConfigureAwait(false);
                 await stream.WriteAsync(body, timeout.Token).ConfigureAwait(false);
-                await _log.WriteLineAsync($"{DateTimeOffset.UtcNow:O} {conn.RemoteEndPoint} {lines[0]}").ConfigureAwait(false);
+                await _log.WriteLineAsync($"{DateTimeOffset.UtcNow:O} {Format(conn.RemoteEndPoint)} {lines[0]}").ConfigureAwait(false);
                 await _log.FlushAsync(cancellationToken).ConfigureAwait(false);
                 conn.Shutdown(SocketShutdown.Both);
             }
