@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Loom.Core.Model;
 
 namespace Loom.Agent;
 
@@ -19,6 +20,12 @@ public sealed record AgentConfig
     public bool? IpMasq { get; set; }
 
     public StoreConfig Store { get; set; } = new();
+
+    /// <summary>Service backend of this node (iptables, nftables, ebpf); null: the cluster's, unless a NodeConfig overrides it.</summary>
+    public ServiceBackend? ServiceBackend { get; set; }
+
+    /// <summary>Prometheus metrics listen address inside the node, e.g. "0.0.0.0:9962"; null: no metrics endpoint.</summary>
+    public string? MetricsAddress { get; set; }
 
     /// <summary>Where the node's CNI config is written once the node is ready.</summary>
     public string CniConfDir { get; set; } = "/etc/cni/net.d";
@@ -90,7 +97,7 @@ public sealed class AgentConfigException : Exception
     }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, UseStringEnumConverter = true,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, ReadCommentHandling = JsonCommentHandling.Skip)]
 [JsonSerializable(typeof(AgentConfig))]
 internal sealed partial class AgentJsonContext : JsonSerializerContext;

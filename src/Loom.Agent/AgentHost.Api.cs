@@ -84,6 +84,10 @@ internal sealed partial class AgentHost
         {
             case "status":
                 return new AgentResponse { Ok = true, Status = await StatusAsync(ct).ConfigureAwait(false) };
+            case "services":
+                return new AgentResponse { Ok = true, Services = ServiceInfos() };
+            case "explain-service" when request.Service is { } key:
+                return new AgentResponse { Ok = true, Text = ExplainService(key) };
             case "endpoint-add" when request.Endpoint is { } ep:
                 await store.PutAsync(Kinds.Endpoint, ToEndpoint(ep), cancellationToken: ct).ConfigureAwait(false);
                 Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");
@@ -143,6 +147,9 @@ internal sealed partial class AgentHost
                 IpMasq = _ipMasq,
                 Peers = _peers.Select(p => new TunnelPeer(p.Node, p.PodCidr.ToString(), p.UnderlayIp.ToString(), string.Join(':', p.VtepMac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture))))).ToList(),
                 Endpoints = endpoints,
+                ServiceBackend = _services?.Name ?? "",
+                Services = _serviceState.Count,
+                ServiceSyncs = _serviceSyncs,
                 Syncs = _syncs,
                 LastSync = _lastSync,
                 Started = _started,

@@ -102,6 +102,8 @@ internal sealed partial class AgentHost
         }
 
         var changes = VxlanRoutes.Reconcile(_nl!, _vxlan!, peers);
+        AgentMetrics.OverlaySyncs.Inc();
+        AgentMetrics.TunnelPeers.Set(peers.Count);
         lock (_stateLock)
         {
             _peers = peers;

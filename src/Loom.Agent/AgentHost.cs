@@ -53,6 +53,9 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var revision = await RegisterNodeAsync(ready: false, ct).ConfigureAwait(false);
         await ReconcilePeersAsync(ct).ConfigureAwait(false);
 
+        var serviceRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
+        await SyncServicesAsync(ct).ConfigureAwait(false);
+        using var metrics = AgentMetrics.Start(config.MetricsAddress);
         using var api = StartApi(ct);
         WriteCniConfig(_vxlan.Mtu);
         await RegisterNodeAsync(ready: true, ct).ConfigureAwait(false);
@@ -61,9 +64,12 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var watch = WatchNodesAsync(revision, ct);
         var heartbeat = HeartbeatAsync(ct);
         var loop = ReconcileLoopAsync(ct);
-        await Task.WhenAny(watch, heartbeat, loop).ConfigureAwait(false);
+        var serviceWatch = WatchServicesAsync(serviceRevision, ct);
+        var serviceLoop = ServiceLoopAsync(ct);
+        Task[] all = [watch, heartbeat, loop, serviceWatch, serviceLoop];
+        await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
-        await Task.WhenAll(watch, heartbeat, loop).ConfigureAwait(false); // surfaces the failure
+        await Task.WhenAll(all).ConfigureAwait(false); // surfaces the failure
     }
 
     private Link FindUnderlay(INetlink nl)
@@ -119,7 +125,11 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         }
     }
 
-    public void Dispose() => _reconcile.Dispose();
+    public void Dispose()
+    {
+        _reconcile.Dispose();
+        _serviceSignal.Dispose();
+    }
 
     private void Log(string message) =>
         log.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {message}");

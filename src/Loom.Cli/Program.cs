@@ -6,6 +6,8 @@ var root = new RootCommand("Loom: container networking for Linux clusters (CNI, 
 root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
+root.Subcommands.Add(ServiceCommand.List());
+root.Subcommands.Add(ServiceCommand.Explain());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(WhoamiCommand.Create());
 root.Subcommands.Add(DnsCommand.Create());

@@ -62,6 +62,7 @@ public static partial class Lab
             Prefix = options.Prefix,
             LabDir = Path.GetFullPath(options.LabDir),
             Store = etcd ? "etcd" : "sqlite",
+            ServiceBackend = options.ServiceBackend,
             StorePath = etcd ? null : Path.Combine(Path.GetFullPath(options.LabDir), "store.db"),
             StoreEndpoints = etcd ? [EtcdClientUrl] : [],
             UnderlayNetns = options.Prefix + "underlay",
@@ -423,6 +424,8 @@ public static partial class Lab
         return File.Exists(beside) ? beside : throw new LabException("cannot find the loom executable: run out/bin/loom or set LabOptions.LoomPath");
     }
 
+    public const string UnderlayRouter = "192.168.10.1";
+
     private static void BuildTopology(LabState state)
     {
         NetNs.Create(state.UnderlayNetns);
@@ -431,6 +434,10 @@ public static partial class Lab
         unl.LinkSetUp(unl.LinkByName("lo")!.Index);
         var bridge = unl.LinkAdd(new BridgeSpec(UnderlayBridge) { Mtu = 1500 });
         unl.LinkSetUp(bridge.Index);
+        // The underlay's "router" (as the host of a VirtualBox host-only network): nodes get a default route to it, as
+        // real nodes have one, so traffic to an unknown address is forwarded (and firewalled) rather than failing
+        // at the first route lookup. It routes nowhere itself: the lab stays closed.
+        unl.AddrAdd(bridge.Index, IPAddress.Parse(UnderlayRouter), 24);
 
         foreach (var node in state.Nodes)
         {
@@ -442,6 +449,7 @@ public static partial class Lab
             var eth1 = nl.LinkAdd(new VethSpec(NodeInterface, node.Name) { Mtu = 1500, PeerNetNs = underlay });
             nl.AddrAdd(eth1.Index, IPAddress.Parse(node.Ip), 24);
             nl.LinkSetUp(eth1.Index);
+            nl.RouteAdd(new Route(IPNetwork.Parse("0.0.0.0/0")) { Gateway = IPAddress.Parse(UnderlayRouter), OutputIndex = eth1.Index });
             var port = unl.LinkByName(node.Name) ?? throw new LabException($"underlay port {node.Name} missing");
             unl.LinkSetMaster(port.Index, bridge.Index);
             unl.LinkSetUp(port.Index);
@@ -498,6 +506,7 @@ public static partial class Lab
             NodeMaskSize = 24,
             Tunnel = new TunnelConfig { Device = "loom.1", Vni = 1, Port = 8472 },
             IpMasq = true,
+            ServiceBackend = state.ServiceBackend,
         };
         if (state.Store == "sqlite")
         {
@@ -544,6 +553,7 @@ public static partial class Lab
             w.WriteString("cniConfDir", Path.Combine(dir, "net.d"));
             w.WriteString("stateDir", Path.Combine(dir, "run"));
             w.WriteString("ipamDataDir", Path.Combine(dir, "ipam"));
+            w.WriteString("metricsAddress", node.Ip + ":9962");
             w.WriteEndObject();
         }
 

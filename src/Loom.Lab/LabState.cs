@@ -16,6 +16,9 @@ public sealed record LabState
     /// <summary>SQLite file, when <see cref="Store"/> is sqlite.</summary>
     public string? StorePath { get; init; }
 
+    /// <summary>The cluster's service backend at lab up: iptables, nftables or ebpf.</summary>
+    public Loom.Core.Model.ServiceBackend ServiceBackend { get; init; } = Loom.Core.Model.ServiceBackend.Iptables;
+
     /// <summary>etcd client URLs, when <see cref="Store"/> is etcd.</summary>
     public IReadOnlyList<string> StoreEndpoints { get; init; } = [];
 

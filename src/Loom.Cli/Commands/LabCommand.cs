@@ -38,12 +38,14 @@ internal static class LabCommand
         var nodes = new Option<int>("--nodes") { Description = "Number of nodes: k8s-ctr plus workers k8s-w1...", DefaultValueFactory = _ => 3 };
         var store = new Option<string>("--store") { Description = "Cluster store: sqlite (one file) or etcd (inside k8s-ctr).", DefaultValueFactory = _ => "sqlite" };
         store.AcceptOnlyFromAmong("sqlite", "etcd");
+        var backend = new Option<string>("--service-backend") { Description = "Service load balancing: iptables (kube-proxy's layout), nftables or ebpf.", DefaultValueFactory = _ => "iptables" };
+        backend.AcceptOnlyFromAmong("iptables", "nftables", "ebpf");
         var noAgents = new Option<bool>("--no-agents") { Description = "Build the topology only; start no agents." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for every node to be Ready.", DefaultValueFactory = _ => 60 };
         var noDns = new Option<bool>("--no-dns") { Description = "Do not start the cluster DNS (kube-system/coredns-*, Service kube-dns at 10.96.0.10)." };
         var cmd = new Command("up", "Remove any previous lab, build the topology, start the store and an agent per node, wait until Ready, start the cluster DNS.")
         {
-            nodes, store, noAgents, timeout, noDns,
+            nodes, store, backend, noAgents, timeout, noDns,
         };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
@@ -51,6 +53,7 @@ internal static class LabCommand
             {
                 Nodes = parse.GetValue(nodes),
                 Store = parse.GetValue(store) == "etcd" ? LabStoreKind.Etcd : LabStoreKind.Sqlite,
+                ServiceBackend = Enum.Parse<Loom.Core.Model.ServiceBackend>(parse.GetValue(backend)!, ignoreCase: true),
                 LabDir = parse.GetValue(LabDir)!,
                 Prefix = parse.GetValue(Prefix)!,
                 StartAgents = !parse.GetValue(noAgents),

@@ -33,6 +33,36 @@ internal static class NodeCommand
                 return existed ? 0 : 1;
             }
         });
-        return new Command("node", "Cluster nodes.") { delete };
+        var cfgName = new Argument<string>("name") { Description = "The node to configure." };
+        var cfgConfig = new Option<FileInfo>("--config") { Description = "An agent configuration naming the store.", Required = true };
+        var backend = new Option<string?>("--service-backend") { Description = "Service backend on this node: iptables, nftables or ebpf; 'cluster' to follow the cluster." };
+        backend.AcceptOnlyFromAmong("iptables", "nftables", "ebpf", "cluster");
+        var configure = new Command("config", "Override the cluster config on one node (the agent switches live), like a CiliumNodeConfig.") { cfgName, cfgConfig, backend };
+        configure.SetAction(async (parse, ct) =>
+        {
+            AgentConfig cfg;
+            try
+            {
+                cfg = AgentConfig.Load(parse.GetValue(cfgConfig)!.FullName);
+            }
+            catch (AgentConfigException e)
+            {
+                await Console.Error.WriteLineAsync($"loom node config: {e.Message}").ConfigureAwait(false);
+                return 2;
+            }
+
+            var store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
+            await using (store.ConfigureAwait(false))
+            {
+                var node = parse.GetValue(cfgName)!;
+                var value = parse.GetValue(backend);
+                Loom.Core.Model.ServiceBackend? kind = value is null or "cluster" ? null : Enum.Parse<Loom.Core.Model.ServiceBackend>(value, ignoreCase: true);
+                await Loom.Core.Store.TypedStoreExtensions.PutAsync(store, Loom.Core.Store.Kinds.NodeConfig,
+                    new Loom.Core.Model.NodeConfig { Node = node, ServiceBackend = kind }, cancellationToken: ct).ConfigureAwait(false);
+                Console.WriteLine($"node \"{node}\": service backend {(kind is null ? "follows the cluster" : value)}");
+                return 0;
+            }
+        });
+        return new Command("node", "Cluster nodes.") { delete, configure };
     }
 }

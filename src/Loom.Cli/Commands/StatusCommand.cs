@@ -7,31 +7,18 @@ namespace Loom.Cli.Commands;
 /// <summary><c>loom status</c>: the node agent's health, as seen through its socket (like <c>cilium status</c>).</summary>
 internal static class StatusCommand
 {
-    public const string DefaultSocket = "/run/loom/agent.sock";
-
     public static Command Create()
     {
-        var socket = new Option<string>("--socket") { Description = "The agent's socket.", DefaultValueFactory = _ => DefaultSocket };
+        var socket = AgentSocket.SocketOption();
+        var node = AgentSocket.NodeOption();
         var output = new Option<string>("--output", "-o") { Description = "Output format: text or json.", DefaultValueFactory = _ => "text" };
         output.AcceptOnlyFromAmong("text", "json");
-        var cmd = new Command("status", "Show the node agent's health, pod CIDR, IPAM use, tunnel peers and endpoints.") { socket, output };
+        var cmd = new Command("status", "Show the node agent's health, pod CIDR, IPAM use, tunnel peers and endpoints.") { socket, node, output };
         cmd.SetAction(async (parse, ct) =>
         {
-            var path = parse.GetValue(socket)!;
-            AgentResponse response;
-            try
+            var response = await AgentSocket.AskAsync("loom status", parse.GetValue(socket), parse.GetValue(node), new AgentRequest { Op = "status" }, ct).ConfigureAwait(false);
+            if (response?.Status is not { } status)
             {
-                response = await AgentClient.SendAsync(path, new AgentRequest { Op = "status" }, TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException)
-            {
-                await Console.Error.WriteLineAsync($"loom status: no agent answers at {path}: {e.Message}").ConfigureAwait(false);
-                return 1;
-            }
-
-            if (response.Status is not { } status)
-            {
-                await Console.Error.WriteLineAsync($"loom status: {response.Error}").ConfigureAwait(false);
                 return 1;
             }
 
@@ -59,6 +46,8 @@ internal static class StatusCommand
         w.WriteLine($"{"IPAM:",-14}{s.IpamUsed}/{s.IpamCapacity} allocated");
         w.WriteLine($"{"Routing:",-14}{s.RoutingMode} (vxlan {s.TunnelDevice}, VTEP MAC {s.VtepMac})");
         w.WriteLine($"{"IP masq:",-14}{(s.IpMasq ? "enabled" : "disabled")}");
+        w.WriteLine($"{"Services:",-14}{s.Services} port(s) by {s.ServiceBackend} ({s.ServiceSyncs} syncs)");
+        w.WriteLine($"{"KubeProxyReplacement:",-14} {(s.ServiceBackend == "ebpf" ? "True" : "False")}");
         w.WriteLine($"{"Syncs:",-14}{s.Syncs}, last {s.LastSync:HH:mm:ss} UTC, up since {s.Started:HH:mm:ss} UTC");
         w.WriteLine($"Tunnel peers: {s.Peers.Count}");
         Table(w, c, ["NODE", "POD CIDR", "UNDERLAY IP", "VTEP MAC"], s.Peers.Select(p => new[] { p.Node, p.PodCidr, p.UnderlayIp, p.VtepMac }));

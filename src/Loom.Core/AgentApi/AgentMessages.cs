@@ -8,10 +8,13 @@ namespace Loom.Core.AgentApi;
 /// </summary>
 public sealed record AgentRequest
 {
-    /// <summary><c>status</c>, <c>endpoint-add</c> or <c>endpoint-del</c>.</summary>
+    /// <summary><c>status</c>, <c>endpoint-add</c>, <c>endpoint-del</c>, <c>services</c> or <c>explain-service</c>.</summary>
     public required string Op { get; init; }
 
     public EndpointRegistration? Endpoint { get; init; }
+
+    /// <summary>For <c>explain-service</c>: "namespace/name".</summary>
+    public string? Service { get; init; }
 }
 
 /// <summary>What loom-cni tells the agent about an attachment after ADD (and, by container id, on DEL).</summary>
@@ -37,6 +40,32 @@ public sealed record AgentResponse
     public string? Error { get; init; }
 
     public AgentStatus? Status { get; init; }
+
+    public IReadOnlyList<ServiceInfo>? Services { get; init; }
+
+    /// <summary>Free text, e.g. what <c>explain-service</c> found programmed in the kernel.</summary>
+    public string? Text { get; init; }
+}
+
+/// <summary>One service port as this node programs it.</summary>
+public sealed record ServiceInfo
+{
+    public required string Namespace { get; init; }
+
+    public required string Name { get; init; }
+
+    public string? PortName { get; init; }
+
+    public required string ClusterIp { get; init; }
+
+    public required int Port { get; init; }
+
+    public required string Protocol { get; init; }
+
+    public string SessionAffinity { get; init; } = "None";
+
+    /// <summary>Backends as "ip:port".</summary>
+    public IReadOnlyList<string> Endpoints { get; init; } = [];
 }
 
 /// <summary>What <c>loom status</c> shows.</summary>
@@ -69,6 +98,13 @@ public sealed record AgentStatus
     public IReadOnlyList<TunnelPeer> Peers { get; init; } = [];
 
     public IReadOnlyList<EndpointRegistration> Endpoints { get; init; } = [];
+
+    /// <summary>iptables, nftables or ebpf: what programs Services on this node.</summary>
+    public string ServiceBackend { get; init; } = "";
+
+    public int Services { get; init; }
+
+    public long ServiceSyncs { get; init; }
 
     public long Syncs { get; init; }
 

@@ -19,6 +19,7 @@ namespace Loom.Core.Model;
 [JsonSerializable(typeof(Service))]
 [JsonSerializable(typeof(ClusterConfig))]
 [JsonSerializable(typeof(PodCidrClaim))]
+[JsonSerializable(typeof(NodeConfig))]
 public sealed partial class LoomJsonContext : JsonSerializerContext
 {
 }

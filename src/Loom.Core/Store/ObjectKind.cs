@@ -35,6 +35,9 @@ public static class Kinds
     /// <summary>A single document under the key "cluster".</summary>
     public static ObjectKind<ClusterConfig> ClusterConfig { get; } = new("config", LoomJsonContext.Default.ClusterConfig, _ => "cluster");
 
+    /// <summary>Per-node overrides of the cluster config, keyed by node name.</summary>
+    public static ObjectKind<NodeConfig> NodeConfig { get; } = new("nodeconfig", LoomJsonContext.Default.NodeConfig, c => c.Node);
+
     /// <summary>Pod CIDR claims: key = CIDR text, value = the owning node.</summary>
     public static ObjectKind<PodCidrClaim> PodCidr { get; } = new("podcidr", LoomJsonContext.Default.PodCidrClaim, c => c.Cidr.ToString());
 }

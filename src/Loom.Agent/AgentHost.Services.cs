@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using Loom.Core.AgentApi;
+using Loom.Core.Model;
+using Loom.Core.Store;
+using Loom.Datapath.Services;
+
+namespace Loom.Agent;
+
+internal sealed partial class AgentHost
+{
+    private static readonly ServiceBackend[] RuleBackends = [ServiceBackend.Iptables, ServiceBackend.Nftables];
+    private readonly SemaphoreSlim _serviceSignal = new(0);
+    private IServiceBackend? _services;
+    private ServiceBackend _serviceKind;
+    private IReadOnlyList<ServicePortState> _serviceState = [];
+    private long _serviceSyncs;
+
+    /// <summary>
+    /// kube-proxy's job: every Service in the cluster programmed on this node from the store's Services and
+    /// Endpoints, re-synced on every change. The backend is the node's override (NodeConfig), else the agent's
+    /// config, else the cluster's; switching flushes the previous backend, so no rule of the other is left behind.
+    /// </summary>
+    private async Task SyncServicesAsync(CancellationToken ct)
+    {
+        var nodeConfig = await store.GetAsync(Kinds.NodeConfig, _node, ct).ConfigureAwait(false);
+        var kind = nodeConfig?.Value.ServiceBackend ?? config.ServiceBackend ?? _cluster.ServiceBackend;
+        if (kind == ServiceBackend.Ebpf)
+        {
+            Log("service backend ebpf is not available in this build; using iptables");
+            kind = ServiceBackend.Iptables;
+        }
+
+        var (services, _) = await store.ListAsync(Kinds.Service, ct).ConfigureAwait(false);
+        var (endpoints, _) = await store.ListAsync(Kinds.Endpoint, ct).ConfigureAwait(false);
+        var desired = ServiceModel.Compute(services.Select(s => s.Value), endpoints.Select(e => e.Value));
+        var switching = _services is null || _serviceKind != kind;
+        if (switching)
+        {
+            Log(_services is null ? $"service backend {Name(kind)}" : $"service backend switched from {_services.Name} to {Name(kind)}");
+            _services = ServiceBackends.Create(kind, new ServiceProxyOptions { ClusterCidr = _cluster.PodCidrPools[0] });
+            _serviceKind = kind;
+        }
+
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            _services!.Sync(desired);
+            AgentMetrics.ServiceSyncs.WithLabels(_services.Name, "ok").Inc();
+        }
+        catch
+        {
+            AgentMetrics.ServiceSyncs.WithLabels(_services!.Name, "error").Inc();
+            throw;
+        }
+
+        AgentMetrics.ServiceSyncDuration.WithLabels(_services!.Name).Observe(sw.Elapsed.TotalSeconds);
+        if (switching)
+        {
+            // Make before break: the new backend already answers for every service; now remove whatever another
+            // backend (this run's previous one, or a previous run's) left, so no rule of the other stays behind.
+            foreach (var other in RuleBackends.Where(b => b != kind))
+            {
+                ServiceBackends.Create(other, new ServiceProxyOptions { ClusterCidr = _cluster.PodCidrPools[0] }).Flush();
+            }
+        }
+
+        AgentMetrics.Services.Set(desired.Count);
+        AgentMetrics.ServiceEndpoints.Set(desired.Sum(d => d.Backends.Count));
+        AgentMetrics.LocalEndpoints.Set(endpoints.Count(e => e.Value.Node == _node));
+        var changed = !desired.SequenceEqual(_serviceState);
+        lock (_stateLock)
+        {
+            _serviceState = desired;
+            _serviceSyncs++;
+        }
+
+        if (changed)
+        {
+            Log($"services: {desired.Count} port(s), {desired.Sum(d => d.Backends.Count)} backend(s) programmed by {_services.Name} in {sw.Elapsed.TotalMilliseconds:F1} ms");
+        }
+    }
+
+    private static string Name(ServiceBackend kind) => kind.ToString().ToLowerInvariant();
+
+    private async Task WatchServicesAsync(long fromRevision, CancellationToken ct)
+    {
+        while (true)
+        {
+            try
+            {
+                await foreach (var e in store.WatchAsync(null, fromRevision, ct).ConfigureAwait(false))
+                {
+                    fromRevision = e.Revision;
+                    if (e.Kind == Kinds.Service.Name || e.Kind == Kinds.Endpoint.Name || (e.Kind == Kinds.NodeConfig.Name && e.Key == _node))
+                    {
+                        _serviceSignal.Release();
+                    }
+                }
+            }
+            catch (StoreCompactedException)
+            {
+                fromRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
+                _serviceSignal.Release();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException && !ct.IsCancellationRequested)
+            {
+                Log($"service watch broke, restarting: {e.Message}");
+                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                _serviceSignal.Release();
+            }
+        }
+    }
+
+    private async Task ServiceLoopAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            await _serviceSignal.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            while (_serviceSignal.CurrentCount > 0)
+            {
+                await _serviceSignal.WaitAsync(ct).ConfigureAwait(false); // one sync for a burst of changes
+            }
+
+            try
+            {
+                await SyncServicesAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or Linux.Firewall.FirewallException && !ct.IsCancellationRequested)
+            {
+                Log($"service sync failed, retrying: {e.Message}");
+                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                _serviceSignal.Release();
+            }
+        }
+    }
+
+    private List<ServiceInfo> ServiceInfos()
+    {
+        lock (_stateLock)
+        {
+            return _serviceState.Select(s => new ServiceInfo
+            {
+                Namespace = s.Name.Namespace,
+                Name = s.Name.Name,
+                PortName = s.Name.Port,
+                ClusterIp = s.Frontend.Address.ToString(),
+                Port = s.Frontend.Port,
+                Protocol = s.Frontend.Protocol.ToString().ToUpperInvariant(),
+                SessionAffinity = s.SessionAffinity.ToString(),
+                Endpoints = s.Backends.Select(b => $"{b.Address}:{b.Port}").ToList(),
+            }).ToList();
+        }
+    }
+
+    /// <summary><c>loom explain service</c>: the frontend, its backends, and what this node's kernel holds for it.</summary>
+    private string ExplainService(string key)
+    {
+        List<ServicePortState> ports;
+        lock (_stateLock)
+        {
+            ports = _serviceState.Where(s => $"{s.Name.Namespace}/{s.Name.Name}" == key).ToList();
+        }
+
+        if (ports.Count == 0)
+        {
+            return $"service {key} is not programmed on {_node} (no such service, or no ports)";
+        }
+
+        var sb = new System.Text.StringBuilder();
+        foreach (var p in ports)
+        {
+            sb.AppendLine($"Service:   {p.Name}");
+            sb.AppendLine($"Frontend:  {p.Frontend.Address}:{p.Frontend.Port}/{p.Frontend.Protocol.ToString().ToUpperInvariant()}  (affinity {p.SessionAffinity})");
+            sb.AppendLine($"Backends:  {(p.Backends.Count == 0 ? "none: connections are refused" : string.Join(", ", p.Backends.Select(b => $"{b.Address}:{b.Port}")))}");
+            sb.AppendLine($"Node {_node}, backend {_services!.Name}, programmed:");
+            sb.AppendLine(_services.Explain(p).TrimEnd());
+            sb.AppendLine();
+        }
+
+        return sb.ToString().TrimEnd() + "\n";
+    }
+}

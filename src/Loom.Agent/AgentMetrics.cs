@@ -1,0 +1,43 @@
+using Prometheus;
+
+namespace Loom.Agent;
+
+/// <summary>The agent's Prometheus metrics (served when <c>metricsAddress</c> is set).</summary>
+internal static class AgentMetrics
+{
+    public static readonly Counter ServiceSyncs = Metrics.CreateCounter(
+        "loom_service_syncs_total", "Service syncs, by backend and result.", "backend", "result");
+
+    public static readonly Histogram ServiceSyncDuration = Metrics.CreateHistogram(
+        "loom_service_sync_duration_seconds", "Time to program the node's Services into the kernel.",
+        new HistogramConfiguration { LabelNames = ["backend"], Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
+
+    public static readonly Gauge Services = Metrics.CreateGauge("loom_services", "Service ports programmed on this node.");
+
+    public static readonly Gauge ServiceEndpoints = Metrics.CreateGauge("loom_service_endpoints", "Backends across all programmed service ports.");
+
+    public static readonly Gauge TunnelPeers = Metrics.CreateGauge("loom_tunnel_peers", "Nodes reachable through the overlay.");
+
+    public static readonly Counter OverlaySyncs = Metrics.CreateCounter("loom_overlay_syncs_total", "Overlay reconciliations.");
+
+    public static readonly Gauge LocalEndpoints = Metrics.CreateGauge("loom_endpoints", "Endpoints (pod attachments) on this node.");
+
+    /// <summary>Starts the /metrics endpoint; the returned server stops it.</summary>
+    public static IMetricServer? Start(string? address)
+    {
+        if (string.IsNullOrEmpty(address))
+        {
+            return null;
+        }
+
+        var colon = address.LastIndexOf(':');
+        var host = colon > 0 ? address[..colon] : "+";
+        var port = int.Parse(address[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        if (host is "0.0.0.0" or "*")
+        {
+            host = "+";
+        }
+
+        return new MetricServer(host, port).Start();
+    }
+}

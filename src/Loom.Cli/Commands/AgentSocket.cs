@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Loom.Core.AgentApi;
+using Loom.Lab;
+
+namespace Loom.Cli.Commands;
+
+/// <summary>
+/// Which agent a CLI command talks to: <c>--socket PATH</c>, or <c>--node NAME</c> of the running lab (a unix socket
+/// path reaches an agent in any network namespace), or the default socket of the machine's own agent.
+/// </summary>
+internal static class AgentSocket
+{
+    public const string DefaultPath = "/run/loom/agent.sock";
+
+    public static Option<string?> SocketOption() => new("--socket") { Description = $"The agent's socket (default {DefaultPath})." };
+
+    public static Option<string?> NodeOption() => new("--node") { Description = "A node of the running lab (loom lab up)." };
+
+    public static string Resolve(string? socket, string? node)
+    {
+        if (socket is not null)
+        {
+            return socket;
+        }
+
+        if (node is null)
+        {
+            return DefaultPath;
+        }
+
+        var state = Lab.Lab.Load() ?? throw new InvalidOperationException($"--node {node}: no lab is up (loom lab up)");
+        if (!state.Nodes.Any(n => n.Name == node))
+        {
+            throw new InvalidOperationException($"--node {node}: the lab has no such node ({string.Join(", ", state.Nodes.Select(n => n.Name))})");
+        }
+
+        return Path.Combine(state.NodeDir(node), "run", "agent.sock");
+    }
+
+    /// <summary>Sends one request; on failure prints why to stderr and returns null.</summary>
+    public static async Task<AgentResponse?> AskAsync(string command, string? socket, string? node, AgentRequest request, CancellationToken ct)
+    {
+        string path;
+        try
+        {
+            path = Resolve(socket, node);
+        }
+        catch (InvalidOperationException e)
+        {
+            await Console.Error.WriteLineAsync($"{command}: {e.Message}").ConfigureAwait(false);
+            return null;
+        }
+
+        try
+        {
+            var response = await AgentClient.SendAsync(path, request, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            if (!response.Ok)
+            {
+                await Console.Error.WriteLineAsync($"{command}: {response.Error}").ConfigureAwait(false);
+                return null;
+            }
+
+            return response;
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync($"{command}: no agent answers at {path}: {e.Message}").ConfigureAwait(false);
+            return null;
+        }
+    }
+}
