@@ -7,7 +7,9 @@ namespace Loom.Lab.Tests;
 /// <summary>Kubernetes YAML as the scenario writes it: what is honoured, warned about, refused.</summary>
 public sealed class ManifestTests
 {
-    public static string Example(string name)
+    public static string Example(string name) => File.ReadAllText(ExamplePath(name));
+
+    public static string ExamplePath(string name)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !Directory.Exists(Path.Combine(dir.FullName, "examples", "scenario")))
@@ -15,7 +17,7 @@ public sealed class ManifestTests
             dir = dir.Parent;
         }
 
-        return File.ReadAllText(Path.Combine(dir?.FullName ?? throw new InvalidOperationException("examples/scenario not found"), "examples", "scenario", name));
+        return Path.Combine(dir?.FullName ?? throw new InvalidOperationException("examples/scenario not found"), "examples", "scenario", name);
     }
 
     [Fact]
