@@ -10,6 +10,7 @@
 
 #define ETH_P_IP 0x0800
 #define ETH_HLEN 14
+#define ETH_ALEN 6
 
 #ifndef BPF_F_NO_PREALLOC
 #define BPF_F_NO_PREALLOC (1U << 0)

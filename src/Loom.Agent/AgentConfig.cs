@@ -24,6 +24,15 @@ public sealed record AgentConfig
     /// <summary>Service backend of this node (iptables, nftables, ebpf); null: the cluster's, unless a NodeConfig overrides it.</summary>
     public ServiceBackend? ServiceBackend { get; set; }
 
+    /// <summary>bpffs directory for this node's pinned eBPF maps and programs (they outlive the agent).</summary>
+    public string BpfPinDir { get; set; } = "/sys/fs/bpf/loom";
+
+    /// <summary>
+    /// cgroup (v2) whose processes get socket-level load balancing from the eBPF backend (connect() to a ClusterIP goes
+    /// straight to a backend); null: per-packet NAT on the pods' veths only. Never the machine's root cgroup.
+    /// </summary>
+    public string? Cgroup { get; set; }
+
     /// <summary>Prometheus metrics listen address inside the node, e.g. "0.0.0.0:9962"; null: no metrics endpoint.</summary>
     public string? MetricsAddress { get; set; }
 

@@ -90,6 +90,12 @@ internal sealed partial class AgentHost
                 return new AgentResponse { Ok = true, Text = ExplainService(key) };
             case "endpoint-add" when request.Endpoint is { } ep:
                 await store.PutAsync(Kinds.Endpoint, ToEndpoint(ep), cancellationToken: ct).ConfigureAwait(false);
+                if (_serviceKind == ServiceBackend.Ebpf)
+                {
+                    // Before the plugin returns, so the pod's very first packet to a ClusterIP is balanced.
+                    await SyncServicesAsync(ct).ConfigureAwait(false);
+                }
+
                 Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");
                 return new AgentResponse { Ok = true };
             case "endpoint-del" when request.Endpoint is { } ep:
@@ -148,6 +154,7 @@ internal sealed partial class AgentHost
                 Peers = _peers.Select(p => new TunnelPeer(p.Node, p.PodCidr.ToString(), p.UnderlayIp.ToString(), string.Join(':', p.VtepMac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture))))).ToList(),
                 Endpoints = endpoints,
                 ServiceBackend = _services?.Name ?? "",
+                SocketLbCgroup = _serviceKind == ServiceBackend.Ebpf ? config.Cgroup ?? "" : "",
                 Services = _serviceState.Count,
                 ServiceSyncs = _serviceSyncs,
                 Syncs = _syncs,

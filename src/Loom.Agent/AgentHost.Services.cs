@@ -3,13 +3,15 @@ using Loom.Core.AgentApi;
 using Loom.Core.Model;
 using Loom.Core.Store;
 using Loom.Datapath.Services;
+using Loom.Datapath.Services.Ebpf;
 
 namespace Loom.Agent;
 
 internal sealed partial class AgentHost
 {
-    private static readonly ServiceBackend[] RuleBackends = [ServiceBackend.Iptables, ServiceBackend.Nftables];
+    private static readonly ServiceBackend[] AllBackends = [ServiceBackend.Iptables, ServiceBackend.Nftables, ServiceBackend.Ebpf];
     private readonly SemaphoreSlim _serviceSignal = new(0);
+    private readonly SemaphoreSlim _serviceLock = new(1);
     private IServiceBackend? _services;
     private ServiceBackend _serviceKind;
     private IReadOnlyList<ServicePortState> _serviceState = [];
@@ -22,14 +24,22 @@ internal sealed partial class AgentHost
     /// </summary>
     private async Task SyncServicesAsync(CancellationToken ct)
     {
+        // Two callers: the watch loop, and endpoint-add (which must not return before the pod's veth is programmed).
+        await _serviceLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await SyncServicesLockedAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _serviceLock.Release();
+        }
+    }
+
+    private async Task SyncServicesLockedAsync(CancellationToken ct)
+    {
         var nodeConfig = await store.GetAsync(Kinds.NodeConfig, _node, ct).ConfigureAwait(false);
         var kind = nodeConfig?.Value.ServiceBackend ?? config.ServiceBackend ?? _cluster.ServiceBackend;
-        if (kind == ServiceBackend.Ebpf)
-        {
-            Log("service backend ebpf is not available in this build; using iptables");
-            kind = ServiceBackend.Iptables;
-        }
-
         var (services, _) = await store.ListAsync(Kinds.Service, ct).ConfigureAwait(false);
         var (endpoints, _) = await store.ListAsync(Kinds.Endpoint, ct).ConfigureAwait(false);
         var desired = ServiceModel.Compute(services.Select(s => s.Value), endpoints.Select(e => e.Value));
@@ -37,7 +47,7 @@ internal sealed partial class AgentHost
         if (switching)
         {
             Log(_services is null ? $"service backend {Name(kind)}" : $"service backend switched from {_services.Name} to {Name(kind)}");
-            _services = ServiceBackends.Create(kind, new ServiceProxyOptions { ClusterCidr = _cluster.PodCidrPools[0] });
+            _services = CreateBackend(kind);
             _serviceKind = kind;
         }
 
@@ -58,9 +68,11 @@ internal sealed partial class AgentHost
         {
             // Make before break: the new backend already answers for every service; now remove whatever another
             // backend (this run's previous one, or a previous run's) left, so no rule of the other stays behind.
-            foreach (var other in RuleBackends.Where(b => b != kind))
+            foreach (var other in AllBackends.Where(b => b != kind))
             {
-                ServiceBackends.Create(other, new ServiceProxyOptions { ClusterCidr = _cluster.PodCidrPools[0] }).Flush();
+                var old = CreateBackend(other);
+                old.Flush();
+                (old as IDisposable)?.Dispose();
             }
         }
 
@@ -78,6 +90,24 @@ internal sealed partial class AgentHost
         {
             Log($"services: {desired.Count} port(s), {desired.Sum(d => d.Backends.Count)} backend(s) programmed by {_services.Name} in {sw.Elapsed.TotalMilliseconds:F1} ms");
         }
+    }
+
+    private IServiceBackend CreateBackend(ServiceBackend kind) => ServiceBackends.Create(
+        kind,
+        new ServiceProxyOptions { ClusterCidr = _cluster.PodCidrPools[0] },
+        new EbpfServiceOptions
+        {
+            PinDirectory = Path.Combine(config.BpfPinDir, "lb4"),
+            CgroupPath = config.Cgroup,
+            Interfaces = PodVeths, // the host side of every pod's veth gets the per-packet load balancer
+        });
+
+    /// <summary>Host-side veths of this node's pods: the ports of the pod bridge.</summary>
+    private List<int> PodVeths()
+    {
+        using var nl = Linux.Netlink.Open();
+        var bridge = nl.LinkByName("cni0");
+        return bridge is null ? [] : nl.LinkList().Where(l => l.MasterIndex == bridge.Index && l.Kind == "veth").Select(l => l.Index).ToList();
     }
 
     private static string Name(ServiceBackend kind) => kind.ToString().ToLowerInvariant();
@@ -163,7 +193,7 @@ internal sealed partial class AgentHost
 
         if (ports.Count == 0)
         {
-            return $"service {key} is not programmed on {_node} (no such service, or no ports)";
+            return $"service {key} is not programmed on {_node} (no such service, or no ports)\n";
         }
 
         var sb = new System.Text.StringBuilder();

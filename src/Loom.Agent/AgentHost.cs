@@ -129,6 +129,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     {
         _reconcile.Dispose();
         _serviceSignal.Dispose();
+        _serviceLock.Dispose();
+        (_services as IDisposable)?.Dispose();
     }
 
     private void Log(string message) =>

@@ -185,6 +185,17 @@ public static partial class Lab
             }
         }
 
+        // Pinned eBPF maps and programs outlive the agents by design; the lab's go with the lab.
+        if (Directory.Exists("/sys/fs/bpf"))
+        {
+            foreach (var pins in Directory.GetDirectories("/sys/fs/bpf", prefix + "*"))
+            {
+                found = true;
+                Directory.Delete(pins, recursive: true);
+                await log.WriteLineAsync($"unpinned {pins}").ConfigureAwait(false);
+            }
+        }
+
         if (Directory.Exists(labDir))
         {
             found = true;
@@ -426,6 +437,9 @@ public static partial class Lab
 
     public const string UnderlayRouter = "192.168.10.1";
 
+    /// <summary>Each node's eBPF pins live in a bpffs directory of their own (all lab nodes share the machine's bpffs).</summary>
+    public static string BpfPinDir(LabState state, string node) => Path.Combine("/sys/fs/bpf", state.Prefix + node);
+
     private static void BuildTopology(LabState state)
     {
         NetNs.Create(state.UnderlayNetns);
@@ -554,6 +568,7 @@ public static partial class Lab
             w.WriteString("stateDir", Path.Combine(dir, "run"));
             w.WriteString("ipamDataDir", Path.Combine(dir, "ipam"));
             w.WriteString("metricsAddress", node.Ip + ":9962");
+            w.WriteString("bpfPinDir", BpfPinDir(state, node.Name));
             w.WriteEndObject();
         }
 

@@ -23,6 +23,7 @@ public sealed class ServiceTests
     [Theory]
     [InlineData(ServiceBackend.Iptables)]
     [InlineData(ServiceBackend.Nftables)]
+    [InlineData(ServiceBackend.Ebpf)]
     public async Task ClusterIp_balances_tcp_and_udp_follows_endpoints_and_honours_affinity(ServiceBackend backend)
     {
         var o = TestLab.Options(agents: true) with { ServiceBackend = backend };
@@ -89,8 +90,14 @@ public sealed class ServiceTests
                 var other = backend == ServiceBackend.Iptables ? ServiceBackend.Nftables : ServiceBackend.Iptables;
                 await store.PutAsync(Kinds.NodeConfig, new NodeConfig { Node = "k8s-ctr", ServiceBackend = other });
                 var ctr = state.Node("k8s-ctr").Netns;
-                await TestLab.Eventually(ctr, ["sh", "-c", "iptables-save -t nat; nft list tables"], s => Leftovers(s, backend) == "");
-                Assert.Equal("", Leftovers(await TestLab.Capture(ctr, "sh", "-c", "iptables-save -t nat; iptables-save -t filter; nft list tables"), backend));
+                var pins = Path.Combine(Lab.BpfPinDir(state, "k8s-ctr"), "lb4");
+                var dump = ServiceDumpCommand;
+                await TestLab.Eventually(ctr, ["sh", "-c", dump], s => Leftovers(s, backend) == "" && !Directory.Exists(pins));
+                Assert.Equal("", Leftovers(await TestLab.Capture(ctr, "sh", "-c", dump), backend));
+                if (backend == ServiceBackend.Ebpf)
+                {
+                    Assert.False(Directory.Exists(pins), $"{pins} still pinned after switching to {other}");
+                }
                 Assert.StartsWith("web", await TcpAsync(clientNs, new IPEndPoint(Vip, 80)), StringComparison.Ordinal);
             }
 
@@ -106,9 +113,16 @@ public sealed class ServiceTests
         }
     }
 
-    private static string Leftovers(string dump, ServiceBackend gone) => gone == ServiceBackend.Iptables
-        ? string.Join('\n', dump.Split('\n').Where(l => l.Contains("KUBE-SVC", StringComparison.Ordinal) || l.Contains("KUBE-SEP", StringComparison.Ordinal)))
-        : string.Join('\n', dump.Split('\n').Where(l => l.Contains("kube-proxy", StringComparison.Ordinal)));
+    // What each backend leaves in a node: KUBE-* chains, the kube-proxy nft table, tc filters on the pods' veths.
+    private const string ServiceDumpCommand =
+        "iptables-save -t nat; iptables-save -t filter; nft list tables; for v in $(ip -o link show master cni0 | awk -F'[ :@]+' '{print $2}'); do tc filter show dev $v ingress; done";
+
+    private static string Leftovers(string dump, ServiceBackend gone) => gone switch
+    {
+        ServiceBackend.Iptables => string.Join('\n', dump.Split('\n').Where(l => l.Contains("KUBE-SVC", StringComparison.Ordinal) || l.Contains("KUBE-SEP", StringComparison.Ordinal))),
+        ServiceBackend.Nftables => string.Join('\n', dump.Split('\n').Where(l => l.Contains("kube-proxy", StringComparison.Ordinal))),
+        _ => string.Join('\n', dump.Split('\n').Where(l => l.Contains("lb4", StringComparison.Ordinal))),
+    };
 
     private static Service Service(string name, IPAddress ip, SessionAffinity affinity) => new()
     {

@@ -22,6 +22,12 @@ internal static class ServiceCommand
                 return 1;
             }
 
+            if (services.Count == 0)
+            {
+                Console.WriteLine("No services found.");
+                return 0;
+            }
+
             var rows = services.GroupBy(s => (s.Namespace, s.Name)).Select(g => new[]
             {
                 g.Key.Namespace, g.Key.Name, "ClusterIP", g.First().ClusterIp,

@@ -47,7 +47,7 @@ internal static class StatusCommand
         w.WriteLine($"{"Routing:",-14}{s.RoutingMode} (vxlan {s.TunnelDevice}, VTEP MAC {s.VtepMac})");
         w.WriteLine($"{"IP masq:",-14}{(s.IpMasq ? "enabled" : "disabled")}");
         w.WriteLine($"{"Services:",-14}{s.Services} port(s) by {s.ServiceBackend} ({s.ServiceSyncs} syncs)");
-        w.WriteLine($"{"KubeProxyReplacement:",-14} {(s.ServiceBackend == "ebpf" ? "True" : "False")}");
+        w.WriteLine($"{"KubeProxyReplacement:",-14} {(s.ServiceBackend == "ebpf" ? c.Green("True") : "False")}   [socket LB: {(s.SocketLbCgroup.Length > 0 ? "enabled, cgroup " + s.SocketLbCgroup : "disabled")}]");
         w.WriteLine($"{"Syncs:",-14}{s.Syncs}, last {s.LastSync:HH:mm:ss} UTC, up since {s.Started:HH:mm:ss} UTC");
         w.WriteLine($"Tunnel peers: {s.Peers.Count}");
         Table(w, c, ["NODE", "POD CIDR", "UNDERLAY IP", "VTEP MAC"], s.Peers.Select(p => new[] { p.Node, p.PodCidr, p.UnderlayIp, p.VtepMac }));

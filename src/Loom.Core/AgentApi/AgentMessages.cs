@@ -104,6 +104,9 @@ public sealed record AgentStatus
 
     public int Services { get; init; }
 
+    /// <summary>Socket-level load balancing (eBPF cgroup hooks): the cgroup it serves, or empty when off.</summary>
+    public string SocketLbCgroup { get; init; } = "";
+
     public long ServiceSyncs { get; init; }
 
     public long Syncs { get; init; }

@@ -1,4 +1,5 @@
 using Loom.Core.Model;
+using Loom.Datapath.Services.Ebpf;
 
 namespace Loom.Datapath.Services;
 
@@ -9,8 +10,15 @@ public static class ServiceBackends
     {
         ServiceBackend.Iptables => Iptables(options),
         ServiceBackend.Nftables => Nftables(options),
+        ServiceBackend.Ebpf => Ebpf(),
         _ => throw new NotSupportedException($"service backend {kind} is not implemented in Loom.Datapath"),
     };
+
+    /// <summary>The backend <paramref name="kind"/> names; <paramref name="ebpf"/> configures the eBPF one (pins, object, cgroup, veths).</summary>
+    public static IServiceBackend Create(ServiceBackend kind, ServiceProxyOptions? options, EbpfServiceOptions? ebpf) =>
+        kind == ServiceBackend.Ebpf ? Ebpf(ebpf) : Create(kind, options);
+
+    public static EbpfServiceBackend Ebpf(EbpfServiceOptions? options = null) => new(options);
 
     public static IServiceBackend Iptables(ServiceProxyOptions? options = null) => new IptablesServiceBackend(options ?? new ServiceProxyOptions());
 

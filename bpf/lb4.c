@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Loom's eBPF service load balancer (kube-proxy replacement), IPv4. The map layouts follow the facts of
+ * Cilium's lb4 maps (bpf/lib/lb.h, pkg/maps/lbmap); the code is Loom's own.
+ *
+ *   lb4_svc      {vip, dport, slot, proto}  -> slot 0: master {affinity timeout, count, rev_nat, flags}
+ *                                              slot n: {backend id, rev_nat}
+ *   lb4_backends backend id                 -> {ip, port, proto}
+ *   lb4_revnat   rev_nat index              -> {vip, port}
+ *   lb4_ct       LRU {saddr, daddr, sport, dport, proto, dir} -> {backend id, rev_nat, last seen}
+ *                dir 0 (SVC): client -> VIP tuple, remembers the backend for the rest of the flow
+ *                dir 1 (REV): client <- backend tuple (stored as the forward tuple after DNAT), for reverse NAT
+ *   lb4_affinity LRU {client (IPv4 or netns cookie), rev_nat, is_cookie} -> {backend id, last used (s)}
+ *   lb4_sk_rev   LRU {socket cookie, backend ip, port} -> {vip, port, rev_nat}  (unconnected UDP recvmsg)
+ *   lb4_ifaces   ifindex -> 1: where the tc programs are attached (bookkeeping for restarts and flush)
+ *
+ * Programs:
+ *   lb4_from_pod (tc, ingress of a pod's host-side veth = traffic from the pod): per-packet DNAT of
+ *       ClusterIP traffic to a backend chosen at random on the first packet and remembered in lb4_ct.
+ *       A service without backends: a TCP SYN is answered with a RST (the client sees ECONNREFUSED at
+ *       once), anything else is dropped.
+ *   lb4_to_pod (tc, egress of a pod's host-side veth = traffic to the pod): reverse NAT of replies.
+ *   lb4_connect4 / lb4_sendmsg4 / lb4_recvmsg4 (cgroup sock_addr): socket-level LB with the same maps;
+ *       a service without backends makes connect()/sendmsg() fail with EPERM.
+ *
+ * All addresses and ports are in network byte order. Mirrored by src/Loom.Linux/Bpf/Lb4Maps.cs.
+ */
+#include "loom_common.h"
+
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+
+#define LB_SVC_FLAG_AFFINITY 0x01
+
+#define LB_CT_SVC 0
+#define LB_CT_REV 1
+
+#define LB_MAX_SLOTS 256 /* backends per service the data path will pick from */
+
+struct lb4_key {
+	__be32 address;
+	__be16 dport;
+	__u16 backend_slot; /* 0 = master entry */
+	__u8 proto;
+	__u8 scope;
+	__u8 pad[2];
+};
+
+struct lb4_service {
+	__u32 backend_id; /* slot > 0: backend id; master: affinity timeout (seconds) */
+	__u16 count;      /* master: number of backend slots */
+	__u16 rev_nat_index;
+	__u8 flags;
+	__u8 pad[3];
+};
+
+struct lb4_backend {
+	__be32 address;
+	__be16 port;
+	__u8 proto;
+	__u8 flags;
+};
+
+struct lb4_reverse_nat {
+	__be32 address;
+	__be16 port;
+	__u16 pad;
+};
+
+struct lb4_ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;
+	__u16 pad;
+};
+
+struct lb4_ct_entry {
+	__u32 backend_id;
+	__u16 rev_nat_index;
+	__u16 pad;
+	__u64 last_seen_ns;
+};
+
+struct lb4_affinity_key {
+	__u64 client; /* IPv4 source address (tc) or netns cookie (socket LB) */
+	__u16 rev_nat_index;
+	__u8 is_cookie;
+	__u8 pad[5];
+};
+
+struct lb4_affinity_val {
+	__u32 backend_id;
+	__u32 last_used_s;
+};
+
+struct lb4_sk_rev_key {
+	__u64 cookie;
+	__be32 address;
+	__be16 port;
+	__u16 pad;
+};
+
+struct lb4_sk_rev_val {
+	__be32 address;
+	__be16 port;
+	__u16 rev_nat_index;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb4_key);
+	__type(value, struct lb4_service);
+} lb4_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct lb4_backend);
+} lb4_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u16);
+	__type(value, struct lb4_reverse_nat);
+} lb4_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct lb4_ct_key);
+	__type(value, struct lb4_ct_entry);
+} lb4_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb4_affinity_key);
+	__type(value, struct lb4_affinity_val);
+} lb4_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb4_sk_rev_key);
+	__type(value, struct lb4_sk_rev_val);
+} lb4_sk_rev SEC(".maps");
+
+/* Interfaces (host-side veth ifindexes in the node namespace) the agent attached the tc programs to, so a
+ * restarted agent or a flush can find them again. Not used by the programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} lb4_ifaces SEC(".maps");
+
+/*
+ * 0 DNAT (tc), 1 reverse NAT (tc), 2 socket translations, 3 socket reverse, 4 no backend (refused/dropped),
+ * 5 new flows (backend selections), 6 affinity hits.
+ */
+#define LB_STAT_DNAT 0
+#define LB_STAT_REVNAT 1
+#define LB_STAT_SOCK 2
+#define LB_STAT_SOCK_REV 3
+#define LB_STAT_NO_BACKEND 4
+#define LB_STAT_SELECT 5
+#define LB_STAT_AFFINITY 6
+#define LB_STAT_MAX 8
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lb4_stats SEC(".maps");
+
+static __always_inline void bump(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&lb4_stats, &idx);
+
+	if (v)
+		(*v)++;
+}
+
+static __always_inline __u32 now_s(void)
+{
+	return (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
+}
+
+static __always_inline struct lb4_service *lookup_master(__be32 addr, __be16 port, __u8 proto)
+{
+	struct lb4_key key = {
+		.address = addr,
+		.dport = port,
+		.backend_slot = 0,
+		.proto = proto,
+	};
+
+	return bpf_map_lookup_elem(&lb4_svc, &key);
+}
+
+/* The backend id to use for a new flow: the affinity entry if valid, else a random slot. 0 = none. */
+static __always_inline __u32 select_backend(__be32 addr, __be16 port, __u8 proto, const struct lb4_service *svc,
+					    __u64 client, __u8 is_cookie)
+{
+	struct lb4_affinity_key akey = {
+		.client = client,
+		.rev_nat_index = svc->rev_nat_index,
+		.is_cookie = is_cookie,
+	};
+	struct lb4_affinity_val *aval;
+	struct lb4_key key = {
+		.address = addr,
+		.dport = port,
+		.proto = proto,
+	};
+	struct lb4_service *slot;
+	__u32 count = svc->count;
+	__u32 id;
+
+	if (count == 0)
+		return 0;
+	if (svc->flags & LB_SVC_FLAG_AFFINITY) {
+		aval = bpf_map_lookup_elem(&lb4_affinity, &akey);
+		if (aval && now_s() - aval->last_used_s <= svc->backend_id &&
+		    bpf_map_lookup_elem(&lb4_backends, &aval->backend_id)) {
+			aval->last_used_s = now_s();
+			bump(LB_STAT_AFFINITY);
+			return aval->backend_id;
+		}
+	}
+	if (count > LB_MAX_SLOTS)
+		count = LB_MAX_SLOTS;
+	key.backend_slot = (__u16)(bpf_get_prandom_u32() % count) + 1;
+	slot = bpf_map_lookup_elem(&lb4_svc, &key);
+	if (!slot)
+		return 0;
+	id = slot->backend_id;
+	bump(LB_STAT_SELECT);
+	if (svc->flags & LB_SVC_FLAG_AFFINITY) {
+		struct lb4_affinity_val nval = { .backend_id = id, .last_used_s = now_s() };
+
+		bpf_map_update_elem(&lb4_affinity, &akey, &nval, BPF_ANY);
+	}
+	return id;
+}
+
+/* ---------------------------------------------------------------- tc: per-packet NAT on host-side veths */
+
+struct pkt {
+	__u32 l3_off;
+	__u32 l4_off;
+	__u8 proto;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 tcp_flags;
+	__u32 csum_off;   /* offset of the L4 checksum */
+	__u64 csum_flags; /* extra bpf_l4_csum_replace flags (UDP: BPF_F_MARK_MANGLED_0) */
+};
+
+/* Parses Ethernet + IPv4 + TCP/UDP ports. 0 on success. Fragments after the first are not handled (-1). */
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__u32 ihl;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return -1;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	ihl = ip->ihl * 4;
+	if (ihl < sizeof(*ip))
+		return -1;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return -1;
+	if (ip->frag_off & bpf_htons(IP_OFFSET))
+		return -1;
+	p->l3_off = ETH_HLEN;
+	p->l4_off = ETH_HLEN + ihl;
+	p->proto = ip->protocol;
+	p->saddr = ip->saddr;
+	p->daddr = ip->daddr;
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = (void *)ip + ihl;
+
+		if ((void *)(tcp + 1) > data_end)
+			return -1;
+		p->sport = tcp->source;
+		p->dport = tcp->dest;
+		p->tcp_flags = ((__u8 *)tcp)[13];
+		p->csum_off = p->l4_off + offsetof(struct tcphdr, check);
+		p->csum_flags = 0;
+	} else {
+		struct udphdr *udp = (void *)ip + ihl;
+
+		if ((void *)(udp + 1) > data_end)
+			return -1;
+		p->sport = udp->source;
+		p->dport = udp->dest;
+		p->tcp_flags = 0;
+		p->csum_off = p->l4_off + offsetof(struct udphdr, check);
+		/* A UDP checksum of 0 means "none": keep it 0 rather than "fixing" it. */
+		p->csum_flags = BPF_F_MARK_MANGLED_0;
+	}
+	return 0;
+}
+
+/* Rewrites the IPv4 address at l3 offset addr_off (saddr 12, daddr 16) and the L4 port at port_off (0 src, 2 dst). */
+static __always_inline int rewrite(struct __sk_buff *skb, const struct pkt *p, __u32 addr_off, __be32 old_addr,
+				   __be32 new_addr, __u32 port_off, __be16 old_port, __be16 new_port)
+{
+	__u32 csum = p->csum_off;
+
+	if (old_addr != new_addr) {
+		if (bpf_l4_csum_replace(skb, csum, old_addr, new_addr, BPF_F_PSEUDO_HDR | p->csum_flags | sizeof(new_addr)))
+			return -1;
+		if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), old_addr, new_addr, sizeof(new_addr)))
+			return -1;
+		if (bpf_skb_store_bytes(skb, p->l3_off + addr_off, &new_addr, sizeof(new_addr), 0))
+			return -1;
+	}
+	if (old_port != new_port) {
+		if (bpf_l4_csum_replace(skb, csum, old_port, new_port, p->csum_flags | sizeof(new_port)))
+			return -1;
+		if (bpf_skb_store_bytes(skb, p->l4_off + port_off, &new_port, sizeof(new_port), 0))
+			return -1;
+	}
+	return 0;
+}
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/*
+ * Turns a SYN to a service without backends into the RST+ACK its sender expects from a closed port, and sends
+ * it back out of the interface it came in on (the host-side veth, towards the pod). Swapping addresses and
+ * ports leaves every checksum as it is; seq, ack_seq and the flags are patched with bpf_l4_csum_replace.
+ */
+static __always_inline int reject_syn(struct __sk_buff *skb, const struct pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	struct tcphdr *tcp;
+	__u8 mac[ETH_ALEN];
+	__u32 csum = p->csum_off;
+	__be32 seq, ack, zero = 0;
+	__be16 old_flags, new_flags;
+	__u16 tot_len;
+
+	if ((void *)(eth + 1) > data_end)
+		return TC_ACT_SHOT;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_SHOT;
+	tot_len = bpf_ntohs(ip->tot_len);
+	tcp = (void *)ip + (ip->ihl * 4);
+	if ((void *)(tcp + 1) > data_end)
+		return TC_ACT_SHOT;
+	/* A SYN carrying data (TFO) would need trimming: drop it instead. */
+	if (tot_len != ip->ihl * 4 + tcp->doff * 4)
+		return TC_ACT_SHOT;
+
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	ip->saddr = p->daddr;
+	ip->daddr = p->saddr;
+	tcp->source = p->dport;
+	tcp->dest = p->sport;
+	seq = tcp->seq;
+	ack = bpf_htonl(bpf_ntohl(seq) + 1);
+	old_flags = ((__be16 *)tcp)[6];
+	new_flags = (old_flags & bpf_htons(0xF000)) | bpf_htons(TCP_RST | TCP_ACK);
+	/* Pointers are invalid after the helpers below: no packet access past this point. */
+	if (bpf_l4_csum_replace(skb, csum, seq, zero, sizeof(zero)))
+		return TC_ACT_SHOT;
+	if (bpf_l4_csum_replace(skb, csum, 0, ack, sizeof(ack)))
+		return TC_ACT_SHOT;
+	if (bpf_l4_csum_replace(skb, csum, old_flags, new_flags, sizeof(new_flags)))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, p->l4_off + offsetof(struct tcphdr, seq), &zero, sizeof(zero), 0))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, p->l4_off + offsetof(struct tcphdr, ack_seq), &ack, sizeof(ack), 0))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, p->l4_off + 12, &new_flags, sizeof(new_flags), 0))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+SEC("tc")
+int lb4_from_pod(struct __sk_buff *skb)
+{
+	struct lb4_ct_key ct_key = {};
+	struct lb4_ct_entry *ct, entry = {};
+	struct lb4_service *svc;
+	struct lb4_backend *be = NULL;
+	struct pkt p = {};
+	__u32 id = 0;
+
+	if (parse(skb, &p))
+		return TC_ACT_OK;
+	svc = lookup_master(p.daddr, p.dport, p.proto);
+	if (!svc)
+		return TC_ACT_OK;
+
+	ct_key.saddr = p.saddr;
+	ct_key.daddr = p.daddr;
+	ct_key.sport = p.sport;
+	ct_key.dport = p.dport;
+	ct_key.proto = p.proto;
+	ct_key.dir = LB_CT_SVC;
+	ct = bpf_map_lookup_elem(&lb4_ct, &ct_key);
+	if (ct) {
+		id = ct->backend_id;
+		be = bpf_map_lookup_elem(&lb4_backends, &id);
+		if (be)
+			ct->last_seen_ns = bpf_ktime_get_ns();
+	}
+	if (!be) {
+		/* A new flow, or one whose backend was removed: choose (again). */
+		if (p.proto == IPPROTO_TCP && ct && !(p.tcp_flags & TCP_SYN)) {
+			/* Mid-stream packet of a flow whose backend is gone: no one can take it over. */
+			bpf_map_delete_elem(&lb4_ct, &ct_key);
+			return TC_ACT_SHOT;
+		}
+		id = select_backend(p.daddr, p.dport, p.proto, svc, p.saddr, 0);
+		if (id)
+			be = bpf_map_lookup_elem(&lb4_backends, &id);
+		if (!be) {
+			bump(LB_STAT_NO_BACKEND);
+			if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+				return reject_syn(skb, &p);
+			return TC_ACT_SHOT;
+		}
+		entry.backend_id = id;
+		entry.rev_nat_index = svc->rev_nat_index;
+		entry.last_seen_ns = bpf_ktime_get_ns();
+		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
+		/* The reply direction, keyed by the tuple as it looks after DNAT. */
+		ct_key.daddr = be->address;
+		ct_key.dport = be->port;
+		ct_key.dir = LB_CT_REV;
+		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
+	}
+
+	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port))
+		return TC_ACT_SHOT;
+	bump(LB_STAT_DNAT);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int lb4_to_pod(struct __sk_buff *skb)
+{
+	struct lb4_ct_key ct_key = {};
+	struct lb4_ct_entry *ct;
+	struct lb4_reverse_nat *rn;
+	struct pkt p = {};
+	__u16 idx;
+
+	if (parse(skb, &p))
+		return TC_ACT_OK;
+	/* A reply: backend -> client. The REV entry holds the client -> backend tuple. */
+	ct_key.saddr = p.daddr;
+	ct_key.daddr = p.saddr;
+	ct_key.sport = p.dport;
+	ct_key.dport = p.sport;
+	ct_key.proto = p.proto;
+	ct_key.dir = LB_CT_REV;
+	ct = bpf_map_lookup_elem(&lb4_ct, &ct_key);
+	if (!ct)
+		return TC_ACT_OK;
+	ct->last_seen_ns = bpf_ktime_get_ns();
+	idx = ct->rev_nat_index;
+	rn = bpf_map_lookup_elem(&lb4_revnat, &idx);
+	if (!rn)
+		return TC_ACT_OK;
+	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, rn->address, 0, p.sport, rn->port))
+		return TC_ACT_SHOT;
+	bump(LB_STAT_REVNAT);
+	return TC_ACT_OK;
+}
+
+/* ---------------------------------------------------------------- cgroup: socket-level LB */
+
+/* 1 = allow (possibly rewritten), 0 = refuse (connect/sendmsg fail with EPERM). */
+static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u8 proto, int remember)
+{
+	__be32 addr = ctx->user_ip4;
+	__be16 port = (__be16)ctx->user_port;
+	struct lb4_service *svc = lookup_master(addr, port, proto);
+	struct lb4_backend *be = NULL;
+	__u32 id;
+
+	if (!svc)
+		return 1;
+	id = select_backend(addr, port, proto, svc, bpf_get_netns_cookie(ctx), 1);
+	if (id)
+		be = bpf_map_lookup_elem(&lb4_backends, &id);
+	if (!be) {
+		bump(LB_STAT_NO_BACKEND);
+		return 0;
+	}
+	if (remember) {
+		struct lb4_sk_rev_key rkey = {
+			.cookie = bpf_get_socket_cookie(ctx),
+			.address = be->address,
+			.port = be->port,
+		};
+		struct lb4_sk_rev_val rval = {
+			.address = addr,
+			.port = port,
+			.rev_nat_index = svc->rev_nat_index,
+		};
+
+		bpf_map_update_elem(&lb4_sk_rev, &rkey, &rval, BPF_ANY);
+	}
+	ctx->user_ip4 = be->address;
+	ctx->user_port = (__u32)be->port;
+	bump(LB_STAT_SOCK);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int lb4_connect4(struct bpf_sock_addr *ctx)
+{
+	__u32 proto = ctx->protocol;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 1;
+	return sock_translate(ctx, (__u8)proto, proto == IPPROTO_UDP);
+}
+
+SEC("cgroup/sendmsg4")
+int lb4_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return sock_translate(ctx, IPPROTO_UDP, 1);
+}
+
+SEC("cgroup/recvmsg4")
+int lb4_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	struct lb4_sk_rev_key rkey = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.address = ctx->user_ip4,
+		.port = (__be16)ctx->user_port,
+	};
+	struct lb4_sk_rev_val *rval = bpf_map_lookup_elem(&lb4_sk_rev, &rkey);
+
+	if (rval) {
+		/* Only while the service still exists (a stale entry must not disguise another peer). */
+		if (!lookup_master(rval->address, rval->port, IPPROTO_UDP)) {
+			bpf_map_delete_elem(&lb4_sk_rev, &rkey);
+			return 1;
+		}
+		ctx->user_ip4 = rval->address;
+		ctx->user_port = (__u32)rval->port;
+		bump(LB_STAT_SOCK_REV);
+	}
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,37 @@
+namespace Loom.Datapath.Services.Ebpf;
+
+/// <summary>Where the eBPF service backend keeps its state and what it attaches to.</summary>
+public sealed record EbpfServiceOptions
+{
+    /// <summary>The agent's default pin directory (per node: one agent per node, one bpffs per host or netns run).</summary>
+    public const string DefaultPinDirectory = "/sys/fs/bpf/loom/lb4";
+
+    /// <summary>
+    /// bpffs directory the lb4 maps (and the attached cgroup programs) are pinned in. A restarted backend over the same
+    /// directory adopts the maps with their contents (services, backends, connection tracking, affinity).
+    /// </summary>
+    public string PinDirectory { get; init; } = DefaultPinDirectory;
+
+    /// <summary>
+    /// Directory holding <c>lb4.o</c>. Null: <c>$LOOM_BPF_DIR</c>, else <c>bpf/</c> next to the executable, else the
+    /// nearest <c>out/bpf</c> above the working directory.
+    /// </summary>
+    public string? ObjectDirectory { get; init; }
+
+    /// <summary>
+    /// cgroup v2 directory to attach the socket-level LB (connect4 / sendmsg4 / recvmsg4) to, e.g. the pods' parent
+    /// cgroup. Null: no socket-level LB (per-packet tc NAT only). Never give the root cgroup unless you mean the host.
+    /// </summary>
+    public string? CgroupPath { get; init; }
+
+    /// <summary>
+    /// Host-side veth ifindexes (in the namespace <see cref="IServiceBackend.Sync"/> is called in) that every sync makes sure
+    /// carry the tc programs. Optional: the agent can call <see cref="EbpfServiceBackend.Attach"/> / <c>Detach</c> per endpoint.
+    /// </summary>
+    public Func<IEnumerable<int>>? Interfaces { get; init; }
+
+    /// <summary>tc filter priority and handle the programs occupy on each veth (both directions).</summary>
+    public uint TcPriority { get; init; } = 0x4c;
+
+    public uint TcHandle { get; init; } = 0x4c4f;
+}

@@ -1,0 +1,202 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Loom.Linux.Bpf;
+
+/// <summary>
+/// Names and layouts of bpf/lb4.o, the eBPF service load balancer (maps in the spirit of Cilium's lb4 maps).
+/// Every struct below mirrors its C twin byte for byte; addresses and ports are stored in network byte order.
+/// </summary>
+public static class LbMaps
+{
+    public const string ObjectFile = "lb4.o";
+    public const string Services = "lb4_svc";
+    public const string Backends = "lb4_backends";
+    public const string ReverseNat = "lb4_revnat";
+    public const string ConnTrack = "lb4_ct";
+    public const string Affinity = "lb4_affinity";
+    public const string SocketReverse = "lb4_sk_rev";
+    public const string Interfaces = "lb4_ifaces";
+    public const string Stats = "lb4_stats";
+
+    public const string FromPod = "lb4_from_pod";
+    public const string ToPod = "lb4_to_pod";
+    public const string Connect4 = "lb4_connect4";
+    public const string Sendmsg4 = "lb4_sendmsg4";
+    public const string Recvmsg4 = "lb4_recvmsg4";
+
+    /// <summary>lb4_service.flags: ClientIP session affinity (the master's backend_id holds the timeout).</summary>
+    public const byte FlagAffinity = 0x01;
+
+    /// <summary>Indexes of lb4_stats.</summary>
+    public enum Stat : uint
+    {
+        Dnat = 0,
+        ReverseNat = 1,
+        Socket = 2,
+        SocketReverse = 3,
+        NoBackend = 4,
+        Select = 5,
+        AffinityHit = 6,
+    }
+
+    public static uint ToNetwork(IPAddress address) => Lb4.ToNetwork(address);
+
+    public static IPAddress FromNetwork(uint address) => Lb4.FromNetwork(address);
+
+    public static ushort PortToNetwork(int port) => BinaryPrimitives.ReverseEndianness(checked((ushort)port));
+
+    public static int PortFromNetwork(ushort port) => BinaryPrimitives.ReverseEndianness(port);
+
+    internal static string Proto(byte p) => p switch
+    {
+        6 => "tcp",
+        17 => "udp",
+        132 => "sctp",
+        _ => p.ToString(CultureInfo.InvariantCulture),
+    };
+}
+
+/// <summary>struct lb4_key (12 bytes): frontend VIP, port, backend slot (0 = master entry), protocol.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct LbServiceKey : IEquatable<LbServiceKey>
+{
+    public uint Address;
+    public ushort Port;
+    public ushort Slot;
+    public byte Protocol;
+    public byte Scope;
+    public ushort Pad;
+
+    public LbServiceKey(IPAddress address, int port, ProtocolType protocol, int slot)
+    {
+        Address = LbMaps.ToNetwork(address);
+        Port = LbMaps.PortToNetwork(port);
+        Slot = checked((ushort)slot);
+        Protocol = (byte)protocol;
+        Scope = 0;
+        Pad = 0;
+    }
+
+    public readonly IPEndPoint Frontend => new(LbMaps.FromNetwork(Address), LbMaps.PortFromNetwork(Port));
+
+    public readonly LbServiceKey WithSlot(int slot) => this with { Slot = checked((ushort)slot) };
+
+    public readonly bool Equals(LbServiceKey other) =>
+        Address == other.Address && Port == other.Port && Slot == other.Slot && Protocol == other.Protocol && Scope == other.Scope;
+
+    public override readonly bool Equals(object? obj) => obj is LbServiceKey k && Equals(k);
+
+    public override readonly int GetHashCode() => HashCode.Combine(Address, Port, Slot, Protocol, Scope);
+
+    public static bool operator ==(LbServiceKey a, LbServiceKey b) => a.Equals(b);
+
+    public static bool operator !=(LbServiceKey a, LbServiceKey b) => !a.Equals(b);
+
+    public override readonly string ToString() => $"{Frontend}/{LbMaps.Proto(Protocol)} slot {Slot}";
+}
+
+/// <summary>
+/// struct lb4_service (12 bytes). Master entry (slot 0): <see cref="BackendId"/> = affinity timeout in seconds,
+/// <see cref="Count"/> = number of slots, flags. Slot n: <see cref="BackendId"/> = the backend.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbService
+{
+    public uint BackendId;
+    public ushort Count;
+    public ushort RevNatIndex;
+    public byte Flags;
+    public byte Pad0;
+    public ushort Pad1;
+}
+
+/// <summary>struct lb4_backend (8 bytes): id -> address, port, protocol.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbBackend
+{
+    public uint Address;
+    public ushort Port;
+    public byte Protocol;
+    public byte Flags;
+
+    public LbBackend(IPAddress address, int port, ProtocolType protocol)
+    {
+        Address = LbMaps.ToNetwork(address);
+        Port = LbMaps.PortToNetwork(port);
+        Protocol = (byte)protocol;
+        Flags = 0;
+    }
+
+    public readonly IPEndPoint EndPoint => new(LbMaps.FromNetwork(Address), LbMaps.PortFromNetwork(Port));
+
+    public override readonly string ToString() => $"{EndPoint}/{LbMaps.Proto(Protocol)}";
+}
+
+/// <summary>struct lb4_reverse_nat (8 bytes): rev-nat index -> the frontend replies are rewritten to.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbReverseNat
+{
+    public uint Address;
+    public ushort Port;
+    public ushort Pad;
+
+    public LbReverseNat(IPAddress address, int port)
+    {
+        Address = LbMaps.ToNetwork(address);
+        Port = LbMaps.PortToNetwork(port);
+        Pad = 0;
+    }
+
+    public readonly IPEndPoint EndPoint => new(LbMaps.FromNetwork(Address), LbMaps.PortFromNetwork(Port));
+
+    public override readonly string ToString() => EndPoint.ToString();
+}
+
+/// <summary>struct lb4_ct_key (16 bytes). Dir 0: client -> VIP tuple; dir 1: client -> backend tuple (for reverse NAT).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbCtKey
+{
+    public uint SourceAddress;
+    public uint DestinationAddress;
+    public ushort SourcePort;
+    public ushort DestinationPort;
+    public byte Protocol;
+    public byte Direction;
+    public ushort Pad;
+
+    public override readonly string ToString() =>
+        $"{(Direction == 0 ? "svc" : "rev")} {LbMaps.Proto(Protocol)} {LbMaps.FromNetwork(SourceAddress)}:{LbMaps.PortFromNetwork(SourcePort)} -> {LbMaps.FromNetwork(DestinationAddress)}:{LbMaps.PortFromNetwork(DestinationPort)}";
+}
+
+/// <summary>struct lb4_ct_entry (16 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbCtEntry
+{
+    public uint BackendId;
+    public ushort RevNatIndex;
+    public ushort Pad;
+    public ulong LastSeenNs;
+}
+
+/// <summary>struct lb4_affinity_key (16 bytes): the client (IPv4 address, or netns cookie for the socket LB) and the service.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbAffinityKey
+{
+    public ulong Client;
+    public ushort RevNatIndex;
+    public byte IsCookie;
+    public byte Pad0;
+    public uint Pad1;
+}
+
+/// <summary>struct lb4_affinity_val (8 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbAffinityValue
+{
+    public uint BackendId;
+    public uint LastUsedSeconds;
+}
