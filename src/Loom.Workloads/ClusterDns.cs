@@ -103,7 +103,8 @@ public sealed class ClusterDnsServer : IDisposable
         }
 
         var response = query.CreateResponseInstance();
-        response.IsRecursionAllowed = false;
+        // CoreDNS sets RA (resolvers such as nslookup warn "recursion not available" otherwise).
+        response.IsRecursionAllowed = true;
         if (query.Questions.Count != 1)
         {
             response.ReturnCode = ReturnCode.FormatError;
