@@ -9,4 +9,6 @@ root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(ServiceCommand.List());
 root.Subcommands.Add(ServiceCommand.Explain());
 root.Subcommands.Add(LabCommand.Create());
+root.Subcommands.Add(WhoamiCommand.Create());
+root.Subcommands.Add(DnsCommand.Create());
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -34,7 +34,7 @@ public sealed class CniChain
         new(File.ReadAllText(file)) { NodeNetns = nodeNetns, CniPath = cniPath };
 
     /// <summary>ADD through every plugin; returns the final result (JSON). On failure, DELs what was added.</summary>
-    public string Add(string containerId, string podNetns, string ifName, string cniArgs)
+    public string Add(string containerId, string podNetns, string ifName, string cniArgs, JsonObject? args = null)
     {
         JsonNode? prev = null;
         var plugins = Plugins();
@@ -42,7 +42,7 @@ public sealed class CniChain
         {
             try
             {
-                prev = JsonNode.Parse(Exec(plugins[i], "ADD", containerId, podNetns, ifName, cniArgs, prev));
+                prev = JsonNode.Parse(Exec(plugins[i], "ADD", containerId, podNetns, ifName, cniArgs, prev, args));
             }
             catch (LabException)
             {
@@ -91,7 +91,26 @@ public sealed class CniChain
 
     private List<JsonObject> Plugins() => [.. ((JsonArray)_list["plugins"]!).OfType<JsonObject>()];
 
-    private string Exec(JsonObject plugin, string command, string containerId, string podNetns, string ifName, string cniArgs, JsonNode? prev)
+    /// <summary>The CNI "args" convention for labels: <c>{"cni": {"labels": [{"key": K, "value": V}, ...]}}</c>; null without labels.</summary>
+    public static JsonObject? LabelArgs(IReadOnlyDictionary<string, string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        if (labels.Count == 0)
+        {
+            return null;
+        }
+
+        var list = new JsonArray();
+        foreach (var (k, v) in labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            list.Add((JsonNode)new JsonObject { ["key"] = k, ["value"] = v });
+        }
+
+        return new JsonObject { ["cni"] = new JsonObject { ["labels"] = list } };
+    }
+
+    private string Exec(JsonObject plugin, string command, string containerId, string podNetns, string ifName, string cniArgs, JsonNode? prev,
+        JsonObject? args = null)
     {
         var type = plugin["type"]?.GetValue<string>() ?? throw new LabException("CNI plugin without \"type\"");
         var exe = CniPath.Split(':', StringSplitOptions.RemoveEmptyEntries).Select(d => Path.Combine(d, type)).FirstOrDefault(File.Exists)
@@ -102,6 +121,11 @@ public sealed class CniChain
         if (prev is not null)
         {
             conf["prevResult"] = prev.DeepClone();
+        }
+
+        if (args is not null)
+        {
+            conf["args"] = args.DeepClone();
         }
 
         var psi = new ProcessStartInfo(exe)

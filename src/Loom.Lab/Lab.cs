@@ -15,7 +15,7 @@ namespace Loom.Lab;
 /// end is <c>eth1</c> on 192.168.10.0/24, an agent per node, and pods wired by the node's CNI config. Nothing is
 /// connected to the root namespace. All state lives in <see cref="LabOptions.LabDir"/>.
 /// </summary>
-public static class Lab
+public static partial class Lab
 {
     public const string UnderlayBridge = "br-underlay";
     public const string NodeInterface = "eth1";
@@ -107,7 +107,14 @@ public static class Lab
         }
 
         await WaitReadyAsync(state, deadline, options.ReadyTimeout, Step, cancellationToken).ConfigureAwait(false);
+        await LabelNodesAsync(state, cancellationToken).ConfigureAwait(false);
+        Step($"nodes labelled {Scheduler.HostnameLabel}=<name>; {state.Nodes[0].Name} tainted {ControlPlaneTaint.Key}:{ControlPlaneTaint.Effect}");
         Step($"lab up: {state.Nodes.Count} nodes Ready ({state.Store} store)");
+        if (options.ClusterDns)
+        {
+            await DeployClusterDnsAsync(state, Step, cancellationToken).ConfigureAwait(false);
+        }
+
         return state;
     }
 
@@ -167,6 +174,17 @@ public static class Lab
             }
         }
 
+        // Pods' resolv.conf dirs: /etc/netns/<prefix>pod-*.
+        if (Directory.Exists(EtcNetns))
+        {
+            foreach (var dir in Directory.GetDirectories(EtcNetns, prefix + "pod-*"))
+            {
+                found = true;
+                Directory.Delete(dir, recursive: true);
+                await log.WriteLineAsync($"removed {dir}").ConfigureAwait(false);
+            }
+        }
+
         // Pinned eBPF maps and programs outlive the agents by design; the lab's go with the lab.
         if (Directory.Exists("/sys/fs/bpf"))
         {
@@ -195,16 +213,44 @@ public static class Lab
         return LabProcesses.ExecAsync(state.Node(node).Netns, command, cancellationToken);
     }
 
-    /// <summary>Runs a command inside a pod's namespace with inherited stdio; returns its exit code.</summary>
+    /// <summary>
+    /// Runs a command inside a pod with inherited stdio; returns its exit code. Like <c>ip netns exec</c> (which it
+    /// uses): the pod's network namespace plus a mount namespace where /etc/netns/NETNS/resolv.conf is /etc/resolv.conf.
+    /// </summary>
     public static Task<int> PodExecAsync(LabState state, string pod, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var p = state.Pod(pod) ?? throw new LabException($"no pod '{pod}' in the lab");
-        return LabProcesses.ExecAsync(p.Netns, command, cancellationToken);
+        var p = state.Pod(pod) ?? throw new LabException(state.Pending.Any(x => x.Name == pod) ? $"pod '{pod}' is Pending: it has no network yet" : $"no pod '{pod}' in the lab");
+        return LabProcesses.ExecAsync(p.Netns, PodCommand(p, command), cancellationToken);
     }
 
-    /// <summary>Creates a pod namespace and wires it with the node's CNI config, like a runtime would.</summary>
-    public static LabPod AddPod(LabState state, string name, string node)
+    /// <summary>As <see cref="PodExecAsync"/>, capturing stdout and stderr.</summary>
+    public static Task<(int ExitCode, string Stdout, string Stderr)> PodCaptureAsync(LabState state, string pod, IReadOnlyList<string> command,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var p = state.Pod(pod) ?? throw new LabException($"no pod '{pod}' in the lab");
+        return LabProcesses.CaptureAsync(p.Netns, PodCommand(p, command), cancellationToken);
+    }
+
+    private static List<string> PodCommand(LabPod pod, IReadOnlyList<string> command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        if (command.Count == 0)
+        {
+            throw new LabException("no command given");
+        }
+
+        return ["/usr/sbin/ip", "netns", "exec", pod.Netns, .. command];
+    }
+
+    /// <summary>
+    /// Creates a pod namespace and wires it with the node's CNI config, like a runtime would: K8S_POD_NAMESPACE and
+    /// K8S_POD_NAME in CNI_ARGS, the labels in each plugin's <c>args.cni.labels</c>; and gives it the cluster DNS in
+    /// /etc/netns/NETNS/resolv.conf.
+    /// </summary>
+    public static LabPod AddPod(LabState state, string name, string node, string @namespace = "default",
+        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -238,12 +284,19 @@ public static class Lab
                 nl.LinkSetUp(nl.LinkByName("lo")!.Index);
             }
 
+            labels ??= new Dictionary<string, string>();
             var chain = CniChain.Load(confList, n.Netns, state.CniPath);
-            var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(name));
+            var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.LabelArgs(labels));
+            WriteResolvConf(netns, @namespace);
             var podDir = Path.Combine(state.LabDir, "pods");
             Directory.CreateDirectory(podDir);
             File.WriteAllText(Path.Combine(podDir, name + ".result.json"), result);
-            var pod = new LabPod { Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList };
+            var pod = new LabPod
+            {
+                Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList,
+                Namespace = @namespace, Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal), Spec = spec, Owner = owner,
+                Created = DateTimeOffset.UtcNow,
+            };
             current.Pods.Add(pod);
             current.Save();
             state.Pods.RemoveAll(p => p.Name == name);
@@ -253,6 +306,7 @@ public static class Lab
         catch
         {
             NetNs.Delete(netns);
+            RemoveResolvConf(netns);
             throw;
         }
     }
@@ -272,7 +326,7 @@ public static class Lab
             if (pod.ConfList is { } conf && File.Exists(conf))
             {
                 var cached = File.Exists(resultFile) ? File.ReadAllText(resultFile) : null;
-                CniChain.Load(conf, node.Netns, state.CniPath).Del(pod.ContainerId, Path.Combine(NetNs.RunDir, pod.Netns), "eth0", CniArgs(name), cached);
+                CniChain.Load(conf, node.Netns, state.CniPath).Del(pod.ContainerId, Path.Combine(NetNs.RunDir, pod.Netns), "eth0", CniArgs(pod.Namespace, name), cached);
             }
         }
         catch (LabException e)
@@ -286,7 +340,9 @@ public static class Lab
         }
 
         NetNs.Delete(pod.Netns);
+        RemoveResolvConf(pod.Netns);
         File.Delete(resultFile);
+        File.Delete(PodLogFile(state, name));
         current.Pods.Remove(pod);
         current.Save();
         state.Pods.RemoveAll(p => p.Name == name);
@@ -344,7 +400,7 @@ public static class Lab
         return all.Length == 0 ? $"({file} is empty)" : string.Join('\n', all.TakeLast(lines));
     }
 
-    private static string CniArgs(string pod) => $"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}";
+    private static string CniArgs(string @namespace, string pod) => $"IgnoreUnknown=1;K8S_POD_NAMESPACE={@namespace};K8S_POD_NAME={pod}";
 
     private static void Validate(string labDir, string prefix)
     {

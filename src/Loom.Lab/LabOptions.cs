@@ -43,4 +43,7 @@ public sealed record LabOptions
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     public string EtcdPath { get; init; } = "/usr/bin/etcd";
+
+    /// <summary>Run the cluster DNS (a <c>coredns-*</c> pod in kube-system behind the kube-dns Service at 10.96.0.10) once the nodes are Ready.</summary>
+    public bool ClusterDns { get; init; }
 }

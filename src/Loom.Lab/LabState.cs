@@ -35,6 +35,15 @@ public sealed record LabState
 
     public List<LabPod> Pods { get; init; } = [];
 
+    /// <summary>Deployments applied with <c>loom lab apply</c>; their pods are in <see cref="Pods"/> or <see cref="Pending"/>.</summary>
+    public List<LabDeployment> Deployments { get; init; } = [];
+
+    /// <summary>Pods the scheduler could not place yet.</summary>
+    public List<LabPendingPod> Pending { get; init; } = [];
+
+    /// <summary>Services applied (the Services themselves live in the store).</summary>
+    public List<LabServiceRecord> Services { get; init; } = [];
+
     public DateTimeOffset Created { get; init; }
 
     public LabNode Node(string name) =>
@@ -108,6 +117,21 @@ public sealed record LabPod
 
     /// <summary>The conflist the pod was wired with (DEL uses the same one).</summary>
     public string? ConfList { get; init; }
+
+    public string Namespace { get; init; } = "default";
+
+    public Dictionary<string, string> Labels { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>What the pod runs; null for a bare namespace (<c>loom lab pod add</c>).</summary>
+    public LabPodSpec? Spec { get; init; }
+
+    /// <summary>The Deployment that owns it, if any.</summary>
+    public string? Owner { get; init; }
+
+    /// <summary>The workload process (whoami, DNS); null for idle pods.</summary>
+    public int? WorkloadPid { get; set; }
+
+    public DateTimeOffset Created { get; init; }
 }
 
 public sealed class LabException : Exception
@@ -129,4 +153,5 @@ public sealed class LabException : Exception
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(LabState))]
+[JsonSerializable(typeof(LabPodSpec))]
 internal sealed partial class LabJsonContext : JsonSerializerContext;

@@ -28,6 +28,7 @@ internal static class LabCommand
         {
             LabDir, Prefix,
             Up(), Down(), Status(), NodeGroup(), PodGroup(), Exec(),
+            Apply(), Delete(), Get(), Logs(), Cordon("cordon", true), Cordon("uncordon", false), Drain(),
         };
         return cmd;
     }
@@ -41,9 +42,10 @@ internal static class LabCommand
         backend.AcceptOnlyFromAmong("iptables", "nftables", "ebpf");
         var noAgents = new Option<bool>("--no-agents") { Description = "Build the topology only; start no agents." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for every node to be Ready.", DefaultValueFactory = _ => 60 };
-        var cmd = new Command("up", "Remove any previous lab, build the topology, start the store and an agent per node, wait until Ready.")
+        var noDns = new Option<bool>("--no-dns") { Description = "Do not start the cluster DNS (kube-system/coredns-*, Service kube-dns at 10.96.0.10)." };
+        var cmd = new Command("up", "Remove any previous lab, build the topology, start the store and an agent per node, wait until Ready, start the cluster DNS.")
         {
-            nodes, store, backend, noAgents, timeout,
+            nodes, store, backend, noAgents, timeout, noDns,
         };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
@@ -56,6 +58,7 @@ internal static class LabCommand
                 Prefix = parse.GetValue(Prefix)!,
                 StartAgents = !parse.GetValue(noAgents),
                 ReadyTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                ClusterDns = !parse.GetValue(noDns) && !parse.GetValue(noAgents) && parse.GetValue(store) != "etcd",
             };
             await Lab.Lab.UpAsync(options, Console.Out, ct).ConfigureAwait(false);
             return 0;
@@ -177,6 +180,95 @@ internal static class LabCommand
         {
             var state = Require(parse.GetValue(LabDir)!);
             return await Lab.Lab.PodExecAsync(state, parse.GetValue(pod)!, parse.GetValue(command)!, ct).ConfigureAwait(false);
+        }));
+        return cmd;
+    }
+
+    private static Command Apply()
+    {
+        var file = new Option<string>("-f", "--filename") { Description = "Manifest file (multi-document YAML), or - for standard input.", Required = true };
+        var cmd = new Command("apply", "Create or update Pods, Deployments and Services from Kubernetes YAML (all documents validated first).") { file };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            await Lab.Lab.ApplyAsync(state, Lab.Lab.ReadManifest(parse.GetValue(file)!), Console.Out, ct).ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Delete()
+    {
+        var file = new Option<string>("-f", "--filename") { Description = "Manifest file, or - for standard input.", Required = true };
+        var cmd = new Command("delete", "Delete the Pods, Deployments (with their pods) and Services a manifest names.") { file };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            await Lab.Lab.DeleteAsync(state, Lab.Lab.ReadManifest(parse.GetValue(file)!), Console.Out, ct).ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Get()
+    {
+        var resource = new Argument<string>("resource") { Description = "nodes, pods, svc or endpoints." };
+        var output = new Option<string>("-o", "--output") { Description = "wide or json.", DefaultValueFactory = _ => "" };
+        var ns = new Option<string>("-n", "--namespace") { Description = "Namespace.", DefaultValueFactory = _ => "default" };
+        var all = new Option<bool>("-A", "--all-namespaces") { Description = "Every namespace." };
+        var cmd = new Command("get", "kubectl get over the lab: nodes, pods, svc, endpoints.") { resource, output, ns, all };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            var text = await LabGet.GetAsync(state, parse.GetValue(resource)!, parse.GetValue(output)!, parse.GetValue(all) ? null : parse.GetValue(ns), ct).ConfigureAwait(false);
+            await Console.Out.WriteAsync(text).ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Logs()
+    {
+        var pod = new Argument<string>("pod") { Description = "Pod name." };
+        var cmd = new Command("logs", "Show a pod's workload log.") { pod };
+        cmd.SetAction((parse, _) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            var name = parse.GetValue(pod)!;
+            if (state.Pod(name) is null)
+            {
+                throw new LabException(state.Pending.Any(p => p.Name == name) ? $"pod {name} is Pending: no logs yet" : $"pods \"{name}\" not found");
+            }
+
+            var file = Lab.Lab.PodLogFile(state, name);
+            await Console.Out.WriteAsync(File.Exists(file) ? await File.ReadAllTextAsync(file).ConfigureAwait(false) : "").ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Cordon(string name, bool cordon)
+    {
+        var node = new Argument<string>("node") { Description = "Node name." };
+        var cmd = new Command(name, cordon ? "Mark a node unschedulable." : "Mark a node schedulable again (Pending pods are placed).") { node };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            await Lab.Lab.CordonAsync(Require(parse.GetValue(LabDir)!), parse.GetValue(node)!, cordon, Console.Out, ct).ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Drain()
+    {
+        var node = new Argument<string>("node") { Description = "Node name." };
+        var force = new Option<bool>("--force") { Description = "Also delete pods no controller owns." };
+        var ignore = new Option<bool>("--ignore-daemonsets") { Description = "Accepted for kubectl compatibility (the lab has no DaemonSets)." };
+        var cmd = new Command("drain", "Cordon a node and evict its pods; a Deployment's pods are recreated elsewhere (or stay Pending).") { node, force, ignore };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            await Lab.Lab.DrainAsync(Require(parse.GetValue(LabDir)!), parse.GetValue(node)!, parse.GetValue(force), Console.Out, ct).ConfigureAwait(false);
+            return 0;
         }));
         return cmd;
     }

@@ -1,0 +1,57 @@
+using System.CommandLine;
+using System.Net;
+using Loom.Agent;
+using Loom.Core.Store;
+using Loom.Workloads;
+
+namespace Loom.Cli.Commands;
+
+/// <summary><c>loom dns --config AGENT.json</c>: the cluster DNS (what the lab runs for the <c>loom/dns</c> image).</summary>
+internal static class DnsCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<FileInfo>("--config") { Description = "An agent configuration naming the store to read Services from.", Required = true };
+        var port = new Option<int>("--port") { Description = "UDP and TCP port.", DefaultValueFactory = _ => 53 };
+        var cmd = new Command("dns", "Cluster DNS: A records for svc, svc.ns and svc.ns.svc.cluster.local from the store's Services; NXDOMAIN otherwise.") { config, port };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            AgentConfig cfg;
+            try
+            {
+                cfg = AgentConfig.Load(parse.GetValue(config)!.FullName);
+            }
+            catch (AgentConfigException e)
+            {
+                await Console.Error.WriteLineAsync($"loom dns: {e.Message}").ConfigureAwait(false);
+                return 2;
+            }
+
+            var store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
+            await using (store.ConfigureAwait(false))
+            {
+                async Task<DnsView> View(CancellationToken token)
+                {
+                    var (services, _) = await store.ListAsync(Kinds.Service, token).ConfigureAwait(false);
+                    var (endpoints, _) = await store.ListAsync(Kinds.Endpoint, token).ConfigureAwait(false);
+                    return new DnsView([.. services.Select(s => s.Value)], [.. endpoints.Select(e => e.Value)]);
+                }
+
+                using var server = new ClusterDnsServer(new IPEndPoint(IPAddress.Any, parse.GetValue(port)), View, Console.Out);
+                server.Start();
+                Console.WriteLine($"cluster DNS listening on :{parse.GetValue(port)} (UDP, TCP), store {cfg.Store.Type}");
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // SIGTERM / Ctrl-C
+                }
+
+                return 0;
+            }
+        });
+        return cmd;
+    }
+}

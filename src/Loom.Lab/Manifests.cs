@@ -1,0 +1,712 @@
+using System.Globalization;
+using System.Net;
+using System.Text.RegularExpressions;
+using Loom.Core.Model;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Loom.Lab;
+
+/// <summary>One object of a manifest file.</summary>
+public abstract record LabManifest(string Kind, string Namespace, string Name)
+{
+    /// <summary>kubectl's name for it: <c>deployment.apps/webpod</c>, <c>service/webpod</c>, <c>pod/curl-pod</c>.</summary>
+    public string Display => Kind switch
+    {
+        "Deployment" => "deployment.apps/" + Name,
+        _ => Kind.ToLowerInvariant() + "/" + Name,
+    };
+}
+
+public sealed record PodManifest(string Namespace, string Name, LabPodSpec Spec) : LabManifest("Pod", Namespace, Name);
+
+public sealed record DeploymentManifest(string Namespace, string Name, int Replicas, LabLabelSelector Selector, LabPodSpec Template)
+    : LabManifest("Deployment", Namespace, Name);
+
+public sealed record ServiceManifest(string Namespace, string Name, IPAddress? ClusterIp, IReadOnlyList<ServicePort> Ports,
+    IReadOnlyDictionary<string, string> Selector, SessionAffinity SessionAffinity, int SessionAffinityTimeoutSeconds)
+    : LabManifest("Service", Namespace, Name);
+
+/// <summary>What parsing found: the objects, warnings (fields Loom does not honour) and errors (invalid objects).</summary>
+public sealed record ManifestSet(IReadOnlyList<LabManifest> Objects, IReadOnlyList<string> Warnings, IReadOnlyList<string> Errors);
+
+/// <summary>
+/// Multi-document Kubernetes YAML (Pod, Deployment, Service) read through YamlDotNet's representation model, field by
+/// field: every field Loom does not honour is a warning naming its path, every invalid one an error naming it.
+/// </summary>
+public static partial class Manifests
+{
+    public static ManifestSet Parse(string yaml)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        var objects = new List<LabManifest>();
+        var warnings = new List<string>();
+        var errors = new List<string>();
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            errors.Add($"YAML: line {e.Start.Line}, column {e.Start.Column}: {e.Message}");
+            return new ManifestSet(objects, warnings, errors);
+        }
+
+        for (var i = 0; i < stream.Documents.Count; i++)
+        {
+            var root = stream.Documents[i].RootNode;
+            if (root is YamlScalarNode { Value: null or "" } || (root is YamlScalarNode s && string.IsNullOrWhiteSpace(s.Value)))
+            {
+                continue;
+            }
+
+            var doc = string.Create(CultureInfo.InvariantCulture, $"document {i + 1}");
+            if (root is not YamlMappingNode map)
+            {
+                errors.Add($"{doc}: not a mapping (a Kubernetes object)");
+                continue;
+            }
+
+            var r = new Reader(doc, warnings, errors);
+            var o = r.Object(map);
+            if (o is not null)
+            {
+                objects.Add(o);
+            }
+        }
+
+        // Two objects of one kind with one name in one file: kubectl would apply the second over the first.
+        foreach (var dup in objects.GroupBy(o => (o.Kind, o.Namespace, o.Name)).Where(g => g.Count() > 1))
+        {
+            errors.Add($"{dup.Key.Kind}/{dup.Key.Name}: defined {dup.Count()} times in namespace {dup.Key.Namespace}");
+        }
+
+        return new ManifestSet(objects, warnings, errors);
+    }
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    private static partial Regex Dns1123Label();
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    private static partial Regex Dns1123Subdomain();
+
+    /// <summary>Reads one document, recording warnings and errors with the object and field path.</summary>
+    private sealed class Reader(string doc, List<string> warnings, List<string> errors)
+    {
+        private string _where = doc;
+
+        public LabManifest? Object(YamlMappingNode root)
+        {
+            var m = new Fields(this, root, "");
+            var apiVersion = m.Str("apiVersion", required: true);
+            var kind = m.Str("kind", required: true);
+            var meta = m.Map("metadata", required: true);
+            var name = meta?.Str("name", required: true);
+            if (kind is not null && name is not null)
+            {
+                _where = $"{kind}/{name}";
+            }
+
+            var ns = meta?.Str("namespace") ?? "default";
+            Dictionary<string, string> labels = meta?.StringMap("labels") ?? new(StringComparer.Ordinal);
+            meta?.Accept("annotations", "uid", "resourceVersion", "creationTimestamp", "generation");
+            meta?.Done();
+            if (name is not null && !Dns1123Subdomain().IsMatch(name))
+            {
+                Error("metadata.name", $"Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'");
+            }
+
+            if (!Dns1123Label().IsMatch(ns))
+            {
+                Error("metadata.namespace", $"Invalid value: \"{ns}\"");
+            }
+
+            LabManifest? result = null;
+            switch (kind)
+            {
+                case null:
+                    break;
+                case "Pod":
+                    ApiVersion(apiVersion, "v1");
+                    var spec = m.Map("spec", required: true);
+                    if (spec is not null && PodSpec(spec, labels) is { } ps && name is not null)
+                    {
+                        result = new PodManifest(ns, name, ps);
+                    }
+
+                    break;
+                case "Deployment":
+                    ApiVersion(apiVersion, "apps/v1");
+                    result = Deployment(m.Map("spec", required: true), ns, name);
+                    break;
+                case "Service":
+                    ApiVersion(apiVersion, "v1");
+                    result = Service(m.Map("spec", required: true), ns, name);
+                    break;
+                default:
+                    Error("kind", $"Unsupported value: \"{kind}\": the lab runs Pod, Deployment and Service");
+                    break;
+            }
+
+            m.Accept("status");
+            m.Done();
+            return result;
+        }
+
+        private void ApiVersion(string? got, string want)
+        {
+            if (got is not null && got != want)
+            {
+                Error("apiVersion", $"Unsupported value: \"{got}\": {_where.Split('/')[0]} is {want}");
+            }
+        }
+
+        private DeploymentManifest? Deployment(Fields? spec, string ns, string? name)
+        {
+            if (spec is null)
+            {
+                return null;
+            }
+
+            var replicas = spec.Int("replicas") ?? 1;
+            if (replicas < 0)
+            {
+                Error("spec.replicas", $"Invalid value: {replicas}: must be greater than or equal to 0");
+            }
+
+            var selectorMap = spec.Map("selector", required: true);
+            var selector = selectorMap is null ? null : Selector(selectorMap);
+            spec.Accept("revisionHistoryLimit", "progressDeadlineSeconds", "minReadySeconds");
+            var strategy = spec.Map("strategy");
+            strategy?.Ignore();
+            var template = spec.Map("template", required: true);
+            LabPodSpec? podSpec = null;
+            if (template is not null)
+            {
+                var tmeta = template.Map("metadata", required: true);
+                var labels = tmeta?.StringMap("labels") ?? new(StringComparer.Ordinal);
+                tmeta?.Accept("annotations", "name", "creationTimestamp");
+                tmeta?.Done();
+                var ts = template.Map("spec", required: true);
+                podSpec = ts is null ? null : PodSpec(ts, labels);
+                template.Done();
+                if (selector is not null && labels.Count > 0 && !selector.Matches(labels))
+                {
+                    Error("spec.template.metadata.labels", $"Invalid value: {{{string.Join(", ", labels.Select(kv => $"\"{kv.Key}\":\"{kv.Value}\""))}}}: `selector` does not match template `labels`");
+                }
+                else if (labels.Count == 0)
+                {
+                    Error("spec.template.metadata.labels", "Required value: the selector must match the template's labels");
+                }
+            }
+
+            if (selector is { MatchLabels.Count: 0, MatchExpressions.Count: 0 })
+            {
+                Error("spec.selector", "Invalid value: empty selector is invalid for deployment");
+            }
+
+            spec.Done();
+            return name is null || selector is null || podSpec is null ? null : new DeploymentManifest(ns, name, replicas, selector, podSpec);
+        }
+
+        private ServiceManifest? Service(Fields? spec, string ns, string? name)
+        {
+            if (spec is null)
+            {
+                return null;
+            }
+
+            var type = spec.Str("type") ?? "ClusterIP";
+            if (type != "ClusterIP")
+            {
+                Error("spec.type", $"Unsupported value: \"{type}\": the lab supports ClusterIP Services");
+            }
+
+            IPAddress? clusterIp = null;
+            if (spec.Str("clusterIP") is { } ipText && ipText.Length > 0)
+            {
+                if (ipText == "None")
+                {
+                    Error("spec.clusterIP", "Unsupported value: \"None\": headless Services are not supported");
+                }
+                else if (!IPAddress.TryParse(ipText, out clusterIp) || clusterIp.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork
+                         || !Core.Services.ClusterIpAllocator.DefaultServiceCidr.Contains(clusterIp))
+                {
+                    Error("spec.clusterIP", $"Invalid value: \"{ipText}\": must be an IPv4 address in the service CIDR {Core.Services.ClusterIpAllocator.DefaultServiceCidr}");
+                    clusterIp = null;
+                }
+            }
+
+            if (spec.Seq("clusterIPs") is { } ips)
+            {
+                _ = ips;
+            }
+
+            var ports = new List<ServicePort>();
+            var seq = spec.Seq("ports", required: true);
+            if (seq is not null)
+            {
+                if (seq.Count == 0)
+                {
+                    Error("spec.ports", "Required value");
+                }
+
+                for (var i = 0; i < seq.Count; i++)
+                {
+                    var path = string.Create(CultureInfo.InvariantCulture, $"spec.ports[{i}]");
+                    if (seq[i] is not YamlMappingNode pm)
+                    {
+                        Error(path, "must be a mapping");
+                        continue;
+                    }
+
+                    var p = new Fields(this, pm, path);
+                    var portName = p.Str("name");
+                    var proto = p.Str("protocol") ?? "TCP";
+                    var port = p.Int("port", required: true);
+                    int? target = null;
+                    if (p.Scalar("targetPort") is { } t)
+                    {
+                        if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var tp))
+                        {
+                            target = tp;
+                        }
+                        else
+                        {
+                            Error(path + ".targetPort", $"Unsupported value: \"{t}\": named target ports are not supported; give the number");
+                        }
+                    }
+
+                    p.Accept("appProtocol");
+                    p.Done();
+                    if (proto is not ("TCP" or "UDP"))
+                    {
+                        Error(path + ".protocol", $"Unsupported value: \"{proto}\": supported values: \"TCP\", \"UDP\"");
+                    }
+
+                    if (port is < 1 or > 65535)
+                    {
+                        Error(path + ".port", $"Invalid value: {port}: must be between 1 and 65535, inclusive");
+                    }
+
+                    if (target is < 1 or > 65535)
+                    {
+                        Error(path + ".targetPort", $"Invalid value: {target}: must be between 1 and 65535, inclusive");
+                    }
+
+                    if (seq.Count > 1 && string.IsNullOrEmpty(portName))
+                    {
+                        Error(path + ".name", "Required value: a Service with several ports must name each");
+                    }
+
+                    if (port is { } pp)
+                    {
+                        ports.Add(new ServicePort(portName, proto == "UDP" ? Protocol.Udp : Protocol.Tcp, pp, target ?? pp));
+                    }
+                }
+
+                foreach (var dup in ports.GroupBy(p => (p.Port, p.Protocol)).Where(g => g.Count() > 1))
+                {
+                    Error("spec.ports", $"Duplicate value: {dup.Key.Port}/{dup.Key.Protocol.ToString().ToUpperInvariant()}");
+                }
+            }
+
+            var selector = spec.StringMap("selector") ?? new(StringComparer.Ordinal);
+            var affinityText = spec.Str("sessionAffinity") ?? "None";
+            var affinity = SessionAffinity.None;
+            if (affinityText == "ClientIP")
+            {
+                affinity = SessionAffinity.ClientIP;
+            }
+            else if (affinityText != "None")
+            {
+                Error("spec.sessionAffinity", $"Unsupported value: \"{affinityText}\": supported values: \"ClientIP\", \"None\"");
+            }
+
+            var timeout = 10800;
+            if (spec.Map("sessionAffinityConfig") is { } sac)
+            {
+                if (sac.Map("clientIP") is { } cip)
+                {
+                    timeout = cip.Int("timeoutSeconds") ?? timeout;
+                    cip.Done();
+                }
+
+                sac.Done();
+            }
+
+            spec.Accept("ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy");
+            spec.Done();
+            return name is null ? null : new ServiceManifest(ns, name, clusterIp, ports, selector, affinity, timeout);
+        }
+
+        private LabPodSpec? PodSpec(Fields spec, Dictionary<string, string> labels)
+        {
+            var p = spec.Path;
+            var containers = spec.Seq("containers", required: true);
+            string image = "";
+            List<string> command = [], args = [];
+            if (containers is not null)
+            {
+                if (containers.Count == 0)
+                {
+                    Error(p + "containers", "Required value");
+                }
+
+                for (var i = 0; i < containers.Count; i++)
+                {
+                    var cp = string.Create(CultureInfo.InvariantCulture, $"{p}containers[{i}]");
+                    if (i > 0)
+                    {
+                        Warn(cp, "only the first container runs in the lab; this one is ignored");
+                        continue;
+                    }
+
+                    if (containers[i] is not YamlMappingNode cm)
+                    {
+                        Error(cp, "must be a mapping");
+                        continue;
+                    }
+
+                    var c = new Fields(this, cm, cp);
+                    c.Str("name", required: true);
+                    image = c.Str("image", required: true) ?? "";
+                    command = c.StringList("command");
+                    args = c.StringList("args");
+                    c.Accept("imagePullPolicy", "ports", "terminationMessagePath", "terminationMessagePolicy");
+                    c.Done();
+                    if (image.Length > 0 && LabImages.Classify(image, command, args) == LabImages.Kind.Unknown)
+                    {
+                        Error(cp + ".image", $"Unsupported value: \"{image}\": the lab runs {LabImages.Whoami} (a built-in whoami server), {LabImages.Dns} "
+                            + "(the cluster DNS) and any image whose command is sleep (an idle pod using the machine's tools)");
+                    }
+                }
+            }
+
+            var nodeName = spec.Str("nodeName");
+            var nodeSelector = spec.StringMap("nodeSelector") ?? new(StringComparer.Ordinal);
+            var tolerations = new List<LabToleration>();
+            if (spec.Seq("tolerations") is { } ts)
+            {
+                for (var i = 0; i < ts.Count; i++)
+                {
+                    var tp = string.Create(CultureInfo.InvariantCulture, $"{p}tolerations[{i}]");
+                    if (ts[i] is not YamlMappingNode tm)
+                    {
+                        Error(tp, "must be a mapping");
+                        continue;
+                    }
+
+                    var t = new Fields(this, tm, tp);
+                    var key = t.Str("key");
+                    var op = t.Str("operator") ?? "Equal";
+                    var value = t.Str("value");
+                    var effect = t.Str("effect");
+                    t.Accept("tolerationSeconds");
+                    t.Done();
+                    if (op is not ("Equal" or "Exists"))
+                    {
+                        Error(tp + ".operator", $"Unsupported value: \"{op}\": supported values: \"Equal\", \"Exists\"");
+                    }
+
+                    if (effect is not (null or "" or "NoSchedule" or "PreferNoSchedule" or "NoExecute"))
+                    {
+                        Error(tp + ".effect", $"Unsupported value: \"{effect}\"");
+                    }
+
+                    tolerations.Add(new LabToleration(key, op, value, effect));
+                }
+            }
+
+            var anti = new List<LabAntiAffinityTerm>();
+            if (spec.Map("affinity") is { } affinity)
+            {
+                if (affinity.Map("podAntiAffinity") is { } paa)
+                {
+                    if (paa.Seq("requiredDuringSchedulingIgnoredDuringExecution") is { } req)
+                    {
+                        for (var i = 0; i < req.Count; i++)
+                        {
+                            var tp = string.Create(CultureInfo.InvariantCulture, $"{paa.Path}requiredDuringSchedulingIgnoredDuringExecution[{i}]");
+                            if (req[i] is not YamlMappingNode tm)
+                            {
+                                Error(tp, "must be a mapping");
+                                continue;
+                            }
+
+                            var t = new Fields(this, tm, tp);
+                            var topologyKey = t.Str("topologyKey", required: true);
+                            var sel = t.Map("labelSelector", required: true);
+                            var selector = sel is null ? null : Selector(sel);
+                            t.Done();
+                            if (topologyKey is not null && selector is not null)
+                            {
+                                anti.Add(new LabAntiAffinityTerm(topologyKey, selector));
+                            }
+                        }
+                    }
+
+                    paa.Done();
+                }
+
+                affinity.Done();
+            }
+
+            spec.Accept("restartPolicy", "terminationGracePeriodSeconds", "dnsPolicy", "schedulerName", "securityContext");
+            spec.Done();
+            return new LabPodSpec
+            {
+                Labels = labels,
+                Image = image,
+                Command = command,
+                Args = args,
+                NodeName = nodeName,
+                NodeSelector = nodeSelector,
+                Tolerations = tolerations,
+                AntiAffinity = anti,
+            };
+        }
+
+        private LabLabelSelector Selector(Fields m)
+        {
+            var matchLabels = m.StringMap("matchLabels") ?? new(StringComparer.Ordinal);
+            var expressions = new List<LabSelectorRequirement>();
+            if (m.Seq("matchExpressions") is { } seq)
+            {
+                for (var i = 0; i < seq.Count; i++)
+                {
+                    var ep = string.Create(CultureInfo.InvariantCulture, $"{m.Path}matchExpressions[{i}]");
+                    if (seq[i] is not YamlMappingNode em)
+                    {
+                        Error(ep, "must be a mapping");
+                        continue;
+                    }
+
+                    var e = new Fields(this, em, ep);
+                    var key = e.Str("key", required: true);
+                    var op = e.Str("operator", required: true);
+                    var values = e.StringList("values");
+                    e.Done();
+                    if (op is not null and not ("In" or "NotIn" or "Exists" or "DoesNotExist"))
+                    {
+                        Error(ep + ".operator", $"Unsupported value: \"{op}\": supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"");
+                    }
+                    else if (op is "In" or "NotIn" && values.Count == 0)
+                    {
+                        Error(ep + ".values", "Required value: must be specified when `operator` is 'In' or 'NotIn'");
+                    }
+
+                    if (key is not null && op is not null)
+                    {
+                        expressions.Add(new LabSelectorRequirement(key, op, values));
+                    }
+                }
+            }
+
+            m.Done();
+            return new LabLabelSelector { MatchLabels = matchLabels, MatchExpressions = expressions };
+        }
+
+        public void Warn(string path, string text) => warnings.Add($"{_where}: {path}: {text}");
+
+        public void Error(string path, string text) => errors.Add($"{_where}: {path}: {text}");
+    }
+
+    /// <summary>A mapping being read: tracks which keys were used, so the rest can be reported as not honoured.</summary>
+    private sealed class Fields(Reader reader, YamlMappingNode node, string path)
+    {
+        private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+
+        public YamlMappingNode Node => node;
+
+        /// <summary>The path prefix of this mapping's fields, with a trailing dot (empty at the root).</summary>
+        public string Path { get; } = path.Length == 0 ? "" : path + ".";
+
+        private YamlNode? Get(string key, bool required)
+        {
+            _used.Add(key);
+            foreach (var (k, v) in node.Children)
+            {
+                if (k is YamlScalarNode s && s.Value == key)
+                {
+                    if (v is YamlScalarNode { Value: null or "~" or "null" } && v.Tag.IsEmpty && ((YamlScalarNode)v).Style == ScalarStyle.Plain)
+                    {
+                        break;
+                    }
+
+                    return v;
+                }
+            }
+
+            if (required)
+            {
+                reader.Error(Path + key, "Required value");
+            }
+
+            return null;
+        }
+
+        public string? Scalar(string key, bool required = false)
+        {
+            var v = Get(key, required);
+            if (v is null)
+            {
+                return null;
+            }
+
+            if (v is not YamlScalarNode s)
+            {
+                reader.Error(Path + key, "must be a scalar");
+                return null;
+            }
+
+            return s.Value;
+        }
+
+        public string? Str(string key, bool required = false)
+        {
+            var s = Scalar(key, required);
+            if (required && s is "")
+            {
+                reader.Error(Path + key, "Required value");
+                return null;
+            }
+
+            return s;
+        }
+
+        public int? Int(string key, bool required = false)
+        {
+            var s = Scalar(key, required);
+            if (s is null)
+            {
+                return null;
+            }
+
+            if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i))
+            {
+                reader.Error(Path + key, $"Invalid value: \"{s}\": must be an integer");
+                return null;
+            }
+
+            return i;
+        }
+
+        public Fields? Map(string key, bool required = false)
+        {
+            var v = Get(key, required);
+            if (v is null)
+            {
+                return null;
+            }
+
+            if (v is not YamlMappingNode m)
+            {
+                reader.Error(Path + key, "must be a mapping");
+                return null;
+            }
+
+            return new Fields(reader, m, Path + key);
+        }
+
+        public IList<YamlNode>? Seq(string key, bool required = false)
+        {
+            var v = Get(key, required);
+            if (v is null)
+            {
+                return null;
+            }
+
+            if (v is not YamlSequenceNode s)
+            {
+                reader.Error(Path + key, "must be a list");
+                return null;
+            }
+
+            return s.Children;
+        }
+
+        public Dictionary<string, string>? StringMap(string key)
+        {
+            var m = Map(key);
+            if (m is null)
+            {
+                return null;
+            }
+
+            var result = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (k, v) in m.Node.Children)
+            {
+                var name = (k as YamlScalarNode)?.Value ?? "";
+                if (v is YamlScalarNode s)
+                {
+                    result[name] = s.Value ?? "";
+                }
+                else
+                {
+                    reader.Error(m.Path + name, "must be a string");
+                }
+            }
+
+            return result;
+        }
+
+        public List<string> StringList(string key)
+        {
+            var s = Seq(key);
+            if (s is null)
+            {
+                return [];
+            }
+
+            var list = new List<string>();
+            for (var i = 0; i < s.Count; i++)
+            {
+                if (s[i] is YamlScalarNode v)
+                {
+                    list.Add(v.Value ?? "");
+                }
+                else
+                {
+                    reader.Error(string.Create(CultureInfo.InvariantCulture, $"{Path}{key}[{i}]"), "must be a string");
+                }
+            }
+
+            return list;
+        }
+
+        /// <summary>Fields that are fine to leave unhonoured without a warning (informational or defaults).</summary>
+        public void Accept(params string[] keys)
+        {
+            foreach (var k in keys)
+            {
+                _used.Add(k);
+            }
+        }
+
+        /// <summary>The whole mapping is not honoured: one warning for it.</summary>
+        public void Ignore()
+        {
+            foreach (var (k, _) in node.Children)
+            {
+                _used.Add((k as YamlScalarNode)?.Value ?? "");
+            }
+
+            reader.Warn(Path.TrimEnd('.'), "not honoured by the lab; ignored");
+        }
+
+        /// <summary>Warns about every field that was not read.</summary>
+        public void Done()
+        {
+            foreach (var (k, _) in node.Children)
+            {
+                var name = (k as YamlScalarNode)?.Value ?? "?";
+                if (!_used.Contains(name))
+                {
+                    reader.Warn(Path + name, "not honoured by the lab; ignored");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+using Loom.Core.Model;
+
+namespace Loom.Lab;
+
+/// <summary>A label selector: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist), all ANDed.</summary>
+public sealed record LabLabelSelector
+{
+    public Dictionary<string, string> MatchLabels { get; init; } = new(StringComparer.Ordinal);
+
+    public List<LabSelectorRequirement> MatchExpressions { get; init; } = [];
+
+    public bool Matches(IReadOnlyDictionary<string, string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        return MatchLabels.All(kv => labels.TryGetValue(kv.Key, out var v) && v == kv.Value)
+               && MatchExpressions.All(e => e.Matches(labels));
+    }
+}
+
+public sealed record LabSelectorRequirement(string Key, string Operator, List<string> Values)
+{
+    public bool Matches(IReadOnlyDictionary<string, string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        var has = labels.TryGetValue(Key, out var v);
+        return Operator switch
+        {
+            "In" => has && Values.Contains(v!),
+            "NotIn" => !has || !Values.Contains(v!),
+            "Exists" => has,
+            "DoesNotExist" => !has,
+            _ => false,
+        };
+    }
+}
+
+/// <summary>A toleration: Equal (key and value) or Exists (key, or every taint when the key is empty); effect empty = all.</summary>
+public sealed record LabToleration(string? Key, string Operator, string? Value, string? Effect)
+{
+    public bool Tolerates(Taint taint)
+    {
+        ArgumentNullException.ThrowIfNull(taint);
+        if (!string.IsNullOrEmpty(Effect) && Effect != taint.Effect.ToString())
+        {
+            return false;
+        }
+
+        if (string.IsNullOrEmpty(Key))
+        {
+            return Operator == "Exists";
+        }
+
+        return Key == taint.Key && (Operator == "Exists" || (Value ?? "") == (taint.Value ?? ""));
+    }
+}
+
+/// <summary>One required pod anti-affinity term: no two matching pods in the same topology domain.</summary>
+public sealed record LabAntiAffinityTerm(string TopologyKey, LabLabelSelector Selector);
+
+/// <summary>What the lab runs for a pod: the Kubernetes pod spec fields Loom honours.</summary>
+public sealed record LabPodSpec
+{
+    public Dictionary<string, string> Labels { get; init; } = new(StringComparer.Ordinal);
+
+    public string Image { get; init; } = "";
+
+    public List<string> Command { get; init; } = [];
+
+    public List<string> Args { get; init; } = [];
+
+    public string? NodeName { get; init; }
+
+    public Dictionary<string, string> NodeSelector { get; init; } = new(StringComparer.Ordinal);
+
+    public List<LabToleration> Tolerations { get; init; } = [];
+
+    public List<LabAntiAffinityTerm> AntiAffinity { get; init; } = [];
+}
+
+/// <summary>A Deployment as the lab keeps it: its pods are <c>NAME-HASH-xxxxx</c>, HASH from the template.</summary>
+public sealed record LabDeployment
+{
+    public required string Namespace { get; init; }
+
+    public required string Name { get; init; }
+
+    public int Replicas { get; init; } = 1;
+
+    public LabLabelSelector Selector { get; init; } = new();
+
+    public LabPodSpec Template { get; init; } = new();
+
+    /// <summary>The pod-template-hash of <see cref="Template"/>.</summary>
+    public string TemplateHash { get; init; } = "";
+
+    public DateTimeOffset Created { get; init; }
+}
+
+/// <summary>A pod the scheduler could not place (yet).</summary>
+public sealed record LabPendingPod
+{
+    public required string Namespace { get; init; }
+
+    public required string Name { get; init; }
+
+    public string? Owner { get; init; }
+
+    public LabPodSpec Spec { get; init; } = new();
+
+    /// <summary>Why it is Pending, as kubectl's FailedScheduling event says it.</summary>
+    public string Reason { get; init; } = "";
+
+    public DateTimeOffset Created { get; init; }
+}
+
+/// <summary>When a Service was applied (the store's Service has no timestamps).</summary>
+public sealed record LabServiceRecord(string Namespace, string Name, DateTimeOffset Created);
+
+/// <summary>The images the lab can run, and how.</summary>
+public static class LabImages
+{
+    public const string Whoami = "traefik/whoami";
+    public const string Dns = "loom/dns";
+
+    public enum Kind
+    {
+        Unknown,
+        Whoami,
+        Dns,
+        Sleep,
+    }
+
+    public static string Repository(string image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var name = image.Split('@')[0];
+        var slash = name.LastIndexOf('/');
+        var colon = name.LastIndexOf(':');
+        if (colon > slash)
+        {
+            name = name[..colon];
+        }
+
+        foreach (var registry in new[] { "docker.io/library/", "docker.io/", "index.docker.io/" })
+        {
+            if (name.StartsWith(registry, StringComparison.Ordinal))
+            {
+                name = name[registry.Length..];
+            }
+        }
+
+        return name;
+    }
+
+    public static Kind Classify(string image, IReadOnlyList<string> command, IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(args);
+        var repo = Repository(image);
+        if (IsSleep(command, args))
+        {
+            return Kind.Sleep;
+        }
+
+        return repo switch
+        {
+            Whoami => Kind.Whoami,
+            Dns => Kind.Dns,
+            _ => Kind.Unknown,
+        };
+    }
+
+    /// <summary>The port traefik/whoami listens on: <c>--port N</c> in the args, else 80.</summary>
+    public static int WhoamiPort(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i].TrimStart('-');
+            if (a == "port" && i + 1 < args.Count && int.TryParse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture, out var p))
+            {
+                return p;
+            }
+
+            if (a.StartsWith("port=", StringComparison.Ordinal) && int.TryParse(a[5..], System.Globalization.CultureInfo.InvariantCulture, out var q))
+            {
+                return q;
+            }
+        }
+
+        return 80;
+    }
+
+    private static bool IsSleep(IReadOnlyList<string> command, IReadOnlyList<string> args)
+    {
+        var all = command.Concat(args).ToList();
+        if (all.Count == 0)
+        {
+            return false;
+        }
+
+        var first = Path.GetFileName(all[0]);
+        if (first == "sleep")
+        {
+            return true;
+        }
+
+        // sh -c "sleep infinity" / "while true; do sleep 3600; done"
+        return first is "sh" or "bash" or "ash" && all.Count >= 3 && all[1] == "-c"
+               && all[2].TrimStart().StartsWith("sleep", StringComparison.Ordinal) || (first is "sh" or "bash" or "ash" && all.Count >= 3 && all[2].Contains("do sleep", StringComparison.Ordinal));
+    }
+}
