@@ -27,7 +27,7 @@ internal static class LabCommand
         var cmd = new Command("lab", "The one-machine lab: a cluster of network namespaces.")
         {
             LabDir, Prefix,
-            Up(), Down(), Status(), NodeGroup(), PodGroup(), Exec(),
+            Up(), Down(), Status(), Topology(), NodeGroup(), PodGroup(), Exec(),
             Apply(), Delete(), Get(), Logs(), Cordon("cordon", true), Cordon("uncordon", false), Drain(),
         };
         return cmd;
@@ -73,6 +73,21 @@ internal static class LabCommand
         {
             var found = await Lab.Lab.DownAsync(parse.GetValue(LabDir)!, parse.GetValue(Prefix)!, Console.Out).ConfigureAwait(false);
             await Console.Out.WriteLineAsync(found ? "lab down" : "no lab found; nothing to do").ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Topology()
+    {
+        var output = new Option<string>("--svg") { Description = "Where to write the picture.", DefaultValueFactory = _ => "lab-topology.svg" };
+        var cmd = new Command("topology", "Draw the running lab as SVG: underlay, nodes, tunnels, pods with IPs, Services and their backends.") { output };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Lab.Lab.Load(parse.GetValue(LabDir)!) ?? throw new Lab.LabException("no lab is up (loom lab up)");
+            var path = Path.GetFullPath(parse.GetValue(output)!);
+            await File.WriteAllTextAsync(path, await Lab.TopologySvg.RenderAsync(state, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            await Console.Out.WriteLineAsync($"topology written to {path}").ConfigureAwait(false);
             return 0;
         }));
         return cmd;
