@@ -115,6 +115,7 @@ internal static class ServicesBench
             Clients = options.Clients,
             Reps = options.Reps,
             Slices = options.Slices,
+            SyncTimeoutSeconds = options.SyncTimeout,
             SyncBudgetSeconds = options.SyncBudget,
         };
         Console.WriteLine($"Loom services benchmark: {backend} ({run.Tool})");
@@ -141,11 +142,19 @@ internal static class ServicesBench
 
             IServiceBackend live = make();
             var inKernel = 0; // how many services the kernel holds now
+            string? gaveUp = null;
             foreach (var n in options.Services)
             {
                 cancel.ThrowIfCancellationRequested();
                 var cell = new NCell { Services = n };
                 run.Cells.Add(cell);
+                if (gaveUp is not null)
+                {
+                    cell.Note = "skipped: " + gaveUp;
+                    Console.WriteLine($"  N={n,-6} skipped ({gaveUp})");
+                    continue;
+                }
+
                 var desired = Desired(n, changed: false);
                 var changed = Desired(n, changed: true);
                 Console.Write($"  N={n,-6} syncs: initial");
@@ -159,46 +168,96 @@ internal static class ServicesBench
                     {
                         // Timed only when it removes these N services (not the previous N's).
                         var flushing = live;
-                        var ms = InNode(topo, flushing.Flush);
-                        if (inKernel == n)
+                        var f = Timed(topo, flushing.Flush, options.SyncTimeout, inKernel == n ? cell.Flush : null);
+                        if (!f)
                         {
-                            cell.Flush.Add(ms);
+                            gaveUp = $"Flush() of {inKernel} services took over {options.SyncTimeout:0} s";
+                            break;
                         }
+
+                        inKernel = 0;
+                    }
+
+                    var instance = make();
+                    live = instance;
+                    if (!Timed(topo, () => instance.Sync(desired), options.SyncTimeout, cell.Initial))
+                    {
+                        gaveUp = $"the initial sync of {n} services took over {options.SyncTimeout:0} s";
+                        break;
                     }
 
                     inKernel = n;
-                    live = make();
-                    var instance = live;
-                    cell.Initial.Add(InNode(topo, () => instance.Sync(desired)));
                     Console.Write('.');
                 }
 
+                if (gaveUp is not null)
+                {
+                    cell.Note = gaveUp;
+                    run.Warnings.Add($"N={n}: {gaveUp} (killed); this N and larger ones are not measured further");
+                    Console.WriteLine($" gave up: {gaveUp}");
+                    continue;
+                }
+
+                // Change: the target's 4th endpoint replaced by a fake one, then back: pairs, so it ends as desired.
+                Console.Write(" change");
+                var kernelIsDesired = true;
+                budget.Restart();
+                for (var r = 0; r < options.Reps && (r == 0 || budget.Elapsed.TotalSeconds < options.SyncBudget); r++)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    var instance = live;
+                    if (!Timed(topo, () => instance.Sync(changed), options.SyncTimeout, cell.Change))
+                    {
+                        break; // the transaction never committed: the kernel still holds `desired`
+                    }
+
+                    kernelIsDesired = false;
+                    if (!Timed(topo, () => instance.Sync(desired), options.SyncTimeout, cell.Change))
+                    {
+                        break;
+                    }
+
+                    kernelIsDesired = true;
+                    Console.Write('.');
+                }
+
+                // Full: a new instance (an agent restart) rewriting everything with the N services in place.
                 Console.Write(" full");
                 budget.Restart();
                 for (var r = 0; r < options.Reps && (r == 0 || budget.Elapsed.TotalSeconds < options.SyncBudget); r++)
                 {
                     cancel.ThrowIfCancellationRequested();
-                    live = make();
-                    var instance = live;
-                    cell.Full.Add(InNode(topo, () => instance.Sync(desired)));
+                    var instance = make();
+                    if (!Timed(topo, () => instance.Sync(desired), options.SyncTimeout, cell.Full))
+                    {
+                        break;
+                    }
+
+                    live = instance;
+                    kernelIsDesired = true;
                     Console.Write('.');
                 }
 
-                // Change: the target's 4th endpoint replaced by a fake one, then back: pairs, so it ends as desired.
-                Console.Write(" change");
-                budget.Restart();
-                for (var r = 0; r < options.Reps && (r == 0 || budget.Elapsed.TotalSeconds < options.SyncBudget); r++)
+                foreach (var (kind, series) in new[] { ("change", cell.Change), ("full", cell.Full) })
                 {
-                    cancel.ThrowIfCancellationRequested();
-                    var instance = live;
-                    cell.Change.Add(InNode(topo, () => instance.Sync(changed)));
-                    cell.Change.Add(InNode(topo, () => instance.Sync(desired)));
-                    Console.Write('.');
+                    if (series.TimedOut > 0)
+                    {
+                        run.Warnings.Add($"N={n}: a {kind} sync took over {options.SyncTimeout:0} s and was killed ({series.Samples.Count} completed)");
+                        Console.Write($" ({kind} killed after {options.SyncTimeout:0} s)");
+                    }
                 }
 
                 cell.Memory = MemoryNow();
                 cell.Kernel = KernelNow(topo, backend);
                 Console.Write($" | rss {cell.Memory.RssMb:0} MB, kernel {cell.Kernel.Chains} chains {cell.Kernel.Rules} rules");
+
+                if (!kernelIsDesired)
+                {
+                    cell.Note = "no load: a change sync was killed with the kernel holding the changed service";
+                    run.Warnings.Add($"N={n}: {cell.Note}");
+                    Console.WriteLine(" | " + cell.Note);
+                    continue;
+                }
 
                 Console.Write(" | load");
                 var cells = LoadGen.Interleaved(topo.Client, [("service", service), ("direct", direct)], options.Clients, options.Seconds, options.Slices,
@@ -280,6 +339,68 @@ internal static class ServicesBench
             action();
             return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         });
+
+    /// <summary>
+    /// Runs <paramref name="action"/> in the node namespace and adds its time to <paramref name="series"/>. If it has not
+    /// returned after <paramref name="timeoutSeconds"/>, the tool it is waiting for (iptables-restore/-save or nft, a
+    /// child of this process) is killed by pid, the call fails, and the series counts a timeout instead of a sample.
+    /// A killed iptables-restore or nft -f never commits: the kernel keeps what it had.
+    /// </summary>
+    private static bool Timed(SvcTopology topo, Action action, double timeoutSeconds, SyncSeries? series)
+    {
+        var fired = 0;
+        using var dog = new Timer(_ =>
+        {
+            Volatile.Write(ref fired, 1);
+            KillToolChildren();
+        }, null, TimeSpan.FromSeconds(timeoutSeconds), Timeout.InfiniteTimeSpan);
+        try
+        {
+            var ms = InNode(topo, action);
+            series?.Add(ms);
+            return true;
+        }
+        catch (Exception) when (Volatile.Read(ref fired) == 1)
+        {
+            if (series is not null)
+            {
+                series.TimedOut++;
+                series.TimeoutSeconds = timeoutSeconds;
+            }
+
+            return false;
+        }
+    }
+
+    // This process's children that are firewall tools (found by parent pid in /proc), killed by pid.
+    private static void KillToolChildren()
+    {
+        var self = Environment.ProcessId;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var close = stat.LastIndexOf(')');
+                var comm = stat[(stat.IndexOf('(', StringComparison.Ordinal) + 1)..close];
+                var ppid = int.Parse(stat[(close + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
+                if (ppid == self && (comm.StartsWith("iptables", StringComparison.Ordinal) || comm.StartsWith("xtables", StringComparison.Ordinal) || comm == "nft"))
+                {
+                    using var p = Process.GetProcessById(pid);
+                    p.Kill();
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                // gone meanwhile
+            }
+        }
+    }
 
     private static void CheckLoad(BackendRun run, string what, LoadCell cell)
     {
@@ -400,6 +521,7 @@ internal sealed record SvcOptions(
     int Warmup,
     int Reps,
     double SyncBudget,
+    double SyncTimeout,
     int Slices,
     string? Part,
     IReadOnlyList<string> Merge,
@@ -407,7 +529,7 @@ internal sealed record SvcOptions(
 {
     public static SvcOptions Parse(string[] args)
     {
-        var o = new SvcOptions(["iptables", "nftables"], [1, 1000, 10000], 2, 20000, 1, 200, 5, 5, 10, null, [], null);
+        var o = new SvcOptions(["iptables", "nftables"], [1, 1000, 10000], 2, 20000, 1, 200, 5, 5, 60, 10, null, [], null);
         for (var i = 0; i < args.Length; i++)
         {
             if (args[i] == "--merge")
@@ -437,11 +559,12 @@ internal sealed record SvcOptions(
                 "--warmup" => o with { Warmup = Count(value, 0, 10000) },
                 "--reps" => o with { Reps = Count(value, 1, 100) },
                 "--sync-budget" => o with { SyncBudget = Number(value, 0, 600) },
+                "--sync-timeout" => o with { SyncTimeout = Number(value, 1, 3600) },
                 "--slices" => o with { Slices = Count(value, 1, 1000) },
                 "--part" => o with { Part = value },
                 "--out" => o with { Out = value },
                 _ => throw new ArgumentException(
-                    $"unknown option {args[i]} (--backend iptables|nftables|both, --services 1,1000,10000, --seconds S, --max-connections N, --clients N, --warmup N, --reps N, --sync-budget S, --slices N, --part FILE, --merge FILE..., --out FILE)"),
+                    $"unknown option {args[i]} (--backend iptables|nftables|both, --services 1,1000,10000, --seconds S, --max-connections N, --clients N, --warmup N, --reps N, --sync-budget S, --sync-timeout S, --slices N, --part FILE, --merge FILE..., --out FILE)"),
             };
             i++;
         }

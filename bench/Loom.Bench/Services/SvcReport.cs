@@ -59,17 +59,19 @@ internal static class SvcReport
         t.AppendLine();
         t.AppendLine("Sync wall-clock, ms: the whole IServiceBackend.Sync on a thread in the node namespace (read the kernel's rules with");
         t.AppendLine("iptables-save / nft -j list, render, apply with iptables-restore / nft -f). p50 (samples); samples are reduced when");
-        t.AppendLine(Inv, $"a sync is slow (at most {m.Reps}, stopping after the first one past {m.SyncBudgetSeconds:0.#} s; change counts both directions).");
+        t.AppendLine(Inv, $"a sync is slow (at most {m.Reps}, stopping after the first one past {m.SyncBudgetSeconds:0.#} s; change counts both directions);");
+        t.AppendLine(Inv, $"a sync still running after {m.SyncTimeoutSeconds:0} s is killed (its tool, by pid; nothing is committed) and shown as `+1k` / `killed`.");
         t.AppendLine("  initial = first sync into an empty kernel (after a Flush); full = a new instance's first sync with the N services in place");
         t.AppendLine("  (agent restart: everything rewritten); change = the live instance, one service's endpoint replaced; flush = Flush() of N.");
         t.AppendLine();
-        t.AppendLine(Inv, $"{"backend",-9} {"N",6} {"initial",14} {"full",14} {"change",14} {"flush",14}   {"max",8}");
+        t.AppendLine(Inv, $"{"backend",-9} {"N",6} {"initial",16} {"full",16} {"change",16} {"flush",16}   {"max",9}");
         foreach (var r in runs)
         {
             foreach (var c in r.Cells)
             {
-                var max = new[] { c.Initial, c.Full, c.Change, c.Flush }.Where(s => s.Samples.Count > 0).Max(s => s.Stats.Max);
-                t.AppendLine(Inv, $"{r.Backend,-9} {c.Services,6} {Sync(c.Initial),14} {Sync(c.Full),14} {Sync(c.Change),14} {Sync(c.Flush),14}   {Stats.Ms(max),8}");
+                var done = new[] { c.Initial, c.Full, c.Change, c.Flush }.Where(s => s.Samples.Count > 0).ToList();
+                var max = done.Count == 0 ? double.NaN : done.Max(s => s.Stats.Max);
+                t.AppendLine(Inv, $"{r.Backend,-9} {c.Services,6} {Sync(c.Initial),16} {Sync(c.Full),16} {Sync(c.Change),16} {Sync(c.Flush),16}   {Stats.Ms(max),9}");
             }
         }
 
@@ -82,7 +84,7 @@ internal static class SvcReport
         t.AppendLine(Inv, $"{"backend",-9} {"N",6} {"RSS MB",8} {"peak MB",8} {"heap MB",8}   {"chains",7} {"rules",7} {"elems",6} {"lines",7} {"KiB",7} {"list ms",8}");
         foreach (var r in runs)
         {
-            foreach (var c in r.Cells)
+            foreach (var c in r.Cells.Where(c => c.Memory.RssMb > 0))
             {
                 var k = c.Kernel;
                 var mem = c.Memory;
@@ -168,6 +170,14 @@ internal static class SvcReport
             }
         }
 
+        foreach (var r in runs)
+        {
+            foreach (var c in r.Cells.Where(c => c.Note is not null))
+            {
+                t.AppendLine(Inv, $"NOTE {r.Backend} N={c.Services}: {c.Note}");
+            }
+        }
+
         var warnings = runs.SelectMany(r => r.Warnings.Select(w => $"{r.Backend}: {w}")).ToList();
         if (warnings.Count > 0)
         {
@@ -203,7 +213,13 @@ internal static class SvcReport
     }
 
     private static string Sync(SyncSeries s) =>
-        s.Samples.Count == 0 ? "-" : string.Create(Inv, $"{Stats.Ms(s.Stats.P50)} ({s.Samples.Count})");
+        (s.Samples.Count, s.TimedOut) switch
+        {
+            (0, 0) => "-",
+            (0, _) => string.Create(Inv, $">{s.TimeoutSeconds * 1000:0} killed"),
+            (_, 0) => string.Create(Inv, $"{Stats.Ms(s.Stats.P50)} ({s.Samples.Count})"),
+            _ => string.Create(Inv, $"{Stats.Ms(s.Stats.P50)} ({s.Samples.Count}+{s.TimedOut}k)"),
+        };
 
     private static string Load(string backend, string n, LoadCell c) =>
         string.Create(Inv,

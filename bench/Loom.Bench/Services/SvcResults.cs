@@ -7,6 +7,11 @@ internal sealed class SyncSeries
 
     public Stats Stats { get; set; } = Stats.Of([]);
 
+    /// <summary>Syncs killed after the timeout (not in the samples).</summary>
+    public int TimedOut { get; set; }
+
+    public double TimeoutSeconds { get; set; }
+
     public void Add(double ms)
     {
         Samples.Add(Math.Round(ms, 3));
@@ -67,6 +72,9 @@ internal sealed class NCell
     public LoadCell? Service { get; set; }
 
     public LoadCell? Direct { get; set; }
+
+    /// <summary>Why something of this N was not measured.</summary>
+    public string? Note { get; set; }
 }
 
 /// <summary>One backend's whole run (one bench process): what <c>--part</c> writes and <c>--merge</c> reads.</summary>
@@ -101,6 +109,8 @@ internal sealed class BackendRun
     public int Reps { get; set; }
 
     public int Slices { get; set; }
+
+    public double SyncTimeoutSeconds { get; set; }
 
     public double SyncBudgetSeconds { get; set; }
 
