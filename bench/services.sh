@@ -57,7 +57,9 @@ done
 
 root_rules >"$tmp/root.after"
 if cmp -s "$tmp/root.before" "$tmp/root.after"; then
-  echo "root namespace: iptables-save and nft list ruleset unchanged ($(grep -c . "$tmp/root.before" || true) lines)"
+  ipt_lines=$(sed -n '/^--- nft$/q;p' "$tmp/root.before" | grep -c . || true)
+  nft_lines=$(sed -n '/^--- nft$/,$p' "$tmp/root.before" | tail -n +2 | grep -c . || true)
+  echo "root namespace: iptables-save ($ipt_lines lines) and nft list ruleset ($nft_lines lines) unchanged"
 else
   echo "WARNING: the root namespace's rules changed during the run (the bench never writes there; another process did?):"
   diff "$tmp/root.before" "$tmp/root.after" | head -20 || true
