@@ -25,6 +25,7 @@ demo-cni: build
 
 bench: build
 	@bench/cni.sh
+	@bench/services.sh
 
 clean:
 	rm -rf out TestResults src/*/bin src/*/obj tests/*/bin tests/*/obj bench/*/bin bench/*/obj

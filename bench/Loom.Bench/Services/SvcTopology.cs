@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Loom.Linux;
+
+namespace Loom.Bench.Services;
+
+/// <summary>
+/// One node as the services bench sees it, all inside namespaces named <c>lbs&lt;pid&gt;-&lt;backend&gt;-*</c>:
+/// the node namespace (where the service backend programs its rules, ip_forward on), a client pod at 10.244.1.2 and
+/// four backend pods at 10.244.1X.2 (X = 1..4), each behind a veth whose node end is the pod's gateway (.1). Every
+/// backend pod runs a TCP server on <see cref="BackendPort"/> that reads a 4-byte request and answers its own
+/// 4-byte name (<c>be1\n</c> ...). Nothing is created in the machine's own namespace; the node has no route out.
+/// </summary>
+internal sealed class SvcTopology : IDisposable
+{
+    public const int BackendPort = 8080;
+    public const int Backends = 4;
+    public static readonly IPAddress ClientIp = IPAddress.Parse("10.244.1.2");
+
+    private readonly List<string> _created = [];
+    private readonly List<NetNsHandle> _handles = [];
+    private readonly List<Socket> _listeners = [];
+    private readonly List<Thread> _servers = [];
+
+    public SvcTopology(string prefix)
+    {
+        Prefix = prefix;
+    }
+
+    public string Prefix { get; }
+
+    public NetNsHandle Node { get; private set; } = null!;
+
+    public NetNsHandle Client { get; private set; } = null!;
+
+    public static IPAddress BackendIp(int k) => IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"10.244.{10 + k}.2"));
+
+    /// <summary>The 4-byte answer of backend pod k (1-based).</summary>
+    public static string Answer(int k) => string.Create(CultureInfo.InvariantCulture, $"be{k}\n");
+
+    public void Create()
+    {
+        Node = Open("node");
+        using var nl = Netlink.OpenIn(Node);
+        nl.LinkSetUp(nl.LinkByName("lo")!.Index);
+        NetNs.Run(Node, () => Sysctl.Set("net.ipv4.ip_forward", "1"));
+
+        Client = Open("client");
+        Pod(nl, Client, "vclient", 1, ClientIp);
+        for (var k = 1; k <= Backends; k++)
+        {
+            var be = Open("be" + k.ToString(CultureInfo.InvariantCulture));
+            Pod(nl, be, "vbe" + k.ToString(CultureInfo.InvariantCulture), 10 + k, BackendIp(k));
+            Serve(be, Answer(k));
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var l in _listeners)
+        {
+            l.Dispose();
+        }
+
+        foreach (var t in _servers)
+        {
+            t.Join(2000);
+        }
+
+        foreach (var h in _handles)
+        {
+            h.Dispose();
+        }
+
+        // Pods first (their veths go with them), then the node with everything the backend programmed in it.
+        foreach (var name in Enumerable.Reverse(_created))
+        {
+            try
+            {
+                NetNs.Delete(name);
+            }
+            catch (LinuxException e)
+            {
+                Console.Error.WriteLine($"bench: cannot delete netns {name}: {e.Message}");
+            }
+        }
+
+        _created.Clear();
+    }
+
+    private NetNsHandle Open(string tag)
+    {
+        var name = Prefix + tag;
+        NetNs.Create(name);
+        _created.Add(name);
+        var h = NetNs.Open(name);
+        _handles.Add(h);
+        return h;
+    }
+
+    private static void Pod(INetlink nodeNl, NetNsHandle pod, string vethName, int subnet, IPAddress ip)
+    {
+        var gw = IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"10.244.{subnet}.1"));
+        var veth = nodeNl.LinkAdd(new VethSpec(vethName, "eth0") { PeerNetNs = pod });
+        nodeNl.AddrAdd(veth.Index, gw, 24);
+        nodeNl.LinkSetUp(veth.Index);
+        using var pnl = Netlink.OpenIn(pod);
+        pnl.LinkSetUp(pnl.LinkByName("lo")!.Index);
+        var eth0 = pnl.LinkByName("eth0")!;
+        pnl.AddrAdd(eth0.Index, ip, 24);
+        pnl.LinkSetUp(eth0.Index);
+        pnl.RouteAdd(new Route(IPNetwork.Parse("0.0.0.0/0")) { Gateway = gw });
+    }
+
+    // A blocking accept loop on a thread of its own: read the 4-byte request, answer, close. The listening socket is
+    // created inside the pod's namespace; accepted sockets belong to it whatever thread accepts them.
+    private void Serve(NetNsHandle pod, string answer)
+    {
+        var reply = System.Text.Encoding.ASCII.GetBytes(answer);
+        var listener = NetNs.Run(pod, () =>
+        {
+            var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            l.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            l.Bind(new IPEndPoint(IPAddress.Any, BackendPort));
+            l.Listen(4096);
+            return l;
+        });
+        _listeners.Add(listener);
+        var t = new Thread(() =>
+        {
+            var buf = new byte[16];
+            while (true)
+            {
+                Socket c;
+                try
+                {
+                    c = listener.Accept();
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                try
+                {
+                    c.NoDelay = true;
+                    c.ReceiveTimeout = 2000;
+                    var got = 0;
+                    while (got < 4)
+                    {
+                        var n = c.Receive(buf, got, 4 - got, SocketFlags.None);
+                        if (n == 0)
+                        {
+                            break;
+                        }
+
+                        got += n;
+                    }
+
+                    if (got == 4)
+                    {
+                        c.Send(reply);
+                    }
+                }
+                catch (SocketException)
+                {
+                    // a client that went away; keep serving
+                }
+                finally
+                {
+                    c.Dispose();
+                }
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "lbs-server",
+        };
+        t.Start();
+        _servers.Add(t);
+    }
+}
