@@ -465,6 +465,7 @@ public class EbpfObjectTests
         _ = obj.Map<ushort, LbReverseNat>(LbMaps.ReverseNat);
         _ = obj.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack);
         _ = obj.Map<LbAffinityKey, LbAffinityValue>(LbMaps.Affinity);
+        _ = obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev);
         Assert.Equal(BpfMapType.LruHash, obj.Map(LbMaps.ConnTrack).Type);
     }
 }
@@ -504,4 +505,30 @@ public class EbpfTcBridgeMaglevTests : EbpfTcBridgeTests
 public class EbpfSocketLbMaglevTests : EbpfSocketLbTests
 {
     private protected override LbAlgorithm Algorithm => LbAlgorithm.Maglev;
+
+    [Fact]
+    public void A_client_bound_to_a_fixed_port_always_gets_the_same_backend()
+    {
+        var b = NewBackend();
+        Sync(b, Lab.Service("webpod", "10.96.0.100", 80, [1, 2]));
+        var python = Loom.Testing.Shell.Require("python3");
+        var seen = new HashSet<string>();
+        foreach (var port in Enumerable.Range(43001, 12))
+        {
+            // Each connection is a new socket bound to the same port, closed with RST (no TIME_WAIT).
+            var r = Lab.RunInCgroup(Client, [python, "-c",
+                "import socket,struct\nfor _ in range(3):\n" +
+                " s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n" +
+                " s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0))\n" +
+                $" s.bind(('',{port}));s.settimeout(3);s.connect(('10.96.0.100',80))\n" +
+                " print(s.makefile().readline().strip());s.close()"]);
+            Assert.True(r.Ok, r.ToString());
+            var answers = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(3, answers.Length);
+            Assert.Single(answers.Distinct());
+            seen.Add(answers[0]);
+        }
+
+        Assert.Equal(["pod1", "pod2"], seen.Order()); // different ports, different flows: both backends (the netns cookie varies per run: 2^-11 to miss)
+    }
 }
