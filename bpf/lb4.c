@@ -3,7 +3,7 @@
  * Loom's eBPF service load balancer (kube-proxy replacement), IPv4. The map layouts follow the facts of
  * Cilium's lb4 maps (bpf/lib/lb.h, pkg/maps/lbmap); the code is Loom's own.
  *
- *   lb4_svc      {vip, dport, slot, proto}  -> slot 0: master {affinity timeout, count, rev_nat, flags}
+ *   lb4_svc      {vip, dport, slot, proto}  -> slot 0: master {affinity timeout, count, rev_nat, flags, maglev M}
  *                                              slot n: {backend id, rev_nat}
  *   lb4_backends backend id                 -> {ip, port, proto}
  *   lb4_revnat   rev_nat index              -> {vip, port}
@@ -13,10 +13,13 @@
  *   lb4_affinity LRU {client (IPv4 or netns cookie), rev_nat, is_cookie} -> {backend id, last used (s)}
  *   lb4_sk_rev   LRU {socket cookie, backend ip, port} -> {vip, port, rev_nat}  (unconnected UDP recvmsg)
  *   lb4_ifaces   ifindex -> 1: where the tc programs are attached (bookkeeping for restarts and flush)
+ *   lb4_maglev   {rev_nat, chunk} -> 256 backend ids: slots [256 chunk, 256 chunk + 255] of a Maglev service's
+ *                lookup table of M slots (M prime, from the master entry)
  *
  * Programs:
  *   lb4_from_pod (tc, ingress of a pod's host-side veth = traffic from the pod): per-packet DNAT of
- *       ClusterIP traffic to a backend chosen at random on the first packet and remembered in lb4_ct.
+ *       ClusterIP traffic to a backend chosen on the first packet (at random, or for a Maglev service the
+ *       owner of slot jhash(saddr, daddr, ports, proto) % M of its lookup table) and remembered in lb4_ct.
  *       A service without backends: a TCP SYN is answered with a RST (the client sees ECONNREFUSED at
  *       once), anything else is dropped.
  *   lb4_to_pod (tc, egress of a pod's host-side veth = traffic to the pod): reverse NAT of replies.
@@ -35,6 +38,9 @@
 #define IP_OFFSET 0x1FFF
 
 #define LB_SVC_FLAG_AFFINITY 0x01
+#define LB_SVC_FLAG_MAGLEV 0x02
+
+#define LB_MAGLEV_CHUNK 256 /* table slots per lb4_maglev entry (a power of two: the index is masked) */
 
 #define LB_CT_SVC 0
 #define LB_CT_REV 1
@@ -55,7 +61,8 @@ struct lb4_service {
 	__u16 count;      /* master: number of backend slots */
 	__u16 rev_nat_index;
 	__u8 flags;
-	__u8 pad[3];
+	__u8 pad;
+	__u16 maglev_size; /* master of a Maglev service: M, the lookup table's size (prime) */
 };
 
 struct lb4_backend {
@@ -113,6 +120,16 @@ struct lb4_sk_rev_val {
 	__u16 rev_nat_index;
 };
 
+struct lb4_maglev_key {
+	__u16 rev_nat_index;
+	__u16 pad;
+	__u32 chunk; /* slot / LB_MAGLEV_CHUNK */
+};
+
+struct lb4_maglev_chunk {
+	__u32 backend_ids[LB_MAGLEV_CHUNK];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -165,6 +182,19 @@ struct {
 } lb4_ifaces SEC(".maps");
 
 /*
+ * Maglev lookup tables, one per Maglev service (by rev-NAT index), in chunks of 256 slots: a 16381-slot table is 64
+ * entries of 1 KiB. Not preallocated, so the cap costs nothing until used (65536 chunks = 1024 services at M = 16381).
+ * Each chunk update is atomic; a table being rewritten mixes old and new chunks, all naming live backends.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb4_maglev_key);
+	__type(value, struct lb4_maglev_chunk);
+} lb4_maglev SEC(".maps");
+
+/*
  * 0 DNAT (tc), 1 reverse NAT (tc), 2 socket translations, 3 socket reverse, 4 no backend (refused/dropped),
  * 5 new flows (backend selections), 6 affinity hits.
  */
@@ -197,6 +227,48 @@ static __always_inline __u32 now_s(void)
 	return (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
 }
 
+/* The kernel's jhash_3words (Bob Jenkins' lookup3 final mix); mirrored by Maglev.JHash3Words in C#. */
+static __always_inline __u32 rol32(__u32 w, __u32 s)
+{
+	return (w << s) | (w >> (32 - s));
+}
+
+static __always_inline __u32 jhash_3words(__u32 a, __u32 b, __u32 c, __u32 initval)
+{
+	a += 0xdeadbeef + 12 + initval;
+	b += 0xdeadbeef + 12 + initval;
+	c += 0xdeadbeef + 12 + initval;
+	c ^= b; c -= rol32(b, 14);
+	a ^= c; a -= rol32(c, 11);
+	b ^= a; b -= rol32(a, 25);
+	c ^= b; c -= rol32(b, 16);
+	a ^= c; a -= rol32(c, 4);
+	b ^= a; b -= rol32(a, 14);
+	c ^= b; c -= rol32(b, 24);
+	return c;
+}
+
+/* The owner of slot hash % M of a Maglev service's table, if it is a live backend; 0 otherwise. */
+static __always_inline __u32 maglev_select(const struct lb4_service *svc, __u32 hash)
+{
+	struct lb4_maglev_key key = { .rev_nat_index = svc->rev_nat_index };
+	struct lb4_maglev_chunk *chunk;
+	__u32 size = svc->maglev_size;
+	__u32 slot, id;
+
+	if (size == 0)
+		return 0;
+	slot = hash % size;
+	key.chunk = slot / LB_MAGLEV_CHUNK;
+	chunk = bpf_map_lookup_elem(&lb4_maglev, &key);
+	if (!chunk)
+		return 0;
+	id = chunk->backend_ids[slot & (LB_MAGLEV_CHUNK - 1)];
+	if (!id || !bpf_map_lookup_elem(&lb4_backends, &id))
+		return 0;
+	return id;
+}
+
 static __always_inline struct lb4_service *lookup_master(__be32 addr, __be16 port, __u8 proto)
 {
 	struct lb4_key key = {
@@ -209,9 +281,12 @@ static __always_inline struct lb4_service *lookup_master(__be32 addr, __be16 por
 	return bpf_map_lookup_elem(&lb4_svc, &key);
 }
 
-/* The backend id to use for a new flow: the affinity entry if valid, else a random slot. 0 = none. */
+/*
+ * The backend id to use for a new flow: the affinity entry if valid, else for a Maglev service the owner of slot
+ * flow_hash % M of its table, else (or if that table is missing) a random slot. 0 = none.
+ */
 static __always_inline __u32 select_backend(__be32 addr, __be16 port, __u8 proto, const struct lb4_service *svc,
-					    __u64 client, __u8 is_cookie)
+					    __u64 client, __u8 is_cookie, __u32 flow_hash)
 {
 	struct lb4_affinity_key akey = {
 		.client = client,
@@ -239,13 +314,18 @@ static __always_inline __u32 select_backend(__be32 addr, __be16 port, __u8 proto
 			return aval->backend_id;
 		}
 	}
-	if (count > LB_MAX_SLOTS)
-		count = LB_MAX_SLOTS;
-	key.backend_slot = (__u16)(bpf_get_prandom_u32() % count) + 1;
-	slot = bpf_map_lookup_elem(&lb4_svc, &key);
-	if (!slot)
-		return 0;
-	id = slot->backend_id;
+	id = 0;
+	if (svc->flags & LB_SVC_FLAG_MAGLEV)
+		id = maglev_select(svc, flow_hash);
+	if (!id) {
+		if (count > LB_MAX_SLOTS)
+			count = LB_MAX_SLOTS;
+		key.backend_slot = (__u16)(bpf_get_prandom_u32() % count) + 1;
+		slot = bpf_map_lookup_elem(&lb4_svc, &key);
+		if (!slot)
+			return 0;
+		id = slot->backend_id;
+	}
 	bump(LB_STAT_SELECT);
 	if (svc->flags & LB_SVC_FLAG_AFFINITY) {
 		struct lb4_affinity_val nval = { .backend_id = id, .last_used_s = now_s() };
@@ -443,7 +523,8 @@ int lb4_from_pod(struct __sk_buff *skb)
 			bpf_map_delete_elem(&lb4_ct, &ct_key);
 			return TC_ACT_SHOT;
 		}
-		id = select_backend(p.daddr, p.dport, p.proto, svc, p.saddr, 0);
+		id = select_backend(p.daddr, p.dport, p.proto, svc, p.saddr, 0,
+				    jhash_3words(p.saddr, p.daddr, (__u32)p.sport | ((__u32)p.dport << 16), p.proto));
 		if (id)
 			be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (!be) {
@@ -503,6 +584,25 @@ int lb4_to_pod(struct __sk_buff *skb)
 
 /* ---------------------------------------------------------------- cgroup: socket-level LB */
 
+/*
+ * The flow hash for Maglev on the socket path, where no packet exists yet: the client's netns cookie, the frontend,
+ * and the socket's bound source port if it has one (a client that binds a fixed port gets the same backend every
+ * time), else the socket cookie (every new socket is a new flow).
+ */
+static __always_inline __u32 sock_flow_hash(struct bpf_sock_addr *ctx, __be32 addr, __be16 port, __u8 proto)
+{
+	__u64 netns = bpf_get_netns_cookie(ctx);
+	struct bpf_sock *sk = ctx->sk;
+	__u64 who = 0;
+
+	if (sk)
+		who = sk->src_port;
+	if (!who)
+		who = bpf_get_socket_cookie(ctx);
+	return jhash_3words((__u32)netns ^ (__u32)(netns >> 32), addr, (__u32)port | ((__u32)proto << 16),
+			    (__u32)who ^ (__u32)(who >> 32));
+}
+
 /* 1 = allow (possibly rewritten), 0 = refuse (connect/sendmsg fail with EPERM). */
 static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u8 proto, int remember)
 {
@@ -514,7 +614,8 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u8 proto,
 
 	if (!svc)
 		return 1;
-	id = select_backend(addr, port, proto, svc, bpf_get_netns_cookie(ctx), 1);
+	id = select_backend(addr, port, proto, svc, bpf_get_netns_cookie(ctx), 1,
+			    (svc->flags & LB_SVC_FLAG_MAGLEV) ? sock_flow_hash(ctx, addr, port, proto) : 0);
 	if (id)
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
 	if (!be) {

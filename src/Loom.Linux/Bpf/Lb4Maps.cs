@@ -20,6 +20,7 @@ public static class LbMaps
     public const string Affinity = "lb4_affinity";
     public const string SocketReverse = "lb4_sk_rev";
     public const string Interfaces = "lb4_ifaces";
+    public const string Maglev = "lb4_maglev";
     public const string Stats = "lb4_stats";
 
     public const string FromPod = "lb4_from_pod";
@@ -30,6 +31,12 @@ public static class LbMaps
 
     /// <summary>lb4_service.flags: ClientIP session affinity (the master's backend_id holds the timeout).</summary>
     public const byte FlagAffinity = 0x01;
+
+    /// <summary>lb4_service.flags: Maglev backend selection (the master's MaglevSize holds M; the table is in lb4_maglev).</summary>
+    public const byte FlagMaglev = 0x02;
+
+    /// <summary>Table slots per lb4_maglev entry (LB_MAGLEV_CHUNK).</summary>
+    public const int MaglevChunk = 256;
 
     /// <summary>Indexes of lb4_stats.</summary>
     public enum Stat : uint
@@ -101,7 +108,8 @@ public struct LbServiceKey : IEquatable<LbServiceKey>
 
 /// <summary>
 /// struct lb4_service (12 bytes). Master entry (slot 0): <see cref="BackendId"/> = affinity timeout in seconds,
-/// <see cref="Count"/> = number of slots, flags. Slot n: <see cref="BackendId"/> = the backend.
+/// <see cref="Count"/> = number of slots, flags, <see cref="MaglevSize"/> = M for a Maglev service.
+/// Slot n: <see cref="BackendId"/> = the backend.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public record struct LbService
@@ -111,7 +119,7 @@ public record struct LbService
     public ushort RevNatIndex;
     public byte Flags;
     public byte Pad0;
-    public ushort Pad1;
+    public ushort MaglevSize;
 }
 
 /// <summary>struct lb4_backend (8 bytes): id -> address, port, protocol.</summary>
@@ -199,4 +207,27 @@ public record struct LbAffinityValue
 {
     public uint BackendId;
     public uint LastUsedSeconds;
+}
+
+/// <summary>struct lb4_maglev_key (8 bytes): a Maglev service (by rev-nat index) and a chunk of its lookup table.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbMaglevKey
+{
+    public ushort RevNatIndex;
+    public ushort Pad;
+    public uint Chunk;
+
+    public LbMaglevKey(ushort revNatIndex, int chunk)
+    {
+        RevNatIndex = revNatIndex;
+        Pad = 0;
+        Chunk = checked((uint)chunk);
+    }
+}
+
+/// <summary>struct lb4_maglev_chunk (1 KiB): backend ids of table slots [256 chunk, 256 chunk + 255] (0 = none).</summary>
+[System.Runtime.CompilerServices.InlineArray(LbMaps.MaglevChunk)]
+public struct LbMaglevChunk
+{
+    private uint _first;
 }

@@ -25,6 +25,10 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
     public EbpfServiceBackend(EbpfServiceOptions? options = null)
     {
         _options = options ?? new EbpfServiceOptions();
+        if (_options.Algorithm == LbAlgorithm.Maglev)
+        {
+            Maglev.ValidateTableSize(_options.MaglevTableSize);
+        }
     }
 
     public string Name => "ebpf";
@@ -44,6 +48,10 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
         var svcMap = obj.Map<LbServiceKey, LbService>(LbMaps.Services);
         var beMap = obj.Map<uint, LbBackend>(LbMaps.Backends);
         var rnMap = obj.Map<ushort, LbReverseNat>(LbMaps.ReverseNat);
+        var mgMap = obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev);
+        var maglevSize = _options.Algorithm == LbAlgorithm.Maglev ? _options.MaglevTableSize : 0;
+        var maglevTables = new HashSet<ushort>(); // rev-nat indexes whose table stays
+        var sweepTables = false;
 
         var svcEntries = svcMap.Entries().ToDictionary(e => e.Key, e => e.Value);
         var backends = beMap.Entries().ToDictionary(e => e.Key, e => e.Value);
@@ -108,6 +116,34 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
             var ids = s.Backends.Select(b => idOf[new LbBackend(b.Address, b.Port, master.ProtocolType())]).ToArray();
             membersByRevNat[revNat] = [.. ids];
             var oldCount = masters.TryGetValue(master, out var m) ? m.Count : 0;
+
+            // Maglev: (re)write the lookup table before the master names it, and only when the backend set, the table
+            // size or the table itself (a replaced map) changed. Every id in it is a live backend (written above).
+            if (maglevSize > 0 && ids.Length > 0)
+            {
+                maglevTables.Add(revNat);
+                var oldIds = new HashSet<uint>();
+                for (var slot = 1; slot <= oldCount; slot++)
+                {
+                    if (svcEntries.TryGetValue(master.WithSlot(slot), out var old))
+                    {
+                        oldIds.Add(old.BackendId);
+                    }
+                }
+
+                var same = oldCount > 0 && (m.Flags & LbMaps.FlagMaglev) != 0 && m.MaglevSize == maglevSize
+                    && oldIds.SetEquals(ids) && mgMap.TryLookup(new LbMaglevKey(revNat, 0), out _);
+                if (!same)
+                {
+                    WriteMaglevTable(mgMap, revNat, ids.Distinct().Select(id => (id, backends[id])).ToList(), maglevSize);
+                    sweepTables = true;
+                }
+            }
+            else if ((m.Flags & LbMaps.FlagMaglev) != 0)
+            {
+                sweepTables = true; // no longer a Maglev service (or no backends): its table goes after the master
+            }
+
             // Slots beyond the new count that the old count still exposes get a surviving backend until the master
             // shrinks; every write replaces an old choice with one from the new list.
             var top = Math.Max(oldCount, ids.Length);
@@ -127,7 +163,8 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
                 BackendId = affinity ? (uint)Math.Max(1, s.AffinityTimeoutSeconds) : 0,
                 Count = checked((ushort)ids.Length),
                 RevNatIndex = revNat,
-                Flags = affinity ? LbMaps.FlagAffinity : (byte)0,
+                Flags = (byte)((affinity ? LbMaps.FlagAffinity : 0) | (maglevTables.Contains(revNat) ? LbMaps.FlagMaglev : 0)),
+                MaglevSize = maglevTables.Contains(revNat) ? checked((ushort)maglevSize) : (ushort)0,
             };
             if (!masters.TryGetValue(master, out var oldMaster) || oldMaster != newMaster)
             {
@@ -149,6 +186,7 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
             }
 
             svcMap.Delete(master);
+            sweepTables |= (value.Flags & LbMaps.FlagMaglev) != 0;
             foreach (var key in svcEntries.Keys.Where(k => k.Slot > 0 && k.WithSlot(0) == master))
             {
                 svcMap.Delete(key);
@@ -166,6 +204,16 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
         foreach (var idx in rnMap.Keys().Where(i => !membersByRevNat.ContainsKey(i)))
         {
             rnMap.Delete(idx);
+        }
+
+        // Maglev table chunks of services that are gone or no longer Maglev, and chunks beyond a shrunk table.
+        if (sweepTables)
+        {
+            var chunks = (maglevSize + LbMaps.MaglevChunk - 1) / LbMaps.MaglevChunk;
+            foreach (var key in mgMap.Keys().Where(k => !maglevTables.Contains(k.RevNatIndex) || k.Chunk >= chunks))
+            {
+                mgMap.Delete(key);
+            }
         }
 
         // 4. Backends nobody references any more, and the CT / affinity entries that point at them.
@@ -205,6 +253,63 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
                 Attach(ifindex);
             }
         }
+    }
+
+    /// <summary>
+    /// Writes the Maglev table of a service (by rev-nat index) computed over its backends' "ip:port" names, chunk by
+    /// chunk (each chunk update is atomic; a table being rewritten mixes old and new chunks, all naming live backends).
+    /// </summary>
+    private static void WriteMaglevTable(BpfMap<LbMaglevKey, LbMaglevChunk> map, ushort revNat, List<(uint Id, LbBackend Backend)> members, int size)
+    {
+        var table = Maglev.Table(members.Select(x => Maglev.Name(x.Backend.EndPoint.Address, x.Backend.EndPoint.Port)).ToArray(), size);
+        for (var c = 0; c * LbMaps.MaglevChunk < size; c++)
+        {
+            var chunk = default(LbMaglevChunk);
+            for (var i = 0; i < LbMaps.MaglevChunk && (c * LbMaps.MaglevChunk) + i < size; i++)
+            {
+                chunk[i] = members[table[(c * LbMaps.MaglevChunk) + i]].Id;
+            }
+
+            map.Update(new LbMaglevKey(revNat, c), chunk);
+        }
+    }
+
+    /// <summary>Backend id -> number of slots in a service's Maglev table (empty if it has none).</summary>
+    private static SortedDictionary<uint, int> MaglevShares(BpfObject obj, ushort revNat, int size)
+    {
+        var map = obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev);
+        var shares = new SortedDictionary<uint, int>();
+        for (var c = 0; c * LbMaps.MaglevChunk < size; c++)
+        {
+            if (!map.TryLookup(new LbMaglevKey(revNat, c), out var chunk))
+            {
+                continue;
+            }
+
+            for (var i = 0; i < LbMaps.MaglevChunk && (c * LbMaps.MaglevChunk) + i < size; i++)
+            {
+                shares[chunk[i]] = shares.GetValueOrDefault(chunk[i]) + 1;
+            }
+        }
+
+        return shares;
+    }
+
+    /// <summary>
+    /// The backend id a service's Maglev table in the maps gives slot <paramref name="slot"/> (for tests and explain);
+    /// null if the service has no table.
+    /// </summary>
+    public uint? MaglevBackend(ServicePortState service, int slot)
+    {
+        ArgumentNullException.ThrowIfNull(service);
+        var obj = EnsureLoaded();
+        if (!obj.Map<LbServiceKey, LbService>(LbMaps.Services).TryLookup(MasterKey(service.Frontend), out var m) || (m.Flags & LbMaps.FlagMaglev) == 0
+            || !obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev).TryLookup(new LbMaglevKey(m.RevNatIndex, slot / LbMaps.MaglevChunk), out var chunk))
+        {
+            return null;
+        }
+
+        return chunk[slot % LbMaps.MaglevChunk];
     }
 
     /// <summary>
@@ -307,6 +412,16 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
             sb.Append(inv, $"  slot {slot}: backend {v.BackendId} -> {be}\n");
         }
 
+        if ((m.Flags & LbMaps.FlagMaglev) != 0)
+        {
+            sb.Append(inv, $"  maglev: table of {m.MaglevSize} slots in {LbMaps.Maglev}, slot = jhash(flow) % {m.MaglevSize}\n");
+            foreach (var (id, n) in MaglevShares(obj, m.RevNatIndex, m.MaglevSize))
+            {
+                var be = beMap.TryLookup(id, out var b) ? b.ToString() : "(missing backend)";
+                sb.Append(inv, $"    backend {id} -> {be}: {n} slots\n");
+            }
+        }
+
         var rn = rnMap.TryLookup(m.RevNatIndex, out var r) ? r.ToString() : "(missing)";
         sb.Append(inv, $"{LbMaps.ReverseNat} {m.RevNatIndex} -> {rn}\n");
         return sb.ToString();
@@ -317,10 +432,25 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
     {
         var obj = EnsureLoaded();
         var sb = new StringBuilder();
+        var maglev = new List<(ushort RevNat, int Size)>();
         foreach (var (k, v) in obj.Map<LbServiceKey, LbService>(LbMaps.Services).Entries().OrderBy(e => e.Key.ToString(), StringComparer.Ordinal))
         {
-            sb.Append(CultureInfo.InvariantCulture, $"svc {k}: id/timeout {v.BackendId} count {v.Count} rev-nat {v.RevNatIndex} flags {v.Flags}\n");
+            var size = (v.Flags & LbMaps.FlagMaglev) != 0 ? string.Create(CultureInfo.InvariantCulture, $" maglev {v.MaglevSize}") : "";
+            sb.Append(CultureInfo.InvariantCulture, $"svc {k}: id/timeout {v.BackendId} count {v.Count} rev-nat {v.RevNatIndex} flags {v.Flags}{size}\n");
+            if (k.Slot == 0 && (v.Flags & LbMaps.FlagMaglev) != 0)
+            {
+                maglev.Add((v.RevNatIndex, v.MaglevSize));
+            }
         }
+
+        foreach (var (revNat, size) in maglev.OrderBy(x => x.RevNat))
+        {
+            var shares = string.Join(", ", MaglevShares(obj, revNat, size).Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Key} x{x.Value}")));
+            sb.Append(CultureInfo.InvariantCulture, $"maglev {revNat}: {shares}\n");
+        }
+
+        var chunks = obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev).Keys().Count;
+        sb.Append(CultureInfo.InvariantCulture, $"maglev chunks: {chunks}\n");
 
         foreach (var (k, v) in obj.Map<uint, LbBackend>(LbMaps.Backends).Entries().OrderBy(e => e.Key))
         {
@@ -451,6 +581,7 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
         obj.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack).Clear();
         obj.Map<LbAffinityKey, LbAffinityValue>(LbMaps.Affinity).Clear();
         obj.Map<uint, uint>(LbMaps.Interfaces).Clear();
+        obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev).Clear();
         obj.Map(LbMaps.SocketReverse).As<SkRevKey, SkRevValue>().Clear();
     }
 

@@ -34,4 +34,31 @@ public sealed record EbpfServiceOptions
     public uint TcPriority { get; init; } = 0x4c;
 
     public uint TcHandle { get; init; } = 0x4c4f;
+
+    /// <summary>
+    /// How a new flow's backend is chosen (on the tc path on its first packet, on the socket path at connect / sendmsg).
+    /// Session affinity, where set, takes precedence either way.
+    /// </summary>
+    public LbAlgorithm Algorithm { get; init; } = LbAlgorithm.Random;
+
+    /// <summary>
+    /// Slots M of each service's Maglev lookup table (with <see cref="LbAlgorithm.Maglev"/>): a prime between
+    /// <see cref="Ebpf.Maglev.MinTableSize"/> and <see cref="Ebpf.Maglev.MaxTableSize"/>, well above the number of backends
+    /// per service (≥ 100 N keeps disruption on backend changes near 1/N). Default 16381.
+    /// </summary>
+    public int MaglevTableSize { get; init; } = Ebpf.Maglev.DefaultTableSize;
+}
+
+/// <summary>Backend selection of the eBPF service load balancer.</summary>
+public enum LbAlgorithm
+{
+    /// <summary>A random backend per new flow.</summary>
+    Random,
+
+    /// <summary>
+    /// Maglev consistent hashing: the flow's hash picks a slot of the service's lookup table, so the same flow tuple gets
+    /// the same backend (on any node, after a restart or after its connection-tracking entry expired), and a backend
+    /// change moves only about 1/N of the flows.
+    /// </summary>
+    Maglev,
 }
