@@ -33,6 +33,12 @@ public sealed record AgentConfig
     /// </summary>
     public string? Cgroup { get; set; }
 
+    /// <summary>How the eBPF backend picks a backend for a new flow: "random" (default) or "maglev" (consistent hashing).</summary>
+    public string LoadBalancerAlgorithm { get; set; } = "random";
+
+    /// <summary>Slots of each service's Maglev table (a prime; Cilium's default 16381).</summary>
+    public int MaglevTableSize { get; set; } = 16381;
+
     /// <summary>Prometheus metrics listen address inside the node, e.g. "0.0.0.0:9962"; null: no metrics endpoint.</summary>
     public string? MetricsAddress { get; set; }
 

@@ -99,6 +99,13 @@ internal sealed partial class AgentHost
         {
             PinDirectory = Path.Combine(config.BpfPinDir, "lb4"),
             CgroupPath = config.Cgroup,
+            Algorithm = config.LoadBalancerAlgorithm switch
+            {
+                "maglev" => LbAlgorithm.Maglev,
+                "random" => LbAlgorithm.Random,
+                var other => throw new AgentStartException($"loadBalancerAlgorithm: \"{other}\" is not an algorithm; use random or maglev"),
+            },
+            MaglevTableSize = config.MaglevTableSize,
             Interfaces = PodVeths, // the host side of every pod's veth gets the per-packet load balancer
         });
 
