@@ -398,12 +398,12 @@ public static partial class Lab
             case LabImages.Kind.Whoami:
                 port = LabImages.WhoamiPort(spec.Args);
                 pid = LabProcesses.StartDetached(pod.Netns, log, state.LoomPath,
-                    ["whoami", "--port", port.ToString(CultureInfo.InvariantCulture), "--hostname", pod.Name]);
+                    ["whoami", "--port", port.ToString(CultureInfo.InvariantCulture), "--hostname", pod.Name], NodeCgroup(state, pod.Node));
                 break;
             case LabImages.Kind.Dns:
                 port = 53;
                 pid = LabProcesses.StartDetached(pod.Netns, log, state.LoomPath,
-                    ["dns", "--config", Path.Combine(state.NodeDir(pod.Node), "agent.json"), "--port", "53"]);
+                    ["dns", "--config", Path.Combine(state.NodeDir(pod.Node), "agent.json"), "--port", "53"], NodeCgroup(state, pod.Node));
                 break;
             default:
                 throw new LabException($"pod {pod.Name}: image \"{spec.Image}\" is not one the lab can run");

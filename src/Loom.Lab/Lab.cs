@@ -185,6 +185,24 @@ public static partial class Lab
             }
         }
 
+        // The nodes' cgroups (empty now that their processes are gone).
+        if (CgroupRoot() is { } cgroupRoot)
+        {
+            foreach (var cg in Directory.GetDirectories(cgroupRoot, prefix + "*"))
+            {
+                found = true;
+                try
+                {
+                    Directory.Delete(cg); // rmdir: a cgroup directory goes with rmdir, never with its files
+                    await log.WriteLineAsync($"removed cgroup {cg}").ConfigureAwait(false);
+                }
+                catch (IOException e)
+                {
+                    await log.WriteLineAsync($"cgroup {cg} not removed: {e.Message}").ConfigureAwait(false);
+                }
+            }
+        }
+
         // Pinned eBPF maps and programs outlive the agents by design; the lab's go with the lab.
         if (Directory.Exists("/sys/fs/bpf"))
         {
@@ -221,7 +239,7 @@ public static partial class Lab
     {
         ArgumentNullException.ThrowIfNull(state);
         var p = state.Pod(pod) ?? throw new LabException(state.Pending.Any(x => x.Name == pod) ? $"pod '{pod}' is Pending: it has no network yet" : $"no pod '{pod}' in the lab");
-        return LabProcesses.ExecAsync(p.Netns, PodCommand(p, command), cancellationToken);
+        return LabProcesses.ExecAsync(p.Netns, PodCommand(state, p, command), cancellationToken);
     }
 
     /// <summary>As <see cref="PodExecAsync"/>, capturing stdout and stderr.</summary>
@@ -230,10 +248,10 @@ public static partial class Lab
     {
         ArgumentNullException.ThrowIfNull(state);
         var p = state.Pod(pod) ?? throw new LabException($"no pod '{pod}' in the lab");
-        return LabProcesses.CaptureAsync(p.Netns, PodCommand(p, command), cancellationToken);
+        return LabProcesses.CaptureAsync(p.Netns, PodCommand(state, p, command), cancellationToken);
     }
 
-    private static List<string> PodCommand(LabPod pod, IReadOnlyList<string> command)
+    private static List<string> PodCommand(LabState state, LabPod pod, IReadOnlyList<string> command)
     {
         ArgumentNullException.ThrowIfNull(command);
         if (command.Count == 0)
@@ -241,8 +259,27 @@ public static partial class Lab
             throw new LabException("no command given");
         }
 
-        return ["/usr/sbin/ip", "netns", "exec", pod.Netns, .. command];
+        // The command joins its node's cgroup before it enters the pod (ip netns exec remounts /sys), so a node
+        // on the eBPF backend balances its connect() calls at the socket, as Cilium does for pods.
+        return NodeCgroup(state, pod.Node) is { } cg
+            ? ["/bin/sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", cg, "/usr/sbin/ip", "netns", "exec", pod.Netns, .. command]
+            : ["/usr/sbin/ip", "netns", "exec", pod.Netns, .. command];
     }
+
+    /// <summary>
+    /// The node's own cgroup (v2): its pods' processes run in it and the agent's eBPF socket load balancer attaches
+    /// to it — never to the machine's root cgroup. Null where no cgroup2 hierarchy is mounted.
+    /// </summary>
+    public static string? NodeCgroup(LabState state, string node)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        return CgroupRoot() is { } root ? Path.Combine(root, state.Prefix + node) : null;
+    }
+
+    private static string? CgroupRoot() =>
+        File.Exists("/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified"
+        : File.Exists("/sys/fs/cgroup/cgroup.controllers") ? "/sys/fs/cgroup"
+        : null;
 
     /// <summary>
     /// Creates a pod namespace and wires it with the node's CNI config, like a runtime would: K8S_POD_NAMESPACE and
@@ -471,6 +508,10 @@ public static partial class Lab
             Directory.CreateDirectory(Path.Combine(state.NodeDir(node.Name), "net.d"));
             Directory.CreateDirectory(Path.Combine(state.NodeDir(node.Name), "run"));
             Directory.CreateDirectory(Path.Combine(state.NodeDir(node.Name), "ipam"));
+            if (NodeCgroup(state, node.Name) is { } cgroup)
+            {
+                Directory.CreateDirectory(cgroup);
+            }
         }
     }
 
@@ -569,6 +610,10 @@ public static partial class Lab
             w.WriteString("ipamDataDir", Path.Combine(dir, "ipam"));
             w.WriteString("metricsAddress", node.Ip + ":9962");
             w.WriteString("bpfPinDir", BpfPinDir(state, node.Name));
+            if (NodeCgroup(state, node.Name) is { } cgroup)
+            {
+                w.WriteString("cgroup", cgroup);
+            }
             w.WriteEndObject();
         }
 

@@ -19,15 +19,17 @@ public static partial class LabProcesses
     /// Starts a long-running process inside <paramref name="netns"/>, in its own session (setsid) so it outlives the
     /// caller, stdin from /dev/null and stdout/stderr appended to <paramref name="logFile"/>. Returns its pid.
     /// </summary>
-    public static int StartDetached(string netns, string logFile, string executable, IEnumerable<string> args)
+    public static int StartDetached(string netns, string logFile, string executable, IEnumerable<string> args, string? cgroup = null)
     {
-        // sh only sets up the redirections and execs setsid, which execs the program (no fork: the child of
-        // Process.Start is not a process group leader), so the pid we get is the program's own.
+        // sh only sets up the redirections (and the cgroup: it moves itself before anything else runs) and execs
+        // setsid, which execs the program (no fork: the child of Process.Start is not a process group leader), so
+        // the pid we get is the program's own.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("log=$1; shift; exec /usr/bin/setsid \"$@\" </dev/null >>\"$log\" 2>&1");
+        psi.ArgumentList.Add("log=$1; cg=$2; shift 2; if [ -n \"$cg\" ]; then echo $$ > \"$cg/cgroup.procs\" || exit 1; fi; exec /usr/bin/setsid \"$@\" </dev/null >>\"$log\" 2>&1");
         psi.ArgumentList.Add("loom-lab");
         psi.ArgumentList.Add(logFile);
+        psi.ArgumentList.Add(cgroup ?? "");
         psi.ArgumentList.Add(executable);
         foreach (var a in args)
         {

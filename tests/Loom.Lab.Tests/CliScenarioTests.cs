@@ -69,6 +69,48 @@ public sealed class CliScenarioTests
         Assert.Empty(LabProcesses.FindLabProcesses(o.LabDir, []));
     }
 
+    [Fact]
+    public async Task The_scenario_on_the_ebpf_backend_balances_at_the_socket_with_no_kube_proxy_rule()
+    {
+        var o = TestLab.Options();
+        string[] lab = ["lab", "--lab-dir", o.LabDir, "--prefix", o.Prefix];
+        try
+        {
+            var up = await Loom([.. lab, "up", "--service-backend", "ebpf"]);
+            Assert.True(up.Code == 0, up.ToString());
+            Assert.Equal(0, (await Loom([.. lab, "apply", "-f", ManifestTests.ExamplePath("webpod.yaml")])).Code);
+            Assert.Equal(0, (await Loom([.. lab, "apply", "-f", ManifestTests.ExamplePath("curl-pod.yaml")])).Code);
+
+            // curl-pod's processes run in k8s-ctr's cgroup, where the agent attached the socket load balancer.
+            var cgroup = Path.Combine(File.Exists("/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup", o.Prefix + "k8s-ctr");
+            var programs = Shell.Run("bpftool", ["cgroup", "show", cgroup]).Stdout;
+            Assert.Contains("lb4_connect4", programs, StringComparison.Ordinal);
+            Assert.Contains("lb4_sendmsg4", programs, StringComparison.Ordinal);
+
+            var hostnames = new HashSet<string>();
+            for (var i = 0; i < 30 && hostnames.Count < 2; i++)
+            {
+                var curl = await Loom([.. lab, "exec", "curl-pod", "--", "curl", "-s", "--max-time", "5", "webpod"]);
+                Assert.True(curl.Code == 0, curl.ToString());
+                hostnames.Add(curl.Out.Split('\n').First(l => l.StartsWith("Hostname:", StringComparison.Ordinal)));
+            }
+
+            Assert.Equal(2, hostnames.Count);
+            var nat = await Loom([.. lab, "node", "exec", "k8s-ctr", "--", "iptables-save", "-t", "nat"]);
+            Assert.DoesNotContain("KUBE-SVC", nat.Out, StringComparison.Ordinal);
+            var status = await Loom(["status", "--socket", Path.Combine(o.LabDir, "nodes", "k8s-ctr", "run", "agent.sock")]);
+            Assert.Contains("KubeProxyReplacement: True", status.Out, StringComparison.Ordinal);
+            Assert.Contains("socket LB: enabled", status.Out, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await Loom([.. lab, "down"]);
+        }
+
+        Assert.False(Directory.Exists(Path.Combine("/sys/fs/cgroup/unified", o.Prefix + "k8s-ctr")), "the node's cgroup outlived the lab");
+        Assert.Empty(Directory.GetDirectories("/sys/fs/bpf", o.Prefix + "*"));
+    }
+
     private sealed record Run(int Code, string Out, string Err)
     {
         public override string ToString() => $"exit {Code}\nstdout:\n{Out}\nstderr:\n{Err}";
