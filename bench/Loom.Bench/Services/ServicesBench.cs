@@ -170,9 +170,16 @@ internal static class ServicesBench
             // rows wake the same four server threads (one hot server thread alone would flatter the direct row).
             var direct = Enumerable.Range(1, SvcTopology.Backends).Select(k => new IPEndPoint(SvcTopology.BackendIp(k), SvcTopology.BackendPort)).ToArray();
             IPEndPoint[] service = [new IPEndPoint(TargetIp, ServicePort)];
+            // eBPF: disjoint client source ports for service and direct (see LoadGen.Interleaved: lb4's stale reverse-NAT
+            // entries would otherwise break direct connections that reuse a ClusterIP connection's port).
+            PortRange[]? ports = ebpf ? [new PortRange(40000, 60000), new PortRange(20000, 40000)] : null;
+            if (ebpf)
+            {
+                Console.WriteLine("  ports     ebpf: service connections bind source ports 40000-59999, direct ones 20000-39999 (lb4 CT keeps closed flows' reverse NAT)");
+            }
 
             Console.Write("  baseline: direct, no rules in the node ...");
-            run.Baseline = LoadGen.Run(topo.Client, "direct (no rules)", direct, options.Clients, options.Seconds, options.MaxConnections, options.Warmup, cancel);
+            run.Baseline = LoadGen.Run(topo.Client, "direct (no rules)", direct, options.Clients, options.Seconds, options.MaxConnections, options.Warmup, ports?[1], cancel);
             Console.WriteLine($" {run.Baseline.Rate:0} conn/s");
             CheckLoad(run, "baseline", run.Baseline);
 
@@ -301,7 +308,7 @@ internal static class ServicesBench
 
                 Console.Write(" | load");
                 var cells = LoadGen.Interleaved(topo.Client, [("service", service), ("direct", direct)], options.Clients, options.Seconds, options.Slices,
-                    options.MaxConnections, options.Warmup, cancel);
+                    options.MaxConnections, options.Warmup, ports, cancel);
                 cell.Service = cells[0];
                 cell.Direct = cells[1];
                 CheckLoad(run, $"N={n} service", cell.Service);

@@ -277,7 +277,7 @@ internal static class SvcReport
             var con = one.Direct.Connect.P50 / big.Service.Connect.P50;
             var txn = one.Direct.Txn.P50 / big.Service.Txn.P50;
             Line($"with {N} services eBPF >= 0.95x the direct path with 1 service: p50 latency (as speed, direct p50 / service p50)",
-                string.Create(Inv, $"connect p50 direct@1 {Stats.Ms(one.Direct.Connect.P50)} / service@{N} {Stats.Ms(big.Service.Connect.P50)} = {con:0.00}x; txn p50 {Stats.Ms(one.Direct.Txn.P50)} / {Stats.Ms(big.Service.Txn.P50)} = {txn:0.00}x; same slices: connect p50 direct@{N} / service@{N} = {big.Direct!.Connect.P50 / big.Service.Connect.P50:0.00}x"),
+                string.Create(Inv, $"connect p50 direct@1 {one.Direct.Connect.P50:0.0000} ms / service@{N} {big.Service.Connect.P50:0.0000} ms = {con:0.00}x; txn p50 {one.Direct.Txn.P50:0.0000} / {big.Service.Txn.P50:0.0000} ms = {txn:0.00}x; same slices: connect p50 direct@{N} / service@{N} = {big.Direct!.Connect.P50 / big.Service.Connect.P50:0.00}x"),
                 con >= 0.95, con);
         }
 
