@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# make bench: the services benchmark (bench/README.md). The iptables and nftables service backends with N = 1, 1000,
+# make bench: the services benchmark (bench/README.md). The iptables, nftables and eBPF service backends with N = 1, 1000,
 # 10000 services of 4 endpoints: sync times, connect rate and latency through the ClusterIP and straight to the pods,
 # memory; a table on stdout, JSON in out/bench/services-<date>.json. Runs after `make build`, as root.
-# Everything happens inside namespaces named lbs<pid>-*; iptables-restore and nft run only inside them. The root
+# Everything happens inside namespaces named lbs<pid>-*; iptables-restore and nft run only inside them; the eBPF
+# backend's tc programs go only on the client pod's host-side veth inside them, its maps are pinned in
+# /sys/fs/bpf/lbs<pid>-ebpf (removed at the end; a killed run's are swept by the next). The root
 # namespace's iptables-save and nft list ruleset are compared before and after. Exits non-zero only on an error.
 # Options go to the harness: --services 1,1000,10000 --seconds 2 --clients 1 --reps 5 --sync-budget 5 --out FILE.
 set -euo pipefail
@@ -50,10 +52,11 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-for backend in iptables nftables; do
+[ -e out/bpf/lb4.o ] || { echo "bench: out/bpf/lb4.o is missing; run \`make build\` first" >&2; exit 1; }
+for backend in iptables nftables ebpf; do
   harness --backend "$backend" --part "$tmp/$backend.json" ${args[@]+"${args[@]}"} || { rc=$?; break; }
 done
-[ "$rc" = 0 ] && { harness --merge "$tmp/iptables.json" "$tmp/nftables.json" ${out[@]+"${out[@]}"} || rc=$?; }
+[ "$rc" = 0 ] && { harness --merge "$tmp/iptables.json" "$tmp/nftables.json" "$tmp/ebpf.json" ${out[@]+"${out[@]}"} || rc=$?; }
 
 root_rules >"$tmp/root.after"
 if cmp -s "$tmp/root.before" "$tmp/root.after"; then
@@ -66,5 +69,7 @@ else
 fi
 left=$(ip netns list 2>/dev/null | grep -c '^lbs[0-9]' || true)
 [ "$left" = 0 ] || echo "WARNING: $left lbs* namespace(s) left: $(ip netns list | grep '^lbs[0-9]' | tr '\n' ' ')"
+pins=$(find /sys/fs/bpf -maxdepth 1 -name 'lbs[0-9]*' 2>/dev/null | wc -l)
+[ "$pins" = 0 ] || echo "WARNING: $pins bpffs pin director(ies) left: $(find /sys/fs/bpf -maxdepth 1 -name 'lbs[0-9]*' | tr '\n' ' ')"
 echo "services bench: total run time $((SECONDS - start)) s"
 exit "$rc"

@@ -52,22 +52,29 @@ internal static class LoadGen
     private static readonly byte[] SynCnt = BitConverter.GetBytes(1);
 
     /// <summary>One target alone (the no-rules baseline).</summary>
-    public static LoadCell Run(NetNsHandle client, string target, IPEndPoint[] eps, int clients, double seconds, int maxConnections, int warmup, CancellationToken cancel) =>
-        Interleaved(client, [(target, eps)], clients, seconds, 1, maxConnections, warmup, cancel)[0];
+    public static LoadCell Run(NetNsHandle client, string target, IPEndPoint[] eps, int clients, double seconds, int maxConnections, int warmup, PortRange? sourcePorts, CancellationToken cancel) =>
+        Interleaved(client, [(target, eps)], clients, seconds, 1, maxConnections, warmup, sourcePorts is null ? null : [sourcePorts], cancel)[0];
 
     /// <summary>
     /// Several targets measured in alternating time slices (A, B, A, B, ...; <paramref name="slices"/> each, 
     /// <paramref name="seconds"/> per target in all), so that what else the machine does hits every target alike.
     /// A target's rate is its completed connections over the time of its own slices.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="sourcePorts"/>, when given, is one source port range per target: each socket binds the next port
+    /// of its target's range before connecting (so two targets never share a 4-tuple's client end). The eBPF run uses it:
+    /// lb4's connection tracking keeps a closed flow's reverse-NAT entry until LRU eviction, so a direct connection that
+    /// reuses the client port of an earlier ClusterIP connection to the same pod gets its SYN-ACK rewritten to the
+    /// ClusterIP and times out (a datapath bug the bench reports; see bench/README.md).
+    /// </remarks>
     public static LoadCell[] Interleaved(NetNsHandle client, (string Target, IPEndPoint[] Eps)[] targets, int clients, double seconds, int slices,
-        int maxConnections, int warmup, CancellationToken cancel)
+        int maxConnections, int warmup, PortRange[]? sourcePorts, CancellationToken cancel)
     {
         var acc = targets.Select(_ => new Accumulator(clients)).ToArray();
-        foreach (var (_, eps) in targets)
+        for (var k = 0; k < targets.Length; k++)
         {
             // Warm-up, untimed: conntrack/route caches, the JIT, the server threads.
-            Loop(client, eps, warmup, double.MaxValue, null, null, null, out _, out _, cancel);
+            Loop(client, targets[k].Eps, warmup, double.MaxValue, null, null, null, out _, out _, sourcePorts?[k], cancel);
         }
 
         for (var slice = 0; slice < slices; slice++)
@@ -75,7 +82,7 @@ internal static class LoadGen
             for (var k = 0; k < targets.Length; k++)
             {
                 cancel.ThrowIfCancellationRequested();
-                Slice(client, targets[k].Eps, clients, seconds / slices, maxConnections / slices, acc[k], cancel);
+                Slice(client, targets[k].Eps, clients, seconds / slices, maxConnections / slices, acc[k], sourcePorts?[k], cancel);
             }
         }
 
@@ -83,7 +90,7 @@ internal static class LoadGen
         return targets.Select((t, k) => acc[k].Cell(t.Target, t.Eps, clients)).ToArray();
     }
 
-    private static void Slice(NetNsHandle client, IPEndPoint[] eps, int clients, double seconds, int maxConnections, Accumulator acc, CancellationToken cancel)
+    private static void Slice(NetNsHandle client, IPEndPoint[] eps, int clients, double seconds, int maxConnections, Accumulator acc, PortRange? ports, CancellationToken cancel)
     {
         var threads = new Thread[clients];
         var sw = Stopwatch.StartNew();
@@ -92,7 +99,7 @@ internal static class LoadGen
             var i = c;
             threads[i] = new Thread(() =>
             {
-                acc.Errors[i] += Loop(client, eps, Math.Max(1, maxConnections / clients), seconds, acc.Connect[i], acc.Txn[i], acc.Per[i], out var first, out _, cancel);
+                acc.Errors[i] += Loop(client, eps, Math.Max(1, maxConnections / clients), seconds, acc.Connect[i], acc.Txn[i], acc.Per[i], out var first, out _, ports, cancel);
                 acc.FirstError[i] ??= first;
             })
             {
@@ -175,7 +182,7 @@ internal static class LoadGen
 
     // Runs on a fresh thread inside the client pod's namespace; returns the number of failed connections.
     private static int Loop(NetNsHandle client, IPEndPoint[] eps, int max, double seconds,
-        List<double>? connect, List<double>? txn, int[]? per, out string? firstError, out int done, CancellationToken cancel)
+        List<double>? connect, List<double>? txn, int[]? per, out string? firstError, out int done, PortRange? ports, CancellationToken cancel)
     {
         string? first = null;
         var n = 0;
@@ -196,6 +203,12 @@ internal static class LoadGen
                     // TCP_SYNCNT 1: a lost SYN fails the connect after ~3 s instead of ~2 min.
                     s.SetRawSocketOption(6 /* IPPROTO_TCP */, 7 /* TCP_SYNCNT */, SynCnt);
                     var t0 = Stopwatch.GetTimestamp();
+                    if (ports is not null)
+                    {
+                        // Inside the timed region, as the kernel's own port choice is for the other backends.
+                        s.Bind(new IPEndPoint(IPAddress.Any, ports.Next()));
+                    }
+
                     s.Connect(eps[n % eps.Length]);
                     var t1 = Stopwatch.GetTimestamp();
                     s.Send(Request);
@@ -252,4 +265,16 @@ internal static class LoadGen
         done = n;
         return errors;
     }
+}
+
+/// <summary>A source port range [Lo, Hi) handed out round-robin (thread-safe). Connections close with RST, so a port is free again at once.</summary>
+internal sealed class PortRange(int lo, int hi)
+{
+    private int _next = -1;
+
+    public int Lo { get; } = lo;
+
+    public int Hi { get; } = hi;
+
+    public int Next() => Lo + (int)((uint)Interlocked.Increment(ref _next) % (uint)(Hi - Lo));
 }

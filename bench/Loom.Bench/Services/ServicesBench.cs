@@ -5,7 +5,9 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Loom.Core.Model;
 using Loom.Datapath.Services;
+using Loom.Datapath.Services.Ebpf;
 using Loom.Linux;
+using Loom.Linux.Bpf;
 using Loom.Linux.Firewall;
 
 namespace Loom.Bench.Services;
@@ -63,6 +65,12 @@ internal static class ServicesBench
             Console.WriteLine($"  swept {swept.Count} namespace(s) left by killed runs");
         }
 
+        var sweptPins = SweepStalePins();
+        if (sweptPins > 0)
+        {
+            Console.WriteLine($"  swept {sweptPins} bpffs pin directory(ies) {BpfFs.DefaultRoot}/{Base}<pid>-ebpf left by killed runs");
+        }
+
         var runs = new List<BackendRun>();
         foreach (var backend in options.Backends)
         {
@@ -99,11 +107,20 @@ internal static class ServicesBench
     {
         var total = Stopwatch.StartNew();
         var machine = Machine.Describe();
-        var key = backend == "iptables" ? "ipt" : "nft";
+        var key = backend switch { "iptables" => "ipt", "nftables" => "nft", _ => "ebpf" };
+        var ebpf = backend == "ebpf";
+        // Per-run pin directory /sys/fs/bpf/lbs<pid>-ebpf (removed in the finally; a killed run's is swept by the next).
+        var pinDir = Path.Combine(BpfFs.DefaultRoot, RunPrefix.For(Base) + "ebpf");
+        var lb4 = ebpf ? new EbpfServiceBackend(new EbpfServiceOptions { PinDirectory = pinDir }).ObjectPath : null;
         var run = new BackendRun
         {
             Backend = backend,
-            Tool = backend == "iptables" ? ToolVersion("/usr/sbin/iptables", "--version") : ToolVersion("/usr/sbin/nft", "--version"),
+            Tool = backend switch
+            {
+                "iptables" => ToolVersion("/usr/sbin/iptables", "--version"),
+                "nftables" => ToolVersion("/usr/sbin/nft", "--version"),
+                _ => $"{lb4} (tc on the client pod's host-side veth, pins {pinDir})",
+            },
             Date = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
             Nproc = machine.Nproc,
             Cpu = machine.Cpu,
@@ -124,9 +141,28 @@ internal static class ServicesBench
         Console.WriteLine($"  workload  N = {string.Join(", ", options.Services)} services x 4 endpoints (target last); load {options.Seconds:0.#} s or {options.MaxConnections} connections per cell, {options.Clients} client thread(s), service and direct interleaved in {options.Slices} slices each");
 
         using var topo = new SvcTopology(RunPrefix.For(Base) + key + "-");
-        Func<IServiceBackend> make = backend == "iptables" ? () => ServiceBackends.Iptables() : () => ServiceBackends.Nftables();
+        Func<IServiceBackend> make = backend switch
+        {
+            "iptables" => () => ServiceBackends.Iptables(),
+            "nftables" => () => ServiceBackends.Nftables(),
+            // Per-packet tc path only (no CgroupPath: no socket LB): every Sync makes sure the client pod's host-side
+            // veth (in the node namespace) carries lb4_from_pod (ingress) and lb4_to_pod (egress).
+            _ => () => ServiceBackends.Ebpf(new EbpfServiceOptions { PinDirectory = pinDir, Interfaces = () => [topo.ClientVethIndex] }),
+        };
+        IServiceBackend live = make();
         try
         {
+            var services = options.Services.ToList();
+            if (ebpf)
+            {
+                if (!File.Exists(lb4))
+                {
+                    throw new InvalidOperationException($"{lb4} is missing: run `make build` (it runs make -C bpf)");
+                }
+
+                services = FitEbpf(run, lb4, services);
+            }
+
             Console.Write("  setting up namespaces ...");
             topo.Create();
             Console.WriteLine(" node, client pod, 4 backend pods");
@@ -134,16 +170,22 @@ internal static class ServicesBench
             // rows wake the same four server threads (one hot server thread alone would flatter the direct row).
             var direct = Enumerable.Range(1, SvcTopology.Backends).Select(k => new IPEndPoint(SvcTopology.BackendIp(k), SvcTopology.BackendPort)).ToArray();
             IPEndPoint[] service = [new IPEndPoint(TargetIp, ServicePort)];
+            // eBPF: disjoint client source ports for service and direct (see LoadGen.Interleaved: lb4's stale reverse-NAT
+            // entries would otherwise break direct connections that reuse a ClusterIP connection's port).
+            PortRange[]? ports = ebpf ? [new PortRange(40000, 60000), new PortRange(20000, 40000)] : null;
+            if (ebpf)
+            {
+                Console.WriteLine("  ports     ebpf: service connections bind source ports 40000-59999, direct ones 20000-39999 (lb4 CT keeps closed flows' reverse NAT)");
+            }
 
             Console.Write("  baseline: direct, no rules in the node ...");
-            run.Baseline = LoadGen.Run(topo.Client, "direct (no rules)", direct, options.Clients, options.Seconds, options.MaxConnections, options.Warmup, cancel);
+            run.Baseline = LoadGen.Run(topo.Client, "direct (no rules)", direct, options.Clients, options.Seconds, options.MaxConnections, options.Warmup, ports?[1], cancel);
             Console.WriteLine($" {run.Baseline.Rate:0} conn/s");
             CheckLoad(run, "baseline", run.Baseline);
 
-            IServiceBackend live = make();
             var inKernel = 0; // how many services the kernel holds now
             string? gaveUp = null;
-            foreach (var n in options.Services)
+            foreach (var n in services)
             {
                 cancel.ThrowIfCancellationRequested();
                 var cell = new NCell { Services = n };
@@ -175,6 +217,7 @@ internal static class ServicesBench
                             break;
                         }
 
+                        Retire(flushing);
                         inKernel = 0;
                     }
 
@@ -230,9 +273,11 @@ internal static class ServicesBench
                     var instance = make();
                     if (!Timed(topo, () => instance.Sync(desired), options.SyncTimeout, cell.Full))
                     {
+                        Retire(instance);
                         break;
                     }
 
+                    Retire(live);
                     live = instance;
                     kernelIsDesired = true;
                     Console.Write('.');
@@ -248,8 +293,10 @@ internal static class ServicesBench
                 }
 
                 cell.Memory = MemoryNow();
-                cell.Kernel = KernelNow(topo, backend);
-                Console.Write($" | rss {cell.Memory.RssMb:0} MB, kernel {cell.Kernel.Chains} chains {cell.Kernel.Rules} rules");
+                cell.Kernel = KernelNow(topo, backend, live);
+                Console.Write(ebpf
+                    ? $" | rss {cell.Memory.RssMb:0} MB, maps: lb4_svc {cell.Kernel.Rules}/{cell.Kernel.SvcMax}, lb4_backends {cell.Kernel.Elements}/{cell.Kernel.BackendMax}"
+                    : $" | rss {cell.Memory.RssMb:0} MB, kernel {cell.Kernel.Chains} chains {cell.Kernel.Rules} rules");
 
                 if (!kernelIsDesired)
                 {
@@ -261,7 +308,7 @@ internal static class ServicesBench
 
                 Console.Write(" | load");
                 var cells = LoadGen.Interleaved(topo.Client, [("service", service), ("direct", direct)], options.Clients, options.Seconds, options.Slices,
-                    options.MaxConnections, options.Warmup, cancel);
+                    options.MaxConnections, options.Warmup, ports, cancel);
                 cell.Service = cells[0];
                 cell.Direct = cells[1];
                 CheckLoad(run, $"N={n} service", cell.Service);
@@ -276,8 +323,40 @@ internal static class ServicesBench
         }
         finally
         {
+            if (ebpf)
+            {
+                // The tc filters go with the veths when the namespaces are deleted, but the pinned maps live in bpffs:
+                // Flush (detaches, clears, unpins) in the node namespace, then remove the directory whatever happened.
+                try
+                {
+                    if (topo.Node is not null)
+                    {
+                        NetNs.Run(topo.Node, live.Flush);
+                    }
+                }
+                catch (Exception e)
+                {
+                    Console.Error.WriteLine($"bench: ebpf Flush during cleanup: {e.Message}");
+                }
+
+                Retire(live);
+                try
+                {
+                    BpfFs.RemoveTree(pinDir);
+                }
+                catch (Exception e)
+                {
+                    Console.Error.WriteLine($"bench: cannot remove {pinDir}: {e.Message}");
+                }
+            }
+
             // Deleting the node namespace takes every rule, set and conntrack entry with it; no Flush needed.
             topo.Dispose();
+        }
+
+        if (ebpf && (Directory.Exists(pinDir) || File.Exists(pinDir)))
+        {
+            run.Warnings.Add($"pin directory left after cleanup: {pinDir}");
         }
 
         var leftover = NetNs.List().Where(n => n.StartsWith(topo.Prefix, StringComparison.Ordinal)).ToList();
@@ -290,6 +369,86 @@ internal static class ServicesBench
         run.TotalSeconds = Math.Round(total.Elapsed.TotalSeconds, 1);
         Console.WriteLine($"  load at the end {run.LoadAverageAtEnd}; {backend} took {run.TotalSeconds:0.0} s");
         return run;
+    }
+
+    private static void Retire(IServiceBackend backend) => (backend as IDisposable)?.Dispose();
+
+    /// <summary>Removes /sys/fs/bpf/lbs&lt;pid&gt;-* left by runs whose pid is gone.</summary>
+    private static int SweepStalePins()
+    {
+        if (!Directory.Exists(BpfFs.DefaultRoot))
+        {
+            return 0;
+        }
+
+        var n = 0;
+        foreach (var p in Directory.GetFileSystemEntries(BpfFs.DefaultRoot, Base + "*"))
+        {
+            if (RunPrefix.TryParsePid(Path.GetFileName(p), Base, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
+            {
+                BpfFs.RemoveTree(p);
+                n++;
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>
+    /// The lb4 maps have fixed sizes (bpf/lb4.c): N services need N x (1 master + 4 slots) lb4_svc entries, N lb4_revnat
+    /// entries and one lb4_backends entry per distinct endpoint. Reads the sizes from lb4.o (loaded once, unpinned) and
+    /// replaces an N that does not fit by the largest that does, saying so.
+    /// </summary>
+    private static List<int> FitEbpf(BackendRun run, string lb4, List<int> services)
+    {
+        using var probe = BpfObject.Load(lb4);
+        var svcMax = (int)probe.Map(LbMaps.Services).MaxEntries;
+        var beMax = (int)probe.Map(LbMaps.Backends).MaxEntries;
+        var rnMax = (int)probe.Map(LbMaps.ReverseNat).MaxEntries;
+        bool Fits(int n)
+        {
+            var d = Desired(n, changed: true).Concat(Desired(n, changed: false)).ToList();
+            var slots = Desired(n, changed: false).Sum(s => 1 + s.Backends.Count);
+            var backends = d.SelectMany(s => s.Backends).Distinct().Count();
+            return slots <= svcMax && n <= rnMax && backends <= beMax;
+        }
+
+        Console.WriteLine($"  maps      lb4_svc {svcMax}, lb4_backends {beMax}, lb4_revnat {rnMax} entries max (bpf/lb4.c)");
+        var result = new List<int>();
+        foreach (var n in services)
+        {
+            if (Fits(n))
+            {
+                result.Add(n);
+                continue;
+            }
+
+            var lo = 1;
+            var hi = n;
+            while (lo < hi)
+            {
+                var mid = (lo + hi + 1) / 2;
+                if (Fits(mid))
+                {
+                    lo = mid;
+                }
+                else
+                {
+                    hi = mid - 1;
+                }
+            }
+
+            var msg = $"N={n} does not fit the lb4 maps ({n} x 5 lb4_svc entries > {svcMax}, or lb4_backends/lb4_revnat full); measured N={lo} instead, the largest that fits";
+            run.Warnings.Add(msg);
+            Console.WriteLine("  NOTE      " + msg);
+            if (!result.Contains(lo))
+            {
+                result.Add(lo);
+            }
+        }
+
+        Console.WriteLine($"            N={services.Max()}: {services.Max() * 5} lb4_svc entries: {(Fits(services.Max()) ? "fits" : "does not fit")}");
+        return result;
     }
 
     /// <summary>N services: N-1 fake ones (ClusterIPs 10.96.x.y, endpoints in 10.244.128.0/17, rules only), then the target.</summary>
@@ -440,10 +599,34 @@ internal static class ServicesBench
         };
     }
 
-    private static KernelSize KernelNow(SvcTopology topo, string backend) =>
+    private static KernelSize KernelNow(SvcTopology topo, string backend, IServiceBackend live) =>
         NetNs.Run(topo.Node, () =>
         {
             var t0 = Stopwatch.GetTimestamp();
+            if (live is EbpfServiceBackend eb)
+            {
+                // ebpf: chains = services (master entries), rules = lb4_svc entries (masters + slots), elements = lb4_backends
+                // entries, lines = lb4_revnat entries, bytes = key + value bytes of those, list = one dump of the three maps.
+                var obj = eb.Loaded;
+                var svcMap = obj.Map<LbServiceKey, LbService>(LbMaps.Services);
+                var svc = svcMap.Entries();
+                var be = obj.Map<uint, LbBackend>(LbMaps.Backends).Entries();
+                var rn = obj.Map<ushort, LbReverseNat>(LbMaps.ReverseNat).Entries();
+                var ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                return new KernelSize
+                {
+                    ListMs = Math.Round(ms, 1),
+                    Chains = svc.Count(e => e.Key.Slot == 0),
+                    Rules = svc.Count,
+                    Elements = be.Count,
+                    Lines = rn.Count,
+                    Bytes = (svc.Count * (long)(Marshal.SizeOf<LbServiceKey>() + Marshal.SizeOf<LbService>()))
+                        + (be.Count * (long)(4 + Marshal.SizeOf<LbBackend>())) + (rn.Count * (long)(2 + Marshal.SizeOf<LbReverseNat>())),
+                    SvcMax = (int)svcMap.Map.MaxEntries,
+                    BackendMax = (int)obj.Map(LbMaps.Backends).MaxEntries,
+                };
+            }
+
             if (backend == "iptables")
             {
                 var text = IptablesRestore.Save("nat") + IptablesRestore.Save("filter");
@@ -529,7 +712,7 @@ internal sealed record SvcOptions(
 {
     public static SvcOptions Parse(string[] args)
     {
-        var o = new SvcOptions(["iptables", "nftables"], [1, 1000, 10000], 2, 20000, 1, 200, 5, 5, 60, 10, null, [], null);
+        var o = new SvcOptions(["iptables", "nftables", "ebpf"], [1, 1000, 10000], 2, 20000, 1, 200, 5, 5, 60, 10, null, [], null);
         for (var i = 0; i < args.Length; i++)
         {
             if (args[i] == "--merge")
@@ -547,9 +730,10 @@ internal sealed record SvcOptions(
                 {
                     Backends = value switch
                     {
-                        "iptables" or "nftables" => [value],
+                        "iptables" or "nftables" or "ebpf" => [value],
                         "both" => ["iptables", "nftables"],
-                        _ => throw new ArgumentException("--backend is iptables, nftables or both"),
+                        "all" => ["iptables", "nftables", "ebpf"],
+                        _ => throw new ArgumentException("--backend is iptables, nftables, ebpf, both (iptables + nftables) or all"),
                     },
                 },
                 "--services" => o with { Services = value.Split(',').Select(s => Count(s, 1, 30000)).ToArray() },
@@ -564,7 +748,7 @@ internal sealed record SvcOptions(
                 "--part" => o with { Part = value },
                 "--out" => o with { Out = value },
                 _ => throw new ArgumentException(
-                    $"unknown option {args[i]} (--backend iptables|nftables|both, --services 1,1000,10000, --seconds S, --max-connections N, --clients N, --warmup N, --reps N, --sync-budget S, --sync-timeout S, --slices N, --part FILE, --merge FILE..., --out FILE)"),
+                    $"unknown option {args[i]} (--backend iptables|nftables|ebpf|both|all, --services 1,1000,10000, --seconds S, --max-connections N, --clients N, --warmup N, --reps N, --sync-budget S, --sync-timeout S, --slices N, --part FILE, --merge FILE..., --out FILE)"),
             };
             i++;
         }

@@ -34,6 +34,11 @@ internal sealed class KernelSize
     /// <summary>nftables: elements of the service-ips map (0 for iptables).</summary>
     public int Elements { get; set; }
 
+    /// <summary>ebpf: max entries of lb4_svc and lb4_backends (fixed in bpf/lb4.c); 0 for the others.</summary>
+    public int SvcMax { get; set; }
+
+    public int BackendMax { get; set; }
+
     /// <summary>How long the listing took (ms), the tool the backend itself runs at the start of every sync.</summary>
     public double ListMs { get; set; }
 }

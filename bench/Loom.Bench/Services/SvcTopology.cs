@@ -34,6 +34,9 @@ internal sealed class SvcTopology : IDisposable
 
     public NetNsHandle Client { get; private set; } = null!;
 
+    /// <summary>ifindex (in the node namespace) of the client pod's host-side veth: where the eBPF backend's tc programs go.</summary>
+    public int ClientVethIndex { get; private set; }
+
     public static IPAddress BackendIp(int k) => IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"10.244.{10 + k}.2"));
 
     /// <summary>The 4-byte answer of backend pod k (1-based).</summary>
@@ -47,7 +50,7 @@ internal sealed class SvcTopology : IDisposable
         NetNs.Run(Node, () => Sysctl.Set("net.ipv4.ip_forward", "1"));
 
         Client = Open("client");
-        Pod(nl, Client, "vclient", 1, ClientIp);
+        ClientVethIndex = Pod(nl, Client, "vclient", 1, ClientIp);
         for (var k = 1; k <= Backends; k++)
         {
             var be = Open("be" + k.ToString(CultureInfo.InvariantCulture));
@@ -99,7 +102,7 @@ internal sealed class SvcTopology : IDisposable
         return h;
     }
 
-    private static void Pod(INetlink nodeNl, NetNsHandle pod, string vethName, int subnet, IPAddress ip)
+    private static int Pod(INetlink nodeNl, NetNsHandle pod, string vethName, int subnet, IPAddress ip)
     {
         var gw = IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"10.244.{subnet}.1"));
         var veth = nodeNl.LinkAdd(new VethSpec(vethName, "eth0") { PeerNetNs = pod });
@@ -111,6 +114,7 @@ internal sealed class SvcTopology : IDisposable
         pnl.AddrAdd(eth0.Index, ip, 24);
         pnl.LinkSetUp(eth0.Index);
         pnl.RouteAdd(new Route(IPNetwork.Parse("0.0.0.0/0")) { Gateway = gw });
+        return veth.Index;
     }
 
     // A blocking accept loop on a thread of its own: read the 4-byte request, answer, close. The listening socket is
