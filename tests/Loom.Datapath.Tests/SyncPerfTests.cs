@@ -43,6 +43,7 @@ public sealed class SyncPerfTests(ITestOutputHelper output)
             var desired = Services(n, 0);
             var b = create(null);
             Time(ns, name, n, "first (empty kernel)", () => b.Sync(desired));
+            Dump(b, $"{name}-{n}-first");
             Time(ns, name, n, "no-op resync", () => b.Sync(desired));
             var changed = Services(n, 1);
             Time(ns, name, n, "one service changed", () => b.Sync(changed));
@@ -50,7 +51,24 @@ public sealed class SyncPerfTests(ITestOutputHelper output)
             Time(ns, name, n, "one service removed", () => b.Sync(fewer));
             var restarted = create(null);
             Time(ns, name, n, "restart (adopt)", () => restarted.Sync(desired));
+            Dump(restarted, $"{name}-{n}-restart");
             Time(ns, name, n, "flush", restarted.Flush);
+        }
+    }
+
+    // LOOM_SYNC_PERF_DUMP=DIR keeps the batches for replaying by hand (in a namespace of one's own).
+    private static void Dump(IServiceBackend b, string what)
+    {
+        var dir = Environment.GetEnvironmentVariable("LOOM_SYNC_PERF_DUMP");
+        var text = b switch
+        {
+            IptablesServiceBackend i => i.LastRestoreInput,
+            NftablesServiceBackend f => f.LastScript,
+            _ => null,
+        };
+        if (!string.IsNullOrEmpty(dir) && text is not null)
+        {
+            File.WriteAllText(Path.Combine(dir, what + ".txt"), text);
         }
     }
 
