@@ -49,4 +49,20 @@ public sealed class IptablesKernelTests : BackendKernelTests
         Assert.Equal(["pod1", "pod2"], Lab.TcpMany(System.Net.IPAddress.Parse("10.96.0.100"), 80, 40).ToHashSet().Order());
         Assert.All(Lab.TcpMany(System.Net.IPAddress.Parse("10.96.0.101"), 80, 10), a => Assert.Equal("pod2", a));
     }
+
+    [Fact]
+    public void Only_a_full_sync_reads_the_kernel_and_a_flush_asks_for_one_again()
+    {
+        var b = (IptablesServiceBackend)NewBackend();
+        var web = Service("webpod", "10.96.0.100", 80, [1, 2]);
+        Sync(b, web);
+        Assert.True(b.LastSyncWasFull);
+        Sync(b, web with { Backends = [web.Backends[1]] });
+        Assert.False(b.LastSyncWasFull);
+        Assert.All(Lab.TcpMany(System.Net.IPAddress.Parse("10.96.0.100"), 80, 10), a => Assert.Equal("pod2", a));
+        Lab.InNode(b.Flush);
+        Sync(b, web);
+        Assert.True(b.LastSyncWasFull);
+        Assert.Equal(["pod1", "pod2"], Lab.TcpMany(System.Net.IPAddress.Parse("10.96.0.100"), 80, 40).ToHashSet().Order());
+    }
 }

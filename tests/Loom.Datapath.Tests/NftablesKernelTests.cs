@@ -61,4 +61,21 @@ public sealed class NftablesKernelTests : BackendKernelTests
         Assert.Contains("timeout 1m", Lab.Shell("nft", "list", "table", "ip", "kube-proxy"), StringComparison.Ordinal);
         Assert.Single(Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 10).Distinct());
     }
+
+    [Fact]
+    public void A_failed_sync_makes_the_next_one_read_the_kernel_again()
+    {
+        var b = (NftablesServiceBackend)NewBackend();
+        var web = Service("webpod", "10.96.0.100", 80, [1, 2]);
+        Sync(b, web, Service("other", "10.96.0.101", 80, [1]));
+        Assert.True(b.LastSyncWasFull);
+        Sync(b, web, Service("other", "10.96.0.101", 80, [2]));
+        Assert.False(b.LastSyncWasFull); // partial: nothing listed, only other's chains written
+        Lab.Shell("nft", "delete", "table", "ip", "kube-proxy"); // someone else removes the table behind our back
+        Assert.ThrowsAny<Exception>(() => Sync(b, web, Service("other", "10.96.0.101", 80, [1])));
+        Sync(b, web, Service("other", "10.96.0.101", 80, [1]));
+        Assert.True(b.LastSyncWasFull);
+        Assert.Equal(["pod1", "pod2"], Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 40).ToHashSet().Order());
+        Assert.All(Lab.TcpMany(IPAddress.Parse("10.96.0.101"), 80, 10), a => Assert.Equal("pod1", a));
+    }
 }

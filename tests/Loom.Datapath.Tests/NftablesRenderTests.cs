@@ -104,4 +104,15 @@ public sealed class NftablesRenderTests
         items.Add("{\"map\": {\"name\": \"no-endpoint-services\", \"elem\": [[{\"elem\": {\"val\": {\"concat\": [\"10.96.0.50\", \"tcp\", 80]}, \"comment\": \"x\"}}, {\"goto\": {\"target\": \"reject-chain\"}}]]}}");
         return $"{{\"nftables\": [{string.Join(", ", items)}]}}";
     }
+
+    [Fact]
+    public void Elements_go_in_one_command_per_map_and_new_chains_are_not_flushed()
+    {
+        var a = Port("ns1", "svc1", "p80", "172.30.0.41", 80, ["10.180.0.1"]);
+        var b = Port("ns2", "svc2", "p80", "172.30.0.42", 80, ["10.180.0.2"]);
+        var lines = Lines(Render([a, b]));
+        Assert.Contains("add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80, 172.30.0.42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80 }", lines);
+        Assert.Single(lines, l => l.StartsWith("add element", StringComparison.Ordinal));
+        Assert.DoesNotContain("flush chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80", lines);
+    }
 }

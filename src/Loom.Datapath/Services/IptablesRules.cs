@@ -70,6 +70,7 @@ internal static class IptablesRules
 
         var active = new HashSet<string>(StringComparer.Ordinal);
         var chains = new StringBuilder();
+        var declared = new List<string>();
         var rules = new StringBuilder();
         foreach (var name in new[] { ServicesChain, PostroutingChain, MarkMasqChain })
         {
@@ -92,7 +93,7 @@ internal static class IptablesRules
             active.UnionWith(ChainsOf(s));
             if (rewrite(s))
             {
-                AppendServiceChains(chains, rules, s, options);
+                AppendServiceChains(declared, rules, s, options);
             }
         }
 
@@ -100,8 +101,16 @@ internal static class IptablesRules
         foreach (var c in stale)
         {
             // Declaring the chain flushes it, which drops its references; then it can go.
-            chains.Append(ChainLine(c));
+            declared.Add(c);
             rules.Append("-X ").Append(c).Append('\n');
+        }
+
+        // iptables-nft (1.8.9) with --noflush takes over twice as long for thousands of chains declared in hash
+        // order as for the same chains declared sorted by name; the order of declarations means nothing else.
+        declared.Sort(StringComparer.Ordinal);
+        foreach (var c in declared)
+        {
+            chains.Append(ChainLine(c));
         }
 
         sb.Append("*nat\n").Append(chains);
@@ -111,14 +120,14 @@ internal static class IptablesRules
     }
 
     /// <summary>The KUBE-SVC and KUBE-SEP chains of one service with backends (kube-proxy's order and wording).</summary>
-    public static void AppendServiceChains(StringBuilder chains, StringBuilder rules, ServicePortState s, ServiceProxyOptions options)
+    public static void AppendServiceChains(List<string> chains, StringBuilder rules, ServicePortState s, ServiceProxyOptions options)
     {
         var svcChain = ServiceChain(s);
         var proto = s.Frontend.ProtocolName;
-        chains.Append(ChainLine(svcChain));
+        chains.Add(svcChain);
         foreach (var b in s.Backends)
         {
-            chains.Append(ChainLine(EndpointChain(s, b)));
+            chains.Add(EndpointChain(s, b));
         }
 
         if (options.ClusterCidr is { } cidr)

@@ -5,30 +5,51 @@ namespace Loom.Datapath.Services;
 
 /// <summary>
 /// kube-proxy's iptables mode: one <c>iptables-restore --noflush</c> per sync in the caller's namespace. The first
-/// sync of an instance is a full one (every service chain rewritten, adopting whatever a previous run left); later
-/// syncs rewrite only services whose state changed or whose chains are missing from <c>iptables-save</c>.
+/// sync of an instance is a full one: it reads the kernel (<c>iptables-save</c>), rewrites every service chain and so
+/// adopts whatever a previous run left. Like kube-proxy, the instance then keeps what it applied in memory: later
+/// (partial) syncs read nothing from the kernel and rewrite only services whose state changed, plus KUBE-SERVICES.
+/// A failed apply, a <see cref="Flush"/> or <see cref="FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
 internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
 {
+    /// <summary>kube-proxy's FullSyncPeriod: how often a sync re-reads the kernel and rewrites every chain anyway.</summary>
+    public static readonly TimeSpan FullSyncPeriod = TimeSpan.FromHours(1);
+
     private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
     private bool _needFullSync = true;
+    private long _lastFullSync;
 
     public string Name => "iptables";
 
     /// <summary>The restore input of the last sync (for tests and debugging).</summary>
     public string? LastRestoreInput { get; private set; }
 
+    /// <summary>Whether the last sync was a full one (read the kernel, rewrote every chain).</summary>
+    public bool LastSyncWasFull { get; private set; }
+
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
-        var filter = IptablesSnapshot.Parse(IptablesRestore.Save("filter"));
-        var nat = IptablesSnapshot.Parse(IptablesRestore.Save("nat"));
-        var full = _needFullSync;
+        var full = _needFullSync || Environment.TickCount64 - _lastFullSync >= (long)FullSyncPeriod.TotalMilliseconds;
+        IptablesSnapshot filter, nat;
+        if (full)
+        {
+            filter = IptablesSnapshot.Parse(IptablesRestore.Save("filter"));
+            nat = IptablesSnapshot.Parse(IptablesRestore.Save("nat"));
+        }
+        else
+        {
+            // What the last successful apply left: the hook jumps and every chain of the applied services.
+            filter = IptablesSnapshot.Of([IptablesRules.ServicesChain], IptablesRules.JumpRules.Where(j => j.Table == "filter").Select(j => j.Rule));
+            nat = IptablesSnapshot.Of(
+                _applied.Values.SelectMany(IptablesRules.ChainsOf).Concat([IptablesRules.ServicesChain, IptablesRules.PostroutingChain, IptablesRules.MarkMasqChain]),
+                IptablesRules.JumpRules.Where(j => j.Table == "nat").Select(j => j.Rule));
+        }
+
         bool Rewrite(ServicePortState s) =>
             full
             || !_applied.TryGetValue(IptablesRules.ServiceChain(s), out var prev)
-            || !prev.Equals(s)
-            || !IptablesRules.ChainsOf(s).All(nat.Chains.Contains);
+            || !prev.Equals(s);
 
         var input = IptablesRules.Render(desired, Rewrite, filter, nat, options);
         try
@@ -37,12 +58,18 @@ internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : ISer
         }
         catch
         {
-            // What the kernel holds is unknown now; rewrite everything next time, as kube-proxy does.
+            // What the kernel holds is unknown now; read it and rewrite everything next time, as kube-proxy does.
             _needFullSync = true;
             throw;
         }
 
         LastRestoreInput = input;
+        LastSyncWasFull = full;
+        if (full)
+        {
+            _lastFullSync = Environment.TickCount64;
+        }
+
         _needFullSync = false;
         _applied.Clear();
         foreach (var s in desired)

@@ -30,6 +30,15 @@ internal static class Nft
             : throw new InvalidOperationException($"nft list table ip {table} failed (exit {code}): {stderr.Trim()}");
     }
 
+    /// <summary>Whether <c>ip NAME</c> exists, from <c>nft list tables ip</c> (which lists no contents, so stays cheap).</summary>
+    public static bool TableExists(string table)
+    {
+        var (code, stdout, stderr) = Run(["list", "tables", "ip"], null);
+        return code == 0
+            ? stdout.Split('\n').Any(l => l.Trim() == $"table ip {table}")
+            : throw new InvalidOperationException($"nft list tables ip failed (exit {code}): {stderr.Trim()}");
+    }
+
     private static readonly string[] Candidates = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
 
     private static (int Code, string Stdout, string Stderr) Run(string[] args, string? stdin)

@@ -23,6 +23,9 @@ internal sealed class NftSnapshot
     public IReadOnlyDictionary<string, string> Elements(string map) =>
         Maps.TryGetValue(map, out var e) ? e : new Dictionary<string, string>();
 
+    /// <summary>An existing table whose contents the caller fills in from what it applied, without asking the kernel.</summary>
+    public static NftSnapshot Known() => new(true);
+
     public static NftSnapshot Parse(string? json)
     {
         if (json is null)

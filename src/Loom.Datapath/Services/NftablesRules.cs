@@ -10,7 +10,8 @@ namespace Loom.Datapath.Services;
 /// chain dispatching through the <c>service-ips</c> verdict map keyed by <c>ipv4_addr . inet_proto . inet_service</c>;
 /// per-service chains picking an endpoint chain with <c>numgen random mod N vmap</c>; masquerade by mark; services
 /// without endpoints rejected through the <c>no-endpoint-services</c> map. Unlike kube-proxy's full sync, map
-/// elements are always diffed against the kernel, so a sync carries only the elements and chains that changed.
+/// elements are always diffed (against the kernel on a full sync, against the last applied state otherwise), so a sync
+/// carries only the elements and chains that changed.
 /// </summary>
 internal static class NftablesRules
 {
@@ -92,7 +93,11 @@ internal static class NftablesRules
             foreach (var chain in ChainsOf(s))
             {
                 sb.Append("add chain ").Append(T).Append(' ').Append(chain).Append('\n');
-                sb.Append("flush chain ").Append(T).Append(' ').Append(chain).Append('\n');
+                if (existing.Chains.Contains(chain))
+                {
+                    // A new chain is empty already; flushing it would only cost the transaction a command.
+                    sb.Append("flush chain ").Append(T).Append(' ').Append(chain).Append('\n');
+                }
             }
 
             if (affinity)
@@ -187,28 +192,37 @@ internal static class NftablesRules
         }
     }
 
+    // One "delete element" and one "add element" command per map, each listing every element it touches: thousands of
+    // single-element commands cost nft a parse and a netlink message each.
     private static void AppendElementDiff(StringBuilder sb, string map, Dictionary<string, (string Verdict, string? Comment)> desired, IReadOnlyDictionary<string, string> existing)
     {
-        foreach (var key in existing.Keys.Order(StringComparer.Ordinal))
+        var gone = existing.Keys.Where(key => !desired.TryGetValue(key, out var want) || want.Verdict != existing[key]).Order(StringComparer.Ordinal).ToList();
+        if (gone.Count > 0)
         {
-            if (!desired.TryGetValue(key, out var want) || want.Verdict != existing[key])
-            {
-                sb.Append("delete element ").Append(T).Append(' ').Append(map).Append(" { ").Append(key).Append(" }\n");
-            }
+            sb.Append("delete element ").Append(T).Append(' ').Append(map).Append(" { ").AppendJoin(", ", gone).Append(" }\n");
         }
 
+        var first = true;
         foreach (var (key, want) in desired.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            if (!existing.TryGetValue(key, out var have) || have != want.Verdict)
+            if (existing.TryGetValue(key, out var have) && have == want.Verdict)
             {
-                sb.Append("add element ").Append(T).Append(' ').Append(map).Append(" { ").Append(key);
-                if (want.Comment is not null)
-                {
-                    sb.Append(" comment \"").Append(want.Comment).Append('"');
-                }
-
-                sb.Append(" : ").Append(want.Verdict).Append(" }\n");
+                continue;
             }
+
+            sb.Append(first ? "add element " + T + " " + map + " { " : ", ").Append(key);
+            first = false;
+            if (want.Comment is not null)
+            {
+                sb.Append(" comment \"").Append(want.Comment).Append('"');
+            }
+
+            sb.Append(" : ").Append(want.Verdict);
+        }
+
+        if (!first)
+        {
+            sb.Append(" }\n");
         }
     }
 

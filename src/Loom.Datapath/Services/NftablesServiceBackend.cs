@@ -3,30 +3,38 @@ using System.Text;
 namespace Loom.Datapath.Services;
 
 /// <summary>
-/// kube-proxy's nftables mode: one <c>nft -f</c> transaction per sync in the caller's namespace, computed against
-/// <c>nft -j list table ip kube-proxy</c>. The first sync of an instance re-declares the skeleton and rewrites every
-/// service chain (adopting a previous run's table without dropping a packet); later ones touch only what changed.
+/// kube-proxy's nftables mode: one <c>nft -f</c> transaction per sync in the caller's namespace. The first sync of an
+/// instance reads the kernel (<c>nft -j list table ip kube-proxy</c>), re-declares the skeleton and rewrites every
+/// service chain (adopting a previous run's table without dropping a packet). Like kube-proxy, the instance then keeps
+/// what it applied in memory: later syncs list nothing and touch only what changed. A failed apply, a
+/// <see cref="Flush"/> or <see cref="FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
 internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
 {
+    /// <summary>kube-proxy's FullSyncPeriod: how often a sync re-reads the kernel and rewrites every chain anyway.</summary>
+    public static readonly TimeSpan FullSyncPeriod = TimeSpan.FromHours(1);
+
     private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
     private bool _needFullSync = true;
+    private long _lastFullSync;
 
     public string Name => "nftables";
 
     /// <summary>The script of the last sync (for tests and debugging).</summary>
     public string? LastScript { get; private set; }
 
+    /// <summary>Whether the last sync was a full one (read the kernel, rewrote every chain).</summary>
+    public bool LastSyncWasFull { get; private set; }
+
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
-        var existing = NftSnapshot.Parse(Nft.ListTable(NftablesRules.Table, json: true));
-        var full = _needFullSync || !existing.Exists;
+        var full = _needFullSync || Environment.TickCount64 - _lastFullSync >= (long)FullSyncPeriod.TotalMilliseconds;
+        var existing = full ? NftSnapshot.Parse(Nft.ListTable(NftablesRules.Table, json: true)) : Applied();
         bool Rewrite(ServicePortState s) =>
             full
             || !_applied.TryGetValue(NftablesRules.ServiceChain(s), out var prev)
-            || !prev.Equals(s)
-            || !NftablesRules.ChainsOf(s).All(existing.Chains.Contains);
+            || !prev.Equals(s);
 
         var script = NftablesRules.Render(desired, Rewrite, existing, full, options);
         if (script.Length > 0)
@@ -37,12 +45,19 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
             }
             catch
             {
+                // What the kernel holds is unknown now; read it and rewrite everything next time, as kube-proxy does.
                 _needFullSync = true;
                 throw;
             }
         }
 
         LastScript = script;
+        LastSyncWasFull = full;
+        if (full)
+        {
+            _lastFullSync = Environment.TickCount64;
+        }
+
         _needFullSync = false;
         _applied.Clear();
         foreach (var s in desired)
@@ -51,9 +66,40 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
         }
     }
 
+    // What the last successful sync left in the table: the chains, affinity sets and map elements of _applied.
+    private NftSnapshot Applied()
+    {
+        var snap = NftSnapshot.Known();
+        var serviceIps = new Dictionary<string, string>(StringComparer.Ordinal);
+        var noEndpoints = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var s in _applied.Values)
+        {
+            var key = NftablesRules.ElementKey(s.Frontend);
+            if (!s.HasBackends)
+            {
+                noEndpoints[key] = "goto " + NftablesRules.RejectChain;
+                continue;
+            }
+
+            serviceIps[key] = "goto " + NftablesRules.ServiceChain(s);
+            snap.Chains.UnionWith(NftablesRules.ChainsOf(s));
+            if (s.SessionAffinity == Loom.Core.Model.SessionAffinity.ClientIP)
+            {
+                foreach (var b in s.Backends)
+                {
+                    snap.Sets[NftablesRules.AffinitySet(s, b)] = s.AffinityTimeoutSeconds;
+                }
+            }
+        }
+
+        snap.Maps[NftablesRules.ServiceIpsMap] = serviceIps;
+        snap.Maps[NftablesRules.NoEndpointServicesMap] = noEndpoints;
+        return snap;
+    }
+
     public void Flush()
     {
-        if (Nft.ListTable(NftablesRules.Table, json: true) is not null)
+        if (Nft.TableExists(NftablesRules.Table))
         {
             Nft.Apply($"delete table ip {NftablesRules.Table}\n");
         }
