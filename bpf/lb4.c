@@ -500,8 +500,20 @@ int lb4_from_pod(struct __sk_buff *skb)
 	if (parse(skb, &p))
 		return TC_ACT_OK;
 	svc = lookup_master(p.daddr, p.dport, p.proto);
-	if (!svc)
+	if (!svc) {
+		/* A new direct connection may reuse the tuple of an earlier, service-translated one (same client port,
+		 * same backend): its reverse entry must not rewrite this flow's replies into the ClusterIP. */
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+			ct_key.saddr = p.saddr;
+			ct_key.daddr = p.daddr;
+			ct_key.sport = p.sport;
+			ct_key.dport = p.dport;
+			ct_key.proto = p.proto;
+			ct_key.dir = LB_CT_REV;
+			bpf_map_delete_elem(&lb4_ct, &ct_key);
+		}
 		return TC_ACT_OK;
+	}
 
 	ct_key.saddr = p.saddr;
 	ct_key.daddr = p.daddr;
