@@ -2,8 +2,9 @@ namespace Loom.Datapath.Services;
 
 /// <summary>
 /// Programs ClusterIP load balancing into the kernel of the caller's network namespace (implementations spawn
-/// iptables-restore or nft, which inherit the calling thread's namespace). Every call is idempotent and computes its
-/// changes against what the kernel holds, so a restarted agent adopts the rules a previous run left.
+/// iptables-restore or nft, which inherit the calling thread's namespace). Every call is idempotent. A new instance reads
+/// what the kernel holds on its first sync, so a restarted agent adopts the rules a previous run left; after that, as
+/// kube-proxy does, it diffs against what it last applied, and re-reads the kernel after a failed apply or hourly.
 /// </summary>
 public interface IServiceBackend
 {

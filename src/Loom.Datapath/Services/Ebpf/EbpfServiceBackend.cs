@@ -54,6 +54,8 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
         var sweepTables = false;
 
         var svcEntries = svcMap.Entries().ToDictionary(e => e.Key, e => e.Value);
+        // Slots grouped by their service once: scanning every entry per service is quadratic (4 s at 10k services).
+        var slotsOf = svcEntries.Keys.Where(k => k.Slot > 0).ToLookup(k => k.WithSlot(0));
         var backends = beMap.Entries().ToDictionary(e => e.Key, e => e.Value);
         var idOf = new Dictionary<LbBackend, uint>();
         foreach (var (id, be) in backends)
@@ -171,7 +173,7 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
                 svcMap.Update(master, newMaster);
             }
 
-            foreach (var key in svcEntries.Keys.Where(k => k.Slot > ids.Length && k.WithSlot(0) == master))
+            foreach (var key in slotsOf[master].Where(k => k.Slot > ids.Length))
             {
                 svcMap.Delete(key);
             }
@@ -187,7 +189,7 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
 
             svcMap.Delete(master);
             sweepTables |= (value.Flags & LbMaps.FlagMaglev) != 0;
-            foreach (var key in svcEntries.Keys.Where(k => k.Slot > 0 && k.WithSlot(0) == master))
+            foreach (var key in slotsOf[master])
             {
                 svcMap.Delete(key);
             }
