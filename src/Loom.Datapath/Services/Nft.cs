@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Loom.Datapath.Services;
 
 /// <summary>Runs the <c>nft</c> binary in the caller's network namespace (the child inherits the calling thread's).</summary>
@@ -39,33 +37,5 @@ internal static class Nft
             : throw new InvalidOperationException($"nft list tables ip failed (exit {code}): {stderr.Trim()}");
     }
 
-    private static readonly string[] Candidates = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
-
-    private static (int Code, string Stdout, string Stderr) Run(string[] args, string? stdin)
-    {
-        var path = Candidates.FirstOrDefault(File.Exists) ?? "nft";
-        var psi = new ProcessStartInfo(path)
-        {
-            RedirectStandardInput = stdin is not null,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start nft");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (stdin is not null)
-        {
-            p.StandardInput.Write(stdin);
-            p.StandardInput.Close();
-        }
-
-        p.WaitForExit();
-        return (p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
-    }
+    private static (int Code, string Stdout, string Stderr) Run(string[] args, string? stdin) => Loom.Linux.Firewall.FirewallTool.Run("nft", args, stdin);
 }
