@@ -8,7 +8,7 @@ using Loom.Testing;
 
 // The CNI benchmark: ADD then DEL of N pods, one exec at a time, for the reference bridge + host-local and for
 // loom-cni (delegating to host-local, and with its built-in IPAM), in the same run, rounds rotating the order.
-// Each sample is the wall-clock time of one whole plugin process run, spawned the way a runtime does (PluginExec).
+// Each sample is the wall-clock time of one whole plugin process run, spawned the way a runtime does (CniRunner.Exec).
 // Nothing is created in the root network namespace: the plugins run inside per-row node namespaces.
 // `Loom.Bench services ...` is the services benchmark instead (bench/services.sh, Services/ServicesBench.cs).
 if (args.Length > 0 && args[0] == "services")
@@ -159,7 +159,7 @@ static string? Env(string name) => Environment.GetEnvironmentVariable(name) is {
 static double Timed(NetNsHandle node, string plugin, string command, string config, string? id, string? netns, out CniRun run)
 {
     var t0 = Stopwatch.GetTimestamp();
-    run = PluginExec.Run(node, plugin, command, config, id, netns);
+    run = CniRunner.Exec(node, plugin, command, config, id, netns);
     return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
 }
 
@@ -193,8 +193,8 @@ static void RunRow(Row row, int round, BenchOptions options, CancellationToken c
     {
         cancel.ThrowIfCancellationRequested();
         var id = $"warm-{round}-{w}";
-        Expect(row, "warm-up ADD", PluginExec.Run(node, row.Plugin, "ADD", row.Config, id, row.PodPath(w % options.Pods)));
-        Expect(row, "warm-up DEL", PluginExec.Run(node, row.Plugin, "DEL", row.Config, id, row.PodPath(w % options.Pods)));
+        Expect(row, "warm-up ADD", CniRunner.Exec(node, row.Plugin, "ADD", row.Config, id, row.PodPath(w % options.Pods)));
+        Expect(row, "warm-up DEL", CniRunner.Exec(node, row.Plugin, "DEL", row.Config, id, row.PodPath(w % options.Pods)));
     }
 
     GC.Collect();

@@ -102,7 +102,7 @@ internal sealed record Report(string Table, string Json)
             options.Warmup,
             Unit = "ms",
             Percentiles = "nearest-rank",
-            Measured = "wall-clock of one PluginExec.Run (CniRunner.Exec tolerating EPIPE): a thread enters the node netns, spawns the plugin with CNI_* env, writes the config to stdin, waits for exit",
+            Measured = "wall-clock of one CniRunner.Exec (as a runtime: EPIPE on stdin tolerated): a thread enters the node netns, spawns the plugin with CNI_* env, writes the config to stdin, waits for exit",
             TotalSeconds = Math.Round(elapsed.TotalSeconds, 1),
             Rows = rows.Select(r => new
             {
