@@ -191,14 +191,24 @@ public static partial class Lab
             foreach (var cg in Directory.GetDirectories(cgroupRoot, prefix + "*"))
             {
                 found = true;
-                try
+                // rmdir (a cgroup goes with rmdir, never with its files); EBUSY while a killed process is still exiting.
+                for (var attempt = 0; ; attempt++)
                 {
-                    Directory.Delete(cg); // rmdir: a cgroup directory goes with rmdir, never with its files
-                    await log.WriteLineAsync($"removed cgroup {cg}").ConfigureAwait(false);
-                }
-                catch (IOException e)
-                {
-                    await log.WriteLineAsync($"cgroup {cg} not removed: {e.Message}").ConfigureAwait(false);
+                    try
+                    {
+                        Directory.Delete(cg);
+                        await log.WriteLineAsync($"removed cgroup {cg}").ConfigureAwait(false);
+                        break;
+                    }
+                    catch (IOException) when (attempt < 50)
+                    {
+                        await Task.Delay(100).ConfigureAwait(false);
+                    }
+                    catch (IOException e)
+                    {
+                        await log.WriteLineAsync($"cgroup {cg} not removed: {e.Message}").ConfigureAwait(false);
+                        break;
+                    }
                 }
             }
         }
