@@ -8,16 +8,11 @@ namespace Loom.Datapath.Services;
 /// sync of an instance is a full one: it reads the kernel (<c>iptables-save</c>), rewrites every service chain and so
 /// adopts whatever a previous run left. Like kube-proxy, the instance then keeps what it applied in memory: later
 /// (partial) syncs read nothing from the kernel and rewrite only services whose state changed, plus KUBE-SERVICES.
-/// A failed apply, a <see cref="Flush"/> or <see cref="FullSyncPeriod"/> elapsing makes the next sync a full one again.
+/// A failed apply, a <see cref="Flush"/> or <see cref="AppliedServices.FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
 internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
 {
-    /// <summary>kube-proxy's FullSyncPeriod: how often a sync re-reads the kernel and rewrites every chain anyway.</summary>
-    public static readonly TimeSpan FullSyncPeriod = TimeSpan.FromHours(1);
-
-    private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
-    private bool _needFullSync = true;
-    private long _lastFullSync;
+    private readonly AppliedServices _applied = new(IptablesRules.ServiceChain);
 
     public string Name => "iptables";
 
@@ -30,7 +25,7 @@ internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : ISer
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
-        var full = _needFullSync || Environment.TickCount64 - _lastFullSync >= (long)FullSyncPeriod.TotalMilliseconds;
+        var full = _applied.FullSyncDue;
         IptablesSnapshot filter, nat;
         if (full)
         {
@@ -42,14 +37,11 @@ internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : ISer
             // What the last successful apply left: the hook jumps and every chain of the applied services.
             filter = IptablesSnapshot.Of([IptablesRules.ServicesChain], IptablesRules.JumpRules.Where(j => j.Table == "filter").Select(j => j.Rule));
             nat = IptablesSnapshot.Of(
-                _applied.Values.SelectMany(IptablesRules.ChainsOf).Concat([IptablesRules.ServicesChain, IptablesRules.PostroutingChain, IptablesRules.MarkMasqChain]),
+                _applied.Services.SelectMany(IptablesRules.ChainsOf).Concat([IptablesRules.ServicesChain, IptablesRules.PostroutingChain, IptablesRules.MarkMasqChain]),
                 IptablesRules.JumpRules.Where(j => j.Table == "nat").Select(j => j.Rule));
         }
 
-        bool Rewrite(ServicePortState s) =>
-            full
-            || !_applied.TryGetValue(IptablesRules.ServiceChain(s), out var prev)
-            || !prev.Equals(s);
+        bool Rewrite(ServicePortState s) => _applied.NeedsRewrite(s, full);
 
         var input = IptablesRules.Render(desired, Rewrite, filter, nat, options);
         try
@@ -59,23 +51,13 @@ internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : ISer
         catch
         {
             // What the kernel holds is unknown now; read it and rewrite everything next time, as kube-proxy does.
-            _needFullSync = true;
+            _applied.Forget();
             throw;
         }
 
         LastRestoreInput = input;
         LastSyncWasFull = full;
-        if (full)
-        {
-            _lastFullSync = Environment.TickCount64;
-        }
-
-        _needFullSync = false;
-        _applied.Clear();
-        foreach (var s in desired)
-        {
-            _applied[IptablesRules.ServiceChain(s)] = s;
-        }
+        _applied.Record(desired, full);
     }
 
     public void Flush()
@@ -86,8 +68,7 @@ internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : ISer
             IptablesRestore.Apply(input);
         }
 
-        _applied.Clear();
-        _needFullSync = true;
+        _applied.Forget();
     }
 
     public string Explain(ServicePortState service)

@@ -7,16 +7,11 @@ namespace Loom.Datapath.Services;
 /// instance reads the kernel (<c>nft -j list table ip kube-proxy</c>), re-declares the skeleton and rewrites every
 /// service chain (adopting a previous run's table without dropping a packet). Like kube-proxy, the instance then keeps
 /// what it applied in memory: later syncs list nothing and touch only what changed. A failed apply, a
-/// <see cref="Flush"/> or <see cref="FullSyncPeriod"/> elapsing makes the next sync a full one again.
+/// <see cref="Flush"/> or <see cref="AppliedServices.FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
 internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
 {
-    /// <summary>kube-proxy's FullSyncPeriod: how often a sync re-reads the kernel and rewrites every chain anyway.</summary>
-    public static readonly TimeSpan FullSyncPeriod = TimeSpan.FromHours(1);
-
-    private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
-    private bool _needFullSync = true;
-    private long _lastFullSync;
+    private readonly AppliedServices _applied = new(NftablesRules.ServiceChain);
 
     public string Name => "nftables";
 
@@ -29,12 +24,9 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
-        var full = _needFullSync || Environment.TickCount64 - _lastFullSync >= (long)FullSyncPeriod.TotalMilliseconds;
+        var full = _applied.FullSyncDue;
         var existing = full ? NftSnapshot.Parse(Nft.ListTable(NftablesRules.Table, json: true)) : Applied();
-        bool Rewrite(ServicePortState s) =>
-            full
-            || !_applied.TryGetValue(NftablesRules.ServiceChain(s), out var prev)
-            || !prev.Equals(s);
+        bool Rewrite(ServicePortState s) => _applied.NeedsRewrite(s, full);
 
         var script = NftablesRules.Render(desired, Rewrite, existing, full, options);
         if (script.Length > 0)
@@ -46,24 +38,14 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
             catch
             {
                 // What the kernel holds is unknown now; read it and rewrite everything next time, as kube-proxy does.
-                _needFullSync = true;
+                _applied.Forget();
                 throw;
             }
         }
 
         LastScript = script;
         LastSyncWasFull = full;
-        if (full)
-        {
-            _lastFullSync = Environment.TickCount64;
-        }
-
-        _needFullSync = false;
-        _applied.Clear();
-        foreach (var s in desired)
-        {
-            _applied[NftablesRules.ServiceChain(s)] = s;
-        }
+        _applied.Record(desired, full);
     }
 
     // What the last successful sync left in the table: the chains, affinity sets and map elements of _applied.
@@ -72,7 +54,7 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
         var snap = NftSnapshot.Known();
         var serviceIps = new Dictionary<string, string>(StringComparer.Ordinal);
         var noEndpoints = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var s in _applied.Values)
+        foreach (var s in _applied.Services)
         {
             var key = NftablesRules.ElementKey(s.Frontend);
             if (!s.HasBackends)
@@ -104,8 +86,7 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
             Nft.Apply($"delete table ip {NftablesRules.Table}\n");
         }
 
-        _applied.Clear();
-        _needFullSync = true;
+        _applied.Forget();
     }
 
     public string Explain(ServicePortState service)
