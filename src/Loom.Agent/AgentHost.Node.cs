@@ -60,36 +60,6 @@ internal sealed partial class AgentHost
         }
     }
 
-    private async Task WatchNodesAsync(long fromRevision, CancellationToken ct)
-    {
-        while (true)
-        {
-            try
-            {
-                await foreach (var e in store.WatchAsync(Kinds.Node, fromRevision, ct).ConfigureAwait(false))
-                {
-                    fromRevision = e.Revision;
-                    if (e.Key != _node)
-                    {
-                        _reconcile.Release();
-                    }
-                }
-            }
-            catch (StoreCompactedException)
-            {
-                // Missed history: a full reconcile from the current state is all that is needed.
-                fromRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
-                _reconcile.Release();
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException && !ct.IsCancellationRequested)
-            {
-                Log($"node watch broke, restarting: {e.Message}");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
-                _reconcile.Release();
-            }
-        }
-    }
-
     /// <summary>Desired peers are all other nodes that have a pod CIDR and a VTEP MAC.</summary>
     private async Task ReconcilePeersAsync(CancellationToken ct)
     {

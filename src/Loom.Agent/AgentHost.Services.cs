@@ -119,58 +119,6 @@ internal sealed partial class AgentHost
 
     private static string Name(ServiceBackend kind) => kind.ToString().ToLowerInvariant();
 
-    private async Task WatchServicesAsync(long fromRevision, CancellationToken ct)
-    {
-        while (true)
-        {
-            try
-            {
-                await foreach (var e in store.WatchAsync(null, fromRevision, ct).ConfigureAwait(false))
-                {
-                    fromRevision = e.Revision;
-                    if (e.Kind == Kinds.Service.Name || e.Kind == Kinds.Endpoint.Name || (e.Kind == Kinds.NodeConfig.Name && e.Key == _node))
-                    {
-                        _serviceSignal.Release();
-                    }
-                }
-            }
-            catch (StoreCompactedException)
-            {
-                fromRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
-                _serviceSignal.Release();
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException && !ct.IsCancellationRequested)
-            {
-                Log($"service watch broke, restarting: {e.Message}");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
-                _serviceSignal.Release();
-            }
-        }
-    }
-
-    private async Task ServiceLoopAsync(CancellationToken ct)
-    {
-        while (true)
-        {
-            await _serviceSignal.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
-            while (_serviceSignal.CurrentCount > 0)
-            {
-                await _serviceSignal.WaitAsync(ct).ConfigureAwait(false); // one sync for a burst of changes
-            }
-
-            try
-            {
-                await SyncServicesAsync(ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException or Linux.Firewall.FirewallException && !ct.IsCancellationRequested)
-            {
-                Log($"service sync failed, retrying: {e.Message}");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
-                _serviceSignal.Release();
-            }
-        }
-    }
-
     private List<ServiceInfo> ServiceInfos()
     {
         lock (_stateLock)

@@ -61,11 +61,13 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         await RegisterNodeAsync(ready: true, ct).ConfigureAwait(false);
         Log($"ready: {Path.Combine(config.CniConfDir, NodeCniConfig.ConflistName)} written");
 
-        var watch = WatchNodesAsync(revision, ct);
+        var watch = WatchAsync(Kinds.Node.Name, revision, e => e.Key != _node, _reconcile, "node", ct);
         var heartbeat = HeartbeatAsync(ct);
-        var loop = ReconcileLoopAsync(ct);
-        var serviceWatch = WatchServicesAsync(serviceRevision, ct);
-        var serviceLoop = ServiceLoopAsync(ct);
+        var loop = RunOnSignalAsync(_reconcile, ReconcilePeersAsync, "overlay reconcile", ct);
+        var serviceWatch = WatchAsync(null, serviceRevision,
+            e => e.Kind == Kinds.Service.Name || e.Kind == Kinds.Endpoint.Name || (e.Kind == Kinds.NodeConfig.Name && e.Key == _node),
+            _serviceSignal, "service", ct);
+        var serviceLoop = RunOnSignalAsync(_serviceSignal, SyncServicesAsync, "service sync", ct);
         Task[] all = [watch, heartbeat, loop, serviceWatch, serviceLoop];
         await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
@@ -99,30 +101,6 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         Directory.CreateDirectory(config.StateDir);
         NodeCniConfig.WriteAtomically(config.SubnetFile, NodeCniConfig.RenderSubnetEnv(_cluster.PodCidrPools, _podCidr, mtu, _ipMasq));
         NodeCniConfig.WriteAtomically(Path.Combine(config.CniConfDir, NodeCniConfig.ConflistName), NodeCniConfig.RenderConflist(config, mtu));
-    }
-
-    private async Task ReconcileLoopAsync(CancellationToken ct)
-    {
-        while (true)
-        {
-            // A periodic resync repairs what someone changed by hand, even when the store is quiet.
-            await _reconcile.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
-            while (_reconcile.CurrentCount > 0)
-            {
-                await _reconcile.WaitAsync(ct).ConfigureAwait(false); // coalesce bursts of events into one pass
-            }
-
-            try
-            {
-                await ReconcilePeersAsync(ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException)
-            {
-                Log($"reconcile failed, retrying: {e.Message}");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
-                _reconcile.Release();
-            }
-        }
     }
 
     public void Dispose()
