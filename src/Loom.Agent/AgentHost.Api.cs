@@ -6,6 +6,7 @@ using Loom.Agent.Cni;
 using Loom.Core.AgentApi;
 using Loom.Core.Model;
 using Loom.Core.Store;
+using Loom.Linux;
 
 namespace Loom.Agent;
 
@@ -149,9 +150,9 @@ internal sealed partial class AgentHost
                 IpamCapacity = (1 << (32 - _podCidr.PrefixLength)) - 3, // network, gateway, broadcast
                 RoutingMode = _cluster.Routing.ToString().ToLowerInvariant(),
                 TunnelDevice = _vxlan?.Name ?? "",
-                VtepMac = _vxlan is null ? "" : Mac(_vxlan),
+                VtepMac = MacAddress.Format(_vxlan?.HardwareAddr),
                 IpMasq = _ipMasq,
-                Peers = _peers.Select(p => new TunnelPeer(p.Node, p.PodCidr.ToString(), p.UnderlayIp.ToString(), string.Join(':', p.VtepMac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture))))).ToList(),
+                Peers = _peers.Select(p => new TunnelPeer(p.Node, p.PodCidr.ToString(), p.UnderlayIp.ToString(), MacAddress.Format(p.VtepMac))).ToList(),
                 Endpoints = endpoints,
                 ServiceBackend = _services?.Name ?? "",
                 SocketLbCgroup = _serviceKind == ServiceBackend.Ebpf ? config.Cgroup ?? "" : "",

@@ -2,6 +2,7 @@ using System.Net.NetworkInformation;
 using Loom.Agent.Overlay;
 using Loom.Core.Model;
 using Loom.Core.Store;
+using Loom.Linux;
 
 namespace Loom.Agent;
 
@@ -21,7 +22,7 @@ internal sealed partial class AgentHost
                 UnderlayInterface = config.Iface,
                 UnderlayIp = _underlayIp,
                 PodCidrs = [_podCidr],
-                VtepMac = _vxlan is null ? null : Mac(_vxlan),
+                VtepMac = _vxlan is null ? null : MacAddress.Format(_vxlan.HardwareAddr),
                 Heartbeat = DateTimeOffset.UtcNow,
                 Ready = ready,
             };

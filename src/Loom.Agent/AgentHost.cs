@@ -46,7 +46,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         Log($"pod CIDR {_podCidr} from pools {string.Join(", ", _cluster.PodCidrPools)}");
 
         _vxlan = VxlanDevice.Ensure(nl, _cluster.Tunnel.Device, (uint)_cluster.Tunnel.Vni, (ushort)_cluster.Tunnel.Port, _underlayIp, underlay, _podCidr);
-        Log($"tunnel {_vxlan.Name}: vni {_cluster.Tunnel.Vni} port {_cluster.Tunnel.Port} mtu {_vxlan.Mtu} vtep {Mac(_vxlan)}");
+        Log($"tunnel {_vxlan.Name}: vni {_cluster.Tunnel.Vni} port {_cluster.Tunnel.Port} mtu {_vxlan.Mtu} vtep {MacAddress.Format(_vxlan.HardwareAddr)}");
 
         Sysctl.Set("net.ipv4.ip_forward", "1");
         NodeMasq.Sync(_cluster.PodCidrPools, _podCidr, _ipMasq);
@@ -113,7 +113,4 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
 
     private void Log(string message) =>
         log.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {message}");
-
-    private static string Mac(Link link) =>
-        link.HardwareAddr is null ? "" : string.Join(':', link.HardwareAddr.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 }

@@ -66,9 +66,9 @@ internal sealed partial class BridgePlugin
 
             bridge = host.LinkByIndex(bridge.Index) ?? bridge;
             result.Interfaces.Clear();
-            result.Interfaces.Add(new CniInterface { Name = bridge.Name, Mac = Mac(bridge.HardwareAddr), Mtu = bridge.Mtu });
-            result.Interfaces.Add(new CniInterface { Name = hostLink.Name, Mac = Mac(hostLink.HardwareAddr), Mtu = hostLink.Mtu });
-            result.Interfaces.Add(new CniInterface { Name = IfName, Mac = Mac(podLink.HardwareAddr), Mtu = podLink.Mtu, Sandbox = env.NetNs });
+            result.Interfaces.Add(new CniInterface { Name = bridge.Name, Mac = MacAddress.Format(bridge.HardwareAddr), Mtu = bridge.Mtu });
+            result.Interfaces.Add(new CniInterface { Name = hostLink.Name, Mac = MacAddress.Format(hostLink.HardwareAddr), Mtu = hostLink.Mtu });
+            result.Interfaces.Add(new CniInterface { Name = IfName, Mac = MacAddress.Format(podLink.HardwareAddr), Mtu = podLink.Mtu, Sandbox = env.NetNs });
             foreach (var ip in result.Ips)
             {
                 ip.Interface = 2;

@@ -25,9 +25,9 @@ internal sealed partial class BridgePlugin
         using var pod = Netlink.OpenIn(containerNs);
 
         var link = pod.LinkByName(IfName) ?? throw Fail($"interface {IfName} is missing in {env.NetNs}");
-        if (!string.IsNullOrEmpty(expected.Mac) && !string.Equals(Mac(link.HardwareAddr), expected.Mac, StringComparison.OrdinalIgnoreCase))
+        if (!string.IsNullOrEmpty(expected.Mac) && !string.Equals(MacAddress.Format(link.HardwareAddr), expected.Mac, StringComparison.OrdinalIgnoreCase))
         {
-            throw Fail($"interface {IfName} has MAC {Mac(link.HardwareAddr)}, expected {expected.Mac}");
+            throw Fail($"interface {IfName} has MAC {MacAddress.Format(link.HardwareAddr)}, expected {expected.Mac}");
         }
 
         if (!link.IsUp)

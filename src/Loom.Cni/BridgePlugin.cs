@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.NetworkInformation;
 using Loom.Core.Cni;
 using Loom.Linux;
 
@@ -59,9 +58,6 @@ internal sealed partial class BridgePlugin(CniEnvironment env, NetConf conf)
 
     private static Link BridgeOf(INetlink host, string name) =>
         host.LinkByName(name) ?? throw new CniException(PluginErrors.CheckFailed, $"bridge {name} does not exist");
-
-    private static string Mac(PhysicalAddress? mac) =>
-        mac is null ? "" : string.Join(':', mac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 
     /// <summary>The network a CIDR with host bits (10.244.0.5/24) lies in (10.244.0.0/24).</summary>
     internal static IPNetwork NetworkOf(CniCidr cidr)
