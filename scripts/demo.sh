@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: SCENARIO.md sections 1-4 in the lab. Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
+# make demo: the scenario's sections 1-4 (docs/scenario.md) in the lab. Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
 # k8s-w2), a loom agent per node (Flannel-style VXLAN overlay, kube-proxy-style iptables Services), the cluster
 # DNS, the scenario's YAML applied; then what the write-up inspects. Everything lives in network namespaces.
 set -euo pipefail

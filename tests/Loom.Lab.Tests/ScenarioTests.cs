@@ -4,7 +4,7 @@ using System.Text.Json;
 
 namespace Loom.Lab.Tests;
 
-/// <summary>SCENARIO.md sections 1-4 from the YAML in examples/scenario, on a whole lab with real agents and loom-cni.</summary>
+/// <summary>docs/scenario.md sections 1-4 from the YAML in examples/scenario, on a whole lab with real agents and loom-cni.</summary>
 [Collection(SequentialLab.Name)]
 public sealed class ScenarioTests
 {
@@ -70,7 +70,7 @@ public sealed class ScenarioTests
             Assert.NotEqual(0, code);
             Assert.Contains("NXDOMAIN", bogusOut, StringComparison.Ordinal);
 
-            // kube-proxy's rules on k8s-ctr (SCENARIO.md section 4).
+            // kube-proxy's rules on k8s-ctr (docs/scenario.md section 4).
             var rules = await TestLab.Eventually(state.Node("k8s-ctr").Netns, ["iptables-save", "-t", "nat"],
                 r => r.Contains("default/webpod -> " + Ip(webpods[1]), StringComparison.Ordinal));
             Assert.Matches($@"-A KUBE-SERVICES -d {Regex(clusterIp)}/32 -p tcp -m comment --comment ""default/webpod cluster IP"" -m tcp --dport 80 -j KUBE-SVC-\w+", rules);
