@@ -8,8 +8,7 @@ BIN="$PWD/out/bin"
 run="loomdemo$$"
 work=$(mktemp -d /tmp/loom-demo.XXXXXX)
 node="$run-node"
-c_head=$'\e[1;36m'; c_ok=$'\e[1;32m'; c_off=$'\e[0m'
-[ -t 1 ] || { c_head=; c_ok=; c_off=; }
+. scripts/colour.sh
 heading() { printf '\n%s== %s ==%s\n' "$c_head" "$*" "$c_off"; }
 
 # A run killed earlier leaves namespaces named loomdemo<pid>-*: remove those whose process is gone.
@@ -65,7 +64,7 @@ for pod in a b; do
   heading "CNI ADD pod $pod (the result loom-cni prints)"
   start=$(date +%s%N)
   cni ADD "$pod" > "$work/result-$pod.json"
-  jq . "$work/result-$pod.json"
+  jq "$jq_colour" . "$work/result-$pod.json"
   echo "(took $(( ($(date +%s%N) - start) / 1000000 )) ms)"
 done
 ip_a=$(jq -r '.ips[0].address' "$work/result-a.json"); ip_a=${ip_a%/*}

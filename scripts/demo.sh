@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 loom="$PWD/out/bin/loom"
-c_head=$'\e[1;36m'; c_ok=$'\e[1;32m'; c_dim=$'\e[2m'; c_off=$'\e[0m'
-[ -t 1 ] || { c_head=; c_ok=; c_dim=; c_off=; }
+. scripts/colour.sh
 heading() { printf '\n%s== %s ==%s\n' "$c_head" "$*" "$c_off"; }
 show() { printf '%s$ %s%s\n' "$c_dim" "${*/#$loom/loom}" "$c_off"; "$@"; }
 trap 'echo "demo failed; the lab stays up for a look: loom lab status, then loom lab down" >&2' ERR
@@ -22,10 +21,10 @@ show "$loom" lab apply -f examples/scenario/curl-pod.yaml
 show "$loom" lab get pods -o wide
 show "$loom" lab get svc,endpoints 2>/dev/null || { "$loom" lab get svc; "$loom" lab get endpoints; }
 
-heading "2. Flannel-style routes on each node (ip -c route | grep 10.244.)"
+heading "2. Flannel-style routes on each node (ip route | grep 10.244.)"
 for n in k8s-ctr k8s-w1 k8s-w2; do
   echo "-- $n"
-  "$loom" lab node exec "$n" -- sh -c 'ip -c route | grep 10.244.'
+  "$loom" lab node exec "$n" -- sh -c "ip $ip_colour route | grep 10.244."
 done
 
 # A webpod on a node other than curl-pod's (k8s-ctr).

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Security;
 using System.Text;
+using Loom.Core.Ipam;
 using Loom.Core.Model;
 using Loom.Core.Store;
 
@@ -134,9 +135,7 @@ public static class TopologySvg
         }
 
         var cidr = node.PodCidrs[0];
-        var b = cidr.BaseAddress.GetAddressBytes();
-        b[^1]++;
-        return new IPAddress(b) + "/" + cidr.PrefixLength.ToString(CultureInfo.InvariantCulture);
+        return IpRange.DefaultGateway(cidr) + "/" + cidr.PrefixLength.ToString(CultureInfo.InvariantCulture);
     }
 
     private static string Trim(string s, int max) => s.Length <= max ? s : s[..(max - 1)] + "…";

@@ -17,17 +17,14 @@ namespace Loom.Datapath.Tests;
 /// </summary>
 internal sealed class ServiceLab : IDisposable
 {
-    private readonly List<TestNetns> _pods = [];
-    private readonly List<IDisposable> _servers = [];
-    private readonly CancellationTokenSource _stop = new();
+    private readonly PodNetwork _net;
 
     public ServiceLab(int pods, params int[] ports)
     {
-        Node = new TestNetns("svc");
+        _net = new PodNetwork("svc");
         try
         {
             var nl = Node.Netlink;
-            nl.LinkSetUp(nl.LinkByName("lo")!.Index);
             // A veth pair kept inside the node stands in for a dummy device (the dummy module may be missing).
             var dummy = nl.LinkAdd(new VethSpec("svc0", "svc0p"));
             nl.LinkSetUp(nl.LinkByName("svc0p")!.Index);
@@ -36,20 +33,10 @@ internal sealed class ServiceLab : IDisposable
             nl.RouteAdd(new Route(IPNetwork.Parse("10.96.0.0/12")) { OutputIndex = dummy.Index });
             for (var i = 1; i <= pods; i++)
             {
-                var pod = new TestNetns($"pod{i}");
-                _pods.Add(pod);
-                var veth = nl.LinkAdd(new VethSpec($"veth{i}", "eth0") { PeerNetNs = pod.Handle });
-                nl.AddrAdd(veth.Index, IPAddress.Parse($"10.244.{i}.1"), 24);
-                nl.LinkSetUp(veth.Index);
-                var pnl = pod.Netlink;
-                pnl.LinkSetUp(pnl.LinkByName("lo")!.Index);
-                var eth0 = pnl.LinkByName("eth0")!;
-                pnl.AddrAdd(eth0.Index, PodIp(i), 24);
-                pnl.LinkSetUp(eth0.Index);
-                pnl.RouteAdd(new Route(IPNetwork.Parse("0.0.0.0/0")) { Gateway = IPAddress.Parse($"10.244.{i}.1") });
+                _net.AddPod(PodIp(i), IPAddress.Parse($"10.244.{i}.1"));
                 foreach (var port in ports)
                 {
-                    Serve(pod, $"pod{i}", port);
+                    _net.Serve(i, port, $"pod{i}", echo: false);
                 }
             }
         }
@@ -60,7 +47,7 @@ internal sealed class ServiceLab : IDisposable
         }
     }
 
-    public TestNetns Node { get; }
+    public TestNetns Node => _net.Node;
 
     public static IPAddress PodIp(int i) => IPAddress.Parse($"10.244.{i}.2");
 
@@ -72,40 +59,14 @@ internal sealed class ServiceLab : IDisposable
     /// <summary>A TCP connect from the node to ip:port; returns the pod's answer, or throws SocketException.</summary>
     public string Tcp(IPAddress ip, int port, int timeoutMs = 3000)
     {
-        using var s = Node.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-        using var cts = new CancellationTokenSource(timeoutMs);
-        try
-        {
-            s.ConnectAsync(new IPEndPoint(ip, port), cts.Token).AsTask().GetAwaiter().GetResult();
-        }
-        catch (OperationCanceledException)
-        {
-            throw new TimeoutException($"connect to {ip}:{port} timed out");
-        }
-
+        using var s = PodNetwork.Connect(Node, ip, port, timeoutMs);
         var buf = new byte[64];
         var n = s.Receive(buf);
         return Encoding.ASCII.GetString(buf, 0, n);
     }
 
     /// <summary>A UDP datagram from the node to ip:port; returns the answer or null after the timeout.</summary>
-    public string? Udp(IPAddress ip, int port, int timeoutMs = 2000)
-    {
-        using var s = Node.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
-        s.ReceiveTimeout = timeoutMs;
-        s.Connect(new IPEndPoint(ip, port));
-        s.Send("ping"u8);
-        var buf = new byte[64];
-        try
-        {
-            var n = s.Receive(buf);
-            return Encoding.ASCII.GetString(buf, 0, n);
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.TimedOut)
-        {
-            return null;
-        }
-    }
+    public string? Udp(IPAddress ip, int port, int timeoutMs = 2000) => PodNetwork.Udp(Node, ip, port, timeoutMs);
 
     /// <summary>The answers of <paramref name="n"/> fresh TCP connections (distinct source ports, so fresh conntrack entries).</summary>
     public IReadOnlyList<string> TcpMany(IPAddress ip, int port, int n) => Enumerable.Range(0, n).Select(_ => Tcp(ip, port)).ToList();
@@ -129,12 +90,7 @@ internal sealed class ServiceLab : IDisposable
     }
 
     public static ServicePortState Service(string name, string clusterIp, int port, int[] pods, Protocol protocol = Protocol.Tcp, SessionAffinity affinity = SessionAffinity.None) =>
-        new(
-            new ServicePortName("default", name, null),
-            new Frontend(IPAddress.Parse(clusterIp), protocol, port),
-            affinity,
-            10800,
-            pods.Select(i => new Backend(PodIp(i), port)).ToArray());
+        PodNetwork.Service(name, clusterIp, port, pods.Select(PodIp), protocol, affinity);
 
     public string Shell(params string[] command)
     {
@@ -142,89 +98,5 @@ internal sealed class ServiceLab : IDisposable
         return r.Ok ? r.Stdout : throw new InvalidOperationException(r.ToString());
     }
 
-    public void Dispose()
-    {
-        _stop.Cancel();
-        foreach (var s in _servers)
-        {
-            s.Dispose();
-        }
-
-        foreach (var p in _pods)
-        {
-            p.Dispose();
-        }
-
-        Node.Dispose();
-        _stop.Dispose();
-    }
-
-    private void Serve(TestNetns pod, string answer, int port)
-    {
-        var reply = Encoding.ASCII.GetBytes(answer);
-        var tcp = pod.Run(() =>
-        {
-            var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            l.Bind(new IPEndPoint(IPAddress.Any, port));
-            l.Listen(64);
-            return l;
-        });
-        var udp = pod.Run(() =>
-        {
-            var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            u.Bind(new IPEndPoint(IPAddress.Any, port));
-            return u;
-        });
-        _servers.Add(tcp);
-        _servers.Add(udp);
-        var token = _stop.Token;
-        _ = Task.Run(async () =>
-        {
-            while (!token.IsCancellationRequested)
-            {
-                try
-                {
-                    using var c = await tcp.AcceptAsync(token);
-                    await c.SendAsync(reply, token);
-                    c.Shutdown(SocketShutdown.Both);
-                }
-                catch (Exception) when (token.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (SocketException)
-                {
-                    // a client that went away; keep serving
-                }
-                catch (ObjectDisposedException)
-                {
-                    return;
-                }
-            }
-        }, token);
-        _ = Task.Run(async () =>
-        {
-            var buf = new byte[64];
-            EndPoint any = new IPEndPoint(IPAddress.Any, 0);
-            while (!token.IsCancellationRequested)
-            {
-                try
-                {
-                    var r = await udp.ReceiveFromAsync(buf, any, token);
-                    await udp.SendToAsync(reply, r.RemoteEndPoint, token);
-                }
-                catch (Exception) when (token.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (SocketException)
-                {
-                }
-                catch (ObjectDisposedException)
-                {
-                    return;
-                }
-            }
-        }, token);
-    }
+    public void Dispose() => _net.Dispose();
 }

@@ -131,34 +131,10 @@ public sealed class BackgroundProcess(Process process) : IDisposable
     }
 }
 
-/// <summary>Paths of this checkout and of the shared/ folder that sits next to it.</summary>
+/// <summary>Paths of this checkout.</summary>
 public static class RepoPaths
 {
     public static string Root { get; } = FindRoot();
-
-    /// <summary>
-    /// shared/ (podman notes, tools/runc-norlimit): LOOM_SHARED_DIR, else a sibling of the repository root
-    /// (../shared, as in CI), else the nearest ancestor's shared/ (a git worktree nested deeper).
-    /// </summary>
-    public static string SharedDir()
-    {
-        if (Environment.GetEnvironmentVariable("LOOM_SHARED_DIR") is { Length: > 0 } env)
-        {
-            return env;
-        }
-
-        for (var dir = Directory.GetParent(Root); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared");
-            if (File.Exists(Path.Combine(candidate, "tools", "runc-norlimit")))
-            {
-                return candidate;
-            }
-        }
-
-        throw new InvalidOperationException(
-            $"cannot find shared/tools/runc-norlimit next to the repository ({Path.Combine(Path.GetDirectoryName(Root)!, "shared")}) or above it; set LOOM_SHARED_DIR");
-    }
 
     private static string FindRoot()
     {

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Loom.Core.Ipam;
 
 namespace Loom.Agent.Cni;
 
@@ -18,7 +19,7 @@ internal static class NodeCniConfig
 
     public static string RenderSubnetEnv(IReadOnlyList<IPNetwork> pools, IPNetwork nodeCidr, int mtu, bool ipMasq)
     {
-        var gateway = Gateway(nodeCidr);
+        var gateway = IpRange.DefaultGateway(nodeCidr);
         return string.Create(CultureInfo.InvariantCulture,
             $"LOOM_NETWORK={string.Join(',', pools)}\nLOOM_SUBNET={gateway}/{nodeCidr.PrefixLength}\nLOOM_MTU={mtu}\nLOOM_IPMASQ={(ipMasq ? "true" : "false")}\n");
     }
@@ -68,12 +69,5 @@ internal static class NodeCniConfig
         var tmp = Path.Combine(Path.GetDirectoryName(path)!, "." + Path.GetFileName(path) + ".tmp");
         File.WriteAllText(tmp, content);
         File.Move(tmp, path, overwrite: true);
-    }
-
-    public static IPAddress Gateway(IPNetwork cidr)
-    {
-        var b = cidr.BaseAddress.GetAddressBytes();
-        b[^1]++;
-        return new IPAddress(b);
     }
 }

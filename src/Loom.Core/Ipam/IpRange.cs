@@ -26,6 +26,13 @@ public sealed class IpRange
 
     public IPNetwork Subnet { get; }
 
+    /// <summary>
+    /// A subnet's gateway when none is configured: its first address (network + 1), as host-local. The agent puts it on
+    /// the node's bridge while IPAM hands it to pods as their gateway, so every user takes it from here.
+    /// </summary>
+    public static IPAddress DefaultGateway(IPNetwork subnet) =>
+        IpMath.FromValue(IpMath.ToValue(subnet.BaseAddress) + 1, subnet.BaseAddress.AddressFamily);
+
     /// <summary>First address of the pool, inclusive.</summary>
     public IPAddress RangeStart { get; }
 
@@ -86,7 +93,7 @@ public sealed class IpRange
 
         var start = rangeStart is null ? network + 1 : InSubnet(rangeStart, "rangeStart");
         var end = rangeEnd is null ? (broadcast is null ? last : last - 1) : InSubnet(rangeEnd, "rangeEnd");
-        var gw = gateway is null ? network + 1 : InSubnet(gateway, "gateway");
+        var gw = gateway is null ? IpMath.ToValue(DefaultGateway(subnet)) : InSubnet(gateway, "gateway");
 
         if (start > end)
         {

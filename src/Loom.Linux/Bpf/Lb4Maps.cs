@@ -50,9 +50,26 @@ public static class LbMaps
         AffinityHit = 6,
     }
 
-    public static uint ToNetwork(IPAddress address) => Lb4.ToNetwork(address);
+    /// <summary>An IPv4 address as the kernel stores it (network byte order) in a native uint.</summary>
+    public static uint ToNetwork(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException($"{address} is not IPv4", nameof(address));
+        }
 
-    public static IPAddress FromNetwork(uint address) => Lb4.FromNetwork(address);
+        Span<byte> b = stackalloc byte[4];
+        address.TryWriteBytes(b, out _);
+        return MemoryMarshal.Read<uint>(b); // bytes in memory order == network order
+    }
+
+    public static IPAddress FromNetwork(uint address)
+    {
+        Span<byte> b = stackalloc byte[4];
+        MemoryMarshal.Write(b, in address);
+        return new IPAddress(b);
+    }
 
     public static ushort PortToNetwork(int port) => BinaryPrimitives.ReverseEndianness(checked((ushort)port));
 

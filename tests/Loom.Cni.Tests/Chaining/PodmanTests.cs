@@ -5,10 +5,13 @@ using Xunit.Abstractions;
 namespace Loom.Cni.Tests.Chaining;
 
 /// <summary>
-/// podman 4 (CNI backend) as the runtime, run inside a node namespace (see shared/podman.md): a busybox httpd
+/// podman 4 (CNI backend) as the runtime, run inside a node namespace: a busybox httpd
 /// container on a Loom network [loom-cni, portmap] with <c>-p HOSTPORT:80</c>, reached through the mapped port from a
 /// second pod on the node's bridge; <c>podman rm -f</c> must make loom-cni's DEL run. podman keeps its storage, run
 /// state, config and network configs in a temp dir; nothing of it may show up in the root network namespace.
+/// runc runs through the repository's tests/tools/runc-norlimit (root here lacks CAP_SYS_RESOURCE, so runc cannot
+/// apply podman's rlimits), and podman through nsenter rather than <c>ip netns exec</c>, whose remount of /sys would
+/// hide the cgroup mounts podman needs.
 /// </summary>
 public sealed class PodmanTests : IDisposable
 {
@@ -40,12 +43,16 @@ public sealed class PodmanTests : IDisposable
         {
             // Missing tools fail the test with the reason; nothing is skipped.
             _podman = Shell.Require("podman");
-            Shell.Require("runc");
+            var realRunc = Shell.Require("runc");
             Shell.Require("jq");
             Shell.Require("curl");
             Shell.Require(Net.Busybox);
-            var norlimit = Shell.Require(Path.Combine(RepoPaths.SharedDir(), "tools", "runc-norlimit"),
-                "podman needs shared/tools/runc-norlimit (a sibling shared/ of the repository, or LOOM_SHARED_DIR; see shared/podman.md)");
+            var norlimit = Shell.Require(Path.Combine(RepoPaths.Root, "tests", "tools", "runc-norlimit"),
+                "podman needs the repository's runc wrapper tests/tools/runc-norlimit");
+            if (!File.GetUnixFileMode(norlimit).HasFlag(UnixFileMode.UserExecute))
+            {
+                throw new InvalidOperationException($"{norlimit} is not executable (chmod +x it; git keeps it 0755)");
+            }
 
             foreach (var d in new[] { "net.d", "root", "runroot", "tmp", "ipam", "www", "img/bin" })
             {
@@ -56,7 +63,7 @@ public sealed class PodmanTests : IDisposable
             // runc keeps its state in /run/runc unless told otherwise, and podman's cleanup process does not pass
             // --runtime-flag on: a wrapper gives every runc call this test's state dir.
             var runc = Path.Combine(_dir, "runc-wrap");
-            File.WriteAllText(runc, $"#!/bin/sh\nexec {norlimit} --root={_dir}/runc \"$@\"\n");
+            File.WriteAllText(runc, $"#!/bin/sh\nexport RUNC={realRunc}\nexec {norlimit} --root={_dir}/runc \"$@\"\n");
             Assert.True(Shell.Run(Shell.Require("chmod"), ["0700", runc]).Ok);
             File.WriteAllText(Path.Combine(_dir, "containers.conf"), $$"""
                 [containers]
@@ -148,7 +155,7 @@ public sealed class PodmanTests : IDisposable
         File.WriteAllText(Path.Combine(_dir, "www", "index.html"), token);
         var run = Podman("run", "-d", "--name", "web", "--cgroup-parent", "/" + _cgroupParent, "--network", Network, "-p", $"{HostPort}:80",
             "-v", $"{Path.Combine(_dir, "www")}:/www:ro", Image, "/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www");
-        Assert.True(run.Ok, "podman run failed (see shared/podman.md for this machine's quirks):\n" + run);
+        Assert.True(run.Ok, "podman run failed:\n" + run);
         var id = run.Stdout.Trim().Split('\n')[^1];
         Assert.Matches("^[0-9a-f]{64}$", id);
 

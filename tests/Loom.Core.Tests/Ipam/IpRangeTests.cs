@@ -25,6 +25,17 @@ public class IpRangeTests
         Assert.Equal((UInt128)capacity, range.Capacity);
     }
 
+    [Theory]
+    [InlineData("10.244.2.0/24", "10.244.2.1")]
+    [InlineData("10.244.0.0/16", "10.244.0.1")]
+    [InlineData("10.0.0.0/8", "10.0.0.1")]
+    [InlineData("fd00:1::/64", "fd00:1::1")]
+    public void The_default_gateway_is_the_subnets_first_address_and_the_range_uses_it(string subnet, string gateway)
+    {
+        Assert.Equal(IPAddress.Parse(gateway), IpRange.DefaultGateway(IPNetwork.Parse(subnet)));
+        Assert.Equal(IPAddress.Parse(gateway), Range(subnet).Gateway);
+    }
+
     [Fact]
     public void V6_defaults_cover_the_whole_slash_64()
     {

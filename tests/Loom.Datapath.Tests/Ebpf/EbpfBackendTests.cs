@@ -440,7 +440,6 @@ public class EbpfObjectTests
 {
     [Theory]
     [InlineData("lb4.o")]
-    [InlineData("sock_lb.o")]
     [InlineData("test_maps.o")]
     public void The_object_loads(string file)
     {

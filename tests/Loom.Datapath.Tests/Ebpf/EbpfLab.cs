@@ -28,56 +28,34 @@ internal sealed partial class EbpfLab : IDisposable
     private static readonly Lazy<int> Swept = new(Sweep);
     private static int _counter;
 
-    private readonly List<TestNetns> _pods = [];
+    private readonly PodNetwork _net;
     private readonly List<int> _hostIfindex = [];
-    private readonly List<IDisposable> _servers = [];
-    private readonly CancellationTokenSource _stop = new();
 
     public EbpfLab(bool bridge, int pods, params int[] ports)
     {
         _ = Swept.Value;
         Bridge = bridge;
         PinDirectory = Path.Combine(BpfFs.DefaultRoot, UniqueName("lb4"));
-        Node = new TestNetns("ebpf");
+        _net = new PodNetwork("ebpf");
         try
         {
             var nl = Node.Netlink;
-            nl.LinkSetUp(nl.LinkByName("lo")!.Index);
             Sysctl("net.ipv4.ip_forward=1");
             Sysctl("net.ipv4.conf.all.send_redirects=0");
-            var cni0 = 0;
+            int? cni0 = null;
             if (bridge)
             {
                 cni0 = nl.LinkAdd(new BridgeSpec("cni0")).Index;
-                nl.AddrAdd(cni0, IPAddress.Parse("10.244.0.1"), 24);
-                nl.LinkSetUp(cni0);
+                nl.AddrAdd(cni0.Value, IPAddress.Parse("10.244.0.1"), 24);
+                nl.LinkSetUp(cni0.Value);
             }
 
             for (var i = 1; i <= pods; i++)
             {
-                var pod = new TestNetns($"pod{i}");
-                _pods.Add(pod);
-                var veth = nl.LinkAdd(new VethSpec($"veth{i}", "eth0") { PeerNetNs = pod.Handle });
-                _hostIfindex.Add(veth.Index);
-                if (bridge)
-                {
-                    nl.LinkSetMaster(veth.Index, cni0);
-                }
-                else
-                {
-                    nl.AddrAdd(veth.Index, Gateway(i), 24);
-                }
-
-                nl.LinkSetUp(veth.Index);
-                var pnl = pod.Netlink;
-                pnl.LinkSetUp(pnl.LinkByName("lo")!.Index);
-                var eth0 = pnl.LinkByName("eth0")!;
-                pnl.AddrAdd(eth0.Index, PodIp(i), 24);
-                pnl.LinkSetUp(eth0.Index);
-                pnl.RouteAdd(new Route(IPNetwork.Parse("0.0.0.0/0")) { Gateway = Gateway(i) });
+                _hostIfindex.Add(_net.AddPod(PodIp(i), Gateway(i), cni0));
                 foreach (var port in ports)
                 {
-                    Serve(pod, $"pod{i}", port);
+                    _net.Serve(i, port, $"pod{i}\n", echo: true);
                 }
             }
         }
@@ -90,7 +68,7 @@ internal sealed partial class EbpfLab : IDisposable
 
     public bool Bridge { get; }
 
-    public TestNetns Node { get; }
+    public TestNetns Node => _net.Node;
 
     public string PinDirectory { get; }
 
@@ -101,7 +79,7 @@ internal sealed partial class EbpfLab : IDisposable
 
     public IReadOnlyList<int> HostIfindexes => _hostIfindex;
 
-    public TestNetns Pod(int i) => _pods[i - 1];
+    public TestNetns Pod(int i) => _net.Pod(i);
 
     public int HostIfindex(int i) => _hostIfindex[i - 1];
 
@@ -123,12 +101,7 @@ internal sealed partial class EbpfLab : IDisposable
     }
 
     public ServicePortState Service(string name, string clusterIp, int port, int[] pods, Protocol protocol = Protocol.Tcp, SessionAffinity affinity = SessionAffinity.None) =>
-        new(
-            new ServicePortName("default", name, null),
-            new Frontend(IPAddress.Parse(clusterIp), protocol, port),
-            affinity,
-            10800,
-            pods.Select(i => new Backend(PodIp(i), port)).ToArray());
+        PodNetwork.Service(name, clusterIp, port, pods.Select(PodIp), protocol, affinity);
 
     public void InNode(Action action) => Node.Run(action);
 
@@ -142,19 +115,9 @@ internal sealed partial class EbpfLab : IDisposable
     /// <summary>A TCP connection from pod <paramref name="client"/> (in-process socket in its namespace); the greeting is read.</summary>
     public (Socket Socket, string Greeting) OpenTcp(int client, IPAddress ip, int port, int timeoutMs = 3000)
     {
-        var s = Pod(client).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        var s = PodNetwork.Connect(Pod(client), ip, port, timeoutMs);
         try
         {
-            using var cts = new CancellationTokenSource(timeoutMs);
-            try
-            {
-                s.ConnectAsync(new IPEndPoint(ip, port), cts.Token).AsTask().GetAwaiter().GetResult();
-            }
-            catch (OperationCanceledException)
-            {
-                throw new TimeoutException($"connect to {ip}:{port} timed out");
-            }
-
             s.ReceiveTimeout = timeoutMs;
             return (s, ReadLine(s));
         }
@@ -179,23 +142,7 @@ internal sealed partial class EbpfLab : IDisposable
         return greeting;
     }
 
-    public string? Udp(int client, IPAddress ip, int port, int timeoutMs = 2000)
-    {
-        using var s = Pod(client).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
-        s.ReceiveTimeout = timeoutMs;
-        s.Connect(new IPEndPoint(ip, port));
-        s.Send("ping"u8);
-        var buf = new byte[64];
-        try
-        {
-            var n = s.Receive(buf);
-            return Encoding.ASCII.GetString(buf, 0, n).Trim();
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.TimedOut)
-        {
-            return null;
-        }
-    }
+    public string? Udp(int client, IPAddress ip, int port, int timeoutMs = 2000) => PodNetwork.Udp(Pod(client), ip, port, timeoutMs)?.Trim();
 
     /// <summary>How a TCP connect from pod <paramref name="client"/> ends: "refused", "timeout", an error name, or the answer.</summary>
     public (string Outcome, TimeSpan Elapsed) TcpOutcome(int client, IPAddress ip, int port, int timeoutMs = 3000)
@@ -273,19 +220,7 @@ internal sealed partial class EbpfLab : IDisposable
 
     public void Dispose()
     {
-        _stop.Cancel();
-        foreach (var s in _servers)
-        {
-            s.Dispose();
-        }
-
-        foreach (var p in _pods)
-        {
-            p.Dispose();
-        }
-
-        Node.Dispose();
-        _stop.Dispose();
+        _net.Dispose();
         BpfFs.RemoveTree(PinDirectory);
         if (_cgroup is not null)
         {
@@ -359,98 +294,4 @@ internal sealed partial class EbpfLab : IDisposable
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int rmdir(string path);
-
-    private void Serve(TestNetns pod, string answer, int port)
-    {
-        var greeting = Encoding.ASCII.GetBytes(answer + "\n");
-        var tcp = pod.Run(() =>
-        {
-            var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            l.Bind(new IPEndPoint(IPAddress.Any, port));
-            l.Listen(128);
-            return l;
-        });
-        var udp = pod.Run(() =>
-        {
-            var u = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            u.Bind(new IPEndPoint(IPAddress.Any, port));
-            return u;
-        });
-        _servers.Add(tcp);
-        _servers.Add(udp);
-        var token = _stop.Token;
-        _ = Task.Run(async () =>
-        {
-            while (!token.IsCancellationRequested)
-            {
-                Socket c;
-                try
-                {
-                    c = await tcp.AcceptAsync(token);
-                }
-                catch (Exception) when (token.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (ObjectDisposedException)
-                {
-                    return;
-                }
-                catch (SocketException)
-                {
-                    continue;
-                }
-
-                _ = Task.Run(async () =>
-                {
-                    using (c)
-                    {
-                        try
-                        {
-                            await c.SendAsync(greeting, token);
-                            var buf = new byte[256];
-                            while (true)
-                            {
-                                var n = await c.ReceiveAsync(buf, token);
-                                if (n == 0)
-                                {
-                                    break;
-                                }
-
-                                await c.SendAsync(buf.AsMemory(0, n), token);
-                            }
-                        }
-                        catch (Exception)
-                        {
-                            // a client that went away, or the lab stopping
-                        }
-                    }
-                }, token);
-            }
-        }, token);
-        _ = Task.Run(async () =>
-        {
-            var buf = new byte[64];
-            EndPoint any = new IPEndPoint(IPAddress.Any, 0);
-            while (!token.IsCancellationRequested)
-            {
-                try
-                {
-                    var r = await udp.ReceiveFromAsync(buf, any, token);
-                    await udp.SendToAsync(greeting, r.RemoteEndPoint, token);
-                }
-                catch (Exception) when (token.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (SocketException)
-                {
-                }
-                catch (ObjectDisposedException)
-                {
-                    return;
-                }
-            }
-        }, token);
-    }
 }

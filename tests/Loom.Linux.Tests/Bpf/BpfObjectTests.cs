@@ -10,7 +10,7 @@ public class BpfObjectTests
 
     [Theory]
     [InlineData("test_maps.o", new[] { "count_packets" }, new[] { "test_hash", "test_lru", "test_array", "test_lpm", "pkt_counts" })]
-    [InlineData("sock_lb.o", new[] { "sock4_connect", "sock4_sendmsg", "sock4_recvmsg" }, new[] { "lb4_services", "lb4_reverse", "lb4_stats" })]
+    [InlineData("lb4.o", new[] { "lb4_from_pod", "lb4_to_pod", "lb4_connect4", "lb4_sendmsg4", "lb4_recvmsg4" }, new[] { "lb4_svc", "lb4_backends", "lb4_revnat", "lb4_sk_rev", "lb4_stats" })]
     public void Object_loads_and_the_verifier_accepts_every_program(string file, string[] programs, string[] maps)
     {
         using var obj = BpfObject.Open(BpfTestEnv.ObjectPath(file));

@@ -12,11 +12,12 @@ using TestShell = Loom.Testing.Shell;
 namespace Loom.Linux.Tests.Bpf;
 
 /// <summary>
-/// bpf/sock_lb.o's connect4 hook on a cgroup this test creates (never the root cgroup): a child process
+/// bpf/lb4.o's socket-level LB (lb4_connect4) on a cgroup this test creates (never the root cgroup): a child process
 /// moved into that cgroup, then released into a test namespace, connects to the fake VIP 10.96.0.99:80 and
-/// reaches the real listener; a process outside the cgroup does not.
+/// reaches the real listener; a process outside the cgroup does not. The service is written straight into lb4's
+/// maps (one backend), as the eBPF service backend lays it out.
 /// </summary>
-public class SockLbTests
+public class Lb4SockTests
 {
     private static readonly IPEndPoint Vip = new(IPAddress.Parse("10.96.0.99"), 80);
 
@@ -42,11 +43,12 @@ public class SockLbTests
         server.Start();
 
         using var cg = new TestCgroup("slb");
-        using var obj = BpfObject.Load(BpfTestEnv.ObjectPath(Lb4.ObjectFile));
-        Lb4.SetService(obj, Vip, ProtocolType.Tcp, backend);
-        Assert.Equal(backend, obj.Map<Lb4Key, Lb4Backend>(Lb4.ServicesMap).Lookup(new Lb4Key(Vip.Address, 80, ProtocolType.Tcp)).EndPoint);
+        using var obj = BpfObject.Load(BpfTestEnv.ObjectPath(LbMaps.ObjectFile));
+        SetService(obj, Vip, ProtocolType.Tcp, backend);
+        var slot = obj.Map<LbServiceKey, LbService>(LbMaps.Services).Lookup(new LbServiceKey(Vip.Address, 80, ProtocolType.Tcp, 1));
+        Assert.Equal(backend, obj.Map<uint, LbBackend>(LbMaps.Backends).Lookup(slot.BackendId).EndPoint);
 
-        var connect = obj.Program(Lb4.Connect4);
+        var connect = obj.Program(LbMaps.Connect4);
         Assert.StartsWith(BpfTestEnv.CgroupRoot + "/" + BpfTestEnv.Base, cg.Path, StringComparison.Ordinal);
         connect.AttachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
         try
@@ -57,7 +59,7 @@ public class SockLbTests
             var inside = CurlInCgroup(ns.Name, cg);
             Assert.True(inside.Ok, inside.ToString());
             Assert.Equal("hello from backend", inside.Stdout);
-            var stats = obj.PerCpuMap<uint, ulong>(Lb4.StatsMap).Lookup(0).Aggregate(0UL, (x, y) => x + y);
+            var stats = obj.PerCpuMap<uint, ulong>(LbMaps.Stats).Lookup((uint)LbMaps.Stat.Socket).Aggregate(0UL, (x, y) => x + y);
             Assert.Equal(1UL, stats);
 
             // Not in the cgroup: no rewrite, and the namespace has no route to the VIP.
@@ -96,10 +98,10 @@ public class SockLbTests
         var backend = (IPEndPoint)receiver.LocalEndPoint!;
 
         using var cg = new TestCgroup("slbu");
-        using var obj = BpfObject.Load(BpfTestEnv.ObjectPath(Lb4.ObjectFile));
+        using var obj = BpfObject.Load(BpfTestEnv.ObjectPath(LbMaps.ObjectFile));
         // Only UDP is mapped: the protocol is part of the service key.
-        Lb4.SetService(obj, new IPEndPoint(Vip.Address, 53), ProtocolType.Udp, backend);
-        var connect = obj.Program(Lb4.Connect4);
+        SetService(obj, new IPEndPoint(Vip.Address, 53), ProtocolType.Udp, backend);
+        var connect = obj.Program(LbMaps.Connect4);
         connect.AttachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
         try
         {
@@ -118,6 +120,19 @@ public class SockLbTests
         {
             connect.DetachCgroup(cg.Path, BpfCgroupAttachType.Inet4Connect);
         }
+    }
+
+    /// <summary>A service with one backend in lb4's layout: backend 1, rev-NAT 1, slot 1 and the master entry (count 1) last.</summary>
+    private static void SetService(BpfObject obj, IPEndPoint vip, ProtocolType protocol, IPEndPoint backend)
+    {
+        const uint backendId = 1;
+        const ushort revNat = 1;
+        obj.Map<uint, LbBackend>(LbMaps.Backends).Update(backendId, new LbBackend(backend.Address, backend.Port, protocol));
+        obj.Map<ushort, LbReverseNat>(LbMaps.ReverseNat).Update(revNat, new LbReverseNat(vip.Address, vip.Port));
+        var services = obj.Map<LbServiceKey, LbService>(LbMaps.Services);
+        var master = new LbServiceKey(vip.Address, vip.Port, protocol, 0);
+        services.Update(master.WithSlot(1), new LbService { BackendId = backendId, RevNatIndex = revNat });
+        services.Update(master, new LbService { Count = 1, RevNatIndex = revNat });
     }
 
     private static string[] Curl() =>

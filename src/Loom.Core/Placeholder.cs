@@ -1,1 +1,0 @@
-namespace Loom.Core; internal static class Placeholder { }
