@@ -100,7 +100,7 @@ internal sealed partial class AgentHost
     /// cannot compute, a port whose frontend (IP, protocol, port) another port already has (the first by name keeps it,
     /// so every node agrees), more backends than the Maglev table has slots. One bad Service never blocks the others.
     /// </summary>
-    private List<ServicePortState> Desired(IReadOnlyList<Versioned<Service>> services, List<Endpoint> endpoints, ServiceBackend kind, List<Rejection> rejected)
+    internal List<ServicePortState> Desired(IReadOnlyList<Versioned<Service>> services, List<Endpoint> endpoints, ServiceBackend kind, List<Rejection> rejected)
     {
         IReadOnlyList<ServicePortState> all;
         try
