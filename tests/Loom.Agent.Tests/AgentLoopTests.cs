@@ -49,6 +49,30 @@ public sealed class AgentLoopTests
     }
 
     [Fact]
+    public async Task A_watch_from_a_compacted_revision_resyncs_from_the_current_one()
+    {
+        await using var store = MemoryStore.Create();
+        var log = new LogCapture();
+        using var host = Host(store, log);
+        using var signal = new SemaphoreSlim(0);
+        using var cts = new CancellationTokenSource();
+        for (var i = 0; i < 3; i++)
+        {
+            await store.PutAsync("service", $"old-{i}", "{}");
+        }
+
+        await store.CompactAsync(await store.GetRevisionAsync());
+        var watch = host.WatchAsync(null, 1, e => e.Key.StartsWith("new", StringComparison.Ordinal), signal, "probe", cts.Token);
+        Assert.True(await signal.WaitAsync(Patience)); // the compaction: one full pass
+        await store.PutAsync("service", "new", "{}");
+        Assert.True(await signal.WaitAsync(Patience), log.Text);
+        Assert.Equal(0, signal.CurrentCount); // the old events were not replayed
+        Assert.DoesNotContain("failed", log.Text, StringComparison.Ordinal);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => watch);
+    }
+
+    [Fact]
     public async Task A_pass_that_fails_on_the_store_is_retried_until_it_succeeds()
     {
         await using var inner = MemoryStore.Create();

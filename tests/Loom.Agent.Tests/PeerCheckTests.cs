@@ -77,6 +77,14 @@ public sealed class PeerCheckTests
     }
 
     [Fact]
+    public void A_node_stored_under_another_nodes_key_is_refused()
+    {
+        var (peers, rejected) = Check([Node("k8s-w2", "10.244.5.0/24") with { Key = "k8s-w3" }], Claim("10.244.5.0/24", "k8s-w2"));
+        Assert.Empty(peers);
+        Assert.Equal(("k8s-w3", "name-mismatch"), (Assert.Single(rejected).Key, Assert.Single(rejected).Reason));
+    }
+
+    [Fact]
     public void One_bad_node_does_not_hide_the_others_and_a_node_without_a_tunnel_yet_is_not_an_error()
     {
         var notReady = Node("k8s-w4", "10.244.8.0/24", mac: null);
