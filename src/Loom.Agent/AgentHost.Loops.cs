@@ -1,24 +1,45 @@
 using Loom.Core.Store;
-using Loom.Linux.Firewall;
 
 namespace Loom.Agent;
 
+/// <summary>
+/// The agent's loops never end on an error: the store (etcd's RpcException, SQLite's SqliteException), the kernel and
+/// the firewall tools all fail now and then, and an agent that exits over it is restarted into the same failure while
+/// the datapath it programmed goes stale. Every failure is logged, counted and retried with exponential backoff;
+/// only cancellation (shutdown) ends a loop. Bugs are caught too, deliberately, and logged with their stack trace:
+/// the kernel keeps forwarding on what was programmed, which serves pods better than a crash loop.
+/// </summary>
 internal sealed partial class AgentHost
 {
+    /// <summary>First delay after a failure; doubles per consecutive failure up to <see cref="RetryCap"/>.</summary>
+    internal TimeSpan RetryFirst { get; init; } = TimeSpan.FromSeconds(1);
+
+    internal TimeSpan RetryCap { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>
     /// Watches the store from <paramref name="fromRevision"/> and releases <paramref name="signal"/> for every event
     /// <paramref name="relevant"/> accepts. After a compaction or a broken watch it resumes and signals once, since a
     /// full pass from the current state is all a missed event needs.
     /// </summary>
-    private async Task WatchAsync(string? kind, long fromRevision, Func<StoreEvent, bool> relevant, SemaphoreSlim signal, string what, CancellationToken ct)
+    internal async Task WatchAsync(string? kind, long fromRevision, Func<StoreEvent, bool> relevant, SemaphoreSlim signal, string what, CancellationToken ct)
     {
+        var backoff = new Backoff(RetryFirst, RetryCap);
+        var loop = what + " watch";
+        var resync = false;
         while (true)
         {
             try
             {
+                if (resync)
+                {
+                    fromRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
+                    resync = false;
+                }
+
                 await foreach (var e in store.WatchAsync(kind, fromRevision, ct).ConfigureAwait(false))
                 {
                     fromRevision = e.Revision;
+                    Succeeded(loop, backoff);
                     if (relevant(e))
                     {
                         signal.Release();
@@ -27,13 +48,12 @@ internal sealed partial class AgentHost
             }
             catch (StoreCompactedException)
             {
-                fromRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
+                resync = true;
                 signal.Release();
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException && !ct.IsCancellationRequested)
+            catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                Log($"{what} watch broke, restarting: {e.Message}");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                await Task.Delay(Failed(loop, e, backoff), ct).ConfigureAwait(false);
                 signal.Release();
             }
         }
@@ -41,10 +61,11 @@ internal sealed partial class AgentHost
 
     /// <summary>
     /// Runs <paramref name="pass"/> once per burst of signals, and every 30 s anyway (which repairs what someone
-    /// changed by hand while the store was quiet); a failed pass is retried a second later.
+    /// changed by hand while the store was quiet); a failed pass is retried after the backoff.
     /// </summary>
-    private async Task RunOnSignalAsync(SemaphoreSlim signal, Func<CancellationToken, Task> pass, string what, CancellationToken ct)
+    internal async Task RunOnSignalAsync(SemaphoreSlim signal, Func<CancellationToken, Task> pass, string what, CancellationToken ct)
     {
+        var backoff = new Backoff(RetryFirst, RetryCap);
         while (true)
         {
             await signal.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
@@ -56,13 +77,87 @@ internal sealed partial class AgentHost
             try
             {
                 await pass(ct).ConfigureAwait(false);
+                Succeeded(what, backoff);
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException or FirewallException && !ct.IsCancellationRequested)
+            catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                Log($"{what} failed, retrying: {e.Message}");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                await Task.Delay(Failed(what, e, backoff), ct).ConfigureAwait(false);
                 signal.Release();
             }
+        }
+    }
+
+    /// <summary>
+    /// A start-up step, retried with backoff until it succeeds: an agent that cannot reach its store yet waits for it
+    /// instead of exiting. <see cref="AgentStartException"/> is not retried: it says what to fix.
+    /// </summary>
+    internal async Task<T> RetryAsync<T>(string what, Func<CancellationToken, Task<T>> step, CancellationToken ct)
+    {
+        var backoff = new Backoff(RetryFirst, RetryCap);
+        while (true)
+        {
+            try
+            {
+                var result = await step(ct).ConfigureAwait(false);
+                Succeeded(what, backoff);
+                return result;
+            }
+            catch (Exception e) when (e is not AgentStartException && !ct.IsCancellationRequested)
+            {
+                await Task.Delay(Failed(what, e, backoff), ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    internal Task RetryAsync(string what, Func<CancellationToken, Task> step, CancellationToken ct) =>
+        RetryAsync(what, async c =>
+        {
+            await step(c).ConfigureAwait(false);
+            return true;
+        }, ct);
+
+    /// <summary>Logs and counts a failed pass; returns how long to wait before the next.</summary>
+    private TimeSpan Failed(string what, Exception e, Backoff backoff)
+    {
+        var delay = backoff.Next();
+        AgentMetrics.LoopFailures.WithLabels(what, e.GetType().Name).Inc();
+        AgentMetrics.LoopBackoff.WithLabels(what).Set(delay.TotalSeconds);
+        // The store, the kernel or a tool failing needs its message; a bug needs its stack trace to be found.
+        var text = IsBug(e) ? e.ToString() : $"{e.GetType().Name}: {e.Message}";
+        Log($"{what} failed, retrying in {delay.TotalSeconds:0.###} s: {text}");
+        return delay;
+    }
+
+    private static void Succeeded(string what, Backoff backoff)
+    {
+        if (backoff.Reset())
+        {
+            AgentMetrics.LoopBackoff.WithLabels(what).Set(0);
+        }
+    }
+
+    private static bool IsBug(Exception e) =>
+        e is NullReferenceException or IndexOutOfRangeException or InvalidCastException or KeyNotFoundException or ArgumentException;
+
+    /// <summary>Exponential backoff: first, 2 × first, 4 × first ... up to cap; back to first after a success.</summary>
+    private sealed class Backoff(TimeSpan first, TimeSpan cap)
+    {
+        private readonly TimeSpan _first = first;
+        private TimeSpan _next = first;
+
+        public TimeSpan Next()
+        {
+            var delay = _next;
+            _next = _next * 2 > cap ? cap : _next * 2;
+            return delay;
+        }
+
+        /// <summary>True if there was something to reset (the loop had been failing).</summary>
+        public bool Reset()
+        {
+            var failing = _next != _first;
+            _next = _first;
+            return failing;
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Net.NetworkInformation;
 using Loom.Agent.Overlay;
 using Loom.Core.Model;
 using Loom.Core.Store;
@@ -16,9 +15,20 @@ internal sealed partial class AgentHost
     {
         while (true)
         {
-            var existing = await store.GetAsync(Kinds.Node, _node, ct).ConfigureAwait(false);
-            var node = (existing?.Value ?? new Node { Name = _node, UnderlayInterface = config.Iface, UnderlayIp = _underlayIp }) with
+            // Our own object, malformed by someone else, is simply rewritten (compare-and-swap on its revision).
+            var raw = await store.GetAsync(Kinds.Node.Name, _node, ct).ConfigureAwait(false);
+            Node? existing = null;
+            var rejected = new List<Rejection>();
+            if (raw is not null && !TypedStoreExtensions.TryDecode(Kinds.Node, raw.Value, out existing, out var error))
             {
+                rejected.Add(new Rejection(Kinds.Node.Name, _node, "malformed", $"{error} (rewriting it)"));
+            }
+
+            Refused("own node", rejected);
+
+            var node = (existing ?? new Node { Name = _node, UnderlayInterface = config.Iface, UnderlayIp = _underlayIp }) with
+            {
+                Name = _node,
                 UnderlayInterface = config.Iface,
                 UnderlayIp = _underlayIp,
                 PodCidrs = [_podCidr],
@@ -26,7 +36,7 @@ internal sealed partial class AgentHost
                 Heartbeat = DateTimeOffset.UtcNow,
                 Ready = ready,
             };
-            var put = await store.PutAsync(Kinds.Node, node, expectedRevision: existing?.Revision ?? 0, lease: await LeaseAsync(ct).ConfigureAwait(false), cancellationToken: ct).ConfigureAwait(false);
+            var put = await store.PutAsync(Kinds.Node, node, expectedRevision: raw?.ModRevision ?? 0, lease: await LeaseAsync(ct).ConfigureAwait(false), cancellationToken: ct).ConfigureAwait(false);
             if (put.Succeeded)
             {
                 return put.Revision;
@@ -50,27 +60,30 @@ internal sealed partial class AgentHost
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Max(1, config.HeartbeatSeconds)));
         while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
         {
+            // The next tick is the retry; a store down for long lets the lease lapse, and LeaseAsync takes a new one.
             try
             {
                 await RegisterNodeAsync(ready: true, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException)
+            catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                Log($"heartbeat failed: {e.Message}");
+                AgentMetrics.LoopFailures.WithLabels("heartbeat", e.GetType().Name).Inc();
+                Log($"heartbeat failed, next in {config.HeartbeatSeconds} s: {(IsBug(e) ? e.ToString() : $"{e.GetType().Name}: {e.Message}")}");
             }
         }
     }
 
-    /// <summary>Desired peers are all other nodes that have a pod CIDR and a VTEP MAC.</summary>
+    /// <summary>
+    /// Desired peers are all other nodes that have a pod CIDR and a VTEP MAC, as far as the cluster config and the pod-CIDR
+    /// claims back them (<see cref="PeerCheck"/>); a node object that does not decode, or fails the check, gets no route.
+    /// </summary>
     private async Task ReconcilePeersAsync(CancellationToken ct)
     {
-        var (nodes, _) = await store.ListAsync(Kinds.Node, ct).ConfigureAwait(false);
-        var peers = new List<VxlanPeer>();
-        foreach (var n in nodes.Select(v => v.Value).Where(n => n.Name != _node && n.PodCidrs.Count > 0 && n.VtepMac is not null))
-        {
-            var mac = PhysicalAddress.Parse(n.VtepMac!.Replace(':', '-'));
-            peers.AddRange(n.PodCidrs.Select(c => new VxlanPeer(n.Name, c, n.UnderlayIp, mac)));
-        }
+        var rejected = new List<Rejection>();
+        var (nodes, _) = await store.ListValidAsync(Kinds.Node, Malformed(Kinds.Node.Name, rejected), ct).ConfigureAwait(false);
+        var (claims, _) = await store.ListValidAsync(Kinds.PodCidr, Malformed(Kinds.PodCidr.Name, rejected), ct).ConfigureAwait(false);
+        var peers = PeerCheck.Peers(_node, _underlayIp, _cluster, nodes, claims.Select(c => c.Value), rejected);
+        Refused("overlay", rejected);
 
         var changes = VxlanRoutes.Reconcile(_nl!, _vxlan!, peers);
         AgentMetrics.OverlaySyncs.Inc();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Loom.Agent.Cni;
 using Loom.Core.AgentApi;
 using Loom.Core.Model;
 using Loom.Core.Store;
@@ -14,7 +15,7 @@ internal sealed partial class AgentHost
     private readonly SemaphoreSlim _serviceLock = new(1);
     private IServiceBackend? _services;
     private ServiceBackend _serviceKind;
-    private IReadOnlyList<ServicePortState> _serviceState = [];
+    private List<ServicePortState> _serviceState = [];
     private long _serviceSyncs;
 
     /// <summary>
@@ -38,11 +39,13 @@ internal sealed partial class AgentHost
 
     private async Task SyncServicesLockedAsync(CancellationToken ct)
     {
-        var nodeConfig = await store.GetAsync(Kinds.NodeConfig, _node, ct).ConfigureAwait(false);
+        var rejected = new List<Rejection>();
+        var nodeConfig = await store.GetValidAsync(Kinds.NodeConfig, _node, Malformed(Kinds.NodeConfig.Name, rejected), ct).ConfigureAwait(false);
         var kind = nodeConfig?.Value.ServiceBackend ?? config.ServiceBackend ?? _cluster.ServiceBackend;
-        var (services, _) = await store.ListAsync(Kinds.Service, ct).ConfigureAwait(false);
-        var (endpoints, _) = await store.ListAsync(Kinds.Endpoint, ct).ConfigureAwait(false);
-        var desired = ServiceModel.Compute(services.Select(s => s.Value), endpoints.Select(e => e.Value));
+        var (services, _) = await store.ListValidAsync(Kinds.Service, Malformed(Kinds.Service.Name, rejected), ct).ConfigureAwait(false);
+        var (endpoints, _) = await store.ListValidAsync(Kinds.Endpoint, Malformed(Kinds.Endpoint.Name, rejected), ct).ConfigureAwait(false);
+        var desired = Desired(services, endpoints.Select(e => e.Value).ToList(), kind, rejected);
+        Refused("services", rejected);
         var switching = _services is null || _serviceKind != kind;
         if (switching)
         {
@@ -92,6 +95,63 @@ internal sealed partial class AgentHost
         }
     }
 
+    /// <summary>
+    /// The service ports to program, leaving out what would make the backend refuse the whole batch: a Service the model
+    /// cannot compute, a port whose frontend (IP, protocol, port) another port already has (the first by name keeps it,
+    /// so every node agrees), more backends than the Maglev table has slots. One bad Service never blocks the others.
+    /// </summary>
+    internal List<ServicePortState> Desired(IReadOnlyList<Versioned<Service>> services, List<Endpoint> endpoints, ServiceBackend kind, List<Rejection> rejected)
+    {
+        IReadOnlyList<ServicePortState> all;
+        try
+        {
+            all = ServiceModel.Compute(services.Select(s => s.Value), endpoints);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Deliberately broad: whatever one stored object makes the model throw, find it and go on without it.
+            // Only then is each Service computed alone, so the usual pass stays a single one.
+            var good = new List<Service>();
+            foreach (var s in services)
+            {
+                try
+                {
+                    ServiceModel.Compute([s.Value], endpoints);
+                    good.Add(s.Value);
+                }
+                catch (Exception one) when (one is not OperationCanceledException)
+                {
+                    rejected.Add(new Rejection(Kinds.Service.Name, s.Key, "invalid", $"{one.GetType().Name}: {one.Message}"));
+                }
+            }
+
+            all = ServiceModel.Compute(good, endpoints);
+        }
+
+        var maglev = kind == ServiceBackend.Ebpf && config.LoadBalancerAlgorithm == "maglev";
+        var owners = new Dictionary<Frontend, ServicePortName>();
+        var desired = new List<ServicePortState>(all.Count);
+        foreach (var p in all)
+        {
+            var key = $"{p.Name.Namespace}/{p.Name.Name}";
+            if (!owners.TryAdd(p.Frontend, p.Name))
+            {
+                rejected.Add(new Rejection(Kinds.Service.Name, key, "duplicate-frontend", $"port {p.Name}: frontend {p.Frontend} is already {owners[p.Frontend]}'s"));
+            }
+            else if (maglev && p.Backends.Count > config.MaglevTableSize)
+            {
+                rejected.Add(new Rejection(Kinds.Service.Name, key, "maglev-table-too-small",
+                    $"port {p.Name}: {p.Backends.Count} backends do not fit a Maglev table of {config.MaglevTableSize} slots (maglevTableSize)"));
+            }
+            else
+            {
+                desired.Add(p);
+            }
+        }
+
+        return desired;
+    }
+
     private IServiceBackend CreateBackend(ServiceBackend kind) => ServiceBackends.Create(
         kind,
         new ServiceProxyOptions { ClusterCidr = _cluster.PodCidrPools[0] },
@@ -113,7 +173,7 @@ internal sealed partial class AgentHost
     private List<int> PodVeths()
     {
         using var nl = Linux.Netlink.Open();
-        var bridge = nl.LinkByName("cni0");
+        var bridge = nl.LinkByName(NodeCniConfig.BridgeName);
         return bridge is null ? [] : nl.LinkList().Where(l => l.MasterIndex == bridge.Index && l.Kind == "veth").Select(l => l.Index).ToList();
     }
 

@@ -32,36 +32,49 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     private long _lease;
     private DateTimeOffset _lastSync;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+    private readonly InvalidObjects _invalid = new();
 
     public async Task RunAsync(CancellationToken ct)
     {
+        // Checked before the kernel is touched: the tunnel device named here is deleted and recreated.
+        _cluster = await RetryAsync("reading the cluster config", ReadClusterConfigAsync, ct).ConfigureAwait(false);
+        ClusterCheck.Validate(_cluster, config);
         using var nl = Netlink.Open();
         _nl = nl;
-        _cluster = await NodeAgent.ClusterConfigAsync(store, ct).ConfigureAwait(false);
         _ipMasq = config.IpMasq ?? _cluster.IpMasq;
         var underlay = FindUnderlay(nl);
         Log($"node {_node}: underlay {config.Iface} {_underlayIp} mtu {underlay.Mtu}");
 
-        _podCidr = await AllocatePodCidrAsync(ct).ConfigureAwait(false);
+        _podCidr = await RetryAsync("pod CIDR allocation", AllocatePodCidrAsync, ct).ConfigureAwait(false);
         Log($"pod CIDR {_podCidr} from pools {string.Join(", ", _cluster.PodCidrPools)}");
 
-        _vxlan = VxlanDevice.Ensure(nl, _cluster.Tunnel.Device, (uint)_cluster.Tunnel.Vni, (ushort)_cluster.Tunnel.Port, _underlayIp, underlay, _podCidr);
+        _vxlan = await RetryAsync("tunnel device", _ => Task.FromResult(VxlanDevice.Ensure(nl, _cluster.Tunnel.Device, (uint)_cluster.Tunnel.Vni,
+            (ushort)_cluster.Tunnel.Port, _underlayIp, underlay, _podCidr)), ct).ConfigureAwait(false);
         Log($"tunnel {_vxlan.Name}: vni {_cluster.Tunnel.Vni} port {_cluster.Tunnel.Port} mtu {_vxlan.Mtu} vtep {MacAddress.Format(_vxlan.HardwareAddr)}");
 
         Sysctl.Set("net.ipv4.ip_forward", "1");
-        NodeMasq.Sync(_cluster.PodCidrPools, _podCidr, _ipMasq);
-        var revision = await RegisterNodeAsync(ready: false, ct).ConfigureAwait(false);
-        await ReconcilePeersAsync(ct).ConfigureAwait(false);
+        await RetryAsync("masquerade", _ =>
+        {
+            NodeMasq.Sync(_cluster.PodCidrPools, _podCidr, _ipMasq);
+            return Task.CompletedTask;
+        }, ct).ConfigureAwait(false);
+        var revision = await RetryAsync("node registration", c => RegisterNodeAsync(ready: false, c), ct).ConfigureAwait(false);
+        await RetryAsync("overlay reconcile", ReconcilePeersAsync, ct).ConfigureAwait(false);
 
-        var serviceRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
-        await SyncServicesAsync(ct).ConfigureAwait(false);
+        var serviceRevision = await RetryAsync("service sync", async c =>
+        {
+            var at = await store.GetRevisionAsync(c).ConfigureAwait(false);
+            await SyncServicesAsync(c).ConfigureAwait(false);
+            return at;
+        }, ct).ConfigureAwait(false);
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         using var api = StartApi(ct);
         WriteCniConfig(_vxlan.Mtu);
-        await RegisterNodeAsync(ready: true, ct).ConfigureAwait(false);
+        await RetryAsync("node registration", c => RegisterNodeAsync(ready: true, c), ct).ConfigureAwait(false);
         Log($"ready: {Path.Combine(config.CniConfDir, NodeCniConfig.ConflistName)} written");
 
-        var watch = WatchAsync(Kinds.Node.Name, revision, e => e.Key != _node, _reconcile, "node", ct);
+        // Pod CIDR claims back the peers' routes (PeerCheck), so a claim's change is an overlay change too.
+        var watch = WatchAsync(null, revision, e => (e.Kind == Kinds.Node.Name && e.Key != _node) || e.Kind == Kinds.PodCidr.Name, _reconcile, "node", ct);
         var heartbeat = HeartbeatAsync(ct);
         var loop = RunOnSignalAsync(_reconcile, ReconcilePeersAsync, "overlay reconcile", ct);
         var serviceWatch = WatchAsync(null, serviceRevision,
@@ -72,6 +85,19 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         await Task.WhenAll(all).ConfigureAwait(false); // surfaces the failure
+    }
+
+    /// <summary>The cluster config; one that does not decode stops the start (every node would refuse it alike).</summary>
+    private async Task<ClusterConfig> ReadClusterConfigAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await NodeAgent.ClusterConfigAsync(store, ct).ConfigureAwait(false);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new AgentStartException($"the cluster config in the store (config/cluster) is malformed: {e.Message}", e);
+        }
     }
 
     private Link FindUnderlay(INetlink nl)
@@ -110,6 +136,19 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         _serviceLock.Dispose();
         (_services as IDisposable)?.Dispose();
     }
+
+    /// <summary>Logs what a pass refused that the previous pass of <paramref name="scope"/> did not; see <see cref="InvalidObjects"/>.</summary>
+    private void Refused(string scope, IReadOnlyCollection<Rejection> rejected)
+    {
+        foreach (var r in _invalid.Report(scope, rejected))
+        {
+            Log($"refused {r} ({r.Reason}); skipped");
+        }
+    }
+
+    /// <summary>An <c>onInvalid</c> for the store's tolerant reads: the object does not decode.</summary>
+    private static Action<string, string> Malformed(string kind, List<Rejection> rejected) =>
+        (key, reason) => rejected.Add(new Rejection(kind, key, "malformed", reason));
 
     private void Log(string message) =>
         log.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {message}");

@@ -22,6 +22,17 @@ internal static class AgentMetrics
 
     public static readonly Gauge LocalEndpoints = Metrics.CreateGauge("loom_endpoints", "Endpoints (pod attachments) on this node.");
 
+    public static readonly Counter InvalidObjects = Metrics.CreateCounter(
+        "loom_invalid_objects_total", "Stored objects the agent refused (and skipped), by kind and reason; counted once per object and reason until it changes.",
+        "kind", "reason");
+
+    public static readonly Counter LoopFailures = Metrics.CreateCounter(
+        "loom_agent_loop_failures_total", "Failed passes of the agent's loops (store unreachable, firewall tool failed...), by loop and exception type.",
+        "loop", "error");
+
+    public static readonly Gauge LoopBackoff = Metrics.CreateGauge(
+        "loom_agent_loop_backoff_seconds", "Delay before a failing loop retries; 0 when its last pass succeeded.", "loop");
+
     /// <summary>Starts the /metrics endpoint; the returned server stops it.</summary>
     public static IMetricServer? Start(string? address)
     {

@@ -19,7 +19,7 @@ public static class NodeAgent
         {
             store = await OpenStoreAsync(config.Store, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or AgentConfigException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or AgentConfigException or Microsoft.Data.Sqlite.SqliteException)
         {
             await log.WriteLineAsync($"loom agent: cannot open the {config.Store.Type} store: {e.Message}").ConfigureAwait(false);
             return 1;
@@ -40,6 +40,12 @@ public static class NodeAgent
             catch (AgentStartException e)
             {
                 await log.WriteLineAsync($"loom agent: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+            {
+                // Start-up only (the loops never end on an error): the state directory or the API socket is not usable.
+                await log.WriteLineAsync($"loom agent: cannot start: {e.Message}").ConfigureAwait(false);
                 return 1;
             }
         }

@@ -15,6 +15,10 @@ namespace Loom.Agent.Cni;
 internal static class NodeCniConfig
 {
     public const string ConflistName = "10-loom.conflist";
+
+    /// <summary>The pod bridge loom-cni attaches pods to (flannel's delegate uses the same name).</summary>
+    public const string BridgeName = "cni0";
+
     public const string NetworkName = "loom";
 
     public static string RenderSubnetEnv(IReadOnlyList<IPNetwork> pools, IPNetwork nodeCidr, int mtu, bool ipMasq)
@@ -36,7 +40,7 @@ internal static class NodeCniConfig
             w.WriteStartArray("plugins");
             w.WriteStartObject();
             w.WriteString("type", "loom-cni");
-            w.WriteString("bridge", "cni0");
+            w.WriteString("bridge", BridgeName);
             w.WriteBoolean("isGateway", true);
             w.WriteBoolean("isDefaultGateway", true);
             w.WriteBoolean("hairpinMode", true);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 
@@ -38,6 +39,95 @@ public static class TypedStoreExtensions
         await foreach (var e in store.WatchAsync(kind.Name, fromRevision, cancellationToken).ConfigureAwait(false))
         {
             yield return new ObjectEvent<T>(e.Type, e.Key, e.Value is null ? null : Decode(kind, e.Value), e.Revision);
+        }
+    }
+
+    /// <summary>
+    /// Like <see cref="ListAsync{T}"/>, but an item that does not decode is handed to <paramref name="onInvalid"/> (key, reason)
+    /// and left out, so one malformed object does not hide every other object of its kind.
+    /// </summary>
+    public static async Task<(IReadOnlyList<Versioned<T>> Items, long Revision)> ListValidAsync<T>(this IStore store, ObjectKind<T> kind,
+        Action<string, string> onInvalid, CancellationToken cancellationToken = default)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(onInvalid);
+        var list = await store.ListAsync(kind.Name, cancellationToken).ConfigureAwait(false);
+        var items = new List<Versioned<T>>(list.Items.Count);
+        foreach (var i in list.Items)
+        {
+            if (TryDecode(kind, i.Value, out var value, out var error))
+            {
+                items.Add(new Versioned<T>(i.Key, value, i.ModRevision));
+            }
+            else
+            {
+                onInvalid(i.Key, error);
+            }
+        }
+
+        return (items, list.Revision);
+    }
+
+    /// <summary>Like <see cref="GetAsync{T}"/>, but an item that does not decode is handed to <paramref name="onInvalid"/> and read as absent.</summary>
+    public static async Task<Versioned<T>?> GetValidAsync<T>(this IStore store, ObjectKind<T> kind, string key, Action<string, string> onInvalid,
+        CancellationToken cancellationToken = default)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(onInvalid);
+        var item = await store.GetAsync(kind.Name, key, cancellationToken).ConfigureAwait(false);
+        if (item is null)
+        {
+            return null;
+        }
+
+        if (TryDecode(kind, item.Value, out var value, out var error))
+        {
+            return new Versioned<T>(item.Key, value, item.ModRevision);
+        }
+
+        onInvalid(item.Key, error);
+        return null;
+    }
+
+    /// <summary>Like <see cref="WatchAsync{T}"/>, but an event whose value does not decode is handed to <paramref name="onInvalid"/> and skipped.</summary>
+    public static async IAsyncEnumerable<ObjectEvent<T>> WatchValidAsync<T>(this IStore store, ObjectKind<T> kind, long fromRevision,
+        Action<string, string> onInvalid, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(onInvalid);
+        await foreach (var e in store.WatchAsync(kind.Name, fromRevision, cancellationToken).ConfigureAwait(false))
+        {
+            if (e.Value is null)
+            {
+                yield return new ObjectEvent<T>(e.Type, e.Key, null, e.Revision);
+            }
+            else if (TryDecode(kind, e.Value, out var value, out var error))
+            {
+                yield return new ObjectEvent<T>(e.Type, e.Key, value, e.Revision);
+            }
+            else
+            {
+                onInvalid(e.Key, error);
+            }
+        }
+    }
+
+    /// <summary>Decodes one stored value; false and the reason if it is not a valid <typeparamref name="T"/>.</summary>
+    public static bool TryDecode<T>(ObjectKind<T> kind, string json, [NotNullWhen(true)] out T? value, [NotNullWhen(false)] out string? error)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(kind);
+        try
+        {
+            value = Decode(kind, json);
+            error = null;
+            return true;
+        }
+        catch (JsonException e)
+        {
+            value = null;
+            error = e.Message;
+            return false;
         }
     }
 

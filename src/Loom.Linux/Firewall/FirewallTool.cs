@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 
 namespace Loom.Linux.Firewall;
 
@@ -8,9 +9,18 @@ namespace Loom.Linux.Firewall;
 /// </summary>
 public static class FirewallTool
 {
-    /// <summary>Runs <paramref name="tool"/> (looked up in the sbin/bin directories) in the calling thread's network namespace.</summary>
-    public static (int Code, string Stdout, string Stderr) Run(string tool, string[] args, string? stdin)
+    /// <summary>How long a tool may run before it is killed: iptables waits at most 5 s for the xtables lock (<c>-w 5</c>).</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Runs <paramref name="tool"/> (looked up in the sbin/bin directories) in the calling thread's network namespace. A
+    /// tool still running after <paramref name="timeout"/> (default <see cref="DefaultTimeout"/>) is killed with its
+    /// children and reported as a <see cref="FirewallException"/>: callers hold locks while it runs, and a hung tool
+    /// must not stall them forever.
+    /// </summary>
+    public static (int Code, string Stdout, string Stderr) Run(string tool, string[] args, string? stdin, TimeSpan? timeout = null)
     {
+        ArgumentNullException.ThrowIfNull(args);
         var psi = new ProcessStartInfo(Resolve(tool))
         {
             RedirectStandardInput = stdin is not null,
@@ -26,14 +36,41 @@ public static class FirewallTool
         using var p = Process.Start(psi) ?? throw new FirewallException($"cannot start {tool}");
         var stderrTask = p.StandardError.ReadToEndAsync();
         var stdoutTask = p.StandardOutput.ReadToEndAsync();
-        if (stdin is not null)
+        // Fed in the background: a tool that does not read its input must not block us on a full pipe, past the timeout.
+        var stdinTask = stdin is null ? Task.CompletedTask : FeedAsync(p.StandardInput, stdin);
+        var limit = timeout ?? DefaultTimeout;
+        if (!p.WaitForExit(limit))
         {
-            p.StandardInput.Write(stdin);
-            p.StandardInput.Close();
+            try
+            {
+                p.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // it exited meanwhile
+            }
+
+            p.WaitForExit();
+            throw new FirewallException(string.Create(CultureInfo.InvariantCulture,
+                $"{tool} {string.Join(' ', args)} did not finish within {limit.TotalSeconds:0.###} s and was killed"));
         }
 
-        p.WaitForExit();
+        p.WaitForExit(); // and its output streams reached their end
+        stdinTask.GetAwaiter().GetResult();
         return (p.ExitCode, stdoutTask.GetAwaiter().GetResult(), stderrTask.GetAwaiter().GetResult());
+    }
+
+    private static async Task FeedAsync(StreamWriter input, string text)
+    {
+        try
+        {
+            await input.WriteAsync(text).ConfigureAwait(false);
+            input.Close();
+        }
+        catch (IOException)
+        {
+            // The tool exited without reading all of it (EPIPE); its exit code and stderr say why.
+        }
     }
 
     // The plugin runs with whatever PATH the runtime gives it, often none: look in the usual places.

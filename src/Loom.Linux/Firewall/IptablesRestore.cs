@@ -6,11 +6,14 @@ namespace Loom.Linux.Firewall;
 /// </summary>
 public static class IptablesRestore
 {
-    /// <summary>Runs <c>iptables-restore --noflush</c> in the caller's network namespace.</summary>
+    /// <summary>
+    /// Runs <c>iptables-restore --noflush</c> in the caller's network namespace, waiting at most 5 s for another
+    /// process's xtables lock (an unbounded <c>--wait</c> could stall the caller, who holds its own lock, forever).
+    /// </summary>
     public static void Apply(string rules, bool ipv6 = false)
     {
         var tool = ipv6 ? "ip6tables-restore" : "iptables-restore";
-        var (code, _, stderr) = FirewallTool.Run(tool, ["--noflush", "--wait"], rules);
+        var (code, _, stderr) = FirewallTool.Run(tool, ["--noflush", "--wait=5"], rules); // bounded: FirewallTool's timeout is the backstop
         if (code != 0)
         {
             throw new FirewallException($"{tool} failed (exit {code}): {stderr.Trim()}\n--- input ---\n{rules}");

@@ -1,0 +1,148 @@
+using System.Net;
+using System.Text.Json;
+using Loom.Agent.Cni;
+using Loom.Core.Model;
+using Loom.Core.Pool;
+using Loom.Core.Store;
+using Loom.Linux;
+using Loom.Store.Sqlite;
+using Loom.Testing;
+
+namespace Loom.Agent.Tests;
+
+/// <summary>
+/// A real agent (out/bin/loom agent) in a namespace of the test's own, on a SQLite store holding what a careless or
+/// hostile writer could put there: it stays up, installs routes and services only for what checks out, and says
+/// what it refused, in its log and its metrics.
+/// </summary>
+public sealed class AgentResilienceTests : IDisposable
+{
+    private const string UnderlayIp = "192.168.10.100";
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private readonly TestNetns _ns = new("agent");
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("loom-agent-resilience-");
+
+    public AgentResilienceTests()
+    {
+        // A bridge stands in for eth1: it only has to exist, be up and carry the node's underlay address.
+        var nl = _ns.Netlink;
+        var underlay = nl.LinkAdd(new BridgeSpec("eth1") { Mtu = 1500 });
+        nl.AddrAdd(underlay.Index, IPAddress.Parse(UnderlayIp), 24);
+        nl.LinkSetUp(underlay.Index);
+        nl.LinkSetUp(nl.LinkByName("lo")!.Index); // the metrics endpoint is reached at the node's own address
+    }
+
+    public void Dispose()
+    {
+        _ns.Dispose();
+        _dir.Delete(recursive: true);
+    }
+
+    private string Db => Path.Combine(_dir.FullName, "state.db");
+
+    private string Log => Path.Combine(_dir.FullName, "agent.log");
+
+    private string LogText => File.Exists(Log) ? File.ReadAllText(Log) : "(no log)";
+
+    private static Node Peer(string name, string cidr, string ip, string mac) => new()
+    {
+        Name = name, UnderlayInterface = "eth1", UnderlayIp = IPAddress.Parse(ip), PodCidrs = [IPNetwork.Parse(cidr)], VtepMac = mac, Ready = true,
+    };
+
+    private static Service Svc(string name, string ip, int port) => new()
+    {
+        Namespace = "default", Name = name, ClusterIp = IPAddress.Parse(ip),
+        Ports = [new ServicePort(null, Protocol.Tcp, port, 8080)],
+        Selector = new Dictionary<string, string> { ["app"] = "web" },
+    };
+
+    private BackgroundProcess StartAgent()
+    {
+        var config = Path.Combine(_dir.FullName, "agent.json");
+        File.WriteAllText(config, JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["node"] = "k8s-w1",
+            ["iface"] = "eth1",
+            ["store"] = new Dictionary<string, string> { ["type"] = "sqlite", ["path"] = Db },
+            ["cniConfDir"] = Path.Combine(_dir.FullName, "net.d"),
+            ["stateDir"] = Path.Combine(_dir.FullName, "run"),
+            ["ipamDataDir"] = Path.Combine(_dir.FullName, "ipam"),
+            ["bpfPinDir"] = Path.Combine(_dir.FullName, "bpf"), // never created: the iptables backend pins nothing
+            ["metricsAddress"] = UnderlayIp + ":9962",
+        }));
+        var loom = Shell.Require(Path.Combine(CniRunner.BinDir, "loom"), "run `dotnet publish src/Loom.Cli/Loom.Cli.csproj -c Release -o out/bin`");
+        return Shell.StartInNetns(_ns.Name, "/bin/sh", "-c", "exec \"$0\" agent --config \"$1\" >\"$2\" 2>&1", loom, config, Log);
+    }
+
+    private string Nat() => Shell.InNetns(_ns.Name, ["iptables-save", "-t", "nat"]).Stdout;
+
+    private ShellRun Metrics() => Shell.InNetns(_ns.Name, ["curl", "-sS", "--max-time", "5", $"http://{UnderlayIp}:9962/metrics"]);
+
+    [Fact]
+    public async Task Bad_objects_in_the_store_are_refused_one_by_one_and_the_agent_stays_up()
+    {
+        await using (var store = await SqliteStore.OpenAsync(Db))
+        {
+            await store.PutAsync(Kinds.ClusterConfig, new ClusterConfig());
+            await store.PutAsync(Kinds.PodCidr, new PodCidrClaim(IPNetwork.Parse("10.244.5.0/24"), "k8s-w2"));
+            await store.PutAsync(Kinds.PodCidr, new PodCidrClaim(IPNetwork.Parse("10.244.6.0/24"), "k8s-w3"));
+            await store.PutAsync(Kinds.PodCidr, new PodCidrClaim(IPNetwork.Parse("10.244.7.0/24"), "k8s-w5"));
+            await store.PutAsync(Kinds.Node, Peer("k8s-w2", "10.244.5.0/24", "192.168.10.102", "02:00:00:00:00:02"));
+            await store.PutAsync(Kinds.Node, Peer("k8s-evil", "0.0.0.0/0", "192.168.10.66", "02:00:00:00:00:66"));
+            await store.PutAsync(Kinds.Node, Peer("k8s-w4", "10.244.6.0/24", "192.168.10.104", "02:00:00:00:00:04")); // w3's CIDR
+            await store.PutAsync(Kinds.Node, Peer("k8s-w5", "10.244.7.0/24", "192.168.10.105", "not-a-mac"));
+            await store.PutAsync("node", "k8s-junk", "{not json");
+            await store.PutAsync("service", "default/broken", "{\"namespace\": \"default\", \"name\": \"broken\", \"clusterIp\": \"10.96.0.300\"}");
+            await store.PutAsync(Kinds.Service, Svc("web", "10.96.0.10", 80));
+            await store.PutAsync(Kinds.Service, Svc("web2", "10.96.0.10", 80)); // web's frontend
+            await store.PutAsync(Kinds.Endpoint, new Endpoint
+            {
+                Namespace = "default", Name = "web-1", Node = "k8s-w2", ContainerId = "c1", Interface = "eth0",
+                IPs = [IPAddress.Parse("10.244.5.7")], Labels = new Dictionary<string, string> { ["app"] = "web" }, Ready = true,
+            });
+        }
+
+        using var agent = StartAgent();
+        var conflist = Path.Combine(_dir.FullName, "net.d", NodeCniConfig.ConflistName);
+        Assert.True(Shell.WaitFor(() => File.Exists(conflist) || agent.HasExited, Patience), LogText);
+        Assert.False(agent.HasExited, LogText);
+
+        // Overlay: a route to k8s-w2's pods, none for the others.
+        var tunnel = _ns.Netlink.LinkByName("loom.1")!;
+        var routes = _ns.Netlink.RouteList(System.Net.Sockets.AddressFamily.InterNetwork).Where(r => r.OutputIndex == tunnel.Index && r.Gateway is not null)
+            .Select(r => r.Destination.ToString()).ToList();
+        Assert.Equal(["10.244.5.0/24"], routes);
+
+        // Services: web programmed, web2 (same frontend) and the malformed one left out.
+        var nat = Nat();
+        Assert.Contains("\"default/web cluster IP\"", nat, StringComparison.Ordinal);
+        Assert.DoesNotContain("default/web2", nat, StringComparison.Ordinal);
+        Assert.DoesNotContain("default/broken", nat, StringComparison.Ordinal);
+
+        var log = LogText;
+        Assert.Contains("refused node k8s-junk: ", log, StringComparison.Ordinal);
+        Assert.Contains("refused node k8s-evil: pod CIDR 0.0.0.0/0 is not a /24 of the pools 10.244.0.0/16 (pod-cidr-outside-pools)", log, StringComparison.Ordinal);
+        Assert.Contains("refused node k8s-w4: pod CIDR 10.244.6.0/24 is claimed by node k8s-w3 (pod-cidr-not-claimed)", log, StringComparison.Ordinal);
+        Assert.Contains("refused node k8s-w5: vtepMac \"not-a-mac\" is not a unicast Ethernet address (bad-vtep-mac)", log, StringComparison.Ordinal);
+        Assert.Contains("refused service default/broken: ", log, StringComparison.Ordinal);
+        Assert.Contains("refused service default/web2: port default/web2: frontend 10.96.0.10:80/tcp is already default/web's (duplicate-frontend)", log, StringComparison.Ordinal);
+
+        var metrics = Metrics().ToString();
+        foreach (var counted in new[] { "kind=\"node\",reason=\"malformed\"", "kind=\"node\",reason=\"pod-cidr-outside-pools\"", "kind=\"service\",reason=\"duplicate-frontend\"" })
+        {
+            Assert.True(metrics.Contains($"loom_invalid_objects_total{{{counted}}} 1\n", StringComparison.Ordinal), metrics);
+        }
+
+        // While running: another malformed Service does not keep a new good one from being programmed.
+        await using (var store = await SqliteStore.OpenAsync(Db))
+        {
+            await store.PutAsync("service", "default/junk", "[1, 2");
+            await store.PutAsync(Kinds.Service, Svc("api", "10.96.0.20", 443));
+        }
+
+        Assert.True(Shell.WaitFor(() => Nat().Contains("\"default/api cluster IP\"", StringComparison.Ordinal), Patience), LogText);
+        Assert.Contains("refused service default/junk: ", LogText, StringComparison.Ordinal);
+        Assert.False(agent.HasExited, LogText);
+        Assert.DoesNotContain("   at ", LogText, StringComparison.Ordinal); // no stack trace: nothing was a bug
+    }
+}
