@@ -66,8 +66,15 @@ internal static class NftablesRules
         bool setup,
         ServiceProxyOptions options)
     {
-        var ordered = desired.OrderBy(s => s.Name.ToString(), StringComparer.Ordinal).ThenBy(s => s.Frontend.ProtocolName, StringComparer.Ordinal).ToList();
+        // Whatever the caller passed: a port no rule can express is left out with its reason as a script comment.
+        var skipped = new List<string>();
+        var ordered = ServiceModel.Renderable(desired, skipped);
         var sb = new StringBuilder();
+        foreach (var reason in skipped)
+        {
+            sb.Append("# loom: ").Append(reason).Append('\n');
+        }
+
         if (setup || !existing.Exists)
         {
             AppendSetup(sb, options);
@@ -214,7 +221,7 @@ internal static class NftablesRules
             first = false;
             if (want.Comment is not null)
             {
-                sb.Append(" comment \"").Append(want.Comment).Append('"');
+                sb.Append(" comment ").Append(RuleText.NftComment(want.Comment));
             }
 
             sb.Append(" : ").Append(want.Verdict);
