@@ -234,7 +234,9 @@ public static class Manifests
                 {
                     Error("spec.clusterIP", "Unsupported value: \"None\": headless Services are not supported");
                 }
+                // Dotted quads only: IPAddress.TryParse also takes "10.96.5" and "174391301", which the API server refuses.
                 else if (!IPAddress.TryParse(ipText, out clusterIp) || clusterIp.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork
+                         || clusterIp.ToString() != ipText
                          || !Core.Services.ClusterIpAllocator.DefaultServiceCidr.Contains(clusterIp))
                 {
                     Error("spec.clusterIP", $"Invalid value: {FieldError.Quote(ipText)}: must be an IPv4 address in the service CIDR {Core.Services.ClusterIpAllocator.DefaultServiceCidr}");

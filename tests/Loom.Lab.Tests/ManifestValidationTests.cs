@@ -51,6 +51,8 @@ public sealed class ManifestValidationTests
     [InlineData("    targetPort: 80\n", "    targetPort: -8\n", "spec.ports[0].targetPort: Invalid value: -8: must be between 1 and 65535, inclusive")]
     [InlineData("    targetPort: 80\n", "    targetPort: web\n", "spec.ports[0].targetPort: Unsupported value: \"web\": named target ports are not supported")]
     [InlineData("    targetPort: 80\n", "    targetPort: Web_Port\n", "spec.ports[0].targetPort: Invalid value: \"Web_Port\"")]
+    [InlineData("  selector:\n", "  clusterIP: 10.96.5\n  selector:\n", "spec.clusterIP: Invalid value: \"10.96.5\": must be an IPv4 address")]
+    [InlineData("  selector:\n", "  clusterIP: \"174391301\"\n  selector:\n", "spec.clusterIP: Invalid value: \"174391301\": must be an IPv4 address")]
     [InlineData("  name: webpod\n", "  name: 1webpod\n", "Service/1webpod: metadata.name: Invalid value: \"1webpod\": a DNS-1035 label")]
     [InlineData("  name: webpod\n", "  name: webpod\n  namespace: Prod\n", "metadata.namespace: Invalid value: \"Prod\": a lowercase RFC 1123 label")]
     [InlineData("    app: webpod\n", "    app: \"web pod\"\n", "spec.selector: Invalid value: \"web pod\": a valid label must be an empty string")]
