@@ -178,6 +178,21 @@ public sealed partial class RuleSafetyTests
     }
 
     [Fact]
+    public void Stale_nft_names_this_renderer_could_not_have_written_are_left_alone()
+    {
+        var existing = NftSnapshot.Parse("""
+            {"nftables": [{"table": {"family": "ip", "name": "kube-proxy"}},
+              {"chain": {"name": "service-AAAAAAAA-ns/old/tcp/p80"}}, {"chain": {"name": "x/y ; delete table ip filter"}},
+              {"set": {"name": "affinity-AAAAAAAA-ns/old/tcp/p80__10.0.0.1/80", "timeout": 10}}, {"set": {"name": "affinity-\n"}}]}
+            """);
+        var script = NftablesRules.Render([Webpod()], _ => true, existing, false, KubeProxyTest);
+        Assert.Contains("delete chain ip kube-proxy service-AAAAAAAA-ns/old/tcp/p80\n", script, StringComparison.Ordinal);
+        Assert.Contains("delete set ip kube-proxy affinity-AAAAAAAA-ns/old/tcp/p80__10.0.0.1/80\n", script, StringComparison.Ordinal);
+        Assert.DoesNotContain("x/y", script, StringComparison.Ordinal);
+        Assert.DoesNotContain("affinity-\n", script, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Long_names_are_cut_to_the_kernels_comment_limits()
     {
         var name = new string('n', 300);
