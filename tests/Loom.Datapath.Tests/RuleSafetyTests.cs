@@ -139,6 +139,18 @@ public sealed partial class RuleSafetyTests
     }
 
     [Fact]
+    public void Stored_nulls_select_nothing_instead_of_failing_the_sync()
+    {
+        var skipped = new List<string>();
+        var states = ServiceModel.Compute(
+            [WebService("http") with { Selector = null! }, WebService(null) with { Name = "ports", ClusterIp = IPAddress.Parse("10.96.0.9"), Ports = null! }],
+            [Pod("10.244.1.2") with { Labels = null! }, Pod("10.244.1.3") with { IPs = null! }],
+            skipped);
+        Assert.Empty(Assert.Single(states).Backends);
+        Assert.StartsWith("service default/ports: spec.ports: Required value", Assert.Single(skipped), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_injection_given_straight_to_iptables_renders_one_escaped_comment_and_no_extra_rule()
     {
         var s = Port("default", "webpod", Injection, "10.96.0.100", 80, ["10.244.1.2", "10.244.2.2"]);

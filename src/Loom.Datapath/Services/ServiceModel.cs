@@ -24,6 +24,9 @@ public static partial class ServiceModel
     /// </summary>
     public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints, ICollection<string>? skipped)
     {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(endpoints);
+        // A stored endpoint missing its labels or addresses (JSON null) selects nothing rather than failing the sync.
         var byNamespace = endpoints.Where(e => e.Ready && e.Labels is not null && e.IPs is not null).ToLookup(e => e.Namespace, StringComparer.Ordinal);
         var result = new List<ServicePortState>();
         foreach (var svc in services)
@@ -34,7 +37,7 @@ public static partial class ServiceModel
                 continue;
             }
 
-            var selected = svc.Selector.Count == 0
+            var selected = svc.Selector is null or { Count: 0 }
                 ? []
                 : byNamespace[svc.Namespace].Where(e => Selects(svc.Selector, e.Labels)).ToList();
             foreach (var port in svc.Ports)
