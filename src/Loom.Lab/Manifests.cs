@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
-using System.Text.RegularExpressions;
 using Loom.Core.Model;
+using Loom.Core.Validation;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -34,7 +34,7 @@ public sealed record ManifestSet(IReadOnlyList<LabManifest> Objects, IReadOnlyLi
 /// Multi-document Kubernetes YAML (Pod, Deployment, Service) read through YamlDotNet's representation model, field by
 /// field: every field Loom does not honour is a warning naming its path, every invalid one an error naming it.
 /// </summary>
-public static partial class Manifests
+public static class Manifests
 {
     public static ManifestSet Parse(string yaml)
     {
@@ -85,12 +85,6 @@ public static partial class Manifests
         return new ManifestSet(objects, warnings, errors);
     }
 
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
-    private static partial Regex Dns1123Label();
-
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
-    private static partial Regex Dns1123Subdomain();
-
     /// <summary>Reads one document, recording warnings and errors with the object and field path.</summary>
     private sealed class Reader(string doc, List<string> warnings, List<string> errors)
     {
@@ -105,22 +99,30 @@ public static partial class Manifests
             var name = meta?.Str("name", required: true);
             if (kind is not null && name is not null)
             {
-                _where = $"{kind}/{name}";
+                _where = $"{Plain(kind)}/{Plain(name)}";
             }
 
             var ns = meta?.Str("namespace") ?? "default";
             Dictionary<string, string> labels = meta?.StringMap("labels") ?? new(StringComparer.Ordinal);
             meta?.Accept("annotations", "uid", "resourceVersion", "creationTimestamp", "generation");
             meta?.Done();
-            if (name is not null && !Dns1123Subdomain().IsMatch(name))
+            // As the API server: Service names become DNS names (DNS-1035 labels), Pod and Deployment names are subdomains.
+            var metaErrors = new List<FieldError>();
+            if (name is not null)
             {
-                Error("metadata.name", $"Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'");
+                if (kind == "Service")
+                {
+                    ServiceValidation.Name(metaErrors, name);
+                }
+                else
+                {
+                    ObjectValidation.SubdomainName(metaErrors, name);
+                }
             }
 
-            if (!Dns1123Label().IsMatch(ns))
-            {
-                Error("metadata.namespace", $"Invalid value: \"{ns}\"");
-            }
+            ObjectValidation.Namespace(metaErrors, ns);
+            ObjectValidation.Labels(metaErrors, labels, "metadata.labels");
+            Errors(metaErrors);
 
             LabManifest? result = null;
             switch (kind)
@@ -145,7 +147,7 @@ public static partial class Manifests
                     result = Service(m.Map("spec", required: true), ns, name);
                     break;
                 default:
-                    Error("kind", $"Unsupported value: \"{kind}\": the lab runs Pod, Deployment and Service");
+                    Error("kind", $"Unsupported value: {FieldError.Quote(kind)}: the lab runs Pod, Deployment and Service");
                     break;
             }
 
@@ -158,7 +160,7 @@ public static partial class Manifests
         {
             if (got is not null && got != want)
             {
-                Error("apiVersion", $"Unsupported value: \"{got}\": {_where.Split('/')[0]} is {want}");
+                Error("apiVersion", $"Unsupported value: {FieldError.Quote(got)}: {_where.Split('/')[0]} is {want}");
             }
         }
 
@@ -170,10 +172,9 @@ public static partial class Manifests
             }
 
             var replicas = spec.Int("replicas") ?? 1;
-            if (replicas < 0)
-            {
-                Error("spec.replicas", $"Invalid value: {replicas}: must be greater than or equal to 0");
-            }
+            var errs = new List<FieldError>();
+            ObjectValidation.Replicas(errs, replicas);
+            Errors(errs);
 
             var selectorMap = spec.Map("selector", required: true);
             var selector = selectorMap is null ? null : Selector(selectorMap);
@@ -188,12 +189,15 @@ public static partial class Manifests
                 var labels = tmeta?.StringMap("labels") ?? new(StringComparer.Ordinal);
                 tmeta?.Accept("annotations", "name", "creationTimestamp");
                 tmeta?.Done();
+                var labelErrors = new List<FieldError>();
+                ObjectValidation.Labels(labelErrors, labels, "spec.template.metadata.labels");
+                Errors(labelErrors);
                 var ts = template.Map("spec", required: true);
                 podSpec = ts is null ? null : PodSpec(ts, labels);
                 template.Done();
                 if (selector is not null && labels.Count > 0 && !selector.Matches(labels))
                 {
-                    Error("spec.template.metadata.labels", $"Invalid value: {{{string.Join(", ", labels.Select(kv => $"\"{kv.Key}\":\"{kv.Value}\""))}}}: `selector` does not match template `labels`");
+                    Error("spec.template.metadata.labels", $"Invalid value: {{{string.Join(", ", labels.Select(kv => $"{FieldError.Quote(kv.Key)}:{FieldError.Quote(kv.Value)}"))}}}: `selector` does not match template `labels`");
                 }
                 else if (labels.Count == 0)
                 {
@@ -220,7 +224,7 @@ public static partial class Manifests
             var type = spec.Str("type") ?? "ClusterIP";
             if (type != "ClusterIP")
             {
-                Error("spec.type", $"Unsupported value: \"{type}\": the lab supports ClusterIP Services");
+                Error("spec.type", $"Unsupported value: {FieldError.Quote(type)}: the lab supports ClusterIP Services");
             }
 
             IPAddress? clusterIp = null;
@@ -230,10 +234,12 @@ public static partial class Manifests
                 {
                     Error("spec.clusterIP", "Unsupported value: \"None\": headless Services are not supported");
                 }
+                // Dotted quads only: IPAddress.TryParse also takes "10.96.5" and "174391301", which the API server refuses.
                 else if (!IPAddress.TryParse(ipText, out clusterIp) || clusterIp.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork
+                         || clusterIp.ToString() != ipText
                          || !Core.Services.ClusterIpAllocator.DefaultServiceCidr.Contains(clusterIp))
                 {
-                    Error("spec.clusterIP", $"Invalid value: \"{ipText}\": must be an IPv4 address in the service CIDR {Core.Services.ClusterIpAllocator.DefaultServiceCidr}");
+                    Error("spec.clusterIP", $"Invalid value: {FieldError.Quote(ipText)}: must be an IPv4 address in the service CIDR {Core.Services.ClusterIpAllocator.DefaultServiceCidr}");
                     clusterIp = null;
                 }
             }
@@ -244,75 +250,83 @@ public static partial class Manifests
             }
 
             var ports = new List<ServicePort>();
+            var errs = new List<FieldError>();
             var seq = spec.Seq("ports", required: true);
             if (seq is not null)
             {
-                if (seq.Count == 0)
-                {
-                    Error("spec.ports", "Required value");
-                }
-
+                var complete = true;
+                var read = new List<(ServicePort Port, int Index)>();
                 for (var i = 0; i < seq.Count; i++)
                 {
                     var path = string.Create(CultureInfo.InvariantCulture, $"spec.ports[{i}]");
                     if (seq[i] is not YamlMappingNode pm)
                     {
                         Error(path, "must be a mapping");
+                        complete = false;
                         continue;
                     }
 
                     var p = new Fields(this, pm, path);
                     var portName = p.Str("name");
-                    var proto = p.Str("protocol") ?? "TCP";
+                    var proto = ServiceValidation.Protocol(errs, p.Str("protocol"), path + ".protocol");
                     var port = p.Int("port", required: true);
                     int? target = null;
                     if (p.Scalar("targetPort") is { } t)
                     {
-                        if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var tp))
+                        if (int.TryParse(t, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var tp))
                         {
+                            // 0 would read as "same as port" in the model; the API server refuses it.
+                            if (tp == 0)
+                            {
+                                ServiceValidation.PortNumber(errs, tp, path + ".targetPort");
+                            }
+
                             target = tp;
+                        }
+                        else if (NameValidation.IsValidPortName(t) is { Count: > 0 } bad)
+                        {
+                            errs.AddRange(bad.Select(m => FieldError.Invalid(path + ".targetPort", t, m)));
                         }
                         else
                         {
-                            Error(path + ".targetPort", $"Unsupported value: \"{t}\": named target ports are not supported; give the number");
+                            errs.Add(FieldError.NotSupported(path + ".targetPort", t, "named target ports are not supported; give the number"));
                         }
                     }
 
                     p.Accept("appProtocol");
                     p.Done();
-                    if (proto is not ("TCP" or "UDP"))
-                    {
-                        Error(path + ".protocol", $"Unsupported value: \"{proto}\": supported values: \"TCP\", \"UDP\"");
-                    }
-
-                    if (port is < 1 or > 65535)
-                    {
-                        Error(path + ".port", $"Invalid value: {port}: must be between 1 and 65535, inclusive");
-                    }
-
-                    if (target is < 1 or > 65535)
-                    {
-                        Error(path + ".targetPort", $"Invalid value: {target}: must be between 1 and 65535, inclusive");
-                    }
-
-                    if (seq.Count > 1 && string.IsNullOrEmpty(portName))
-                    {
-                        Error(path + ".name", "Required value: a Service with several ports must name each");
-                    }
-
                     if (port is { } pp)
                     {
-                        ports.Add(new ServicePort(portName, proto == "UDP" ? Protocol.Udp : Protocol.Tcp, pp, target ?? pp));
+                        var sp = new ServicePort(portName, proto ?? Protocol.Tcp, pp, target is null or 0 ? pp : target.Value);
+                        ports.Add(sp);
+                        read.Add((sp, i));
+                    }
+                    else
+                    {
+                        complete = false;
                     }
                 }
 
-                foreach (var dup in ports.GroupBy(p => (p.Port, p.Protocol)).Where(g => g.Count() > 1))
+                // Names, numbers, target numbers and uniqueness, as the store's validator checks them; when a port could not
+                // be read the indexes no longer match, so each port read is checked on its own.
+                if (complete)
                 {
-                    Error("spec.ports", $"Duplicate value: {dup.Key.Port}/{dup.Key.Protocol.ToString().ToUpperInvariant()}");
+                    ServiceValidation.Ports(errs, ports);
+                }
+                else
+                {
+                    foreach (var (sp, i) in read)
+                    {
+                        var path = string.Create(CultureInfo.InvariantCulture, $"spec.ports[{i}]");
+                        ServiceValidation.PortName(errs, sp.Name, path + ".name", required: seq.Count > 1);
+                        ServiceValidation.PortNumber(errs, sp.Port, path + ".port");
+                        ServiceValidation.PortNumber(errs, sp.TargetPort, path + ".targetPort");
+                    }
                 }
             }
 
             var selector = spec.StringMap("selector") ?? new(StringComparer.Ordinal);
+            ObjectValidation.Labels(errs, selector, "spec.selector");
             var affinityText = spec.Str("sessionAffinity") ?? "None";
             var affinity = SessionAffinity.None;
             if (affinityText == "ClientIP")
@@ -321,12 +335,17 @@ public static partial class Manifests
             }
             else if (affinityText != "None")
             {
-                Error("spec.sessionAffinity", $"Unsupported value: \"{affinityText}\": supported values: \"ClientIP\", \"None\"");
+                errs.Add(FieldError.NotSupported("spec.sessionAffinity", affinityText, "supported values: \"ClientIP\", \"None\""));
             }
 
             var timeout = 10800;
             if (spec.Map("sessionAffinityConfig") is { } sac)
             {
+                if (affinityText == "None")
+                {
+                    errs.Add(FieldError.Invalid("spec.sessionAffinityConfig", "clientIP", "must not be set when sessionAffinity is None"));
+                }
+
                 if (sac.Map("clientIP") is { } cip)
                 {
                     timeout = cip.Int("timeoutSeconds") ?? timeout;
@@ -336,6 +355,8 @@ public static partial class Manifests
                 sac.Done();
             }
 
+            ServiceValidation.Affinity(errs, affinity, timeout);
+            Errors(errs);
             spec.Accept("ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy");
             spec.Done();
             return name is null ? null : new ServiceManifest(ns, name, clusterIp, ports, selector, affinity, timeout);
@@ -378,7 +399,7 @@ public static partial class Manifests
                     c.Done();
                     if (image.Length > 0 && LabImages.Classify(image, command, args) == LabImages.Kind.Unknown)
                     {
-                        Error(cp + ".image", $"Unsupported value: \"{image}\": the lab runs {LabImages.Whoami} (a built-in whoami server), {LabImages.Dns} "
+                        Error(cp + ".image", $"Unsupported value: {FieldError.Quote(image)}: the lab runs {LabImages.Whoami} (a built-in whoami server), {LabImages.Dns} "
                             + "(the cluster DNS) and any image whose command is sleep (an idle pod using the machine's tools)");
                     }
                 }
@@ -386,6 +407,13 @@ public static partial class Manifests
 
             var nodeName = spec.Str("nodeName");
             var nodeSelector = spec.StringMap("nodeSelector") ?? new(StringComparer.Ordinal);
+            var errs = new List<FieldError>();
+            if (nodeName is { Length: > 0 })
+            {
+                ObjectValidation.SubdomainName(errs, nodeName, p + "nodeName");
+            }
+
+            ObjectValidation.Labels(errs, nodeSelector, p + "nodeSelector");
             var tolerations = new List<LabToleration>();
             if (spec.Seq("tolerations") is { } ts)
             {
@@ -407,12 +435,17 @@ public static partial class Manifests
                     t.Done();
                     if (op is not ("Equal" or "Exists"))
                     {
-                        Error(tp + ".operator", $"Unsupported value: \"{op}\": supported values: \"Equal\", \"Exists\"");
+                        Error(tp + ".operator", $"Unsupported value: {FieldError.Quote(op)}: supported values: \"Equal\", \"Exists\"");
                     }
 
                     if (effect is not (null or "" or "NoSchedule" or "PreferNoSchedule" or "NoExecute"))
                     {
-                        Error(tp + ".effect", $"Unsupported value: \"{effect}\"");
+                        Error(tp + ".effect", $"Unsupported value: {FieldError.Quote(effect)}");
+                    }
+
+                    if (key is { Length: > 0 })
+                    {
+                        ObjectValidation.LabelKey(errs, key, tp + ".key");
                     }
 
                     tolerations.Add(new LabToleration(key, op, value, effect));
@@ -437,6 +470,11 @@ public static partial class Manifests
 
                             var t = new Fields(this, tm, tp);
                             var topologyKey = t.Str("topologyKey", required: true);
+                            if (topologyKey is not null)
+                            {
+                                ObjectValidation.LabelKey(errs, topologyKey, tp + ".topologyKey");
+                            }
+
                             var sel = t.Map("labelSelector", required: true);
                             var selector = sel is null ? null : Selector(sel);
                             t.Done();
@@ -455,6 +493,7 @@ public static partial class Manifests
 
             spec.Accept("restartPolicy", "terminationGracePeriodSeconds", "dnsPolicy", "schedulerName", "securityContext");
             spec.Done();
+            Errors(errs);
             return new LabPodSpec
             {
                 Labels = labels,
@@ -471,6 +510,8 @@ public static partial class Manifests
         private LabLabelSelector Selector(Fields m)
         {
             var matchLabels = m.StringMap("matchLabels") ?? new(StringComparer.Ordinal);
+            var errs = new List<FieldError>();
+            ObjectValidation.Labels(errs, matchLabels, m.Path + "matchLabels");
             var expressions = new List<LabSelectorRequirement>();
             if (m.Seq("matchExpressions") is { } seq)
             {
@@ -490,11 +531,21 @@ public static partial class Manifests
                     e.Done();
                     if (op is not null and not ("In" or "NotIn" or "Exists" or "DoesNotExist"))
                     {
-                        Error(ep + ".operator", $"Unsupported value: \"{op}\": supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"");
+                        Error(ep + ".operator", $"Unsupported value: {FieldError.Quote(op)}: supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"");
                     }
                     else if (op is "In" or "NotIn" && values.Count == 0)
                     {
                         Error(ep + ".values", "Required value: must be specified when `operator` is 'In' or 'NotIn'");
+                    }
+
+                    if (key is not null)
+                    {
+                        ObjectValidation.LabelKey(errs, key, ep + ".key");
+                    }
+
+                    for (var j = 0; j < values.Count; j++)
+                    {
+                        ObjectValidation.LabelValue(errs, values[j], string.Create(CultureInfo.InvariantCulture, $"{ep}.values[{j}]"));
                     }
 
                     if (key is not null && op is not null)
@@ -505,8 +556,20 @@ public static partial class Manifests
             }
 
             m.Done();
+            Errors(errs);
             return new LabLabelSelector { MatchLabels = matchLabels, MatchExpressions = expressions };
         }
+
+        public void Errors(IEnumerable<FieldError> fieldErrors)
+        {
+            foreach (var e in fieldErrors)
+            {
+                Error(e.Field, e.Message);
+            }
+        }
+
+        // A name shown in every message of its object: quoted and escaped if it holds anything that could break a line.
+        private static string Plain(string s) => s.Any(char.IsControl) ? FieldError.Quote(s) : s;
 
         public void Warn(string path, string text) => warnings.Add($"{_where}: {path}: {text}");
 
@@ -586,7 +649,7 @@ public static partial class Manifests
 
             if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i))
             {
-                reader.Error(Path + key, $"Invalid value: \"{s}\": must be an integer");
+                reader.Error(Path + key, $"Invalid value: {FieldError.Quote(s)}: must be an integer");
                 return null;
             }
 

@@ -53,8 +53,15 @@ internal static class IptablesRules
         IptablesSnapshot nat,
         ServiceProxyOptions options)
     {
-        var ordered = desired.OrderBy(s => s.Name.ToString(), StringComparer.Ordinal).ThenBy(s => s.Frontend.ProtocolName, StringComparer.Ordinal).ToList();
+        // Whatever the caller passed: a port no rule can express is left out with its reason as a script comment.
+        var skipped = new List<string>();
+        var ordered = ServiceModel.Renderable(desired, skipped);
         var sb = new StringBuilder();
+        foreach (var reason in skipped)
+        {
+            sb.Append("# loom: ").Append(reason).Append('\n');
+        }
+
 
         sb.Append("*filter\n");
         sb.Append(ChainLine(ServicesChain));
@@ -236,6 +243,7 @@ internal static class IptablesRules
 
     private static string ChainLine(string chain) => ":" + chain + " - [0:0]\n";
 
-    // kube-proxy quotes comments with spaces and writes single words bare (iptables-save quotes both).
-    private static string Quote(string comment) => comment.Contains(' ', StringComparison.Ordinal) ? "\"" + comment + "\"" : comment;
+    // kube-proxy quotes comments with spaces and writes single words bare (iptables-save quotes both); RuleText also
+    // escapes, strips control characters and cuts to the kernel's limit, so no comment can end the rule or the line.
+    private static string Quote(string comment) => RuleText.IptablesComment(comment);
 }

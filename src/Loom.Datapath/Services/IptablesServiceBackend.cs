@@ -16,15 +16,22 @@ internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : ISer
 
     public string Name => "iptables";
 
+    /// <summary>The ports the last sync left out or adjusted, one line each (see <see cref="ServiceModel.Renderable"/>).</summary>
+    public IReadOnlyList<string> LastSkipped { get; private set; } = [];
+
     /// <summary>The restore input of the last sync (for tests and debugging).</summary>
     public string? LastRestoreInput { get; private set; }
 
     /// <summary>Whether the last sync was a full one (read the kernel, rewrote every chain).</summary>
     public bool LastSyncWasFull { get; private set; }
 
-    public void Sync(IReadOnlyCollection<ServicePortState> desired)
+    public void Sync(IReadOnlyCollection<ServicePortState> given)
     {
-        ArgumentNullException.ThrowIfNull(desired);
+        ArgumentNullException.ThrowIfNull(given);
+        // Filtered here as the renderer would, so what is recorded as applied is what was rendered.
+        var skipped = new List<string>();
+        var desired = ServiceModel.Renderable(given, skipped);
+        LastSkipped = skipped;
         var full = _applied.FullSyncDue;
         IptablesSnapshot filter, nat;
         if (full)

@@ -35,11 +35,13 @@ public static class KubeProxyNames
     private static string NftEndpointBase(ServicePortName name, string protocol, Backend backend) =>
         HashAndTruncate($"{name.Namespace}/{name.Name}/{protocol}/{name.Port}__{backend.Address.ToString().Replace(':', '.')}/{backend.Port}");
 
-    // nft names are at most 256 bytes; kube-proxy keeps 16 for the prefix and truncates the rest with "...".
+    // nft names are at most 256 bytes; kube-proxy keeps 16 for the prefix and truncates the rest with "...". The hash
+    // is over the name as stored; the readable part keeps only characters nft takes unquoted (API-valid names already
+    // do), so a name the store should never have held still cannot break out of the script.
     private static string HashAndTruncate(string name)
     {
         const int baseMax = 256 - 16;
-        var full = HashPrefix(name, 8) + "-" + name;
+        var full = HashPrefix(name, 8) + "-" + RuleText.NftName(name);
         return full.Length > baseMax ? full[..(baseMax - 3)] + "..." : full;
     }
 

@@ -66,8 +66,15 @@ internal static class NftablesRules
         bool setup,
         ServiceProxyOptions options)
     {
-        var ordered = desired.OrderBy(s => s.Name.ToString(), StringComparer.Ordinal).ThenBy(s => s.Frontend.ProtocolName, StringComparer.Ordinal).ToList();
+        // Whatever the caller passed: a port no rule can express is left out with its reason as a script comment.
+        var skipped = new List<string>();
+        var ordered = ServiceModel.Renderable(desired, skipped);
         var sb = new StringBuilder();
+        foreach (var reason in skipped)
+        {
+            sb.Append("# loom: ").Append(reason).Append('\n');
+        }
+
         if (setup || !existing.Exists)
         {
             AppendSetup(sb, options);
@@ -129,7 +136,10 @@ internal static class NftablesRules
 
         // Chains of removed services: flush (dropping references) then delete, in the same transaction after their
         // map elements are gone; kernels from 6.2 settle the element's chain reference within the transaction.
-        var staleChains = existing.Chains.Where(c => c.Contains('/', StringComparison.Ordinal) && !activeChains.Contains(c)).Order(StringComparer.Ordinal).ToList();
+        // Only names this renderer could have written: a chain someone else added under a quoted name is left alone
+        // rather than written unquoted into the script, which nft would refuse as a whole.
+        var staleChains = existing.Chains.Where(c => c.Contains('/', StringComparison.Ordinal) && !activeChains.Contains(c) && IsOwnName(c))
+            .Order(StringComparer.Ordinal).ToList();
         foreach (var c in staleChains)
         {
             sb.Append("flush chain ").Append(T).Append(' ').Append(c).Append('\n');
@@ -140,13 +150,15 @@ internal static class NftablesRules
             sb.Append("delete chain ").Append(T).Append(' ').Append(c).Append('\n');
         }
 
-        foreach (var set in existing.Sets.Keys.Where(n => n.StartsWith("affinity-", StringComparison.Ordinal) && !activeSets.Contains(n)).Order(StringComparer.Ordinal))
+        foreach (var set in existing.Sets.Keys.Where(n => n.StartsWith("affinity-", StringComparison.Ordinal) && !activeSets.Contains(n) && IsOwnName(n)).Order(StringComparer.Ordinal))
         {
             sb.Append("delete set ").Append(T).Append(' ').Append(set).Append('\n');
         }
 
         return sb.ToString();
     }
+
+    private static bool IsOwnName(string name) => name.Length is > 0 and <= 256 && RuleText.NftName(name) == name;
 
     /// <summary>The rules of one service chain and its endpoint chains, in kube-proxy's order.</summary>
     public static void AppendServiceRules(StringBuilder sb, ServicePortState s, ServiceProxyOptions options)
@@ -214,7 +226,7 @@ internal static class NftablesRules
             first = false;
             if (want.Comment is not null)
             {
-                sb.Append(" comment \"").Append(want.Comment).Append('"');
+                sb.Append(" comment ").Append(RuleText.NftComment(want.Comment));
             }
 
             sb.Append(" : ").Append(want.Verdict);

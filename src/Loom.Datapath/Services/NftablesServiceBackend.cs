@@ -15,15 +15,22 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
 
     public string Name => "nftables";
 
+    /// <summary>The ports the last sync left out or adjusted, one line each (see <see cref="ServiceModel.Renderable"/>).</summary>
+    public IReadOnlyList<string> LastSkipped { get; private set; } = [];
+
     /// <summary>The script of the last sync (for tests and debugging).</summary>
     public string? LastScript { get; private set; }
 
     /// <summary>Whether the last sync was a full one (read the kernel, rewrote every chain).</summary>
     public bool LastSyncWasFull { get; private set; }
 
-    public void Sync(IReadOnlyCollection<ServicePortState> desired)
+    public void Sync(IReadOnlyCollection<ServicePortState> given)
     {
-        ArgumentNullException.ThrowIfNull(desired);
+        ArgumentNullException.ThrowIfNull(given);
+        // Filtered here as the renderer would, so what is recorded as applied is what was rendered.
+        var skipped = new List<string>();
+        var desired = ServiceModel.Renderable(given, skipped);
+        LastSkipped = skipped;
         var full = _applied.FullSyncDue;
         var existing = full ? NftSnapshot.Parse(Nft.ListTable(NftablesRules.Table, json: true)) : Applied();
         bool Rewrite(ServicePortState s) => _applied.NeedsRewrite(s, full);

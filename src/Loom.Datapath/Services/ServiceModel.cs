@@ -1,11 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
 using Loom.Core.Model;
+using Loom.Core.Validation;
 
 namespace Loom.Datapath.Services;
 
 /// <summary>Turns the store's Services and Endpoints into the per-port state the backends program.</summary>
-public static class ServiceModel
+public static partial class ServiceModel
 {
     /// <summary>
     /// One <see cref="ServicePortState"/> per service port, ordered by name. Backends are the ready endpoints in the
@@ -13,15 +14,30 @@ public static class ServiceModel
     /// Kubernetes service without selector), at their IPv4 address and the port's target port (the service port when
     /// the target is 0); sorted and de-duplicated so the rendering is stable.
     /// </summary>
-    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints)
+    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints) =>
+        Compute(services, endpoints, null);
+
+    /// <summary>
+    /// As <see cref="Compute(IEnumerable{Service}, IEnumerable{Endpoint})"/>; a Service the API server would refuse
+    /// (<see cref="ServiceValidation"/>) and a port no backend can program (<see cref="Renderable"/>) are left out, each
+    /// with a one-line reason in <paramref name="skipped"/>, so one bad object costs only itself, never everyone's sync.
+    /// </summary>
+    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints, ICollection<string>? skipped)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(endpoints);
-        var byNamespace = endpoints.Where(e => e.Ready).ToLookup(e => e.Namespace, StringComparer.Ordinal);
+        // A stored endpoint missing its labels or addresses (JSON null) selects nothing rather than failing the sync.
+        var byNamespace = endpoints.Where(e => e.Ready && e.Labels is not null && e.IPs is not null).ToLookup(e => e.Namespace, StringComparer.Ordinal);
         var result = new List<ServicePortState>();
         foreach (var svc in services)
         {
-            var selected = svc.Selector.Count == 0
+            if (ServiceValidation.Validate(svc) is { Count: > 0 } errors)
+            {
+                skipped?.Add($"service {RuleText.Printable(svc.Namespace + "/" + svc.Name, 256)}: {RuleText.Printable(string.Join("; ", errors), 1024)}");
+                continue;
+            }
+
+            var selected = svc.Selector is null or { Count: 0 }
                 ? []
                 : byNamespace[svc.Namespace].Where(e => Selects(svc.Selector, e.Labels)).ToList();
             foreach (var port in svc.Ports)
@@ -42,8 +58,7 @@ public static class ServiceModel
             }
         }
 
-        result.Sort((a, b) => string.CompareOrdinal(a.Name.ToString() + "/" + a.Frontend.ProtocolName, b.Name.ToString() + "/" + b.Frontend.ProtocolName));
-        return result;
+        return Renderable(result, skipped);
     }
 
     private static bool Selects(IReadOnlyDictionary<string, string> selector, IReadOnlyDictionary<string, string> labels) =>

@@ -263,7 +263,7 @@ public sealed class EbpfServiceBackend : IServiceBackend, IDisposable
     /// </summary>
     private static void WriteMaglevTable(BpfMap<LbMaglevKey, LbMaglevChunk> map, ushort revNat, List<(uint Id, LbBackend Backend)> members, int size)
     {
-        var table = Maglev.Table(members.Select(x => Maglev.Name(x.Backend.EndPoint.Address, x.Backend.EndPoint.Port)).ToArray(), size);
+        var table = Maglev.TableTruncated(members.Select(x => Maglev.Name(x.Backend.EndPoint.Address, x.Backend.EndPoint.Port)).ToArray(), size);
         for (var c = 0; c * LbMaps.MaglevChunk < size; c++)
         {
             var chunk = default(LbMaglevChunk);

@@ -128,6 +128,28 @@ public static class Maglev
         }
     }
 
+    /// <summary>
+    /// <see cref="Table"/> for the sync path, where one service must not fail every service's sync: a name listed twice
+    /// counts once (its first index), and when there are more backends than slots only the first <paramref name="size"/>
+    /// in name order get one. The size itself is checked when the backend is configured.
+    /// </summary>
+    public static int[] TableTruncated(IReadOnlyList<string> backends, int size)
+    {
+        ArgumentNullException.ThrowIfNull(backends);
+        var kept = Enumerable.Range(0, backends.Count)
+            .DistinctBy(i => backends[i], StringComparer.Ordinal)
+            .OrderBy(i => backends[i], StringComparer.Ordinal)
+            .Take(size)
+            .ToArray();
+        var table = Table(kept.Select(i => backends[i]).ToArray(), size);
+        for (var i = 0; i < table.Length; i++)
+        {
+            table[i] = kept[table[i]];
+        }
+
+        return table;
+    }
+
     /// <summary>MurmurHash3 x86 32-bit.</summary>
     public static uint Murmur3(ReadOnlySpan<byte> data, uint seed)
     {

@@ -1,0 +1,85 @@
+using System.Globalization;
+using System.Net.Sockets;
+using Loom.Core.Model;
+using Loom.Core.Validation;
+
+namespace Loom.Datapath.Services;
+
+public static partial class ServiceModel
+{
+    /// <summary>
+    /// The ports a backend can program, in the order every backend renders them (name, then protocol), whatever it was
+    /// given: a port with a non-IPv4 or out-of-range frontend or backend, or an unknown protocol, is left out; of two
+    /// ports with one chain name, or one frontend (ClusterIP, protocol, port), the first in that order wins and the other
+    /// is left out; a ClientIP timeout outside 1..86400 s is clamped. Each such decision adds one printable line to
+    /// <paramref name="skipped"/>. The renderers apply it too, so nothing the store holds can fail a sync for every service.
+    /// </summary>
+    public static IReadOnlyList<ServicePortState> Renderable(IEnumerable<ServicePortState> states, ICollection<string>? skipped)
+    {
+        ArgumentNullException.ThrowIfNull(states);
+        var ordered = states.Select(s => (Key: s.Name.ToString() + "/" + (Enum.IsDefined(s.Frontend.Protocol) ? s.Frontend.ProtocolName : "?"), State: s))
+            .OrderBy(x => x.Key, StringComparer.Ordinal)
+            .ToList();
+        var result = new List<ServicePortState>(ordered.Count);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var frontends = new Dictionary<(string, Protocol, int), ServicePortName>();
+        foreach (var (key, state) in ordered)
+        {
+            var s = state;
+            var why = Unrenderable(s);
+            if (why is null && !names.Add(key))
+            {
+                why = "another port has the same service, port name and protocol";
+            }
+
+            if (why is null && !frontends.TryAdd((s.Frontend.Address.ToString(), s.Frontend.Protocol, s.Frontend.Port), s.Name))
+            {
+                why = $"frontend {s.Frontend} is already taken by {frontends[(s.Frontend.Address.ToString(), s.Frontend.Protocol, s.Frontend.Port)]}";
+            }
+
+            if (why is not null)
+            {
+                skipped?.Add(Reason(s, "skipped: " + why));
+                continue;
+            }
+
+            if (s.SessionAffinity == SessionAffinity.ClientIP
+                && s.AffinityTimeoutSeconds is < 1 or > ServiceValidation.MaxAffinityTimeoutSeconds)
+            {
+                var clamped = Math.Clamp(s.AffinityTimeoutSeconds, 1, ServiceValidation.MaxAffinityTimeoutSeconds);
+                skipped?.Add(Reason(s, string.Create(CultureInfo.InvariantCulture, $"affinity timeout {s.AffinityTimeoutSeconds}s clamped to {clamped}s")));
+                s = s with { AffinityTimeoutSeconds = clamped };
+            }
+
+            result.Add(s);
+        }
+
+        return result;
+    }
+
+    private static string? Unrenderable(ServicePortState s)
+    {
+        if (!Enum.IsDefined(s.Frontend.Protocol))
+        {
+            return $"protocol {s.Frontend.Protocol} is neither TCP nor UDP";
+        }
+
+        if (!Enum.IsDefined(s.SessionAffinity))
+        {
+            return $"session affinity {s.SessionAffinity} is neither None nor ClientIP";
+        }
+
+        if (s.Frontend.Address.AddressFamily != AddressFamily.InterNetwork || s.Frontend.Port is < 1 or > 65535)
+        {
+            return $"frontend {s.Frontend} is not an IPv4 address and a port 1-65535";
+        }
+
+        return s.Backends.FirstOrDefault(b => b.Address.AddressFamily != AddressFamily.InterNetwork || b.Port is < 1 or > 65535) is { } bad
+            ? $"backend {bad} is not an IPv4 address and a port 1-65535"
+            : null;
+    }
+
+    // One line of printable ASCII, whatever the name holds, so it can go to a log or a script comment as it is.
+    private static string Reason(ServicePortState s, string why) =>
+        RuleText.Printable($"{s.Name} ({(Enum.IsDefined(s.Frontend.Protocol) ? s.Frontend.ToString() : s.Frontend.Address.ToString())}): {why}", 1024);
+}
