@@ -96,16 +96,19 @@ internal sealed partial class AgentHost
     }
 
     /// <summary>
-    /// The service ports to program, leaving out what would make the backend refuse the whole batch: a Service the model
-    /// cannot compute, a port whose frontend (IP, protocol, port) another port already has (the first by name keeps it,
-    /// so every node agrees), more backends than the Maglev table has slots. One bad Service never blocks the others.
+    /// The service ports to program, leaving out what would make the backend refuse the whole batch: the model drops a
+    /// Service the API server would refuse and a port no backend can express or whose frontend (IP, protocol, port)
+    /// another port already has (the first by name keeps it, so every node agrees), each with a reason; here go a
+    /// Service that still makes the model throw and more backends than the Maglev table has slots. One bad Service
+    /// never blocks the others.
     /// </summary>
     internal List<ServicePortState> Desired(IReadOnlyList<Versioned<Service>> services, List<Endpoint> endpoints, ServiceBackend kind, List<Rejection> rejected)
     {
+        var skipped = new List<ServiceSkip>();
         IReadOnlyList<ServicePortState> all;
         try
         {
-            all = ServiceModel.Compute(services.Select(s => s.Value), endpoints);
+            all = ServiceModel.Compute(services.Select(s => s.Value), endpoints, skipped);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -125,22 +128,18 @@ internal sealed partial class AgentHost
                 }
             }
 
-            all = ServiceModel.Compute(good, endpoints);
+            skipped.Clear();
+            all = ServiceModel.Compute(good, endpoints, skipped);
         }
 
+        rejected.AddRange(skipped.Select(s => new Rejection(Kinds.Service.Name, s.Service, s.Code, s.Text)));
         var maglev = kind == ServiceBackend.Ebpf && config.LoadBalancerAlgorithm == "maglev";
-        var owners = new Dictionary<Frontend, ServicePortName>();
         var desired = new List<ServicePortState>(all.Count);
         foreach (var p in all)
         {
-            var key = $"{p.Name.Namespace}/{p.Name.Name}";
-            if (!owners.TryAdd(p.Frontend, p.Name))
+            if (maglev && p.Backends.Count > config.MaglevTableSize)
             {
-                rejected.Add(new Rejection(Kinds.Service.Name, key, "duplicate-frontend", $"port {p.Name}: frontend {p.Frontend} is already {owners[p.Frontend]}'s"));
-            }
-            else if (maglev && p.Backends.Count > config.MaglevTableSize)
-            {
-                rejected.Add(new Rejection(Kinds.Service.Name, key, "maglev-table-too-small",
+                rejected.Add(new Rejection(Kinds.Service.Name, $"{p.Name.Namespace}/{p.Name.Name}", "maglev-table-too-small",
                     $"port {p.Name}: {p.Backends.Count} backends do not fit a Maglev table of {config.MaglevTableSize} slots (maglevTableSize)"));
             }
             else

@@ -125,7 +125,7 @@ public sealed class AgentResilienceTests : IDisposable
         Assert.Contains("refused node k8s-w4: pod CIDR 10.244.6.0/24 is claimed by node k8s-w3 (pod-cidr-not-claimed)", log, StringComparison.Ordinal);
         Assert.Contains("refused node k8s-w5: vtepMac \"not-a-mac\" is not a unicast Ethernet address (bad-vtep-mac)", log, StringComparison.Ordinal);
         Assert.Contains("refused service default/broken: ", log, StringComparison.Ordinal);
-        Assert.Contains("refused service default/web2: port default/web2: frontend 10.96.0.10:80/tcp is already default/web's (duplicate-frontend)", log, StringComparison.Ordinal);
+        Assert.Contains("refused service default/web2: default/web2 (10.96.0.10:80/tcp): skipped: frontend 10.96.0.10:80/tcp is already taken by default/web (duplicate-frontend)", log, StringComparison.Ordinal);
 
         var metrics = Metrics().ToString();
         foreach (var counted in new[] { "kind=\"node\",reason=\"malformed\"", "kind=\"node\",reason=\"pod-cidr-outside-pools\"", "kind=\"service\",reason=\"duplicate-frontend\"" })

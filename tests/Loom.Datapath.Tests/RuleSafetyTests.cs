@@ -129,11 +129,11 @@ public sealed partial class RuleSafetyTests
     [Fact]
     public void The_injection_is_refused_before_it_reaches_a_renderer_and_the_rest_still_renders()
     {
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         var other = WebService("http") with { Name = "other", ClusterIp = IPAddress.Parse("10.96.0.101") };
         var states = ServiceModel.Compute([WebService(Injection), other], [Pod("10.244.1.2")], skipped);
         Assert.Equal(["default/other:http"], states.Select(s => s.Name.ToString()));
-        var reason = Assert.Single(skipped);
+        var reason = Assert.Single(skipped).Text;
         Assert.StartsWith("service default/webpod: spec.ports[0].name: Invalid value: ", reason, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', reason);
     }
@@ -141,13 +141,13 @@ public sealed partial class RuleSafetyTests
     [Fact]
     public void Stored_nulls_select_nothing_instead_of_failing_the_sync()
     {
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         var states = ServiceModel.Compute(
             [WebService("http") with { Selector = null! }, WebService(null) with { Name = "ports", ClusterIp = IPAddress.Parse("10.96.0.9"), Ports = null! }],
             [Pod("10.244.1.2") with { Labels = null! }, Pod("10.244.1.3") with { IPs = null! }],
             skipped);
         Assert.Empty(Assert.Single(states).Backends);
-        Assert.StartsWith("service default/ports: spec.ports: Required value", Assert.Single(skipped), StringComparison.Ordinal);
+        Assert.StartsWith("service default/ports: spec.ports: Required value", Assert.Single(skipped).Text, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -270,7 +270,7 @@ public sealed partial class RuleSafetyTests
         Assert.Single(restore.Split('\n'), l => l.Contains("--dport 80 -j KUBE-SVC-", StringComparison.Ordinal));
         Assert.DoesNotContain("has no endpoints", restore, StringComparison.Ordinal);
 
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         Assert.Equal([a], ServiceModel.Renderable([c, b, a], skipped));
         Assert.Equal(2, skipped.Count);
     }
@@ -278,10 +278,10 @@ public sealed partial class RuleSafetyTests
     [Fact]
     public void Two_stored_services_on_one_cluster_ip_keep_the_first_by_key()
     {
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         var states = ServiceModel.Compute([WebService(null) with { Name = "zeta" }, WebService(null) with { Name = "alpha" }], [Pod("10.244.1.2")], skipped);
         Assert.Equal("default/alpha", Assert.Single(states).Name.ToString());
-        Assert.Contains("already taken by default/alpha", Assert.Single(skipped), StringComparison.Ordinal);
+        Assert.Contains("already taken by default/alpha", Assert.Single(skipped).Text, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -294,9 +294,9 @@ public sealed partial class RuleSafetyTests
         var s = Port("default", "webpod", null, "10.96.0.100", 80, ["10.244.1.2"], affinity: SessionAffinity.ClientIP, timeout: timeout);
         Assert.Contains($"--rcheck --seconds {clamped} --reap", Iptables(s), StringComparison.Ordinal);
         Assert.Contains($"flags dynamic,timeout ; timeout {clamped}s ; }}", Nftables(s), StringComparison.Ordinal);
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         Assert.Equal(clamped, Assert.Single(ServiceModel.Renderable([s], skipped)).AffinityTimeoutSeconds);
-        Assert.Contains("clamped", Assert.Single(skipped), StringComparison.Ordinal);
+        Assert.Contains("clamped", Assert.Single(skipped).Text, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -311,7 +311,7 @@ public sealed partial class RuleSafetyTests
             Port("default", "proto", null, "10.96.0.103", 80, ["10.244.1.2"], protocol: (Protocol)9),
             Port("default", "backend", null, "10.96.0.104", 80, ["fd00::2"]),
         };
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         Assert.Equal([good], ServiceModel.Renderable([good, .. bad], skipped));
         Assert.Equal(bad.Length, skipped.Count);
         var restore = Iptables([good, .. bad]);

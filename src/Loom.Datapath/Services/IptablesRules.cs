@@ -54,7 +54,7 @@ internal static class IptablesRules
         ServiceProxyOptions options)
     {
         // Whatever the caller passed: a port no rule can express is left out with its reason as a script comment.
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         var ordered = ServiceModel.Renderable(desired, skipped);
         var sb = new StringBuilder();
         foreach (var reason in skipped)

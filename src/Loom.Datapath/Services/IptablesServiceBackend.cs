@@ -29,9 +29,9 @@ internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : ISer
     {
         ArgumentNullException.ThrowIfNull(given);
         // Filtered here as the renderer would, so what is recorded as applied is what was rendered.
-        var skipped = new List<string>();
+        var skipped = new List<ServiceSkip>();
         var desired = ServiceModel.Renderable(given, skipped);
-        LastSkipped = skipped;
+        LastSkipped = skipped.ConvertAll(s => s.Text);
         var full = _applied.FullSyncDue;
         IptablesSnapshot filter, nat;
         if (full)

@@ -14,7 +14,7 @@ public static partial class ServiceModel
     /// is left out; a ClientIP timeout outside 1..86400 s is clamped. Each such decision adds one printable line to
     /// <paramref name="skipped"/>. The renderers apply it too, so nothing the store holds can fail a sync for every service.
     /// </summary>
-    public static IReadOnlyList<ServicePortState> Renderable(IEnumerable<ServicePortState> states, ICollection<string>? skipped)
+    public static IReadOnlyList<ServicePortState> Renderable(IEnumerable<ServicePortState> states, ICollection<ServiceSkip>? skipped)
     {
         ArgumentNullException.ThrowIfNull(states);
         var ordered = states.Select(s => (Key: s.Name.ToString() + "/" + (Enum.IsDefined(s.Frontend.Protocol) ? s.Frontend.ProtocolName : "?"), State: s))
@@ -26,20 +26,20 @@ public static partial class ServiceModel
         foreach (var (key, state) in ordered)
         {
             var s = state;
-            var why = Unrenderable(s);
+            var (code, why) = Unrenderable(s) is { } bad ? ("unrenderable", bad) : (null, null);
             if (why is null && !names.Add(key))
             {
-                why = "another port has the same service, port name and protocol";
+                (code, why) = ("duplicate-name", "another port has the same service, port name and protocol");
             }
 
             if (why is null && !frontends.TryAdd((s.Frontend.Address.ToString(), s.Frontend.Protocol, s.Frontend.Port), s.Name))
             {
-                why = $"frontend {s.Frontend} is already taken by {frontends[(s.Frontend.Address.ToString(), s.Frontend.Protocol, s.Frontend.Port)]}";
+                (code, why) = ("duplicate-frontend", $"frontend {s.Frontend} is already taken by {frontends[(s.Frontend.Address.ToString(), s.Frontend.Protocol, s.Frontend.Port)]}");
             }
 
             if (why is not null)
             {
-                skipped?.Add(Reason(s, "skipped: " + why));
+                skipped?.Add(Reason(s, code!, "skipped: " + why));
                 continue;
             }
 
@@ -47,7 +47,7 @@ public static partial class ServiceModel
                 && s.AffinityTimeoutSeconds is < 1 or > ServiceValidation.MaxAffinityTimeoutSeconds)
             {
                 var clamped = Math.Clamp(s.AffinityTimeoutSeconds, 1, ServiceValidation.MaxAffinityTimeoutSeconds);
-                skipped?.Add(Reason(s, string.Create(CultureInfo.InvariantCulture, $"affinity timeout {s.AffinityTimeoutSeconds}s clamped to {clamped}s")));
+                skipped?.Add(Reason(s, "affinity-clamped", string.Create(CultureInfo.InvariantCulture, $"affinity timeout {s.AffinityTimeoutSeconds}s clamped to {clamped}s")));
                 s = s with { AffinityTimeoutSeconds = clamped };
             }
 
@@ -80,6 +80,8 @@ public static partial class ServiceModel
     }
 
     // One line of printable ASCII, whatever the name holds, so it can go to a log or a script comment as it is.
-    private static string Reason(ServicePortState s, string why) =>
-        RuleText.Printable($"{s.Name} ({(Enum.IsDefined(s.Frontend.Protocol) ? s.Frontend.ToString() : s.Frontend.Address.ToString())}): {why}", 1024);
+    private static ServiceSkip Reason(ServicePortState s, string code, string why) => new(
+        RuleText.Printable($"{s.Name.Namespace}/{s.Name.Name}", 256),
+        code,
+        RuleText.Printable($"{s.Name} ({(Enum.IsDefined(s.Frontend.Protocol) ? s.Frontend.ToString() : s.Frontend.Address.ToString())}): {why}", 1024));
 }

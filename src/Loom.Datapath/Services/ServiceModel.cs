@@ -22,7 +22,7 @@ public static partial class ServiceModel
     /// (<see cref="ServiceValidation"/>) and a port no backend can program (<see cref="Renderable"/>) are left out, each
     /// with a one-line reason in <paramref name="skipped"/>, so one bad object costs only itself, never everyone's sync.
     /// </summary>
-    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints, ICollection<string>? skipped)
+    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints, ICollection<ServiceSkip>? skipped)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(endpoints);
@@ -33,7 +33,8 @@ public static partial class ServiceModel
         {
             if (ServiceValidation.Validate(svc) is { Count: > 0 } errors)
             {
-                skipped?.Add($"service {RuleText.Printable(svc.Namespace + "/" + svc.Name, 256)}: {RuleText.Printable(string.Join("; ", errors), 1024)}");
+                var service = RuleText.Printable(svc.Namespace + "/" + svc.Name, 256);
+                skipped?.Add(new ServiceSkip(service, "invalid", $"service {service}: {RuleText.Printable(string.Join("; ", errors), 1024)}"));
                 continue;
             }
 
