@@ -91,9 +91,9 @@ public sealed class ClusterTests
         var ca = LabEtcdPki.CaFile(state);
         var lab = LabEtcdPki.Lab(state);
         string[] health = ["curl", "-sS", "--max-time", "5", "--cacert", ca, Lab.EtcdClientUrl + "/health"];
-        var (code, _, stderr) = await LabProcesses.CaptureAsync(podNetns, health);
-        Assert.True(code != 0, "etcd answered a pod without a client certificate");
-        Assert.Contains("alert", stderr, StringComparison.Ordinal);
+        var (code, stdout, stderr) = await LabProcesses.CaptureAsync(podNetns, health);
+        // curl sees etcd's "bad certificate" alert or, when the alert races its request, the connection reset after it.
+        Assert.True(code is 35 or 55 or 56, $"etcd answered a pod without a client certificate: exit {code}: {stdout} {stderr}");
         var (plain, body, _) = await LabProcesses.CaptureAsync(podNetns, ["curl", "-sS", "--max-time", "5", "http://192.168.10.100:2379/health"]);
         Assert.False(plain == 0 && body.Contains("\"health\"", StringComparison.Ordinal), $"etcd answered plain HTTP: {body}");
         var (peer, _, _) = await LabProcesses.CaptureAsync(podNetns, ["curl", "-sS", "--max-time", "5", "http://192.168.10.100:2380/members"]);
