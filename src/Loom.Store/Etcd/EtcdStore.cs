@@ -21,12 +21,12 @@ public static class EtcdStore
 
         if (endpoint.Scheme is not ("http" or "https"))
         {
-            throw new ArgumentException($"etcd endpoint {endpoint}: use http:// or https://", nameof(endpoint));
+            throw new ArgumentException($"etcd endpoint {endpoint}: use http:// or https://");
         }
 
         if (tls is not null && endpoint.Scheme != "https")
         {
-            throw new ArgumentException($"etcd endpoint {endpoint}: TLS client certificates need an https:// endpoint", nameof(endpoint));
+            throw new ArgumentException($"etcd endpoint {endpoint}: TLS client certificates need an https:// endpoint");
         }
 
         var sockets = new SocketsHttpHandler { UseProxy = false, EnableMultipleHttp2Connections = true };
