@@ -48,8 +48,6 @@ public sealed record EtcdTls(string CaFile, string? CertFile, string? KeyFile)
         policy.CustomTrustStore.AddRange(roots);
         return new SslClientAuthenticationOptions
         {
-            // Sent whatever CA list the server advertises, so a wrong certificate is refused by etcd with a reason
-            // rather than silently replaced by none.
             ClientCertificateContext = client,
             CertificateChainPolicy = policy,
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
