@@ -33,7 +33,7 @@ internal sealed class TlsFailureExplainer(Uri endpoint, SslClientAuthenticationO
     }
 
     /// <summary>The reason TLS to etcd fails, or null if a handshake and a first read go through (or TCP itself fails).</summary>
-    internal async Task<string?> ProbeAsync(CancellationToken cancellationToken)
+    private async Task<string?> ProbeAsync(CancellationToken cancellationToken)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(ProbeTimeout);
