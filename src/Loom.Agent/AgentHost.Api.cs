@@ -1,7 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
-using System.Text;
-using System.Text.Json;
 using Loom.Agent.Cni;
 using Loom.Core.AgentApi;
 using Loom.Core.Model;
@@ -12,71 +9,11 @@ namespace Loom.Agent;
 
 internal sealed partial class AgentHost
 {
-    /// <summary>Listens on the root-only unix socket; returns a handle that stops it.</summary>
-    private Socket StartApi(CancellationToken ct)
+    /// <summary>Listens on the root-only unix socket (<see cref="AgentApiServer"/>); returns a handle that stops it.</summary>
+    private AgentApiServer StartApi(CancellationToken ct)
     {
         Directory.CreateDirectory(config.StateDir);
-        File.Delete(config.SocketPath); // a socket file left by a killed agent would make bind fail
-        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(config.SocketPath));
-        File.SetUnixFileMode(config.SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        listener.Listen(64);
-        _ = Task.Run(() => AcceptLoopAsync(listener, ct), ct);
-        return listener;
-    }
-
-    private async Task AcceptLoopAsync(Socket listener, CancellationToken ct)
-    {
-        while (!ct.IsCancellationRequested)
-        {
-            Socket client;
-            try
-            {
-                client = await listener.AcceptAsync(ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException or SocketException)
-            {
-                return;
-            }
-
-            _ = Task.Run(() => ServeAsync(client, ct), ct);
-        }
-    }
-
-    private async Task ServeAsync(Socket client, CancellationToken ct)
-    {
-        using (client)
-        {
-            await using var stream = new NetworkStream(client, ownsSocket: false);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            AgentResponse response;
-            try
-            {
-                var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-                var request = line is null ? null : JsonSerializer.Deserialize(line, AgentApiJsonContext.Default.AgentRequest);
-                response = request is null
-                    ? new AgentResponse { Error = "empty request" }
-                    : await HandleAsync(request, ct).ConfigureAwait(false);
-            }
-            catch (JsonException e)
-            {
-                response = new AgentResponse { Error = $"bad request: {e.Message}" };
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException && !ct.IsCancellationRequested)
-            {
-                response = new AgentResponse { Error = e.Message };
-            }
-
-            var json = JsonSerializer.Serialize(response, AgentApiJsonContext.Default.AgentResponse) + "\n";
-            try
-            {
-                await stream.WriteAsync(Encoding.UTF8.GetBytes(json), ct).ConfigureAwait(false);
-            }
-            catch (IOException)
-            {
-                // The client went away; nothing to tell it.
-            }
-        }
+        return AgentApiServer.Start(config.SocketPath, HandleAsync, Log, ct);
     }
 
     private async Task<AgentResponse> HandleAsync(AgentRequest request, CancellationToken ct)

@@ -65,7 +65,20 @@ public static class NodeAgent
                     throw new AgentConfigException("store.endpoints: etcd needs at least one endpoint");
                 }
 
-                return EtcdStore.Connect(new Uri(config.Endpoints[0]));
+                if (config.Tls is { Ca: "" })
+                {
+                    throw new AgentConfigException("store.tls.ca: the CA file that signed etcd's server certificate is required");
+                }
+
+                try
+                {
+                    var tls = config.Tls is { } t ? new EtcdTls(t.Ca, t.Cert, t.Key) : null;
+                    return EtcdStore.Connect(new Uri(config.Endpoints[0]), tls: tls);
+                }
+                catch (Exception e) when (e is EtcdTlsException or ArgumentException or UriFormatException)
+                {
+                    throw new AgentConfigException($"store: {e.Message}", e);
+                }
             default:
                 throw new AgentConfigException($"store.type: \"{config.Type}\" is not a store; use sqlite or etcd");
         }

@@ -19,8 +19,10 @@ public static partial class Lab
 {
     public const string UnderlayBridge = "br-underlay";
     public const string NodeInterface = "eth1";
-    public const string EtcdClientUrl = "http://192.168.10.100:2379";
-    public const string EtcdPeerUrl = "http://192.168.10.100:2380";
+    public const string EtcdClientUrl = "https://192.168.10.100:2379";
+
+    /// <summary>One member: its peer port need not be reachable from outside k8s-ctr's namespace at all.</summary>
+    public const string EtcdPeerUrl = "http://127.0.0.1:2380";
     public const string EtcdKeyPrefix = "/loom/";
     public const string ConfListName = "10-loom.conflist";
 
@@ -423,7 +425,7 @@ public static partial class Lab
         }
         else
         {
-            using var http = new NetnsHttp(state.Nodes[0].Netns);
+            using var http = EtcdHttp(state);
             foreach (var (_, value) in await http.EtcdRangeAsync(new Uri(EtcdClientUrl), EtcdKeyPrefix + Kinds.Node.Name + "/", cancellationToken).ConfigureAwait(false))
             {
                 if (JsonSerializer.Deserialize(value, Kinds.Node.TypeInfo) is { } node)
@@ -530,6 +532,7 @@ public static partial class Lab
         var ctr = state.Nodes[0];
         var dataDir = Path.Combine(state.LabDir, "etcd");
         Directory.CreateDirectory(dataDir);
+        LabEtcdPki.Create(state, IPAddress.Parse(ctr.Ip));
         string[] args =
         [
             "--name", ctr.Name,
@@ -540,12 +543,16 @@ public static partial class Lab
             "--initial-advertise-peer-urls", EtcdPeerUrl,
             "--initial-cluster", $"{ctr.Name}={EtcdPeerUrl}",
             "--initial-cluster-state", "new",
+            "--client-cert-auth",
+            "--trusted-ca-file", LabEtcdPki.CaFile(state),
+            "--cert-file", LabEtcdPki.ServerCert(state),
+            "--key-file", LabEtcdPki.ServerKey(state),
         ];
         var log = Path.Combine(state.LabDir, "etcd.log");
         state.EtcdPid = LabProcesses.StartDetached(ctr.Netns, log, "/usr/bin/etcd", args);
         state.Save();
 
-        using var http = new NetnsHttp(ctr.Netns);
+        using var http = EtcdHttp(state);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (!await http.HealthyAsync(new Uri(EtcdClientUrl), cancellationToken).ConfigureAwait(false))
         {
@@ -562,6 +569,9 @@ public static partial class Lab
             await Task.Delay(200, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>HTTPS to the lab's etcd (in k8s-ctr) with the lab's own client certificate.</summary>
+    private static NetnsHttp EtcdHttp(LabState state) => new(state.Nodes[0].Netns, LabEtcdPki.Lab(state).ClientOptions());
 
     private static async Task WriteClusterConfigAsync(LabState state, CancellationToken cancellationToken)
     {
@@ -585,7 +595,7 @@ public static partial class Lab
         {
             // etcd listens only inside k8s-ctr: write through its v3 JSON gateway over a socket made in that namespace,
             // at the key EtcdStore uses ({prefix}{kind}/{key}).
-            using var http = new NetnsHttp(state.Nodes[0].Netns);
+            using var http = EtcdHttp(state);
             await http.EtcdPutAsync(new Uri(EtcdClientUrl), EtcdKeyPrefix + Kinds.ClusterConfig.Name + "/" + Kinds.ClusterConfig.KeyOf(config),
                 JsonSerializer.Serialize(config, Kinds.ClusterConfig.TypeInfo), cancellationToken).ConfigureAwait(false);
         }
@@ -614,6 +624,16 @@ public static partial class Lab
             }
 
             w.WriteEndArray();
+            if (state.Store == "etcd")
+            {
+                var tls = LabEtcdPki.Client(state, node.Name);
+                w.WriteStartObject("tls");
+                w.WriteString("ca", tls.CaFile);
+                w.WriteString("cert", tls.CertFile);
+                w.WriteString("key", tls.KeyFile);
+                w.WriteEndObject();
+            }
+
             w.WriteEndObject();
             w.WriteString("cniConfDir", Path.Combine(dir, "net.d"));
             w.WriteString("stateDir", Path.Combine(dir, "run"));

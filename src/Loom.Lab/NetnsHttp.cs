@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -16,7 +17,8 @@ internal sealed class NetnsHttp : IDisposable
     private readonly NetNsHandle _ns;
     private readonly HttpClient _http;
 
-    public NetnsHttp(string netns)
+    /// <param name="tls">For https URLs: client certificate and trusted CA (etcd with --client-cert-auth).</param>
+    public NetnsHttp(string netns, SslClientAuthenticationOptions? tls = null)
     {
         _ns = NetNs.Open(netns);
         var handler = new SocketsHttpHandler
@@ -37,6 +39,11 @@ internal sealed class NetnsHttp : IDisposable
                 }
             },
         };
+        if (tls is not null)
+        {
+            handler.SslOptions = tls;
+        }
+
         _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
     }
 

@@ -8,6 +8,7 @@ namespace Loom.Store.Tests;
 /// <summary>
 /// A real single-member etcd on 127.0.0.1 with free ports and a throw-away data dir; disposing kills it and
 /// deletes the dir. Short heartbeat/election timeouts make it lead at once and lower its minimum lease TTL to 1 s.
+/// With <c>tls</c> it requires client certificates from a CA made for the run (files in the same dir).
 /// </summary>
 public sealed class EtcdServer : IAsyncDisposable
 {
@@ -16,23 +17,31 @@ public sealed class EtcdServer : IAsyncDisposable
     private readonly Process _process;
     private readonly string _dataDir;
 
-    private EtcdServer(Process process, string dataDir, Uri clientUrl)
+    private EtcdServer(Process process, string dataDir, Uri clientUrl, EtcdTls? clientTls)
     {
         _process = process;
         _dataDir = dataDir;
         ClientUrl = clientUrl;
+        ClientTls = clientTls;
     }
 
     public Uri ClientUrl { get; }
 
+    /// <summary>A client certificate etcd accepts, when started with TLS.</summary>
+    public EtcdTls? ClientTls { get; }
+
+    /// <summary>Where the run's certificates are (and where tests may write more).</summary>
+    public string Dir => _dataDir;
+
     public static bool Available => File.Exists(Binary);
 
-    public static async Task<EtcdServer> StartAsync()
+    public static async Task<EtcdServer> StartAsync(bool tls = false)
     {
         // tmpfs when there is one: etcd fsyncs every write.
         var parent = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
-        var dataDir = Directory.CreateDirectory(Path.Combine(parent, $"loom-etcd-{Guid.NewGuid():N}")).FullName;
-        var client = $"http://127.0.0.1:{FreePort()}";
+        var dir = Directory.CreateDirectory(Path.Combine(parent, $"loom-etcd-{Guid.NewGuid():N}")).FullName;
+        var dataDir = Path.Combine(dir, "data");
+        var client = $"{(tls ? "https" : "http")}://127.0.0.1:{FreePort()}";
         var peer = $"http://127.0.0.1:{FreePort()}";
         var psi = new ProcessStartInfo(Binary)
         {
@@ -52,13 +61,31 @@ public sealed class EtcdServer : IAsyncDisposable
             psi.ArgumentList.Add(arg);
         }
 
+        EtcdTls? clientTls = null;
+        if (tls)
+        {
+            using var ca = EtcdCertificateAuthority.Create("loom-test-ca");
+            ca.WriteCaCertificate(Path.Combine(dir, "ca.crt"));
+            ca.IssueServer("etcd", [IPAddress.Loopback], Path.Combine(dir, "server.crt"), Path.Combine(dir, "server.key"));
+            ca.IssueClient("loom-test", Path.Combine(dir, "client.crt"), Path.Combine(dir, "client.key"));
+            clientTls = new EtcdTls(Path.Combine(dir, "ca.crt"), Path.Combine(dir, "client.crt"), Path.Combine(dir, "client.key"));
+            foreach (var arg in new[]
+                     {
+                         "--client-cert-auth", "--trusted-ca-file", clientTls.CaFile,
+                         "--cert-file", Path.Combine(dir, "server.crt"), "--key-file", Path.Combine(dir, "server.key"),
+                     })
+            {
+                psi.ArgumentList.Add(arg);
+            }
+        }
+
         var process = Process.Start(psi) ?? throw new InvalidOperationException("etcd did not start");
         // Drain its output so a chatty etcd never blocks on a full pipe.
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var server = new EtcdServer(process, dataDir, new Uri(client));
+        var server = new EtcdServer(process, dir, new Uri(client), clientTls);
         try
         {
             await server.WaitHealthyAsync(TimeSpan.FromSeconds(20));
@@ -91,7 +118,7 @@ public sealed class EtcdServer : IAsyncDisposable
     private async Task WaitHealthyAsync(TimeSpan timeout)
     {
         var deadline = Stopwatch.StartNew();
-        await using var probe = EtcdStore.Connect(ClientUrl);
+        await using var probe = EtcdStore.Connect(ClientUrl, tls: ClientTls);
         while (true)
         {
             if (_process.HasExited)

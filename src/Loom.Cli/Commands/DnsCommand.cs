@@ -17,9 +17,12 @@ internal static class DnsCommand
         cmd.SetAction(async (parse, ct) =>
         {
             AgentConfig cfg;
+            Loom.Core.Store.IStore store;
             try
             {
                 cfg = AgentConfig.Load(parse.GetValue(config)!.FullName);
+                // A bad store section (store.tls files, endpoints) is a config error like any other.
+                store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
             }
             catch (AgentConfigException e)
             {
@@ -27,7 +30,6 @@ internal static class DnsCommand
                 return 2;
             }
 
-            var store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
                 async Task<DnsView> View(CancellationToken token)

@@ -14,9 +14,12 @@ internal static class NodeCommand
         delete.SetAction(async (parse, ct) =>
         {
             AgentConfig cfg;
+            Loom.Core.Store.IStore store;
             try
             {
                 cfg = AgentConfig.Load(parse.GetValue(config)!.FullName);
+                // A bad store section (store.tls files, endpoints) is a config error like any other.
+                store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
             }
             catch (AgentConfigException e)
             {
@@ -24,7 +27,6 @@ internal static class NodeCommand
                 return 2;
             }
 
-            var store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
                 var node = parse.GetValue(name)!;
@@ -41,9 +43,11 @@ internal static class NodeCommand
         configure.SetAction(async (parse, ct) =>
         {
             AgentConfig cfg;
+            Loom.Core.Store.IStore store;
             try
             {
                 cfg = AgentConfig.Load(parse.GetValue(cfgConfig)!.FullName);
+                store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
             }
             catch (AgentConfigException e)
             {
@@ -51,7 +55,6 @@ internal static class NodeCommand
                 return 2;
             }
 
-            var store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
                 var node = parse.GetValue(cfgName)!;

@@ -22,9 +22,9 @@ internal sealed class EtcdStoreImpl : IStore
     private readonly Lease.LeaseClient _lease;
     private readonly string _prefix;
 
-    public EtcdStoreImpl(Uri endpoint, string prefix)
+    public EtcdStoreImpl(GrpcChannel channel, string prefix)
     {
-        _channel = GrpcChannel.ForAddress(endpoint);
+        _channel = channel;
         _kv = new KV.KVClient(_channel);
         _watch = new Watch.WatchClient(_channel);
         _lease = new Lease.LeaseClient(_channel);
