@@ -3,6 +3,7 @@ using Loom.Agent.Cni;
 using Loom.Core.AgentApi;
 using Loom.Core.Model;
 using Loom.Core.Store;
+using Loom.Core.Validation;
 using Loom.Linux;
 
 namespace Loom.Agent;
@@ -27,7 +28,13 @@ internal sealed partial class AgentHost
             case "explain-service" when request.Service is { } key:
                 return new AgentResponse { Ok = true, Text = ExplainService(key) };
             case "endpoint-add" when request.Endpoint is { } ep:
-                await store.PutAsync(Kinds.Endpoint, ToEndpoint(ep), cancellationToken: ct).ConfigureAwait(false);
+                // Checked as the API server checks a pod: what is stored here reaches every node's service rules.
+                if (ToEndpoint(ep, out var endpoint) is { } invalid)
+                {
+                    return new AgentResponse { Error = $"endpoint refused: {invalid}" };
+                }
+
+                await store.PutAsync(Kinds.Endpoint, endpoint, cancellationToken: ct).ConfigureAwait(false);
                 if (_serviceKind == ServiceBackend.Ebpf)
                 {
                     // Before the plugin returns, so the pod's very first packet to a ClusterIP is balanced.
@@ -37,7 +44,7 @@ internal sealed partial class AgentHost
                 Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");
                 return new AgentResponse { Ok = true };
             case "endpoint-del" when request.Endpoint is { } ep:
-                var (items, _) = await store.ListAsync(Kinds.Endpoint, ct).ConfigureAwait(false);
+                var (items, _) = await store.ListValidAsync(Kinds.Endpoint, (_, _) => { }, ct).ConfigureAwait(false);
                 foreach (var e in items.Where(e => e.Value.Node == _node && e.Value.ContainerId == ep.ContainerId && e.Value.Interface == ep.Interface))
                 {
                     await store.DeleteAsync(Kinds.Endpoint, e.Key, cancellationToken: ct).ConfigureAwait(false);
@@ -50,21 +57,42 @@ internal sealed partial class AgentHost
         }
     }
 
-    private Endpoint ToEndpoint(EndpointRegistration ep) => new()
+    /// <summary>The endpoint a registration describes, or why it cannot be stored (one line).</summary>
+    private string? ToEndpoint(EndpointRegistration ep, out Endpoint endpoint)
     {
-        Namespace = ep.Namespace,
-        Name = string.IsNullOrEmpty(ep.Name) ? ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)] : ep.Name,
-        Node = _node,
-        ContainerId = ep.ContainerId,
-        Interface = ep.Interface,
-        IPs = ep.Ips.Select(IPAddress.Parse).ToList(),
-        Labels = ep.Labels,
-        Ready = true,
-    };
+        var ips = new List<IPAddress>();
+        var bad = new List<string>();
+        var texts = ep.Ips ?? [];
+        for (var i = 0; i < texts.Count; i++)
+        {
+            if (IPAddress.TryParse(texts[i], out var ip))
+            {
+                ips.Add(ip);
+            }
+            else
+            {
+                bad.Add($"ips[{i}]: is not an IP address"); // not echoed: the text may hold anything
+            }
+        }
+
+        endpoint = new Endpoint
+        {
+            Namespace = ep.Namespace,
+            Name = string.IsNullOrEmpty(ep.Name) ? ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)] : ep.Name,
+            Node = _node,
+            ContainerId = ep.ContainerId,
+            Interface = ep.Interface,
+            IPs = ips,
+            Labels = ep.Labels,
+            Ready = true,
+        };
+        bad.AddRange(ObjectValidation.Validate(endpoint).Select(e => e.ToString()));
+        return bad.Count == 0 ? null : string.Join("; ", bad);
+    }
 
     private async Task<AgentStatus> StatusAsync(CancellationToken ct)
     {
-        var (items, _) = await store.ListAsync(Kinds.Endpoint, ct).ConfigureAwait(false);
+        var (items, _) = await store.ListValidAsync(Kinds.Endpoint, (_, _) => { }, ct).ConfigureAwait(false);
         var endpoints = items.Select(v => v.Value).Where(e => e.Node == _node)
             .Select(e => new EndpointRegistration
             {

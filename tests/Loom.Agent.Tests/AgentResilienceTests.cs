@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Loom.Agent.Cni;
+using Loom.Core.AgentApi;
 using Loom.Core.Model;
 using Loom.Core.Pool;
 using Loom.Core.Store;
@@ -142,6 +143,27 @@ public sealed class AgentResilienceTests : IDisposable
 
         Assert.True(Shell.WaitFor(() => Nat().Contains("\"default/api cluster IP\"", StringComparison.Ordinal), Patience), LogText);
         Assert.Contains("refused service default/junk: ", LogText, StringComparison.Ordinal);
+
+        // An endpoint registration is checked as the API server checks a pod before it reaches the store.
+        var socket = Path.Combine(_dir.FullName, "run", "agent.sock");
+        var refused = await AgentClient.SendAsync(socket, new AgentRequest
+        {
+            Op = "endpoint-add",
+            Endpoint = new EndpointRegistration
+            {
+                Namespace = "Bad\"ns", Name = "web-9", ContainerId = "c9", Interface = "eth0", Ips = ["10.244.1.9", "10.244.1.x"],
+                Labels = new Dictionary<string, string> { ["app"] = "web\n-A X" },
+            },
+        }, TimeSpan.FromSeconds(5));
+        Assert.False(refused.Ok);
+        Assert.Contains("endpoint refused: ips[1]: is not an IP address", refused.Error, StringComparison.Ordinal);
+        Assert.Contains("metadata.namespace", refused.Error, StringComparison.Ordinal);
+        Assert.Contains("metadata.labels", refused.Error, StringComparison.Ordinal);
+        await using (var store = await SqliteStore.OpenAsync(Db))
+        {
+            Assert.DoesNotContain((await store.ListAsync(Kinds.Endpoint)).Items, e => e.Value.ContainerId == "c9");
+        }
+
         Assert.False(agent.HasExited, LogText);
         Assert.DoesNotContain("   at ", LogText, StringComparison.Ordinal); // no stack trace: nothing was a bug
     }
