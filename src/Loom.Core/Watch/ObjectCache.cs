@@ -25,6 +25,7 @@ public sealed class ObjectCache<T> : IObjectCache<T>
     private volatile ImmutableDictionary<string, Versioned<T>> _table = ImmutableDictionary.Create<string, Versioned<T>>(StringComparer.Ordinal);
     private readonly List<(long Revision, TaskCompletionSource Done)> _revisionWaiters = [];
     private long _revision;
+    private int _started;
 
     public ObjectCache(IStore store, ObjectKind<T> kind, TimeProvider time, Action<CacheError> errors, Backoff? backoff = null)
     {
@@ -124,9 +125,17 @@ public sealed class ObjectCache<T> : IObjectCache<T>
         });
     }
 
-    /// <summary>Lists and watches until cancelled; never throws for store failures (they are reported and retried).</summary>
+    /// <summary>
+    /// Lists and watches until cancelled; never throws for store failures (they are reported and retried).
+    /// Runs once per cache: after cancellation <see cref="Synced"/> stays as it was (or cancelled if it never synced).
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
+            throw new InvalidOperationException($"{Kind}: the cache is already running or has run");
+        }
+
         var needList = true;
         var failures = 0;
         try
@@ -135,6 +144,7 @@ public sealed class ObjectCache<T> : IObjectCache<T>
             {
                 try
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     if (needList)
                     {
                         await RelistAsync(cancellationToken).ConfigureAwait(false);

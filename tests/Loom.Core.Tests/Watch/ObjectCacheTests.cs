@@ -248,6 +248,26 @@ public class ObjectCacheTests
         });
     }
 
+    [Fact]
+    public async Task A_cache_runs_once()
+    {
+        await using var h = new CacheHarness();
+        await h.StartAsync();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => h.Cache.RunAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Synced_is_cancelled_when_stopped_before_the_first_list()
+    {
+        var store = new FlakyStore(MemoryStore.Create());
+        var cache = new ObjectCache<Loom.Core.Model.Endpoint>(store, Kinds.Endpoint, TimeProvider.System, _ => { });
+        using var stop = new CancellationTokenSource();
+        await stop.CancelAsync();
+        await cache.RunAsync(stop.Token);
+        Assert.True(cache.Synced.IsCanceled);
+        Assert.False(cache.HasSynced);
+    }
+
     internal static async Task WaitUntil(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
