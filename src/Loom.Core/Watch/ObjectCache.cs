@@ -223,7 +223,8 @@ public sealed class ObjectCache<T> : IObjectCache<T>
                 }
             }
 
-            Commit(changes, Math.Max(list.Revision, _revision));
+            // The list's revision, even if lower than ours: a store restored from a backup is followed, not waited for.
+            Commit(changes, list.Revision);
         }
 
         _synced.TrySetResult();

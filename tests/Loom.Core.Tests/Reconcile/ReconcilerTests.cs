@@ -117,6 +117,26 @@ public sealed class ReconcilerTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task An_upsert_after_a_failed_delete_brings_the_row_back()
+    {
+        var target = new TableTarget();
+        var r = Start(target);
+        r.Upsert("a", 1);
+        await r.WaitIdleAsync();
+        target.Failures["a"] = 1;
+        r.Delete("a");
+        await r.WaitIdleAsync();
+        Assert.True(r.Status()[0].Deleting);
+
+        r.Upsert("a", 1);
+        await r.WaitIdleAsync();
+        var a = Assert.Single(r.Status());
+        Assert.Equal((false, RowState.Done, 1), (a.Deleting, a.State, a.Value));
+        Assert.Equal(["update a=1", "delete a", "update a=1"], target.Log);
+        Assert.Equal("a=1", target.Text);
+    }
+
+    [Fact]
     public async Task The_periodic_full_pass_repairs_drift_and_counts_it()
     {
         var target = new TableTarget();
