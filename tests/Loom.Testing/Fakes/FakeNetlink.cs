@@ -29,7 +29,7 @@ public sealed partial class FakeNetlink : INetlink
         Add(new Link(_nextIndex++, "lo") { Mtu = 65536, Flags = IffLoopback, HardwareAddr = new System.Net.NetworkInformation.PhysicalAddress(new byte[6]) });
     }
 
-    /// <summary>Mutating calls that changed something, to assert that a reconciler touched only what it had to.</summary>
+    /// <summary>Successful mutating calls (an FDB append the kernel ignores does not count), to assert that a reconciler touched only what it had to.</summary>
     public int Writes { get; private set; }
 
     /// <summary>The namespace as <see cref="NetlinkDump"/> prints it (IPv4), for golden tests.</summary>
