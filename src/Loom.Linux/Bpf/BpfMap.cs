@@ -117,7 +117,7 @@ public sealed class BpfMap : IDisposable
 /// Typed access to a (non-per-CPU) map: hash, LRU hash, array, LPM trie. Keys and values are blittable
 /// structs whose layout must match the C side byte for byte (mind padding; use explicit pad fields).
 /// </summary>
-public sealed unsafe class BpfMap<TKey, TValue>
+public sealed unsafe class BpfMap<TKey, TValue> : IBpfMap<TKey, TValue>
     where TKey : unmanaged
     where TValue : unmanaged
 {

@@ -1,0 +1,8 @@
+namespace Loom.Core.Watch;
+
+public enum ChangeType
+{
+    Added,
+    Updated,
+    Deleted,
+}
