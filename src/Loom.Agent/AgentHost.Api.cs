@@ -53,7 +53,7 @@ internal sealed partial class AgentHost
             try
             {
                 var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-                var request = line is null ? null : JsonSerializer.Deserialize(line, AgentApiJsonContext.Default.AgentRequest);
+                var request = AgentRequest.Decode(line);
                 response = request is null
                     ? new AgentResponse { Error = "empty request" }
                     : await HandleAsync(request, ct).ConfigureAwait(false);
