@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OUT := out/bin
 DOTNET := DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet
 
-.PHONY: deps build test demo demo-cni bench clean
+.PHONY: deps build test demo demo-cni bench fuzz clean
 
 deps:
 	@scripts/deps.sh
@@ -26,6 +26,10 @@ demo-cni: build
 bench: build
 	@bench/cni.sh
 	@bench/services.sh
+
+# Coverage-guided fuzzing of the parsers (afl++ and SharpFuzz, installed if missing); FUZZ_SECONDS per target (60).
+fuzz:
+	@tests/Fuzz/fuzz.sh
 
 clean:
 	rm -rf out TestResults src/*/bin src/*/obj tests/*/bin tests/*/obj bench/*/bin bench/*/obj

@@ -66,18 +66,30 @@ public sealed record AgentConfig
 
     public static AgentConfig Load(string path)
     {
+        byte[] json;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), AgentJsonContext.Default.AgentConfig)
-                   ?? throw new AgentConfigException($"{path}: empty configuration");
-        }
-        catch (JsonException e)
-        {
-            throw new AgentConfigException($"{path}: {e.Message}", e);
+            json = File.ReadAllBytes(path);
         }
         catch (IOException e)
         {
             throw new AgentConfigException($"{path}: {e.Message}", e);
+        }
+
+        return Parse(json, path);
+    }
+
+    /// <summary>Reads a configuration's JSON; <paramref name="source"/> names it in errors.</summary>
+    public static AgentConfig Parse(ReadOnlySpan<byte> json, string source)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, AgentJsonContext.Default.AgentConfig)
+                   ?? throw new AgentConfigException($"{source}: empty configuration");
+        }
+        catch (JsonException e)
+        {
+            throw new AgentConfigException($"{source}: {e.Message}", e);
         }
     }
 }

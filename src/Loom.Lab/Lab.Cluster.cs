@@ -370,6 +370,7 @@ public static partial class Lab
                     if (i >= 0)
                     {
                         c.Pods[i].WorkloadPid = pid;
+                        c.Pods[i].WorkloadStartTime = LabProcesses.StartTime(pid.Value);
                     }
                 });
             }

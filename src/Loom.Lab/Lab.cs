@@ -103,6 +103,7 @@ public static partial class Lab
         foreach (var node in state.Nodes)
         {
             node.AgentPid = StartAgent(state, node);
+            node.AgentStartTime = LabProcesses.StartTime(node.AgentPid.Value);
             state.Save();
             var cidr = await WaitPodCidrAsync(state, node, deadline, cancellationToken).ConfigureAwait(false);
             Step($"agent on {node.Name} started (pid {node.AgentPid}), pod CIDR {cidr}");
@@ -121,7 +122,7 @@ public static partial class Lab
     }
 
     /// <summary>
-    /// Removes everything a lab made: its processes (by state file, by command line naming the lab directory, and by
+    /// Removes everything a lab made: its processes (recorded in the state file with their start times, and those
     /// living in a lab namespace), its namespaces (by state file and by prefix) and its directory. True if anything was found.
     /// </summary>
     public static async Task<bool> DownAsync(string labDir = LabOptions.DefaultLabDir, string prefix = LabOptions.DefaultPrefix,
@@ -150,9 +151,12 @@ public static partial class Lab
         namespaces = [.. namespaces.Distinct(StringComparer.Ordinal)];
 
         // Agents first (they may still talk to the store on their way out), then etcd, then whatever else is found.
-        var agents = state?.Nodes.Select(n => n.AgentPid ?? 0).Where(p => p > 0).ToList() ?? [];
-        var etcd = state?.EtcdPid is { } etcdPid ? new List<int> { etcdPid } : [];
-        var others = LabProcesses.FindLabProcesses(Path.GetFullPath(labDir), namespaces).Except(agents).Except(etcd).ToList();
+        // Only what the lab recorded (pid with its start time, so a reused pid is not mistaken for it) and what
+        // lives in the lab's namespaces; never a process merely because its command line names the lab directory.
+        var agents = state?.Nodes.Where(n => LabProcesses.IsRecordedAlive(n.AgentPid, n.AgentStartTime)).Select(n => n.AgentPid!.Value).ToList() ?? [];
+        var etcd = state is not null && LabProcesses.IsRecordedAlive(state.EtcdPid, state.EtcdStartTime) ? new List<int> { state.EtcdPid!.Value } : [];
+        var workloads = state?.Pods.Where(p => LabProcesses.IsRecordedAlive(p.WorkloadPid, p.WorkloadStartTime)).Select(p => p.WorkloadPid!.Value) ?? [];
+        var others = LabProcesses.FindInNamespaces(namespaces).Concat(workloads).Except(agents).Except(etcd).Distinct().ToList();
         foreach (var (what, pids) in new[] { ("agent", agents), ("etcd", etcd), ("process", others) })
         {
             var alive = pids.Where(LabProcesses.IsAlive).ToList();
@@ -383,7 +387,7 @@ public static partial class Lab
             error = e;
         }
 
-        foreach (var pid in LabProcesses.FindLabProcesses("/nonexistent-lab-dir", [pod.Netns]))
+        foreach (var pid in LabProcesses.FindInNamespaces([pod.Netns]))
         {
             LabProcesses.Kill(pid);
         }
@@ -456,7 +460,7 @@ public static partial class Lab
         ArgumentException.ThrowIfNullOrEmpty(labDir);
         ArgumentException.ThrowIfNullOrEmpty(prefix);
         var full = Path.GetFullPath(labDir).TrimEnd('/');
-        // down removes the directory and kills processes whose command line mentions it: refuse anything broad.
+        // down removes the directory: refuse anything broad.
         if (full.Count(c => c == '/') < 2 || full is "/var/run" or "/run" or "/tmp" or "/var/tmp" or "/var/lib" or "/home" or "/root")
         {
             throw new LabException($"refusing lab directory '{labDir}': use a dedicated directory such as {LabOptions.DefaultLabDir}");
@@ -550,6 +554,7 @@ public static partial class Lab
         ];
         var log = Path.Combine(state.LabDir, "etcd.log");
         state.EtcdPid = LabProcesses.StartDetached(ctr.Netns, log, "/usr/bin/etcd", args);
+        state.EtcdStartTime = LabProcesses.StartTime(state.EtcdPid.Value);
         state.Save();
 
         using var http = EtcdHttp(state);
@@ -664,6 +669,7 @@ public static partial class Lab
         }
 
         n.AgentPid = StartAgent(state, n);
+        n.AgentStartTime = LabProcesses.StartTime(n.AgentPid.Value);
         state.Save();
         return n.AgentPid.Value;
     }

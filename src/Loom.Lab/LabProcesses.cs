@@ -122,10 +122,38 @@ public static partial class LabProcesses
     public static void Kill(int pid) => _ = kill(pid, SIGKILL);
 
     /// <summary>
-    /// Processes that belong to a lab although no state file may list them: their command line mentions the lab
-    /// directory (agents, etcd), or they live in one of the lab's network namespaces (workloads, exec'd shells).
+    /// The process's start time (field 22 of /proc/PID/stat, clock ticks since boot); null if it is gone. With the pid
+    /// it names one process for good: a pid the kernel hands out again comes with a later start time.
     /// </summary>
-    public static IReadOnlyList<int> FindLabProcesses(string labDir, IEnumerable<string> netnsNames)
+    public static ulong? StartTime(int pid)
+    {
+        if (pid <= 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+            // comm (field 2) may hold spaces and parentheses: count fields from its closing one (field 3 follows it).
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 && ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>True if the recorded process (pid and start time) is still the one running under that pid.</summary>
+    public static bool IsRecordedAlive(int? pid, ulong? startTime) =>
+        pid is { } p && startTime is { } t && IsAlive(p) && StartTime(p) == t;
+
+    /// <summary>
+    /// Processes that live in one of the given network namespaces (workloads, exec'd shells): namespaces the lab
+    /// made, so whatever runs in them is the lab's. Matched by namespace inode, never by pid or command line.
+    /// </summary>
+    public static IReadOnlyList<int> FindInNamespaces(IEnumerable<string> netnsNames)
     {
         var nsIds = new HashSet<string>(StringComparer.Ordinal);
         foreach (var name in netnsNames)
@@ -136,8 +164,12 @@ public static partial class LabProcesses
             }
         }
 
-        var dir = labDir.TrimEnd('/') + "/";
         var found = new List<int>();
+        if (nsIds.Count == 0)
+        {
+            return found;
+        }
+
         foreach (var entry in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
@@ -148,9 +180,7 @@ public static partial class LabProcesses
 
             try
             {
-                var cmdline = File.ReadAllText(Path.Combine(entry, "cmdline")).Replace('\0', ' ');
-                var net = new FileInfo(Path.Combine(entry, "ns", "net")).LinkTarget;
-                if (cmdline.Contains(dir, StringComparison.Ordinal) || (net is not null && nsIds.Contains(net)))
+                if (new FileInfo(Path.Combine(entry, "ns", "net")).LinkTarget is { } net && nsIds.Contains(net))
                 {
                     found.Add(pid);
                 }

@@ -24,6 +24,9 @@ public sealed record LabState
 
     public int? EtcdPid { get; set; }
 
+    /// <summary>etcd's start time (/proc/PID/stat field 22): lab down stops the pid only while it still names this process.</summary>
+    public ulong? EtcdStartTime { get; set; }
+
     public required string UnderlayNetns { get; init; }
 
     public string LoomPath { get; init; } = "";
@@ -99,6 +102,9 @@ public sealed record LabNode
     public required string Ip { get; init; }
 
     public int? AgentPid { get; set; }
+
+    /// <summary>The agent's start time (/proc/PID/stat field 22), so a reused pid is never taken for it.</summary>
+    public ulong? AgentStartTime { get; set; }
 }
 
 /// <summary>A pod: a namespace wired by the node's CNI config.</summary>
@@ -130,6 +136,9 @@ public sealed record LabPod
 
     /// <summary>The workload process (whoami, DNS); null for idle pods.</summary>
     public int? WorkloadPid { get; set; }
+
+    /// <summary>The workload's start time (/proc/PID/stat field 22), so a reused pid is never taken for it.</summary>
+    public ulong? WorkloadStartTime { get; set; }
 
     public DateTimeOffset Created { get; init; }
 }

@@ -52,6 +52,12 @@ public static class Manifests
             errors.Add($"YAML: line {e.Start.Line}, column {e.Start.Column}: {e.Message}");
             return new ManifestSet(objects, warnings, errors);
         }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            // YamlDotNet fails on some malformed input with these instead of a YamlException ("a:\n   : b").
+            errors.Add($"YAML: {e.Message}");
+            return new ManifestSet(objects, warnings, errors);
+        }
 
         for (var i = 0; i < stream.Documents.Count; i++)
         {

@@ -62,7 +62,7 @@ public static class ClusterDnsResolver
     }
 }
 
-/// <summary>The cluster DNS server (UDP and TCP) on ARSoft.Tools.Net's DnsServer, answering from a fresh view per query.</summary>
+/// <summary>The cluster DNS server (UDP and TCP) on ARSoft.Tools.Net's DnsServer, answering each query from the view <c>view</c> hands it (a <see cref="ClusterDnsCache"/>).</summary>
 public sealed class ClusterDnsServer : IDisposable
 {
     private readonly DnsServer _server;

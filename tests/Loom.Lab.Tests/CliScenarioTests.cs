@@ -66,7 +66,7 @@ public sealed class CliScenarioTests
         }
 
         Assert.Empty(TestLab.Namespaces(o.Prefix));
-        Assert.Empty(LabProcesses.FindLabProcesses(o.LabDir, []));
+        Assert.Empty(TestLab.ProcessesMentioning(o.LabDir));
     }
 
     [Fact]

@@ -74,7 +74,7 @@ public sealed class ClusterTests
         }
 
         Assert.Empty(TestLab.Namespaces(o.Prefix));
-        Assert.Empty(LabProcesses.FindLabProcesses(o.LabDir, []));
+        Assert.Empty(TestLab.ProcessesMentioning(o.LabDir));
         Assert.Equal(rootBefore, TestLab.RootLinks());
     }
 
@@ -126,7 +126,7 @@ public sealed class ClusterTests
 
         Assert.False(LabProcesses.IsAlive(etcd ?? 0));
         Assert.Empty(TestLab.Namespaces(o.Prefix));
-        Assert.Empty(LabProcesses.FindLabProcesses(o.LabDir, []));
+        Assert.Empty(TestLab.ProcessesMentioning(o.LabDir));
     }
 
     [Fact]

@@ -41,6 +41,35 @@ public static class TestLab
         };
     }
 
+    /// <summary>
+    /// Processes whose command line names the directory: what a test lab may leave behind. Only for checks and for
+    /// sweeping this suite's own stale /tmp/loom-lab-tests-PID-N dirs; lab down never kills by command line.
+    /// </summary>
+    public static IReadOnlyList<int> ProcessesMentioning(string dir)
+    {
+        var needle = dir.TrimEnd('/') + "/";
+        var found = new List<int>();
+        foreach (var entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid != Environment.ProcessId)
+            {
+                try
+                {
+                    if (File.ReadAllText(Path.Combine(entry, "cmdline")).Replace('\0', ' ').Contains(needle, StringComparison.Ordinal))
+                    {
+                        found.Add(pid);
+                    }
+                }
+                catch (IOException)
+                {
+                    // gone meanwhile
+                }
+            }
+        }
+
+        return found;
+    }
+
     /// <summary>Namespaces whose name starts with the prefix.</summary>
     public static IReadOnlyList<string> Namespaces(string prefix) => [.. NetNs.List().Where(n => n.StartsWith(prefix, StringComparison.Ordinal))];
 
@@ -211,7 +240,7 @@ public static class TestLab
             var parts = Path.GetFileName(dir).Split('-');
             if (parts.Length >= 4 && int.TryParse(parts[3], CultureInfo.InvariantCulture, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
             {
-                foreach (var p in LabProcesses.FindLabProcesses(dir, []))
+                foreach (var p in ProcessesMentioning(dir))
                 {
                     LabProcesses.Kill(p);
                 }

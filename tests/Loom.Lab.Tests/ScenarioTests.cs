@@ -115,7 +115,7 @@ public sealed class ScenarioTests
         }
 
         Assert.Empty(TestLab.Namespaces(o.Prefix));
-        Assert.Empty(LabProcesses.FindLabProcesses(o.LabDir, []));
+        Assert.Empty(TestLab.ProcessesMentioning(o.LabDir));
         Assert.Empty(Directory.Exists(Lab.EtcNetns) ? Directory.GetDirectories(Lab.EtcNetns, o.Prefix + "*") : []);
         Assert.Equal(rootBefore, TestLab.RootLinks());
     }

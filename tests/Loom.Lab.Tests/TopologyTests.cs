@@ -153,7 +153,7 @@ public sealed class TopologyTests
             File.Delete(LabState.StateFile(o.LabDir));
             Assert.True(await Lab.DownAsync(o.LabDir, o.Prefix));
             Assert.Empty(TestLab.Namespaces(o.Prefix));
-            Assert.Empty(LabProcesses.FindLabProcesses(o.LabDir, []));
+            Assert.Empty(TestLab.ProcessesMentioning(o.LabDir));
         }
         finally
         {

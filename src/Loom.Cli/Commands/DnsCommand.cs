@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Net;
 using Loom.Agent;
-using Loom.Core.Store;
 using Loom.Workloads;
 
 namespace Loom.Cli.Commands;
@@ -32,14 +31,10 @@ internal static class DnsCommand
 
             await using (store.ConfigureAwait(false))
             {
-                async Task<DnsView> View(CancellationToken token)
-                {
-                    var (services, _) = await store.ListAsync(Kinds.Service, token).ConfigureAwait(false);
-                    var (endpoints, _) = await store.ListAsync(Kinds.Endpoint, token).ConfigureAwait(false);
-                    return new DnsView([.. services.Select(s => s.Value)], [.. endpoints.Select(e => e.Value)]);
-                }
-
-                using var server = new ClusterDnsServer(new IPEndPoint(IPAddress.Any, parse.GetValue(port)), View, Console.Out);
+                // Queries are answered from memory, kept current by the store's watch (not two listings per query).
+                var cache = ClusterDnsCache.Start(store, Console.Out);
+                await using var stopCache = cache.ConfigureAwait(false);
+                using var server = new ClusterDnsServer(new IPEndPoint(IPAddress.Any, parse.GetValue(port)), cache.ViewAsync, Console.Out);
                 server.Start();
                 Console.WriteLine($"cluster DNS listening on :{parse.GetValue(port)} (UDP, TCP), store {cfg.Store.Type}");
                 try

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -177,7 +178,7 @@ public sealed class AgentApiServer : IDisposable
         AgentRequest? request;
         try
         {
-            request = line.IsEmpty ? null : JsonSerializer.Deserialize(line.Span, AgentApiJsonContext.Default.AgentRequest);
+            request = line.IsEmpty ? null : AgentRequest.Decode(Encoding.UTF8.GetString(line.Span));
         }
         catch (JsonException e)
         {

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Loom.Core.AgentApi;
@@ -15,6 +17,64 @@ public sealed record AgentRequest
 
     /// <summary>For <c>explain-service</c>: "namespace/name".</summary>
     public string? Service { get; init; }
+
+    /// <summary>
+    /// Decodes one request line as the agent's socket receives it; null for an empty line. JSON leaves out nothing
+    /// it is not told to, so what the handlers rely on (op, container id, parseable IPs, no null entries) is checked
+    /// here: anything else is a JsonException, answered as a bad request.
+    /// </summary>
+    public static AgentRequest? Decode(string? line)
+    {
+        if (string.IsNullOrWhiteSpace(line))
+        {
+            return null;
+        }
+
+        var request = JsonSerializer.Deserialize(line, AgentApiJsonContext.Default.AgentRequest);
+        if (request is null)
+        {
+            return null;
+        }
+
+        if (string.IsNullOrEmpty(request.Op))
+        {
+            throw new JsonException("op is missing");
+        }
+
+        if (request.Endpoint is { } ep)
+        {
+            if (string.IsNullOrEmpty(ep.ContainerId))
+            {
+                throw new JsonException("endpoint.containerId is missing");
+            }
+
+            // Absent (or null) fields read as their defaults: the source-generated reader leaves init-only ones null.
+            ep = ep with
+            {
+                Namespace = ep.Namespace ?? "default",
+                Name = ep.Name ?? "",
+                Interface = ep.Interface ?? "eth0",
+                Ips = ep.Ips ?? [],
+                Labels = ep.Labels ?? new Dictionary<string, string>(),
+            };
+            request = request with { Endpoint = ep };
+
+            foreach (var ip in ep.Ips)
+            {
+                if (!IPAddress.TryParse(ip, out _))
+                {
+                    throw new JsonException($"endpoint.ips: \"{ip}\" is not an IP address");
+                }
+            }
+
+            if (ep.Labels.Values.Contains(null!))
+            {
+                throw new JsonException("endpoint.labels: a label value is null");
+            }
+        }
+
+        return request;
+    }
 }
 
 /// <summary>What loom-cni tells the agent about an attachment after ADD (and, by container id, on DEL).</summary>

@@ -120,9 +120,9 @@ public static class CniVersions
                 reader.Skip();
             }
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            // Malformed input: the caller falls back to the latest version.
+            // Malformed input (or text that does not decode): the caller falls back to the latest version.
         }
 
         return null;

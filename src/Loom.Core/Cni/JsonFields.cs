@@ -34,7 +34,7 @@ internal readonly struct JsonFields
         JsonElement? found = null;
         foreach (var p in _element.EnumerateObject())
         {
-            if (string.Equals(p.Name, key, StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(Text(() => p.Name, _path), key, StringComparison.OrdinalIgnoreCase))
             {
                 found = p.Value;
             }
@@ -115,7 +115,20 @@ internal readonly struct JsonFields
         v.ValueKind == JsonValueKind.Array ? v : throw Fail(path, $"expected an array, got {v.ValueKind}");
 
     private string AsString(JsonElement v, string path) =>
-        v.ValueKind == JsonValueKind.String ? v.GetString()! : throw Fail(path, $"expected a string, got {v.ValueKind}");
+        v.ValueKind == JsonValueKind.String ? Text(() => v.GetString()!, path) : throw Fail(path, $"expected a string, got {v.ValueKind}");
+
+    // Escapes are decoded only when a string is read: a lone surrogate (\ud800) fails there, as InvalidOperationException.
+    private string Text(Func<string> read, string path)
+    {
+        try
+        {
+            return read();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw Fail(path.Length == 0 ? "document" : path, $"invalid text: {e.Message}");
+        }
+    }
 
     private static string Describe(JsonElement v) => v.ValueKind == JsonValueKind.Number ? v.GetRawText() : v.ValueKind.ToString();
 }

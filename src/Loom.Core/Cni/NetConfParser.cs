@@ -1,3 +1,4 @@
+using System.Text.Unicode;
 using System.Text.Json;
 
 namespace Loom.Core.Cni;
@@ -10,6 +11,12 @@ internal static class NetConfParser
     public static NetConf Parse(ReadOnlySpan<byte> stdin)
     {
         var raw = stdin.ToArray();
+        // JsonDocument checks structure, not the bytes inside strings: invalid UTF-8 would only fail when read.
+        if (!Utf8.IsValid(raw))
+        {
+            throw new CniException(CniErrorCodes.DecodingFailure, "error unmarshalling network config", "not valid UTF-8");
+        }
+
         JsonDocument doc;
         try
         {

@@ -105,26 +105,7 @@ internal sealed unsafe class NetlinkSocket : IDisposable
                     foreach (var m in Receive(seq))
                     {
                         interrupted |= (m.Flags & Nl.F_DUMP_INTR) != 0;
-                        switch (m.Type)
-                        {
-                            case Nl.NLMSG_DONE:
-                                if (m.Payload.Length >= 4 && BinaryPrimitives.ReadInt32LittleEndian(m.Payload) is < 0 and var err)
-                                {
-                                    throw new NetlinkException(-err, Rtm.Name(req.Type), subject, null);
-                                }
-
-                                done = true;
-                                break;
-                            case Nl.NLMSG_ERROR:
-                                ThrowIfError(m, req.Type, subject);
-                                done = true;
-                                break;
-                            case Nl.NLMSG_NOOP:
-                                break;
-                            default:
-                                result.Add(m);
-                                break;
-                        }
+                        done |= CollectDump(m, result, req.Type, subject);
                     }
                 }
 
@@ -141,6 +122,32 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// Takes one message of a dump reply: data messages go to <paramref name="result"/>; returns true at its end
+    /// (NLMSG_DONE or an ack) and throws NetlinkException when the kernel reports an error.
+    /// </summary>
+    internal static bool CollectDump(NlMessage m, List<NlMessage> result, ushort requestType, string? subject)
+    {
+        switch (m.Type)
+        {
+            case Nl.NLMSG_DONE:
+                if (m.Payload.Length >= 4 && BinaryPrimitives.ReadInt32LittleEndian(m.Payload) is < 0 and var err)
+                {
+                    throw new NetlinkException(-err, Rtm.Name(requestType), subject, null);
+                }
+
+                return true;
+            case Nl.NLMSG_ERROR:
+                ThrowIfError(m, requestType, subject);
+                return true;
+            case Nl.NLMSG_NOOP:
+                return false;
+            default:
+                result.Add(m);
+                return false;
+        }
+    }
+
     public void Dispose()
     {
         var fd = Interlocked.Exchange(ref _fd, -1);
@@ -150,10 +157,16 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         }
     }
 
-    private static void ThrowIfError(NlMessage m, ushort requestType, string? subject)
+    /// <summary>Throws the NetlinkException an NLMSG_ERROR carries; returns when it is an ack (error 0).</summary>
+    internal static void ThrowIfError(NlMessage m, ushort requestType, string? subject)
     {
         // struct nlmsgerr { int error; struct nlmsghdr msg; [payload unless capped] } then ext-ack TLVs.
         var p = m.Payload;
+        if (p.Length < 4)
+        {
+            throw NlAttrs.Malformed($"NLMSG_ERROR has {p.Length} bytes, no error code");
+        }
+
         var error = BinaryPrimitives.ReadInt32LittleEndian(p);
         if (error == 0)
         {
@@ -163,15 +176,17 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         string? text = null;
         if ((m.Flags & Nl.F_ACK_TLVS) != 0 && p.Length >= 4 + Nl.HeaderSize)
         {
-            var offset = 4 + Nl.HeaderSize;
+            // Unless capped, our request is echoed whole; its nlmsg_len is a u32 that must stay inside the payload
+            // (a bigger one would wrap negative as an int).
+            long offset = 4 + Nl.HeaderSize;
             if ((m.Flags & Nl.F_CAPPED) == 0)
             {
-                offset = 4 + NlRequest.Align((int)BinaryPrimitives.ReadUInt32LittleEndian(p.AsSpan(4)));
+                offset = 4 + (((long)BinaryPrimitives.ReadUInt32LittleEndian(p.AsSpan(4)) + 3) & ~3L);
             }
 
             if (offset <= p.Length)
             {
-                foreach (var a in new NlAttrs(p.AsSpan(offset)))
+                foreach (var a in new NlAttrs(p.AsSpan((int)offset)))
                 {
                     if (a.Type == Nl.NLMSGERR_ATTR_MSG)
                     {
@@ -182,6 +197,31 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         }
 
         throw new NetlinkException(-error, Rtm.Name(requestType), subject, text);
+    }
+
+    /// <summary>Splits one datagram into its messages, keeping those that answer <paramref name="seq"/>.</summary>
+    internal static List<NlMessage> Split(ReadOnlySpan<byte> data, uint seq)
+    {
+        var list = new List<NlMessage>();
+        while (data.Length >= Nl.HeaderSize)
+        {
+            var hdr = MemoryMarshal.Read<NlMsgHdr>(data);
+            // nlmsg_len is a u32: compare it as one before it is used as an int length.
+            if (hdr.Len < Nl.HeaderSize || hdr.Len > (uint)data.Length)
+            {
+                break;
+            }
+
+            var len = (int)hdr.Len;
+            if (hdr.Seq == seq)
+            {
+                list.Add(new NlMessage(hdr.Type, hdr.Flags, data[Nl.HeaderSize..len].ToArray()));
+            }
+
+            data = data[Math.Min(NlRequest.Align(len), data.Length)..];
+        }
+
+        return list;
     }
 
     private uint Send(NlRequest req, ushort extraFlags)
@@ -236,24 +276,6 @@ internal sealed unsafe class NetlinkSocket : IDisposable
             throw new LinuxException($"netlink datagram truncated ({n} bytes)");
         }
 
-        var list = new List<NlMessage>();
-        var data = _rx.AsSpan(0, n);
-        while (data.Length >= Nl.HeaderSize)
-        {
-            var hdr = MemoryMarshal.Read<NlMsgHdr>(data);
-            if (hdr.Len < Nl.HeaderSize || hdr.Len > data.Length)
-            {
-                break;
-            }
-
-            if (hdr.Seq == seq)
-            {
-                list.Add(new NlMessage(hdr.Type, hdr.Flags, data[Nl.HeaderSize..(int)hdr.Len].ToArray()));
-            }
-
-            data = data[Math.Min(NlRequest.Align((int)hdr.Len), data.Length)..];
-        }
-
-        return list;
+        return Split(_rx.AsSpan(0, n), seq);
     }
 }

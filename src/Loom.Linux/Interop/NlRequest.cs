@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -21,6 +22,9 @@ internal sealed class NlRequest
 
     public ushort Flags { get; }
 
+    /// <summary>An rtattr's length is a u16 that counts its 4-byte header, so this is the largest value it can carry.</summary>
+    public const int MaxAttrValue = ushort.MaxValue - 4;
+
     public static int Align(int n) => (n + 3) & ~3;
 
     public void Header<T>(T header)
@@ -32,6 +36,13 @@ internal sealed class NlRequest
 
     public void Attr(ushort type, ReadOnlySpan<byte> data)
     {
+        if (data.Length > MaxAttrValue)
+        {
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"netlink attribute {type & Nl.NLA_TYPE_MASK} has {data.Length} bytes; at most {MaxAttrValue} fit"),
+                nameof(data));
+        }
+
         var span = Reserve(4 + data.Length);
         BinaryPrimitives.WriteUInt16LittleEndian(span, (ushort)(4 + data.Length));
         BinaryPrimitives.WriteUInt16LittleEndian(span[2..], type);
@@ -71,8 +82,18 @@ internal sealed class NlRequest
         return start;
     }
 
-    public void EndNested(int start) =>
-        BinaryPrimitives.WriteUInt16LittleEndian(_buf.AsSpan(start), (ushort)(_len - start));
+    public void EndNested(int start)
+    {
+        var len = _len - start;
+        if (len > ushort.MaxValue)
+        {
+            var type = BinaryPrimitives.ReadUInt16LittleEndian(_buf.AsSpan(start + 2)) & Nl.NLA_TYPE_MASK;
+            throw new InvalidOperationException(
+                string.Create(CultureInfo.InvariantCulture, $"nested netlink attribute {type} grew to {len} bytes; at most {ushort.MaxValue} fit"));
+        }
+
+        BinaryPrimitives.WriteUInt16LittleEndian(_buf.AsSpan(start), (ushort)len);
+    }
 
     public ReadOnlySpan<byte> Finish(uint seq)
     {

@@ -60,36 +60,39 @@ internal sealed partial class RtNetlink
                 continue;
             }
 
-            var hdr = MemoryMarshal.Read<IfAddrMsg>(m.Payload);
-            if (index != 0 && hdr.Index != index)
+            if (ParseAddr(m.Payload) is { } addr && (index == 0 || addr.Index == index))
             {
-                continue;
-            }
-
-            IPAddress? local = null, address = null, broadcast = null;
-            string? label = null;
-            uint flags = hdr.Flags;
-            foreach (var a in new NlAttrs(m.Payload.AsSpan(Marshal.SizeOf<IfAddrMsg>())))
-            {
-                switch (a.Type)
-                {
-                    case Ifa.LOCAL: local = NlAttrs.Ip(a.Value); break;
-                    case Ifa.ADDRESS: address = NlAttrs.Ip(a.Value); break;
-                    case Ifa.BROADCAST: broadcast = NlAttrs.Ip(a.Value); break;
-                    case Ifa.LABEL: label = NlAttrs.Str(a.Value); break;
-                    case Ifa.FLAGS: flags = NlAttrs.U32(a.Value); break;
-                    default: break;
-                }
-            }
-
-            // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point links.
-            if ((local ?? address) is { } ip)
-            {
-                list.Add(new Addr(hdr.Index, ip, hdr.PrefixLen) { Broadcast = broadcast, Label = label, Scope = (RouteScope)hdr.Scope, Flags = flags });
+                list.Add(addr);
             }
         }
 
         return list;
+    }
+
+    /// <summary>One RTM_NEWADDR payload; null when it names no address.</summary>
+    internal static Addr? ParseAddr(byte[] payload)
+    {
+        var hdr = NlAttrs.Header<IfAddrMsg>(payload);
+        IPAddress? local = null, address = null, broadcast = null;
+        string? label = null;
+        uint flags = hdr.Flags;
+        foreach (var a in new NlAttrs(payload.AsSpan(Marshal.SizeOf<IfAddrMsg>())))
+        {
+            switch (a.Type)
+            {
+                case Ifa.LOCAL: local = NlAttrs.Ip(a.Value); break;
+                case Ifa.ADDRESS: address = NlAttrs.Ip(a.Value); break;
+                case Ifa.BROADCAST: broadcast = NlAttrs.Ip(a.Value); break;
+                case Ifa.LABEL: label = NlAttrs.Str(a.Value); break;
+                case Ifa.FLAGS: flags = NlAttrs.U32(a.Value); break;
+                default: break;
+            }
+        }
+
+        // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point links.
+        return (local ?? address) is { } ip
+            ? new Addr(hdr.Index, ip, hdr.PrefixLen) { Broadcast = broadcast, Label = label, Scope = (RouteScope)hdr.Scope, Flags = flags }
+            : null;
     }
 
     internal static byte Family(AddressFamily family) => family switch

@@ -173,7 +173,7 @@ internal sealed partial class RtNetlink
 
     internal static Link ParseLink(byte[] payload)
     {
-        var hdr = MemoryMarshal.Read<IfInfoMsg>(payload);
+        var hdr = NlAttrs.Header<IfInfoMsg>(payload);
         var link = new Link(hdr.Index, "") { Flags = hdr.Flags };
         foreach (var a in new NlAttrs(payload.AsSpan(Marshal.SizeOf<IfInfoMsg>())))
         {
@@ -221,7 +221,7 @@ internal sealed partial class RtNetlink
                     Ifla.VXLAN_PORT => vx with { Port = NlAttrs.Be16(a.Value) },
                     Ifla.VXLAN_LOCAL or Ifla.VXLAN_LOCAL6 => vx with { Local = NlAttrs.Ip(a.Value) },
                     Ifla.VXLAN_LINK => vx with { UnderlayIndex = (int)NlAttrs.U32(a.Value) },
-                    Ifla.VXLAN_LEARNING => vx with { Learning = a.Value[0] != 0 },
+                    Ifla.VXLAN_LEARNING => vx with { Learning = NlAttrs.U8(a.Value) != 0 },
                     _ => vx,
                 };
             }

@@ -94,25 +94,31 @@ internal sealed partial class RtNetlink
                 continue;
             }
 
-            var hdr = MemoryMarshal.Read<NdMsg>(m.Payload);
-            IPAddress? dst = null;
-            PhysicalAddress? mac = null;
-            foreach (var a in new NlAttrs(m.Payload.AsSpan(Marshal.SizeOf<NdMsg>())))
-            {
-                if (a.Type == Nda.DST)
-                {
-                    dst = NlAttrs.Ip(a.Value);
-                }
-                else if (a.Type == Nda.LLADDR)
-                {
-                    mac = NlAttrs.Mac(a.Value);
-                }
-            }
-
-            list.Add((hdr, dst, mac));
+            list.Add(ParseNeigh(m.Payload));
         }
 
         return list;
+    }
+
+    /// <summary>One RTM_NEWNEIGH payload: its header, NDA_DST and NDA_LLADDR.</summary>
+    internal static (NdMsg Header, IPAddress? Dst, PhysicalAddress? Mac) ParseNeigh(byte[] payload)
+    {
+        var hdr = NlAttrs.Header<NdMsg>(payload);
+        IPAddress? dst = null;
+        PhysicalAddress? mac = null;
+        foreach (var a in new NlAttrs(payload.AsSpan(Marshal.SizeOf<NdMsg>())))
+        {
+            if (a.Type == Nda.DST)
+            {
+                dst = NlAttrs.Ip(a.Value);
+            }
+            else if (a.Type == Nda.LLADDR)
+            {
+                mac = NlAttrs.Mac(a.Value);
+            }
+        }
+
+        return (hdr, dst, mac);
     }
 
     private void NeighModify(ushort type, ushort flags, Neigh neigh)

@@ -106,9 +106,9 @@ internal sealed partial class RtNetlink
         return list;
     }
 
-    private static Route? ParseRoute(byte[] payload)
+    internal static Route? ParseRoute(byte[] payload)
     {
-        var hdr = MemoryMarshal.Read<RtMsg>(payload);
+        var hdr = NlAttrs.Header<RtMsg>(payload);
         if ((hdr.Flags & Rta.RTM_F_CLONED) != 0 || hdr.Family is not (Libc.AF_INET or Libc.AF_INET6))
         {
             return null;
@@ -135,6 +135,11 @@ internal sealed partial class RtNetlink
                 case Rta.TABLE: route = route with { Table = NlAttrs.U32(a.Value) }; break;
                 default: break;
             }
+        }
+
+        if (hdr.DstLen > dst.GetAddressBytes().Length * 8)
+        {
+            throw NlAttrs.Malformed($"route prefix /{hdr.DstLen} on {dst}");
         }
 
         return route with { Destination = new IPNetwork(dst, hdr.DstLen) };
