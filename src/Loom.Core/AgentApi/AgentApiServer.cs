@@ -1,6 +1,6 @@
-using System.Text;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 
 namespace Loom.Core.AgentApi;
