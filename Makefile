@@ -32,4 +32,4 @@ fuzz:
 	@tests/Fuzz/fuzz.sh
 
 clean:
-	rm -rf out TestResults src/*/bin src/*/obj tests/*/bin tests/*/obj bench/*/bin bench/*/obj
+	rm -rf out TestResults src/*/bin src/*/obj tests/*/bin tests/*/obj tests/Fuzz/*/bin tests/Fuzz/*/obj bench/*/bin bench/*/obj
