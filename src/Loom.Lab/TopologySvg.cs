@@ -4,6 +4,7 @@ using System.Security;
 using System.Text;
 using Loom.Core.Ipam;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 using Loom.Core.Store;
 
 namespace Loom.Lab;
@@ -111,7 +112,8 @@ public static class TopologySvg
             sb.Append(Inv($"<rect x=\"{sx}\" y=\"{sy}\" width=\"240\" height=\"44\" rx=\"6\" fill=\"#fef3c7\" stroke=\"#b45309\"/>\n"));
             sb.Append(Inv($"<text x=\"{sx + 10}\" y=\"{sy + 18}\" font-weight=\"bold\">svc {Esc(s.Namespace + "/" + s.Name)}</text>\n"));
             sb.Append(Inv($"<text x=\"{sx + 10}\" y=\"{sy + 35}\">{Esc(s.ClusterIp.ToString())} {Esc(string.Join(",", s.Ports.Select(p => $"{p.Port}/{p.Protocol.ToString().ToUpperInvariant()}")))}</text>\n"));
-            foreach (var e in endpoints.Where(e => e.Namespace == s.Namespace && e.Ready && s.Selector.Count > 0 && s.Selector.All(kv => e.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value)))
+            var selector = LabelSelector.ForService(s.Selector);
+            foreach (var e in endpoints.Where(e => e.Namespace == s.Namespace && e.Ready && selector.Matches(e.Labels)))
             {
                 foreach (var ip in e.IPs)
                 {
