@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Security;
 using System.Text;
+using Loom.Core.Cni;
 using Loom.Core.Ipam;
 using Loom.Core.Model;
 using Loom.Core.Selection;
@@ -64,7 +65,7 @@ public static class TopologySvg
             sb.Append(Inv($"<rect x=\"{x}\" y=\"{top}\" width=\"{NodeWidth}\" height=\"{nodeHeight}\" rx=\"8\" fill=\"#eff6ff\" stroke=\"#1d4ed8\" stroke-width=\"2\"/>\n"));
             sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 22}\" font-size=\"15\" font-weight=\"bold\">{Esc(n.Name)}{(node?.Ready == true ? "" : "  (NotReady)")}</text>\n"));
             sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 42}\">pod CIDR {Esc(node is { PodCidrs.Count: > 0 } ? node.PodCidrs[0].ToString() : "-")}</text>\n"));
-            sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 60}\">cni0 {Esc(Gateway(node))} (gateway)</text>\n"));
+            sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 60}\">{NetConf.DefaultBridgeName} {Esc(Gateway(node))} (gateway)</text>\n"));
             sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 78}\" fill=\"#7c3aed\">loom.1 VTEP {Esc(node?.VtepMac ?? "-")}</text>\n"));
             var y = top + 94;
             foreach (var p in state.Pods.Where(p => p.Node == n.Name).OrderBy(p => p.Name, StringComparer.Ordinal))
