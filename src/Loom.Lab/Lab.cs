@@ -7,7 +7,7 @@ using Loom.Core.Cni;
 using Loom.Core.Model;
 using Loom.Core.Store;
 using Loom.Linux;
-using Loom.Store.Sqlite;
+using Loom.Store;
 
 namespace Loom.Lab;
 
@@ -413,7 +413,7 @@ public static partial class Lab
                 return result;
             }
 
-            var store = await SqliteStore.OpenAsync(state.StorePath, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
                 var (items, _) = await store.ListAsync(Kinds.Node, cancellationToken).ConfigureAwait(false);
@@ -585,7 +585,7 @@ public static partial class Lab
         };
         if (state.Store == "sqlite")
         {
-            var store = await SqliteStore.OpenAsync(state.StorePath!, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
                 await store.PutAsync(Kinds.ClusterConfig, config, cancellationToken: cancellationToken).ConfigureAwait(false);
