@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Loom.Core.Model;
+using Loom.Store;
 
 namespace Loom.Agent;
 
@@ -92,39 +93,6 @@ public sealed record AgentConfig
             throw new AgentConfigException($"{source}: {e.Message}", e);
         }
     }
-}
-
-/// <summary>Which cluster store the agent uses.</summary>
-public sealed record StoreConfig
-{
-    /// <summary><c>sqlite</c> (one machine, the lab) or <c>etcd</c> (many hosts).</summary>
-    public string Type { get; set; } = "sqlite";
-
-    /// <summary>SQLite database file shared by every agent on the machine.</summary>
-    public string Path { get; set; } = "/var/lib/loom/state.db";
-
-    /// <summary>etcd client URLs, e.g. https://192.168.10.100:2379.</summary>
-    public IReadOnlyList<string> Endpoints { get; set; } = [];
-
-    /// <summary>Client certificate for an etcd that requires one (<c>--client-cert-auth</c>); needs https endpoints.</summary>
-    public StoreTlsConfig? Tls { get; set; }
-}
-
-/// <summary>
-/// <c>store.tls</c>: PEM files for mutual TLS to etcd, e.g.
-/// <c>{"ca": "/etc/loom/etcd/ca.crt", "cert": "/etc/loom/etcd/node.crt", "key": "/etc/loom/etcd/node.key"}</c>.
-/// Only <see cref="Ca"/> is trusted for etcd's server certificate, not the machine's CA store.
-/// </summary>
-public sealed record StoreTlsConfig
-{
-    /// <summary>CA certificate(s) that signed etcd's server certificate (etcd's <c>--trusted-ca-file</c> CA, as kubeadm makes one).</summary>
-    public string Ca { get; set; } = "";
-
-    /// <summary>This node's client certificate, signed by the CA etcd trusts; null with <see cref="Key"/>: present none.</summary>
-    public string? Cert { get; set; }
-
-    /// <summary>Its private key; keep it 0600.</summary>
-    public string? Key { get; set; }
 }
 
 public sealed class AgentConfigException : Exception

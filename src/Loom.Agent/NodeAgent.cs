@@ -1,8 +1,7 @@
 using Loom.Core.Model;
 using Loom.Core.Pool;
 using Loom.Core.Store;
-using Loom.Store.Etcd;
-using Loom.Store.Sqlite;
+using Loom.Store;
 
 namespace Loom.Agent;
 
@@ -17,9 +16,9 @@ public static class NodeAgent
         IStore store;
         try
         {
-            store = await OpenStoreAsync(config.Store, cancellationToken).ConfigureAwait(false);
+            store = await StoreOpener.OpenAsync(config.Store, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or AgentConfigException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException or StoreConfigException or Microsoft.Data.Sqlite.SqliteException)
         {
             await log.WriteLineAsync($"loom agent: cannot open the {config.Store.Type} store: {e.Message}").ConfigureAwait(false);
             return 1;
@@ -48,39 +47,6 @@ public static class NodeAgent
                 await log.WriteLineAsync($"loom agent: cannot start: {e.Message}").ConfigureAwait(false);
                 return 1;
             }
-        }
-    }
-
-    public static async Task<IStore> OpenStoreAsync(StoreConfig config, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        switch (config.Type)
-        {
-            case "sqlite":
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(config.Path))!);
-                return await SqliteStore.OpenAsync(config.Path, cancellationToken: cancellationToken).ConfigureAwait(false);
-            case "etcd":
-                if (config.Endpoints.Count == 0)
-                {
-                    throw new AgentConfigException("store.endpoints: etcd needs at least one endpoint");
-                }
-
-                if (config.Tls is { Ca: "" })
-                {
-                    throw new AgentConfigException("store.tls.ca: the CA file that signed etcd's server certificate is required");
-                }
-
-                try
-                {
-                    var tls = config.Tls is { } t ? new EtcdTls(t.Ca, t.Cert, t.Key) : null;
-                    return EtcdStore.Connect(new Uri(config.Endpoints[0]), tls: tls);
-                }
-                catch (Exception e) when (e is EtcdTlsException or ArgumentException or UriFormatException)
-                {
-                    throw new AgentConfigException($"store: {e.Message}", e);
-                }
-            default:
-                throw new AgentConfigException($"store.type: \"{config.Type}\" is not a store; use sqlite or etcd");
         }
     }
 

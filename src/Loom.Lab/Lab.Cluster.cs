@@ -8,7 +8,7 @@ using Loom.Core.Model;
 using Loom.Core.Services;
 using Loom.Core.Store;
 using Loom.Linux;
-using Loom.Store.Sqlite;
+using Loom.Store;
 
 namespace Loom.Lab;
 
@@ -89,7 +89,7 @@ public static partial class Lab
             throw new LabException("this command needs a lab with the SQLite store (`loom lab up --store sqlite`, the default); etcd labs are not supported by it yet");
         }
 
-        return await SqliteStore.OpenAsync(state.StorePath, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return await StoreOpener.OpenAsync(new StoreConfig { Type = "sqlite", Path = state.StorePath }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads a manifest file, or standard input for "-".</summary>

@@ -3,10 +3,11 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Loom.Core.Cni;
 using Loom.Core.Model;
 using Loom.Core.Store;
 using Loom.Linux;
-using Loom.Store.Sqlite;
+using Loom.Store;
 
 namespace Loom.Lab;
 
@@ -24,7 +25,6 @@ public static partial class Lab
     /// <summary>One member: its peer port need not be reachable from outside k8s-ctr's namespace at all.</summary>
     public const string EtcdPeerUrl = "http://127.0.0.1:2380";
     public const string EtcdKeyPrefix = "/loom/";
-    public const string ConfListName = "10-loom.conflist";
 
     /// <summary>k8s-ctr, k8s-w1 .. k8s-w(n-1).</summary>
     public static IReadOnlyList<string> NodeNames(int count) =>
@@ -90,7 +90,7 @@ public static partial class Lab
         }
 
         await WriteClusterConfigAsync(state, cancellationToken).ConfigureAwait(false);
-        Step($"cluster config written to the {state.Store} store (pod CIDR 10.244.0.0/16, /24 per node, VXLAN loom.1 VNI 1 port 8472, ip-masq)");
+        Step($"cluster config written to the {state.Store} store (pod CIDR {ClusterConfig.DefaultPodCidr}, /24 per node, VXLAN loom.1 VNI 1 port 8472, ip-masq)");
 
         if (!options.StartAgents)
         {
@@ -320,7 +320,7 @@ public static partial class Lab
         }
 
         var n = state.Node(node);
-        var confList = Path.Combine(state.CniConfDir(n.Name), ConfListName);
+        var confList = Path.Combine(state.CniConfDir(n.Name), NetConf.LoomConflistName);
         if (!File.Exists(confList))
         {
             throw new LabException($"{confList} does not exist: node {n.Name} is not ready");
@@ -417,7 +417,7 @@ public static partial class Lab
                 return result;
             }
 
-            var store = await SqliteStore.OpenAsync(state.StorePath, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
                 var (items, _) = await store.ListAsync(Kinds.Node, cancellationToken).ConfigureAwait(false);
@@ -582,7 +582,7 @@ public static partial class Lab
     {
         var config = new ClusterConfig
         {
-            PodCidrPools = [IPNetwork.Parse("10.244.0.0/16")],
+            PodCidrPools = [ClusterConfig.DefaultPodCidr],
             NodeMaskSize = 24,
             Tunnel = new TunnelConfig { Device = "loom.1", Vni = 1, Port = 8472 },
             IpMasq = true,
@@ -590,7 +590,7 @@ public static partial class Lab
         };
         if (state.Store == "sqlite")
         {
-            var store = await SqliteStore.OpenAsync(state.StorePath!, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
                 await store.PutAsync(Kinds.ClusterConfig, config, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -739,7 +739,7 @@ public static partial class Lab
 
             foreach (var name in pending.ToList())
             {
-                var conf = Path.Combine(state.CniConfDir(name), ConfListName);
+                var conf = Path.Combine(state.CniConfDir(name), NetConf.LoomConflistName);
                 if (nodes.TryGetValue(name, out var n) && n.Ready && File.Exists(conf))
                 {
                     pending.Remove(name);

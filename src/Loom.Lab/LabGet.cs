@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 using Loom.Core.Store;
 
 namespace Loom.Lab;
@@ -88,7 +89,7 @@ public static class LabGet
                 {
                     string[] row = [.. all ? [s.Namespace] : Array.Empty<string>(), s.Name, "ClusterIP", s.ClusterIp.ToString(), "<none>",
                         string.Join(",", s.Ports.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Port}/{Proto(p.Protocol)}"))), ServiceAge(state, s, now)];
-                    return output == "wide" ? [.. row, s.Selector.Count == 0 ? "<none>" : string.Join(",", s.Selector.Select(kv => $"{kv.Key}={kv.Value}"))] : row;
+                    return output == "wide" ? [.. row, LabelSelector.ForService(s.Selector).ToString()] : row;
                 })),
             ("endpoints", "json") => Json(w => services.ForEach(s => EndpointsJson(w, state, s, endpoints))),
             _ => Table(
@@ -143,13 +144,9 @@ public static class LabGet
     {
         ArgumentNullException.ThrowIfNull(service);
         ArgumentNullException.ThrowIfNull(endpoints);
-        if (service.Selector.Count == 0)
-        {
-            return [];
-        }
-
+        var selector = LabelSelector.ForService(service.Selector);
         return [.. endpoints
-            .Where(e => e.Namespace == service.Namespace && service.Selector.All(kv => e.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
+            .Where(e => e.Namespace == service.Namespace && selector.Matches(e.Labels))
             .SelectMany(e => e.IPs.Where(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))
             .OrderBy(ip => ip.ToString(), StringComparer.Ordinal)];
     }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 using Loom.Core.Validation;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -20,7 +21,7 @@ public abstract record LabManifest(string Kind, string Namespace, string Name)
 
 public sealed record PodManifest(string Namespace, string Name, LabPodSpec Spec) : LabManifest("Pod", Namespace, Name);
 
-public sealed record DeploymentManifest(string Namespace, string Name, int Replicas, LabLabelSelector Selector, LabPodSpec Template)
+public sealed record DeploymentManifest(string Namespace, string Name, int Replicas, LabelSelector Selector, LabPodSpec Template)
     : LabManifest("Deployment", Namespace, Name);
 
 public sealed record ServiceManifest(string Namespace, string Name, IPAddress? ClusterIp, IReadOnlyList<ServicePort> Ports,
@@ -211,7 +212,7 @@ public static class Manifests
                 }
             }
 
-            if (selector is { MatchLabels.Count: 0, MatchExpressions.Count: 0 })
+            if (selector is { IsEmpty: true })
             {
                 Error("spec.selector", "Invalid value: empty selector is invalid for deployment");
             }
@@ -513,12 +514,12 @@ public static class Manifests
             };
         }
 
-        private LabLabelSelector Selector(Fields m)
+        // Reads the YAML shape (warning on fields the lab ignores); LabelSelector.Create checks it as the API server does.
+        private LabelSelector? Selector(Fields m)
         {
-            var matchLabels = m.StringMap("matchLabels") ?? new(StringComparer.Ordinal);
-            var errs = new List<FieldError>();
-            ObjectValidation.Labels(errs, matchLabels, m.Path + "matchLabels");
-            var expressions = new List<LabSelectorRequirement>();
+            var before = errors.Count;
+            var matchLabels = m.StringMap("matchLabels");
+            var expressions = new List<(string, string, IReadOnlyList<string>)>();
             if (m.Seq("matchExpressions") is { } seq)
             {
                 for (var i = 0; i < seq.Count; i++)
@@ -535,35 +536,23 @@ public static class Manifests
                     var op = e.Str("operator", required: true);
                     var values = e.StringList("values");
                     e.Done();
-                    if (op is not null and not ("In" or "NotIn" or "Exists" or "DoesNotExist"))
-                    {
-                        Error(ep + ".operator", $"Unsupported value: {FieldError.Quote(op)}: supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"");
-                    }
-                    else if (op is "In" or "NotIn" && values.Count == 0)
-                    {
-                        Error(ep + ".values", "Required value: must be specified when `operator` is 'In' or 'NotIn'");
-                    }
-
-                    if (key is not null)
-                    {
-                        ObjectValidation.LabelKey(errs, key, ep + ".key");
-                    }
-
-                    for (var j = 0; j < values.Count; j++)
-                    {
-                        ObjectValidation.LabelValue(errs, values[j], string.Create(CultureInfo.InvariantCulture, $"{ep}.values[{j}]"));
-                    }
-
                     if (key is not null && op is not null)
                     {
-                        expressions.Add(new LabSelectorRequirement(key, op, values));
+                        expressions.Add((key, op, values));
                     }
                 }
             }
 
             m.Done();
+            if (errors.Count != before)
+            {
+                return null;
+            }
+
+            var errs = new List<FieldError>();
+            var selector = LabelSelector.Create(matchLabels, expressions, m.Path.TrimEnd('.'), errs);
             Errors(errs);
-            return new LabLabelSelector { MatchLabels = matchLabels, MatchExpressions = expressions };
+            return selector;
         }
 
         public void Errors(IEnumerable<FieldError> fieldErrors)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 
 namespace Loom.Lab;
 
@@ -83,7 +84,7 @@ public static class Scheduler
             }
         }
 
-        if (spec.NodeSelector.Any(kv => !node.Labels.TryGetValue(kv.Key, out var v) || v != kv.Value))
+        if (!LabelSelector.FromSet(spec.NodeSelector).Matches(node.Labels))
         {
             return "didn't match Pod's node affinity/selector";
         }

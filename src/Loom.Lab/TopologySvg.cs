@@ -2,8 +2,10 @@ using System.Globalization;
 using System.Net;
 using System.Security;
 using System.Text;
+using Loom.Core.Cni;
 using Loom.Core.Ipam;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 using Loom.Core.Store;
 
 namespace Loom.Lab;
@@ -63,7 +65,7 @@ public static class TopologySvg
             sb.Append(Inv($"<rect x=\"{x}\" y=\"{top}\" width=\"{NodeWidth}\" height=\"{nodeHeight}\" rx=\"8\" fill=\"#eff6ff\" stroke=\"#1d4ed8\" stroke-width=\"2\"/>\n"));
             sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 22}\" font-size=\"15\" font-weight=\"bold\">{Esc(n.Name)}{(node?.Ready == true ? "" : "  (NotReady)")}</text>\n"));
             sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 42}\">pod CIDR {Esc(node is { PodCidrs.Count: > 0 } ? node.PodCidrs[0].ToString() : "-")}</text>\n"));
-            sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 60}\">cni0 {Esc(Gateway(node))} (gateway)</text>\n"));
+            sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 60}\">{NetConf.DefaultBridgeName} {Esc(Gateway(node))} (gateway)</text>\n"));
             sb.Append(Inv($"<text x=\"{x + 12}\" y=\"{top + 78}\" fill=\"#7c3aed\">loom.1 VTEP {Esc(node?.VtepMac ?? "-")}</text>\n"));
             var y = top + 94;
             foreach (var p in state.Pods.Where(p => p.Node == n.Name).OrderBy(p => p.Name, StringComparer.Ordinal))
@@ -111,7 +113,8 @@ public static class TopologySvg
             sb.Append(Inv($"<rect x=\"{sx}\" y=\"{sy}\" width=\"240\" height=\"44\" rx=\"6\" fill=\"#fef3c7\" stroke=\"#b45309\"/>\n"));
             sb.Append(Inv($"<text x=\"{sx + 10}\" y=\"{sy + 18}\" font-weight=\"bold\">svc {Esc(s.Namespace + "/" + s.Name)}</text>\n"));
             sb.Append(Inv($"<text x=\"{sx + 10}\" y=\"{sy + 35}\">{Esc(s.ClusterIp.ToString())} {Esc(string.Join(",", s.Ports.Select(p => $"{p.Port}/{p.Protocol.ToString().ToUpperInvariant()}")))}</text>\n"));
-            foreach (var e in endpoints.Where(e => e.Namespace == s.Namespace && e.Ready && s.Selector.Count > 0 && s.Selector.All(kv => e.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value)))
+            var selector = LabelSelector.ForService(s.Selector);
+            foreach (var e in endpoints.Where(e => e.Namespace == s.Namespace && e.Ready && selector.Matches(e.Labels)))
             {
                 foreach (var ip in e.IPs)
                 {

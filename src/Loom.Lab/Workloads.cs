@@ -1,38 +1,7 @@
 using Loom.Core.Model;
+using Loom.Core.Selection;
 
 namespace Loom.Lab;
-
-/// <summary>A label selector: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist), all ANDed.</summary>
-public sealed record LabLabelSelector
-{
-    public Dictionary<string, string> MatchLabels { get; init; } = new(StringComparer.Ordinal);
-
-    public List<LabSelectorRequirement> MatchExpressions { get; init; } = [];
-
-    public bool Matches(IReadOnlyDictionary<string, string> labels)
-    {
-        ArgumentNullException.ThrowIfNull(labels);
-        return MatchLabels.All(kv => labels.TryGetValue(kv.Key, out var v) && v == kv.Value)
-               && MatchExpressions.All(e => e.Matches(labels));
-    }
-}
-
-public sealed record LabSelectorRequirement(string Key, string Operator, List<string> Values)
-{
-    public bool Matches(IReadOnlyDictionary<string, string> labels)
-    {
-        ArgumentNullException.ThrowIfNull(labels);
-        var has = labels.TryGetValue(Key, out var v);
-        return Operator switch
-        {
-            "In" => has && Values.Contains(v!),
-            "NotIn" => !has || !Values.Contains(v!),
-            "Exists" => has,
-            "DoesNotExist" => !has,
-            _ => false,
-        };
-    }
-}
 
 /// <summary>A toleration: Equal (key and value) or Exists (key, or every taint when the key is empty); effect empty = all.</summary>
 public sealed record LabToleration(string? Key, string Operator, string? Value, string? Effect)
@@ -55,7 +24,7 @@ public sealed record LabToleration(string? Key, string Operator, string? Value, 
 }
 
 /// <summary>One required pod anti-affinity term: no two matching pods in the same topology domain.</summary>
-public sealed record LabAntiAffinityTerm(string TopologyKey, LabLabelSelector Selector);
+public sealed record LabAntiAffinityTerm(string TopologyKey, LabelSelector Selector);
 
 /// <summary>What the lab runs for a pod: the Kubernetes pod spec fields Loom honours.</summary>
 public sealed record LabPodSpec
@@ -86,7 +55,7 @@ public sealed record LabDeployment
 
     public int Replicas { get; init; } = 1;
 
-    public LabLabelSelector Selector { get; init; } = new();
+    public LabelSelector Selector { get; init; } = new();
 
     public LabPodSpec Template { get; init; } = new();
 

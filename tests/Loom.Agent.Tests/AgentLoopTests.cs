@@ -1,5 +1,6 @@
 using Loom.Core.Model;
 using Loom.Core.Store;
+using Loom.Store;
 using Loom.Store.Sqlite;
 
 namespace Loom.Agent.Tests;

@@ -1,4 +1,5 @@
 using System.Net;
+using Loom.Core.Cni;
 
 namespace Loom.Lab.Tests;
 
@@ -23,7 +24,7 @@ public sealed class ClusterTests
             {
                 Assert.True(nodes[names[i]].Ready);
                 Assert.Equal($"10.244.{i}.0/24", nodes[names[i]].PodCidrs.Single().ToString());
-                Assert.True(File.Exists(Path.Combine(o.LabDir, "nodes", names[i], "net.d", Lab.ConfListName)));
+                Assert.True(File.Exists(Path.Combine(o.LabDir, "nodes", names[i], "net.d", NetConf.LoomConflistName)));
                 Assert.True(LabProcesses.IsAlive(state.Node(names[i]).AgentPid!.Value));
             }
 

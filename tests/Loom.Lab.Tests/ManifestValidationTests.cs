@@ -90,6 +90,8 @@ public sealed class ManifestValidationTests
     [InlineData("      app: webpod\n  template:", "      app: \"webpod\\n\"\n  template:", "spec.selector.matchLabels: Invalid value: \"webpod\\n\"")]
     [InlineData("        app: webpod\n    spec:", "        app: webpod\n        \"a b\": c\n    spec:", "spec.template.metadata.labels: Invalid value: \"a b\"")]
     [InlineData("                - webpod\n", "                - \"web pod\"\n", "matchExpressions[0].values[1]: Invalid value: \"web pod\"")]
+    [InlineData("operator: In\n", "operator: Equals\n", "labelSelector.matchExpressions[0].operator: Unsupported value: \"Equals\"")]
+    [InlineData("operator: In\n", "operator: Exists\n", "labelSelector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'")]
     [InlineData("topologyKey: \"kubernetes.io/hostname\"", "topologyKey: \"kubernetes.io/host name\"", "topologyKey: Invalid value: \"kubernetes.io/host name\"")]
     public void Invalid_deployment_fields_are_refused_naming_the_field(string from, string to, string expected)
     {

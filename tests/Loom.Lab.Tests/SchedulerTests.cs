@@ -1,4 +1,5 @@
 using Loom.Core.Model;
+using Loom.Core.Selection;
 
 namespace Loom.Lab.Tests;
 
@@ -18,7 +19,7 @@ public sealed class SchedulerTests
         new(name, new Dictionary<string, string> { [Scheduler.HostnameLabel] = name, ["zone"] = name == "k8s-w2" ? "b" : "a" }, taints, cordoned);
 
     private static readonly LabAntiAffinityTerm NotWithWebpods =
-        new(Scheduler.HostnameLabel, new LabLabelSelector { MatchExpressions = [new LabSelectorRequirement("app", "In", ["webpod"])] });
+        new(Scheduler.HostnameLabel, new LabelSelector { MatchExpressions = [new LabelSelectorRequirement("app", SelectorOperator.In, ["webpod"])] });
 
     private static LabPodSpec Webpod => new() { Labels = new() { ["app"] = "webpod" }, Image = "traefik/whoami", AntiAffinity = [NotWithWebpods] };
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Loom.Core.Cni;
 using Loom.Core.Ipam;
 
 namespace Loom.Agent.Cni;
@@ -14,10 +15,10 @@ namespace Loom.Agent.Cni;
 /// </summary>
 internal static class NodeCniConfig
 {
-    public const string ConflistName = "10-loom.conflist";
+    public const string ConflistName = NetConf.LoomConflistName;
 
     /// <summary>The pod bridge loom-cni attaches pods to (flannel's delegate uses the same name).</summary>
-    public const string BridgeName = "cni0";
+    public const string BridgeName = NetConf.DefaultBridgeName;
 
     public const string NetworkName = "loom";
 

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Net;
 using Loom.Agent;
+using Loom.Core.Store;
+using Loom.Store;
 using Loom.Workloads;
 
 namespace Loom.Cli.Commands;
@@ -16,14 +18,14 @@ internal static class DnsCommand
         cmd.SetAction(async (parse, ct) =>
         {
             AgentConfig cfg;
-            Loom.Core.Store.IStore store;
+            IStore store;
             try
             {
                 cfg = AgentConfig.Load(parse.GetValue(config)!.FullName);
                 // A bad store section (store.tls files, endpoints) is a config error like any other.
-                store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
+                store = await StoreOpener.OpenAsync(cfg.Store, ct).ConfigureAwait(false);
             }
-            catch (AgentConfigException e)
+            catch (Exception e) when (e is AgentConfigException or StoreConfigException)
             {
                 await Console.Error.WriteLineAsync($"loom dns: {e.Message}").ConfigureAwait(false);
                 return 2;

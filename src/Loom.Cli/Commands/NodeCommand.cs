@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Loom.Agent;
+using Loom.Store;
 
 namespace Loom.Cli.Commands;
 
@@ -19,9 +20,9 @@ internal static class NodeCommand
             {
                 cfg = AgentConfig.Load(parse.GetValue(config)!.FullName);
                 // A bad store section (store.tls files, endpoints) is a config error like any other.
-                store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
+                store = await StoreOpener.OpenAsync(cfg.Store, ct).ConfigureAwait(false);
             }
-            catch (AgentConfigException e)
+            catch (Exception e) when (e is AgentConfigException or StoreConfigException)
             {
                 await Console.Error.WriteLineAsync($"loom node delete: {e.Message}").ConfigureAwait(false);
                 return 2;
@@ -47,9 +48,9 @@ internal static class NodeCommand
             try
             {
                 cfg = AgentConfig.Load(parse.GetValue(cfgConfig)!.FullName);
-                store = await NodeAgent.OpenStoreAsync(cfg.Store, ct).ConfigureAwait(false);
+                store = await StoreOpener.OpenAsync(cfg.Store, ct).ConfigureAwait(false);
             }
-            catch (AgentConfigException e)
+            catch (Exception e) when (e is AgentConfigException or StoreConfigException)
             {
                 await Console.Error.WriteLineAsync($"loom node config: {e.Message}").ConfigureAwait(false);
                 return 2;

@@ -12,6 +12,9 @@ public sealed class NetConf
     /// <summary>The reference bridge plugin's default bridge name.</summary>
     public const string DefaultBridgeName = "cni0";
 
+    /// <summary>The file name the node agent writes Loom's network configuration list under, in the CNI conf dir.</summary>
+    public const string LoomConflistName = "10-loom.conflist";
+
     internal NetConf()
     {
     }

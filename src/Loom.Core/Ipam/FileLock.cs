@@ -5,8 +5,8 @@ using Microsoft.Win32.SafeHandles;
 namespace Loom.Core.Ipam;
 
 /// <summary>
-/// An exclusive flock(2) on the network's "lock" file, the same lock host-local takes, so
-/// Loom and host-local processes serialize against each other.
+/// An exclusive flock(2) on a lock file: IPAM's per-network "lock" file (the same lock host-local takes, so Loom
+/// and host-local processes serialize against each other) and the lab's state lock.
 /// </summary>
 /// <remarks>
 /// The file is opened with open(2) directly: .NET's FileStream/File.OpenHandle silently takes a
@@ -14,7 +14,7 @@ namespace Loom.Core.Ipam;
 /// would block other processes' LOCK_EX for as long as the handle lives. flock locks belong to
 /// the open file description, so two instances in one process (two opens) also exclude each other.
 /// </remarks>
-internal sealed class FileLock : IDisposable
+public sealed class FileLock : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private readonly string _path;
@@ -25,8 +25,10 @@ internal sealed class FileLock : IDisposable
         _path = path;
     }
 
+    /// <summary>Opens (creating, 0600) the lock file; the lock is not taken yet.</summary>
     public static FileLock Open(string path)
     {
+        ArgumentException.ThrowIfNullOrEmpty(path);
         var fd = LibC.Open(path, LibC.ORdWr | LibC.OCreat | LibC.OCloExec, Convert.ToInt32("600", 8));
         if (fd < 0)
         {

@@ -1,16 +1,20 @@
 using System.Net;
+using Loom.Core.Services;
 
 namespace Loom.Core.Model;
 
 /// <summary>Cluster-wide settings every agent reads at start; the analogue of flannel's net-conf.json.</summary>
 public sealed record ClusterConfig
 {
-    public IReadOnlyList<IPNetwork> PodCidrPools { get; set; } = [IPNetwork.Parse("10.244.0.0/16")];
+    /// <summary>flannel's and kubeadm's usual pod network, the default pool and kube-proxy's default cluster CIDR here.</summary>
+    public static IPNetwork DefaultPodCidr { get; } = IPNetwork.Parse("10.244.0.0/16");
+
+    public IReadOnlyList<IPNetwork> PodCidrPools { get; set; } = [DefaultPodCidr];
 
     /// <summary>Prefix length of each node's pod CIDR carved from the pools.</summary>
     public int NodeMaskSize { get; set; } = 24;
 
-    public IPNetwork ServiceCidr { get; set; } = IPNetwork.Parse("10.96.0.0/12");
+    public IPNetwork ServiceCidr { get; set; } = ClusterIpAllocator.DefaultServiceCidr;
 
     public RoutingMode Routing { get; set; } = RoutingMode.Tunnel;
 

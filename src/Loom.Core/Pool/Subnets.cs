@@ -1,5 +1,5 @@
-using System.Buffers.Binary;
 using System.Net;
+using Loom.Core.Ipam;
 
 namespace Loom.Core.Pool;
 
@@ -16,26 +16,11 @@ internal static class Subnets
     /// <summary>The <paramref name="index"/>-th /<paramref name="maskSize"/> subnet of the pool.</summary>
     public static IPNetwork Nth(IPNetwork pool, int maskSize, UInt128 index)
     {
-        var bytes = pool.BaseAddress.GetAddressBytes();
-        var bits = bytes.Length * 8;
-        var value = ToInteger(bytes) + (index << (bits - maskSize));
-        return new IPNetwork(FromInteger(value, bytes.Length), maskSize);
+        var family = pool.BaseAddress.AddressFamily;
+        var value = IpMath.ToValue(pool.BaseAddress) + (index << (IpMath.Bits(family) - maskSize));
+        return new IPNetwork(IpMath.FromValue(value, family), maskSize);
     }
 
     public static bool Overlap(IPNetwork a, IPNetwork b)
         => a.BaseAddress.AddressFamily == b.BaseAddress.AddressFamily && (a.Contains(b.BaseAddress) || b.Contains(a.BaseAddress));
-
-    private static UInt128 ToInteger(byte[] bytes)
-    {
-        Span<byte> wide = stackalloc byte[16];
-        bytes.CopyTo(wide[(16 - bytes.Length)..]);
-        return BinaryPrimitives.ReadUInt128BigEndian(wide);
-    }
-
-    private static IPAddress FromInteger(UInt128 value, int length)
-    {
-        Span<byte> wide = stackalloc byte[16];
-        BinaryPrimitives.WriteUInt128BigEndian(wide, value);
-        return new IPAddress(wide[(16 - length)..]);
-    }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Loom.Core.Ipam;
 
 namespace Loom.Core.Services;
 
@@ -99,12 +100,8 @@ public sealed class ClusterIpAllocator
         }
     }
 
-    private static uint ToUInt(IPAddress a)
-    {
-        Span<byte> b = stackalloc byte[4];
-        a.TryWriteBytes(b, out _);
-        return (uint)(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]);
-    }
+    // The CIDR and requests are IPv4 (checked before), so the value fits 32 bits.
+    private static uint ToUInt(IPAddress a) => (uint)IpMath.ToValue(a);
 
-    private static IPAddress FromUInt(uint v) => new([(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v]);
+    private static IPAddress FromUInt(uint v) => IpMath.FromValue(v, AddressFamily.InterNetwork);
 }

@@ -10,6 +10,7 @@ public enum FieldErrorType
     Invalid,
     NotSupported,
     Duplicate,
+    Forbidden,
 }
 
 /// <summary>
@@ -31,6 +32,7 @@ public sealed record FieldError(string Field, FieldErrorType Type, string? Value
                 FieldErrorType.Required => "Required value",
                 FieldErrorType.NotSupported => "Unsupported value",
                 FieldErrorType.Duplicate => "Duplicate value",
+                FieldErrorType.Forbidden => "Forbidden",
                 _ => "Invalid value",
             });
             if (Value is not null)
@@ -59,6 +61,8 @@ public sealed record FieldError(string Field, FieldErrorType Type, string? Value
     public static FieldError NotSupported(string field, string? value, string detail) => new(field, FieldErrorType.NotSupported, Quote(value), detail);
 
     public static FieldError Duplicate(string field, string? value) => new(field, FieldErrorType.Duplicate, Quote(value), "");
+
+    public static FieldError Forbidden(string field, string detail) => new(field, FieldErrorType.Forbidden, null, detail);
 
     /// <summary>Go's %q, roughly: double quotes, with <c>"</c>, <c>\</c> and every control character escaped.</summary>
     public static string Quote(string? value)

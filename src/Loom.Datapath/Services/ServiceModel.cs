@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 using Loom.Core.Validation;
 
 namespace Loom.Datapath.Services;
@@ -38,9 +39,8 @@ public static partial class ServiceModel
                 continue;
             }
 
-            var selected = svc.Selector is null or { Count: 0 }
-                ? []
-                : byNamespace[svc.Namespace].Where(e => Selects(svc.Selector, e.Labels)).ToList();
+            var selector = LabelSelector.ForService(svc.Selector);
+            var selected = byNamespace[svc.Namespace].Where(e => selector.Matches(e.Labels)).ToList();
             foreach (var port in svc.Ports)
             {
                 var target = port.TargetPort == 0 ? port.Port : port.TargetPort;
@@ -61,9 +61,6 @@ public static partial class ServiceModel
 
         return Renderable(result, skipped);
     }
-
-    private static bool Selects(IReadOnlyDictionary<string, string> selector, IReadOnlyDictionary<string, string> labels) =>
-        selector.All(kv => labels.TryGetValue(kv.Key, out var v) && string.Equals(v, kv.Value, StringComparison.Ordinal));
 
     private sealed class AddressComparer : IComparer<IPAddress>
     {

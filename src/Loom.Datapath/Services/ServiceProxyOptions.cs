@@ -1,4 +1,5 @@
 using System.Net;
+using Loom.Core.Model;
 
 namespace Loom.Datapath.Services;
 
@@ -9,7 +10,7 @@ public sealed record ServiceProxyOptions
     /// The pod network (kube-proxy's <c>--cluster-cidr</c>): ClusterIP traffic from outside it is marked for masquerade
     /// so replies come back through this node. Null disables that rule.
     /// </summary>
-    public IPNetwork? ClusterCidr { get; init; } = IPNetwork.Parse("10.244.0.0/16");
+    public IPNetwork? ClusterCidr { get; init; } = ClusterConfig.DefaultPodCidr;
 
     /// <summary>kube-proxy's <c>--iptables-masquerade-bit</c>: the packet mark bit meaning "SNAT me".</summary>
     public int MasqueradeBit { get; init; } = 14;
