@@ -8,7 +8,8 @@ namespace Loom.Datapath.Services;
 /// Renders kube-proxy's nftables layout as an <c>nft -f</c> script. Facts from kubernetes pkg/proxy/nftables/proxier.go
 /// (setupNFTables, syncProxyRules, writeServiceToEndpointRules): one <c>ip kube-proxy</c> table; a <c>services</c>
 /// chain dispatching through the <c>service-ips</c> verdict map keyed by <c>ipv4_addr . inet_proto . inet_service</c>;
-/// per-service chains picking an endpoint chain with <c>numgen random mod N vmap</c>; masquerade by mark; services
+/// per-service chains picking an endpoint chain with <c>numgen random mod N</c> (a cascade of rules up to
+/// <see cref="MaxCascadeEndpoints"/> endpoints, kube-proxy's inline vmap above); masquerade by mark; services
 /// without endpoints rejected through the <c>no-endpoint-services</c> map. Unlike kube-proxy's full sync, map
 /// elements are always diffed (against the kernel on a full sync, against the last applied state otherwise), so a sync
 /// carries only the elements and chains that changed.
@@ -20,6 +21,9 @@ internal static class NftablesRules
     public const string NoEndpointServicesMap = "no-endpoint-services";
     public const string RejectChain = "reject-chain";
     private const string T = "ip " + Table;
+
+    /// <summary>Services with more endpoints pick one through an inline vmap (see <see cref="AppendEndpointChoice"/>).</summary>
+    public const int MaxCascadeEndpoints = 32;
 
     private static readonly (string Name, string Type, string Hook, int Priority)[] BaseChains =
     [
@@ -182,14 +186,7 @@ internal static class NftablesRules
             }
         }
 
-        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
-          .Append(s.Backends.Count.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
-        for (var i = 0; i < s.Backends.Count; i++)
-        {
-            sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(EndpointChain(s, s.Backends[i]));
-        }
-
-        sb.Append(" }\n");
+        AppendEndpointChoice(sb, s);
 
         foreach (var b in s.Backends)
         {
@@ -202,6 +199,45 @@ internal static class NftablesRules
 
             sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" meta l4proto ").Append(proto).Append(" dnat to ").Append(b).Append('\n');
         }
+    }
+
+    /// <summary>
+    /// The rule(s) picking an endpoint chain at random. Up to <see cref="MaxCascadeEndpoints"/> endpoints: a cascade
+    /// <c>numgen random mod K 0 goto</c> for K = N .. 2, then a plain <c>goto</c> to the last (each endpoint 1/N, as
+    /// iptables' statistic cascade); above that, kube-proxy's <c>numgen random mod N vmap { 0 : goto ... }</c>.
+    /// </summary>
+    /// <remarks>
+    /// Why not always the vmap: each inline vmap is an anonymous set, and for every new set the kernel walks the
+    /// table's whole set list several times (name allocation, duplicate check, lookups by name), so a table of 10000
+    /// services cost one set each and a first sync took over 30 s (a cascade: 3-4 s); splitting the sync into
+    /// several transactions does not help, the walks are over the table, not the transaction. Only the first packet
+    /// of a connection passes the nat chains, so the cascade's cost grows with N per connection, not per packet;
+    /// large services keep the one lookup.
+    /// </remarks>
+    private static void AppendEndpointChoice(StringBuilder sb, ServicePortState s)
+    {
+        var svc = ServiceChain(s);
+        var n = s.Backends.Count;
+        if (n > MaxCascadeEndpoints)
+        {
+            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
+              .Append(n.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
+            for (var i = 0; i < n; i++)
+            {
+                sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(EndpointChain(s, s.Backends[i]));
+            }
+
+            sb.Append(" }\n");
+            return;
+        }
+
+        for (var i = 0; i < n - 1; i++)
+        {
+            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
+              .Append((n - i).ToString(CultureInfo.InvariantCulture)).Append(" 0 goto ").Append(EndpointChain(s, s.Backends[i])).Append('\n');
+        }
+
+        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" goto ").Append(EndpointChain(s, s.Backends[n - 1])).Append('\n');
     }
 
     // One "delete element" and one "add element" command per map, each listing every element it touches: thousands of
