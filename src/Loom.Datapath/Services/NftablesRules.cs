@@ -53,8 +53,7 @@ internal static class NftablesRules
     public static string AffinitySet(ServicePortState s, Backend b) => KubeProxyNames.NftAffinitySet(s.Name, s.Frontend.ProtocolName, b);
 
     /// <summary>The chains a programmed service owns (none without backends).</summary>
-    public static IEnumerable<string> ChainsOf(ServicePortState s) =>
-        s.HasBackends ? s.Backends.Select(b => EndpointChain(s, b)).Prepend(ServiceChain(s)) : [];
+    public static IEnumerable<string> ChainsOf(ServicePortState s) => new NftNames(s).Chains;
 
     public static string ElementKey(Frontend f) => string.Create(CultureInfo.InvariantCulture, $"{f.Address} . {f.ProtocolName} . {f.Port}");
 
@@ -68,8 +67,10 @@ internal static class NftablesRules
         Func<ServicePortState, bool> rewrite,
         NftSnapshot existing,
         bool setup,
-        ServiceProxyOptions options)
+        ServiceProxyOptions options,
+        Func<ServicePortState, NftNames>? namesOf = null)
     {
+        namesOf ??= s => new NftNames(s);
         // Whatever the caller passed: a port no rule can express is left out with its reason as a script comment.
         var skipped = new List<ServiceSkip>();
         var ordered = ServiceModel.Renderable(desired, skipped);
@@ -89,19 +90,17 @@ internal static class NftablesRules
         var rules = new StringBuilder();
         foreach (var s in ordered.Where(s => s.HasBackends))
         {
-            activeChains.UnionWith(ChainsOf(s));
+            var names = namesOf(s);
+            activeChains.UnionWith(names.Chains);
+            activeSets.UnionWith(names.AffinitySets);
             var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
-            if (affinity)
-            {
-                activeSets.UnionWith(s.Backends.Select(b => AffinitySet(s, b)));
-            }
 
             if (!rewrite(s))
             {
                 continue;
             }
 
-            foreach (var chain in ChainsOf(s))
+            foreach (var chain in names.Chains)
             {
                 sb.Append("add chain ").Append(T).Append(' ').Append(chain).Append('\n');
                 if (existing.Chains.Contains(chain))
@@ -113,9 +112,8 @@ internal static class NftablesRules
 
             if (affinity)
             {
-                foreach (var b in s.Backends)
+                foreach (var set in names.AffinitySets)
                 {
-                    var set = AffinitySet(s, b);
                     if (existing.Sets.TryGetValue(set, out var timeout) && timeout != s.AffinityTimeoutSeconds)
                     {
                         // A set's timeout cannot be changed in place; its rules were flushed above, so it can be replaced.
@@ -128,12 +126,12 @@ internal static class NftablesRules
                 }
             }
 
-            AppendServiceRules(rules, s, options);
+            AppendServiceRules(rules, s, names, options);
         }
 
         sb.Append(rules);
 
-        var serviceIps = ordered.Where(s => s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + ServiceChain(s), (string?)null), StringComparer.Ordinal);
+        var serviceIps = ordered.Where(s => s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + namesOf(s).Service, (string?)null), StringComparer.Ordinal);
         var noEndpoints = ordered.Where(s => !s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + RejectChain, (string?)s.Name.ToString()), StringComparer.Ordinal);
         AppendElementDiff(sb, ServiceIpsMap, serviceIps, existing.Elements(ServiceIpsMap));
         AppendElementDiff(sb, NoEndpointServicesMap, noEndpoints, existing.Elements(NoEndpointServicesMap));
@@ -165,9 +163,9 @@ internal static class NftablesRules
     private static bool IsOwnName(string name) => name.Length is > 0 and <= 256 && RuleText.NftName(name) == name;
 
     /// <summary>The rules of one service chain and its endpoint chains, in kube-proxy's order.</summary>
-    public static void AppendServiceRules(StringBuilder sb, ServicePortState s, ServiceProxyOptions options)
+    public static void AppendServiceRules(StringBuilder sb, ServicePortState s, NftNames names, ServiceProxyOptions options)
     {
-        var svc = ServiceChain(s);
+        var svc = names.Service;
         var proto = s.Frontend.ProtocolName;
         if (options.ClusterCidr is { } cidr)
         {
@@ -179,22 +177,23 @@ internal static class NftablesRules
         var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
         if (affinity)
         {
-            foreach (var b in s.Backends)
+            for (var i = 0; i < s.Backends.Count; i++)
             {
-                sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip saddr @").Append(AffinitySet(s, b))
-                  .Append(" goto ").Append(EndpointChain(s, b)).Append('\n');
+                sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip saddr @").Append(names.AffinitySets[i])
+                  .Append(" goto ").Append(names.Endpoints[i]).Append('\n');
             }
         }
 
-        AppendEndpointChoice(sb, s);
+        AppendEndpointChoice(sb, names);
 
-        foreach (var b in s.Backends)
+        for (var i = 0; i < s.Backends.Count; i++)
         {
-            var ep = EndpointChain(s, b);
+            var b = s.Backends[i];
+            var ep = names.Endpoints[i];
             sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" ip saddr ").Append(b.Address).Append(" jump mark-for-masquerade\n");
             if (affinity)
             {
-                sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" update @").Append(AffinitySet(s, b)).Append(" { ip saddr }\n");
+                sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" update @").Append(names.AffinitySets[i]).Append(" { ip saddr }\n");
             }
 
             sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" meta l4proto ").Append(proto).Append(" dnat to ").Append(b).Append('\n');
@@ -214,17 +213,17 @@ internal static class NftablesRules
     /// of a connection passes the nat chains, so the cascade's cost grows with N per connection, not per packet;
     /// large services keep the one lookup.
     /// </remarks>
-    private static void AppendEndpointChoice(StringBuilder sb, ServicePortState s)
+    private static void AppendEndpointChoice(StringBuilder sb, NftNames names)
     {
-        var svc = ServiceChain(s);
-        var n = s.Backends.Count;
+        var svc = names.Service;
+        var n = names.Endpoints.Count;
         if (n > MaxCascadeEndpoints)
         {
             sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
               .Append(n.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
             for (var i = 0; i < n; i++)
             {
-                sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(EndpointChain(s, s.Backends[i]));
+                sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(names.Endpoints[i]);
             }
 
             sb.Append(" }\n");
@@ -234,10 +233,10 @@ internal static class NftablesRules
         for (var i = 0; i < n - 1; i++)
         {
             sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
-              .Append((n - i).ToString(CultureInfo.InvariantCulture)).Append(" 0 goto ").Append(EndpointChain(s, s.Backends[i])).Append('\n');
+              .Append((n - i).ToString(CultureInfo.InvariantCulture)).Append(" 0 goto ").Append(names.Endpoints[i]).Append('\n');
         }
 
-        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" goto ").Append(EndpointChain(s, s.Backends[n - 1])).Append('\n');
+        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" goto ").Append(names.Endpoints[n - 1]).Append('\n');
     }
 
     // One "delete element" and one "add element" command per map, each listing every element it touches: thousands of
