@@ -56,6 +56,24 @@ public sealed class NftablesKernelTests : BackendKernelTests
     }
 
     [Fact]
+    public void A_restart_rewrites_an_older_runs_vmap_choice_as_the_cascade()
+    {
+        var web = Service("webpod", "10.96.0.100", 80, [1, 2]);
+        Sync(NewBackend(), web);
+        var svc = KubeProxyNames.NftServiceChain(web.Name, "tcp");
+        var ep = web.Backends.Select(b => KubeProxyNames.NftEndpointChain(web.Name, "tcp", b)).ToList();
+        // What a run before the cascade (or kube-proxy itself) left: the choice as an inline vmap.
+        Lab.Shell("nft", "flush", "chain", "ip", "kube-proxy", svc);
+        Lab.Shell("nft", "add", "rule", "ip", "kube-proxy", svc, "numgen", "random", "mod", "2", "vmap", "{", "0", ":", "goto", ep[0], ",", "1", ":", "goto", ep[1], "}");
+        Assert.Contains("vmap { 0 : goto", Lab.Shell("nft", "list", "chain", "ip", "kube-proxy", svc), StringComparison.Ordinal);
+        Sync(NewBackend(), web);
+        var chain = Lab.Shell("nft", "list", "chain", "ip", "kube-proxy", svc);
+        Assert.DoesNotContain("vmap", chain, StringComparison.Ordinal);
+        Assert.Contains($"numgen random mod 2 0 goto {ep[0]}", chain, StringComparison.Ordinal);
+        Assert.Equal(["pod1", "pod2"], Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 40).ToHashSet().Order());
+    }
+
+    [Fact]
     public void A_change_carries_only_the_changed_elements_and_chains()
     {
         var b = (NftablesServiceBackend)NewBackend();
