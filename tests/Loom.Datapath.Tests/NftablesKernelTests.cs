@@ -23,9 +23,54 @@ public sealed class NftablesKernelTests : BackendKernelTests
         Assert.Contains($"10.96.0.100 . tcp . 80 : goto {svc}", table, StringComparison.Ordinal);
         Assert.Contains("10.96.0.50 . tcp . 80 comment \"default/empty\" : goto reject-chain", table, StringComparison.Ordinal);
         Assert.Contains($"chain {svc} {{", table, StringComparison.Ordinal);
-        Assert.Contains("numgen random mod 2 vmap { 0 : goto endpoint-", table, StringComparison.Ordinal);
+        Assert.Contains("numgen random mod 2 0 goto endpoint-", table, StringComparison.Ordinal);
         Assert.Contains("meta l4proto tcp dnat to 10.244.1.2:80", table, StringComparison.Ordinal);
         Assert.Contains("ip daddr . meta l4proto . th dport vmap @service-ips", table, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_numgen_cascade_spreads_connections_evenly()
+    {
+        // Three endpoints, two of them pod2 (its ports 80 and 53): pod1 should get a third of the connections. A
+        // cascade in the wrong order (mod 2 first) would give pod1 half, a missing step all or nothing.
+        var web = Service("webpod", "10.96.0.100", 80, [1, 2]) with
+        {
+            Backends = [new(PodIp(1), 80), new(PodIp(2), 80), new(PodIp(2), 53)],
+        };
+        Sync(NewBackend(), web);
+        var answers = Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 600);
+        var pod1 = answers.Count(a => a == "pod1");
+        Assert.InRange(pod1, 155, 245); // mean 200, sd 11.5 (with pod1 at half: mean 300, sd 12.2)
+        Assert.Equal(600 - pod1, answers.Count(a => a == "pod2"));
+    }
+
+    [Fact]
+    public void A_service_with_many_endpoints_keeps_kube_proxys_vmap()
+    {
+        var backends = Enumerable.Range(1, NftablesRules.MaxCascadeEndpoints + 1).Select(i => new Backend(IPAddress.Parse($"10.244.100.{i}"), 80)).ToList();
+        var big = Service("big", "10.96.0.102", 80, []) with { Backends = backends };
+        Sync(NewBackend(), Service("webpod", "10.96.0.100", 80, [1, 2]), big);
+        var table = Lab.Shell("nft", "list", "table", "ip", "kube-proxy");
+        Assert.Contains($"numgen random mod {backends.Count} vmap {{ 0 : goto endpoint-", table, StringComparison.Ordinal);
+        Assert.Equal(["pod1", "pod2"], Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 40).ToHashSet().Order());
+    }
+
+    [Fact]
+    public void A_restart_rewrites_an_older_runs_vmap_choice_as_the_cascade()
+    {
+        var web = Service("webpod", "10.96.0.100", 80, [1, 2]);
+        Sync(NewBackend(), web);
+        var svc = KubeProxyNames.NftServiceChain(web.Name, "tcp");
+        var ep = web.Backends.Select(b => KubeProxyNames.NftEndpointChain(web.Name, "tcp", b)).ToList();
+        // What a run before the cascade (or kube-proxy itself) left: the choice as an inline vmap.
+        Lab.Shell("nft", "flush", "chain", "ip", "kube-proxy", svc);
+        Lab.Shell("nft", "add", "rule", "ip", "kube-proxy", svc, "numgen", "random", "mod", "2", "vmap", "{", "0", ":", "goto", ep[0], ",", "1", ":", "goto", ep[1], "}");
+        Assert.Contains("vmap { 0 : goto", Lab.Shell("nft", "list", "chain", "ip", "kube-proxy", svc), StringComparison.Ordinal);
+        Sync(NewBackend(), web);
+        var chain = Lab.Shell("nft", "list", "chain", "ip", "kube-proxy", svc);
+        Assert.DoesNotContain("vmap", chain, StringComparison.Ordinal);
+        Assert.Contains($"numgen random mod 2 0 goto {ep[0]}", chain, StringComparison.Ordinal);
+        Assert.Equal(["pod1", "pod2"], Lab.TcpMany(IPAddress.Parse("10.96.0.100"), 80, 40).ToHashSet().Order());
     }
 
     [Fact]

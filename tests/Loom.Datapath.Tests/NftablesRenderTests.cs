@@ -10,13 +10,15 @@ public sealed class NftablesRenderTests
     private static string Render(IReadOnlyCollection<ServicePortState> desired, NftSnapshot? existing = null, bool setup = true, Func<ServicePortState, bool>? rewrite = null) =>
         NftablesRules.Render(desired, rewrite ?? (_ => true), existing ?? NftSnapshot.Missing, setup, KubeProxyTest);
 
+    // kube-proxy's golden dump, except its "numgen random mod 1 vmap { 0 : goto endpoint-... }": a service with up to
+    // MaxCascadeEndpoints endpoints picks one with a rule cascade instead of an anonymous set (see AppendEndpointChoice).
     [Fact]
     public void One_endpoint_service_matches_kube_proxys_golden_dump()
     {
         var golden = """
             add chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80
             add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-            add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }
+            add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
             add chain ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80
             add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 ip saddr 10.180.0.1 jump mark-for-masquerade
             add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80
@@ -65,7 +67,35 @@ public sealed class NftablesRenderTests
         Assert.Contains($"add set ip kube-proxy {set} {{ type ipv4_addr ; flags dynamic,timeout ; timeout 60s ; }}", script);
         Assert.Contains($"add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip saddr @{set} goto {ep}", script);
         Assert.Contains($"add rule ip kube-proxy {ep} update @{set} {{ ip saddr }}", script);
-        Assert.Contains(script, l => l.Contains("numgen random mod 2 vmap { 0 : goto endpoint-", StringComparison.Ordinal) && l.Contains(" , 1 : goto endpoint-", StringComparison.Ordinal));
+        // Affinity first, then the random choice.
+        var choice = script.FindIndex(l => l.Contains("numgen random mod 2 0 goto endpoint-", StringComparison.Ordinal));
+        Assert.True(choice > script.IndexOf($"add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip saddr @{set} goto {ep}"));
+    }
+
+    [Fact]
+    public void A_few_endpoints_are_picked_by_a_numgen_cascade_and_many_by_one_vmap()
+    {
+        string[] three = ["10.180.0.1", "10.180.0.2", "10.180.0.3"];
+        var svc = Port("ns1", "svc1", "p80", "172.30.0.41", 80, three);
+        var chain = NftablesRules.ServiceChain(svc);
+        var ep = svc.Backends.Select(b => NftablesRules.EndpointChain(svc, b)).ToList();
+        var rules = Lines(Render([svc])).Where(l => l.StartsWith($"add rule ip kube-proxy {chain} ", StringComparison.Ordinal) && !l.Contains("mark-for-masquerade", StringComparison.Ordinal)).ToList();
+        // 1/3, then 1/2 of the remaining 2/3, then the rest: each endpoint 1/3.
+        Assert.Equal(
+            [
+                $"add rule ip kube-proxy {chain} numgen random mod 3 0 goto {ep[0]}",
+                $"add rule ip kube-proxy {chain} numgen random mod 2 0 goto {ep[1]}",
+                $"add rule ip kube-proxy {chain} goto {ep[2]}",
+            ],
+            rules);
+        Assert.DoesNotContain(Lines(Render([svc])), l => l.Contains("vmap {", StringComparison.Ordinal));
+
+        var many = Enumerable.Range(1, NftablesRules.MaxCascadeEndpoints + 1).Select(i => $"10.180.1.{i}").ToArray();
+        var big = Port("ns1", "big", "p80", "172.30.0.42", 80, many);
+        var bigRules = Lines(Render([big])).Where(l => l.Contains("numgen", StringComparison.Ordinal)).ToList();
+        var vmap = Assert.Single(bigRules);
+        Assert.StartsWith($"add rule ip kube-proxy {NftablesRules.ServiceChain(big)} numgen random mod {many.Length} vmap {{ 0 : goto endpoint-", vmap, StringComparison.Ordinal);
+        Assert.Contains($" , {many.Length - 1} : goto {NftablesRules.EndpointChain(big, big.Backends[^1])} }}", vmap, StringComparison.Ordinal);
     }
 
     [Fact]

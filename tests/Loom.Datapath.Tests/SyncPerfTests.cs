@@ -23,7 +23,8 @@ internal sealed class SyncPerfFactAttribute : FactAttribute
 /// <summary>
 /// Times syncs at large N inside a throwaway namespace and prints the figures; asserts nothing about time. Run with
 /// <c>LOOM_SYNC_PERF=1000,4000 dotnet test tests/Loom.Datapath.Tests -c Release --no-build --filter Category=SyncPerf
-/// --logger "console;verbosity=detailed"</c>.
+/// --logger "console;verbosity=detailed"</c>. LOOM_SYNC_PERF_ENDPOINTS sets the endpoints per service (4, as in
+/// bench/services.sh); LOOM_SYNC_PERF_NO_RESTART=1 stops after the removal (a restart at 10000 can take minutes).
 /// </summary>
 [Trait("Category", "SyncPerf")]
 public sealed class SyncPerfTests(ITestOutputHelper output)
@@ -37,18 +38,36 @@ public sealed class SyncPerfTests(ITestOutputHelper output)
     private void Measure(string name, Func<ServiceProxyOptions?, IServiceBackend> create)
     {
         var sizes = Environment.GetEnvironmentVariable("LOOM_SYNC_PERF")!.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture));
+        var endpoints = int.Parse(Environment.GetEnvironmentVariable("LOOM_SYNC_PERF_ENDPOINTS") ?? "4", CultureInfo.InvariantCulture);
+        var restart = Environment.GetEnvironmentVariable("LOOM_SYNC_PERF_NO_RESTART") != "1";
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{endpoints} endpoints per service; load average {File.ReadAllText("/proc/loadavg").Trim()}"));
         foreach (var n in sizes)
         {
             using var ns = new TestNetns("perf");
-            var desired = Services(n, 0);
+            var desired = Services(n, 0, endpoints);
             var b = create(null);
+            if (b is NftablesServiceBackend)
+            {
+                // The C# share of a first sync: what the renderer costs without nft (the first call includes the JIT).
+                Time(ns, name, n, "render only (cold)", () => NftablesRules.Render(desired, _ => true, NftSnapshot.Missing, true, new ServiceProxyOptions()));
+                Time(ns, name, n, "render only (warm)", () => NftablesRules.Render(desired, _ => true, NftSnapshot.Missing, true, new ServiceProxyOptions()));
+            }
+
             Time(ns, name, n, "first (empty kernel)", () => b.Sync(desired));
             Dump(b, $"{name}-{n}-first");
             Time(ns, name, n, "no-op resync", () => b.Sync(desired));
-            var changed = Services(n, 1);
+            var changed = Services(n, 1, endpoints);
             Time(ns, name, n, "one service changed", () => b.Sync(changed));
+            // Back and forth again: the first change of a process also pays for JIT tiering.
+            Time(ns, name, n, "one changed (2nd)", () => b.Sync(desired));
+            Time(ns, name, n, "one changed (3rd)", () => b.Sync(changed));
             var fewer = changed.Skip(1).ToList();
             Time(ns, name, n, "one service removed", () => b.Sync(fewer));
+            if (!restart)
+            {
+                continue;
+            }
+
             var restarted = create(null);
             Time(ns, name, n, "restart (adopt)", () => restarted.Sync(desired));
             Dump(restarted, $"{name}-{n}-restart");
@@ -83,18 +102,22 @@ public sealed class SyncPerfTests(ITestOutputHelper output)
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-9} N={n,-6} {what,-22} {ms,7} ms"));
     }
 
-    // N services with two backends each; <paramref name="bump"/> moves service 0's second backend.
-    private static List<ServicePortState> Services(int n, int bump) =>
+    // N services with <paramref name="endpoints"/> backends each (10.244+k.x.y); <paramref name="bump"/> moves service
+    // 0's last backend.
+    private static List<ServicePortState> Services(int n, int bump, int endpoints) =>
         Enumerable.Range(0, n).Select(i =>
         {
             var ip = new IPAddress([10, 96, (byte)(i / 250), (byte)(i % 250 + 1)]);
-            var b1 = new Backend(new IPAddress([10, 244, (byte)(i / 250), (byte)(i % 250 + 1)]), 8080);
-            var b2 = new Backend(new IPAddress([10, 245, (byte)(i / 250), (byte)((i % 250) + 1 + (i == 0 ? bump : 0))]), 8080);
+            var backends = Enumerable.Range(0, endpoints).Select(k =>
+            {
+                var last = (byte)((i % 250) + 1 + (i == 0 && k == endpoints - 1 ? bump : 0));
+                return new Backend(new IPAddress([10, (byte)(244 + k), (byte)(i / 250), last]), 8080);
+            }).ToList();
             return new ServicePortState(
                 new ServicePortName("perf", "svc" + i.ToString(CultureInfo.InvariantCulture), "http"),
                 new Frontend(ip, Protocol.Tcp, 80),
                 SessionAffinity.None,
                 10800,
-                [b1, b2]);
+                backends);
         }).ToList();
 }

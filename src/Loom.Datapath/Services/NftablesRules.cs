@@ -8,7 +8,8 @@ namespace Loom.Datapath.Services;
 /// Renders kube-proxy's nftables layout as an <c>nft -f</c> script. Facts from kubernetes pkg/proxy/nftables/proxier.go
 /// (setupNFTables, syncProxyRules, writeServiceToEndpointRules): one <c>ip kube-proxy</c> table; a <c>services</c>
 /// chain dispatching through the <c>service-ips</c> verdict map keyed by <c>ipv4_addr . inet_proto . inet_service</c>;
-/// per-service chains picking an endpoint chain with <c>numgen random mod N vmap</c>; masquerade by mark; services
+/// per-service chains picking an endpoint chain with <c>numgen random mod N</c> (a cascade of rules up to
+/// <see cref="MaxCascadeEndpoints"/> endpoints, kube-proxy's inline vmap above); masquerade by mark; services
 /// without endpoints rejected through the <c>no-endpoint-services</c> map. Unlike kube-proxy's full sync, map
 /// elements are always diffed (against the kernel on a full sync, against the last applied state otherwise), so a sync
 /// carries only the elements and chains that changed.
@@ -20,6 +21,9 @@ internal static class NftablesRules
     public const string NoEndpointServicesMap = "no-endpoint-services";
     public const string RejectChain = "reject-chain";
     private const string T = "ip " + Table;
+
+    /// <summary>Services with more endpoints pick one through an inline vmap (see <see cref="AppendEndpointChoice"/>).</summary>
+    public const int MaxCascadeEndpoints = 32;
 
     private static readonly (string Name, string Type, string Hook, int Priority)[] BaseChains =
     [
@@ -49,8 +53,7 @@ internal static class NftablesRules
     public static string AffinitySet(ServicePortState s, Backend b) => KubeProxyNames.NftAffinitySet(s.Name, s.Frontend.ProtocolName, b);
 
     /// <summary>The chains a programmed service owns (none without backends).</summary>
-    public static IEnumerable<string> ChainsOf(ServicePortState s) =>
-        s.HasBackends ? s.Backends.Select(b => EndpointChain(s, b)).Prepend(ServiceChain(s)) : [];
+    public static IEnumerable<string> ChainsOf(ServicePortState s) => new NftNames(s).Chains;
 
     public static string ElementKey(Frontend f) => string.Create(CultureInfo.InvariantCulture, $"{f.Address} . {f.ProtocolName} . {f.Port}");
 
@@ -64,8 +67,10 @@ internal static class NftablesRules
         Func<ServicePortState, bool> rewrite,
         NftSnapshot existing,
         bool setup,
-        ServiceProxyOptions options)
+        ServiceProxyOptions options,
+        Func<ServicePortState, NftNames>? namesOf = null)
     {
+        namesOf ??= s => new NftNames(s);
         // Whatever the caller passed: a port no rule can express is left out with its reason as a script comment.
         var skipped = new List<ServiceSkip>();
         var ordered = ServiceModel.Renderable(desired, skipped);
@@ -85,19 +90,17 @@ internal static class NftablesRules
         var rules = new StringBuilder();
         foreach (var s in ordered.Where(s => s.HasBackends))
         {
-            activeChains.UnionWith(ChainsOf(s));
+            var names = namesOf(s);
+            activeChains.UnionWith(names.Chains);
+            activeSets.UnionWith(names.AffinitySets);
             var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
-            if (affinity)
-            {
-                activeSets.UnionWith(s.Backends.Select(b => AffinitySet(s, b)));
-            }
 
             if (!rewrite(s))
             {
                 continue;
             }
 
-            foreach (var chain in ChainsOf(s))
+            foreach (var chain in names.Chains)
             {
                 sb.Append("add chain ").Append(T).Append(' ').Append(chain).Append('\n');
                 if (existing.Chains.Contains(chain))
@@ -109,9 +112,8 @@ internal static class NftablesRules
 
             if (affinity)
             {
-                foreach (var b in s.Backends)
+                foreach (var set in names.AffinitySets)
                 {
-                    var set = AffinitySet(s, b);
                     if (existing.Sets.TryGetValue(set, out var timeout) && timeout != s.AffinityTimeoutSeconds)
                     {
                         // A set's timeout cannot be changed in place; its rules were flushed above, so it can be replaced.
@@ -124,12 +126,12 @@ internal static class NftablesRules
                 }
             }
 
-            AppendServiceRules(rules, s, options);
+            AppendServiceRules(rules, s, names, options);
         }
 
         sb.Append(rules);
 
-        var serviceIps = ordered.Where(s => s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + ServiceChain(s), (string?)null), StringComparer.Ordinal);
+        var serviceIps = ordered.Where(s => s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + namesOf(s).Service, (string?)null), StringComparer.Ordinal);
         var noEndpoints = ordered.Where(s => !s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + RejectChain, (string?)s.Name.ToString()), StringComparer.Ordinal);
         AppendElementDiff(sb, ServiceIpsMap, serviceIps, existing.Elements(ServiceIpsMap));
         AppendElementDiff(sb, NoEndpointServicesMap, noEndpoints, existing.Elements(NoEndpointServicesMap));
@@ -161,9 +163,9 @@ internal static class NftablesRules
     private static bool IsOwnName(string name) => name.Length is > 0 and <= 256 && RuleText.NftName(name) == name;
 
     /// <summary>The rules of one service chain and its endpoint chains, in kube-proxy's order.</summary>
-    public static void AppendServiceRules(StringBuilder sb, ServicePortState s, ServiceProxyOptions options)
+    public static void AppendServiceRules(StringBuilder sb, ServicePortState s, NftNames names, ServiceProxyOptions options)
     {
-        var svc = ServiceChain(s);
+        var svc = names.Service;
         var proto = s.Frontend.ProtocolName;
         if (options.ClusterCidr is { } cidr)
         {
@@ -175,33 +177,66 @@ internal static class NftablesRules
         var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
         if (affinity)
         {
-            foreach (var b in s.Backends)
+            for (var i = 0; i < s.Backends.Count; i++)
             {
-                sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip saddr @").Append(AffinitySet(s, b))
-                  .Append(" goto ").Append(EndpointChain(s, b)).Append('\n');
+                sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip saddr @").Append(names.AffinitySets[i])
+                  .Append(" goto ").Append(names.Endpoints[i]).Append('\n');
             }
         }
 
-        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
-          .Append(s.Backends.Count.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
+        AppendEndpointChoice(sb, names);
+
         for (var i = 0; i < s.Backends.Count; i++)
         {
-            sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(EndpointChain(s, s.Backends[i]));
-        }
-
-        sb.Append(" }\n");
-
-        foreach (var b in s.Backends)
-        {
-            var ep = EndpointChain(s, b);
+            var b = s.Backends[i];
+            var ep = names.Endpoints[i];
             sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" ip saddr ").Append(b.Address).Append(" jump mark-for-masquerade\n");
             if (affinity)
             {
-                sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" update @").Append(AffinitySet(s, b)).Append(" { ip saddr }\n");
+                sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" update @").Append(names.AffinitySets[i]).Append(" { ip saddr }\n");
             }
 
             sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" meta l4proto ").Append(proto).Append(" dnat to ").Append(b).Append('\n');
         }
+    }
+
+    /// <summary>
+    /// The rule(s) picking an endpoint chain at random. Up to <see cref="MaxCascadeEndpoints"/> endpoints: a cascade
+    /// <c>numgen random mod K 0 goto</c> for K = N .. 2, then a plain <c>goto</c> to the last (each endpoint 1/N, as
+    /// iptables' statistic cascade); above that, kube-proxy's <c>numgen random mod N vmap { 0 : goto ... }</c>.
+    /// </summary>
+    /// <remarks>
+    /// Why not always the vmap: each inline vmap is an anonymous set, and for every new set the kernel walks the
+    /// table's whole set list several times (name allocation, duplicate check, lookups by name): the first sync of
+    /// 10000 services took 70 s (with the cascade: 5-8 s). Splitting it into transactions of 500 services still took
+    /// 15 s, each slower than the last: the walks are over the table, not the transaction. Only the first packet
+    /// of a connection passes the nat chains, so the cascade's cost grows with N per connection, not per packet;
+    /// large services keep the one lookup.
+    /// </remarks>
+    private static void AppendEndpointChoice(StringBuilder sb, NftNames names)
+    {
+        var svc = names.Service;
+        var n = names.Endpoints.Count;
+        if (n > MaxCascadeEndpoints)
+        {
+            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
+              .Append(n.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
+            for (var i = 0; i < n; i++)
+            {
+                sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(names.Endpoints[i]);
+            }
+
+            sb.Append(" }\n");
+            return;
+        }
+
+        for (var i = 0; i < n - 1; i++)
+        {
+            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
+              .Append((n - i).ToString(CultureInfo.InvariantCulture)).Append(" 0 goto ").Append(names.Endpoints[i]).Append('\n');
+        }
+
+        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" goto ").Append(names.Endpoints[n - 1]).Append('\n');
     }
 
     // One "delete element" and one "add element" command per map, each listing every element it touches: thousands of

@@ -9,9 +9,17 @@ namespace Loom.Datapath.Services;
 /// what it applied in memory: later syncs list nothing and touch only what changed. A failed apply, a
 /// <see cref="Flush"/> or <see cref="AppliedServices.FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
-internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
+internal sealed class NftablesServiceBackend : IServiceBackend
 {
-    private readonly AppliedServices _applied = new(NftablesRules.ServiceChain);
+    private readonly ServiceProxyOptions _options;
+    private readonly NftNameCache _names = new();
+    private readonly AppliedServices _applied;
+
+    public NftablesServiceBackend(ServiceProxyOptions options)
+    {
+        _options = options;
+        _applied = new(s => _names.Get(s).Service);
+    }
 
     public string Name => "nftables";
 
@@ -35,7 +43,7 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
         var existing = full ? NftSnapshot.Parse(Nft.ListTable(NftablesRules.Table, json: true)) : Applied();
         bool Rewrite(ServicePortState s) => _applied.NeedsRewrite(s, full);
 
-        var script = NftablesRules.Render(desired, Rewrite, existing, full, options);
+        var script = NftablesRules.Render(desired, Rewrite, existing, full, _options, _names.Get);
         if (script.Length > 0)
         {
             try
@@ -53,6 +61,7 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
         LastScript = script;
         LastSyncWasFull = full;
         _applied.Record(desired, full);
+        _names.Keep(desired);
     }
 
     // What the last successful sync left in the table: the chains, affinity sets and map elements of _applied.
@@ -70,14 +79,12 @@ internal sealed class NftablesServiceBackend(ServiceProxyOptions options) : ISer
                 continue;
             }
 
-            serviceIps[key] = "goto " + NftablesRules.ServiceChain(s);
-            snap.Chains.UnionWith(NftablesRules.ChainsOf(s));
-            if (s.SessionAffinity == Loom.Core.Model.SessionAffinity.ClientIP)
+            var names = _names.Get(s);
+            serviceIps[key] = "goto " + names.Service;
+            snap.Chains.UnionWith(names.Chains);
+            foreach (var set in names.AffinitySets)
             {
-                foreach (var b in s.Backends)
-                {
-                    snap.Sets[NftablesRules.AffinitySet(s, b)] = s.AffinityTimeoutSeconds;
-                }
+                snap.Sets[set] = s.AffinityTimeoutSeconds;
             }
         }
 
