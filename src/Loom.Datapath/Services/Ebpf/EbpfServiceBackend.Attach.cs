@@ -25,6 +25,7 @@ public sealed partial class EbpfServiceBackend
         }
 
         obj.Map<uint, uint>(LbMaps.Interfaces).Update((uint)ifindex, 1);
+        _attached.Add(ifindex);
     }
 
     /// <summary>Removes the tc programs from <paramref name="ifindex"/> (if the veth still exists); forgets it either way.</summary>
@@ -34,6 +35,7 @@ public sealed partial class EbpfServiceBackend
         BpfTc.Detach(ifindex, TcDirection.Ingress, _options.TcPriority, _options.TcHandle);
         BpfTc.Detach(ifindex, TcDirection.Egress, _options.TcPriority, _options.TcHandle);
         obj.Map<uint, uint>(LbMaps.Interfaces).Delete((uint)ifindex);
+        _attached.Remove(ifindex);
     }
 
     /// <summary>Interfaces the tc programs were attached to (by this or a previous run).</summary>

@@ -33,3 +33,21 @@ public sealed partial class EbpfServiceBackend
         public ushort RevNat;
     }
 }
+
+/// <summary>The lb4 maps a service sync writes, as interfaces so the sync can run against in-memory maps in tests.</summary>
+internal sealed record LbMapSet(
+    IBpfMap<LbServiceKey, LbService> Services,
+    IBpfMap<uint, LbBackend> Backends,
+    IBpfMap<ushort, LbReverseNat> ReverseNat,
+    IBpfMap<LbMaglevKey, LbMaglevChunk> Maglev,
+    IBpfMap<LbAffinityKey, LbAffinityValue> Affinity,
+    IBpfMap<LbCtKey, LbCtEntry> ConnTrack)
+{
+    public static LbMapSet Of(BpfObject obj) => new(
+        obj.Map<LbServiceKey, LbService>(LbMaps.Services),
+        obj.Map<uint, LbBackend>(LbMaps.Backends),
+        obj.Map<ushort, LbReverseNat>(LbMaps.ReverseNat),
+        obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev),
+        obj.Map<LbAffinityKey, LbAffinityValue>(LbMaps.Affinity),
+        obj.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack));
+}

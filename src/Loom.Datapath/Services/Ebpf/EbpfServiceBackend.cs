@@ -11,9 +11,9 @@ namespace Loom.Datapath.Services.Ebpf;
 /// kube-proxy replacement with eBPF (bpf/lb4.o): per-packet DNAT / reverse NAT by tc programs on the pods' host-side
 /// veths, and socket-level LB by cgroup connect4 / sendmsg4 / recvmsg4 programs, both reading the same pinned maps.
 /// <see cref="Sync"/> writes only the differences between the desired services and what the maps hold (so a restarted
-/// backend adopts a previous run's maps): new backends first, then each service's slots and master entry, then
-/// removals, so a new flow never picks a removed backend and connections to surviving backends keep their
-/// connection-tracking entries. Not thread-safe: the agent calls it from its sync loop.
+/// backend adopts a previous run's maps), then keeps them in memory and writes only changed services' entries
+/// (<see cref="LbServiceSync"/>). Files: .Sync (sync, attaching to veths), .Attach (tc and cgroup attachments), .Explain
+/// (explain, dump), .Maps (map layouts). Not thread-safe: the agent calls it from its sync loop.
 /// </summary>
 public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
 {
@@ -67,6 +67,8 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
         ClearAll(obj);
         obj.Dispose();
         _obj = null;
+        _sync = null;
+        _attached.Clear();
         BpfFs.RemoveTree(_options.PinDirectory);
     }
 
@@ -75,6 +77,7 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
     {
         _obj?.Dispose();
         _obj = null;
+        _sync = null;
     }
 
     internal static string ResolveObject(string? directory)
@@ -140,7 +143,7 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
         return obj;
     }
 
-    private static LbServiceKey MasterKey(Frontend f) => new(f.Address, f.Port, ToSocketProtocol(f.Protocol), 0);
+    internal static LbServiceKey MasterKey(Frontend f) => new(f.Address, f.Port, ToSocketProtocol(f.Protocol), 0);
 
     internal static ProtocolType ToSocketProtocol(Protocol p) => p switch
     {
