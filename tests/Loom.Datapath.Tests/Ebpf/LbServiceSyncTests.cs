@@ -152,6 +152,17 @@ public class LbServiceSyncTests
     }
 
     [Fact]
+    public void A_frontend_given_twice_ends_as_the_last_says_and_the_others_still_go()
+    {
+        var maps = NewMaps();
+        var sync = new LbServiceSync(Set(maps), 0);
+        sync.Sync([Port(1, [Be(1, 1)]), Port(2, [Be(2, 1)])]);
+        List<ServicePortState> twice = [Port(1, [Be(1, 1)]), Port(1, [Be(1, 2)])]; // as many entries as before, one frontend
+        sync.Sync(twice);
+        Assert.Equal(FreshFull([twice[1]], 0), Normalize(maps));
+    }
+
+    [Fact]
     public void A_failed_sync_makes_the_next_one_full()
     {
         var maps = NewMaps(backends: 4);

@@ -20,6 +20,8 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     private readonly HashSet<ushort> _revNats = [];
     private ushort _revNatFrom = 1; // every index below it is in use
     private uint _nextId = 1;
+    private long _syncs;
+    private int _seen; // services of this sync's desired state found or written so far (each counted once)
 
     /// <summary>False until a sync has read the maps; then syncs trust memory until <see cref="Invalidate"/>.</summary>
     public bool Adopted { get; private set; }
@@ -32,23 +34,19 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
     {
-        var wanted = new Dictionary<LbServiceKey, ServicePortState>(desired.Count);
-        foreach (var s in desired)
-        {
-            wanted[EbpfServiceBackend.MasterKey(s.Frontend)] = s;
-        }
-
         try
         {
             var pass = Adopted ? new Pass(false) : ReadMaps();
-            var changed = Changed(wanted);
+            _syncs++;
+            _seen = 0;
+            var changed = Changed(desired);
             var ids = AddBackends(changed);
             for (var i = 0; i < changed.Count; i++)
             {
                 WriteService(changed[i].Key, changed[i].Value, ids[i], pass);
             }
 
-            RemoveServices(wanted, pass);
+            RemoveServices(pass);
             if (pass.Full)
             {
                 SweepStrays(pass);
@@ -139,25 +137,65 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         return pass;
     }
 
-    /// <summary>Desired services that are new or differ from what was written (all of them on a full pass).</summary>
-    private List<KeyValuePair<LbServiceKey, ServicePortState>> Changed(Dictionary<LbServiceKey, ServicePortState> wanted)
+    /// <summary>
+    /// Desired services that are new or differ from what was written (all of them on a full pass), in order (a frontend
+    /// given twice ends as the last one says); the others are marked as seen, without building a set of the desired.
+    /// </summary>
+    private List<KeyValuePair<LbServiceKey, ServicePortState>> Changed(IReadOnlyCollection<ServicePortState> desired)
     {
         var changed = new List<KeyValuePair<LbServiceKey, ServicePortState>>();
-        foreach (var e in wanted)
+        foreach (var s in desired)
         {
-            if (!_applied.TryGetValue(e.Key, out var a) || a.Desired is null || !Same(a.Desired, e.Value))
+            var key = EbpfServiceBackend.MasterKey(s.Frontend);
+            if (_applied.TryGetValue(key, out var a) && a.Desired is not null && Same(a.Desired, s))
             {
-                changed.Add(e);
+                MarkSeen(a);
+            }
+            else
+            {
+                changed.Add(new(key, s));
             }
         }
 
         return changed;
     }
 
-    private static bool Same(ServicePortState a, ServicePortState b) =>
-        ReferenceEquals(a, b)
-        || (a.Frontend == b.Frontend && a.SessionAffinity == b.SessionAffinity && a.AffinityTimeoutSeconds == b.AffinityTimeoutSeconds
-            && a.Backends.SequenceEqual(b.Backends));
+    private void MarkSeen(Applied a)
+    {
+        if (a.Seen != _syncs)
+        {
+            a.Seen = _syncs;
+            _seen++;
+        }
+    }
+
+    /// <summary>
+    /// Whether two desired states of one frontend (the key: address, protocol and port are equal) write the same
+    /// entries. Runs for every service on every sync, so it compares fields, without enumerators.
+    /// </summary>
+    private static bool Same(ServicePortState a, ServicePortState b)
+    {
+        if (ReferenceEquals(a, b))
+        {
+            return true;
+        }
+
+        if (a.SessionAffinity != b.SessionAffinity || a.AffinityTimeoutSeconds != b.AffinityTimeoutSeconds || a.Backends.Count != b.Backends.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < a.Backends.Count; i++)
+        {
+            Backend x = a.Backends[i], y = b.Backends[i];
+            if (x.Port != y.Port || !x.Address.Equals(y.Address))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>
     /// Step 1: backend ids of the changed services, writing the backends that have none yet, so every slot written
@@ -282,20 +320,21 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             }
         }
 
-        _applied[master] = new Applied { Master = newMaster, Slots = slots, Members = members, HasTable = table, Desired = s };
+        var written = new Applied { Master = newMaster, Slots = slots, Members = members, HasTable = table, Desired = s, Seen = cur?.Seen ?? 0 };
+        MarkSeen(written);
+        _applied[master] = written;
     }
 
     /// <summary>Step 3: services no longer wanted: master first (the data path stops matching), then slots, rev-nat, table.</summary>
-    private void RemoveServices(Dictionary<LbServiceKey, ServicePortState> wanted, Pass pass)
+    private void RemoveServices(Pass pass)
     {
-        if (_applied.Count == wanted.Count)
+        if (_seen == _applied.Count)
         {
-            return; // every applied service is wanted (changed ones were added to both)
+            return; // every service written is in the desired state
         }
 
-        foreach (var master in _applied.Keys.Where(k => !wanted.ContainsKey(k)).ToList())
+        foreach (var (master, a) in _applied.Where(e => e.Value.Seen != _syncs).ToList())
         {
-            var a = _applied[master];
             maps.Services.Delete(master);
             for (var slot = 1; slot <= a.Slots.Length; slot++)
             {
@@ -487,6 +526,9 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
         /// <summary>The desired state that produced the entries; null if read from the maps (compare entry by entry).</summary>
         public ServicePortState? Desired { get; init; }
+
+        /// <summary>The last sync whose desired state has this service.</summary>
+        public long Seen { get; set; }
     }
 
     private sealed class BackendRef(LbBackend backend)
