@@ -19,6 +19,9 @@ internal sealed partial class AgentHost
     private long _serviceSyncs;
     private HashSet<string> _localEndpoints = [];
 
+    /// <summary>How long endpoint-add waits for its put to reach the endpoint cache before syncing without it.</summary>
+    private static readonly TimeSpan EndpointCacheWait = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// kube-proxy's job: every Service in the cluster programmed on this node from the store's Services and
     /// Endpoints (as the caches hold them), re-synced on every change. The backend is the node's override (NodeConfig), else the agent's
@@ -34,7 +37,16 @@ internal sealed partial class AgentHost
         // Two callers: the watch loop, and endpoint-add (which must not return before the pod's veth is programmed).
         if (endpointRevision > 0 && _endpointCache is { } cache)
         {
-            await cache.WaitForRevisionAsync(endpointRevision, ct).ConfigureAwait(false);
+            try
+            {
+                await cache.WaitForRevisionAsync(endpointRevision, ct).WaitAsync(EndpointCacheWait, ct).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // The cache's watch is behind (the store is slow or down): sync what it has; the pass that sees the
+                // endpoint later attaches the pod's veth.
+                Log($"endpoint cache not at revision {endpointRevision} after {EndpointCacheWait.TotalSeconds:0} s; syncing without it");
+            }
         }
 
         await _serviceLock.WaitAsync(ct).ConfigureAwait(false);

@@ -61,7 +61,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var revision = await RetryAsync("node registration", c => RegisterNodeAsync(ready: false, c), ct).ConfigureAwait(false);
         await RetryAsync("overlay reconcile", ReconcilePeersAsync, ct).ConfigureAwait(false);
 
-        var serviceRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
+        var serviceRevision = await RetryAsync("service watch start", c => store.GetRevisionAsync(c), ct).ConfigureAwait(false);
         var caches = await StartServiceCachesAsync(ct).ConfigureAwait(false);
         await RetryAsync("service sync", SyncServicesAsync, ct).ConfigureAwait(false);
         using var metrics = AgentMetrics.Start(config.MetricsAddress);

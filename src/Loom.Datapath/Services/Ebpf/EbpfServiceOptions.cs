@@ -26,7 +26,8 @@ public sealed record EbpfServiceOptions
 
     /// <summary>
     /// Host-side veth ifindexes (in the namespace <see cref="IServiceBackend.Sync"/> is called in) that every sync makes sure
-    /// carry the tc programs (full syncs ask every time, others only after <see cref="EbpfServiceBackend.InterfacesChanged"/>). Optional: the agent can call <see cref="EbpfServiceBackend.Attach"/> / <c>Detach</c> per endpoint.
+    /// carry the tc programs: a full sync asks every time, others only after <see cref="EbpfServiceBackend.InterfacesChanged"/>.
+    /// Optional: the agent can call <see cref="EbpfServiceBackend.Attach"/> / <c>Detach</c> per endpoint.
     /// </summary>
     public Func<IEnumerable<int>>? Interfaces { get; init; }
 
