@@ -34,11 +34,11 @@ internal sealed partial class AgentHost
                     return new AgentResponse { Error = $"endpoint refused: {invalid}" };
                 }
 
-                await store.PutAsync(Kinds.Endpoint, endpoint, cancellationToken: ct).ConfigureAwait(false);
+                var put = await store.PutAsync(Kinds.Endpoint, endpoint, cancellationToken: ct).ConfigureAwait(false);
                 if (_serviceKind == ServiceBackend.Ebpf)
                 {
                     // Before the plugin returns, so the pod's very first packet to a ClusterIP is balanced.
-                    await SyncServicesAsync(ct).ConfigureAwait(false);
+                    await SyncServicesAsync(put.Revision, ct).ConfigureAwait(false);
                 }
 
                 Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");

@@ -17,15 +17,38 @@ internal sealed partial class AgentHost
     private ServiceBackend _serviceKind;
     private List<ServicePortState> _serviceState = [];
     private long _serviceSyncs;
+    private HashSet<string> _localEndpoints = [];
+
+    /// <summary>How long endpoint-add waits for its put to reach the endpoint cache before syncing without it.</summary>
+    private static readonly TimeSpan EndpointCacheWait = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// kube-proxy's job: every Service in the cluster programmed on this node from the store's Services and
-    /// Endpoints, re-synced on every change. The backend is the node's override (NodeConfig), else the agent's
+    /// Endpoints (as the caches hold them), re-synced on every change. The backend is the node's override (NodeConfig), else the agent's
     /// config, else the cluster's; switching flushes the previous backend, so no rule of the other is left behind.
     /// </summary>
-    private async Task SyncServicesAsync(CancellationToken ct)
+    private Task SyncServicesAsync(CancellationToken ct) => SyncServicesAsync(0, ct);
+
+    /// <param name="endpointRevision">
+    /// Endpoint-add's put: the pass waits until the endpoint cache has it (and attaches the pod's new veth on eBPF).
+    /// </param>
+    private async Task SyncServicesAsync(long endpointRevision, CancellationToken ct)
     {
         // Two callers: the watch loop, and endpoint-add (which must not return before the pod's veth is programmed).
+        if (endpointRevision > 0 && _endpointCache is { } cache)
+        {
+            try
+            {
+                await cache.WaitForRevisionAsync(endpointRevision, ct).WaitAsync(EndpointCacheWait, ct).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // The cache's watch is behind (the store is slow or down): sync what it has; the pass that sees the
+                // endpoint later attaches the pod's veth.
+                Log($"endpoint cache not at revision {endpointRevision} after {EndpointCacheWait.TotalSeconds:0} s; syncing without it");
+            }
+        }
+
         await _serviceLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -42,8 +65,7 @@ internal sealed partial class AgentHost
         var rejected = new List<Rejection>();
         var nodeConfig = await store.GetValidAsync(Kinds.NodeConfig, _node, Malformed(Kinds.NodeConfig.Name, rejected), ct).ConfigureAwait(false);
         var kind = nodeConfig?.Value.ServiceBackend ?? config.ServiceBackend ?? _cluster.ServiceBackend;
-        var (services, _) = await store.ListValidAsync(Kinds.Service, Malformed(Kinds.Service.Name, rejected), ct).ConfigureAwait(false);
-        var (endpoints, _) = await store.ListValidAsync(Kinds.Endpoint, Malformed(Kinds.Endpoint.Name, rejected), ct).ConfigureAwait(false);
+        var (services, endpoints) = CachedServiceObjects(rejected);
         var desired = Desired(services, endpoints.Select(e => e.Value).ToList(), kind, rejected);
         Refused("services", rejected);
         var switching = _services is null || _serviceKind != kind;
@@ -52,6 +74,14 @@ internal sealed partial class AgentHost
             Log(_services is null ? $"service backend {Name(kind)}" : $"service backend switched from {_services.Name} to {Name(kind)}");
             _services = CreateBackend(kind);
             _serviceKind = kind;
+        }
+
+        // A new local endpoint is a new pod veth: only then does the eBPF backend look for veths to attach to.
+        var local = endpoints.Where(e => e.Value.Node == _node).Select(e => e.Key).ToHashSet(StringComparer.Ordinal);
+        if (!local.SetEquals(_localEndpoints))
+        {
+            (_services as EbpfServiceBackend)?.InterfacesChanged();
+            _localEndpoints = local;
         }
 
         var sw = Stopwatch.StartNew();
@@ -81,7 +111,7 @@ internal sealed partial class AgentHost
 
         AgentMetrics.Services.Set(desired.Count);
         AgentMetrics.ServiceEndpoints.Set(desired.Sum(d => d.Backends.Count));
-        AgentMetrics.LocalEndpoints.Set(endpoints.Count(e => e.Value.Node == _node));
+        AgentMetrics.LocalEndpoints.Set(local.Count);
         var changed = !desired.SequenceEqual(_serviceState);
         lock (_stateLock)
         {

@@ -61,12 +61,9 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var revision = await RetryAsync("node registration", c => RegisterNodeAsync(ready: false, c), ct).ConfigureAwait(false);
         await RetryAsync("overlay reconcile", ReconcilePeersAsync, ct).ConfigureAwait(false);
 
-        var serviceRevision = await RetryAsync("service sync", async c =>
-        {
-            var at = await store.GetRevisionAsync(c).ConfigureAwait(false);
-            await SyncServicesAsync(c).ConfigureAwait(false);
-            return at;
-        }, ct).ConfigureAwait(false);
+        var serviceRevision = await RetryAsync("service watch start", c => store.GetRevisionAsync(c), ct).ConfigureAwait(false);
+        var caches = await StartServiceCachesAsync(ct).ConfigureAwait(false);
+        await RetryAsync("service sync", SyncServicesAsync, ct).ConfigureAwait(false);
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         using var api = StartApi(ct);
         WriteCniConfig(_vxlan.Mtu);
@@ -77,11 +74,9 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var watch = WatchAsync(null, revision, e => (e.Kind == Kinds.Node.Name && e.Key != _node) || e.Kind == Kinds.PodCidr.Name, _reconcile, "node", ct);
         var heartbeat = HeartbeatAsync(ct);
         var loop = RunOnSignalAsync(_reconcile, ReconcilePeersAsync, "overlay reconcile", ct);
-        var serviceWatch = WatchAsync(null, serviceRevision,
-            e => e.Kind == Kinds.Service.Name || e.Kind == Kinds.Endpoint.Name || (e.Kind == Kinds.NodeConfig.Name && e.Key == _node),
-            _serviceSignal, "service", ct);
+        var serviceWatch = WatchAsync(null, serviceRevision, ServiceWatchEvent, _serviceSignal, "service", ct);
         var serviceLoop = RunOnSignalAsync(_serviceSignal, SyncServicesAsync, "service sync", ct);
-        Task[] all = [watch, heartbeat, loop, serviceWatch, serviceLoop];
+        Task[] all = [watch, heartbeat, loop, serviceWatch, serviceLoop, caches];
         await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         await Task.WhenAll(all).ConfigureAwait(false); // surfaces the failure

@@ -3,6 +3,9 @@ using System.Globalization;
 using System.Net;
 using Loom.Core.Model;
 using Loom.Datapath.Services;
+using Loom.Datapath.Services.Ebpf;
+using Loom.Datapath.Tests.Ebpf;
+using Loom.Linux.Bpf;
 using Loom.Testing;
 using Xunit.Abstractions;
 
@@ -35,13 +38,68 @@ public sealed class SyncPerfTests(ITestOutputHelper output)
     [SyncPerfFact]
     public void Nftables() => Measure("nftables", ServiceBackends.Nftables);
 
+    /// <summary>
+    /// eBPF at each N: the first sync, then one endpoint of one service moved back and forth (p50 / max over 101 syncs),
+    /// the same with a full pass forced each time (what every sync cost before syncs became incremental), a restart.
+    /// No namespace needed: nothing is attached, the maps are pinned in a directory of this run's own.
+    /// </summary>
+    [SyncPerfFact]
+    public void Ebpf()
+    {
+        foreach (var n in Sizes())
+        {
+            var pins = Path.Combine(BpfFs.DefaultRoot, EbpfLab.UniqueName("perf"));
+            var options = new EbpfServiceOptions { PinDirectory = pins, ObjectDirectory = EbpfLab.ObjectDirectory };
+            try
+            {
+                using var b = new EbpfServiceBackend(options);
+                var desired = Services(n, 0, Endpoints());
+                var changed = Services(n, 1, Endpoints());
+                Report("ebpf", n, "first (empty maps)", [Ms(() => b.Sync(desired))]);
+                Report("ebpf", n, "no-op resync", [.. Enumerable.Range(0, 101).Select(_ => Ms(() => b.Sync(desired)))]);
+                Report("ebpf", n, "one endpoint changed", [.. Enumerable.Range(0, 101).Select(i => Ms(() => b.Sync(i % 2 == 0 ? changed : desired)))]);
+                Report("ebpf", n, "same, full pass", [.. Enumerable.Range(0, 5).Select(i => Ms(() =>
+                {
+                    b.RequestFullResync();
+                    b.Sync(i % 2 == 0 ? changed : desired);
+                }))]);
+                Report("ebpf", n, "one service removed", [Ms(() => b.Sync(desired.Skip(1).ToList()))]);
+                using var restarted = new EbpfServiceBackend(options);
+                Report("ebpf", n, "restart (adopt)", [Ms(() => restarted.Sync(desired))]);
+                Report("ebpf", n, "flush", [Ms(restarted.Flush)]);
+            }
+            finally
+            {
+                BpfFs.RemoveTree(pins);
+            }
+        }
+    }
+
+    private static IEnumerable<int> Sizes() =>
+        Environment.GetEnvironmentVariable("LOOM_SYNC_PERF")!.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture));
+
+    private static int Endpoints() =>
+        int.Parse(Environment.GetEnvironmentVariable("LOOM_SYNC_PERF_ENDPOINTS") ?? "4", CultureInfo.InvariantCulture);
+
+    private static double Ms(Action action)
+    {
+        var sw = Stopwatch.StartNew();
+        action();
+        return sw.Elapsed.TotalMilliseconds;
+    }
+
+    private void Report(string name, int n, string what, double[] ms)
+    {
+        Array.Sort(ms);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-9} N={n,-6} {what,-22} p50 {ms[ms.Length / 2],9:F3} ms  max {ms[^1],9:F3} ms  ({ms.Length}x)"));
+    }
+
     private void Measure(string name, Func<ServiceProxyOptions?, IServiceBackend> create)
     {
-        var sizes = Environment.GetEnvironmentVariable("LOOM_SYNC_PERF")!.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture));
-        var endpoints = int.Parse(Environment.GetEnvironmentVariable("LOOM_SYNC_PERF_ENDPOINTS") ?? "4", CultureInfo.InvariantCulture);
+        var endpoints = Endpoints();
         var restart = Environment.GetEnvironmentVariable("LOOM_SYNC_PERF_NO_RESTART") != "1";
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{endpoints} endpoints per service; load average {File.ReadAllText("/proc/loadavg").Trim()}"));
-        foreach (var n in sizes)
+        foreach (var n in Sizes())
         {
             using var ns = new TestNetns("perf");
             var desired = Services(n, 0, endpoints);

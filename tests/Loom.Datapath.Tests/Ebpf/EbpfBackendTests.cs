@@ -298,6 +298,40 @@ public abstract class EbpfTcTests : EbpfBackendTests
     }
 
     [Fact]
+    public void Veths_are_attached_on_a_full_pass_or_when_asked_and_a_full_resync_repairs_drift()
+    {
+        var web = IPAddress.Parse("10.96.0.100");
+        var veths = new List<int>();
+        var b = new EbpfServiceBackend(new EbpfServiceOptions { PinDirectory = Lab.PinDirectory, ObjectDirectory = EbpfLab.ObjectDirectory, Interfaces = () => veths });
+        using (b)
+        {
+            ServicePortState[] svc = [Lab.Service("webpod", "10.96.0.100", 80, [1])];
+            Lab.InNode(() => b.Sync(svc));
+            veths.Add(Lab.HostIfindex(Client));
+            Lab.InNode(() => b.Sync(svc));
+            Assert.Empty(Lab.InNode(b.AttachedInterfaces)); // an incremental sync does not look for veths ...
+            b.InterfacesChanged();
+            Lab.InNode(() => b.Sync(svc));
+            Assert.Equal([Lab.HostIfindex(Client)], Lab.InNode(b.AttachedInterfaces)); // ... unless told a pod came
+            Assert.Equal("pod1", Lab.Tcp(Client, web, 80));
+
+            // Drift behind the backend's back: the service's slot and the veth's ingress program removed.
+            var want = b.Dump();
+            Assert.True(b.Loaded.Map<LbServiceKey, LbService>(LbMaps.Services).Delete(new LbServiceKey(web, 80, System.Net.Sockets.ProtocolType.Tcp, 1)));
+            Lab.InNode(() => BpfTc.Detach(Lab.HostIfindex(Client), TcDirection.Ingress, b.Options.TcPriority, b.Options.TcHandle));
+            Lab.InNode(() => b.Sync(svc));
+            Assert.NotEqual(want, b.Dump()); // trusted memory: not noticed
+            Assert.False(b.FullResyncPending);
+
+            b.RequestFullResync();
+            Lab.InNode(() => b.Sync(svc));
+            Assert.Equal(want, b.Dump());
+            Assert.Equal("pod1", Lab.Tcp(Client, web, 80));
+            Lab.InNode(b.Flush);
+        }
+    }
+
+    [Fact]
     public void Attach_and_detach_per_veth()
     {
         var b = new EbpfServiceBackend(new EbpfServiceOptions { PinDirectory = Lab.PinDirectory, ObjectDirectory = EbpfLab.ObjectDirectory });

@@ -26,9 +26,16 @@ public sealed record EbpfServiceOptions
 
     /// <summary>
     /// Host-side veth ifindexes (in the namespace <see cref="IServiceBackend.Sync"/> is called in) that every sync makes sure
-    /// carry the tc programs. Optional: the agent can call <see cref="EbpfServiceBackend.Attach"/> / <c>Detach</c> per endpoint.
+    /// carry the tc programs: a full sync asks every time, others only after <see cref="EbpfServiceBackend.InterfacesChanged"/>.
+    /// Optional: the agent can call <see cref="EbpfServiceBackend.Attach"/> / <c>Detach</c> per endpoint.
     /// </summary>
     public Func<IEnumerable<int>>? Interfaces { get; init; }
+
+    /// <summary>
+    /// How long syncs trust what they wrote before one re-reads the maps and repairs drift (entries someone changed behind
+    /// the backend's back). A failed sync makes the next one full anyway.
+    /// </summary>
+    public TimeSpan FullResyncInterval { get; init; } = TimeSpan.FromHours(1);
 
     /// <summary>tc filter priority and handle the programs occupy on each veth (both directions).</summary>
     public uint TcPriority { get; init; } = 0x4c;

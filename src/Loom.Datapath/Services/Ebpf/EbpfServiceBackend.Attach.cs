@@ -1,0 +1,80 @@
+using Loom.Linux.Bpf;
+
+namespace Loom.Datapath.Services.Ebpf;
+
+public sealed partial class EbpfServiceBackend
+{
+    /// <summary>
+    /// Puts the tc programs on a pod's host-side veth (in the calling thread's network namespace): lb4_from_pod on
+    /// ingress (traffic from the pod), lb4_to_pod on egress (traffic to the pod). Idempotent; replaces a previous run's
+    /// programs atomically.
+    /// </summary>
+    public void Attach(int ifindex)
+    {
+        var obj = EnsureLoaded();
+        var from = obj.Program(LbMaps.FromPod);
+        var to = obj.Program(LbMaps.ToPod);
+        if (BpfTc.Query(ifindex, TcDirection.Egress, _options.TcPriority, _options.TcHandle) != to.Id)
+        {
+            to.AttachTc(ifindex, TcDirection.Egress, _options.TcPriority, _options.TcHandle);
+        }
+
+        if (BpfTc.Query(ifindex, TcDirection.Ingress, _options.TcPriority, _options.TcHandle) != from.Id)
+        {
+            from.AttachTc(ifindex, TcDirection.Ingress, _options.TcPriority, _options.TcHandle);
+        }
+
+        obj.Map<uint, uint>(LbMaps.Interfaces).Update((uint)ifindex, 1);
+        _attached.Add(ifindex);
+    }
+
+    /// <summary>Removes the tc programs from <paramref name="ifindex"/> (if the veth still exists); forgets it either way.</summary>
+    public void Detach(int ifindex)
+    {
+        var obj = EnsureLoaded();
+        BpfTc.Detach(ifindex, TcDirection.Ingress, _options.TcPriority, _options.TcHandle);
+        BpfTc.Detach(ifindex, TcDirection.Egress, _options.TcPriority, _options.TcHandle);
+        obj.Map<uint, uint>(LbMaps.Interfaces).Delete((uint)ifindex);
+        _attached.Remove(ifindex);
+    }
+
+    /// <summary>Interfaces the tc programs were attached to (by this or a previous run).</summary>
+    public IReadOnlyList<int> AttachedInterfaces() => EnsureLoaded().Map<uint, uint>(LbMaps.Interfaces).Keys().Select(k => (int)k).Order().ToArray();
+    /// <summary>Attaches the new program, then detaches the one a previous run pinned (both are equivalent meanwhile).</summary>
+    private void AttachCgroup(BpfProgram prog, string cgroup, string name)
+    {
+        var type = AttachTypeOf(name);
+        prog.AttachCgroup(cgroup, type);
+        var pin = Path.Combine(_options.PinDirectory, "prog_" + name);
+        if (File.Exists(pin))
+        {
+            using var old = BpfProgram.OpenPinned(pin);
+            if (old.Id != prog.Id)
+            {
+                old.DetachCgroup(cgroup, type);
+            }
+
+            BpfFs.Unpin(pin);
+        }
+
+        prog.Pin(pin);
+    }
+
+    private void DetachPinned(string cgroup, string name)
+    {
+        var pin = Path.Combine(_options.PinDirectory, "prog_" + name);
+        if (File.Exists(pin))
+        {
+            using var old = BpfProgram.OpenPinned(pin);
+            old.DetachCgroup(cgroup, AttachTypeOf(name));
+        }
+    }
+
+    private static BpfCgroupAttachType AttachTypeOf(string name) => name switch
+    {
+        LbMaps.Connect4 => BpfCgroupAttachType.Inet4Connect,
+        LbMaps.Sendmsg4 => BpfCgroupAttachType.Udp4Sendmsg,
+        LbMaps.Recvmsg4 => BpfCgroupAttachType.Udp4Recvmsg,
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, null),
+    };
+}

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using Loom.Linux.Bpf;
+
+namespace Loom.Datapath.Services.Ebpf;
+
+public sealed partial class EbpfServiceBackend
+{
+    private readonly HashSet<int> _attached = [];
+    private LbServiceSync? _sync;
+    private long _lastFull;
+    private bool _interfacesChanged;
+
+    /// <summary>
+    /// Writes the services' entries. The first sync reads the maps (adopting a previous run's) and repairs them; later
+    /// syncs write only the entries of services that differ from the last sync's. A full pass again after
+    /// <see cref="EbpfServiceOptions.FullResyncInterval"/>, after a failed sync, or when <see cref="RequestFullResync"/>
+    /// asked for it. The tc programs go on <see cref="EbpfServiceOptions.Interfaces"/> on a full pass and, otherwise, on
+    /// those not attached yet after <see cref="InterfacesChanged"/>.
+    /// </summary>
+    public void Sync(IReadOnlyCollection<ServicePortState> desired)
+    {
+        ArgumentNullException.ThrowIfNull(desired);
+        var obj = EnsureLoaded();
+        var sync = _sync ??= new LbServiceSync(LbMapSet.Of(obj), _options.Algorithm == LbAlgorithm.Maglev ? _options.MaglevTableSize : 0);
+        if (sync.Adopted && Stopwatch.GetElapsedTime(_lastFull) >= _options.FullResyncInterval)
+        {
+            sync.Invalidate();
+        }
+
+        var full = !sync.Adopted;
+        sync.Sync(desired);
+        if (full)
+        {
+            _lastFull = Stopwatch.GetTimestamp();
+        }
+
+        AttachInterfaces(full);
+    }
+
+    /// <summary>Makes the next <see cref="Sync"/> re-read the maps and repair whatever differs from the desired state.</summary>
+    public void RequestFullResync() => _sync?.Invalidate();
+
+    /// <summary>Makes the next <see cref="Sync"/> ask <see cref="EbpfServiceOptions.Interfaces"/> for new veths (a pod was added).</summary>
+    public void InterfacesChanged() => _interfacesChanged = true;
+
+    /// <summary>True if the next <see cref="Sync"/> reads the maps again.</summary>
+    public bool FullResyncPending => _sync is not { Adopted: true };
+
+    private void AttachInterfaces(bool full)
+    {
+        if (_options.Interfaces is not { } interfaces || !(full || _interfacesChanged))
+        {
+            return;
+        }
+
+        _interfacesChanged = false;
+        foreach (var ifindex in interfaces())
+        {
+            // A full pass checks every veth's filters (repairing drift); otherwise only new veths are touched.
+            if (full || !_attached.Contains(ifindex))
+            {
+                Attach(ifindex);
+            }
+        }
+    }
+}
