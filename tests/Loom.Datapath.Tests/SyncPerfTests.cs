@@ -75,6 +75,35 @@ public sealed class SyncPerfTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The model at each N: N Services (a selector each) over N x endpoints ready pods in one namespace, as the agent
+    /// computes them on a pass; p50 over a few runs. No kernel involved.
+    /// </summary>
+    [SyncPerfFact]
+    public void Model()
+    {
+        foreach (var n in Sizes())
+        {
+            var perService = Endpoints();
+            var services = Enumerable.Range(0, n).Select(i => new Service
+            {
+                Namespace = "perf", Name = "svc" + i.ToString(CultureInfo.InvariantCulture),
+                ClusterIp = new IPAddress([10, 96, (byte)(i / 250), (byte)(i % 250 + 1)]),
+                Ports = [new ServicePort("http", Protocol.Tcp, 80, 8080)],
+                Selector = new Dictionary<string, string> { ["app"] = "svc" + i.ToString(CultureInfo.InvariantCulture) },
+            }).ToList();
+            var pods = Enumerable.Range(0, n * perService).Select(j => new Endpoint
+            {
+                Namespace = "perf", Name = "pod" + j.ToString(CultureInfo.InvariantCulture), Node = "n1", ContainerId = "c" + j.ToString(CultureInfo.InvariantCulture),
+                IPs = [new IPAddress([10, (byte)(244 + (j / 62500)), (byte)(j / 250 % 250), (byte)(j % 250 + 1)])],
+                Labels = new Dictionary<string, string> { ["app"] = "svc" + (j % n).ToString(CultureInfo.InvariantCulture), ["tier"] = "web" },
+                Ready = true,
+            }).ToList();
+            ServiceModel.Compute(services, pods); // JIT
+            Report("model", n, $"compute ({n * perService} pods)", [.. Enumerable.Range(0, 5).Select(_ => Ms(() => ServiceModel.Compute(services, pods)))]);
+        }
+    }
+
     private static IEnumerable<int> Sizes() =>
         Environment.GetEnvironmentVariable("LOOM_SYNC_PERF")!.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture));
 

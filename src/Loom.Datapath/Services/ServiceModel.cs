@@ -28,7 +28,9 @@ public static partial class ServiceModel
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(endpoints);
         // A stored endpoint missing its labels or addresses (JSON null) selects nothing rather than failing the sync.
-        var byNamespace = endpoints.Where(e => e.Ready && e.Labels is not null && e.IPs is not null).ToLookup(e => e.Namespace, StringComparer.Ordinal);
+        var byNamespace = endpoints.Where(e => e.Ready && e.Namespace is not null && e.Labels is not null && e.IPs is not null)
+            .GroupBy(e => e.Namespace, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => new LabelIndex<Endpoint>(g, e => e.Labels), StringComparer.Ordinal);
         var result = new List<ServicePortState>();
         foreach (var svc in services)
         {
@@ -40,7 +42,7 @@ public static partial class ServiceModel
             }
 
             var selector = LabelSelector.ForService(svc.Selector);
-            var selected = byNamespace[svc.Namespace].Where(e => selector.Matches(e.Labels)).ToList();
+            var selected = byNamespace.TryGetValue(svc.Namespace, out var index) ? index.Select(selector).ToList() : [];
             foreach (var port in svc.Ports)
             {
                 var target = port.TargetPort == 0 ? port.Port : port.TargetPort;

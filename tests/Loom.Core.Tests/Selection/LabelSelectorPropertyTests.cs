@@ -70,4 +70,19 @@ public sealed class LabelSelectorPropertyTests
             Assert.Equal(selector.Count > 0 && selector.All(kv => labels.TryGetValue(kv.Key, out var v) && v == kv.Value), LabelSelector.ForService(selector).Matches(labels)),
             iter: 2000);
     }
+
+    [Fact]
+    public void An_index_selects_exactly_what_matching_every_item_selects()
+    {
+        Gen.Select(LabelSet.Array[0, 30], LabelSet, Requirement.Array[0, 2], Gen.Bool).Sample((items, matchLabels, requirements, service) =>
+        {
+            var errors = new List<FieldError>();
+            var selector = service
+                ? LabelSelector.ForService(matchLabels)
+                : LabelSelector.Create(matchLabels, [.. requirements.Select(r => (r.Key, r.Op, (IReadOnlyList<string>)r.Values))], "spec.selector", errors)!;
+            var numbered = items.Select((labels, i) => (Labels: labels, Index: i)).ToList();
+            var index = new LabelIndex<(Dictionary<string, string> Labels, int Index)>(numbered, x => x.Labels);
+            Assert.Equal(numbered.Where(x => selector.Matches(x.Labels)).Select(x => x.Index), index.Select(selector).Select(x => x.Index));
+        }, iter: 3000);
+    }
 }
