@@ -53,6 +53,56 @@ public static class Shell
     public static ShellRun InNetns(string netns, IEnumerable<string> command, IReadOnlyDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
         Run(Require("nsenter"), new[] { $"--net=/var/run/netns/{netns}", "--" }.Concat(command), env, timeout);
 
+    /// <summary>
+    /// Runs a command in a cgroup of the test's own and then in a network namespace: the process joins the cgroup
+    /// while it waits on stdin (`ip netns exec` would remount /sys and hide the cgroup files), then enters the
+    /// namespace, so cgroup BPF programs (socket LB) see its connect(). Proxy variables are dropped: the command talks
+    /// only to lab addresses. Throws <see cref="TimeoutException"/> past <paramref name="timeoutMs"/>.
+    /// </summary>
+    public static ShellRun InCgroupAndNetns(string netns, string cgroupDir, string[] argv, int timeoutMs = 20_000)
+    {
+        var command = string.Join(' ', new[] { Require("nsenter"), $"--net=/var/run/netns/{netns}", "--" }.Concat(argv).Select(Quote));
+        var psi = new ProcessStartInfo(Require("sh"))
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("read x; exec " + command);
+        foreach (var proxy in new[] { "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" })
+        {
+            psi.Environment.Remove(proxy);
+        }
+
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start sh");
+        try
+        {
+            File.WriteAllText(Path.Combine(cgroupDir, "cgroup.procs"), p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            p.StandardInput.WriteLine("go");
+            p.StandardInput.Close();
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            if (!p.WaitForExit(timeoutMs))
+            {
+                throw new TimeoutException(command + " did not finish");
+            }
+
+            return new ShellRun("(in cgroup) " + command, p.ExitCode, stdout.Result, stderr.Result);
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                p.Kill();
+                p.WaitForExit();
+            }
+        }
+    }
+
+    private static string Quote(string a) => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
     /// <summary>Starts a long-running command inside a network namespace (a server); kill it by disposing.</summary>
     public static BackgroundProcess StartInNetns(string netns, params string[] command)
     {

@@ -173,50 +173,8 @@ internal sealed partial class EbpfLab : IDisposable
     public ShellRun BashInCgroup(int client, string script, int timeoutMs = 20_000) =>
         RunInCgroup(client, [Shell.Require("bash"), "-c", script], timeoutMs);
 
-    public ShellRun RunInCgroup(int client, string[] argv, int timeoutMs = 20_000)
-    {
-        var nsenter = Shell.Require("nsenter");
-        var command = string.Join(' ', new[] { nsenter, $"--net=/var/run/netns/{Pod(client).Name}", "--" }.Concat(argv).Select(Quote));
-        var psi = new ProcessStartInfo(Shell.Require("sh"))
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("read x; exec " + command);
-        foreach (var proxy in new[] { "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" })
-        {
-            psi.Environment.Remove(proxy);
-        }
-
-        using var p = Process.Start(psi)!;
-        try
-        {
-            File.WriteAllText(Path.Combine(Cgroup, "cgroup.procs"), p.Id.ToString(CultureInfo.InvariantCulture));
-            p.StandardInput.WriteLine("go");
-            p.StandardInput.Close();
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(timeoutMs))
-            {
-                throw new TimeoutException(command + " did not finish");
-            }
-
-            return new ShellRun("(in cgroup) " + command, p.ExitCode, stdout.Result, stderr.Result);
-        }
-        finally
-        {
-            if (!p.HasExited)
-            {
-                p.Kill();
-                p.WaitForExit();
-            }
-        }
-    }
-
-    private static string Quote(string a) => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    public ShellRun RunInCgroup(int client, string[] argv, int timeoutMs = 20_000) =>
+        Shell.InCgroupAndNetns(Pod(client).Name, Cgroup, argv, timeoutMs);
 
     public void Dispose()
     {

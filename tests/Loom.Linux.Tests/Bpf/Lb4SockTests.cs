@@ -144,45 +144,7 @@ public class Lb4SockTests
     /// </summary>
     private static ShellRun CurlInCgroup(string netns, TestCgroup cg) => RunInCgroup(netns, cg, Curl());
 
-    private static ShellRun RunInCgroup(string netns, TestCgroup cg, string[] argv)
-    {
-        var nsenter = TestShell.Require("nsenter");
-        var command = string.Join(' ', new[] { nsenter, $"--net=/var/run/netns/{netns}", "--" }.Concat(argv).Select(a => $"'{a}'"));
-        var psi = new ProcessStartInfo(TestShell.Require("sh"))
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("read x; exec " + command);
-        foreach (var proxy in new[] { "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" })
-        {
-            psi.Environment.Remove(proxy);
-        }
-
-        using var p = Process.Start(psi)!;
-        try
-        {
-            cg.Add(p.Id);
-            Assert.Contains(p.Id, cg.Pids());
-            p.StandardInput.WriteLine("go");
-            p.StandardInput.Close();
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            Assert.True(p.WaitForExit(20_000), command + " did not finish");
-            return new ShellRun("(in cgroup) " + command, p.ExitCode, stdout.Result, stderr.Result);
-        }
-        finally
-        {
-            if (!p.HasExited)
-            {
-                p.Kill();
-                p.WaitForExit();
-            }
-        }
-    }
+    private static ShellRun RunInCgroup(string netns, TestCgroup cg, string[] argv) => TestShell.InCgroupAndNetns(netns, cg.Path, argv);
 
     private static void Serve(Socket listener, CancellationToken ct)
     {
