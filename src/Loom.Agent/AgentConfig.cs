@@ -23,7 +23,7 @@ public sealed record AgentConfig
     public StoreConfig Store { get; set; } = new();
 
     /// <summary>Service backend of this node (iptables, nftables, ebpf); null: the cluster's, unless a NodeConfig overrides it.</summary>
-    public ServiceBackend? ServiceBackend { get; set; }
+    public ServiceProxyMode? ServiceBackend { get; set; }
 
     /// <summary>bpffs directory for this node's pinned eBPF maps and programs (they outlive the agent).</summary>
     public string BpfPinDir { get; set; } = "/sys/fs/bpf/loom";

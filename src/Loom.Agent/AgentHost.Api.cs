@@ -35,7 +35,7 @@ internal sealed partial class AgentHost
                 }
 
                 var put = await store.PutAsync(Kinds.Endpoint, endpoint, cancellationToken: ct).ConfigureAwait(false);
-                if (_serviceKind == ServiceBackend.Ebpf)
+                if (_serviceKind == ServiceProxyMode.Ebpf)
                 {
                     // Before the plugin returns, so the pod's very first packet to a ClusterIP is balanced.
                     await SyncServicesAsync(put.Revision, ct).ConfigureAwait(false);
@@ -120,7 +120,7 @@ internal sealed partial class AgentHost
                 Peers = _peers.Select(p => new TunnelPeer(p.Node, p.PodCidr.ToString(), p.UnderlayIp.ToString(), MacAddress.Format(p.VtepMac))).ToList(),
                 Endpoints = endpoints,
                 ServiceBackend = _services?.Name ?? "",
-                SocketLbCgroup = _serviceKind == ServiceBackend.Ebpf ? config.Cgroup ?? "" : "",
+                SocketLbCgroup = _serviceKind == ServiceProxyMode.Ebpf ? config.Cgroup ?? "" : "",
                 Services = _serviceState.Count,
                 ServiceSyncs = _serviceSyncs,
                 Syncs = _syncs,

@@ -10,11 +10,11 @@ namespace Loom.Agent;
 
 internal sealed partial class AgentHost
 {
-    private static readonly ServiceBackend[] AllBackends = [ServiceBackend.Iptables, ServiceBackend.Nftables, ServiceBackend.Ebpf];
+    private static readonly ServiceProxyMode[] AllBackends = [ServiceProxyMode.Iptables, ServiceProxyMode.Nftables, ServiceProxyMode.Ebpf];
     private readonly SemaphoreSlim _serviceSignal = new(0);
     private readonly SemaphoreSlim _serviceLock = new(1);
     private IServiceBackend? _services;
-    private ServiceBackend _serviceKind;
+    private ServiceProxyMode _serviceKind;
     private List<ServicePortState> _serviceState = [];
     private long _serviceSyncs;
     private HashSet<string> _localEndpoints = [];
@@ -132,7 +132,7 @@ internal sealed partial class AgentHost
     /// Service that still makes the model throw and more backends than the Maglev table has slots. One bad Service
     /// never blocks the others.
     /// </summary>
-    internal List<ServicePortState> Desired(IReadOnlyList<Versioned<Service>> services, List<Endpoint> endpoints, ServiceBackend kind, List<Rejection> rejected)
+    internal List<ServicePortState> Desired(IReadOnlyList<Versioned<Service>> services, List<Endpoint> endpoints, ServiceProxyMode kind, List<Rejection> rejected)
     {
         var skipped = new List<ServiceSkip>();
         IReadOnlyList<ServicePortState> all;
@@ -163,7 +163,7 @@ internal sealed partial class AgentHost
         }
 
         rejected.AddRange(skipped.Select(s => new Rejection(Kinds.Service.Name, s.Service, s.Code, s.Text)));
-        var maglev = kind == ServiceBackend.Ebpf && config.LoadBalancerAlgorithm == "maglev";
+        var maglev = kind == ServiceProxyMode.Ebpf && config.LoadBalancerAlgorithm == "maglev";
         var desired = new List<ServicePortState>(all.Count);
         foreach (var p in all)
         {
@@ -181,7 +181,7 @@ internal sealed partial class AgentHost
         return desired;
     }
 
-    private IServiceBackend CreateBackend(ServiceBackend kind) => ServiceBackends.Create(
+    private IServiceBackend CreateBackend(ServiceProxyMode kind) => ServiceBackends.Create(
         kind,
         new ServiceProxyOptions { ClusterCidr = _cluster.PodCidrPools[0] },
         new EbpfServiceOptions
@@ -206,7 +206,7 @@ internal sealed partial class AgentHost
         return bridge is null ? [] : nl.LinkList().Where(l => l.MasterIndex == bridge.Index && l.Kind == "veth").Select(l => l.Index).ToList();
     }
 
-    private static string Name(ServiceBackend kind) => kind.ToString().ToLowerInvariant();
+    private static string Name(ServiceProxyMode kind) => kind.ToString().ToLowerInvariant();
 
     private List<ServiceInfo> ServiceInfos()
     {

@@ -23,7 +23,7 @@ public sealed record LabOptions
     public LabStoreKind Store { get; init; } = LabStoreKind.Sqlite;
 
     /// <summary>The cluster's service backend (kube-proxy's iptables by default).</summary>
-    public Loom.Core.Model.ServiceBackend ServiceBackend { get; init; } = Loom.Core.Model.ServiceBackend.Iptables;
+    public Loom.Core.Model.ServiceProxyMode ServiceBackend { get; init; } = Loom.Core.Model.ServiceProxyMode.Iptables;
 
     /// <summary>Prefix of every network namespace the lab creates; <c>up</c> and <c>down</c> sweep namespaces carrying it.</summary>
     public string Prefix { get; init; } = DefaultPrefix;

@@ -17,7 +17,7 @@ public sealed record LabState
     public string? StorePath { get; init; }
 
     /// <summary>The cluster's service backend at lab up: iptables, nftables or ebpf.</summary>
-    public Loom.Core.Model.ServiceBackend ServiceBackend { get; init; } = Loom.Core.Model.ServiceBackend.Iptables;
+    public Loom.Core.Model.ServiceProxyMode ServiceBackend { get; init; } = Loom.Core.Model.ServiceProxyMode.Iptables;
 
     /// <summary>etcd client URLs, when <see cref="Store"/> is etcd.</summary>
     public IReadOnlyList<string> StoreEndpoints { get; init; } = [];

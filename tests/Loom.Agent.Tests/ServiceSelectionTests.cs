@@ -32,7 +32,7 @@ public sealed class ServiceSelectionTests
         var rejected = new List<Rejection>();
 
         var desired = host.Desired([Svc("api", "10.96.0.20", 443), broken, Svc("web", "10.96.0.10", 80), Svc("web2", "10.96.0.10", 80)], Pods(2),
-            ServiceBackend.Iptables, rejected);
+            ServiceProxyMode.Iptables, rejected);
 
         Assert.Equal(["default/api", "default/web"], desired.Select(d => d.Name.ToString()));
         Assert.All(desired, d => Assert.Equal(2, d.Backends.Count));
@@ -48,12 +48,12 @@ public sealed class ServiceSelectionTests
         var big = Svc("big", "10.96.0.40", 80);
         var small = new Versioned<Service>("default/small", big.Value with { Name = "small", ClusterIp = IPAddress.Parse("10.96.0.41"), Selector = new Dictionary<string, string>() }, 1);
 
-        var desired = host.Desired([big, small], Pods(300), ServiceBackend.Ebpf, rejected);
+        var desired = host.Desired([big, small], Pods(300), ServiceProxyMode.Ebpf, rejected);
 
         Assert.Equal("default/small", Assert.Single(desired).Name.ToString());
         var r = Assert.Single(rejected);
         Assert.Equal(("default/big", "maglev-table-too-small"), (r.Key, r.Reason));
         Assert.Contains("300 backends do not fit a Maglev table of 251 slots", r.Detail, StringComparison.Ordinal);
-        Assert.Single(host.Desired([big], Pods(300), ServiceBackend.Iptables, [])); // random/iptables: no table to fit
+        Assert.Single(host.Desired([big], Pods(300), ServiceProxyMode.Iptables, [])); // random/iptables: no table to fit
     }
 }

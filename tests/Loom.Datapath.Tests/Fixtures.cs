@@ -17,7 +17,7 @@ internal static class Fixtures
             new Frontend(IPAddress.Parse(clusterIp), protocol, svcPort),
             affinity,
             timeout,
-            backends.Select(b => new Backend(IPAddress.Parse(b), targetPort == 0 ? svcPort : targetPort)).ToArray());
+            backends.Select(b => new BackendAddress(IPAddress.Parse(b), targetPort == 0 ? svcPort : targetPort)).ToArray());
 
     /// <summary>The scenario's webpod: default/webpod, port 80 (unnamed) on 10.96.0.100, two pods.</summary>
     public static ServicePortState Webpod(params string[] backends) =>

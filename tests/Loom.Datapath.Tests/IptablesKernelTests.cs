@@ -18,8 +18,8 @@ public sealed class IptablesKernelTests : BackendKernelTests
         var b = NewBackend();
         Sync(b, Service("webpod", "10.96.0.100", 80, [1, 2]));
         var svc = KubeProxyNames.IptablesServiceChain(new ServicePortName("default", "webpod", null), "tcp");
-        var sep1 = KubeProxyNames.IptablesEndpointChain(new ServicePortName("default", "webpod", null), "tcp", new Backend(PodIp(1), 80));
-        var sep2 = KubeProxyNames.IptablesEndpointChain(new ServicePortName("default", "webpod", null), "tcp", new Backend(PodIp(2), 80));
+        var sep1 = KubeProxyNames.IptablesEndpointChain(new ServicePortName("default", "webpod", null), "tcp", new BackendAddress(PodIp(1), 80));
+        var sep2 = KubeProxyNames.IptablesEndpointChain(new ServicePortName("default", "webpod", null), "tcp", new BackendAddress(PodIp(2), 80));
         var nat = Lab.Shell("iptables-save", "-t", "nat");
         Assert.Contains($"-A KUBE-SERVICES -d 10.96.0.100/32 -p tcp -m comment --comment \"default/webpod cluster IP\" -m tcp --dport 80 -j {svc}", nat, StringComparison.Ordinal);
         Assert.Contains($"-A {svc} ! -s 10.244.0.0/16 -d 10.96.0.100/32 -p tcp -m comment --comment \"default/webpod cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ", nat, StringComparison.Ordinal);

@@ -29,14 +29,14 @@ public sealed class KubeProxyNamesTests
     [InlineData("ns3", "svc3", "p80", "10.0.3.3", 80, "KUBE-SEP-JVVZVJ7BSEPPRNBS")]
     [InlineData("ns1", "svc1", null, "10.0.1.2", 80, "KUBE-SEP-IO5XOSKPAXIFQXAJ")]
     public void Endpoint_chain_matches_kube_proxy(string ns, string name, string? port, string ip, int targetPort, string expected) =>
-        Assert.Equal(expected, KubeProxyNames.IptablesEndpointChain(new ServicePortName(ns, name, port), "tcp", new Backend(IPAddress.Parse(ip), targetPort)));
+        Assert.Equal(expected, KubeProxyNames.IptablesEndpointChain(new ServicePortName(ns, name, port), "tcp", new BackendAddress(IPAddress.Parse(ip), targetPort)));
 
     [Fact]
     public void Nft_names_match_kube_proxy()
     {
         Assert.Equal("service-ULMVA6XW-ns1/svc1/tcp/p80", KubeProxyNames.NftServiceChain(Svc1P80, "tcp"));
-        Assert.Equal("endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80", KubeProxyNames.NftEndpointChain(Svc1P80, "tcp", new Backend(IPAddress.Parse("10.180.0.1"), 80)));
-        Assert.Equal("affinity-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80", KubeProxyNames.NftAffinitySet(Svc1P80, "tcp", new Backend(IPAddress.Parse("10.180.0.1"), 80)));
+        Assert.Equal("endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80", KubeProxyNames.NftEndpointChain(Svc1P80, "tcp", new BackendAddress(IPAddress.Parse("10.180.0.1"), 80)));
+        Assert.Equal("affinity-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80", KubeProxyNames.NftAffinitySet(Svc1P80, "tcp", new BackendAddress(IPAddress.Parse("10.180.0.1"), 80)));
         Assert.Equal("service-42NFTM6N-ns2/svc2/tcp/p80", KubeProxyNames.NftServiceChain(new ServicePortName("ns2", "svc2", "p80"), "tcp"));
     }
 

@@ -47,7 +47,7 @@ public sealed class NftablesKernelTests : BackendKernelTests
     [Fact]
     public void A_service_with_many_endpoints_keeps_kube_proxys_vmap()
     {
-        var backends = Enumerable.Range(1, NftablesRules.MaxCascadeEndpoints + 1).Select(i => new Backend(IPAddress.Parse($"10.244.100.{i}"), 80)).ToList();
+        var backends = Enumerable.Range(1, NftablesRules.MaxCascadeEndpoints + 1).Select(i => new BackendAddress(IPAddress.Parse($"10.244.100.{i}"), 80)).ToList();
         var big = Service("big", "10.96.0.102", 80, []) with { Backends = backends };
         Sync(NewBackend(), Service("webpod", "10.96.0.100", 80, [1, 2]), big);
         var table = Lab.Shell("nft", "list", "table", "ip", "kube-proxy");

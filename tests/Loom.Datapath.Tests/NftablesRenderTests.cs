@@ -105,7 +105,7 @@ public sealed class NftablesRenderTests
         var b = Port("ns2", "svc2", "p80", "172.30.0.42", 80, ["10.180.0.2"]);
         var gone = Port("ns3", "svc3", "p80", "172.30.0.43", 80, ["10.180.0.3"]);
         var existing = NftSnapshot.Parse(KernelJson([a, b, gone]));
-        var b2 = b with { Backends = [new Backend(System.Net.IPAddress.Parse("10.180.0.9"), 80)] };
+        var b2 = b with { Backends = [new BackendAddress(System.Net.IPAddress.Parse("10.180.0.9"), 80)] };
         var script = Render([a, b2], existing, setup: false, rewrite: s => s == b2);
         var lines = Lines(script);
         Assert.DoesNotContain(lines, l => l.Contains("add table", StringComparison.Ordinal) || l.Contains("ns1/svc1", StringComparison.Ordinal));

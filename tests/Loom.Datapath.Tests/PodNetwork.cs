@@ -195,7 +195,7 @@ internal sealed class PodNetwork : IDisposable
             new Frontend(IPAddress.Parse(clusterIp), protocol, port),
             affinity,
             10800,
-            backends.Select(ip => new Backend(ip, port)).ToArray());
+            backends.Select(ip => new BackendAddress(ip, port)).ToArray());
 
     public void Dispose()
     {

@@ -35,7 +35,7 @@ public sealed class ServiceModelTests
         var s = Assert.Single(states);
         Assert.Equal(new ServicePortName("default", "webpod", null), s.Name);
         Assert.Equal(new Frontend(IPAddress.Parse("10.96.0.100"), Protocol.Tcp, 80), s.Frontend);
-        Assert.Equal([new Backend(IPAddress.Parse("10.244.1.2"), 8080), new Backend(IPAddress.Parse("10.244.2.2"), 8080)], s.Backends);
+        Assert.Equal([new BackendAddress(IPAddress.Parse("10.244.1.2"), 8080), new BackendAddress(IPAddress.Parse("10.244.2.2"), 8080)], s.Backends);
     }
 
     [Fact]

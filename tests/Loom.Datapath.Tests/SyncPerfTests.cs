@@ -198,7 +198,7 @@ public sealed class SyncPerfTests(ITestOutputHelper output)
             var backends = Enumerable.Range(0, endpoints).Select(k =>
             {
                 var last = (byte)((i % 250) + 1 + (i == 0 && k == endpoints - 1 ? bump : 0));
-                return new Backend(new IPAddress([10, (byte)(244 + k), (byte)(i / 250), last]), 8080);
+                return new BackendAddress(new IPAddress([10, (byte)(244 + k), (byte)(i / 250), last]), 8080);
             }).ToList();
             return new ServicePortState(
                 new ServicePortName("perf", "svc" + i.ToString(CultureInfo.InvariantCulture), "http"),

@@ -21,10 +21,10 @@ public sealed class ServiceTests
     private static readonly IPAddress EmptyVip = IPAddress.Parse("10.96.0.51");
 
     [Theory]
-    [InlineData(ServiceBackend.Iptables)]
-    [InlineData(ServiceBackend.Nftables)]
-    [InlineData(ServiceBackend.Ebpf)]
-    public async Task ClusterIp_balances_tcp_and_udp_follows_endpoints_and_honours_affinity(ServiceBackend backend)
+    [InlineData(ServiceProxyMode.Iptables)]
+    [InlineData(ServiceProxyMode.Nftables)]
+    [InlineData(ServiceProxyMode.Ebpf)]
+    public async Task ClusterIp_balances_tcp_and_udp_follows_endpoints_and_honours_affinity(ServiceProxyMode backend)
     {
         var o = TestLab.Options(agents: true) with { ServiceBackend = backend };
         using var stop = new CancellationTokenSource();
@@ -87,14 +87,14 @@ public sealed class ServiceTests
                 await EventuallyBothAsync(clientNs, affinityExpected: true);
 
                 // Switch k8s-ctr to the other backend: the old one's rules are gone, traffic still flows.
-                var other = backend == ServiceBackend.Iptables ? ServiceBackend.Nftables : ServiceBackend.Iptables;
+                var other = backend == ServiceProxyMode.Iptables ? ServiceProxyMode.Nftables : ServiceProxyMode.Iptables;
                 await store.PutAsync(Kinds.NodeConfig, new NodeConfig { Node = "k8s-ctr", ServiceBackend = other });
                 var ctr = state.Node("k8s-ctr").Netns;
                 var pins = Path.Combine(Lab.BpfPinDir(state, "k8s-ctr"), "lb4");
                 var dump = ServiceDumpCommand;
                 await TestLab.Eventually(ctr, ["sh", "-c", dump], s => Leftovers(s, backend) == "" && !Directory.Exists(pins));
                 Assert.Equal("", Leftovers(await TestLab.Capture(ctr, "sh", "-c", dump), backend));
-                if (backend == ServiceBackend.Ebpf)
+                if (backend == ServiceProxyMode.Ebpf)
                 {
                     Assert.False(Directory.Exists(pins), $"{pins} still pinned after switching to {other}");
                 }
@@ -114,10 +114,10 @@ public sealed class ServiceTests
     }
 
     [Theory]
-    [InlineData(ServiceBackend.Iptables)]
-    [InlineData(ServiceBackend.Nftables)]
-    [InlineData(ServiceBackend.Ebpf)]
-    public async Task Agents_killed_under_a_probe_through_a_ClusterIP_lose_no_request(ServiceBackend backend)
+    [InlineData(ServiceProxyMode.Iptables)]
+    [InlineData(ServiceProxyMode.Nftables)]
+    [InlineData(ServiceProxyMode.Ebpf)]
+    public async Task Agents_killed_under_a_probe_through_a_ClusterIP_lose_no_request(ServiceProxyMode backend)
     {
         var o = TestLab.Options(agents: true) with { ServiceBackend = backend };
         using var stop = new CancellationTokenSource();
@@ -194,10 +194,10 @@ public sealed class ServiceTests
     private const string ServiceDumpCommand =
         "iptables-save -t nat; iptables-save -t filter; nft list tables; for v in $(ip -o link show master cni0 | awk -F'[ :@]+' '{print $2}'); do tc filter show dev $v ingress; done";
 
-    private static string Leftovers(string dump, ServiceBackend gone) => gone switch
+    private static string Leftovers(string dump, ServiceProxyMode gone) => gone switch
     {
-        ServiceBackend.Iptables => string.Join('\n', dump.Split('\n').Where(l => l.Contains("KUBE-SVC", StringComparison.Ordinal) || l.Contains("KUBE-SEP", StringComparison.Ordinal))),
-        ServiceBackend.Nftables => string.Join('\n', dump.Split('\n').Where(l => l.Contains("kube-proxy", StringComparison.Ordinal))),
+        ServiceProxyMode.Iptables => string.Join('\n', dump.Split('\n').Where(l => l.Contains("KUBE-SVC", StringComparison.Ordinal) || l.Contains("KUBE-SEP", StringComparison.Ordinal))),
+        ServiceProxyMode.Nftables => string.Join('\n', dump.Split('\n').Where(l => l.Contains("kube-proxy", StringComparison.Ordinal))),
         _ => string.Join('\n', dump.Split('\n').Where(l => l.Contains("lb4", StringComparison.Ordinal))),
     };
 

@@ -457,10 +457,10 @@ internal static class ServicesBench
         var list = new List<ServicePortState>(n);
         for (var i = 0; i < n - 1; i++)
         {
-            var backends = new Backend[SvcTopology.Backends];
+            var backends = new BackendAddress[SvcTopology.Backends];
             for (var j = 0; j < backends.Length; j++)
             {
-                backends[j] = new Backend(Offset(IPAddress.Parse("10.244.128.1"), ((i * 4) + j) % 32000), SvcTopology.BackendPort);
+                backends[j] = new BackendAddress(Offset(IPAddress.Parse("10.244.128.1"), ((i * 4) + j) % 32000), SvcTopology.BackendPort);
             }
 
             list.Add(new ServicePortState(
@@ -472,10 +472,10 @@ internal static class ServicesBench
         }
 
         // The target sorts last ("default/target" > "default/svc-..."), so it is the last KUBE-SERVICES rule.
-        var real = Enumerable.Range(1, SvcTopology.Backends).Select(k => new Backend(SvcTopology.BackendIp(k), SvcTopology.BackendPort)).ToArray();
+        var real = Enumerable.Range(1, SvcTopology.Backends).Select(k => new BackendAddress(SvcTopology.BackendIp(k), SvcTopology.BackendPort)).ToArray();
         if (changed)
         {
-            real[^1] = new Backend(IPAddress.Parse("10.244.127.250"), SvcTopology.BackendPort);
+            real[^1] = new BackendAddress(IPAddress.Parse("10.244.127.250"), SvcTopology.BackendPort);
         }
 
         list.Add(new ServicePortState(new ServicePortName("default", "target", null), new Frontend(TargetIp, Protocol.Tcp, ServicePort), SessionAffinity.None, 10800, real));

@@ -53,7 +53,7 @@ internal static class LabCommand
             {
                 Nodes = parse.GetValue(nodes),
                 Store = parse.GetValue(store) == "etcd" ? LabStoreKind.Etcd : LabStoreKind.Sqlite,
-                ServiceBackend = Enum.Parse<Loom.Core.Model.ServiceBackend>(parse.GetValue(backend)!, ignoreCase: true),
+                ServiceBackend = Enum.Parse<Loom.Core.Model.ServiceProxyMode>(parse.GetValue(backend)!, ignoreCase: true),
                 LabDir = parse.GetValue(LabDir)!,
                 Prefix = parse.GetValue(Prefix)!,
                 StartAgents = !parse.GetValue(noAgents),

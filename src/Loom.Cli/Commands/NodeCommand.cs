@@ -60,7 +60,7 @@ internal static class NodeCommand
             {
                 var node = parse.GetValue(cfgName)!;
                 var value = parse.GetValue(backend);
-                Loom.Core.Model.ServiceBackend? kind = value is null or "cluster" ? null : Enum.Parse<Loom.Core.Model.ServiceBackend>(value, ignoreCase: true);
+                Loom.Core.Model.ServiceProxyMode? kind = value is null or "cluster" ? null : Enum.Parse<Loom.Core.Model.ServiceProxyMode>(value, ignoreCase: true);
                 await Loom.Core.Store.TypedStoreExtensions.PutAsync(store, Loom.Core.Store.Kinds.NodeConfig,
                     new Loom.Core.Model.NodeConfig { Node = node, ServiceBackend = kind }, cancellationToken: ct).ConfigureAwait(false);
                 Console.WriteLine($"node \"{node}\": service backend {(kind is null ? "follows the cluster" : value)}");

@@ -20,7 +20,7 @@ public sealed record ClusterConfig
 
     public TunnelConfig Tunnel { get; set; } = new();
 
-    public ServiceBackend ServiceBackend { get; set; } = ServiceBackend.Iptables;
+    public ServiceProxyMode ServiceBackend { get; set; } = ServiceProxyMode.Iptables;
 
     /// <summary>SNAT pod traffic leaving the pod CIDRs to the node's address.</summary>
     public bool IpMasq { get; set; } = true;

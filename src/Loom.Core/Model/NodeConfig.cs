@@ -9,5 +9,5 @@ public sealed record NodeConfig
     public required string Node { get; init; }
 
     /// <summary>Overrides <see cref="ClusterConfig.ServiceBackend"/> on this node; null: the cluster's.</summary>
-    public ServiceBackend? ServiceBackend { get; init; }
+    public ServiceProxyMode? ServiceBackend { get; init; }
 }

@@ -1,6 +1,7 @@
 namespace Loom.Datapath.Services;
 
 /// <summary>
+/// The service proxy implementation interface (one per <see cref="Loom.Core.Model.ServiceProxyMode"/>).
 /// Programs ClusterIP load balancing into the kernel of the caller's network namespace (implementations spawn
 /// iptables-restore or nft, which inherit the calling thread's namespace). Every call is idempotent. A new instance reads
 /// what the kernel holds on its first sync, so a restarted agent adopts the rules a previous run left; after that, as
@@ -8,7 +9,7 @@ namespace Loom.Datapath.Services;
 /// </summary>
 public interface IServiceBackend
 {
-    /// <summary>"iptables" or "nftables", as <c>ClusterConfig.ServiceBackend</c> spells it.</summary>
+    /// <summary>"iptables", "nftables" or "ebpf", as <c>ClusterConfig.ServiceBackend</c> spells it.</summary>
     string Name { get; }
 
     /// <summary>Makes the kernel match <paramref name="desired"/>: one atomic batch, touching only what changed.</summary>

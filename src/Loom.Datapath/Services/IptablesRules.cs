@@ -36,7 +36,7 @@ internal static class IptablesRules
 
     public static string ServiceChain(ServicePortState s) => KubeProxyNames.IptablesServiceChain(s.Name, s.Frontend.ProtocolName);
 
-    public static string EndpointChain(ServicePortState s, Backend b) => KubeProxyNames.IptablesEndpointChain(s.Name, s.Frontend.ProtocolName, b);
+    public static string EndpointChain(ServicePortState s, BackendAddress b) => KubeProxyNames.IptablesEndpointChain(s.Name, s.Frontend.ProtocolName, b);
 
     /// <summary>The nat chains a service owns when programmed: its KUBE-SVC and one KUBE-SEP per backend (none without backends).</summary>
     public static IEnumerable<string> ChainsOf(ServicePortState s) =>

@@ -17,22 +17,22 @@ public static class KubeProxyNames
         "KUBE-SVC-" + HashPrefix(name.ToString() + protocol, 16);
 
     /// <summary>iptables: <c>KUBE-SEP-</c> + the first 16 base32 chars of sha256(portName + protocol + "IP:port").</summary>
-    public static string IptablesEndpointChain(ServicePortName name, string protocol, Backend backend) =>
+    public static string IptablesEndpointChain(ServicePortName name, string protocol, BackendAddress backend) =>
         "KUBE-SEP-" + HashPrefix(name.ToString() + protocol + backend, 16);
 
     /// <summary>nftables: <c>service-HASH8-ns/name/proto/port</c>, the hash taken over the readable part.</summary>
     public static string NftServiceChain(ServicePortName name, string protocol) => "service-" + NftServiceBase(name, protocol);
 
     /// <summary>nftables: <c>endpoint-HASH8-ns/name/proto/port__IP/port</c>.</summary>
-    public static string NftEndpointChain(ServicePortName name, string protocol, Backend backend) => "endpoint-" + NftEndpointBase(name, protocol, backend);
+    public static string NftEndpointChain(ServicePortName name, string protocol, BackendAddress backend) => "endpoint-" + NftEndpointBase(name, protocol, backend);
 
     /// <summary>nftables: the per-endpoint ClientIP affinity set, <c>affinity-</c> + the endpoint chain's base.</summary>
-    public static string NftAffinitySet(ServicePortName name, string protocol, Backend backend) => "affinity-" + NftEndpointBase(name, protocol, backend);
+    public static string NftAffinitySet(ServicePortName name, string protocol, BackendAddress backend) => "affinity-" + NftEndpointBase(name, protocol, backend);
 
     private static string NftServiceBase(ServicePortName name, string protocol) =>
         HashAndTruncate($"{name.Namespace}/{name.Name}/{protocol}/{name.Port}");
 
-    private static string NftEndpointBase(ServicePortName name, string protocol, Backend backend) =>
+    private static string NftEndpointBase(ServicePortName name, string protocol, BackendAddress backend) =>
         HashAndTruncate($"{name.Namespace}/{name.Name}/{protocol}/{name.Port}__{backend.Address.ToString().Replace(':', '.')}/{backend.Port}");
 
     // nft names are at most 256 bytes; kube-proxy keeps 16 for the prefix and truncates the rest with "...". The hash

@@ -48,9 +48,9 @@ internal static class NftablesRules
 
     public static string ServiceChain(ServicePortState s) => KubeProxyNames.NftServiceChain(s.Name, s.Frontend.ProtocolName);
 
-    public static string EndpointChain(ServicePortState s, Backend b) => KubeProxyNames.NftEndpointChain(s.Name, s.Frontend.ProtocolName, b);
+    public static string EndpointChain(ServicePortState s, BackendAddress b) => KubeProxyNames.NftEndpointChain(s.Name, s.Frontend.ProtocolName, b);
 
-    public static string AffinitySet(ServicePortState s, Backend b) => KubeProxyNames.NftAffinitySet(s.Name, s.Frontend.ProtocolName, b);
+    public static string AffinitySet(ServicePortState s, BackendAddress b) => KubeProxyNames.NftAffinitySet(s.Name, s.Frontend.ProtocolName, b);
 
     /// <summary>The chains a programmed service owns (none without backends).</summary>
     public static IEnumerable<string> ChainsOf(ServicePortState s) => new NftNames(s).Chains;

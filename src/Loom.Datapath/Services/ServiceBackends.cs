@@ -3,20 +3,20 @@ using Loom.Datapath.Services.Ebpf;
 
 namespace Loom.Datapath.Services;
 
-/// <summary>Creates the service backend the cluster config names.</summary>
+/// <summary>Factory of <see cref="IServiceBackend"/> implementations: creates the one a <see cref="ServiceProxyMode"/> names.</summary>
 public static class ServiceBackends
 {
-    public static IServiceBackend Create(ServiceBackend kind, ServiceProxyOptions? options = null) => kind switch
+    public static IServiceBackend Create(ServiceProxyMode kind, ServiceProxyOptions? options = null) => kind switch
     {
-        ServiceBackend.Iptables => Iptables(options),
-        ServiceBackend.Nftables => Nftables(options),
-        ServiceBackend.Ebpf => Ebpf(),
+        ServiceProxyMode.Iptables => Iptables(options),
+        ServiceProxyMode.Nftables => Nftables(options),
+        ServiceProxyMode.Ebpf => Ebpf(),
         _ => throw new NotSupportedException($"service backend {kind} is not implemented in Loom.Datapath"),
     };
 
     /// <summary>The backend <paramref name="kind"/> names; <paramref name="ebpf"/> configures the eBPF one (pins, object, cgroup, veths).</summary>
-    public static IServiceBackend Create(ServiceBackend kind, ServiceProxyOptions? options, EbpfServiceOptions? ebpf) =>
-        kind == ServiceBackend.Ebpf ? Ebpf(ebpf) : Create(kind, options);
+    public static IServiceBackend Create(ServiceProxyMode kind, ServiceProxyOptions? options, EbpfServiceOptions? ebpf) =>
+        kind == ServiceProxyMode.Ebpf ? Ebpf(ebpf) : Create(kind, options);
 
     public static EbpfServiceBackend Ebpf(EbpfServiceOptions? options = null) => new(options);
 

@@ -50,7 +50,7 @@ public static partial class ServiceModel
                     .SelectMany(e => e.IPs.Where(ip => ip.AddressFamily == AddressFamily.InterNetwork).Take(1))
                     .Distinct()
                     .Order(AddressComparer.Instance)
-                    .Select(ip => new Backend(ip, target))
+                    .Select(ip => new BackendAddress(ip, target))
                     .ToArray();
                 result.Add(new ServicePortState(
                     new ServicePortName(svc.Namespace, svc.Name, port.Name),

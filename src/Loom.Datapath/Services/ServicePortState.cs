@@ -11,7 +11,7 @@ public sealed record ServicePortState(
     Frontend Frontend,
     SessionAffinity SessionAffinity,
     int AffinityTimeoutSeconds,
-    IReadOnlyList<Backend> Backends)
+    IReadOnlyList<BackendAddress> Backends)
 {
     public bool HasBackends => Backends.Count > 0;
 

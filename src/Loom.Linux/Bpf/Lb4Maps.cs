@@ -139,7 +139,7 @@ public record struct LbService
     public ushort MaglevSize;
 }
 
-/// <summary>struct lb4_backend (8 bytes): id -> address, port, protocol.</summary>
+/// <summary>The eBPF map value <c>struct lb4_backend</c> (8 bytes): backend id -> address, port, protocol.</summary>
 [StructLayout(LayoutKind.Sequential)]
 public record struct LbBackend
 {

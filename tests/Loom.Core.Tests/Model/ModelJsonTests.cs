@@ -71,7 +71,7 @@ public class ModelJsonTests
         Assert.Equal(IPNetwork.Parse("10.96.0.0/12"), config.ServiceCidr);
         Assert.Equal(RoutingMode.Tunnel, config.Routing);
         Assert.Equal(new TunnelConfig { Device = "loom.1", Vni = 1, Port = 8472 }, config.Tunnel);
-        Assert.Equal(ServiceBackend.Iptables, config.ServiceBackend);
+        Assert.Equal(ServiceProxyMode.Iptables, config.ServiceBackend);
         Assert.True(config.IpMasq);
 
         var json = JsonSerializer.Serialize(config with { Routing = RoutingMode.Native }, LoomJsonContext.Default.ClusterConfig);

@@ -214,10 +214,10 @@ public abstract class EbpfBackendTests : IDisposable
     [Fact]
     public void The_factory_builds_the_ebpf_backend()
     {
-        var b = ServiceBackends.Create(ServiceBackend.Ebpf, null, new EbpfServiceOptions { PinDirectory = Lab.PinDirectory });
+        var b = ServiceBackends.Create(ServiceProxyMode.Ebpf, null, new EbpfServiceOptions { PinDirectory = Lab.PinDirectory });
         Assert.Equal("ebpf", b.Name);
         Assert.IsType<EbpfServiceBackend>(b);
-        Assert.Equal("ebpf", ServiceBackends.Create(ServiceBackend.Ebpf).Name);
+        Assert.Equal("ebpf", ServiceBackends.Create(ServiceProxyMode.Ebpf).Name);
     }
 }
 

@@ -86,7 +86,7 @@ public class LbServiceSyncTests
     {
         var maps = NewMaps();
         var sync = new LbServiceSync(Set(maps), 0);
-        var shared = new Backend(IPAddress.Parse("10.244.9.9"), 8080);
+        var shared = new BackendAddress(IPAddress.Parse("10.244.9.9"), 8080);
         sync.Sync([Port(1, [shared]), Port(2, [shared])]);
         var id = Assert.Single(maps.Backends.Entries()).Key;
         maps.ConnTrack.Update(new LbCtKey { SourcePort = 1 }, new LbCtEntry { BackendId = id });
@@ -218,14 +218,14 @@ public class LbServiceSyncTests
         return string.Join('\n', lines);
     }
 
-    private static List<Backend> Backends(Random rnd) =>
-        Enumerable.Range(0, rnd.Next(4)).Select(_ => new Backend(new IPAddress([10, 244, 0, (byte)(1 + rnd.Next(8))]), 8080)).Distinct().ToList();
+    private static List<BackendAddress> Backends(Random rnd) =>
+        Enumerable.Range(0, rnd.Next(4)).Select(_ => new BackendAddress(new IPAddress([10, 244, 0, (byte)(1 + rnd.Next(8))]), 8080)).Distinct().ToList();
 
-    private static Backend Be(int svc, int n) => new(new IPAddress([10, 244, (byte)svc, (byte)n]), 8080);
+    private static BackendAddress Be(int svc, int n) => new(new IPAddress([10, 244, (byte)svc, (byte)n]), 8080);
 
     private static LbServiceKey Key(int i) => new(new IPAddress([10, 96, 0, (byte)i]), 80, System.Net.Sockets.ProtocolType.Tcp, 0);
 
-    private static ServicePortState Port(int i, List<Backend> backends) => new(
+    private static ServicePortState Port(int i, List<BackendAddress> backends) => new(
         new ServicePortName("ns", "svc" + i.ToString(CultureInfo.InvariantCulture), "http"),
         new Frontend(new IPAddress([10, 96, 0, (byte)i]), Protocol.Tcp, 80),
         SessionAffinity.None,

@@ -187,7 +187,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
         for (var i = 0; i < a.Backends.Count; i++)
         {
-            Backend x = a.Backends[i], y = b.Backends[i];
+            BackendAddress x = a.Backends[i], y = b.Backends[i];
             if (x.Port != y.Port || !x.Address.Equals(y.Address))
             {
                 return false;

@@ -2,7 +2,8 @@ using System.Text.Json.Serialization;
 
 namespace Loom.Core.Model;
 
-public enum ServiceBackend
+/// <summary>Which service proxy implementation a node runs (config key <c>serviceBackend</c>: iptables, nftables or ebpf); <c>IServiceBackend</c> is the implementation itself.</summary>
+public enum ServiceProxyMode
 {
     [JsonStringEnumMemberName("iptables")]
     Iptables,
