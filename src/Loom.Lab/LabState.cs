@@ -81,6 +81,33 @@ public sealed record LabState
         }
     }
 
+    /// <summary>Loads the state file under the lab lock, applies <paramref name="change"/>, saves, and refreshes this copy.</summary>
+    internal void Change(Action<LabState> change)
+    {
+        using (LabLock.Take(LabDir))
+        {
+            var current = Load(LabDir) ?? throw new LabException($"no lab in {LabDir}");
+            change(current);
+            current.Save();
+            CopyFrom(current);
+        }
+    }
+
+    /// <summary>Reloads the workloads from the state file (another command may have changed them).</summary>
+    internal void Refresh() => CopyFrom(Load(LabDir) ?? throw new LabException($"no lab in {LabDir}"));
+
+    private void CopyFrom(LabState current)
+    {
+        Pods.Clear();
+        Pods.AddRange(current.Pods);
+        Deployments.Clear();
+        Deployments.AddRange(current.Deployments);
+        Pending.Clear();
+        Pending.AddRange(current.Pending);
+        Services.Clear();
+        Services.AddRange(current.Services);
+    }
+
     public void Save()
     {
         Directory.CreateDirectory(LabDir);
