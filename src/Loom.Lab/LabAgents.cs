@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Loom.Agent;
 using Loom.Core.Cni;
 using Loom.Core.Model;
 using Loom.Core.Services;
@@ -17,53 +18,35 @@ namespace Loom.Lab;
 /// <summary>The nodes' agents: their configuration, start and restart, and the wait until each node is Ready.</summary>
 internal static class LabAgents
 {
+    /// <summary>The node agent's <c>--config</c> file: an <see cref="AgentConfig"/> serialised as the agent reads it.</summary>
     internal static string AgentConfigJson(LabState state, LabNode node)
     {
         var dir = state.NodeDir(node.Name);
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        var store = new StoreConfig { Type = state.Store, Endpoints = state.StoreEndpoints };
+        if (state.StorePath is { } path)
         {
-            w.WriteStartObject();
-            w.WriteString("node", node.Name);
-            w.WriteString("iface", Lab.NodeInterface);
-            w.WriteStartObject("store");
-            w.WriteString("type", state.Store);
-            if (state.StorePath is { } path)
-            {
-                w.WriteString("path", path);
-            }
-
-            w.WriteStartArray("endpoints");
-            foreach (var e in state.StoreEndpoints)
-            {
-                w.WriteStringValue(e);
-            }
-
-            w.WriteEndArray();
-            if (state.Store == "etcd")
-            {
-                var tls = LabEtcdPki.Client(state, node.Name);
-                w.WriteStartObject("tls");
-                w.WriteString("ca", tls.CaFile);
-                w.WriteString("cert", tls.CertFile);
-                w.WriteString("key", tls.KeyFile);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndObject();
-            w.WriteString("cniConfDir", Path.Combine(dir, "net.d"));
-            w.WriteString("stateDir", Path.Combine(dir, "run"));
-            w.WriteString("ipamDataDir", Path.Combine(dir, "ipam"));
-            w.WriteString("metricsAddress", node.Ip + ":9962");
-            w.WriteString("bpfPinDir", Lab.BpfPinDir(state, node.Name));
-            if (LabCluster.NodeCgroup(state, node.Name) is { } cgroup)
-            {
-                w.WriteString("cgroup", cgroup);
-            }
-            w.WriteEndObject();
+            store.Path = path;
         }
 
-        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
+        if (state.Store == "etcd")
+        {
+            var tls = LabEtcdPki.Client(state, node.Name);
+            store.Tls = new StoreTlsConfig { Ca = tls.CaFile, Cert = tls.CertFile, Key = tls.KeyFile };
+        }
+
+        var config = new AgentConfig
+        {
+            Node = node.Name,
+            Iface = Lab.NodeInterface,
+            Store = store,
+            CniConfDir = Path.Combine(dir, "net.d"),
+            StateDir = Path.Combine(dir, "run"),
+            IpamDataDir = Path.Combine(dir, "ipam"),
+            MetricsAddress = node.Ip + ":9962",
+            BpfPinDir = Lab.BpfPinDir(state, node.Name),
+            Cgroup = LabCluster.NodeCgroup(state, node.Name),
+        };
+        return config.ToJson() + "\n";
     }
 
     /// <summary>
@@ -79,10 +62,21 @@ internal static class LabAgents
             throw new LabException($"the agent of {node} is still running (pid {old})");
         }
 
-        n.AgentPid = StartAgent(state, n);
-        n.AgentStartTime = LabProcesses.StartTime(n.AgentPid.Value);
-        state.Save();
-        return n.AgentPid.Value;
+        var pid = StartAgent(state, n);
+        RecordAgent(state, node, pid);
+        return pid;
+    }
+
+    /// <summary>Records a node's agent (pid and start time, so a reused pid is never taken for it) in the lab state.</summary>
+    internal static void RecordAgent(LabState state, string node, int pid)
+    {
+        var started = LabProcesses.StartTime(pid);
+        state.Change(c =>
+        {
+            var n = c.Node(node);
+            n.AgentPid = pid;
+            n.AgentStartTime = started;
+        });
     }
 
     internal static int StartAgent(LabState state, LabNode node)

@@ -60,7 +60,7 @@ internal static class LabCluster
             state.Nodes.Add(new LabNode { Name = names[i], Netns = options.Prefix + names[i], Ip = Lab.NodeIp(i) });
         }
 
-        state.Save();
+        LabState.Update(state.LabDir, _ => state);
 
         BuildTopology(state);
         Step($"underlay {state.UnderlayNetns}: bridge {Lab.UnderlayBridge}, {state.Nodes.Count} nodes on 192.168.10.0/24 ({string.Join(", ", state.Nodes.Select(n => $"{n.Name} {n.Ip}"))})");
@@ -84,9 +84,7 @@ internal static class LabCluster
         var deadline = DateTime.UtcNow + options.ReadyTimeout;
         foreach (var node in state.Nodes)
         {
-            node.AgentPid = LabAgents.StartAgent(state, node);
-            node.AgentStartTime = LabProcesses.StartTime(node.AgentPid.Value);
-            state.Save();
+            LabAgents.RecordAgent(state, node.Name, LabAgents.StartAgent(state, node));
             var cidr = await LabAgents.WaitPodCidrAsync(state, node, deadline, cancellationToken).ConfigureAwait(false);
             Step($"agent on {node.Name} started (pid {node.AgentPid}), pod CIDR {cidr}");
         }

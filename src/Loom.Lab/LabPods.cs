@@ -67,93 +67,93 @@ internal static class LabPods
             throw new LabException($"invalid pod name '{name}' (letters, digits, '-', '.', '_')");
         }
 
-        using var held = LabLock.Take(state.LabDir);
-        var current = LabState.Load(state.LabDir) ?? throw new LabException($"no lab in {state.LabDir}");
-        if (current.Pod(name) is not null)
+        // Under the lab lock from the name check to the save: two adds of one name cannot both wire a namespace.
+        LabPod? added = null;
+        state.Change(current =>
         {
-            throw new LabException($"pod '{name}' already exists");
-        }
-
-        var n = state.Node(node);
-        var confList = Path.Combine(state.CniConfDir(n.Name), NetConf.LoomConflistName);
-        if (!File.Exists(confList))
-        {
-            throw new LabException($"{confList} does not exist: node {n.Name} is not ready");
-        }
-
-        var netns = state.Prefix + "pod-" + name;
-        var containerId = "lab-" + name + "-" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
-        NetNs.Create(netns);
-        try
-        {
-            using (var h = NetNs.Open(netns))
-            using (var nl = Netlink.OpenIn(h))
+            if (current.Pod(name) is not null)
             {
-                nl.LinkSetUp(nl.LinkByName("lo")!.Index);
+                throw new LabException($"pod '{name}' already exists");
             }
 
-            labels ??= new Dictionary<string, string>();
-            var chain = CniChain.Load(confList, n.Netns, state.CniPath);
-            var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.LabelArgs(labels));
-            LabResolvConf.Write(netns, @namespace);
-            var podDir = Path.Combine(state.LabDir, "pods");
-            Directory.CreateDirectory(podDir);
-            File.WriteAllText(Path.Combine(podDir, name + ".result.json"), result);
-            var pod = new LabPod
+            var n = state.Node(node);
+            var confList = Path.Combine(state.CniConfDir(n.Name), NetConf.LoomConflistName);
+            if (!File.Exists(confList))
             {
-                Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList,
-                Namespace = @namespace, Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal), Spec = spec, Owner = owner,
-                Created = DateTimeOffset.UtcNow,
-            };
-            current.Pods.Add(pod);
-            current.Save();
-            state.Pods.RemoveAll(p => p.Name == name);
-            state.Pods.Add(pod);
-            return pod;
-        }
-        catch
-        {
-            NetNs.Delete(netns);
-            LabResolvConf.Remove(netns);
-            throw;
-        }
+                throw new LabException($"{confList} does not exist: node {n.Name} is not ready");
+            }
+
+            var netns = state.Prefix + "pod-" + name;
+            var containerId = "lab-" + name + "-" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
+            NetNs.Create(netns);
+            try
+            {
+                using (var h = NetNs.Open(netns))
+                using (var nl = Netlink.OpenIn(h))
+                {
+                    nl.LinkSetUp(nl.LinkByName("lo")!.Index);
+                }
+
+                labels ??= new Dictionary<string, string>();
+                var chain = CniChain.Load(confList, n.Netns, state.CniPath);
+                var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.LabelArgs(labels));
+                LabResolvConf.Write(netns, @namespace);
+                var podDir = Path.Combine(state.LabDir, "pods");
+                Directory.CreateDirectory(podDir);
+                File.WriteAllText(Path.Combine(podDir, name + ".result.json"), result);
+                var pod = new LabPod
+                {
+                    Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList,
+                    Namespace = @namespace, Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal), Spec = spec, Owner = owner,
+                    Created = DateTimeOffset.UtcNow,
+                };
+                current.Pods.Add(pod);
+                added = pod;
+            }
+            catch
+            {
+                NetNs.Delete(netns);
+                LabResolvConf.Remove(netns);
+                throw;
+            }
+        });
+        return added!;
     }
 
     /// <summary>CNI DEL through the pod's chain (reverse order), then deletes its namespace.</summary>
     internal static void DeletePod(LabState state, string name)
     {
         ArgumentNullException.ThrowIfNull(state);
-        using var held = LabLock.Take(state.LabDir);
-        var current = LabState.Load(state.LabDir) ?? throw new LabException($"no lab in {state.LabDir}");
-        var pod = current.Pod(name) ?? throw new LabException($"no pod '{name}' in the lab");
-        var node = current.Node(pod.Node);
-        var resultFile = Path.Combine(state.LabDir, "pods", name + ".result.json");
         LabException? error = null;
-        try
+        state.Change(current =>
         {
-            if (pod.ConfList is { } conf && File.Exists(conf))
+            var pod = current.Pod(name) ?? throw new LabException($"no pod '{name}' in the lab");
+            var node = current.Node(pod.Node);
+            var resultFile = Path.Combine(state.LabDir, "pods", name + ".result.json");
+            try
             {
-                var cached = File.Exists(resultFile) ? File.ReadAllText(resultFile) : null;
-                CniChain.Load(conf, node.Netns, state.CniPath).Del(pod.ContainerId, Path.Combine(NetNs.RunDir, pod.Netns), "eth0", CniArgs(pod.Namespace, name), cached);
+                if (pod.ConfList is { } conf && File.Exists(conf))
+                {
+                    var cached = File.Exists(resultFile) ? File.ReadAllText(resultFile) : null;
+                    CniChain.Load(conf, node.Netns, state.CniPath).Del(pod.ContainerId, Path.Combine(NetNs.RunDir, pod.Netns), "eth0", CniArgs(pod.Namespace, name), cached);
+                }
             }
-        }
-        catch (LabException e)
-        {
-            error = e;
-        }
+            catch (LabException e)
+            {
+                error = e;
+            }
 
-        foreach (var pid in LabProcesses.FindInNamespaces([pod.Netns]))
-        {
-            LabProcesses.Kill(pid);
-        }
+            foreach (var pid in LabProcesses.FindInNamespaces([pod.Netns]))
+            {
+                LabProcesses.Kill(pid);
+            }
 
-        NetNs.Delete(pod.Netns);
-        LabResolvConf.Remove(pod.Netns);
-        File.Delete(resultFile);
-        File.Delete(PodLogFile(state, name));
-        current.Pods.Remove(pod);
-        current.Save();
-        state.Pods.RemoveAll(p => p.Name == name);
+            NetNs.Delete(pod.Netns);
+            LabResolvConf.Remove(pod.Netns);
+            File.Delete(resultFile);
+            File.Delete(PodLogFile(state, name));
+            current.Pods.Remove(pod);
+        });
         if (error is not null)
         {
             throw new LabException($"pod {name} removed, but CNI DEL reported: {error.Message}", error);

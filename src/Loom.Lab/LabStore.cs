@@ -88,15 +88,19 @@ internal static class LabStore
             "--key-file", LabEtcdPki.ServerKey(state),
         ];
         var log = Path.Combine(state.LabDir, "etcd.log");
-        state.EtcdPid = LabProcesses.StartDetached(ctr.Netns, log, "/usr/bin/etcd", args);
-        state.EtcdStartTime = LabProcesses.StartTime(state.EtcdPid.Value);
-        state.Save();
+        var pid = LabProcesses.StartDetached(ctr.Netns, log, "/usr/bin/etcd", args);
+        var started = LabProcesses.StartTime(pid);
+        state.Change(c =>
+        {
+            c.EtcdPid = pid;
+            c.EtcdStartTime = started;
+        });
 
         using var http = EtcdHttp(state);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (!await http.HealthyAsync(new Uri(Lab.EtcdClientUrl), cancellationToken).ConfigureAwait(false))
         {
-            if (!LabProcesses.IsAlive(state.EtcdPid.Value))
+            if (!LabProcesses.IsAlive(pid))
             {
                 throw new LabException($"etcd exited; {log}:\n{Lab.LogTail(log)}");
             }
