@@ -1,13 +1,7 @@
-using System.Diagnostics;
-using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Loom.Core.Cni;
 using Loom.Core.Model;
-using Loom.Core.Services;
 using Loom.Core.Store;
 using Loom.Linux;
 using Loom.Store;
