@@ -61,9 +61,14 @@ public sealed record AgentConfig
     /// </summary>
     public int NodeLeaseSeconds { get; set; } = 600;
 
+    [JsonIgnore]
     public string SocketPath => Path.Combine(StateDir, "agent.sock");
 
+    [JsonIgnore]
     public string SubnetFile => Path.Combine(StateDir, "subnet.env");
+
+    /// <summary>The configuration's JSON, as <see cref="Load"/> reads it.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentConfig);
 
     public static AgentConfig Load(string path)
     {

@@ -81,10 +81,63 @@ public sealed record LabState
         }
     }
 
-    public void Save()
+    /// <summary>
+    /// The one way state.json changes: under the lab lock, <paramref name="change"/> gets the saved state (null before
+    /// the lab's first) and returns the state to save. Returns what was saved.
+    /// </summary>
+    public static LabState Update(string labDir, Func<LabState?, LabState> change)
     {
-        Directory.CreateDirectory(LabDir);
-        var file = StateFile(LabDir);
+        ArgumentException.ThrowIfNullOrEmpty(labDir);
+        ArgumentNullException.ThrowIfNull(change);
+        Directory.CreateDirectory(labDir);
+        using (LabLock.Take(labDir))
+        {
+            var next = change(Load(labDir));
+            next.Save(labDir);
+            return next;
+        }
+    }
+
+    /// <summary>Changes the saved lab through <see cref="Update"/>, then refreshes this copy from what was saved.</summary>
+    internal void Change(Action<LabState> change)
+    {
+        var saved = Update(LabDir, current =>
+        {
+            var lab = current ?? throw new LabException($"no lab in {LabDir}");
+            change(lab);
+            return lab;
+        });
+        CopyFrom(saved);
+    }
+
+    /// <summary>Reloads the workloads from the state file (another command may have changed them).</summary>
+    internal void Refresh() => CopyFrom(Load(LabDir) ?? throw new LabException($"no lab in {LabDir}"));
+
+    private void CopyFrom(LabState current)
+    {
+        Pods.Clear();
+        Pods.AddRange(current.Pods);
+        Deployments.Clear();
+        Deployments.AddRange(current.Deployments);
+        Pending.Clear();
+        Pending.AddRange(current.Pending);
+        Services.Clear();
+        Services.AddRange(current.Services);
+        EtcdPid = current.EtcdPid;
+        EtcdStartTime = current.EtcdStartTime;
+        foreach (var node in Nodes)
+        {
+            if (current.Nodes.Find(n => n.Name == node.Name) is { } saved)
+            {
+                node.AgentPid = saved.AgentPid;
+                node.AgentStartTime = saved.AgentStartTime;
+            }
+        }
+    }
+
+    private void Save(string labDir)
+    {
+        var file = StateFile(labDir);
         var tmp = file + ".tmp";
         File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(this, LabJsonContext.Default.LabState));
         File.Move(tmp, file, overwrite: true);

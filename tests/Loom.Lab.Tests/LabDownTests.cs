@@ -39,7 +39,7 @@ public class LabDownTests
                 EtcdPid = reused.Id,
                 EtcdStartTime = LabProcesses.StartTime(reused.Id) + 1,
             };
-            state.Save();
+            LabState.Update(state.LabDir, _ => state);
             Assert.Contains(unrelated.Id, TestLab.ProcessesMentioning(o.LabDir));
 
             Assert.True(await Lab.DownAsync(o.LabDir, o.Prefix));

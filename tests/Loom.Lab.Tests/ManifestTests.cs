@@ -107,7 +107,7 @@ public sealed class ManifestTests
         };
         try
         {
-            state.Save();
+            LabState.Update(state.LabDir, _ => state);
             var bad = Example("webpod.yaml").Replace("image: traefik/whoami", "image: nginx", StringComparison.Ordinal);
             var output = new StringWriter();
             var e = await Assert.ThrowsAsync<LabException>(() => Lab.ApplyAsync(state, bad, output));

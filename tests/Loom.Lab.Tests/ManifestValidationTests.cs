@@ -118,7 +118,7 @@ public sealed class ManifestValidationTests
         };
         try
         {
-            state.Save();
+            LabState.Update(state.LabDir, _ => state);
             var bad = ManifestTests.Example("webpod.yaml").Replace("  - protocol: TCP\n", "  - name: \"x\\\"\\n-A KUBE-MARK-MASQ -j ACCEPT\\n#\"\n    protocol: TCP\n", StringComparison.Ordinal);
             var output = new StringWriter();
             var e = await Assert.ThrowsAsync<LabException>(() => Lab.ApplyAsync(state, bad, output));

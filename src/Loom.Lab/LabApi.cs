@@ -1,0 +1,215 @@
+using System.Text.Json;
+using Loom.Core.Cni;
+using Loom.Core.Model;
+using Loom.Core.Services;
+using Loom.Core.Store;
+
+namespace Loom.Lab;
+
+/// <summary>The API verbs: <c>kubectl apply</c> and <c>delete</c> of Pods, Deployments and Services.</summary>
+internal static class LabApi
+{
+    /// <summary>Reads a manifest file, or standard input for "-".</summary>
+    internal static string ReadManifest(string file)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(file);
+        return file == "-" ? Console.In.ReadToEnd() : File.Exists(file) ? File.ReadAllText(file) : throw new LabException($"{file}: no such file");
+    }
+
+    /// <summary>
+    /// <c>kubectl apply</c>: validates every document first (an error anywhere applies nothing), then creates or updates
+    /// each object in file order and reconciles. Writes kubectl-style lines ("service/webpod created") and warnings.
+    /// </summary>
+    internal static async Task ApplyAsync(LabState state, string yaml, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(output);
+        var set = Manifests.Parse(yaml);
+        var store = await LabStore.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
+        {
+            var (services, _) = await store.ListAsync(Kinds.Service, cancellationToken).ConfigureAwait(false);
+            var errors = set.Errors.ToList();
+            // ClusterIPs: a requested one must be free (or already this Service's), and a Service keeps the one it has.
+            foreach (var s in set.Objects.OfType<ServiceManifest>())
+            {
+                var existing = services.FirstOrDefault(x => x.Value.Namespace == s.Namespace && x.Value.Name == s.Name)?.Value;
+                if (s.ClusterIp is { } ip)
+                {
+                    if (existing is not null && !existing.ClusterIp.Equals(ip))
+                    {
+                        errors.Add($"Service/{s.Name}: spec.clusterIP: Invalid value: \"{ip}\": field is immutable (it is {existing.ClusterIp})");
+                    }
+                    else if (existing is null && services.FirstOrDefault(x => x.Value.ClusterIp.Equals(ip)) is { } owner)
+                    {
+                        errors.Add($"Service/{s.Name}: spec.clusterIP: Invalid value: \"{ip}\": provided IP is already allocated (to {owner.Key})");
+                    }
+                }
+            }
+
+            foreach (var p in set.Objects.OfType<PodManifest>())
+            {
+                if (state.Pod(p.Name) is { } pod && pod.Namespace != p.Namespace)
+                {
+                    errors.Add($"Pod/{p.Name}: metadata.name: the lab's pod names are cluster-wide and {pod.Namespace}/{p.Name} exists");
+                }
+            }
+
+            foreach (var w in set.Warnings)
+            {
+                await output.WriteLineAsync($"Warning: {w}").ConfigureAwait(false);
+            }
+
+            if (errors.Count > 0)
+            {
+                throw new LabException($"nothing applied: {errors.Count} error(s):\n  " + string.Join("\n  ", errors));
+            }
+
+            foreach (var o in set.Objects)
+            {
+                switch (o)
+                {
+                    case ServiceManifest s:
+                        await output.WriteLineAsync($"{o.Display} {await ApplyServiceAsync(state, store, s, cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
+                        break;
+                    case DeploymentManifest d:
+                        await output.WriteLineAsync($"{o.Display} {ApplyDeployment(state, d)}").ConfigureAwait(false);
+                        break;
+                    case PodManifest p:
+                        if (state.Pod(p.Name) is not null || state.Pending.Any(x => x.Name == p.Name))
+                        {
+                            await output.WriteLineAsync($"{o.Display} unchanged").ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            await LabScheduling.CreatePodAsync(state, p.Namespace, p.Name, p.Spec, null, output, cancellationToken).ConfigureAwait(false);
+                            await output.WriteLineAsync($"{o.Display} created").ConfigureAwait(false);
+                        }
+
+                        break;
+                }
+            }
+        }
+
+        await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary><c>kubectl delete -f</c>: deletes the named objects (a Deployment with its pods); missing ones are reported, not errors.</summary>
+    internal static async Task DeleteAsync(LabState state, string yaml, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(output);
+        var set = Manifests.Parse(yaml);
+        if (set.Errors.Count > 0)
+        {
+            throw new LabException($"nothing deleted: {set.Errors.Count} error(s):\n  " + string.Join("\n  ", set.Errors));
+        }
+
+        var store = await LabStore.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
+        {
+            foreach (var o in set.Objects)
+            {
+                var found = false;
+                switch (o)
+                {
+                    case ServiceManifest s:
+                        found = await store.DeleteAsync(Kinds.Service, ObjectKey.Of(s.Namespace, s.Name), cancellationToken: cancellationToken).ConfigureAwait(false);
+                        state.Change(c => c.Services.RemoveAll(x => x.Namespace == s.Namespace && x.Name == s.Name));
+                        break;
+                    case DeploymentManifest d:
+                        found = state.Deployments.Any(x => x.Namespace == d.Namespace && x.Name == d.Name);
+                        state.Change(c =>
+                        {
+                            c.Deployments.RemoveAll(x => x.Namespace == d.Namespace && x.Name == d.Name);
+                            c.Pending.RemoveAll(x => x.Namespace == d.Namespace && x.Owner == d.Name);
+                        });
+                        foreach (var pod in state.Pods.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name).ToList())
+                        {
+                            LabPods.DeletePod(state, pod.Name);
+                        }
+
+                        break;
+                    case PodManifest p:
+                        if (state.Pod(p.Name) is { } bare && bare.Namespace == p.Namespace)
+                        {
+                            found = true;
+                            LabPods.DeletePod(state, p.Name);
+                        }
+
+                        found |= state.Pending.Any(x => x.Name == p.Name);
+                        state.Change(c => c.Pending.RemoveAll(x => x.Name == p.Name && x.Namespace == p.Namespace));
+                        break;
+                }
+
+                await output.WriteLineAsync(found ? $"{o.Display} deleted" : $"Error from server (NotFound): {o.Kind.ToLowerInvariant()}s \"{o.Name}\" not found").ConfigureAwait(false);
+            }
+        }
+
+        await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal static async Task<string> ApplyServiceAsync(LabState state, IStore store, ServiceManifest s, CancellationToken cancellationToken)
+    {
+        var allocator = new ClusterIpAllocator(ClusterIpAllocator.DefaultServiceCidr);
+        while (true)
+        {
+            var (services, _) = await store.ListAsync(Kinds.Service, cancellationToken).ConfigureAwait(false);
+            var existing = services.FirstOrDefault(x => x.Value.Namespace == s.Namespace && x.Value.Name == s.Name);
+            var ip = existing?.Value.ClusterIp ?? allocator.Allocate(services.Select(x => x.Value.ClusterIp).ToHashSet(), s.ClusterIp);
+            var svc = new Service
+            {
+                Namespace = s.Namespace,
+                Name = s.Name,
+                ClusterIp = ip,
+                Ports = s.Ports,
+                Selector = s.Selector,
+                SessionAffinity = s.SessionAffinity,
+                SessionAffinityTimeoutSeconds = s.SessionAffinityTimeoutSeconds,
+            };
+            if (existing is not null && JsonSerializer.Serialize(existing.Value, Kinds.Service.TypeInfo) == JsonSerializer.Serialize(svc, Kinds.Service.TypeInfo))
+            {
+                return "unchanged";
+            }
+
+            var put = await store.PutAsync(Kinds.Service, svc, expectedRevision: existing?.Revision ?? 0, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (put.Succeeded)
+            {
+                state.Change(c =>
+                {
+                    if (!c.Services.Any(x => x.Namespace == s.Namespace && x.Name == s.Name))
+                    {
+                        c.Services.Add(new LabServiceRecord(s.Namespace, s.Name, DateTimeOffset.UtcNow));
+                    }
+                });
+                return existing is null ? "created" : "configured";
+            }
+        }
+    }
+
+    internal static string ApplyDeployment(LabState state, DeploymentManifest d)
+    {
+        var hash = LabDeploymentController.TemplateHash(d.Template);
+        var template = d.Template with { Labels = new Dictionary<string, string>(d.Template.Labels, StringComparer.Ordinal) { [Lab.PodTemplateHashLabel] = hash } };
+        var result = "created";
+        state.Change(c =>
+        {
+            var i = c.Deployments.FindIndex(x => x.Namespace == d.Namespace && x.Name == d.Name);
+            var dep = new LabDeployment
+            {
+                Namespace = d.Namespace, Name = d.Name, Replicas = d.Replicas, Selector = d.Selector, Template = template, TemplateHash = hash,
+                Created = i >= 0 ? c.Deployments[i].Created : DateTimeOffset.UtcNow,
+            };
+            if (i < 0)
+            {
+                c.Deployments.Add(dep);
+            }
+            else
+            {
+                result = c.Deployments[i].TemplateHash == hash && c.Deployments[i].Replicas == d.Replicas ? "unchanged" : "configured";
+                c.Deployments[i] = dep;
+            }
+        });
+        return result;
+    }
+}

@@ -1,0 +1,109 @@
+using System.Text.Json;
+using Loom.Core.Cni;
+using Loom.Core.Model;
+using Loom.Core.Store;
+
+namespace Loom.Lab;
+
+/// <summary>Node objects: kubeadm's labels and taint, cordon/uncordon and drain.</summary>
+internal static class LabNodeControl
+{
+    /// <summary>Sets or clears a node's Unschedulable (kubectl cordon / uncordon); uncordon reconciles Pending pods.</summary>
+    internal static async Task CordonAsync(LabState state, string node, bool cordon, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(output);
+        _ = state.Node(node);
+        var changed = await UpdateNodeAsync(state, node, n => n.Unschedulable == cordon ? n : n with { Unschedulable = cordon }, cancellationToken).ConfigureAwait(false);
+        await output.WriteLineAsync($"node/{node} {(changed ? cordon ? "cordoned" : "uncordoned" : "already " + (cordon ? "cordoned" : "uncordoned"))}").ConfigureAwait(false);
+        if (!cordon)
+        {
+            await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// kubectl drain: cordons the node and evicts its pods; a Deployment's pods are recreated by the scheduler elsewhere
+    /// (or stay Pending, with the reason). Pods no controller owns are refused unless <paramref name="force"/>.
+    /// </summary>
+    internal static async Task DrainAsync(LabState state, string node, bool force, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(output);
+        state.Refresh();
+        var pods = state.Pods.Where(p => p.Node == node).ToList();
+        var bare = pods.Where(p => p.Owner is null).ToList();
+        if (bare.Count > 0 && !force)
+        {
+            await CordonAsync(state, node, true, output, cancellationToken).ConfigureAwait(false);
+            throw new LabException($"cannot delete Pods that declare no controller (use --force to override): {string.Join(", ", bare.Select(p => p.Namespace + "/" + p.Name))}");
+        }
+
+        await CordonAsync(state, node, true, output, cancellationToken).ConfigureAwait(false);
+        foreach (var p in pods)
+        {
+            await output.WriteLineAsync($"evicting pod {p.Namespace}/{p.Name}").ConfigureAwait(false);
+            LabPods.DeletePod(state, p.Name);
+            await output.WriteLineAsync($"pod/{p.Name} evicted").ConfigureAwait(false);
+        }
+
+        await output.WriteLineAsync($"node/{node} drained").ConfigureAwait(false);
+        await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>kubeadm's node labels (hostname, os, the control plane's role) and the control plane's NoSchedule taint.</summary>
+    internal static async Task LabelNodesAsync(LabState state, CancellationToken cancellationToken)
+    {
+        if (state.Store != "sqlite")
+        {
+            return;
+        }
+
+        for (var i = 0; i < state.Nodes.Count; i++)
+        {
+            var control = i == 0;
+            await UpdateNodeAsync(state, state.Nodes[i].Name, n =>
+            {
+                var labels = new Dictionary<string, string>(n.Labels, StringComparer.Ordinal)
+                {
+                    [Scheduler.HostnameLabel] = n.Name,
+                    ["kubernetes.io/os"] = "linux",
+                };
+                if (control)
+                {
+                    labels["node-role.kubernetes.io/control-plane"] = "";
+                }
+
+                var taints = control && !n.Taints.Any(t => t.Key == Lab.ControlPlaneTaint.Key) ? [.. n.Taints, Lab.ControlPlaneTaint] : n.Taints;
+                return n with { Labels = labels, Taints = taints };
+            }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Compare-and-swap update of a Node object (the agent keeps what others set on it). True if it changed.</summary>
+    internal static async Task<bool> UpdateNodeAsync(LabState state, string node, Func<Node, Node> change, CancellationToken cancellationToken)
+    {
+        var store = await LabStore.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
+        {
+            for (var attempt = 0; attempt < 50; attempt++)
+            {
+                var existing = await store.GetAsync(Kinds.Node, node, cancellationToken).ConfigureAwait(false)
+                               ?? throw new LabException($"node {node} is not registered in the store (is its agent running?)");
+                var updated = change(existing.Value);
+                if (JsonSerializer.Serialize(updated, Kinds.Node.TypeInfo) == JsonSerializer.Serialize(existing.Value, Kinds.Node.TypeInfo))
+                {
+                    return false;
+                }
+
+                var put = await store.PutAsync(Kinds.Node, updated, expectedRevision: existing.Revision, cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (put.Succeeded)
+                {
+                    return true;
+                }
+            }
+        }
+
+        throw new LabException($"could not update node {node}: the store kept changing under it");
+    }
+}

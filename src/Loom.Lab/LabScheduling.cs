@@ -1,0 +1,62 @@
+using Loom.Core.Cni;
+using Loom.Core.Model;
+using Loom.Linux;
+
+namespace Loom.Lab;
+
+/// <summary>Scheduler glue: the scheduler's view of the lab, and a pod created where it fits or recorded Pending.</summary>
+internal static class LabScheduling
+{
+    /// <summary>Schedules and creates one pod (or records it Pending with the reason, which is also written as a warning).</summary>
+    internal static async Task CreatePodAsync(LabState state, string ns, string name, LabPodSpec spec, string? owner, TextWriter output, CancellationToken cancellationToken)
+    {
+        var (nodes, pods) = await SchedulerViewAsync(state, cancellationToken).ConfigureAwait(false);
+        var placed = Scheduler.Schedule(ns, spec, nodes, pods);
+        if (!placed.Scheduled)
+        {
+            state.Change(c =>
+            {
+                c.Pending.RemoveAll(x => x.Name == name);
+                c.Pending.Add(new LabPendingPod { Namespace = ns, Name = name, Owner = owner, Spec = spec, Reason = placed.Reason!, Created = DateTimeOffset.UtcNow });
+            });
+            await output.WriteLineAsync($"Warning  FailedScheduling  pod/{name}  {placed.Reason}").ConfigureAwait(false);
+            return;
+        }
+
+        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner);
+        try
+        {
+            var pid = await LabKubelet.StartWorkloadAsync(state, pod, cancellationToken).ConfigureAwait(false);
+            if (pid is not null)
+            {
+                state.Change(c =>
+                {
+                    var i = c.Pods.FindIndex(p => p.Name == name);
+                    if (i >= 0)
+                    {
+                        c.Pods[i].WorkloadPid = pid;
+                        c.Pods[i].WorkloadStartTime = LabProcesses.StartTime(pid.Value);
+                    }
+                });
+            }
+        }
+        catch
+        {
+            LabPods.DeletePod(state, name);
+            throw;
+        }
+
+        await output.WriteLineAsync($"pod/{name} scheduled to {placed.Node}: {pod.Ip}").ConfigureAwait(false);
+    }
+
+    /// <summary>Nodes (from the store: labels, taints, cordon, Ready) and running pods, for the scheduler.</summary>
+    internal static async Task<(List<SchedulerNode> Nodes, List<SchedulerPod> Pods)> SchedulerViewAsync(LabState state, CancellationToken cancellationToken)
+    {
+        var stored = await LabStore.ReadNodesAsync(state, cancellationToken).ConfigureAwait(false);
+        var nodes = state.Nodes.Select(n => stored.TryGetValue(n.Name, out var s)
+            ? new SchedulerNode(n.Name, s.Labels, s.Taints, s.Unschedulable, s.Ready)
+            : new SchedulerNode(n.Name, new Dictionary<string, string> { [Scheduler.HostnameLabel] = n.Name }, [], false, false)).ToList();
+        var pods = state.Pods.Select(p => new SchedulerPod(p.Namespace, p.Name, p.Node, p.Labels, p.Spec?.AntiAffinity ?? [])).ToList();
+        return (nodes, pods);
+    }
+}
