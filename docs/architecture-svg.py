@@ -74,7 +74,7 @@ l1 = box("left", 90, 80, "lab", "Kubernetes YAML", [
 l2 = box("left", 210, 96, "lab", "Lab.ApplyAsync", [
     "Manifests.Parse: every document checked first;",
     "one error and nothing is applied",
-    "src/Loom.Lab/Lab.Cluster.cs, Manifests.cs",
+    "src/Loom.Lab/LabApi.cs, Manifests.cs",
 ])
 l3 = box("left", 346, 96, "lab", "ApplyServiceAsync", [
     "ClusterIP from ClusterIpAllocator (10.96.0.0/12)",
