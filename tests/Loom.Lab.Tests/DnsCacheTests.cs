@@ -2,6 +2,7 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using Loom.Core.Model;
 using Loom.Core.Store;
+using Loom.Testing;
 using Loom.Workloads;
 
 namespace Loom.Lab.Tests;
@@ -68,7 +69,7 @@ public sealed class DnsCacheTests
     }
 
     /// <summary>Counts listings; can fail the first watches as compacted, as a store that compacted meanwhile would.</summary>
-    private sealed class CountingStore(IStore inner) : IStore
+    private sealed class CountingStore(IStore inner) : DelegatingStore(inner)
     {
         private int _lists;
         private int _watches;
@@ -77,43 +78,23 @@ public sealed class DnsCacheTests
 
         public int CompactFirstWatches { get; init; }
 
-        public Task<StoreList> ListAsync(string kind, CancellationToken cancellationToken = default)
+        public override Task<StoreList> ListAsync(string kind, CancellationToken cancellationToken = default)
         {
             Interlocked.Increment(ref _lists);
-            return inner.ListAsync(kind, cancellationToken);
+            return Inner.ListAsync(kind, cancellationToken);
         }
 
-        public async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        public override async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
             if (Interlocked.Increment(ref _watches) <= CompactFirstWatches)
             {
                 throw new StoreCompactedException(fromRevision, fromRevision + 1);
             }
 
-            await foreach (var e in inner.WatchAsync(kind, fromRevision, cancellationToken))
+            await foreach (var e in Inner.WatchAsync(kind, fromRevision, cancellationToken))
             {
                 yield return e;
             }
         }
-
-        public Task<long> GetRevisionAsync(CancellationToken cancellationToken = default) => inner.GetRevisionAsync(cancellationToken);
-
-        public Task<StoreItem?> GetAsync(string kind, string key, CancellationToken cancellationToken = default) => inner.GetAsync(kind, key, cancellationToken);
-
-        public Task<PutResult> PutAsync(string kind, string key, string value, long? expectedRevision = null, long lease = 0, CancellationToken cancellationToken = default) =>
-            inner.PutAsync(kind, key, value, expectedRevision, lease, cancellationToken);
-
-        public Task<bool> DeleteAsync(string kind, string key, long? expectedRevision = null, CancellationToken cancellationToken = default) =>
-            inner.DeleteAsync(kind, key, expectedRevision, cancellationToken);
-
-        public Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default) => inner.GrantLeaseAsync(ttl, cancellationToken);
-
-        public Task<bool> KeepAliveAsync(long lease, CancellationToken cancellationToken = default) => inner.KeepAliveAsync(lease, cancellationToken);
-
-        public Task RevokeLeaseAsync(long lease, CancellationToken cancellationToken = default) => inner.RevokeLeaseAsync(lease, cancellationToken);
-
-        public Task CompactAsync(long revision, CancellationToken cancellationToken = default) => inner.CompactAsync(revision, cancellationToken);
-
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }
