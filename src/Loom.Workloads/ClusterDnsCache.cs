@@ -1,35 +1,33 @@
-using System.Text.Json;
 using Loom.Core.Model;
 using Loom.Core.Store;
+using Loom.Core.Watch;
 
 namespace Loom.Workloads;
 
 /// <summary>
-/// The Services and Endpoints the cluster DNS answers from, kept in memory: each kind is listed once, then followed
-/// by the store's watch from the list's revision, so a query costs no store round trip. A compacted (or broken)
-/// watch re-lists, as an informer does.
+/// The Services and Endpoints the cluster DNS answers from, kept in memory by two <see cref="ObjectCache{T}"/>s (each
+/// kind listed once, then followed by the store's watch; listed again after a compaction), so a query costs no store
+/// round trip. Every change batch publishes a fresh immutable view for queries.
 /// </summary>
 public sealed class ClusterDnsCache : IAsyncDisposable
 {
-    private readonly IStore _store;
     private readonly TextWriter _log;
-    private readonly Lock _lock = new();
-    private readonly Dictionary<string, Service> _services = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Endpoint> _endpoints = new(StringComparer.Ordinal);
-    private readonly TaskCompletionSource _servicesListed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _endpointsListed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ObjectCache<Service> _services;
+    private readonly ObjectCache<Endpoint> _endpoints;
     private readonly CancellationTokenSource _stop = new();
+    private readonly List<IDisposable> _subscriptions = [];
     private readonly Task _loops;
-    private readonly HashSet<string> _synced = new(StringComparer.Ordinal);
+    private readonly Lock _publish = new();
     private DnsView? _view;
 
     private ClusterDnsCache(IStore store, TextWriter log)
     {
-        _store = store;
         _log = log;
-        _loops = Task.WhenAll(
-            Task.Run(() => FollowAsync(Kinds.Service, _services, _servicesListed, _stop.Token)),
-            Task.Run(() => FollowAsync(Kinds.Endpoint, _endpoints, _endpointsListed, _stop.Token)));
+        _services = new ObjectCache<Service>(store, Kinds.Service, TimeProvider.System, Report);
+        _endpoints = new ObjectCache<Endpoint>(store, Kinds.Endpoint, TimeProvider.System, Report);
+        _subscriptions.Add(_services.Subscribe((_, _) => Publish()));
+        _subscriptions.Add(_endpoints.Subscribe((_, _) => Publish()));
+        _loops = Task.WhenAll(_services.RunAsync(_stop.Token), _endpoints.RunAsync(_stop.Token));
     }
 
     /// <summary>Starts following the store; the view is there once both kinds have been listed.</summary>
@@ -49,13 +47,14 @@ public sealed class ClusterDnsCache : IAsyncDisposable
 
         try
         {
-            await Task.WhenAll(_servicesListed.Task, _endpointsListed.Task).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(_services.Synced, _endpoints.Synced).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException e)
         {
             throw new IOException("the store has not been listed yet", e);
         }
 
+        await Publish().ConfigureAwait(false);
         return Volatile.Read(ref _view)!;
     }
 
@@ -71,73 +70,31 @@ public sealed class ClusterDnsCache : IAsyncDisposable
             // stopping
         }
 
+        _subscriptions.ForEach(s => s.Dispose());
         _stop.Dispose();
     }
 
-    private async Task FollowAsync<T>(ObjectKind<T> kind, Dictionary<string, T> items, TaskCompletionSource listed, CancellationToken ct)
-        where T : class
+    // A fresh immutable view for queries, once both kinds have been listed.
+    private Task Publish()
     {
-        while (!ct.IsCancellationRequested)
+        lock (_publish)
         {
-            try
+            if (_services.HasSynced && _endpoints.HasSynced)
             {
-                var (list, revision) = await _store.ListAsync(kind, ct).ConfigureAwait(false);
-                lock (_lock)
-                {
-                    items.Clear();
-                    foreach (var i in list)
-                    {
-                        items[i.Key] = i.Value;
-                    }
-
-                    _synced.Add(kind.Name);
-                    Publish();
-                }
-
-                listed.TrySetResult();
-                await foreach (var e in _store.WatchAsync(kind, revision, ct).ConfigureAwait(false))
-                {
-                    lock (_lock)
-                    {
-                        if (e.Value is null)
-                        {
-                            items.Remove(e.Key);
-                        }
-                        else
-                        {
-                            items[e.Key] = e.Value;
-                        }
-
-                        Publish();
-                    }
-                }
-            }
-            catch (StoreCompactedException e)
-            {
-                Log($"{kind.Name} watch compacted, listing again: {e.Message}");
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException or JsonException or System.Data.Common.DbException && !ct.IsCancellationRequested)
-            {
-                Log($"{kind.Name} watch broke, listing again: {e.Message}");
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                Volatile.Write(ref _view, new DnsView(
+                    [.. _services.Snapshot.Values.Select(v => v.Value)],
+                    [.. _endpoints.Snapshot.Values.Select(v => v.Value)]));
             }
         }
+
+        return Task.CompletedTask;
     }
 
-    // Under _lock: a fresh immutable view for queries, once both kinds have been listed.
-    private void Publish()
-    {
-        if (_synced.Count == 2)
-        {
-            Volatile.Write(ref _view, new DnsView([.. _services.Values], [.. _endpoints.Values]));
-        }
-    }
-
-    private void Log(string line)
+    private void Report(CacheError e)
     {
         lock (_log)
         {
-            _log.WriteLine($"{DateTimeOffset.UtcNow:O} dns: {line}");
+            _log.WriteLine($"{DateTimeOffset.UtcNow:O} dns: {e.Kind}{(e.Key is null ? "" : " " + e.Key)}: {e.Reason}");
             _log.Flush();
         }
     }
