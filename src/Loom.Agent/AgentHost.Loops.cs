@@ -1,4 +1,5 @@
 using Loom.Core.Store;
+using RetryPolicy = Loom.Core.Reconcile.Backoff;
 
 namespace Loom.Agent;
 
@@ -139,24 +140,19 @@ internal sealed partial class AgentHost
     private static bool IsBug(Exception e) =>
         e is NullReferenceException or IndexOutOfRangeException or InvalidCastException or KeyNotFoundException or ArgumentException;
 
-    /// <summary>Exponential backoff: first, 2 × first, 4 × first ... up to cap; back to first after a success.</summary>
+    /// <summary>A loop's failures in a row, timed by the shared <see cref="RetryPolicy"/>; back to the first delay after a success.</summary>
     private sealed class Backoff(TimeSpan first, TimeSpan cap)
     {
-        private readonly TimeSpan _first = first;
-        private TimeSpan _next = first;
+        private readonly RetryPolicy _policy = new(first, cap);
+        private int _failures;
 
-        public TimeSpan Next()
-        {
-            var delay = _next;
-            _next = _next * 2 > cap ? cap : _next * 2;
-            return delay;
-        }
+        public TimeSpan Next() => _policy.Delay(++_failures);
 
         /// <summary>True if there was something to reset (the loop had been failing).</summary>
         public bool Reset()
         {
-            var failing = _next != _first;
-            _next = _first;
+            var failing = _failures > 0;
+            _failures = 0;
             return failing;
         }
     }
