@@ -43,12 +43,9 @@ public static partial class ServiceModel
                 continue;
             }
 
-            if (s.SessionAffinity == SessionAffinity.ClientIP
-                && s.AffinityTimeoutSeconds is < 1 or > ServiceValidation.MaxAffinityTimeoutSeconds)
+            if (ClampAffinity(ref s) is { } clamped)
             {
-                var clamped = Math.Clamp(s.AffinityTimeoutSeconds, 1, ServiceValidation.MaxAffinityTimeoutSeconds);
-                skipped?.Add(Reason(s, "affinity-clamped", string.Create(CultureInfo.InvariantCulture, $"affinity timeout {s.AffinityTimeoutSeconds}s clamped to {clamped}s")));
-                s = s with { AffinityTimeoutSeconds = clamped };
+                skipped?.Add(clamped);
             }
 
             result.Add(s);
@@ -57,7 +54,21 @@ public static partial class ServiceModel
         return result;
     }
 
-    private static string? Unrenderable(ServicePortState s)
+    /// <summary>A ClientIP timeout outside 1..86400 s clamped into it; returns the reason, or null if it was in range.</summary>
+    internal static ServiceSkip? ClampAffinity(ref ServicePortState s)
+    {
+        if (s.SessionAffinity != SessionAffinity.ClientIP || s.AffinityTimeoutSeconds is >= 1 and <= ServiceValidation.MaxAffinityTimeoutSeconds)
+        {
+            return null;
+        }
+
+        var clamped = Math.Clamp(s.AffinityTimeoutSeconds, 1, ServiceValidation.MaxAffinityTimeoutSeconds);
+        var reason = Reason(s, "affinity-clamped", string.Create(CultureInfo.InvariantCulture, $"affinity timeout {s.AffinityTimeoutSeconds}s clamped to {clamped}s"));
+        s = s with { AffinityTimeoutSeconds = clamped };
+        return reason;
+    }
+
+    internal static string? Unrenderable(ServicePortState s)
     {
         if (!Enum.IsDefined(s.Frontend.Protocol))
         {
@@ -80,7 +91,7 @@ public static partial class ServiceModel
     }
 
     // One line of printable ASCII, whatever the name holds, so it can go to a log or a script comment as it is.
-    private static ServiceSkip Reason(ServicePortState s, string code, string why) => new(
+    internal static ServiceSkip Reason(ServicePortState s, string code, string why) => new(
         RuleText.Printable($"{s.Name.Namespace}/{s.Name.Name}", 256),
         code,
         RuleText.Printable($"{s.Name} ({(Enum.IsDefined(s.Frontend.Protocol) ? s.Frontend.ToString() : s.Frontend.Address.ToString())}): {why}", 1024));

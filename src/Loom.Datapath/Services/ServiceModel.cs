@@ -34,34 +34,48 @@ public static partial class ServiceModel
         var result = new List<ServicePortState>();
         foreach (var svc in services)
         {
-            if (ServiceValidation.Validate(svc) is { Count: > 0 } errors)
+            if (Invalid(svc) is { } invalid)
             {
-                var service = RuleText.Printable(svc.Namespace + "/" + svc.Name, 256);
-                skipped?.Add(new ServiceSkip(service, "invalid", $"service {service}: {RuleText.Printable(string.Join("; ", errors), 1024)}"));
+                skipped?.Add(invalid);
                 continue;
             }
 
             var selector = LabelSelector.ForService(svc.Selector);
-            var selected = byNamespace.TryGetValue(svc.Namespace, out var index) ? index.Select(selector).ToList() : [];
-            foreach (var port in svc.Ports)
-            {
-                var target = port.TargetPort == 0 ? port.Port : port.TargetPort;
-                var backends = selected
-                    .SelectMany(e => e.IPs.Where(ip => ip.AddressFamily == AddressFamily.InterNetwork).Take(1))
-                    .Distinct()
-                    .Order(AddressComparer.Instance)
-                    .Select(ip => new BackendAddress(ip, target))
-                    .ToArray();
-                result.Add(new ServicePortState(
-                    new ServicePortName(svc.Namespace, svc.Name, port.Name),
-                    new Frontend(svc.ClusterIp, port.Protocol, port.Port),
-                    svc.SessionAffinity,
-                    svc.SessionAffinityTimeoutSeconds,
-                    backends));
-            }
+            result.AddRange(PortsOf(svc, byNamespace.TryGetValue(svc.Namespace, out var index) ? index.Select(selector) : []));
         }
 
         return Renderable(result, skipped);
+    }
+
+    /// <summary>Why the API server would refuse <paramref name="svc"/>, or null if it would not.</summary>
+    internal static ServiceSkip? Invalid(Service svc)
+    {
+        if (ServiceValidation.Validate(svc) is not { Count: > 0 } errors)
+        {
+            return null;
+        }
+
+        var service = RuleText.Printable(svc.Namespace + "/" + svc.Name, 256);
+        return new ServiceSkip(service, "invalid", $"service {service}: {RuleText.Printable(string.Join("; ", errors), 1024)}");
+    }
+
+    /// <summary>One state per port of <paramref name="svc"/>, backed by the first IPv4 address of each selected endpoint.</summary>
+    internal static IEnumerable<ServicePortState> PortsOf(Service svc, IEnumerable<Endpoint> selected)
+    {
+        var ips = selected.SelectMany(e => e.IPs.Where(ip => ip.AddressFamily == AddressFamily.InterNetwork).Take(1))
+            .Distinct()
+            .Order(AddressComparer.Instance)
+            .ToList();
+        foreach (var port in svc.Ports)
+        {
+            var target = port.TargetPort == 0 ? port.Port : port.TargetPort;
+            yield return new ServicePortState(
+                new ServicePortName(svc.Namespace, svc.Name, port.Name),
+                new Frontend(svc.ClusterIp, port.Protocol, port.Port),
+                svc.SessionAffinity,
+                svc.SessionAffinityTimeoutSeconds,
+                ips.Select(ip => new BackendAddress(ip, target)).ToArray());
+        }
     }
 
     private sealed class AddressComparer : IComparer<IPAddress>

@@ -1,0 +1,269 @@
+using System.Net;
+using Loom.Core.Model;
+using Loom.Core.Selection;
+
+namespace Loom.Datapath.Services;
+
+/// <summary>
+/// Recomputing one Service and settling who owns each frontend. The full model sorts every port by key and lets the
+/// first one keep a frontend (ClusterIP, protocol, port); here each frontend keeps its claimants sorted by the same key,
+/// so a Service that frees or takes a frontend hands it over without looking at any other frontend.
+/// </summary>
+public sealed partial class ServiceTable
+{
+    private readonly Dictionary<FrontendKey, SortedList<string, ServicePortState>> _claims = [];
+    private readonly Dictionary<FrontendKey, string> _winner = [];
+    private readonly HashSet<FrontendKey> _shared = []; // frontends claimed by more than one port (the skipped ones' reasons)
+    private readonly HashSet<string> _withSkips = new(StringComparer.Ordinal);
+
+    private void Recompute(string key, HashSet<FrontendKey> contested)
+    {
+        if (_computed.Remove(key, out var old))
+        {
+            foreach (var p in old.Ports)
+            {
+                Unclaim(p, contested);
+            }
+        }
+
+        _withSkips.Remove(key);
+        if (!_services.TryGetValue(key, out var svc))
+        {
+            return;
+        }
+
+        var computed = Compute(key, svc);
+        _computed[key] = computed;
+        if (computed.Skips.Count > 0)
+        {
+            _withSkips.Add(key);
+        }
+
+        foreach (var p in computed.Ports)
+        {
+            Claim(p, contested);
+        }
+    }
+
+    /// <summary>
+    /// One Service as the full model sees it: refused if invalid, else its ports in key order minus the ones no backend
+    /// can express or that repeat a name, with out-of-range affinity timeouts clamped (<see cref="ServiceModel.Renderable"/>).
+    /// </summary>
+    private Computed Compute(string key, Service svc)
+    {
+        var skips = new List<ServiceSkip>();
+        List<ServicePortState> raw;
+        try
+        {
+            if (ServiceModel.Invalid(svc) is { } invalid)
+            {
+                return new Computed([], [invalid]);
+            }
+
+            raw = [.. ServiceModel.PortsOf(svc, Selected(svc.Namespace, LabelSelector.ForService(svc.Selector)))];
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Deliberately broad, as in the agent's full pass: whatever a stored object makes the model throw costs only it.
+            return new Computed([], [new ServiceSkip(RuleText.Printable(key, 256), "invalid", RuleText.Printable($"{e.GetType().Name}: {e.Message}", 1024))]);
+        }
+
+        var ports = new List<ServicePortState>(raw.Count);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var state in raw.OrderBy(PortKey, StringComparer.Ordinal))
+        {
+            var s = state;
+            if (ServiceModel.Unrenderable(s) is { } bad)
+            {
+                skips.Add(ServiceModel.Reason(s, "unrenderable", "skipped: " + bad));
+                continue;
+            }
+
+            if (!names.Add(PortKey(s)))
+            {
+                skips.Add(ServiceModel.Reason(s, "duplicate-name", "skipped: another port has the same service, port name and protocol"));
+                continue;
+            }
+
+            if (ServiceModel.ClampAffinity(ref s) is { } clamped)
+            {
+                skips.Add(clamped);
+            }
+
+            ports.Add(s);
+        }
+
+        return new Computed(ports, skips);
+    }
+
+    private void Claim(ServicePortState p, HashSet<FrontendKey> contested)
+    {
+        var f = FrontendKey.Of(p);
+        if (!_claims.TryGetValue(f, out var claim))
+        {
+            _claims[f] = claim = new SortedList<string, ServicePortState>(StringComparer.Ordinal);
+        }
+
+        claim[PortKey(p)] = p;
+        if (claim.Count > 1)
+        {
+            _shared.Add(f);
+        }
+
+        contested.Add(f);
+    }
+
+    private void Unclaim(ServicePortState p, HashSet<FrontendKey> contested)
+    {
+        var f = FrontendKey.Of(p);
+        if (_claims.TryGetValue(f, out var claim) && claim.Remove(PortKey(p)))
+        {
+            if (claim.Count == 0)
+            {
+                _claims.Remove(f);
+            }
+
+            if (claim.Count <= 1)
+            {
+                _shared.Remove(f);
+            }
+
+            contested.Add(f);
+        }
+    }
+
+    /// <summary>
+    /// Hands each touched frontend to its first claimant and records, per port key, how the programmed state moved: all
+    /// old owners step down before the new ones step up, so a port whose frontend changed ends as one update.
+    /// </summary>
+    private void Settle(HashSet<FrontendKey> contested)
+    {
+        var before = new Dictionary<string, ServicePortState?>(StringComparer.Ordinal);
+        foreach (var f in contested)
+        {
+            if (_winner.Remove(f, out var key))
+            {
+                before.TryAdd(key, _programmed.GetValueOrDefault(key));
+                _programmed.Remove(key);
+            }
+        }
+
+        foreach (var f in contested)
+        {
+            if (_claims.TryGetValue(f, out var claim))
+            {
+                var (key, state) = (claim.Keys[0], claim.Values[0]);
+                before.TryAdd(key, _programmed.GetValueOrDefault(key));
+                _programmed[key] = state;
+                _winner[f] = key;
+            }
+        }
+
+        foreach (var (key, was) in before)
+        {
+            var now = _programmed.GetValueOrDefault(key);
+            if (!Equals(was, now))
+            {
+                _delta[key] = now;
+            }
+        }
+    }
+
+    /// <summary>A frontend as the backends key it: ClusterIP, protocol, port.</summary>
+    private readonly record struct FrontendKey(IPAddress Address, Protocol Protocol, int Port)
+    {
+        public static FrontendKey Of(ServicePortState p) => new(p.Frontend.Address, p.Frontend.Protocol, p.Frontend.Port);
+    }
+
+    /// <summary>A namespace's endpoints by label pair, and its Services under their selectors' first pair.</summary>
+    private sealed class NamespaceIndex
+    {
+        private readonly Dictionary<(string Key, string Value), Dictionary<string, Endpoint>> _endpoints = [];
+        private readonly Dictionary<(string Key, string Value), HashSet<string>> _services = [];
+
+        public void AddEndpoint(string key, Endpoint e)
+        {
+            foreach (var pair in e.Labels)
+            {
+                if (!_endpoints.TryGetValue((pair.Key, pair.Value), out var set))
+                {
+                    _endpoints[(pair.Key, pair.Value)] = set = new Dictionary<string, Endpoint>(StringComparer.Ordinal);
+                }
+
+                set[key] = e;
+            }
+        }
+
+        public void RemoveEndpoint(string key, Endpoint e)
+        {
+            foreach (var pair in e.Labels)
+            {
+                if (_endpoints.TryGetValue((pair.Key, pair.Value), out var set) && set.Remove(key) && set.Count == 0)
+                {
+                    _endpoints.Remove((pair.Key, pair.Value));
+                }
+            }
+        }
+
+        /// <summary>A Service can only select an endpoint that carries every pair of its selector, so one pair finds it.</summary>
+        public void AddService(string key, Service s)
+        {
+            if (FirstPair(s) is { } pair)
+            {
+                if (!_services.TryGetValue(pair, out var set))
+                {
+                    _services[pair] = set = new HashSet<string>(StringComparer.Ordinal);
+                }
+
+                set.Add(key);
+            }
+        }
+
+        public void RemoveService(string key, Service s)
+        {
+            if (FirstPair(s) is { } pair && _services.TryGetValue(pair, out var set) && set.Remove(key) && set.Count == 0)
+            {
+                _services.Remove(pair);
+            }
+        }
+
+        /// <summary>Adds to <paramref name="dirty"/> every Service whose selector could match <paramref name="labels"/>.</summary>
+        public void MarkSelecting(IReadOnlyDictionary<string, string> labels, HashSet<string> dirty)
+        {
+            foreach (var pair in labels)
+            {
+                if (_services.TryGetValue((pair.Key, pair.Value), out var set))
+                {
+                    dirty.UnionWith(set);
+                }
+            }
+        }
+
+        public IEnumerable<Endpoint> Select(LabelSelector selector)
+        {
+            if (selector.IsNothing || selector.MatchLabels.Count == 0)
+            {
+                return []; // Services select by matchLabels only (ForService); an empty one selects nothing
+            }
+
+            Dictionary<string, Endpoint>? smallest = null;
+            foreach (var pair in selector.MatchLabels)
+            {
+                if (!_endpoints.TryGetValue((pair.Key, pair.Value), out var set))
+                {
+                    return [];
+                }
+
+                if (smallest is null || set.Count < smallest.Count)
+                {
+                    smallest = set;
+                }
+            }
+
+            return smallest!.Values.Where(e => selector.Matches(e.Labels));
+        }
+
+        private static (string, string)? FirstPair(Service s) =>
+            s.Selector is { Count: > 0 } sel ? sel.MinBy(p => p.Key, StringComparer.Ordinal) is var p ? (p.Key, p.Value) : null : null;
+    }
+}
