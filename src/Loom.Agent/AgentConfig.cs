@@ -61,6 +61,15 @@ public sealed record AgentConfig
     /// </summary>
     public int NodeLeaseSeconds { get; set; } = 600;
 
+    /// <summary>
+    /// Seconds between the services' full passes, which re-read the kernel and repair whatever was changed behind the
+    /// agent's back (kube-proxy's full sync is hourly); changes themselves are written as they arrive.
+    /// </summary>
+    public int ServiceFullSyncSeconds { get; set; } = 600;
+
+    [JsonIgnore]
+    public TimeSpan ServiceFullSyncInterval => TimeSpan.FromSeconds(Math.Max(1, ServiceFullSyncSeconds));
+
     [JsonIgnore]
     public string SocketPath => Path.Combine(StateDir, "agent.sock");
 

@@ -1,85 +1,84 @@
 using System.Net;
 using System.Net.Sockets;
+using Loom.Agent.Api;
 using Loom.Agent.Cni;
 using Loom.Agent.Masq;
+using Loom.Agent.Registration;
 using Loom.Agent.Overlay;
+using Loom.Agent.Services;
+using Loom.Core.Controllers;
 using Loom.Core.Model;
 using Loom.Core.Pool;
 using Loom.Core.Store;
+using Loom.Datapath.Services;
+using Loom.Datapath.Services.Ebpf;
 using Loom.Linux;
 
 namespace Loom.Agent;
 
 /// <summary>
-/// One node's agent. Start-up order matters: the node's datapath (tunnel device, peers, masquerade) is
-/// programmed and the API socket is listening before the CNI config appears, so the first pod never lands on
-/// a node that cannot route it. Nothing is flushed on start: an agent restarted after SIGKILL adopts what the
-/// kernel has and only corrects differences, so established flows never notice. Partial files by concern.
+/// One node's agent: finds what every controller needs (the cluster config, the underlay, the node's pod CIDR), then
+/// starts the controllers in order, each start retried until it succeeds: the overlay and masquerade (the node can
+/// route), the node object (not ready), Services, the API socket, the CNI config; then says the node is ready and runs
+/// them all. So the first pod never lands on a node that cannot route it or balance its first ClusterIP packet.
+/// Partial file: .Status (what <c>loom status</c> shows, from the controllers).
 /// </summary>
 internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWriter log) : IDisposable
 {
     private readonly string _node = config.Node!;
-    private readonly SemaphoreSlim _reconcile = new(0);
-    private readonly Lock _stateLock = new();
-    private INetlink? _nl;
-    private ClusterConfig _cluster = new();
-    private IPNetwork _podCidr;
-    private IPAddress _underlayIp = IPAddress.None;
-    private Link? _vxlan;
-    private bool _ipMasq;
-    private IReadOnlyList<VxlanPeer> _peers = [];
-    private long _syncs;
-    private long _lease;
-    private DateTimeOffset _lastSync;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
-    private readonly InvalidObjects _invalid = new();
+    private AgentLoops? _loops;
+    private NodeContext? _context;
+    private OverlayController? _overlay;
+    private NodeController? _nodeController;
+    private ServiceController? _services;
+    private CniConfigController? _cni;
+    private List<IController> _controllers = [];
+
+    /// <summary>First delay after a failure; doubles per consecutive failure up to <see cref="RetryCap"/>.</summary>
+    internal TimeSpan RetryFirst { get; init; } = TimeSpan.FromSeconds(1);
+
+    internal TimeSpan RetryCap { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The loops, retries and refusal reports every controller shares.</summary>
+    internal AgentLoops Loops => _loops ??= new AgentLoops(store, log) { RetryFirst = RetryFirst, RetryCap = RetryCap };
 
     public async Task RunAsync(CancellationToken ct)
     {
-        // Checked before the kernel is touched: the tunnel device named here is deleted and recreated.
-        _cluster = await RetryAsync("reading the cluster config", ReadClusterConfigAsync, ct).ConfigureAwait(false);
-        ClusterCheck.Validate(_cluster, config);
-        using var nl = Netlink.Open();
-        _nl = nl;
-        _ipMasq = config.IpMasq ?? _cluster.IpMasq;
-        var underlay = FindUnderlay(nl);
-        Log($"node {_node}: underlay {config.Iface} {_underlayIp} mtu {underlay.Mtu}");
+        var node = _context = await BootstrapAsync(ct).ConfigureAwait(false);
+        _overlay = new OverlayController(node, store, Loops);
+        _nodeController = new NodeController(node, store, Loops, () => _overlay.Tunnel is { } t ? MacAddress.Format(t.HardwareAddr) : null);
+        _services = new ServiceController(node, store, Loops, CreateBackend);
+        var api = new ApiController(node, store, Loops, _services, StatusAsync);
+        _cni = new CniConfigController(node, Loops, () => _overlay.Tunnel!.Mtu);
+        _controllers = [_overlay, new MasqueradeController(node, Loops), _nodeController, _services, api, _cni];
 
-        _podCidr = await RetryAsync("pod CIDR allocation", AllocatePodCidrAsync, ct).ConfigureAwait(false);
-        Log($"pod CIDR {_podCidr} from pools {string.Join(", ", _cluster.PodCidrPools)}");
-
-        _vxlan = await RetryAsync("tunnel device", _ => Task.FromResult(VxlanDevice.Ensure(nl, _cluster.Tunnel.Device, (uint)_cluster.Tunnel.Vni,
-            (ushort)_cluster.Tunnel.Port, _underlayIp, underlay, _podCidr)), ct).ConfigureAwait(false);
-        Log($"tunnel {_vxlan.Name}: vni {_cluster.Tunnel.Vni} port {_cluster.Tunnel.Port} mtu {_vxlan.Mtu} vtep {MacAddress.Format(_vxlan.HardwareAddr)}");
-
-        Sysctl.Set("net.ipv4.ip_forward", "1");
-        await RetryAsync("masquerade", _ =>
-        {
-            NodeMasq.Sync(_cluster.PodCidrPools, _podCidr, _ipMasq);
-            return Task.CompletedTask;
-        }, ct).ConfigureAwait(false);
-        var revision = await RetryAsync("node registration", c => RegisterNodeAsync(ready: false, c), ct).ConfigureAwait(false);
-        await RetryAsync("overlay reconcile", ReconcilePeersAsync, ct).ConfigureAwait(false);
-
-        var serviceRevision = await RetryAsync("service watch start", c => store.GetRevisionAsync(c), ct).ConfigureAwait(false);
-        var caches = await StartServiceCachesAsync(ct).ConfigureAwait(false);
-        await RetryAsync("service sync", SyncServicesAsync, ct).ConfigureAwait(false);
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
-        using var api = StartApi(ct);
-        WriteCniConfig(_vxlan.Mtu);
-        await RetryAsync("node registration", c => RegisterNodeAsync(ready: true, c), ct).ConfigureAwait(false);
-        Log($"ready: {Path.Combine(config.CniConfDir, NodeCniConfig.ConflistName)} written");
+        foreach (var c in _controllers)
+        {
+            await Loops.RetryAsync(c.Name + " start", c.StartAsync, ct).ConfigureAwait(false);
+        }
 
-        // Pod CIDR claims back the peers' routes (PeerCheck), so a claim's change is an overlay change too.
-        var watch = WatchAsync(null, revision, e => (e.Kind == Kinds.Node.Name && e.Key != _node) || e.Kind == Kinds.PodCidr.Name, _reconcile, "node", ct);
-        var heartbeat = HeartbeatAsync(ct);
-        var loop = RunOnSignalAsync(_reconcile, ReconcilePeersAsync, "overlay reconcile", ct);
-        var serviceWatch = WatchAsync(null, serviceRevision, ServiceWatchEvent, _serviceSignal, "service", ct);
-        var serviceLoop = RunOnSignalAsync(_serviceSignal, SyncServicesAsync, "service sync", ct);
-        Task[] all = [watch, heartbeat, loop, serviceWatch, serviceLoop, caches];
+        await Loops.RetryAsync("node ready", _nodeController.MarkReadyAsync, ct).ConfigureAwait(false);
+        var all = _controllers.Select(c => c.RunAsync(ct)).ToList();
         await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         await Task.WhenAll(all).ConfigureAwait(false); // surfaces the failure
+    }
+
+    /// <summary>
+    /// What the controllers share, read once: the cluster config (checked before the kernel is touched: the tunnel device
+    /// named there is deleted and recreated), the underlay's address, and this node's pod CIDR from the cluster's pools.
+    /// </summary>
+    private async Task<NodeContext> BootstrapAsync(CancellationToken ct)
+    {
+        var cluster = await Loops.RetryAsync("reading the cluster config", ReadClusterConfigAsync, ct).ConfigureAwait(false);
+        ClusterCheck.Validate(cluster, config);
+        var (underlayIp, mtu) = FindUnderlay();
+        Loops.Log($"node {_node}: underlay {config.Iface} {underlayIp} mtu {mtu}");
+        var podCidr = await Loops.RetryAsync("pod CIDR allocation", c => AllocatePodCidrAsync(cluster, c), ct).ConfigureAwait(false);
+        Loops.Log($"pod CIDR {podCidr} from pools {string.Join(", ", cluster.PodCidrPools)}");
+        return new NodeContext(_node, config, cluster, underlayIp, mtu, podCidr);
     }
 
     /// <summary>The cluster config; one that does not decode stops the start (every node would refuse it alike).</summary>
@@ -95,21 +94,21 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         }
     }
 
-    private Link FindUnderlay(INetlink nl)
+    private (IPAddress Ip, int Mtu) FindUnderlay()
     {
+        using var nl = Netlink.Open();
         var link = nl.LinkByName(config.Iface)
                    ?? throw new AgentStartException($"underlay interface {config.Iface} does not exist (set --iface or \"iface\")");
         var addrs = nl.AddrList(link.Index, AddressFamily.InterNetwork);
         var addr = (addrs.Count > 0 ? addrs[0] : null) ?? throw new AgentStartException($"underlay interface {config.Iface} has no IPv4 address");
-        _underlayIp = addr.Ip;
-        return link;
+        return (addr.Ip, link.Mtu);
     }
 
-    private async Task<IPNetwork> AllocatePodCidrAsync(CancellationToken ct)
+    private async Task<IPNetwork> AllocatePodCidrAsync(ClusterConfig cluster, CancellationToken ct)
     {
         try
         {
-            return await PodCidrAllocator.Create(store, _cluster).AllocateAsync(_node, ct).ConfigureAwait(false);
+            return await PodCidrAllocator.Create(store, cluster).AllocateAsync(_node, ct).ConfigureAwait(false);
         }
         catch (PodCidrPoolExhaustedException e)
         {
@@ -117,34 +116,36 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         }
     }
 
-    private void WriteCniConfig(int mtu)
+    private IServiceBackend CreateBackend(ServiceProxyMode kind) => ServiceBackends.Create(
+        kind,
+        new ServiceProxyOptions { ClusterCidr = _context!.Cluster.PodCidrPools[0] },
+        new EbpfServiceOptions
+        {
+            PinDirectory = Path.Combine(config.BpfPinDir, "lb4"),
+            CgroupPath = config.Cgroup,
+            Algorithm = config.LoadBalancerAlgorithm switch
+            {
+                "maglev" => LbAlgorithm.Maglev,
+                "random" => LbAlgorithm.Random,
+                var other => throw new AgentStartException($"loadBalancerAlgorithm: \"{other}\" is not an algorithm; use random or maglev"),
+            },
+            MaglevTableSize = config.MaglevTableSize,
+            Interfaces = PodVeths, // the host side of every pod's veth gets the per-packet load balancer
+        });
+
+    /// <summary>Host-side veths of this node's pods: the ports of the pod bridge.</summary>
+    private static List<int> PodVeths()
     {
-        Directory.CreateDirectory(config.StateDir);
-        NodeCniConfig.WriteAtomically(config.SubnetFile, NodeCniConfig.RenderSubnetEnv(_cluster.PodCidrPools, _podCidr, mtu, _ipMasq));
-        NodeCniConfig.WriteAtomically(Path.Combine(config.CniConfDir, NodeCniConfig.ConflistName), NodeCniConfig.RenderConflist(config, mtu));
+        using var nl = Netlink.Open();
+        var bridge = nl.LinkByName(NodeCniConfig.BridgeName);
+        return bridge is null ? [] : nl.LinkList().Where(l => l.MasterIndex == bridge.Index && l.Kind == "veth").Select(l => l.Index).ToList();
     }
 
     public void Dispose()
     {
-        _reconcile.Dispose();
-        _serviceSignal.Dispose();
-        _serviceLock.Dispose();
-        (_services as IDisposable)?.Dispose();
-    }
-
-    /// <summary>Logs what a pass refused that the previous pass of <paramref name="scope"/> did not; see <see cref="InvalidObjects"/>.</summary>
-    private void Refused(string scope, IReadOnlyCollection<Rejection> rejected)
-    {
-        foreach (var r in _invalid.Report(scope, rejected))
+        foreach (var c in _controllers.OfType<IDisposable>())
         {
-            Log($"refused {r} ({r.Reason}); skipped");
+            c.Dispose();
         }
     }
-
-    /// <summary>An <c>onInvalid</c> for the store's tolerant reads: the object does not decode.</summary>
-    private static Action<string, string> Malformed(string kind, List<Rejection> rejected) =>
-        (key, reason) => rejected.Add(new Rejection(kind, key, "malformed", reason));
-
-    private void Log(string message) =>
-        log.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {message}");
 }

@@ -12,6 +12,10 @@ internal static class AgentMetrics
         "loom_service_sync_duration_seconds", "Time to program the node's Services into the kernel.",
         new HistogramConfiguration { LabelNames = ["backend"], Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
 
+    public static readonly Histogram ServiceEventToWrite = Metrics.CreateHistogram(
+        "loom_service_event_to_write_seconds", "From a Service or Endpoint change reaching the agent's cache to its entries written into the kernel.",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.00005, 2, 20) });
+
     public static readonly Gauge Services = Metrics.CreateGauge("loom_services", "Service ports programmed on this node.");
 
     public static readonly Gauge ServiceEndpoints = Metrics.CreateGauge("loom_service_endpoints", "Backends across all programmed service ports.");

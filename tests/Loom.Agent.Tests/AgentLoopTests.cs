@@ -32,7 +32,7 @@ public sealed class AgentLoopTests
         using var cts = new CancellationTokenSource();
         var rpcBefore = AgentMetrics.LoopFailures.WithLabels("probe watch", "RpcException").Value;
 
-        var watch = host.WatchAsync(null, 0, e => e.Key == "probe", signal, "probe", cts.Token);
+        var watch = host.Loops.WatchAsync(null, 0, e => e.Key == "probe", signal, "probe", cts.Token);
         Assert.True(SpinWait.SpinUntil(() => store.Failed == 5, Patience), log.Text);
         await inner.PutAsync("service", "probe", "{}");
 
@@ -63,7 +63,7 @@ public sealed class AgentLoopTests
         }
 
         await store.CompactAsync(await store.GetRevisionAsync());
-        var watch = host.WatchAsync(null, 1, e => e.Key.StartsWith("new", StringComparison.Ordinal), signal, "probe", cts.Token);
+        var watch = host.Loops.WatchAsync(null, 1, e => e.Key.StartsWith("new", StringComparison.Ordinal), signal, "probe", cts.Token);
         Assert.True(await signal.WaitAsync(Patience)); // the compaction: one full pass
         await store.PutAsync("service", "new", "{}");
         Assert.True(await signal.WaitAsync(Patience), log.Text);
@@ -84,7 +84,7 @@ public sealed class AgentLoopTests
         using var cts = new CancellationTokenSource();
         var passes = 0;
 
-        var loop = host.RunOnSignalAsync(signal, async ct =>
+        var loop = host.Loops.RunOnSignalAsync(signal, async ct =>
         {
             await store.ListAsync("service", ct);
             Interlocked.Increment(ref passes);

@@ -1,6 +1,8 @@
 using System.Net;
 using Loom.Core.Model;
+using Loom.Agent.Services;
 using Loom.Core.Store;
+using Loom.Datapath.Services;
 
 namespace Loom.Agent.Tests;
 
@@ -20,40 +22,51 @@ public sealed class ServiceSelectionTests
         Labels = Web, Ready = true,
     }).ToList();
 
-    [Fact]
-    public async Task A_service_the_model_cannot_compute_and_a_taken_frontend_are_left_out()
+    /// <summary>The agent's table (the incremental model) fed as its caches feed it, drained once.</summary>
+    private static (List<ServicePortState> Programmed, List<ServiceSkip> Skipped) Table(IEnumerable<Versioned<Service>> services, IEnumerable<Endpoint> endpoints)
     {
-        await using var store = MemoryStore.Create();
-        using var host = new AgentHost(new AgentConfig { Node = "k8s-w1" }, store, new LogCapture());
+        var table = new ServiceTable();
+        foreach (var s in services)
+        {
+            table.SetService(s.Key, s.Value);
+        }
+
+        foreach (var e in endpoints)
+        {
+            table.SetEndpoint(e.Key, e);
+        }
+
+        return ([.. table.Drain().Upserts], [.. table.Skipped()]);
+    }
+
+    [Fact]
+    public void A_service_the_model_cannot_compute_and_a_taken_frontend_are_left_out()
+    {
         var broken = TypedStoreExtensions.TryDecode(Kinds.Service,
             """{"namespace": "default", "name": "broken", "clusterIp": "10.96.0.30", "ports": null, "selector": {"app": "web"}}""", out var b, out _)
             ? new Versioned<Service>("default/broken", b, 1)
             : throw new InvalidOperationException("a null list is valid JSON for the model");
-        var rejected = new List<Rejection>();
 
-        var desired = host.Desired([Svc("api", "10.96.0.20", 443), broken, Svc("web", "10.96.0.10", 80), Svc("web2", "10.96.0.10", 80)], Pods(2),
-            ServiceProxyMode.Iptables, rejected);
+        var (desired, skipped) = Table([Svc("api", "10.96.0.20", 443), broken, Svc("web", "10.96.0.10", 80), Svc("web2", "10.96.0.10", 80)], Pods(2));
 
         Assert.Equal(["default/api", "default/web"], desired.Select(d => d.Name.ToString()));
         Assert.All(desired, d => Assert.Equal(2, d.Backends.Count));
-        Assert.Equal([("default/broken", "invalid"), ("default/web2", "duplicate-frontend")], rejected.Select(r => (r.Key, r.Reason)));
+        Assert.Equal([("default/broken", "invalid"), ("default/web2", "duplicate-frontend")], skipped.Select(r => (r.Service, r.Code)));
     }
 
     [Fact]
-    public async Task More_backends_than_the_maglev_table_has_slots_are_refused_for_that_service_only()
+    public void More_backends_than_the_maglev_table_has_slots_are_refused_for_that_service_only()
     {
-        await using var store = MemoryStore.Create();
-        using var host = new AgentHost(new AgentConfig { Node = "k8s-w1", LoadBalancerAlgorithm = "maglev", MaglevTableSize = 251 }, store, new LogCapture());
-        var rejected = new List<Rejection>();
         var big = Svc("big", "10.96.0.40", 80);
         var small = new Versioned<Service>("default/small", big.Value with { Name = "small", ClusterIp = IPAddress.Parse("10.96.0.41"), Selector = new Dictionary<string, string>() }, 1);
+        var (ports, _) = Table([big, small], Pods(300));
 
-        var desired = host.Desired([big, small], Pods(300), ServiceProxyMode.Ebpf, rejected);
+        var refused = ports.Select(p => ServiceController.TooBig(p, maglev: true, tableSize: 251)).ToList();
 
-        Assert.Equal("default/small", Assert.Single(desired).Name.ToString());
-        var r = Assert.Single(rejected);
+        Assert.Null(refused[1]);
+        var r = Assert.IsType<Rejection>(refused[0]);
         Assert.Equal(("default/big", "maglev-table-too-small"), (r.Key, r.Reason));
         Assert.Contains("300 backends do not fit a Maglev table of 251 slots", r.Detail, StringComparison.Ordinal);
-        Assert.Single(host.Desired([big], Pods(300), ServiceProxyMode.Iptables, [])); // random/iptables: no table to fit
+        Assert.Null(ServiceController.TooBig(ports[0], maglev: false, tableSize: 251)); // random/iptables: no table to fit
     }
 }

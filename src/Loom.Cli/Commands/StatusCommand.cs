@@ -49,6 +49,11 @@ internal static class StatusCommand
         w.WriteLine($"{"Services:",-14}{s.Services} port(s) by {s.ServiceBackend} ({s.ServiceSyncs} syncs)");
         w.WriteLine($"{"KubeProxyReplacement:",-14} {(s.ServiceBackend == "ebpf" ? c.Green("True") : "False")}   [socket LB: {(s.SocketLbCgroup.Length > 0 ? "enabled, cgroup " + s.SocketLbCgroup : "disabled")}]");
         w.WriteLine($"{"Syncs:",-14}{s.Syncs}, last {s.LastSync:HH:mm:ss} UTC, up since {s.Started:HH:mm:ss} UTC");
+        w.WriteLine($"Controllers: {s.Controllers.Count(x => x.Healthy)}/{s.Controllers.Count} healthy");
+        Table(w, c, ["NAME", "HEALTH", "PASSES", "STATE"], s.Controllers.Select(x => new[]
+        {
+            x.Name, x.Healthy ? "ok" : "failing", x.Passes.ToString(System.Globalization.CultureInfo.InvariantCulture), x.Summary + (x.LastError is null ? "" : $" (last error: {x.LastError})"),
+        }));
         w.WriteLine($"Tunnel peers: {s.Peers.Count}");
         Table(w, c, ["NODE", "POD CIDR", "UNDERLAY IP", "VTEP MAC"], s.Peers.Select(p => new[] { p.Node, p.PodCidr, p.UnderlayIp, p.VtepMac }));
         w.WriteLine($"Endpoints: {s.Endpoints.Count}");

@@ -169,6 +169,9 @@ public sealed record AgentStatus
 
     public long ServiceSyncs { get; init; }
 
+    /// <summary>The agent's controllers, in start order: each one's health, passes, what it holds and its last error.</summary>
+    public IReadOnlyList<Loom.Core.Controllers.ControllerStatus> Controllers { get; init; } = [];
+
     public long Syncs { get; init; }
 
     public DateTimeOffset LastSync { get; init; }

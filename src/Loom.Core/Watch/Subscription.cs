@@ -11,6 +11,7 @@ internal sealed class Subscription<T>(Func<ChangeBatch<T>, CancellationToken, Ta
     private readonly ChangeCoalescer<T> _pending = new();
     private readonly CancellationTokenSource _cts = new();
     private long _revision;
+    private long _since;
     private bool _running;
     private bool _disposed;
 
@@ -21,6 +22,11 @@ internal sealed class Subscription<T>(Func<ChangeBatch<T>, CancellationToken, Ta
             if (_disposed)
             {
                 return;
+            }
+
+            if (_pending.Count == 0)
+            {
+                _since = System.Diagnostics.Stopwatch.GetTimestamp();
             }
 
             foreach (var c in changes)
@@ -69,7 +75,7 @@ internal sealed class Subscription<T>(Func<ChangeBatch<T>, CancellationToken, Ta
                     return;
                 }
 
-                batch = new ChangeBatch<T>(_pending.Take(), _revision);
+                batch = new ChangeBatch<T>(_pending.Take(), _revision, _since);
             }
 
             try

@@ -38,6 +38,26 @@ internal sealed class AppliedServices(Func<ServicePortState, string> keyOf)
         }
     }
 
+    /// <summary>False after a failed apply or a flush: what the kernel holds is unknown until a full sync.</summary>
+    public bool Known => !_needFullSync;
+
+    /// <summary>What was applied, with <paramref name="changed"/> written over it and <paramref name="removed"/> taken out.</summary>
+    public List<ServicePortState> With(IReadOnlyCollection<ServicePortState> changed, IReadOnlyCollection<ServicePortState> removed)
+    {
+        var merged = new Dictionary<string, ServicePortState>(_applied, StringComparer.Ordinal);
+        foreach (var r in removed)
+        {
+            merged.Remove(keyOf(r));
+        }
+
+        foreach (var c in changed)
+        {
+            merged[keyOf(c)] = c;
+        }
+
+        return [.. merged.Values];
+    }
+
     /// <summary>After a failed apply or a flush: what the kernel holds is unknown, so read it next time.</summary>
     public void Forget()
     {

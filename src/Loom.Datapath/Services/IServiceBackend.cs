@@ -15,6 +15,23 @@ public interface IServiceBackend
     /// <summary>Makes the kernel match <paramref name="desired"/>: one atomic batch, touching only what changed.</summary>
     void Sync(IReadOnlyCollection<ServicePortState> desired);
 
+    /// <summary>
+    /// True when the backend does not know what the kernel holds (a new instance, a failed apply, a flush): only
+    /// <see cref="Sync"/> can be called then, with the whole desired state.
+    /// </summary>
+    bool NeedsFullSync { get; }
+
+    /// <summary>
+    /// The incremental path, valid once <see cref="NeedsFullSync"/> is false: on top of what the last Sync or Update
+    /// applied, writes <paramref name="changed"/> (new or replaced ports) and removes <paramref name="removed"/> (the
+    /// ports as they were applied). Atomic where the backend's transaction is (a rule backend's one restore run); a
+    /// failure makes <see cref="NeedsFullSync"/> true.
+    /// </summary>
+    void Update(IReadOnlyCollection<ServicePortState> changed, IReadOnlyCollection<ServicePortState> removed);
+
+    /// <summary>Makes the next <see cref="Sync"/> a full one: read the kernel and repair whatever differs (drift).</summary>
+    void RequestFullSync();
+
     /// <summary>Removes every rule, chain, set and table this backend owns (for switching backends or uninstalling).</summary>
     void Flush();
 

@@ -10,7 +10,7 @@ namespace Loom.Datapath.Services;
 /// (partial) syncs read nothing from the kernel and rewrite only services whose state changed, plus KUBE-SERVICES.
 /// A failed apply, a <see cref="Flush"/> or <see cref="AppliedServices.FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
-internal sealed class IptablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
+internal sealed partial class IptablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
 {
     private readonly AppliedServices _applied = new(IptablesRules.ServiceChain);
 

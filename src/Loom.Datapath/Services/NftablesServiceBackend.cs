@@ -9,7 +9,7 @@ namespace Loom.Datapath.Services;
 /// what it applied in memory: later syncs list nothing and touch only what changed. A failed apply, a
 /// <see cref="Flush"/> or <see cref="AppliedServices.FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
-internal sealed class NftablesServiceBackend : IServiceBackend
+internal sealed partial class NftablesServiceBackend : IServiceBackend
 {
     private readonly ServiceProxyOptions _options;
     private readonly NftNameCache _names = new();

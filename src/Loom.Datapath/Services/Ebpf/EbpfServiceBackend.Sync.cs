@@ -37,8 +37,32 @@ public sealed partial class EbpfServiceBackend
         AttachInterfaces(full);
     }
 
+    /// <summary>Writes only the changed services' entries (<see cref="LbServiceSync.Update"/>); attaches to new veths if asked to.</summary>
+    public void Update(IReadOnlyCollection<ServicePortState> changed, IReadOnlyCollection<ServicePortState> removed)
+    {
+        if (_sync is not { Adopted: true } sync)
+        {
+            throw new InvalidOperationException("ebpf: an incremental update needs a full sync first");
+        }
+
+        sync.Update(changed, removed);
+        AttachInterfaces(false);
+    }
+
+    /// <summary>Attaches the tc programs to veths that appeared since the last look (a pod was added), outside any sync.</summary>
+    public void AttachNewInterfaces()
+    {
+        EnsureLoaded();
+        _interfacesChanged = true;
+        AttachInterfaces(false);
+    }
+
+    public bool NeedsFullSync => _sync is not { Adopted: true };
+
     /// <summary>Makes the next <see cref="Sync"/> re-read the maps and repair whatever differs from the desired state.</summary>
     public void RequestFullResync() => _sync?.Invalidate();
+
+    public void RequestFullSync() => RequestFullResync();
 
     /// <summary>Makes the next <see cref="Sync"/> ask <see cref="EbpfServiceOptions.Interfaces"/> for new veths (a pod was added).</summary>
     public void InterfacesChanged() => _interfacesChanged = true;

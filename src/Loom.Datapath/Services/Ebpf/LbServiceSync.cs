@@ -65,6 +65,61 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         }
     }
 
+    /// <summary>
+    /// The incremental path: writes <paramref name="changed"/> and removes <paramref name="removed"/> on top of what the
+    /// last sync wrote, touching no other service's entries and reading no map (except the affinity and conntrack sweeps
+    /// when a backend lost its last reference). A frontend in both (handed from one port to another) is simply rewritten.
+    /// </summary>
+    public void Update(IReadOnlyCollection<ServicePortState> changed, IReadOnlyCollection<ServicePortState> removed)
+    {
+        ArgumentNullException.ThrowIfNull(changed);
+        ArgumentNullException.ThrowIfNull(removed);
+        if (!Adopted)
+        {
+            throw new InvalidOperationException("lb4: an incremental update needs a full sync first");
+        }
+
+        try
+        {
+            var pass = new Pass(false);
+            var writes = new List<KeyValuePair<LbServiceKey, ServicePortState>>(changed.Count);
+            var written = new HashSet<LbServiceKey>();
+            foreach (var s in changed)
+            {
+                var key = EbpfServiceBackend.MasterKey(s.Frontend);
+                written.Add(key);
+                if (!(_applied.TryGetValue(key, out var a) && a.Desired is not null && Same(a.Desired, s)))
+                {
+                    writes.Add(new(key, s));
+                }
+            }
+
+            var ids = AddBackends(writes);
+            for (var i = 0; i < writes.Count; i++)
+            {
+                WriteService(writes[i].Key, writes[i].Value, ids[i], pass);
+            }
+
+            foreach (var s in removed)
+            {
+                var key = EbpfServiceBackend.MasterKey(s.Frontend);
+                if (!written.Contains(key) && _applied.TryGetValue(key, out var a))
+                {
+                    RemoveService(key, a, pass);
+                }
+            }
+
+            var gone = RemoveBackends(pass);
+            SweepAffinity(pass);
+            SweepConnTrack(gone);
+        }
+        catch
+        {
+            Adopted = false;
+            throw;
+        }
+    }
+
     /// <summary>Full pass: forgets memory and rebuilds it from the maps (services, backends, rev-nat, Maglev tables).</summary>
     private Pass ReadMaps()
     {
@@ -325,7 +380,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         _applied[master] = written;
     }
 
-    /// <summary>Step 3: services no longer wanted: master first (the data path stops matching), then slots, rev-nat, table.</summary>
+    /// <summary>Step 3: services written before that this sync's desired state no longer has.</summary>
     private void RemoveServices(Pass pass)
     {
         if (_seen == _applied.Count)
@@ -335,27 +390,33 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
         foreach (var (master, a) in _applied.Where(e => e.Value.Seen != _syncs).ToList())
         {
-            maps.Services.Delete(master);
-            for (var slot = 1; slot <= a.Slots.Length; slot++)
-            {
-                if (a.Slots[slot - 1] != default)
-                {
-                    maps.Services.Delete(master.WithSlot(slot));
-                }
-            }
-
-            var revNat = a.Master.RevNatIndex;
-            maps.ReverseNat.Delete(revNat);
-            FreeRevNat(revNat);
-            if (a.HasTable || (a.Master.Flags & LbMaps.FlagMaglev) != 0)
-            {
-                DeleteChunks(revNat, 0, Math.Max(Chunks(a.Master.MaglevSize), Chunks(maglevSize)));
-            }
-
-            Release(a.Members, pass);
-            pass.LostMembers[revNat] = [];
-            _applied.Remove(master);
+            RemoveService(master, a, pass);
         }
+    }
+
+    /// <summary>One service no longer wanted: master first (the data path stops matching), then slots, rev-nat, table.</summary>
+    private void RemoveService(LbServiceKey master, Applied a, Pass pass)
+    {
+        maps.Services.Delete(master);
+        for (var slot = 1; slot <= a.Slots.Length; slot++)
+        {
+            if (a.Slots[slot - 1] != default)
+            {
+                maps.Services.Delete(master.WithSlot(slot));
+            }
+        }
+
+        var revNat = a.Master.RevNatIndex;
+        maps.ReverseNat.Delete(revNat);
+        FreeRevNat(revNat);
+        if (a.HasTable || (a.Master.Flags & LbMaps.FlagMaglev) != 0)
+        {
+            DeleteChunks(revNat, 0, Math.Max(Chunks(a.Master.MaglevSize), Chunks(maglevSize)));
+        }
+
+        Release(a.Members, pass);
+        pass.LostMembers[revNat] = [];
+        _applied.Remove(master);
     }
 
     /// <summary>Full pass only: slots whose master is gone, rev-nat entries and Maglev chunks no service names.</summary>

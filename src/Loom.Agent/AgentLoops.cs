@@ -8,10 +8,14 @@ namespace Loom.Agent;
 /// the firewall tools all fail now and then, and an agent that exits over it is restarted into the same failure while
 /// the datapath it programmed goes stale. Every failure is logged, counted and retried with exponential backoff;
 /// only cancellation (shutdown) ends a loop. Bugs are caught too, deliberately, and logged with their stack trace:
-/// the kernel keeps forwarding on what was programmed, which serves pods better than a crash loop.
+/// the kernel keeps forwarding on what was programmed, which serves pods better than a crash loop. Every controller of
+/// the agent runs its loops here, and reports refused objects through <see cref="Refused"/>.
 /// </summary>
-internal sealed partial class AgentHost
+internal sealed class AgentLoops(IStore store, TextWriter log)
 {
+    private readonly InvalidObjects _invalid = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _failing = new(StringComparer.Ordinal);
+
     /// <summary>First delay after a failure; doubles per consecutive failure up to <see cref="RetryCap"/>.</summary>
     internal TimeSpan RetryFirst { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -123,21 +127,43 @@ internal sealed partial class AgentHost
         var delay = backoff.Next();
         AgentMetrics.LoopFailures.WithLabels(what, e.GetType().Name).Inc();
         AgentMetrics.LoopBackoff.WithLabels(what).Set(delay.TotalSeconds);
-        // The store, the kernel or a tool failing needs its message; a bug needs its stack trace to be found.
-        var text = IsBug(e) ? e.ToString() : $"{e.GetType().Name}: {e.Message}";
-        Log($"{what} failed, retrying in {delay.TotalSeconds:0.###} s: {text}");
+        _failing[what] = $"{e.GetType().Name}: {e.Message}";
+        Log($"{what} failed, retrying in {delay.TotalSeconds:0.###} s: {Describe(e)}");
         return delay;
     }
 
-    private static void Succeeded(string what, Backoff backoff)
+    /// <summary>The last error of loop <paramref name="what"/> if its last pass failed, else null.</summary>
+    public string? LastError(string what) => _failing.GetValueOrDefault(what);
+
+    private void Succeeded(string what, Backoff backoff)
     {
         if (backoff.Reset())
         {
             AgentMetrics.LoopBackoff.WithLabels(what).Set(0);
+            _failing.TryRemove(what, out _);
         }
     }
 
-    private static bool IsBug(Exception e) =>
+    /// <summary>Logs what a pass refused that the previous pass of <paramref name="scope"/> did not; see <see cref="InvalidObjects"/>.</summary>
+    public void Refused(string scope, IReadOnlyCollection<Rejection> rejected)
+    {
+        foreach (var r in _invalid.Report(scope, rejected))
+        {
+            Log($"refused {r} ({r.Reason}); skipped");
+        }
+    }
+
+    /// <summary>An <c>onInvalid</c> for the store's tolerant reads: the object does not decode.</summary>
+    public static Action<string, string> Malformed(string kind, List<Rejection> rejected) =>
+        (key, reason) => rejected.Add(new Rejection(kind, key, "malformed", reason));
+
+    public void Log(string message) =>
+        log.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {message}");
+
+    /// <summary>The log text of a failure: a bug's stack trace (to find it), otherwise the message (the store, the kernel or a tool failing).</summary>
+    public static string Describe(Exception e) => IsBug(e) ? e.ToString() : $"{e.GetType().Name}: {e.Message}";
+
+    internal static bool IsBug(Exception e) =>
         e is NullReferenceException or IndexOutOfRangeException or InvalidCastException or KeyNotFoundException or ArgumentException;
 
     /// <summary>A loop's failures in a row, timed by the shared <see cref="RetryPolicy"/>; back to the first delay after a success.</summary>

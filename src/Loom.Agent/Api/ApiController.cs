@@ -1,0 +1,109 @@
+using System.Net;
+using Loom.Agent.Services;
+using Loom.Core.AgentApi;
+using Loom.Core.Controllers;
+using Loom.Core.Model;
+using Loom.Core.Store;
+using Loom.Core.Validation;
+
+namespace Loom.Agent.Api;
+
+/// <summary>
+/// The root-only unix socket loom-cni and the CLI talk to (<see cref="AgentApiServer"/>): status, the Services this
+/// node programs, explain, and pods' endpoints registered and removed by the CNI plugin.
+/// </summary>
+internal sealed class ApiController(NodeContext node, IStore store, AgentLoops loops, ServiceController services, Func<CancellationToken, Task<AgentStatus>> status)
+    : IController, IDisposable
+{
+    private AgentApiServer? _server;
+    private long _requests;
+
+    public string Name => "api";
+
+    public Task StartAsync(CancellationToken ct)
+    {
+        Directory.CreateDirectory(node.Config.StateDir);
+        _server ??= AgentApiServer.Start(node.Config.SocketPath, HandleAsync, loops.Log, ct);
+        return Task.CompletedTask;
+    }
+
+    public Task RunAsync(CancellationToken ct) => Task.Delay(Timeout.Infinite, ct);
+
+    public ControllerStatus Describe() => new(Name, _server is not null, node.Config.SocketPath, Interlocked.Read(ref _requests));
+
+    public void Dispose() => _server?.Dispose();
+
+    private async Task<AgentResponse> HandleAsync(AgentRequest request, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _requests);
+        switch (request.Op)
+        {
+            case "status":
+                return new AgentResponse { Ok = true, Status = await status(ct).ConfigureAwait(false) };
+            case "services":
+                return new AgentResponse { Ok = true, Services = services.ServiceInfos() };
+            case "explain-service" when request.Service is { } key:
+                return new AgentResponse { Ok = true, Text = services.Explain(key) };
+            case "endpoint-add" when request.Endpoint is { } ep:
+                // Checked as the API server checks a pod: what is stored here reaches every node's service rules.
+                if (ToEndpoint(ep, out var endpoint) is { } invalid)
+                {
+                    return new AgentResponse { Error = $"endpoint refused: {invalid}" };
+                }
+
+                var put = await store.PutAsync(Kinds.Endpoint, endpoint, cancellationToken: ct).ConfigureAwait(false);
+                if (services.Kind == ServiceProxyMode.Ebpf)
+                {
+                    // Before the plugin returns, so the pod's very first packet to a ClusterIP is balanced.
+                    await services.WaitForEndpointAsync(put.Revision, ct).ConfigureAwait(false);
+                }
+
+                loops.Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");
+                return new AgentResponse { Ok = true };
+            case "endpoint-del" when request.Endpoint is { } ep:
+                var (items, _) = await store.ListValidAsync(Kinds.Endpoint, (_, _) => { }, ct).ConfigureAwait(false);
+                foreach (var e in items.Where(e => e.Value.Node == node.Name && e.Value.ContainerId == ep.ContainerId && e.Value.Interface == ep.Interface))
+                {
+                    await store.DeleteAsync(Kinds.Endpoint, e.Key, cancellationToken: ct).ConfigureAwait(false);
+                    loops.Log($"endpoint {e.Key} removed");
+                }
+
+                return new AgentResponse { Ok = true };
+            default:
+                return new AgentResponse { Error = $"unknown op \"{request.Op}\"" };
+        }
+    }
+
+    /// <summary>The endpoint a registration describes, or why it cannot be stored (one line).</summary>
+    private string? ToEndpoint(EndpointRegistration ep, out Endpoint endpoint)
+    {
+        var ips = new List<IPAddress>();
+        var bad = new List<string>();
+        var texts = ep.Ips ?? [];
+        for (var i = 0; i < texts.Count; i++)
+        {
+            if (IPAddress.TryParse(texts[i], out var ip))
+            {
+                ips.Add(ip);
+            }
+            else
+            {
+                bad.Add($"ips[{i}]: is not an IP address"); // not echoed: the text may hold anything
+            }
+        }
+
+        endpoint = new Endpoint
+        {
+            Namespace = ep.Namespace,
+            Name = string.IsNullOrEmpty(ep.Name) ? ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)] : ep.Name,
+            Node = node.Name,
+            ContainerId = ep.ContainerId,
+            Interface = ep.Interface,
+            IPs = ips,
+            Labels = ep.Labels,
+            Ready = true,
+        };
+        bad.AddRange(ObjectValidation.Validate(endpoint).Select(e => e.ToString()));
+        return bad.Count == 0 ? null : string.Join("; ", bad);
+    }
+}

@@ -1,0 +1,14 @@
+using System.Net;
+using Loom.Core.Model;
+
+namespace Loom.Agent;
+
+/// <summary>
+/// What the agent learned before any controller starts, the same for all of them for the agent's life: the node's
+/// name, its config, the cluster's config, its underlay address and its pod CIDR.
+/// </summary>
+internal sealed record NodeContext(string Name, AgentConfig Config, ClusterConfig Cluster, IPAddress UnderlayIp, int UnderlayMtu, IPNetwork PodCidr)
+{
+    /// <summary>Masquerade pod traffic leaving the cluster: the agent's setting, else the cluster's.</summary>
+    public bool IpMasq => Config.IpMasq ?? Cluster.IpMasq;
+}

@@ -1,0 +1,99 @@
+using Loom.Core.Controllers;
+using Loom.Core.Model;
+using Loom.Core.Store;
+
+namespace Loom.Agent.Registration;
+
+/// <summary>
+/// The node's object in the store under a lease (flannel's subnet lease): written not-ready at start (its peers
+/// already learn its VTEP), ready once every other controller has started, then renewed every heartbeat. A node whose
+/// agent is gone longer than the lease disappears, and its peers drop their routes to it.
+/// </summary>
+internal sealed class NodeController(NodeContext node, IStore store, AgentLoops loops, Func<string?> vtepMac) : IController
+{
+    private long _lease;
+    private long _beats;
+    private bool _ready;
+    private DateTimeOffset _lastBeat;
+
+    public string Name => "node";
+
+    public Task StartAsync(CancellationToken ct) => RegisterAsync(ready: false, ct);
+
+    /// <summary>Says the node is ready (the CNI config is written): the scheduler may place pods here.</summary>
+    public async Task MarkReadyAsync(CancellationToken ct)
+    {
+        await RegisterAsync(ready: true, ct).ConfigureAwait(false);
+        _ready = true;
+    }
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Max(1, node.Config.HeartbeatSeconds)));
+        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+        {
+            // The next tick is the retry; a store down for long lets the lease lapse, and LeaseAsync takes a new one.
+            try
+            {
+                await RegisterAsync(ready: true, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                AgentMetrics.LoopFailures.WithLabels("heartbeat", e.GetType().Name).Inc();
+                loops.Log($"heartbeat failed, next in {node.Config.HeartbeatSeconds} s: {AgentLoops.Describe(e)}");
+            }
+        }
+    }
+
+    public ControllerStatus Describe() =>
+        new(Name, _ready && _lastBeat > DateTimeOffset.UtcNow.AddSeconds(-3 * Math.Max(1, node.Config.HeartbeatSeconds)),
+            $"{(_ready ? "ready" : "not ready")}, lease {_lease}, last heartbeat {_lastBeat:HH:mm:ss}", Interlocked.Read(ref _beats));
+
+    /// <summary>Writes this node's object, keeping what others set on it (labels, taints, cordon).</summary>
+    private async Task RegisterAsync(bool ready, CancellationToken ct)
+    {
+        while (true)
+        {
+            // Our own object, malformed by someone else, is simply rewritten (compare-and-swap on its revision).
+            var raw = await store.GetAsync(Kinds.Node.Name, node.Name, ct).ConfigureAwait(false);
+            Node? existing = null;
+            var rejected = new List<Rejection>();
+            if (raw is not null && !TypedStoreExtensions.TryDecode(Kinds.Node, raw.Value, out existing, out var error))
+            {
+                rejected.Add(new Rejection(Kinds.Node.Name, node.Name, "malformed", $"{error} (rewriting it)"));
+            }
+
+            loops.Refused("own node", rejected);
+            var iface = node.Config.Iface;
+            var value = (existing ?? new Node { Name = node.Name, UnderlayInterface = iface, UnderlayIp = node.UnderlayIp }) with
+            {
+                Name = node.Name,
+                UnderlayInterface = iface,
+                UnderlayIp = node.UnderlayIp,
+                PodCidrs = [node.PodCidr],
+                VtepMac = vtepMac(),
+                Heartbeat = DateTimeOffset.UtcNow,
+                Ready = ready,
+            };
+            var put = await store.PutAsync(Kinds.Node, value, expectedRevision: raw?.ModRevision ?? 0, lease: await LeaseAsync(ct).ConfigureAwait(false), cancellationToken: ct)
+                .ConfigureAwait(false);
+            if (put.Succeeded)
+            {
+                _lastBeat = DateTimeOffset.UtcNow;
+                Interlocked.Increment(ref _beats);
+                return;
+            }
+        }
+    }
+
+    /// <summary>The node's lease, renewed; a new one if it lapsed (a put under it moves the node off the old one).</summary>
+    private async Task<long> LeaseAsync(CancellationToken ct)
+    {
+        if (_lease == 0 || !await store.KeepAliveAsync(_lease, ct).ConfigureAwait(false))
+        {
+            _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(Math.Max(2, node.Config.NodeLeaseSeconds)), ct).ConfigureAwait(false);
+        }
+
+        return _lease;
+    }
+}

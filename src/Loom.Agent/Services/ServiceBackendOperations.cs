@@ -1,0 +1,255 @@
+using System.Diagnostics;
+using Loom.Core.Model;
+using Loom.Core.Reconcile;
+using Loom.Datapath.Services;
+using Loom.Datapath.Services.Ebpf;
+
+namespace Loom.Agent.Services;
+
+/// <summary>
+/// The services reconciler's target: the node's service proxy implementation. A batch of changed ports goes to
+/// <see cref="IServiceBackend.Update"/> (only those ports' rules or map entries are written); when the backend does not
+/// know what the kernel holds (its first write, after a failure) the batch becomes a full <see cref="IServiceBackend.Sync"/>
+/// of every desired port. The full pass re-reads the kernel and repairs drift, and is also how the implementation is
+/// switched (make before break: the new one programs everything, then every other one is flushed). One lock serialises
+/// every call into the backend, which is not thread-safe.
+/// </summary>
+internal sealed class ServiceBackendOperations(
+    Func<ServiceProxyMode, IServiceBackend> create,
+    ServiceProxyMode kind,
+    Func<IReadOnlyDictionary<string, ServicePortState>> desired,
+    AgentLoops loops) : IBatchReconcileOperations<string, ServicePortState>, IDisposable
+{
+    private static readonly ServiceProxyMode[] All = [ServiceProxyMode.Iptables, ServiceProxyMode.Nftables, ServiceProxyMode.Ebpf];
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _since = new(StringComparer.Ordinal);
+    private IServiceBackend? _backend;
+    private ServiceProxyMode _kind = kind;
+    private ServiceProxyMode _wanted = kind;
+    private long _applies;
+    private bool _flushOthers;
+
+    public string BackendName => _backend?.Name ?? Name(_wanted);
+
+    public ServiceProxyMode Kind => _kind;
+
+    public long Applies => Interlocked.Read(ref _applies);
+
+    /// <summary>Asks for another implementation; the next full pass switches to it.</summary>
+    public bool Want(ServiceProxyMode next)
+    {
+        lock (_gate)
+        {
+            var changed = next != _wanted;
+            _wanted = next;
+            return changed;
+        }
+    }
+
+    /// <summary>When the store event behind <paramref name="key"/>'s change reached the agent (kept until it is written).</summary>
+    public void Stamp(string key, long since)
+    {
+        if (since == 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _since.TryAdd(key, since);
+        }
+    }
+
+    public Task ApplyBatchAsync(IReadOnlyList<RowChange<string, ServicePortState>> changes, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var backend = Backend();
+            var sw = Stopwatch.StartNew();
+            if (backend.NeedsFullSync)
+            {
+                FullSync(backend, desired());
+            }
+            else
+            {
+                var changed = new List<ServicePortState>();
+                var removed = new List<ServicePortState>();
+                foreach (var c in changes)
+                {
+                    if (!c.IsDelete)
+                    {
+                        changed.Add(c.Value!);
+                    }
+                    else if (_applied.TryGetValue(c.Key, out var old))
+                    {
+                        removed.Add(old);
+                    }
+                }
+
+                Run(backend, () => backend.Update(changed, removed));
+                foreach (var c in changes)
+                {
+                    Record(c.Key, c.IsDelete ? null : c.Value);
+                }
+            }
+
+            AgentMetrics.ServiceSyncDuration.WithLabels(backend.Name).Observe(sw.Elapsed.TotalSeconds);
+            Observe(changes.Select(c => c.Key));
+            if (_flushOthers)
+            {
+                // Make before break: this implementation answers for every Service now.
+                FlushOthers();
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task UpdateAsync(string key, ServicePortState value, CancellationToken cancellationToken) =>
+        ApplyBatchAsync([new RowChange<string, ServicePortState>(key, value, false)], cancellationToken);
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken) =>
+        ApplyBatchAsync([new RowChange<string, ServicePortState>(key, null, true)], cancellationToken);
+
+    /// <summary>
+    /// The full pass: re-reads the kernel and rewrites what differs (the backends repair drift without counting it, so
+    /// 0 is returned); on a requested switch, programs everything with the new implementation, then flushes the others.
+    /// </summary>
+    public Task<int> PruneAsync(IReadOnlyDictionary<string, ServicePortState> rows, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_backend is null || _wanted != _kind)
+            {
+                var previous = _backend;
+                var next = create(_wanted);
+                FullSync(next, rows);
+                loops.Log(previous is null ? $"service backend {next.Name}" : $"service backend switched from {previous.Name} to {next.Name}");
+                (previous as IDisposable)?.Dispose();
+                _backend = next;
+                _kind = _wanted;
+                _flushOthers = true;
+                FlushOthers();
+            }
+            else
+            {
+                _backend.RequestFullSync();
+                FullSync(_backend, rows);
+            }
+        }
+
+        return Task.FromResult(0);
+    }
+
+    /// <summary>eBPF only: puts the tc programs on pod veths that appeared (a pod was added on this node).</summary>
+    public void AttachNewInterfaces()
+    {
+        lock (_gate)
+        {
+            (_backend as EbpfServiceBackend)?.AttachNewInterfaces();
+        }
+    }
+
+    public string Explain(ServicePortState port)
+    {
+        lock (_gate)
+        {
+            return _backend?.Explain(port) ?? "# no service backend yet\n";
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            (_backend as IDisposable)?.Dispose();
+            _backend = null;
+        }
+    }
+
+    private IServiceBackend Backend()
+    {
+        if (_backend is null)
+        {
+            // The first write: the backend this node wants; once it has written, no other implementation's rules stay.
+            _backend = create(_kind);
+            _flushOthers = true;
+            loops.Log($"service backend {_backend.Name}");
+        }
+
+        return _backend;
+    }
+
+    private void FullSync(IServiceBackend backend, IReadOnlyDictionary<string, ServicePortState> rows)
+    {
+        var all = rows.Values.ToList();
+        Run(backend, () => backend.Sync(all));
+        _applied.Clear();
+        foreach (var (k, v) in rows)
+        {
+            _applied[k] = v;
+        }
+
+        Observe(rows.Keys);
+    }
+
+    private void Run(IServiceBackend backend, Action apply)
+    {
+        try
+        {
+            apply();
+            AgentMetrics.ServiceSyncs.WithLabels(backend.Name, "ok").Inc();
+            Interlocked.Increment(ref _applies);
+        }
+        catch
+        {
+            AgentMetrics.ServiceSyncs.WithLabels(backend.Name, "error").Inc();
+            throw;
+        }
+    }
+
+    private void Record(string key, ServicePortState? value)
+    {
+        if (value is null)
+        {
+            _applied.Remove(key);
+        }
+        else
+        {
+            _applied[key] = value;
+        }
+    }
+
+    private void Observe(IEnumerable<string> keys)
+    {
+        if (_since.Count == 0)
+        {
+            return;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        foreach (var key in keys)
+        {
+            if (_since.Remove(key, out var since))
+            {
+                AgentMetrics.ServiceEventToWrite.Observe(Stopwatch.GetElapsedTime(since, now).TotalSeconds);
+            }
+        }
+    }
+
+    private void FlushOthers()
+    {
+        foreach (var other in All.Where(b => b != _kind))
+        {
+            var old = create(other);
+            old.Flush();
+            (old as IDisposable)?.Dispose();
+        }
+
+        _flushOthers = false;
+    }
+
+    internal static string Name(ServiceProxyMode kind) => kind.ToString().ToLowerInvariant();
+}
