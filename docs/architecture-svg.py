@@ -106,7 +106,7 @@ r5 = box("right", 514, 80, "cni", "AgentRegistration", [
 ])
 r6 = box("right", 624, 80, "agent", "Agent API: HandleAsync", [
     "store.PutAsync(Endpoint: node, IPs, labels)",
-    "src/Loom.Agent/AgentHost.Api.cs",
+    "src/Loom.Agent/Api/ApiController.cs",
 ])
 for a, b in [(r1, r2), (r2, r3), (r3, r4), (r4, r5), (r5, r6)]:
     arrow([bottom(a), top(b)])
@@ -131,17 +131,17 @@ arrow([(r6[0], 664), (sx + sw + 40, 664), (sx + sw + 40, sy + sh - 30), (sx + sw
       "Endpoint", (sx + sw + 34, 600), vertical=True)
 
 # The agent's service loop, centre, under the store.
-a1 = box("center", 610, 96, "agent", "Agent service loop", [
-    "WatchAsync (Service, Endpoint, own NodeConfig)",
-    "-> RunOnSignalAsync -> SyncServicesAsync",
-    "src/Loom.Agent/AgentHost.Loops.cs, .Services.cs",
+a1 = box("center", 610, 96, "agent", "ServiceController: caches -> table", [
+    "ObjectCache<Service>, <Endpoint>: changes only",
+    "-> ServiceTable (recomputes touched Services)",
+    "src/Loom.Agent/Services/, Datapath/Services/ServiceTable*.cs",
 ])
 arrow([bottom(st), top(a1)], "watch", (sx + sw / 2 + 8, sy + sh + 30))
 
-a2 = box("center", 740, 96, "agent", "ServiceModel.Compute", [
-    "ServicePortState: frontend + selected backends",
+a2 = box("center", 740, 96, "agent", "Reconciler -> IServiceBackend.Update", [
+    "changed ServicePortStates as rows; retry, full pass",
     "backend: NodeConfig, else agent, else cluster",
-    "src/Loom.Datapath/Services/ServiceModel.cs",
+    "src/Loom.Core/Reconcile/, Agent/Services/ServiceBackendOperations.cs",
 ])
 arrow([bottom(a1), top(a2)])
 

@@ -33,9 +33,11 @@ internal sealed partial class ServiceController
         _endpointCache = new ObjectCache<Endpoint>(store, Kinds.Endpoint, TimeProvider.System, CacheError);
         _caches = Task.WhenAll(_serviceCache.RunAsync(ct), _endpointCache.RunAsync(ct));
         await Task.WhenAll(_serviceCache.Synced, _endpointCache.Synced).WaitAsync(ct).ConfigureAwait(false);
+        // A subscription's first batch holds every object as added; an empty cache sends none, so nothing to wait for.
+        var services = _serviceCache.Snapshot.Count > 0 ? _serviceCache.Revision : 0;
+        var endpoints = _endpointCache.Snapshot.Count > 0 ? _endpointCache.Revision : 0;
         _subscriptions.Add(_serviceCache.Subscribe(OnServices));
         _subscriptions.Add(_endpointCache.Subscribe(OnEndpoints));
-        var (services, endpoints) = (_serviceCache.Revision, _endpointCache.Revision);
         while (Interlocked.Read(ref _serviceRevision) < services || Interlocked.Read(ref _endpointsHandled) < endpoints)
         {
             await Task.Delay(5, ct).ConfigureAwait(false);

@@ -55,6 +55,8 @@ internal sealed partial class ServiceController(NodeContext node, IStore store, 
         {
             throw new InvalidOperationException($"programming services failed: {_reconciler.Status().First(r => r.Error is not null).Error}");
         }
+
+        loops.Log($"services: {PortCount} port(s) programmed by {BackendName}");
     }
 
     public async Task RunAsync(CancellationToken ct)
