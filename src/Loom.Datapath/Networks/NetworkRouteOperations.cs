@@ -25,6 +25,9 @@ public sealed class NetworkRouteOperations : IReconcileOperations<string, Networ
     // first full pass removes what the previous life left.
     private readonly Dictionary<string, NetworkPeer> _applied = new(StringComparer.Ordinal);
 
+    // The tunnel device the applied peers were written on; a new one (deleted and re-created) starts empty.
+    private int _deviceIndex;
+
     public NetworkRouteOperations(INetlink netlink, NetworkRouting routing)
     {
         ArgumentNullException.ThrowIfNull(netlink);
@@ -62,6 +65,16 @@ public sealed class NetworkRouteOperations : IReconcileOperations<string, Networ
 
             Write(value, dev);
             _applied[key] = value;
+            if (dev is not null && dev.Index != _deviceIndex)
+            {
+                // The device was re-created under the other rows: they are Done but their entries went with the old one.
+                foreach (var other in _applied.Where(a => a.Key != key))
+                {
+                    Write(other.Value, dev);
+                }
+
+                _deviceIndex = dev.Index;
+            }
         }
 
         return Task.CompletedTask;
@@ -99,6 +112,7 @@ public sealed class NetworkRouteOperations : IReconcileOperations<string, Networ
             {
                 var before = _nl.LinkByName(t.Device);
                 dev = EnsureDevice()!;
+                _deviceIndex = dev.Index;
                 drift += before is null || before.Index != dev.Index || !before.IsUp || before.Mtu != dev.Mtu ? 1 : 0;
                 var changes = VxlanRoutes.Reconcile(_nl, dev, [.. desired.Values.Select(p => p.Vxlan)], NetworkRouting.Protocol);
                 drift += changes.Added + changes.Removed;

@@ -128,6 +128,20 @@ public sealed class NetworkRoutesTests : IDisposable
     }
 
     [Fact]
+    public async Task A_device_deleted_under_written_peers_comes_back_with_all_of_them_on_the_next_update()
+    {
+        var net = Flannel(_eth1.Index, SelfIp);
+        var ops = Ops(net);
+        await Put(ops, Peer(net, 1));
+        await Put(ops, Peer(net, 2));
+        var written = _nl.Dump();
+
+        _nl.LinkDel(_nl.LinkByName("loom.1")!.Index);
+        await Put(ops, Peer(net, 2));
+        Assert.Equal(written, _nl.Dump().Replace("02:4c:4d:00:00:04", "02:4c:4d:00:00:03", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_block_that_moved_to_another_node_keeps_the_route_that_node_wrote()
     {
         var net = Native(_eth1.Index, SelfIp);
