@@ -4,6 +4,7 @@ using Loom.Agent.Overlay;
 using Loom.Core.Model;
 using Loom.Core.Pool;
 using Loom.Core.Store;
+using Loom.Datapath.Networks;
 
 namespace Loom.Agent.Tests;
 

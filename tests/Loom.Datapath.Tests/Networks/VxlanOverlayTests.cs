@@ -1,10 +1,10 @@
 using System.Net;
 using System.Net.NetworkInformation;
-using Loom.Agent.Overlay;
+using Loom.Datapath.Networks;
 using Loom.Linux;
 using Loom.Testing;
 
-namespace Loom.Agent.Tests;
+namespace Loom.Datapath.Tests.Networks;
 
 /// <summary>The overlay reconciler against a real kernel, in a namespace of the test's own.</summary>
 public sealed class VxlanOverlayTests : IDisposable

@@ -2,22 +2,23 @@ using System.Net;
 using System.Net.NetworkInformation;
 using Loom.Linux;
 
-namespace Loom.Agent.Overlay;
+namespace Loom.Datapath.Networks;
 
 /// <summary>
 /// Makes the kernel's per-peer state on the VXLAN device equal the desired peers, as flannel's vxlan backend
 /// does: a route <c>PEER_CIDR via PEER_VTEP_IP dev loom.1 onlink</c>, a permanent neighbour entry
 /// <c>PEER_VTEP_IP lladdr PEER_VTEP_MAC</c>, and an FDB entry <c>PEER_VTEP_MAC dst PEER_UNDERLAY_IP</c>.
 /// It compares before it changes: entries already right are not touched, so a resync never blips traffic.
+/// Routes carry <c>protocol</c> (per-network routing marks them as Loom's; the agent's flannel path keeps boot).
 /// </summary>
-internal static class VxlanRoutes
+public static class VxlanRoutes
 {
     public sealed record Changes(int Added, int Removed)
     {
         public bool Any => Added + Removed > 0;
     }
 
-    public static Changes Reconcile(INetlink nl, Link device, IReadOnlyCollection<VxlanPeer> peers)
+    public static Changes Reconcile(INetlink nl, Link device, IReadOnlyCollection<VxlanPeer> peers, RouteProtocol protocol = RouteProtocol.Boot)
     {
         var added = 0;
         var removed = 0;
@@ -45,20 +46,22 @@ internal static class VxlanRoutes
 
         foreach (var p in peers.Where(p => !neigh.Any(n => p.VtepIp.Equals(n.Ip) && p.VtepMac.Equals(n.HardwareAddr))))
         {
-            nl.NeighSet(new Neigh(device.Index, p.VtepIp, p.VtepMac));
+            nl.NeighSet(p.Neigh(device.Index));
             added++;
         }
 
         var routes = nl.RouteList(System.Net.Sockets.AddressFamily.InterNetwork).Where(r => r.OutputIndex == device.Index && r.Gateway is not null).ToList();
-        foreach (var r in routes.Where(r => !peers.Any(p => p.PodCidr.Equals(r.Destination) && p.VtepIp.Equals(r.Gateway))))
+
+        // A route a replace will overwrite in place (same destination, metric 0) is not deleted first: no gap.
+        foreach (var r in routes.Where(r => !peers.Any(p => p.Owns(r, device.Index, protocol)) && !(r.Priority == 0 && peers.Any(p => p.PodCidr.Equals(r.Destination)))))
         {
             nl.RouteDel(r);
             removed++;
         }
 
-        foreach (var p in peers.Where(p => !routes.Any(r => p.PodCidr.Equals(r.Destination) && p.VtepIp.Equals(r.Gateway))))
+        foreach (var p in peers.Where(p => !routes.Any(r => p.Owns(r, device.Index, protocol))))
         {
-            nl.RouteReplace(new Route(p.PodCidr) { Gateway = p.VtepIp, OutputIndex = device.Index, OnLink = true });
+            nl.RouteReplace(p.Route(device.Index, protocol));
             added++;
         }
 

@@ -1,14 +1,14 @@
 using System.Net;
 using Loom.Linux;
 
-namespace Loom.Agent.Overlay;
+namespace Loom.Datapath.Networks;
 
 /// <summary>
 /// The node's VXLAN device (flannel's <c>flannel.1</c>, Loom's <c>loom.1</c>). An existing device with the right
 /// VNI, port, local address and underlay is adopted as it is, so a restarted agent keeps its MAC and peers'
 /// FDB entries stay valid; only a device of the wrong shape is replaced.
 /// </summary>
-internal static class VxlanDevice
+public static class VxlanDevice
 {
     /// <summary>VXLAN over IPv4 adds 50 bytes: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.</summary>
     public const int Overhead = 50;
