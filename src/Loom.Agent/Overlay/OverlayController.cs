@@ -1,3 +1,4 @@
+using Loom.Datapath.Networks;
 using Loom.Core.Controllers;
 using Loom.Core.Model;
 using Loom.Core.Store;

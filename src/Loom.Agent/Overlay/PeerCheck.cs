@@ -1,3 +1,4 @@
+using Loom.Datapath.Networks;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
