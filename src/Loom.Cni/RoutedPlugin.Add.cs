@@ -85,7 +85,7 @@ internal sealed partial class RoutedPlugin
         {
             pod.NeighSet(new Neigh(podLink.Index, router, hostLink.HardwareAddr));
             pod.RouteAdd(new Route(HostRouteOf(router)) { OutputIndex = podLink.Index, Scope = RouteScope.Link });
-            routes.Add(new CniRoute { Destination = new CniCidr(router, 32) });
+            routes.Add(new CniRoute { Destination = new CniCidr(router, 32), Scope = (int)RouteScope.Link });
         }
 
         if (!result.Routes.Any(r => r.Destination.PrefixLength == 0))
@@ -94,7 +94,12 @@ internal sealed partial class RoutedPlugin
         }
 
         // IPAM's own routes (the cluster network from the subnet file) go via the router too: the pod has no other link.
-        routes.AddRange(result.Routes.Select(r => new CniRoute { Destination = r.Destination, Gateway = r.Gateway ?? routers[0], Mtu = r.Mtu, AdvMss = r.AdvMss }));
+        foreach (var r in result.Routes)
+        {
+            r.Gateway ??= routers[0];
+            routes.Add(r);
+        }
+
         foreach (var r in routes.Where(r => r.Gateway is not null))
         {
             pod.RouteAdd(new Route(NetworkOf(r.Destination)) { Gateway = r.Gateway, OutputIndex = podLink.Index });
