@@ -116,15 +116,19 @@ internal abstract partial class CniPlugin(CniEnvironment env, NetConf conf)
         return (hostLink, podLink);
     }
 
-    /// <summary>The steps after the wiring that both plumbings share: masquerade, DNS, telling the agent.</summary>
-    protected async Task FinishAddAsync(CniResult result, Stack<Action> undo)
+    /// <summary>
+    /// The steps after the wiring that both plumbings share: masquerade (not towards each address's
+    /// <paramref name="subnets"/>, by default the subnet its prefix says), DNS, telling the agent.
+    /// </summary>
+    protected async Task FinishAddAsync(CniResult result, Stack<Action> undo, IReadOnlyList<IPNetwork>? subnets = null)
     {
         if (Conf.IpMasq)
         {
             undo.Push(() => IpMasq.Teardown(Conf.Name, ContainerId));
-            foreach (var ip in result.Ips)
+            for (var i = 0; i < result.Ips.Count; i++)
             {
-                IpMasq.Setup(Conf.Name, ContainerId, ip.Address.Address, NetworkOf(ip.Address));
+                var ip = result.Ips[i];
+                IpMasq.Setup(Conf.Name, ContainerId, ip.Address.Address, subnets?[i] ?? NetworkOf(ip.Address));
             }
         }
 

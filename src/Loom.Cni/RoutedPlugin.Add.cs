@@ -15,8 +15,7 @@ internal sealed partial class RoutedPlugin
         using var pod = Netlink.OpenIn(containerNs);
         EnsureNoInterface(pod);
         var result = await AllocateAsync(undo).ConfigureAwait(false);
-        var routers = result.Ips.Select(RouterOf).ToList();
-        foreach (var router in routers.Where(r => RouterDevice.HolderOf(host, r) is null))
+        if (result.Ips.Select(RouterOf).FirstOrDefault(r => RouterDevice.HolderOf(host, r) is null) is { } router)
         {
             // Pods would have nothing to route through; like a missing subnet file, the node is not ready yet.
             throw new CniException(CniErrorCodes.TryAgainLater, $"node not ready: router IP {router} is on no device",
@@ -28,6 +27,8 @@ internal sealed partial class RoutedPlugin
         host.LinkSetUp(hostLink.Index);
         hostLink = host.LinkByIndex(hostLink.Index) ?? hostLink;
 
+        // The pod gets its address as a /32; masquerade still exempts the whole block IPAM took it from.
+        var subnets = result.Ips.Select(ip => NetworkOf(ip.Address)).ToList();
         ConfigurePod(pod, podLink, hostLink, result);
         foreach (var ip in result.Ips)
         {
@@ -45,7 +46,7 @@ internal sealed partial class RoutedPlugin
             ip.Interface = 1;
         }
 
-        await FinishAddAsync(result, undo).ConfigureAwait(false);
+        await FinishAddAsync(result, undo, subnets).ConfigureAwait(false);
         return result;
     }
 

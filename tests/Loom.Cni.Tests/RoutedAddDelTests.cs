@@ -107,6 +107,19 @@ public sealed class RoutedAddDelTests : IDisposable
     }
 
     [Fact]
+    public void IpMasq_with_routed_exempts_the_whole_block_not_just_the_pods_32()
+    {
+        var conf = _node.RoutedConf(edit: c => c["ipMasq"] = true);
+        var pod = _node.NewPod();
+        _node.Add(conf, "rm", pod);
+        var nat = _node.NatRules().Split('\n');
+        Assert.Contains(nat, l => l.StartsWith("-A CNI-", StringComparison.Ordinal) && l.Contains("-d 10.244.7.0/24 ", StringComparison.Ordinal) && l.EndsWith("-j ACCEPT", StringComparison.Ordinal));
+        Assert.Contains(nat, l => l.StartsWith("-A POSTROUTING -s 10.244.7.2/32 ", StringComparison.Ordinal));
+        _node.Del(conf, "rm", pod);
+        Assert.DoesNotContain("CNI-", _node.NatRules(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Add_without_the_router_ip_on_the_node_is_try_again_later_and_leaves_nothing()
     {
         RouterDevice.Delete(_node.Netlink);
