@@ -7,7 +7,8 @@ using Loom.Linux;
 using Loom.Testing;
 
 // The CNI benchmark: ADD then DEL of N pods, one exec at a time, for the reference bridge + host-local and for
-// loom-cni (delegating to host-local, and with its built-in IPAM), in the same run, rounds rotating the order.
+// loom-cni (delegating to host-local, with its built-in IPAM, and routed with its built-in IPAM), in the same run,
+// rounds rotating the order.
 // Each sample is the wall-clock time of one whole plugin process run, spawned the way a runtime does (CniRunner.Exec).
 // Nothing is created in the root network namespace: the plugins run inside per-row node namespaces.
 // `Loom.Bench services ...` is the services benchmark instead (bench/services.sh, Services/ServicesBench.cs).
@@ -58,6 +59,7 @@ var rows = new List<Row>
     new("ref", "reference bridge + host-local", bridge, "bridge", "host-local", prefix, workDir),
     new("lhl", "loom-cni + host-local", CniRunner.LoomCni, "loom-cni", "host-local", prefix, workDir),
     new("lbi", "loom-cni + built-in IPAM", CniRunner.LoomCni, "loom-cni", "loom", prefix, workDir),
+    new("lrt", "loom-cni routed + built-in IPAM", CniRunner.LoomCni, "loom-cni", "loom", prefix, workDir, routed: true),
 };
 var busyboxCat = Path.Combine(workDir, "cat");
 var probes = new List<Probe>

@@ -11,15 +11,20 @@ internal sealed class Row : IDisposable
 {
     private readonly List<string> _created = [];
 
-    public Row(string key, string title, string plugin, string pluginType, string ipamType, string prefix, string workDir)
+    private const string Subnet = "10.88.0.0/24";
+
+    public Row(string key, string title, string plugin, string pluginType, string ipamType, string prefix, string workDir, bool routed = false)
     {
         Key = key;
         Title = title;
         Plugin = plugin;
+        Routed = routed;
         DataDir = Path.Combine(workDir, key + "-ipam");
+        // Routed plumbing has no bridge keys (loom-cni refuses them there); everything else is the same config.
+        var plumbing = routed ? "\"plumbing\": \"routed\"" : "\"bridge\": \"cni0\", \"isGateway\": true";
         Config = $$$"""
-            {"cniVersion": "1.0.0", "name": "lbench", "type": "{{{pluginType}}}", "bridge": "cni0", "isGateway": true, "ipMasq": false,
-             "ipam": {"type": "{{{ipamType}}}", "ranges": [[{"subnet": "10.88.0.0/24"}]], "dataDir": "{{{DataDir}}}"}}
+            {"cniVersion": "1.0.0", "name": "lbench", "type": "{{{pluginType}}}", {{{plumbing}}}, "ipMasq": false,
+             "ipam": {"type": "{{{ipamType}}}", "ranges": [[{"subnet": "{{{Subnet}}}"}]], "dataDir": "{{{DataDir}}}"}}
             """;
         NodeName = $"{prefix}{key}-node";
         PodPrefix = $"{prefix}{key}-p";
@@ -28,6 +33,9 @@ internal sealed class Row : IDisposable
     public string Key { get; }
 
     public string Title { get; }
+
+    /// <summary>Routed plumbing: the node gets its router device (as the agent would make it) before the timed part.</summary>
+    public bool Routed { get; }
 
     public string Plugin { get; }
 
@@ -62,6 +70,10 @@ internal sealed class Row : IDisposable
         {
             var lo = nl.LinkByName("lo") ?? throw new InvalidOperationException($"no lo in {NodeName}");
             nl.LinkSetUp(lo.Index);
+            if (Routed)
+            {
+                RouterDevice.Ensure(nl, Loom.Core.Ipam.IpRange.DefaultGateway(System.Net.IPNetwork.Parse(Subnet)));
+            }
         }
 
         for (var i = 0; i < pods; i++)
@@ -72,7 +84,7 @@ internal sealed class Row : IDisposable
         }
     }
 
-    /// <summary>After a DEL phase: nothing may be left attached to the bridge nor allocated in the IPAM store.</summary>
+    /// <summary>After a DEL phase: nothing may be left attached to the bridge (or routed: no pod veth, no host route) nor allocated in the IPAM store.</summary>
     public void CheckClean(string phase)
     {
         using (var nl = Netlink.OpenIn(Node!))
@@ -82,6 +94,16 @@ internal sealed class Row : IDisposable
             if (ports != 0)
             {
                 Warnings.Add($"{phase}: {ports} veth(s) still attached to cni0 after DEL");
+            }
+
+            if (Routed)
+            {
+                var veths = nl.LinkList().Count(l => l.Kind == "veth" && l.Name != RouterDevice.DefaultName && l.Name != RouterDevice.DefaultPeerName);
+                var routes = nl.RouteList(System.Net.Sockets.AddressFamily.InterNetwork).Count(r => r.Destination.PrefixLength == 32 && r.Scope == RouteScope.Link);
+                if (veths + routes != 0)
+                {
+                    Warnings.Add($"{phase}: {veths} pod veth(s) and {routes} host route(s) left after DEL");
+                }
             }
         }
 

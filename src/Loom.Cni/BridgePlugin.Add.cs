@@ -9,99 +9,52 @@ namespace Loom.Cni;
 
 internal sealed partial class BridgePlugin
 {
-    private const int EEXIST = 17;
-    private const int ENODEV = 19;
-
-    /// <summary>
-    /// ADD: each step that changes something pushes its undo; any failure runs them in reverse, so an ADD that
-    /// fails leaves nothing behind (no address held, no veth, no rule).
-    /// </summary>
-    private async Task<CniResult> AddAsync()
+    /// <summary>ADD: the address first, then the bridge, the veth on it, the pod's addresses and routes, the gateway.</summary>
+    protected override async Task<CniResult> AddAsync(Stack<Action> undo)
     {
         RejectUnimplemented();
-        var undo = new Stack<Action>();
-        try
+        using var containerNs = OpenContainerNs();
+        using var host = Netlink.Open();
+        using var pod = Netlink.OpenIn(containerNs);
+        EnsureNoInterface(pod);
+        var result = await AllocateAsync(undo).ConfigureAwait(false);
+
+        // The bridge only once an address is held: an ADD refused by IPAM (exhausted, unusable dataDir)
+        // must not leave a new bridge behind on the node.
+        var bridge = EnsureBridge(host);
+        var (hostLink, podLink) = CreateVeth(host, pod, containerNs, Conf.Mtu > 0 ? Conf.Mtu : bridge.Mtu, undo);
+        host.LinkSetMaster(hostLink.Index, bridge.Index);
+        if (Conf.HairpinMode)
         {
-            using var containerNs = OpenContainerNs();
-            using var host = Netlink.Open();
-            using var pod = Netlink.OpenIn(containerNs);
-            if (pod.LinkByName(IfName) is not null)
-            {
-                throw new CniException(CniErrorCodes.Internal, $"interface {IfName} already exists in {env.NetNs}");
-            }
-
-            var result = await _ipam.AddAsync().ConfigureAwait(false);
-            undo.Push(() => _ipam.DelAsync().GetAwaiter().GetResult());
-            if (result.Ips.Count == 0)
-            {
-                throw new CniException(CniErrorCodes.Internal, $"IPAM plugin {conf.Ipam!.Type} returned no address");
-            }
-
-            // The bridge only once an address is held: an ADD refused by IPAM (exhausted, unusable dataDir)
-            // must not leave a new bridge behind on the node.
-            var bridge = EnsureBridge(host);
-
-            var (hostLink, podLink) = CreateVeth(host, pod, containerNs, bridge);
-            undo.Push(() => DeleteLink(host, HostVethName));
-
-            if (conf.IsDefaultGateway)
-            {
-                AddDefaultRoutes(result);
-            }
-
-            ConfigurePod(pod, podLink, result);
-            if (conf.IsGateway || conf.IsDefaultGateway)
-            {
-                EnsureGateway(host, bridge, result);
-            }
-
-            if (conf.IpMasq)
-            {
-                undo.Push(() => IpMasq.Teardown(conf.Name, ContainerId));
-                foreach (var ip in result.Ips)
-                {
-                    IpMasq.Setup(conf.Name, ContainerId, ip.Address.Address, NetworkOf(ip.Address));
-                }
-            }
-
-            bridge = host.LinkByIndex(bridge.Index) ?? bridge;
-            result.Interfaces.Clear();
-            result.Interfaces.Add(new CniInterface { Name = bridge.Name, Mac = MacAddress.Format(bridge.HardwareAddr), Mtu = bridge.Mtu });
-            result.Interfaces.Add(new CniInterface { Name = hostLink.Name, Mac = MacAddress.Format(hostLink.HardwareAddr), Mtu = hostLink.Mtu });
-            result.Interfaces.Add(new CniInterface { Name = IfName, Mac = MacAddress.Format(podLink.HardwareAddr), Mtu = podLink.Mtu, Sandbox = env.NetNs });
-            foreach (var ip in result.Ips)
-            {
-                ip.Interface = 2;
-            }
-
-            if (result.Dns.IsEmpty)
-            {
-                CopyDns(conf.Dns, result.Dns);
-            }
-
-            if (AgentRegistration.SocketOf(conf) is { } socket)
-            {
-                await AgentRegistration.AddAsync(socket, env, result, conf).ConfigureAwait(false);
-            }
-
-            return result;
+            host.LinkSetHairpin(hostLink.Index, true);
         }
-        catch
+
+        host.LinkSetUp(hostLink.Index);
+        hostLink = host.LinkByIndex(hostLink.Index) ?? hostLink;
+
+        if (Conf.IsDefaultGateway)
         {
-            while (undo.Count > 0)
-            {
-                try
-                {
-                    undo.Pop()();
-                }
-                catch (Exception ex) when (ex is not OutOfMemoryException)
-                {
-                    await Console.Error.WriteLineAsync($"loom-cni: rollback step failed: {ex.Message}").ConfigureAwait(false);
-                }
-            }
-
-            throw;
+            AddDefaultRoutes(result);
         }
+
+        ConfigurePod(pod, podLink, result);
+        if (Conf.IsGateway || Conf.IsDefaultGateway)
+        {
+            EnsureGateway(host, bridge, result);
+        }
+
+        bridge = host.LinkByIndex(bridge.Index) ?? bridge;
+        result.Interfaces.Clear();
+        result.Interfaces.Add(InterfaceOf(bridge));
+        result.Interfaces.Add(InterfaceOf(hostLink));
+        result.Interfaces.Add(InterfaceOf(podLink, Env.NetNs));
+        foreach (var ip in result.Ips)
+        {
+            ip.Interface = 2;
+        }
+
+        await FinishAddAsync(result, undo).ConfigureAwait(false);
+        return result;
     }
 
     /// <summary>
@@ -110,12 +63,12 @@ internal sealed partial class BridgePlugin
     /// </summary>
     private void RejectUnimplemented()
     {
-        if (conf.Vlan != 0)
+        if (Conf.Vlan != 0)
         {
-            throw new CniException(CniErrorCodes.UnsupportedField, $"unsupported field \"vlan\": {conf.Vlan}", "loom-cni does not tag bridge ports with a VLAN");
+            throw new CniException(CniErrorCodes.UnsupportedField, $"unsupported field \"vlan\": {Conf.Vlan}", "loom-cni does not tag bridge ports with a VLAN");
         }
 
-        if (conf.MacSpoofCheck)
+        if (Conf.MacSpoofCheck)
         {
             throw new CniException(CniErrorCodes.UnsupportedField, "unsupported field \"macspoofchk\": true", "loom-cni does not install MAC spoof-check rules");
         }
@@ -124,13 +77,13 @@ internal sealed partial class BridgePlugin
     /// <summary>The bridge, created on first use; concurrent ADDs may race to create it, and that is fine.</summary>
     private Link EnsureBridge(INetlink host)
     {
-        var name = conf.BridgeName;
+        var name = Conf.BridgeName;
         var bridge = host.LinkByName(name);
         if (bridge is null)
         {
             try
             {
-                bridge = host.LinkAdd(new BridgeSpec(name) { Mtu = conf.Mtu > 0 ? conf.Mtu : null });
+                bridge = host.LinkAdd(new BridgeSpec(name) { Mtu = Conf.Mtu > 0 ? Conf.Mtu : null });
             }
             catch (NetlinkException e) when (e.Errno == EEXIST)
             {
@@ -149,36 +102,12 @@ internal sealed partial class BridgePlugin
             host.LinkSetUp(bridge.Index);
         }
 
-        if (conf.PromiscMode)
+        if (Conf.PromiscMode)
         {
             host.LinkSetPromisc(bridge.Index, true);
         }
 
         return bridge;
-    }
-
-    private (Link Host, Link Pod) CreateVeth(INetlink host, INetlink pod, NetNsHandle containerNs, Link bridge)
-    {
-        // A killed earlier ADD of this very attachment may have left its host side behind: the name says so.
-        DeleteLink(host, HostVethName);
-        var mtu = conf.Mtu > 0 ? conf.Mtu : bridge.Mtu;
-        host.LinkAdd(new VethSpec(HostVethName, IfName)
-        {
-            Mtu = mtu,
-            PeerMtu = mtu,
-            PeerNetNs = containerNs,
-            PeerHardwareAddr = RequestedMac(),
-        });
-        var hostLink = host.LinkByName(HostVethName) ?? throw new CniException(CniErrorCodes.Internal, $"veth {HostVethName} vanished after creation");
-        host.LinkSetMaster(hostLink.Index, bridge.Index);
-        if (conf.HairpinMode)
-        {
-            host.LinkSetHairpin(hostLink.Index, true);
-        }
-
-        host.LinkSetUp(hostLink.Index);
-        var podLink = pod.LinkByName(IfName) ?? throw new CniException(CniErrorCodes.Internal, $"{IfName} did not appear in {env.NetNs}");
-        return (host.LinkByIndex(hostLink.Index) ?? hostLink, podLink);
     }
 
     private static void ConfigurePod(INetlink pod, Link podLink, CniResult result)
@@ -211,7 +140,7 @@ internal sealed partial class BridgePlugin
             var other = existing.FirstOrDefault(a => a.Ip.AddressFamily == gw.AddressFamily && network.Contains(a.Ip) && !a.Ip.Equals(gw));
             if (other is not null)
             {
-                if (!conf.ForceAddress)
+                if (!Conf.ForceAddress)
                 {
                     throw new CniException(CniErrorCodes.Internal, $"bridge {bridge.Name} already has {other.Ip}/{other.PrefixLength}, expected {gw}/{prefix}",
                         "set \"forceAddress\": true to replace it");
@@ -252,59 +181,6 @@ internal sealed partial class BridgePlugin
         }
     }
 
-    private PhysicalAddress? RequestedMac()
-    {
-        var text = env.Args.Mac ?? conf.RuntimeConfig.Mac;
-        if (text is null)
-        {
-            return null;
-        }
-
-        try
-        {
-            return PhysicalAddress.Parse(text.Replace(':', '-'));
-        }
-        catch (FormatException e)
-        {
-            throw new CniException(CniErrorCodes.InvalidEnvironmentVariables, $"invalid MAC address {text}", "from CNI_ARGS MAC= or runtimeConfig.mac", e);
-        }
-    }
-
     private static IPAddress? GatewayFor(CniResult result, AddressFamily family) =>
         result.Ips.FirstOrDefault(i => i.Address.Address.AddressFamily == family && i.Gateway is not null)?.Gateway;
-
-    private static void CopyDns(CniDns from, CniDns to)
-    {
-        foreach (var s in from.Nameservers)
-        {
-            to.Nameservers.Add(s);
-        }
-
-        foreach (var s in from.Search)
-        {
-            to.Search.Add(s);
-        }
-
-        foreach (var s in from.Options)
-        {
-            to.Options.Add(s);
-        }
-
-        to.Domain = from.Domain;
-    }
-
-    private static void DeleteLink(INetlink nl, string name)
-    {
-        if (nl.LinkByName(name) is { } link)
-        {
-            try
-            {
-                nl.LinkDel(link.Index);
-            }
-            catch (NetlinkException e) when (e.Errno == ENODEV)
-            {
-                // Gone between lookup and delete (its peer's namespace was being destroyed): that is the goal.
-            }
-        }
-    }
 }

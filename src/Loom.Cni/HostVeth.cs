@@ -16,4 +16,11 @@ internal static class HostVeth
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(containerId + "/" + ifName));
         return Prefix + Convert.ToHexStringLower(hash)[..11]; // 15 characters: IFNAMSIZ - 1
     }
+
+    private static readonly System.Buffers.SearchValues<char> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdef");
+
+    /// <summary>Only names this plugin makes: "veth" + 11 hex digits. The reference bridge's veths (veth + 8) are left alone.</summary>
+    public static bool IsOurs(string name) =>
+        name.Length == 15 && name.StartsWith(Prefix, StringComparison.Ordinal)
+        && name.AsSpan(Prefix.Length).IndexOfAnyExcept(HexDigits) < 0;
 }

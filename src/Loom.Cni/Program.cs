@@ -24,7 +24,7 @@ try
 
     var conf = NetConf.Parse(stdin, env.Command);
     version = conf.CniVersion;
-    var output = await new BridgePlugin(env, conf).RunAsync().ConfigureAwait(false);
+    var output = await CniPlugin.For(env, conf).RunAsync().ConfigureAwait(false);
     if (output is not null)
     {
         Console.Out.Write(output);

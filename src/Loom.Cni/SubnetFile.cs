@@ -47,7 +47,7 @@ internal static class SubnetFile
         var values = lines.Select(l => l.Split('=', 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0].Trim(), kv => kv[1].Trim(), StringComparer.Ordinal);
         var subnet = Cidr(values, "LOOM_SUBNET", path);
         var gateway = subnet.Address;
-        var range = IpRange.Create(BridgePlugin.NetworkOf(subnet), gateway: gateway);
+        var range = IpRange.Create(CniPlugin.NetworkOf(subnet), gateway: gateway);
         var routes = (values.GetValueOrDefault("LOOM_NETWORK") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)
             .Select(n => IPNetwork.TryParse(n, out var net) ? new IpamRoute(net) : throw Bad(path, "LOOM_NETWORK", n)).ToList();
         return IpamConfig.Create(conf.Name, [RangeSet.Create([range])], routes, DataDir(ipam));

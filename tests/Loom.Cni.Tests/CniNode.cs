@@ -80,6 +80,21 @@ internal sealed class CniNode : IDisposable
         return conf;
     }
 
+    /// <summary>A routed-plumbing + built-in IPAM config (no bridge keys: routed refuses them).</summary>
+    public JsonObject RoutedConf(string version = "1.1.0", Action<JsonObject>? edit = null) => Conf(version, c =>
+    {
+        c.Remove("bridge");
+        c.Remove("isGateway");
+        c["plumbing"] = "routed";
+        edit?.Invoke(c);
+    });
+
+    /// <summary>What the agent does before routed pods can be added: the router IP (the block's first address) on loom_host.</summary>
+    public Link EnsureRouter() => RouterDevice.Ensure(Netlink, Router);
+
+    /// <summary>The first address of <see cref="Subnet"/>: the bridge's gateway, or the routed pods' router.</summary>
+    public IPAddress Router => Loom.Core.Ipam.IpRange.DefaultGateway(IPNetwork.Parse(Subnet));
+
     public CniRun Exec(string command, JsonObject conf, string? containerId = null, TestNetns? pod = null, string? ifName = "eth0", string? cniArgs = null, string? netns = null, string? cniPath = null) =>
         Exec(command, conf.ToJsonString(), containerId, pod, ifName, cniArgs, netns, cniPath);
 

@@ -52,12 +52,14 @@ public sealed class ConcurrencyTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>One dedicated thread per call, released together: the thread pool would start them slowly.</summary>
-    private static CniRun[] InParallel(Func<int, CniRun> run)
+    private static CniRun[] InParallel(Func<int, CniRun> run) => InParallel(Pods, run);
+
+    internal static CniRun[] InParallel(int count, Func<int, CniRun> run)
     {
-        var results = new CniRun[Pods];
-        var errors = new Exception?[Pods];
+        var results = new CniRun[count];
+        var errors = new Exception?[count];
         using var start = new ManualResetEventSlim();
-        var threads = Enumerable.Range(0, Pods).Select(i => new Thread(() =>
+        var threads = Enumerable.Range(0, count).Select(i => new Thread(() =>
         {
             start.Wait();
             try

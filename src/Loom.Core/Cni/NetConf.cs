@@ -50,6 +50,9 @@ public sealed class NetConf
     /// </summary>
     public IReadOnlyList<GcAttachment>? ValidAttachments { get; internal set; }
 
+    /// <summary><c>"plumbing"</c>: <c>bridge</c> (the default) or <c>routed</c>.</summary>
+    public PodPlumbing Plumbing { get; internal set; } = PodPlumbing.Bridge;
+
     public string BridgeName { get; internal set; } = DefaultBridgeName;
 
     public bool IsGateway { get; internal set; }

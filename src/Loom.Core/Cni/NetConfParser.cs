@@ -114,7 +114,29 @@ internal static class NetConfParser
 
             conf.MacSpoofCheck = o.GetBool("macspoofchk") ?? false;
             conf.EnableDad = o.GetBool("enabledad") ?? false;
+            conf.Plumbing = ReadPlumbing(o);
             return conf;
+        }
+    }
+
+    // Keys that only shape the bridge: with routed plumbing they would be silently ignored, so they are refused.
+    private static readonly string[] BridgeOnlyKeys = ["bridge", "isGateway", "isDefaultGateway", "forceAddress", "hairpinMode", "promiscMode", "vlan", "macspoofchk"];
+
+    private static PodPlumbing ReadPlumbing(JsonFields o)
+    {
+        switch (o.GetString("plumbing"))
+        {
+            case null or "bridge":
+                return PodPlumbing.Bridge;
+            case "routed":
+                if (BridgeOnlyKeys.FirstOrDefault(k => o.Get(k) is not null) is { } key)
+                {
+                    throw o.Fail(o.Path(key), "applies to \"plumbing\": \"bridge\" only; remove it for \"routed\"");
+                }
+
+                return PodPlumbing.Routed;
+            case var other:
+                throw o.Fail("plumbing", $"must be \"bridge\" or \"routed\", got \"{other}\"");
         }
     }
 

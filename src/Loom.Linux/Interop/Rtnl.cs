@@ -40,7 +40,7 @@ internal static class Rtm
 internal static class Ifla
 {
     internal const ushort ADDRESS = 1, BROADCAST = 2, IFNAME = 3, MTU = 4, LINK = 5, MASTER = 10;
-    internal const ushort LINKINFO = 18, NET_NS_FD = 28, LINK_NETNSID = 37;
+    internal const ushort IFALIAS = 20, LINKINFO = 18, NET_NS_FD = 28, LINK_NETNSID = 37;
     internal const ushort INFO_KIND = 1, INFO_DATA = 2;
     internal const ushort VETH_INFO_PEER = 1;
     internal const ushort VXLAN_ID = 1, VXLAN_LINK = 3, VXLAN_LOCAL = 4, VXLAN_LEARNING = 7, VXLAN_PORT = 15, VXLAN_LOCAL6 = 17;

@@ -32,6 +32,9 @@ public sealed record Link(int Index, string Name)
     public string? Kind { get; init; }
 
     public VxlanInfo? Vxlan { get; init; }
+
+    /// <summary>IFLA_IFALIAS (<c>ip link set ... alias</c>); null when unset.</summary>
+    public string? Alias { get; init; }
 }
 
 /// <summary>VXLAN settings read back from IFLA_INFO_DATA.</summary>
@@ -62,6 +65,9 @@ public partial interface INetlink
 
     void LinkSetHardwareAddr(int index, PhysicalAddress mac);
 
+    /// <summary>Sets IFLA_IFALIAS, a free-text label the kernel keeps for its owner (at most 255 bytes).</summary>
+    void LinkSetAlias(int index, string alias);
+
     /// <summary>Moves the link into another namespace. Its index may change there.</summary>
     void LinkSetNsFd(int index, NetNsHandle ns);
 }
@@ -69,6 +75,7 @@ public partial interface INetlink
 internal sealed partial class RtNetlink
 {
     private const int ENODEV = 19;
+    private const int IfAliasSize = 256; // IFALIASZ
 
     public Link LinkAdd(LinkSpec spec)
     {
@@ -164,6 +171,18 @@ internal sealed partial class RtNetlink
     public void LinkSetHardwareAddr(int index, PhysicalAddress mac) =>
         SetLink(index, r => r.Attr(Ifla.ADDRESS, mac.GetAddressBytes()));
 
+    public void LinkSetAlias(int index, string alias)
+    {
+        ArgumentNullException.ThrowIfNull(alias);
+        if (System.Text.Encoding.UTF8.GetByteCount(alias) >= IfAliasSize)
+        {
+            throw new ArgumentException($"alias is {System.Text.Encoding.UTF8.GetByteCount(alias)} bytes; the kernel keeps at most {IfAliasSize - 1}", nameof(alias));
+        }
+
+        // Without a terminating NUL, as iproute2 sends it: the kernel takes the attribute's length as the string's.
+        SetLink(index, r => r.Attr(Ifla.IFALIAS, System.Text.Encoding.UTF8.GetBytes(alias)));
+    }
+
     public void LinkSetNsFd(int index, NetNsHandle ns)
     {
         ArgumentNullException.ThrowIfNull(ns);
@@ -186,6 +205,7 @@ internal sealed partial class RtNetlink
                 Ifla.LINK => link with { ParentIndex = (int)NlAttrs.U32(a.Value) },
                 Ifla.LINK_NETNSID => link with { LinkNetNsId = (int)NlAttrs.U32(a.Value) },
                 Ifla.LINKINFO => ParseLinkInfo(link, a.Value),
+                Ifla.IFALIAS => link with { Alias = NlAttrs.Str(a.Value) },
                 _ => link,
             };
         }

@@ -28,6 +28,28 @@ public class NetConfTests
         Assert.Empty(c.RuntimeConfig.Ips);
     }
 
+    [Theory]
+    [InlineData("", PodPlumbing.Bridge)]
+    [InlineData(",\"plumbing\":\"bridge\"", PodPlumbing.Bridge)]
+    [InlineData(",\"plumbing\":\"routed\"", PodPlumbing.Routed)]
+    public void Plumbing_is_bridge_unless_routed_is_asked_for(string key, PodPlumbing expected)
+    {
+        var c = Parse("{\"cniVersion\":\"1.1.0\",\"name\":\"loom\",\"type\":\"loom-cni\"" + key + "}");
+        Assert.Equal(expected, c.Plumbing);
+    }
+
+    [Theory]
+    [InlineData("\"plumbing\":\"overlay\"", "key \"plumbing\": must be \"bridge\" or \"routed\", got \"overlay\"")]
+    [InlineData("\"plumbing\":\"routed\",\"bridge\":\"cni0\"", "key \"bridge\": applies to \"plumbing\": \"bridge\" only")]
+    [InlineData("\"plumbing\":\"routed\",\"isDefaultGateway\":false", "key \"isDefaultGateway\": applies to")]
+    [InlineData("\"plumbing\":\"routed\",\"vlan\":0", "key \"vlan\": applies to")]
+    public void A_bad_plumbing_or_a_bridge_key_with_routed_is_code_7_naming_the_key(string keys, string details)
+    {
+        var e = Fails("{\"cniVersion\":\"1.1.0\",\"name\":\"loom\",\"type\":\"loom-cni\"," + keys + "}");
+        Assert.Equal(CniErrorCodes.InvalidNetworkConfig, e.Code);
+        Assert.StartsWith(details, e.Details, StringComparison.Ordinal);
+    }
+
     private const string Full = """
         {
           "cniVersion": "1.0.0", "name": "dbnet", "type": "loom-cni",

@@ -139,6 +139,14 @@ public sealed partial class FakeNetlink
             : throw Error(Errno.EINVAL, "RTM_NEWLINK", l.Name, "invalid hardware address"));
     }
 
+    /// <summary>As RtNetlink: an alias of IFALIASZ (256) bytes or more is refused before any message; an empty one clears it.</summary>
+    public void LinkSetAlias(int index, string alias)
+    {
+        ArgumentNullException.ThrowIfNull(alias);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(System.Text.Encoding.UTF8.GetByteCount(alias), 256, nameof(alias));
+        Modify(index, "RTM_NEWLINK", l => l with { Alias = alias.Length == 0 ? null : alias });
+    }
+
     /// <summary>The link leaves this namespace (with its addresses and routes); a veth peer left here stays.</summary>
     public void LinkSetNsFd(int index, NetNsHandle ns)
     {

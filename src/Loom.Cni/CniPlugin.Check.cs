@@ -4,15 +4,15 @@ using Loom.Linux;
 
 namespace Loom.Cni;
 
-internal sealed partial class BridgePlugin
+internal abstract partial class CniPlugin
 {
     /// <summary>
     /// CHECK: the attachment must still be what ADD reported in prevResult: the pod's interface with its MAC,
-    /// up, holding its addresses and routes; the host side on the bridge; the address recorded by IPAM.
+    /// up, holding its addresses and routes; the node side as the plumbing left it; the address recorded by IPAM.
     /// </summary>
     private async Task CheckAsync()
     {
-        var prev = conf.PrevResult ?? throw new CniException(CniErrorCodes.InvalidNetworkConfig, "invalid network config", "key \"prevResult\": required for CHECK");
+        var prev = Conf.PrevResult ?? throw new CniException(CniErrorCodes.InvalidNetworkConfig, "invalid network config", "key \"prevResult\": required for CHECK");
         var podIfIndex = prev.Interfaces.ToList().FindIndex(i => i.Name == IfName && !string.IsNullOrEmpty(i.Sandbox));
         if (podIfIndex < 0)
         {
@@ -24,7 +24,7 @@ internal sealed partial class BridgePlugin
         using var host = Netlink.Open();
         using var pod = Netlink.OpenIn(containerNs);
 
-        var link = pod.LinkByName(IfName) ?? throw Fail($"interface {IfName} is missing in {env.NetNs}");
+        var link = pod.LinkByName(IfName) ?? throw Fail($"interface {IfName} is missing in {Env.NetNs}");
         if (!string.IsNullOrEmpty(expected.Mac) && !string.Equals(MacAddress.Format(link.HardwareAddr), expected.Mac, StringComparison.OrdinalIgnoreCase))
         {
             throw Fail($"interface {IfName} has MAC {MacAddress.Format(link.HardwareAddr)}, expected {expected.Mac}");
@@ -50,29 +50,14 @@ internal sealed partial class BridgePlugin
             var dst = NetworkOf(r.Destination);
             if (!routes.Any(x => x.Destination.Equals(dst) && (r.Gateway is null || r.Gateway.Equals(x.Gateway))))
             {
-                throw Fail($"route {dst}{(r.Gateway is null ? "" : " via " + r.Gateway)} is missing in {env.NetNs}");
+                throw Fail($"route {dst}{(r.Gateway is null ? "" : " via " + r.Gateway)} is missing in {Env.NetNs}");
             }
         }
 
-        var bridge = BridgeOf(host, conf.BridgeName);
-        var hostLink = host.LinkByName(HostVethName) ?? throw Fail($"host veth {HostVethName} is missing");
-        if (hostLink.MasterIndex != bridge.Index)
-        {
-            throw Fail($"host veth {HostVethName} is not attached to {bridge.Name}");
-        }
-
-        if (conf.IsGateway)
-        {
-            var gateways = prev.Ips.Select(i => i.Gateway).OfType<IPAddress>();
-            var onBridge = host.AddrList(bridge.Index);
-            foreach (var gw in gateways.Where(g => !onBridge.Any(a => a.Ip.Equals(g))))
-            {
-                throw Fail($"gateway {gw} is not on {bridge.Name}");
-            }
-        }
-
-        await _ipam.CheckAsync().ConfigureAwait(false);
+        CheckNode(host, pod, prev);
+        await Ipam.CheckAsync().ConfigureAwait(false);
     }
 
-    private static CniException Fail(string msg) => new(PluginErrors.CheckFailed, msg);
+    /// <summary>CHECK, node side (and what the plumbing adds in the pod); throws <see cref="Fail"/> on a difference.</summary>
+    protected abstract void CheckNode(INetlink host, INetlink pod, CniResult prev);
 }

@@ -3,18 +3,19 @@ using Loom.Linux.Firewall;
 
 namespace Loom.Cni;
 
-internal sealed partial class BridgePlugin
+internal abstract partial class CniPlugin
 {
     /// <summary>
     /// DEL is idempotent (spec): a second DEL, a netns already gone, a link already gone are all success.
     /// The interface goes first and the address last, so a DEL that fails half-way never frees an address
-    /// that is still configured on a live interface; the runtime retries and finishes the job.
+    /// that is still configured on a live interface; the runtime retries and finishes the job. The kernel
+    /// removes every route through the host veth with it (the routed plumbing's host route included).
     /// </summary>
     private async Task DelAsync()
     {
         using (var host = Netlink.Open())
         {
-            if (!string.IsNullOrEmpty(env.NetNs) && TryOpenNs(env.NetNs) is { } containerNs)
+            if (!string.IsNullOrEmpty(Env.NetNs) && TryOpenNs(Env.NetNs) is { } containerNs)
             {
                 using (containerNs)
                 {
@@ -26,15 +27,15 @@ internal sealed partial class BridgePlugin
             DeleteLink(host, HostVethName);
         }
 
-        if (conf.IpMasq)
+        if (Conf.IpMasq)
         {
-            IpMasq.Teardown(conf.Name, ContainerId);
+            IpMasq.Teardown(Conf.Name, ContainerId);
         }
 
-        await _ipam.DelAsync().ConfigureAwait(false);
-        if (AgentRegistration.SocketOf(conf) is { } socket)
+        await Ipam.DelAsync().ConfigureAwait(false);
+        if (AgentRegistration.SocketOf(Conf) is { } socket)
         {
-            await AgentRegistration.DelAsync(socket, env).ConfigureAwait(false);
+            await AgentRegistration.DelAsync(socket, Env).ConfigureAwait(false);
         }
     }
 
