@@ -11,6 +11,10 @@
  *   hr_from_underlay (tc ingress of the underlay device): traffic the FIB sends to a local pod's veth ->
  *                    bpf_redirect_peer into the pod; everything else -> TC_ACT_OK.
  *
+ * Delivery to a local pod skips its host veth's egress hook (and any program there, e.g. the service load balancer's
+ * reverse NAT, lb4_to_pod). With HR_F_EGRESS_DELIVERY in hr_config, local pods get their packets with bpf_redirect_neigh
+ * out of the host veth instead, so those programs still run (at the price of the veth's transmit path).
+ *
  * Which veths are pods' is the agent's knowledge, not the FIB's: hr_ifaces marks them (and records every device a
  * program is attached to, so a restarted agent or Remove finds them). Counters: hr_stats, per program and reason.
  * Mirrored by src/Loom.Datapath/Routing/HostRoutingMaps.cs.
@@ -29,7 +33,10 @@
 #define HR_PASS_FRAG 5      /* exceeds the egress MTU: the stack fragments or sends ICMP */
 #define HR_PASS_TTL 6       /* TTL would expire: the stack sends ICMP time exceeded */
 #define HR_PASS_OTHER 7     /* forwarding disabled, LWT, no source address, not a pod (underlay), same device */
-#define HR_REASONS 8
+#define HR_REDIRECT_EGRESS 8 /* to a local pod through its host veth's egress (HR_F_EGRESS_DELIVERY) */
+#define HR_REASONS 9
+
+#define HR_F_EGRESS_DELIVERY 1
 
 #define HR_PROG_FROM_POD 0
 #define HR_PROG_FROM_UNDERLAY 1
@@ -40,6 +47,17 @@ struct {
 	__type(key, __u32);   /* ifindex in the node namespace */
 	__type(value, __u32); /* HR_IFACE_* */
 } hr_ifaces SEC(".maps");
+
+struct hr_cfg {
+	__u32 flags; /* HR_F_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hr_cfg);
+} hr_config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -142,8 +160,15 @@ static __always_inline int route(struct __sk_buff *skb, __u32 prog)
 	nh.ipv4_nh = fib.ipv4_dst;
 	if (decrement_ttl(skb, ip))
 		return TC_ACT_SHOT;
-	if (to_pod)
+	if (to_pod) {
+		__u32 zero = 0;
+		struct hr_cfg *cfg = bpf_map_lookup_elem(&hr_config, &zero);
+
+		/* Through the neighbour layer: the pod's MAC is resolved (or queued for ARP) and the veth's egress runs. */
+		if (cfg && (cfg->flags & HR_F_EGRESS_DELIVERY))
+			return count(prog, HR_REDIRECT_EGRESS, bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0));
 		return count(prog, HR_REDIRECT_PEER, bpf_redirect_peer(fib.ifindex, 0));
+	}
 	return count(prog, HR_REDIRECT_NEIGH, bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0));
 }
 

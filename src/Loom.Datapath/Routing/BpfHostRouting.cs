@@ -12,6 +12,7 @@ namespace Loom.Datapath.Routing;
 public sealed class BpfHostRouting : IDisposable
 {
     private readonly PinnedTcObject _obj;
+    private bool _configured;
 
     public BpfHostRouting(HostRoutingOptions? options = null)
     {
@@ -23,15 +24,21 @@ public sealed class BpfHostRouting : IDisposable
     public HostRoutingOptions Options { get; }
 
     /// <summary>The loaded object (maps from the pins), for inspection.</summary>
-    public BpfObject Loaded => _obj.Loaded;
+    public BpfObject Loaded => Configured();
 
     /// <summary>hr_from_pod on a pod's host-side veth (ingress), which also becomes a bpf_redirect_peer target. Idempotent.</summary>
-    public void AttachPod(int ifindex) =>
+    public void AttachPod(int ifindex)
+    {
+        Configured();
         _obj.Attach(ifindex, (uint)HostRoutingRole.Pod, (HostRoutingMaps.FromPod, TcDirection.Ingress));
+    }
 
     /// <summary>hr_from_underlay on the underlay device (ingress): traffic for local pods goes straight into them. Idempotent.</summary>
-    public void AttachUnderlay(int ifindex) =>
+    public void AttachUnderlay(int ifindex)
+    {
+        Configured();
         _obj.Attach(ifindex, (uint)HostRoutingRole.Underlay, (HostRoutingMaps.FromUnderlay, TcDirection.Ingress));
+    }
 
     /// <summary>Removes the program from a device (if it still exists) and forgets it.</summary>
     public void Detach(int ifindex) => _obj.Detach(ifindex);
@@ -46,8 +53,30 @@ public sealed class BpfHostRouting : IDisposable
     public HostRoutingCounters Counters() => new(_obj.SumCounters(HostRoutingMaps.Stats, 2 * HostRoutingMaps.Reasons));
 
     /// <summary>Detaches from every device it was attached to, and deletes the maps' pins: nothing of it stays.</summary>
-    public void Remove() => _obj.Remove();
+    public void Remove()
+    {
+        _obj.Remove();
+        _configured = false;
+    }
 
     /// <summary>Closes this process's descriptors; filters and pins stay (a restart adopts them).</summary>
-    public void Dispose() => _obj.Dispose();
+    public void Dispose()
+    {
+        _obj.Dispose();
+        _configured = false;
+    }
+
+    /// <summary>The loaded object with hr_config written from the options (replacing what a previous run left).</summary>
+    private BpfObject Configured()
+    {
+        var obj = _obj.Loaded;
+        if (!_configured)
+        {
+            var flags = Options.PodDelivery == PodDelivery.Egress ? HostRoutingMaps.FlagEgressDelivery : 0;
+            obj.Map<uint, uint>(HostRoutingMaps.Config).Update(0, flags);
+            _configured = true;
+        }
+
+        return obj;
+    }
 }

@@ -6,11 +6,15 @@ public static class HostRoutingMaps
     public const string ObjectFile = "host_routing.o";
     public const string Interfaces = "hr_ifaces";
     public const string Stats = "hr_stats";
+    public const string Config = "hr_config";
     public const string FromPod = "hr_from_pod";
     public const string FromUnderlay = "hr_from_underlay";
 
     /// <summary>HR_REASONS: hr_stats holds this many counters per program.</summary>
-    public const int Reasons = 8;
+    public const int Reasons = 9;
+
+    /// <summary>hr_config flags: HR_F_EGRESS_DELIVERY.</summary>
+    public const uint FlagEgressDelivery = 1;
 }
 
 /// <summary>What a device is to host routing (hr_ifaces values).</summary>
@@ -56,6 +60,9 @@ public enum HostRoutingVerdict
 
     /// <summary>Passed: forwarding disabled, no source address, same device, or (from the underlay) not for a local pod.</summary>
     PassOther = 7,
+
+    /// <summary>Into a local pod with bpf_redirect_neigh out of its host veth (<see cref="PodDelivery.Egress"/>).</summary>
+    RedirectEgress = 8,
 }
 
 /// <summary>hr_stats summed over the CPUs.</summary>
@@ -70,7 +77,7 @@ public sealed class HostRoutingCounters
 
     /// <summary>Every packet a program passed to the host stack, whatever the reason.</summary>
     public ulong Passed(HostRoutingProgram program) =>
-        Enum.GetValues<HostRoutingVerdict>().Where(v => v >= HostRoutingVerdict.PassNotIpv4).Aggregate(0UL, (sum, v) => sum + this[program, v]);
+        Enum.GetValues<HostRoutingVerdict>().Where(v => v is >= HostRoutingVerdict.PassNotIpv4 and <= HostRoutingVerdict.PassOther).Aggregate(0UL, (sum, v) => sum + this[program, v]);
 
     public override string ToString() => string.Join(", ",
         from p in Enum.GetValues<HostRoutingProgram>()

@@ -18,4 +18,20 @@ public sealed record HostRoutingOptions
     public uint TcPriority { get; init; } = 0x50;
 
     public uint TcHandle { get; init; } = 0x4852;
+
+    /// <summary>How packets for a local pod are handed over; see <see cref="PodDelivery"/>.</summary>
+    public PodDelivery PodDelivery { get; init; } = PodDelivery.Peer;
+}
+
+/// <summary>How host routing hands a packet to a pod on this node.</summary>
+public enum PodDelivery
+{
+    /// <summary>
+    /// bpf_redirect_peer straight into the pod's namespace (Cilium's way, the fastest): the host veth's egress hook does
+    /// not run, so nothing attached there (the eBPF service backend's reverse NAT) sees these packets.
+    /// </summary>
+    Peer,
+
+    /// <summary>bpf_redirect_neigh out of the host veth: its egress programs run. For nodes with such programs.</summary>
+    Egress,
 }

@@ -82,10 +82,20 @@ public sealed class HostRoutingKernelTests : IDisposable
         Attach(1);
         Attach(2);
         AssertPodToPod();
-        var r1 = _routing[0]!;
+        var before = Counters(1);
+        _routing[0]!.Dispose();
+
+        // A restarted agent: a new instance over the same pins finds the devices and the counters, and removes it all.
+        using var r1 = new BpfHostRouting(_routing[0]!.Options);
         var pins = r1.Options.PinDirectory;
         Assert.True(Directory.Exists(pins));
-        Assert.Equal(3, _lab.Node(1).Run(r1.AttachedInterfaces).Count);
+        var attached = _lab.Node(1).Run(r1.AttachedInterfaces);
+        Assert.Equal(HostRoutingRole.Pod, attached[_lab.Lxc(1, 1)]);
+        Assert.Equal(HostRoutingRole.Pod, attached[_lab.Lxc(1, 2)]);
+        Assert.Equal(HostRoutingRole.Underlay, attached[_lab.Underlay(1)]);
+        var after = _lab.Node(1).Run(r1.Counters);
+        Assert.Equal(before[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectNeigh], after[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectNeigh]);
+        Assert.Equal(before[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectPeer], after[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectPeer]);
 
         _lab.Node(1).Run(r1.Remove);
 
@@ -100,6 +110,45 @@ public sealed class HostRoutingKernelTests : IDisposable
         Assert.True(_lab.ForwardedPodPackets(1) > 0);
     }
 
+    [Theory]
+    [InlineData(PodDelivery.Peer)]
+    [InlineData(PodDelivery.Egress)]
+    public void Egress_delivery_runs_the_pod_veths_egress_programs_and_peer_delivery_skips_them(PodDelivery delivery)
+    {
+        Attach(1, delivery);
+        Attach(2, delivery);
+        // A packet counter on the egress of two pods' host veths (where the service backend's reverse NAT would be).
+        using var counter = BpfObject.Load(EbpfLab.ObjectPath("test_maps.o"));
+        var prog = counter.Program("count_packets");
+        var watched = new[] { (Node: 1, Ifindex: _lab.Lxc(1, 2)), (Node: 2, Ifindex: _lab.Lxc(2, 1)) };
+        foreach (var (n, ifindex) in watched)
+        {
+            _lab.Node(n).Run(() => prog.AttachTc(ifindex, TcDirection.Egress));
+        }
+
+        AssertPodToPod();
+
+        var counts = counter.PerCpuMap<uint, PacketCount>("pkt_counts");
+        var seen = watched.Select(w => counts.Lookup((uint)w.Ifindex).Aggregate(0UL, (sum, c) => sum + c.Packets)).ToArray();
+        var c1 = Counters(1);
+        if (delivery == PodDelivery.Peer)
+        {
+            Assert.Equal([0UL, 0UL], seen);
+            Assert.Equal(0UL, c1[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectEgress]);
+        }
+        else
+        {
+            Assert.All(seen, n => Assert.True(n > 0));
+            Assert.Equal(0UL, c1[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectPeer]);
+            Assert.Equal(0UL, c1[HostRoutingProgram.FromUnderlay, HostRoutingVerdict.RedirectPeer]);
+            Assert.True(c1[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectEgress] > 0, c1.ToString());
+            Assert.True(c1[HostRoutingProgram.FromUnderlay, HostRoutingVerdict.RedirectEgress] > 0, c1.ToString());
+        }
+
+        Assert.Equal(0, _lab.ForwardedPodPackets(1));
+        Assert.Equal(0, _lab.ForwardedPodPackets(2));
+    }
+
     private void AssertPodToPod()
     {
         Assert.Equal(PodIp(1, 1).ToString(), Tcp(_lab.Pod(1, 1), PodIp(1, 2)));
@@ -110,12 +159,13 @@ public sealed class HostRoutingKernelTests : IDisposable
 
     private HostRoutingCounters Counters(int n) => _lab.Node(n).Run(_routing[n - 1]!.Counters);
 
-    private void Attach(int n)
+    private void Attach(int n, PodDelivery delivery = PodDelivery.Peer)
     {
         var r = _routing[n - 1] ??= new BpfHostRouting(new HostRoutingOptions
         {
             PinDirectory = Path.Combine(BpfFs.DefaultRoot, EbpfLab.UniqueName("hr")),
             ObjectDirectory = EbpfLab.ObjectDirectory,
+            PodDelivery = delivery,
         });
         _lab.Node(n).Run(() =>
         {
@@ -124,4 +174,7 @@ public sealed class HostRoutingKernelTests : IDisposable
             r.AttachUnderlay(_lab.Underlay(n));
         });
     }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private readonly record struct PacketCount(ulong Packets, ulong Bytes);
 }

@@ -138,6 +138,9 @@ internal sealed class RoutedNodesLab : IDisposable
         _nodes[n - 1] = node;
         var nl = node.Netlink;
         nl.LinkSetUp(nl.LinkByName("lo")!.Index);
+        // No IPv6: the node's link-local chatter (DAD, MLD) on the pods' veths would blur per-device packet counts.
+        Sysctl(node, "net.ipv6.conf.all.disable_ipv6=1");
+        Sysctl(node, "net.ipv6.conf.default.disable_ipv6=1");
         Sysctl(node, "net.ipv4.ip_forward=1");
         Sysctl(node, "net.ipv4.conf.all.send_redirects=0");
         _underlay[n - 1] = Plug(node, bridge, string.Create(CultureInfo.InvariantCulture, $"u-node{n}"), "eth1");
@@ -162,6 +165,8 @@ internal sealed class RoutedNodesLab : IDisposable
             pnl.LinkSetUp(eth0);
             pnl.RouteAdd(new Route(new IPNetwork(RouterIp(n), 32)) { OutputIndex = eth0, Scope = RouteScope.Link });
             pnl.RouteAdd(new Route(IPNetwork.Parse("0.0.0.0/0")) { Gateway = RouterIp(n), OutputIndex = eth0 });
+            // The router's MAC is the host veth's, fixed (as Cilium programs it): the pod never ARPs for it.
+            pnl.NeighAdd(new Neigh(eth0, RouterIp(n), nl.LinkByIndex(lxc)!.HardwareAddr));
             Serve(pod);
         }
 
