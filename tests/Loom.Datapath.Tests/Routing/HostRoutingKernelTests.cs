@@ -97,8 +97,12 @@ public sealed class HostRoutingKernelTests : IDisposable
         Assert.Equal(before[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectNeigh], after[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectNeigh]);
         Assert.Equal(before[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectPeer], after[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectPeer]);
 
+        var programs = new[] { HostRoutingMaps.FromPod, HostRoutingMaps.FromUnderlay }.Select(p => r1.Loaded.Program(p).Id).ToArray();
+        var maps = new[] { HostRoutingMaps.Interfaces, HostRoutingMaps.Stats, HostRoutingMaps.Config }.Select(m => r1.Loaded.Map(m).Id).ToArray();
+
         _lab.Node(1).Run(r1.Remove);
 
+        Assert.True(FreedByKernel(programs, maps), "programs and maps freed");
         Assert.False(Directory.Exists(pins));
         foreach (var ifindex in new[] { _lab.Lxc(1, 1), _lab.Lxc(1, 2), _lab.Underlay(1) })
         {

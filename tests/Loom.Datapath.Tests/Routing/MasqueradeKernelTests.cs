@@ -102,8 +102,13 @@ public sealed class MasqueradeKernelTests : IDisposable
         Assert.NotNull(ingress);
         Assert.NotNull(egress);
 
+        var programs = new[] { MasqueradeMaps.SnatProgram, MasqueradeMaps.DenatProgram }.Select(p => masq.Loaded.Program(p).Id).ToArray();
+        var maps = new[] { MasqueradeMaps.Snat, MasqueradeMaps.Reverse, MasqueradeMaps.NonMasquerade, MasqueradeMaps.Config, MasqueradeMaps.Stats }
+            .Select(m => masq.Loaded.Map(m).Id).ToArray();
+
         _lab.Node(1).Run(masq.Remove);
 
+        Assert.True(FreedByKernel(programs, maps), "programs and maps freed");
         Assert.Equal((null, null), InNode1(() => masq.AttachedPrograms(_lab.Underlay(1))));
         Assert.False(Directory.Exists(masq.Options.PinDirectory));
         Assert.False(Ping(_lab.Pod(1, 1), External));

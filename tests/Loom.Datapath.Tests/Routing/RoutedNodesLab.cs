@@ -114,6 +114,18 @@ internal sealed class RoutedNodesLab : IDisposable
         return long.Parse(rule.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// Waits until the kernel has freed these programs and maps (freeing is deferred); true if all are gone in time.
+    /// </summary>
+    public static bool FreedByKernel(IEnumerable<uint> programIds, IEnumerable<uint> mapIds)
+    {
+        var bpftool = Shell.Require("bpftool");
+        var ids = programIds.Select(id => (Kind: "prog", Id: id)).Concat(mapIds.Select(id => (Kind: "map", Id: id))).ToArray();
+        return Shell.WaitFor(
+            () => ids.All(x => !Shell.Run(bpftool, [x.Kind, "show", "id", x.Id.ToString(CultureInfo.InvariantCulture)]).Ok),
+            TimeSpan.FromSeconds(10));
+    }
+
     public void ZeroForwardCounters(int n) => Iptables(n, "-Z", "FORWARD");
 
     public void Dispose()
