@@ -58,6 +58,38 @@ public sealed class HostRoutingKernelTests : IDisposable
     }
 
     [Fact]
+    public void Cross_node_traffic_goes_out_of_a_vxlan_tunnel_device_and_comes_in_from_it()
+    {
+        var vxlan = _lab.UseVxlanOverlay();
+        Assert.Equal(PodIp(1, 1).ToString(), Tcp(_lab.Pod(1, 1), PodIp(2, 1)));
+        Attach(1);
+        Attach(2);
+        for (var n = 1; n <= 2; n++)
+        {
+            var r = _routing[n - 1]!;
+            var ifindex = vxlan[n - 1];
+            _lab.Node(n).Run(() => r.AttachUnderlay(ifindex));
+        }
+
+        _lab.ZeroForwardCounters(1);
+        _lab.ZeroForwardCounters(2);
+        var sent = _lab.TxPackets(1, "loom_vxlan");
+
+        Assert.Equal(PodIp(1, 1).ToString(), Tcp(_lab.Pod(1, 1), PodIp(2, 1)));
+        Assert.Equal(PodIp(2, 2).ToString(), Udp(_lab.Pod(2, 2), PodIp(1, 2)));
+
+        Assert.True(_lab.TxPackets(1, "loom_vxlan") > sent, "node 1 sent through the tunnel");
+        Assert.Equal(0, _lab.ForwardedPodPackets(1));
+        Assert.Equal(0, _lab.ForwardedPodPackets(2));
+        foreach (var n in new[] { 1, 2 })
+        {
+            var c = Counters(n);
+            Assert.True(c[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectNeigh] > 0, c.ToString());
+            Assert.True(c[HostRoutingProgram.FromUnderlay, HostRoutingVerdict.RedirectPeer] > 0, c.ToString());
+        }
+    }
+
+    [Fact]
     public void What_the_fib_does_not_forward_is_left_to_the_host_stack()
     {
         Attach(1);

@@ -115,6 +115,45 @@ internal sealed class RoutedNodesLab : IDisposable
     }
 
     /// <summary>
+    /// Switches pod-to-pod traffic between the nodes to a VXLAN overlay as Flannel programs one (Cilium's migration overlay
+    /// takes port 8473): on each node loom_vxlan (VNI 2, no learning) holding 10.245.n.0/32, the peer's block via
+    /// 10.245.peer.0 onlink on it, a permanent neighbour and an FDB entry to the peer's node IP. Returns the devices' ifindexes.
+    /// </summary>
+    public int[] UseVxlanOverlay()
+    {
+        var vxlan = new int[2];
+        for (var n = 1; n <= 2; n++)
+        {
+            var nl = Node(n).Netlink;
+            vxlan[n - 1] = nl.LinkAdd(new VxlanSpec("loom_vxlan", 2) { Port = 8473, Local = NodeIp(n), UnderlayIndex = Underlay(n), Learning = false }).Index;
+            nl.AddrAdd(vxlan[n - 1], VtepIp(n), 32);
+            nl.LinkSetUp(vxlan[n - 1]);
+        }
+
+        for (var n = 1; n <= 2; n++)
+        {
+            var peer = 3 - n;
+            var nl = Node(n).Netlink;
+            var peerMac = Node(peer).Netlink.LinkByIndex(vxlan[peer - 1])!.HardwareAddr!;
+            nl.NeighAdd(new Neigh(vxlan[n - 1], VtepIp(peer), peerMac));
+            nl.FdbAppend(vxlan[n - 1], peerMac, NodeIp(peer));
+            nl.RouteReplace(new Route(IPNetwork.Parse(Block(peer))) { Gateway = VtepIp(peer), OutputIndex = vxlan[n - 1], OnLink = true });
+        }
+
+        return vxlan;
+    }
+
+    /// <summary>Packets node n has sent out of a device (its kernel statistics).</summary>
+    public long TxPackets(int n, string device)
+    {
+        var r = Shell.InNetns(Node(n).Name, [Shell.Require("ip"), "-s", "-j", "link", "show", device]);
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Ok ? r.Stdout : throw new InvalidOperationException(r.ToString()));
+        return doc.RootElement[0].GetProperty("stats64").GetProperty("tx").GetProperty("packets").GetInt64();
+    }
+
+    public static IPAddress VtepIp(int n) => IPAddress.Parse(string.Create(CultureInfo.InvariantCulture, $"10.245.{n}.0"));
+
+    /// <summary>
     /// Waits until the kernel has freed these programs and maps (freeing is deferred); true if all are gone in time.
     /// </summary>
     public static bool FreedByKernel(IEnumerable<uint> programIds, IEnumerable<uint> mapIds)
