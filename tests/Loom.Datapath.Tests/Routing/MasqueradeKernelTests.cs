@@ -52,6 +52,22 @@ public sealed class MasqueradeKernelTests : IDisposable
     }
 
     [Fact]
+    public void Two_pods_on_the_same_source_port_to_the_same_server_get_different_node_ports()
+    {
+        var masq = Masquerade();
+        // 62000 is inside the NAT range: the first flow keeps it, the second (same node IP, same server) cannot.
+        using var a = ConnectFrom(_lab.Pod(1, 1), 62000);
+        using var b = ConnectFrom(_lab.Pod(1, 2), 62000);
+
+        Assert.Equal(NodeIp(1).ToString(), ReadAll(a));
+        Assert.Equal(NodeIp(1).ToString(), ReadAll(b));
+        var ports = InNode1(masq.Entries).Where(e => e.Protocol == ProtocolType.Tcp && e.Pod.Port == 62000).ToArray();
+        Assert.Equal(2, ports.Length);
+        Assert.Contains(ports, e => e.Pod.Address.Equals(PodIp(1, 1)) && e.NatPort == 62000);
+        Assert.NotEqual(ports[0].NatPort, ports[1].NatPort);
+    }
+
+    [Fact]
     public void Traffic_inside_the_native_routing_cidr_keeps_the_pod_ip()
     {
         var masq = Masquerade();
@@ -149,4 +165,36 @@ public sealed class MasqueradeKernelTests : IDisposable
     }
 
     private T InNode1<T>(Func<T> f) => _lab.Node(1).Run(f);
+
+    private static Socket ConnectFrom(Loom.Testing.TestNetns pod, int localPort)
+    {
+        var s = pod.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        try
+        {
+            s.Bind(new IPEndPoint(IPAddress.Any, localPort));
+            s.ReceiveTimeout = 3000;
+            s.SendTimeout = 3000;
+            var connect = s.ConnectAsync(new IPEndPoint(External, Port));
+            Assert.True(connect.Wait(3000), $"connect from port {localPort} timed out");
+            return s;
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+    }
+
+    private static string ReadAll(Socket s)
+    {
+        var buf = new byte[64];
+        var text = new System.Text.StringBuilder();
+        int n;
+        while ((n = s.Receive(buf)) > 0)
+        {
+            text.Append(System.Text.Encoding.ASCII.GetString(buf, 0, n));
+        }
+
+        return text.ToString().Trim();
+    }
 }
