@@ -15,3 +15,8 @@
 #ifndef BPF_F_NO_PREALLOC
 #define BPF_F_NO_PREALLOC (1U << 0)
 #endif
+
+/* Direct-action verdicts: UNSPEC lets the next tc filter on the hook run (OK would end the chain). */
+#define TC_ACT_UNSPEC (-1)
+
+#define AF_INET 2

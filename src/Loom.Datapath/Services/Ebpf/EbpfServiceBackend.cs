@@ -80,19 +80,23 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
         _sync = null;
     }
 
-    internal static string ResolveObject(string? directory)
+    /// <summary>
+    /// Where a BPF object of bpf/ is: in <paramref name="directory"/> if given, else <c>$LOOM_BPF_DIR</c>, else <c>bpf/</c>
+    /// next to the executable, else the nearest <c>out/bpf</c> above the working directory.
+    /// </summary>
+    internal static string ResolveObject(string? directory, string file = LbMaps.ObjectFile)
     {
         if (directory is not null)
         {
-            return Path.Combine(directory, LbMaps.ObjectFile);
+            return Path.Combine(directory, file);
         }
 
         if (Environment.GetEnvironmentVariable("LOOM_BPF_DIR") is { Length: > 0 } env)
         {
-            return Path.Combine(env, LbMaps.ObjectFile);
+            return Path.Combine(env, file);
         }
 
-        var beside = Path.Combine(AppContext.BaseDirectory, "bpf", LbMaps.ObjectFile);
+        var beside = Path.Combine(AppContext.BaseDirectory, "bpf", file);
         if (File.Exists(beside))
         {
             return beside;
@@ -100,7 +104,7 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
 
         for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
         {
-            var candidate = Path.Combine(dir.FullName, "out", "bpf", LbMaps.ObjectFile);
+            var candidate = Path.Combine(dir.FullName, "out", "bpf", file);
             if (File.Exists(candidate))
             {
                 return candidate;
