@@ -7,8 +7,8 @@ namespace Loom.Datapath.Tests;
 /// <summary>The rendered restore input against kube-proxy's own expectations (pkg/proxy/iptables/proxier_test.go).</summary>
 public sealed class IptablesRenderTests
 {
-    private static string Render(IReadOnlyCollection<ServicePortState> desired, ServiceProxyOptions? o = null, string nat = "", Func<ServicePortState, bool>? rewrite = null) =>
-        IptablesRules.Render(desired, rewrite ?? (_ => true), IptablesSnapshot.Empty, IptablesSnapshot.Parse(nat), o ?? KubeProxyTest);
+    private static string Render(IReadOnlyCollection<ServicePortState> desired, ServiceProxyOptions? o = null, string nat = "") =>
+        IptablesRules.Render(desired, IptablesSnapshot.Empty, IptablesSnapshot.Parse(nat), o ?? KubeProxyTest);
 
     [Fact]
     public void Two_endpoint_service_matches_kube_proxys_golden_dump()
@@ -110,17 +110,18 @@ public sealed class IptablesRenderTests
     }
 
     [Fact]
-    public void Partial_sync_writes_only_changed_chains_and_deletes_stale_ones()
+    public void Full_sync_rewrites_every_service_and_deletes_chains_no_service_owns()
     {
-        // As kube-proxy: KUBE-SERVICES is always rewritten whole; unchanged services keep their chains untouched.
+        // What the kernel holds (read by iptables-save): a's chains and those of a service that went.
         var a = Port("ns1", "svc1", "p80", "172.30.0.41", 80, ["10.0.1.1"]);
         var b = Port("ns3", "svc3", "p80", "172.30.0.43", 80, ["10.0.3.2"]);
         var gone = Port("ns2", "svc2", "p8080", "172.30.0.42", 8080, ["10.0.2.1"]);
         var existing = string.Join('\n', new[] { a, gone }.SelectMany(IptablesRules.ChainsOf).Select(c => $":{c} - [0:0]"));
-        var nat = Table(Render([a, b], nat: existing, rewrite: s => s == b), "nat");
+        var nat = Table(Render([a, b], nat: existing), "nat");
 
+        Assert.Contains(":KUBE-SERVICES - [0:0]", nat); // flushed and rewritten whole
         Assert.Equal(2, nat.Count(l => l.StartsWith("-A KUBE-SERVICES ", StringComparison.Ordinal)));
-        Assert.DoesNotContain(nat, l => l.Contains("KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]", StringComparison.Ordinal) || l.StartsWith("-A KUBE-SVC-XPGD46QRK7WJZT7O", StringComparison.Ordinal));
+        Assert.Contains(":KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]", nat);
         Assert.Contains(":KUBE-SVC-X27LE4BHSL4DOUIK - [0:0]", nat);
         Assert.Contains(":KUBE-SVC-2VJB64SDSIJUP5T6 - [0:0]", nat);
         Assert.Contains("-X KUBE-SVC-2VJB64SDSIJUP5T6", nat);

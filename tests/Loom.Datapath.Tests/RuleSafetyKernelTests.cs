@@ -53,6 +53,15 @@ public sealed class RuleSafetyKernelTests : IDisposable
         // A second (partial) sync of the same state is accepted too.
         _ns.Run(() => b.Sync(Hostile()));
         Assert.False(b.LastSyncWasFull);
+
+        // Flip to a benign state and back: partial syncs delete the hostile KUBE-SERVICES rules by their exact text.
+        _ns.Run(() => b.Sync([Webpod()]));
+        Assert.False(b.LastSyncWasFull);
+        Assert.DoesNotContain("-A KUBE-MARK-MASQ -j ACCEPT", Run("iptables-save"), StringComparison.Ordinal);
+        _ns.Run(() => b.Sync(Hostile()));
+        _ns.Run(() => b.Sync([Webpod()]));
+        Assert.False(b.LastSyncWasFull);
+        Assert.DoesNotContain("nnnn", Run("iptables-save"), StringComparison.Ordinal);
     }
 
     [Fact]

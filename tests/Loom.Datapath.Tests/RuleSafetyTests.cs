@@ -19,7 +19,7 @@ public sealed partial class RuleSafetyTests
     internal const string Injection = "x\"\n-A KUBE-MARK-MASQ -j ACCEPT\n#";
 
     private static string Iptables(params ServicePortState[] desired) =>
-        IptablesRules.Render(desired, _ => true, IptablesSnapshot.Empty, IptablesSnapshot.Parse(""), KubeProxyTest);
+        IptablesRules.Render(desired, IptablesSnapshot.Empty, IptablesSnapshot.Parse(""), KubeProxyTest);
 
     private static string Nftables(params ServicePortState[] desired) =>
         NftablesRules.Render(desired, _ => true, NftSnapshot.Missing, true, KubeProxyTest);

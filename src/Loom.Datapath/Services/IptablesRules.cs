@@ -6,9 +6,11 @@ namespace Loom.Datapath.Services;
 
 /// <summary>
 /// Renders kube-proxy's iptables layout as <c>iptables-restore --noflush</c> input. Facts from kubernetes
-/// pkg/proxy/iptables/proxier.go (syncProxyRules, writeServiceToEndpointRules, iptablesJumpChains):
-/// KUBE-SERVICES (nat and filter), KUBE-POSTROUTING and KUBE-MARK-MASQ are rewritten on every sync; a service's
-/// KUBE-SVC/KUBE-SEP chains only when it changed (partial sync); chains of removed services are flushed and deleted.
+/// pkg/proxy/iptables/proxier.go (syncProxyRules, writeServiceToEndpointRules, iptablesJumpChains). A full sync
+/// (<see cref="Render"/>) rewrites KUBE-SERVICES (nat and filter), KUBE-POSTROUTING and KUBE-MARK-MASQ as kube-proxy
+/// does on every sync. A partial one (<see cref="RenderPartial"/>) departs from kube-proxy: it deletes and appends
+/// single KUBE-SERVICES rules instead of rewriting 10,000 of them. Either way a service's KUBE-SVC/KUBE-SEP chains are
+/// written only when it changed, and chains of removed services are flushed and deleted.
 /// </summary>
 internal static class IptablesRules
 {
@@ -43,12 +45,11 @@ internal static class IptablesRules
         s.HasBackends ? s.Backends.Select(b => EndpointChain(s, b)).Prepend(ServiceChain(s)) : [];
 
     /// <summary>
-    /// One restore input for both tables. <paramref name="rewrite"/> says which services get their KUBE-SVC/KUBE-SEP
-    /// chains (re)written; the others are left as they are in the kernel.
+    /// A full sync's input for both tables: every chain of every service is (re)written and every service chain in
+    /// <paramref name="nat"/> (what the kernel holds) that no service owns is deleted.
     /// </summary>
     public static string Render(
         IReadOnlyCollection<ServicePortState> desired,
-        Func<ServicePortState, bool> rewrite,
         IptablesSnapshot filter,
         IptablesSnapshot nat,
         ServiceProxyOptions options)
@@ -68,9 +69,7 @@ internal static class IptablesRules
         AppendMissingJumps(sb, "filter", filter);
         foreach (var s in ordered.Where(s => !s.HasBackends))
         {
-            // kube-proxy: a service without endpoints gets no nat chains, only this REJECT (ICMP port unreachable).
-            sb.Append("-A KUBE-SERVICES -m comment --comment ").Append(Quote($"{s.Name} has no endpoints"))
-              .Append(Match(s.Frontend)).Append(" -j REJECT\n");
+            sb.Append(RejectRule(s)).Append('\n');
         }
 
         sb.Append("COMMIT\n");
@@ -94,37 +93,84 @@ internal static class IptablesRules
 
         foreach (var s in ordered.Where(s => s.HasBackends))
         {
-            var svcChain = ServiceChain(s);
-            rules.Append("-A KUBE-SERVICES -m comment --comment ").Append(Quote($"{s.Name} cluster IP"))
-                 .Append(Match(s.Frontend)).Append(" -j ").Append(svcChain).Append('\n');
+            rules.Append(JumpRule(s)).Append('\n');
             active.UnionWith(ChainsOf(s));
-            if (rewrite(s))
-            {
-                AppendServiceChains(declared, rules, s, options);
-            }
+            AppendServiceChains(declared, rules, s, options);
         }
 
-        var stale = nat.Chains.Where(c => IsServiceChain(c) && !active.Contains(c)).Order(StringComparer.Ordinal).ToList();
-        foreach (var c in stale)
-        {
-            // Declaring the chain flushes it, which drops its references; then it can go.
-            declared.Add(c);
-            rules.Append("-X ").Append(c).Append('\n');
-        }
-
-        // iptables-nft (1.8.9) with --noflush takes over twice as long for thousands of chains declared in hash
-        // order as for the same chains declared sorted by name; the order of declarations means nothing else.
-        declared.Sort(StringComparer.Ordinal);
-        foreach (var c in declared)
-        {
-            chains.Append(ChainLine(c));
-        }
-
+        AppendStaleChains(declared, rules, nat.Chains.Where(IsServiceChain), active);
+        AppendDeclared(chains, declared);
         sb.Append("*nat\n").Append(chains);
         AppendMissingJumps(sb, "nat", nat);
         sb.Append(rules).Append("COMMIT\n");
         return sb.ToString();
     }
+
+    /// <summary>
+    /// A partial sync's input, given what the last successful apply left (<paramref name="applied"/>). Only services
+    /// that changed, came or went are looked at: their KUBE-SVC/KUBE-SEP chains are written or deleted, and KUBE-SERVICES
+    /// (nat and filter) is changed rule by rule, <c>-D</c> with the exact text of a jump or REJECT that goes away or
+    /// changes and <c>-A</c> for a new one, instead of being rewritten whole. ClusterIP rules match disjoint frontends,
+    /// so their order in KUBE-SERVICES means nothing, and no rule there has to stay last. KUBE-POSTROUTING and
+    /// KUBE-MARK-MASQ are left alone: they depend only on the options, which an instance never changes. A rule the
+    /// kernel no longer has fails its <c>-D</c> and with it the table's batch; the caller then forgets and syncs in
+    /// full. Empty when nothing changed.
+    /// </summary>
+    public static string RenderPartial(IReadOnlyCollection<ServicePortState> desired, IEnumerable<ServicePortState> applied, ServiceProxyOptions options)
+    {
+        var skipped = new List<ServiceSkip>();
+        var ordered = ServiceModel.Renderable(desired, skipped);
+        var sb = new StringBuilder();
+        foreach (var reason in skipped)
+        {
+            sb.Append("# loom: ").Append(reason).Append('\n');
+        }
+
+        // By value, backends included: a service equal to what was applied renders the same rules, so it is skipped.
+        var before = applied.ToHashSet();
+        var now = ordered.ToHashSet();
+        var gone = before.Where(s => !now.Contains(s)).ToList();
+        var came = ordered.Where(s => !before.Contains(s)).ToList();
+        var filter = new StringBuilder();
+        AppendRuleDelta(filter, gone.Where(s => !s.HasBackends).Select(RejectRule), came.Where(s => !s.HasBackends).Select(RejectRule));
+        if (filter.Length > 0)
+        {
+            sb.Append("*filter\n").Append(filter).Append("COMMIT\n");
+        }
+
+        var declared = new List<string>();
+        var rules = new StringBuilder();
+        // Jumps before the -X below: a chain still referenced cannot be deleted. The restore creates every declared
+        // chain before it runs any rule line, so a new jump may come before its chain's rules.
+        AppendRuleDelta(rules, gone.Where(s => s.HasBackends).Select(JumpRule), came.Where(s => s.HasBackends).Select(JumpRule));
+        foreach (var s in came.Where(s => s.HasBackends))
+        {
+            AppendServiceChains(declared, rules, s, options);
+        }
+
+        // Chain names are per service (and backend), so an unchanged service owns none of the chains of those that went.
+        var active = came.SelectMany(ChainsOf).ToHashSet(StringComparer.Ordinal);
+        AppendStaleChains(declared, rules, gone.SelectMany(ChainsOf), active);
+        if (rules.Length > 0)
+        {
+            var chains = new StringBuilder();
+            AppendDeclared(chains, declared);
+            sb.Append("*nat\n").Append(chains).Append(rules).Append("COMMIT\n");
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>A service's jump from nat KUBE-SERVICES to its KUBE-SVC chain, as an <c>-A</c> line.</summary>
+    public static string JumpRule(ServicePortState s) =>
+        "-A KUBE-SERVICES -m comment --comment " + Quote($"{s.Name} cluster IP") + Match(s.Frontend) + " -j " + ServiceChain(s);
+
+    /// <summary>
+    /// kube-proxy: a service without endpoints gets no nat chains, only this REJECT (ICMP port unreachable) in filter
+    /// KUBE-SERVICES, as an <c>-A</c> line.
+    /// </summary>
+    public static string RejectRule(ServicePortState s) =>
+        "-A KUBE-SERVICES -m comment --comment " + Quote($"{s.Name} has no endpoints") + Match(s.Frontend) + " -j REJECT";
 
     /// <summary>The KUBE-SVC and KUBE-SEP chains of one service with backends (kube-proxy's order and wording).</summary>
     public static void AppendServiceChains(List<string> chains, StringBuilder rules, ServicePortState s, ServiceProxyOptions options)
@@ -222,6 +268,44 @@ internal static class IptablesRules
         }
 
         return sb.Length == 0 ? null : sb.ToString();
+    }
+
+    // -D for each rule only in before, -A for each only in after; deletes first.
+    private static void AppendRuleDelta(StringBuilder sb, IEnumerable<string> before, IEnumerable<string> after)
+    {
+        var old = before.ToHashSet(StringComparer.Ordinal);
+        var now = after.ToList();
+        var keep = now.ToHashSet(StringComparer.Ordinal);
+        foreach (var r in old.Where(r => !keep.Contains(r)))
+        {
+            sb.Append("-D").Append(r.AsSpan(2)).Append('\n');
+        }
+
+        foreach (var r in now.Where(r => !old.Contains(r)))
+        {
+            sb.Append(r).Append('\n');
+        }
+    }
+
+    private static void AppendStaleChains(List<string> declared, StringBuilder rules, IEnumerable<string> had, HashSet<string> active)
+    {
+        foreach (var c in had.Where(c => !active.Contains(c)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        {
+            // Declaring the chain flushes it, which drops its references; then it can go.
+            declared.Add(c);
+            rules.Append("-X ").Append(c).Append('\n');
+        }
+    }
+
+    // iptables-nft (1.8.9) with --noflush takes over twice as long for thousands of chains declared in hash
+    // order as for the same chains declared sorted by name; the order of declarations means nothing else.
+    private static void AppendDeclared(StringBuilder chains, List<string> declared)
+    {
+        declared.Sort(StringComparer.Ordinal);
+        foreach (var c in declared)
+        {
+            chains.Append(ChainLine(c));
+        }
     }
 
     private static void AppendMissingJumps(StringBuilder sb, string table, IptablesSnapshot snap)

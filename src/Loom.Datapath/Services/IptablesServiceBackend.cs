@@ -5,10 +5,12 @@ namespace Loom.Datapath.Services;
 
 /// <summary>
 /// kube-proxy's iptables mode: one <c>iptables-restore --noflush</c> per sync in the caller's namespace. The first
-/// sync of an instance is a full one: it reads the kernel (<c>iptables-save</c>), rewrites every service chain and so
-/// adopts whatever a previous run left. Like kube-proxy, the instance then keeps what it applied in memory: later
-/// (partial) syncs read nothing from the kernel and rewrite only services whose state changed, plus KUBE-SERVICES.
-/// A failed apply, a <see cref="Flush"/> or <see cref="AppliedServices.FullSyncPeriod"/> elapsing makes the next sync a full one again.
+/// sync of an instance is a full one: it reads the kernel (<c>iptables-save</c>), rewrites every service chain and
+/// KUBE-SERVICES and so adopts whatever a previous run left. Like kube-proxy, the instance then keeps what it applied in
+/// memory: later (partial) syncs read nothing from the kernel and rewrite only services whose state changed. Unlike
+/// kube-proxy, a partial sync changes KUBE-SERVICES only by single rules (<see cref="IptablesRules.RenderPartial"/>),
+/// and runs nothing when nothing changed. A failed apply (a <c>-D</c> of a rule someone removed fails it), a
+/// <see cref="Flush"/> or <see cref="AppliedServices.FullSyncPeriod"/> elapsing makes the next sync a full one again.
 /// </summary>
 internal sealed partial class IptablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
 {
@@ -33,27 +35,16 @@ internal sealed partial class IptablesServiceBackend(ServiceProxyOptions options
         var desired = ServiceModel.Renderable(given, skipped);
         LastSkipped = skipped.ConvertAll(s => s.Text);
         var full = _applied.FullSyncDue;
-        IptablesSnapshot filter, nat;
-        if (full)
-        {
-            filter = IptablesSnapshot.Parse(IptablesRestore.Save("filter"));
-            nat = IptablesSnapshot.Parse(IptablesRestore.Save("nat"));
-        }
-        else
-        {
-            // What the last successful apply left: the hook jumps and every chain of the applied services.
-            filter = IptablesSnapshot.Of([IptablesRules.ServicesChain], IptablesRules.JumpRules.Where(j => j.Table == "filter").Select(j => j.Rule));
-            nat = IptablesSnapshot.Of(
-                _applied.Services.SelectMany(IptablesRules.ChainsOf).Concat([IptablesRules.ServicesChain, IptablesRules.PostroutingChain, IptablesRules.MarkMasqChain]),
-                IptablesRules.JumpRules.Where(j => j.Table == "nat").Select(j => j.Rule));
-        }
-
-        bool Rewrite(ServicePortState s) => _applied.NeedsRewrite(s, full);
-
-        var input = IptablesRules.Render(desired, Rewrite, filter, nat, options);
+        var input = full
+            ? IptablesRules.Render(desired, IptablesSnapshot.Parse(IptablesRestore.Save("filter")), IptablesSnapshot.Parse(IptablesRestore.Save("nat")), options)
+            : IptablesRules.RenderPartial(desired, _applied.Services, options);
         try
         {
-            IptablesRestore.Apply(input);
+            // An empty partial input: nothing changed, so the tool (and its read of the table) is not needed.
+            if (full || input.Length > 0)
+            {
+                IptablesRestore.Apply(input);
+            }
         }
         catch
         {

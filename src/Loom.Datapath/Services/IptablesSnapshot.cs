@@ -16,10 +16,6 @@ internal sealed class IptablesSnapshot
     /// <summary>The <c>-A CHAIN ...</c> lines in order.</summary>
     public IReadOnlyList<string> Rules { get; }
 
-    /// <summary>A snapshot of known contents (what a backend applied last), without asking the kernel.</summary>
-    public static IptablesSnapshot Of(IEnumerable<string> chains, IEnumerable<string> rules) =>
-        new(new HashSet<string>(chains, StringComparer.Ordinal), rules.ToList());
-
     public static IptablesSnapshot Parse(string save)
     {
         var chains = new HashSet<string>(StringComparer.Ordinal);
