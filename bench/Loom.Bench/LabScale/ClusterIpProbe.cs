@@ -68,11 +68,12 @@ internal static class ClusterIpProbe
                 while (true)
                 {
                     ct.ThrowIfCancellationRequested();
-                    inFlight.RemoveAll(t => t.IsCompleted && t.Result is null);
-                    if (inFlight.FirstOrDefault(t => t.IsCompleted) is { } done)
+                    if (inFlight.FirstOrDefault(t => t.IsCompletedSuccessfully && t.Result is not null) is { } done)
                     {
                         return done.Result! with { Attempts = attempts };
                     }
+
+                    inFlight.RemoveAll(t => t.IsCompleted);
 
                     var elapsed = Stopwatch.GetElapsedTime(start);
                     if (elapsed > timeout)
