@@ -37,7 +37,7 @@ internal static class LabReport
         }
 
         t.AppendLine();
-        t.AppendLine("Agents' memory in MB, VmRSS / VmHWM (peak): once caught up | after the probes");
+        t.AppendLine("Agents' memory in MB, VmRSS / VmHWM (peak): once caught up (or at the timeout) | after the probes");
         t.AppendLine(CultureInfo.InvariantCulture, $"{"backend",-9} {string.Join(' ', nodes.Select(n => $"{n,-25}"))}");
         foreach (var r in results)
         {
@@ -56,6 +56,11 @@ internal static class LabReport
         t.AppendLine(CultureInfo.InvariantCulture, $"Event to live: ms from the store write of a new Service until its ClusterIP answers (whoami) from the node's client pod; {options.Probes} probes");
         t.AppendLine(CultureInfo.InvariantCulture, $"(nearest rank; 'agent' = {EventProbes.EventToWrite} over the probes, bucket upper bounds, n/a when not exported)");
         t.AppendLine(CultureInfo.InvariantCulture, $"{"backend",-9} {"node",-8} {"n",4} {"p50",8} {"p99",8} {"max",8} {"timeouts",8}   {"agent p50",9} {"p99",8} {"n",5}");
+        if (results.All(r => r.ProbesRun == 0))
+        {
+            t.AppendLine("(no probe ran: probes need every agent caught up with the N Services)");
+        }
+
         foreach (var r in results.Where(r => r.ProbesRun > 0))
         {
             foreach (var n in r.Nodes)
@@ -110,9 +115,12 @@ internal static class LabReport
         foreach (var r in others)
         {
             t.AppendLine(CultureInfo.InvariantCulture,
-                $"{r.Backend + " / iptables",-20} apply {Ratio(r.ApplyS, ipt.ApplyS ?? 0),7}   all caught up {Ratio(r.AllCaughtUpS, ipt.AllCaughtUpS ?? 0),7}   event to live p50 (all 3) {Ratio(SlowestP50(r), SlowestP50(ipt) ?? 0),7}");
+                $"{r.Backend + " / iptables",-20} apply {Ratio(Done(r), Done(ipt) ?? 0),7}   all caught up {Ratio(r.AllCaughtUpS, ipt.AllCaughtUpS ?? 0),7}   event to live p50 (all 3) {Ratio(SlowestP50(r), SlowestP50(ipt) ?? 0),7}");
         }
     }
+
+    /// <summary>The apply's time if it finished (a killed apply's time is only the timeout).</summary>
+    private static double? Done(BackendResult r) => r.ApplyStatus == "ok" ? r.ApplyS : null;
 
     private static double? SlowestP50(BackendResult r)
     {
