@@ -90,7 +90,20 @@ internal static class BackendRun
         using var stopPoll = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var poller = PollCatchUpAsync(state, scrapes, result, clock, stopPoll.Token);
         Console.WriteLine($"   applying {options.Services} Services (expecting {result.ExpectedServicePorts} service ports, {result.ExpectedEndpoints} endpoints on every node) ...");
-        var apply = await cli.LabAsync(["apply", "-f", manifest], timeout, ct).ConfigureAwait(false);
+        // An agent that dies fails the poller: stop the apply then rather than at the timeout.
+        using var applyCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        _ = poller.ContinueWith(_ => applyCts.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        CliRun apply;
+        try
+        {
+            apply = await cli.LabAsync(["apply", "-f", manifest], timeout, applyCts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && poller.IsFaulted)
+        {
+            await poller.ConfigureAwait(false); // throws the poller's BenchException
+            throw;
+        }
+
         result.ApplyS = apply.Elapsed.TotalSeconds;
         result.ApplyStatus = apply.Ok ? "ok" : apply.TimedOut ? "timeout" : "failed";
         Console.WriteLine($"   apply {result.ApplyStatus} in {apply.Elapsed.TotalSeconds:0.0} s; nodes caught up so far: {CaughtUp(result)}");
