@@ -11,10 +11,16 @@ using Loom.Testing;
 // rounds rotating the order.
 // Each sample is the wall-clock time of one whole plugin process run, spawned the way a runtime does (CniRunner.Exec).
 // Nothing is created in the root network namespace: the plugins run inside per-row node namespaces.
-// `Loom.Bench services ...` is the services benchmark instead (bench/services.sh, Services/ServicesBench.cs).
+// `Loom.Bench services ...` is the services benchmark instead (bench/services.sh, Services/ServicesBench.cs), and
+// `Loom.Bench lab ...` the lab at scale (bench/lab.sh, LabScale/LabBench.cs).
 if (args.Length > 0 && args[0] == "services")
 {
     return Loom.Bench.Services.ServicesBench.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "lab")
+{
+    return Loom.Bench.LabScale.LabBench.Run(args[1..]);
 }
 
 var options = BenchOptions.Parse(args);
