@@ -38,11 +38,11 @@ public static class NetworkYaml
         return sb.ToString();
     }
 
-    // The enum's spelling in the files is its JSON name; a JSON string is a valid YAML double-quoted scalar.
-    private static string Wire<T>(T value)
+    /// <summary>An enum as the files and the store spell it (its JSON name): "routed", "bpf".</summary>
+    public static string Wire<T>(T value)
         where T : struct, Enum
         => JsonSerializer.Serialize(value, typeof(T), LoomJsonContext.Default).Trim('"');
 
-    // Always quoted: a name such as "true", "1e3" or "a: b" must read back as the same string.
+    // Always quoted, as JSON (a valid YAML double-quoted scalar): a name such as "true", "1e3" or "a: b" must read back as the same string.
     private static string Scalar(string text) => JsonSerializer.Serialize(text, LoomJsonContext.Default.String);
 }

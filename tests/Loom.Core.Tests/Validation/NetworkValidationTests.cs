@@ -50,7 +50,7 @@ public class NetworkValidationTests
         Assert.StartsWith("tunnel.port: Invalid value: 65536", One(Flannel with { Tunnel = new TunnelConfig { Port = 65536 } }), StringComparison.Ordinal);
         Assert.StartsWith("tunnel.vni: Invalid value: 0", One(Flannel with { Tunnel = new TunnelConfig { Vni = 0 } }), StringComparison.Ordinal);
         Assert.StartsWith("tunnel.vni: Invalid value: 16777216", One(Flannel with { Tunnel = new TunnelConfig { Vni = 16777216 } }), StringComparison.Ordinal);
-        Assert.StartsWith("tunnel.device: Invalid value: \"loom.vxlan.long\": interface name is too long", One(Flannel with { Tunnel = new TunnelConfig { Device = "loom.vxlan.longer" } }), StringComparison.Ordinal);
+        Assert.StartsWith("tunnel.device: Invalid value: \"loom.vxlan.longer\": interface name is too long", One(Flannel with { Tunnel = new TunnelConfig { Device = "loom.vxlan.longer" } }), StringComparison.Ordinal);
         Assert.StartsWith("tunnel.device: Invalid value: \"eth1\": must start with \"loom\"", One(Flannel with { Tunnel = new TunnelConfig { Device = "eth1" } }), StringComparison.Ordinal);
         Assert.StartsWith("tunnel.device: Invalid value: \"loom_host\"", One(Flannel with { Tunnel = new TunnelConfig { Device = "loom_host" } }), StringComparison.Ordinal);
         Assert.StartsWith("tunnel.protocol: Unsupported value", One(Flannel with { Tunnel = new TunnelConfig { Protocol = (TunnelProtocol)7 } }), StringComparison.Ordinal);
