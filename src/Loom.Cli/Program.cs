@@ -6,6 +6,7 @@ var root = new RootCommand("Loom: container networking for Linux clusters (CNI, 
 root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
+root.Subcommands.Add(NetworkCommand.Create());
 root.Subcommands.Add(ServiceCommand.List());
 root.Subcommands.Add(ServiceCommand.Explain());
 root.Subcommands.Add(LabCommand.Create());

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Net;
 using Loom.Core.Cni;
 using Loom.Core.Model;
+using Loom.Core.Networks;
+using Loom.Core.Validation;
 using Loom.Linux;
 
 namespace Loom.Lab;
@@ -19,6 +21,14 @@ internal static class LabCluster
         if (options.Nodes is < 1 or > 100)
         {
             throw new LabException("--nodes must be between 1 and 100");
+        }
+
+        // The cluster file is checked before the previous lab is touched: a refused file changes nothing.
+        var file = options.Cluster ?? ClusterFile.Default();
+        file = file with { Cluster = file.Cluster with { ServiceBackend = options.ServiceBackend } };
+        if (ClusterValidation.Validate(file.Cluster, file.Networks) is { Count: > 0 } invalid)
+        {
+            throw new LabException("the cluster file is invalid: " + string.Join("; ", invalid));
         }
 
         var clock = Stopwatch.StartNew();
@@ -64,8 +74,12 @@ internal static class LabCluster
             Step($"etcd (pid {state.EtcdPid}) healthy in {state.Nodes[0].Netns} at {Lab.EtcdClientUrl}");
         }
 
-        await LabStore.WriteClusterConfigAsync(state, cancellationToken).ConfigureAwait(false);
-        Step($"cluster config written to the {state.Store} store (pod CIDR {ClusterConfig.DefaultPodCidr}, /24 per node, VXLAN loom.1 VNI 1 port 8472, ip-masq)");
+        await LabStore.WriteClusterConfigAsync(state, file, cancellationToken).ConfigureAwait(false);
+        var c = file.Cluster;
+        Step($"cluster config written to the {state.Store} store (networks {string.Join(", ", file.Networks.Select(n => n.Name))}; default {c.DefaultNetwork}: "
+             + $"pod CIDR {c.PodCidrPools[0]}, /{c.NodeMaskSize} per node, "
+             + (c.Routing == RoutingMode.Tunnel ? $"VXLAN {c.Tunnel.Device} VNI {c.Tunnel.Vni} port {c.Tunnel.Port}" : "native routing")
+             + (c.IpMasq ? ", ip-masq)" : ")"));
 
         if (!options.StartAgents)
         {

@@ -86,24 +86,21 @@ internal static class LabNodeControl
         var store = await LabStore.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
         await using (store.ConfigureAwait(false))
         {
-            for (var attempt = 0; attempt < 50; attempt++)
+            var changed = false;
+            try
             {
-                var existing = await store.GetAsync(Kinds.Node, node, cancellationToken).ConfigureAwait(false)
-                               ?? throw new LabException($"node {node} is not registered in the store (is its agent running?)");
-                var updated = change(existing.Value);
-                if (JsonSerializer.Serialize(updated, Kinds.Node.TypeInfo) == JsonSerializer.Serialize(existing.Value, Kinds.Node.TypeInfo))
+                var updated = await store.UpdateAsync(Kinds.Node, node, n =>
                 {
-                    return false;
-                }
-
-                var put = await store.PutAsync(Kinds.Node, updated, expectedRevision: existing.Revision, cancellationToken: cancellationToken).ConfigureAwait(false);
-                if (put.Succeeded)
-                {
-                    return true;
-                }
+                    var u = change(n);
+                    changed = JsonSerializer.Serialize(u, Kinds.Node.TypeInfo) != JsonSerializer.Serialize(n, Kinds.Node.TypeInfo);
+                    return u;
+                }, cancellationToken).ConfigureAwait(false);
+                return updated is null ? throw new LabException($"node {node} is not registered in the store (is its agent running?)") : changed;
+            }
+            catch (InvalidOperationException)
+            {
+                throw new LabException($"could not update node {node}: the store kept changing under it");
             }
         }
-
-        throw new LabException($"could not update node {node}: the store kept changing under it");
     }
 }

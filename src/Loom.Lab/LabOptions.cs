@@ -22,6 +22,10 @@ public sealed record LabOptions
 
     public LabStoreKind Store { get; init; } = LabStoreKind.Sqlite;
 
+    /// <summary>The cluster file's networks and settings (<c>loom lab up --config</c>); null: today's Flannel-style cluster, <see cref="Loom.Core.Networks.ClusterFile.Default"/>.
+    /// <see cref="ServiceBackend"/> overrides the file's.</summary>
+    public Loom.Core.Networks.ClusterFile? Cluster { get; init; }
+
     /// <summary>The cluster's service backend (kube-proxy's iptables by default).</summary>
     public Loom.Core.Model.ServiceProxyMode ServiceBackend { get; init; } = Loom.Core.Model.ServiceProxyMode.Iptables;
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Loom.Core.Cni;
 using Loom.Core.Model;
+using Loom.Core.Networks;
 using Loom.Core.Store;
 using Loom.Linux;
 using Loom.Store;
@@ -111,22 +112,15 @@ internal static class LabStore
     /// <summary>HTTPS to the lab's etcd (in k8s-ctr) with the lab's own client certificate.</summary>
     internal static NetnsHttp EtcdHttp(LabState state) => new(state.Nodes[0].Netns, LabEtcdPki.Lab(state).ClientOptions());
 
-    internal static async Task WriteClusterConfigAsync(LabState state, CancellationToken cancellationToken)
+    /// <summary>The cluster file's config and networks (validated by <see cref="LabCluster.UpAsync"/> before the lab was built).</summary>
+    internal static async Task WriteClusterConfigAsync(LabState state, ClusterFile file, CancellationToken cancellationToken)
     {
-        var config = new ClusterConfig
-        {
-            PodCidrPools = [ClusterConfig.DefaultPodCidr],
-            NodeMaskSize = 24,
-            Tunnel = new TunnelConfig { Device = "loom.1", Vni = 1, Port = 8472 },
-            IpMasq = true,
-            ServiceBackend = state.ServiceBackend,
-        };
         if (state.Store == "sqlite")
         {
             var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
             await using (store.ConfigureAwait(false))
             {
-                await store.PutAsync(Kinds.ClusterConfig, config, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await NetworkStore.WriteClusterAsync(store, file, cancellationToken).ConfigureAwait(false);
             }
         }
         else
@@ -134,8 +128,13 @@ internal static class LabStore
             // etcd listens only inside k8s-ctr: write through its v3 JSON gateway over a socket made in that namespace,
             // at the key EtcdStore uses ({prefix}{kind}/{key}).
             using var http = EtcdHttp(state);
-            await http.EtcdPutAsync(new Uri(Lab.EtcdClientUrl), Lab.EtcdKeyPrefix + Kinds.ClusterConfig.Name + "/" + Kinds.ClusterConfig.KeyOf(config),
-                JsonSerializer.Serialize(config, Kinds.ClusterConfig.TypeInfo), cancellationToken).ConfigureAwait(false);
+            await http.EtcdPutAsync(new Uri(Lab.EtcdClientUrl), Lab.EtcdKeyPrefix + Kinds.ClusterConfig.Name + "/" + Kinds.ClusterConfig.KeyOf(file.Cluster),
+                JsonSerializer.Serialize(file.Cluster, Kinds.ClusterConfig.TypeInfo), cancellationToken).ConfigureAwait(false);
+            foreach (var n in file.Networks)
+            {
+                await http.EtcdPutAsync(new Uri(Lab.EtcdClientUrl), Lab.EtcdKeyPrefix + Kinds.Network.Name + "/" + Kinds.Network.KeyOf(n),
+                    JsonSerializer.Serialize(n, Kinds.Network.TypeInfo), cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 }

@@ -38,22 +38,39 @@ internal static class LabCommand
         var nodes = new Option<int>("--nodes") { Description = "Number of nodes: k8s-ctr plus workers k8s-w1...", DefaultValueFactory = _ => 3 };
         var store = new Option<string>("--store") { Description = "Cluster store: sqlite (one file) or etcd (inside k8s-ctr).", DefaultValueFactory = _ => "sqlite" };
         store.AcceptOnlyFromAmong("sqlite", "etcd");
-        var backend = new Option<string>("--service-backend") { Description = "Service load balancing: iptables (kube-proxy's layout), nftables or ebpf.", DefaultValueFactory = _ => "iptables" };
+        var backend = new Option<string?>("--service-backend") { Description = "Service load balancing: iptables (kube-proxy's layout), nftables or ebpf; overrides the cluster file's (default iptables)." };
+        var clusterFile = new Option<FileInfo?>("--config") { Description = "A cluster file (networks, defaultNetwork, serviceBackend, policyEnforcementMode; see examples/cluster); default: today's Flannel-style cluster." };
         backend.AcceptOnlyFromAmong("iptables", "nftables", "ebpf");
         var noAgents = new Option<bool>("--no-agents") { Description = "Build the topology only; start no agents." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for every node to be Ready.", DefaultValueFactory = _ => 60 };
         var noDns = new Option<bool>("--no-dns") { Description = "Do not start the cluster DNS (kube-system/coredns-*, Service kube-dns at 10.96.0.10)." };
         var cmd = new Command("up", "Remove any previous lab, build the topology, start the store and an agent per node, wait until Ready, start the cluster DNS.")
         {
-            nodes, store, backend, noAgents, timeout, noDns,
+            nodes, store, backend, clusterFile, noAgents, timeout, noDns,
         };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
+            var cluster = Loom.Core.Networks.ClusterFile.Default();
+            if (parse.GetValue(clusterFile) is { } path)
+            {
+                try
+                {
+                    cluster = Loom.Core.Networks.ClusterFileParser.Parse(await File.ReadAllTextAsync(path.FullName, ct).ConfigureAwait(false));
+                }
+                catch (Loom.Core.Networks.ClusterFileException e)
+                {
+                    // Refused before the previous lab is touched.
+                    await Console.Error.WriteLineAsync($"loom lab up: {path}: {e.Message.Replace("\n", $"\n{path}: ", StringComparison.Ordinal)}").ConfigureAwait(false);
+                    return 2;
+                }
+            }
+
             var options = new LabOptions
             {
                 Nodes = parse.GetValue(nodes),
                 Store = parse.GetValue(store) == "etcd" ? LabStoreKind.Etcd : LabStoreKind.Sqlite,
-                ServiceBackend = Enum.Parse<Loom.Core.Model.ServiceProxyMode>(parse.GetValue(backend)!, ignoreCase: true),
+                Cluster = cluster,
+                ServiceBackend = parse.GetValue(backend) is { } b ? Enum.Parse<Loom.Core.Model.ServiceProxyMode>(b, ignoreCase: true) : cluster.Cluster.ServiceBackend,
                 LabDir = parse.GetValue(LabDir)!,
                 Prefix = parse.GetValue(Prefix)!,
                 StartAgents = !parse.GetValue(noAgents),

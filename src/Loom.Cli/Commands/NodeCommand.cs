@@ -1,72 +1,195 @@
 using System.CommandLine;
 using Loom.Agent;
-using Loom.Store;
+using Loom.Core.Model;
+using Loom.Core.Networks;
+using Loom.Core.Selection;
+using Loom.Core.Store;
+using Loom.Core.Validation;
 
 namespace Loom.Cli.Commands;
 
-/// <summary><c>loom node delete NAME --config FILE</c>: removes a node from the cluster, like <c>kubectl delete node</c>.</summary>
+/// <summary>
+/// <c>loom node delete|label|config</c>: nodes in the store, like <c>kubectl delete node</c>, <c>kubectl label node</c>
+/// and a CiliumNodeConfig.
+/// </summary>
 internal static class NodeCommand
 {
-    public static Command Create()
+    public static Command Create() => new("node", "Cluster nodes.") { Delete(), Label(), Configure() };
+
+    private static Command Delete()
     {
         var name = new Argument<string>("name") { Description = "The node to remove." };
-        var config = new Option<FileInfo>("--config") { Description = "An agent configuration naming the store.", Required = true };
+        var config = CliStore.ConfigOption();
         var delete = new Command("delete", "Remove a node: its object (peers drop their routes to it), its endpoints, its pod CIDR.") { name, config };
-        delete.SetAction(async (parse, ct) =>
+        delete.SetAction((parse, ct) => NetworkCommand.WithStore("loom node delete", parse.GetValue(config)!, async store =>
         {
-            AgentConfig cfg;
-            Loom.Core.Store.IStore store;
-            try
+            var node = parse.GetValue(name)!;
+            var existed = await NodeAgent.RemoveNodeAsync(store, node, ct).ConfigureAwait(false);
+            Console.WriteLine(existed ? $"node \"{node}\" deleted" : $"node \"{node}\" not found (its endpoints and pod CIDR are released all the same)");
+            return existed ? 0 : 1;
+        }, ct));
+        return delete;
+    }
+
+    private static Command Label()
+    {
+        var name = new Argument<string>("name") { Description = "The node to label." };
+        var changes = new Argument<string[]>("labels") { Description = "KEY=VALUE to set, KEY- to remove.", Arity = ArgumentArity.OneOrMore };
+        var config = CliStore.ConfigOption();
+        var cmd = new Command("label", "Set or remove node labels (NodeConfig nodeSelectors match them), like kubectl label node.") { name, changes, config };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var set = new Dictionary<string, string>(StringComparer.Ordinal);
+            var remove = new HashSet<string>(StringComparer.Ordinal);
+            var errors = new List<FieldError>();
+            foreach (var change in parse.GetValue(changes)!)
             {
-                cfg = AgentConfig.Load(parse.GetValue(config)!.FullName);
-                // A bad store section (store.tls files, endpoints) is a config error like any other.
-                store = await StoreOpener.OpenAsync(cfg.Store, ct).ConfigureAwait(false);
+                var eq = change.IndexOf('=', StringComparison.Ordinal);
+                if (eq < 0 && change.EndsWith('-'))
+                {
+                    remove.Add(change[..^1]);
+                    ObjectValidation.LabelKey(errors, change[..^1], "labels");
+                }
+                else if (eq > 0)
+                {
+                    set[change[..eq]] = change[(eq + 1)..];
+                    ObjectValidation.LabelKey(errors, change[..eq], "labels");
+                    ObjectValidation.LabelValue(errors, change[(eq + 1)..], "labels");
+                }
+                else
+                {
+                    errors.Add(FieldError.Invalid("labels", change, "must be KEY=VALUE or KEY-"));
+                }
             }
-            catch (Exception e) when (e is AgentConfigException or StoreConfigException)
+
+            if (set.Keys.FirstOrDefault(remove.Contains) is { } both)
             {
-                await Console.Error.WriteLineAsync($"loom node delete: {e.Message}").ConfigureAwait(false);
+                errors.Add(FieldError.Invalid("labels", both, "both set and removed"));
+            }
+
+            if (errors.Count > 0)
+            {
+                foreach (var e in errors)
+                {
+                    await Console.Error.WriteLineAsync($"loom node label: {e}").ConfigureAwait(false);
+                }
+
                 return 2;
             }
 
-            await using (store.ConfigureAwait(false))
+            return await NetworkCommand.WithStore("loom node label", parse.GetValue(config)!, async store =>
             {
                 var node = parse.GetValue(name)!;
-                var existed = await NodeAgent.RemoveNodeAsync(store, node, ct).ConfigureAwait(false);
-                Console.WriteLine(existed ? $"node \"{node}\" deleted" : $"node \"{node}\" not found (its endpoints and pod CIDR are released all the same)");
-                return existed ? 0 : 1;
-            }
+                var updated = await store.UpdateAsync(Kinds.Node, node, n =>
+                {
+                    var labels = new Dictionary<string, string>(n.Labels, StringComparer.Ordinal);
+                    foreach (var (k, v) in set)
+                    {
+                        labels[k] = v;
+                    }
+
+                    foreach (var k in remove)
+                    {
+                        labels.Remove(k);
+                    }
+
+                    return n with { Labels = labels };
+                }, ct).ConfigureAwait(false);
+                if (updated is null)
+                {
+                    await Console.Error.WriteLineAsync($"loom node label: node \"{node}\" not found (is its agent running?)").ConfigureAwait(false);
+                    return 1;
+                }
+
+                Console.WriteLine($"node/{node} labeled");
+                return 0;
+            }, ct).ConfigureAwait(false);
         });
-        var cfgName = new Argument<string>("name") { Description = "The node to configure." };
-        var cfgConfig = new Option<FileInfo>("--config") { Description = "An agent configuration naming the store.", Required = true };
+        return cmd;
+    }
+
+    private static Command Configure()
+    {
+        var name = new Argument<string>("name") { Description = "The node to configure." };
+        var config = CliStore.ConfigOption();
         var backend = new Option<string?>("--service-backend") { Description = "Service backend on this node: iptables, nftables or ebpf; 'cluster' to follow the cluster." };
         backend.AcceptOnlyFromAmong("iptables", "nftables", "ebpf", "cluster");
-        var configure = new Command("config", "Override the cluster config on one node (the agent switches live), like a CiliumNodeConfig.") { cfgName, cfgConfig, backend };
-        configure.SetAction(async (parse, ct) =>
+        var network = new Option<string?>("--network") { Description = "The node's primary network (its new pods join it); 'cluster' for the cluster's default." };
+        var selector = new Option<string?>("--node-selector")
         {
-            AgentConfig cfg;
-            Loom.Core.Store.IStore store;
-            try
+            Description = "KEY=VALUE[,KEY=VALUE...]: apply to every node with these labels instead (NAME then only names the config); '' for the node NAME alone.",
+        };
+        var cmd = new Command("config", "Override the cluster config on one node (the agent switches live), like a CiliumNodeConfig; only the options given change.")
+        {
+            name, config, backend, network, selector,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var backendValue = parse.GetValue(backend);
+            var networkValue = parse.GetValue(network);
+            var selectorValue = parse.GetValue(selector);
+            if (backendValue is null && networkValue is null && selectorValue is null)
             {
-                cfg = AgentConfig.Load(parse.GetValue(cfgConfig)!.FullName);
-                store = await StoreOpener.OpenAsync(cfg.Store, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is AgentConfigException or StoreConfigException)
-            {
-                await Console.Error.WriteLineAsync($"loom node config: {e.Message}").ConfigureAwait(false);
+                await Console.Error.WriteLineAsync("loom node config: nothing to change: give --service-backend, --network or --node-selector").ConfigureAwait(false);
                 return 2;
             }
 
-            await using (store.ConfigureAwait(false))
+            LabelSelector? nodeSelector = null;
+            if (selectorValue is { Length: > 0 })
             {
-                var node = parse.GetValue(cfgName)!;
-                var value = parse.GetValue(backend);
-                Loom.Core.Model.ServiceProxyMode? kind = value is null or "cluster" ? null : Enum.Parse<Loom.Core.Model.ServiceProxyMode>(value, ignoreCase: true);
-                await Loom.Core.Store.TypedStoreExtensions.PutAsync(store, Loom.Core.Store.Kinds.NodeConfig,
-                    new Loom.Core.Model.NodeConfig { Node = node, ServiceBackend = kind }, cancellationToken: ct).ConfigureAwait(false);
-                Console.WriteLine($"node \"{node}\": service backend {(kind is null ? "follows the cluster" : value)}");
-                return 0;
+                var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+                var errors = new List<FieldError>();
+                foreach (var pair in selectorValue.Split(','))
+                {
+                    var eq = pair.IndexOf('=', StringComparison.Ordinal);
+                    if (eq <= 0)
+                    {
+                        errors.Add(FieldError.Invalid("nodeSelector", pair, "must be KEY=VALUE"));
+                        continue;
+                    }
+
+                    labels[pair[..eq]] = pair[(eq + 1)..];
+                }
+
+                nodeSelector = errors.Count == 0 ? LabelSelector.Create(labels, [], "nodeSelector", errors) : null;
+                if (errors.Count > 0)
+                {
+                    foreach (var e in errors)
+                    {
+                        await Console.Error.WriteLineAsync($"loom node config: {e}").ConfigureAwait(false);
+                    }
+
+                    return 2;
+                }
             }
+
+            return await NetworkCommand.WithStore("loom node config", parse.GetValue(config)!, async store =>
+            {
+                var node = parse.GetValue(name)!;
+                var existing = await store.GetAsync(Kinds.NodeConfig, node, ct).ConfigureAwait(false);
+                var updated = existing?.Value ?? new NodeConfig { Node = node };
+                if (backendValue is not null)
+                {
+                    updated = updated with { ServiceBackend = backendValue == "cluster" ? null : Enum.Parse<ServiceProxyMode>(backendValue, ignoreCase: true) };
+                }
+
+                if (networkValue is not null)
+                {
+                    updated = updated with { Network = networkValue == "cluster" ? null : networkValue };
+                }
+
+                if (selectorValue is not null)
+                {
+                    updated = updated with { NodeSelector = nodeSelector };
+                }
+
+                await NetworkStore.PutNodeConfigAsync(store, updated, existing?.Revision ?? 0, ct).ConfigureAwait(false);
+                Console.WriteLine($"node \"{node}\": service backend {(updated.ServiceBackend is { } b ? NetworkYaml.Wire(b) : "follows the cluster")}, "
+                    + $"primary network {updated.Network ?? "the cluster's default"}"
+                    + (updated.NodeSelector is { } s ? $"; applies to the nodes labelled {s}" : ""));
+                return 0;
+            }, ct).ConfigureAwait(false);
         });
-        return new Command("node", "Cluster nodes.") { delete, configure };
+        return cmd;
     }
 }

@@ -24,4 +24,13 @@ public sealed record ClusterConfig
 
     /// <summary>SNAT pod traffic leaving the pod CIDRs to the node's address.</summary>
     public bool IpMasq { get; set; } = true;
+
+    /// <summary>
+    /// The <see cref="Network"/> new pods join on a node no NodeConfig moves elsewhere. The fields above mirror it
+    /// (a cluster file writes both) for the agent, which runs that one network until it acts on network objects.
+    /// </summary>
+    public string DefaultNetwork { get; set; } = Network.FlannelName;
+
+    /// <summary>Stored for the policy engine; nothing enforces it yet.</summary>
+    public PolicyEnforcementMode PolicyEnforcementMode { get; set; } = PolicyEnforcementMode.Default;
 }

@@ -20,6 +20,7 @@ namespace Loom.Core.Model;
 [JsonSerializable(typeof(ClusterConfig))]
 [JsonSerializable(typeof(PodCidrClaim))]
 [JsonSerializable(typeof(NodeConfig))]
+[JsonSerializable(typeof(Network))]
 public sealed partial class LoomJsonContext : JsonSerializerContext
 {
 }

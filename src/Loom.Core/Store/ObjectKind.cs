@@ -38,6 +38,9 @@ public static class Kinds
     /// <summary>Per-node overrides of the cluster config, keyed by node name.</summary>
     public static ObjectKind<NodeConfig> NodeConfig { get; } = new("nodeconfig", LoomJsonContext.Default.NodeConfig, c => c.Node);
 
+    /// <summary>The cluster's pod networks, keyed by name.</summary>
+    public static ObjectKind<Network> Network { get; } = new("network", LoomJsonContext.Default.Network, n => n.Name);
+
     /// <summary>Pod CIDR claims: key = CIDR text, value = the owning node.</summary>
     public static ObjectKind<PodCidrClaim> PodCidr { get; } = new("podcidr", LoomJsonContext.Default.PodCidrClaim, c => c.Cidr.ToString());
 }

@@ -43,6 +43,37 @@ public static class TypedStoreExtensions
     }
 
     /// <summary>
+    /// Compare-and-swap update of one object, retried while others write it in between (an agent's heartbeat on its
+    /// node). <paramref name="change"/> may run several times. Null if there is no such object; the value as stored otherwise.
+    /// </summary>
+    public static async Task<T?> UpdateAsync<T>(this IStore store, ObjectKind<T> kind, string key, Func<T, T> change, CancellationToken cancellationToken = default)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(kind);
+        ArgumentNullException.ThrowIfNull(change);
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            if (await store.GetAsync(kind, key, cancellationToken).ConfigureAwait(false) is not { } existing)
+            {
+                return null;
+            }
+
+            var updated = change(existing.Value);
+            if (JsonSerializer.Serialize(updated, kind.TypeInfo) == JsonSerializer.Serialize(existing.Value, kind.TypeInfo))
+            {
+                return existing.Value;
+            }
+
+            if ((await store.PutAsync(kind, updated, expectedRevision: existing.Revision, cancellationToken: cancellationToken).ConfigureAwait(false)).Succeeded)
+            {
+                return updated;
+            }
+        }
+
+        throw new InvalidOperationException($"{kind.Name} {key}: the store kept changing under the update");
+    }
+
+    /// <summary>
     /// Like <see cref="ListAsync{T}"/>, but an item that does not decode is handed to <paramref name="onInvalid"/> (key, reason)
     /// and left out, so one malformed object does not hide every other object of its kind.
     /// </summary>

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Loom.Agent;
 using Loom.Core.AgentApi;
 using Loom.Core.Cni;
+using Loom.Core.Networks;
 using Loom.Core.Store;
 using Loom.Lab;
 using Loom.Linux;
@@ -31,9 +32,31 @@ public static class FuzzTargets
         ["manifest"] = Manifest,
         ["agent-config"] = AgentConfigJson,
         ["cluster-config"] = ClusterConfigJson,
+        ["cluster-file"] = ClusterFileYaml,
         ["agent-request"] = AgentRequestLine,
         ["netlink-dump"] = NetlinkDump,
     };
+
+    /// <summary>A cluster file (<c>loom lab up --config</c>) and, the same bytes, a network file (<c>loom network apply -f</c>).</summary>
+    public static void ClusterFileYaml(ReadOnlySpan<byte> data)
+    {
+        var text = Encoding.UTF8.GetString(data);
+        try
+        {
+            _ = ClusterFileParser.Parse(text);
+        }
+        catch (ClusterFileException)
+        {
+        }
+
+        try
+        {
+            _ = ClusterFileParser.ParseNetworks(text);
+        }
+        catch (ClusterFileException)
+        {
+        }
+    }
 
     /// <summary>The CNI network configuration on a plugin's stdin.</summary>
     public static void NetConf(ReadOnlySpan<byte> data)
