@@ -203,9 +203,12 @@ internal sealed class ServiceBackendOperations(
             AgentMetrics.ServiceSyncs.WithLabels(backend.Name, "ok").Inc();
             Interlocked.Increment(ref _applies);
         }
-        catch
+        catch (Exception e)
         {
+            // The reconciler keeps the rows and retries them with backoff; the next write is a full one.
             AgentMetrics.ServiceSyncs.WithLabels(backend.Name, "error").Inc();
+            AgentMetrics.LoopFailures.WithLabels("service sync", e.GetType().Name).Inc();
+            loops.Log($"service sync failed ({backend.Name}), retrying with backoff: {AgentLoops.Describe(e)}");
             throw;
         }
     }

@@ -44,9 +44,11 @@ internal sealed partial class ServiceController(NodeContext node, IStore store, 
             _ops = new ServiceBackendOperations(createBackend, kind, () => _reconciler!.Desired, loops);
             _reconciler = new Reconciler<string, ServicePortState>(_ops, TimeProvider.System,
                 new ReconcilerOptions { Name = "services", FullPassInterval = node.Config.ServiceFullSyncInterval });
+            // Both caches' contents are in the table before the first write: Services first and their endpoints a
+            // moment later would program every Service without endpoints (REJECT) in between, on a restart too.
+            await StartCachesAsync(ct).ConfigureAwait(false);
             _workerStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             _worker = _reconciler.RunAsync(_workerStop.Token);
-            await StartCachesAsync(ct).ConfigureAwait(false);
         }
 
         // Programmed before the node says it is ready: the first pod's first packet to a ClusterIP is balanced.
