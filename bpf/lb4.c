@@ -7,7 +7,7 @@
  *                                              slot n: {backend id, rev_nat}
  *   lb4_backends backend id                 -> {ip, port, proto}
  *   lb4_revnat   rev_nat index              -> {vip, port}
- *   lb4_ct       LRU {saddr, daddr, sport, dport, proto, dir} -> {backend id, rev_nat, last seen}
+ *   lb4_ct       LRU {saddr, daddr, sport, dport, proto, dir} -> {backend id, rev_nat, flags, last seen}
  *                dir 0 (SVC): client -> VIP tuple, remembers the backend for the rest of the flow
  *                dir 1 (REV): client <- backend tuple (stored as the forward tuple after DNAT), for reverse NAT
  *   lb4_affinity LRU {client (IPv4 or netns cookie), rev_nat, is_cookie} -> {backend id, last used (s)}
@@ -23,6 +23,7 @@
  *       A service without backends: a TCP SYN is answered with a RST (the client sees ECONNREFUSED at
  *       once), anything else is dropped.
  *   lb4_to_pod (tc, egress of a pod's host-side veth = traffic to the pod): reverse NAT of replies.
+ *   Both return TC_ACT_UNSPEC for a packet they leave alone, so a later tc filter on the hook (host routing) runs.
  *   lb4_connect4 / lb4_sendmsg4 / lb4_recvmsg4 (cgroup sock_addr): socket-level LB with the same maps;
  *       a service without backends makes connect()/sendmsg() fail with EPERM.
  *
@@ -44,6 +45,8 @@
 
 #define LB_CT_SVC 0
 #define LB_CT_REV 1
+
+#define LB_CT_F_CLOSING 0x01 /* lb4_ct_entry.flags: a FIN or RST of the flow was seen (either side) */
 
 #define LB_MAX_SLOTS 256 /* backends per service the data path will pick from */
 
@@ -91,7 +94,7 @@ struct lb4_ct_key {
 struct lb4_ct_entry {
 	__u32 backend_id;
 	__u16 rev_nat_index;
-	__u16 pad;
+	__u16 flags; /* LB_CT_F_* */
 	__u64 last_seen_ns;
 };
 
@@ -496,14 +499,18 @@ int lb4_from_pod(struct __sk_buff *skb)
 	struct lb4_backend *be = NULL;
 	struct pkt p = {};
 	__u32 id = 0;
+	int syn, closing;
 
+	/* Nothing for the LB: UNSPEC hands the packet to the next tc filter on this hook (host routing). */
 	if (parse(skb, &p))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
+	syn = p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+	closing = p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FIN | TCP_RST));
 	svc = lookup_master(p.daddr, p.dport, p.proto);
 	if (!svc) {
 		/* A new direct connection may reuse the tuple of an earlier, service-translated one (same client port,
 		 * same backend): its reverse entry must not rewrite this flow's replies into the ClusterIP. */
-		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		if (syn) {
 			ct_key.saddr = p.saddr;
 			ct_key.daddr = p.daddr;
 			ct_key.sport = p.sport;
@@ -512,7 +519,7 @@ int lb4_from_pod(struct __sk_buff *skb)
 			ct_key.dir = LB_CT_REV;
 			bpf_map_delete_elem(&lb4_ct, &ct_key);
 		}
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 
 	ct_key.saddr = p.saddr;
@@ -522,6 +529,15 @@ int lb4_from_pod(struct __sk_buff *skb)
 	ct_key.proto = p.proto;
 	ct_key.dir = LB_CT_SVC;
 	ct = bpf_map_lookup_elem(&lb4_ct, &ct_key);
+	/*
+	 * As Cilium's CT: a SYN on the tuple of a flow that has seen a FIN or RST is a new connection reusing the client
+	 * port (the kernel sends no fresh SYN on a tuple while its connection lives), so it gets a new entry and a fresh
+	 * backend choice. Entries are not deleted at the FIN or RST: the rest of the close (final ACKs, the other side's
+	 * FIN, data after a half-close) still needs its translation. A SYN on an entry that is not closing is a
+	 * retransmission and keeps its backend.
+	 */
+	if (ct && syn && (ct->flags & LB_CT_F_CLOSING))
+		ct = NULL;
 	if (ct) {
 		id = ct->backend_id;
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
@@ -547,9 +563,20 @@ int lb4_from_pod(struct __sk_buff *skb)
 		}
 		entry.backend_id = id;
 		entry.rev_nat_index = svc->rev_nat_index;
+		entry.flags = closing ? LB_CT_F_CLOSING : 0;
 		entry.last_seen_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
-		/* The reply direction, keyed by the tuple as it looks after DNAT. */
+	} else {
+		if (closing)
+			ct->flags |= LB_CT_F_CLOSING;
+		entry = *ct;
+	}
+	/*
+	 * The reply direction, keyed by the tuple as it looks after DNAT. Written again on every SYN: a direct connection
+	 * on this tuple in between (which deletes it, above) or LRU eviction may have removed it while the forward entry
+	 * stayed, and the SYN-ACK would then reach the client from the pod's address.
+	 */
+	if (!ct || syn) {
 		ct_key.daddr = be->address;
 		ct_key.dport = be->port;
 		ct_key.dir = LB_CT_REV;
@@ -572,7 +599,7 @@ int lb4_to_pod(struct __sk_buff *skb)
 	__u16 idx;
 
 	if (parse(skb, &p))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	/* A reply: backend -> client. The REV entry holds the client -> backend tuple. */
 	ct_key.saddr = p.daddr;
 	ct_key.daddr = p.saddr;
@@ -582,12 +609,24 @@ int lb4_to_pod(struct __sk_buff *skb)
 	ct_key.dir = LB_CT_REV;
 	ct = bpf_map_lookup_elem(&lb4_ct, &ct_key);
 	if (!ct)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	ct->last_seen_ns = bpf_ktime_get_ns();
 	idx = ct->rev_nat_index;
 	rn = bpf_map_lookup_elem(&lb4_revnat, &idx);
 	if (!rn)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
+	if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FIN | TCP_RST))) {
+		/* The backend closes: mark the flow's forward entry (client -> VIP), which the next SYN consults. */
+		struct lb4_ct_entry *fwd;
+
+		ct->flags |= LB_CT_F_CLOSING;
+		ct_key.daddr = rn->address;
+		ct_key.dport = rn->port;
+		ct_key.dir = LB_CT_SVC;
+		fwd = bpf_map_lookup_elem(&lb4_ct, &ct_key);
+		if (fwd)
+			fwd->flags |= LB_CT_F_CLOSING;
+	}
 	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, rn->address, 0, p.sport, rn->port))
 		return TC_ACT_SHOT;
 	bump(LB_STAT_REVNAT);

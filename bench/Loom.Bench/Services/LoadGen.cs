@@ -62,10 +62,9 @@ internal static class LoadGen
     /// </summary>
     /// <remarks>
     /// <paramref name="sourcePorts"/>, when given, is one source port range per target: each socket binds the next port
-    /// of its target's range before connecting (so two targets never share a 4-tuple's client end). The eBPF run uses it:
-    /// lb4's connection tracking keeps a closed flow's reverse-NAT entry until LRU eviction, so a direct connection that
-    /// reuses the client port of an earlier ClusterIP connection to the same pod gets its SYN-ACK rewritten to the
-    /// ClusterIP and times out (a datapath bug the bench reports; see bench/README.md).
+    /// of its target's range before connecting (so two targets never share a 4-tuple's client end). The eBPF run uses it;
+    /// since lb4 handles a closed flow's tuple being reused (see bench/README.md) that is no longer needed for
+    /// correctness, only kept so the figures stay comparable with earlier runs.
     /// </remarks>
     public static LoadCell[] Interleaved(NetNsHandle client, (string Target, IPEndPoint[] Eps)[] targets, int clients, double seconds, int slices,
         int maxConnections, int warmup, PortRange[]? sourcePorts, CancellationToken cancel)

@@ -170,12 +170,12 @@ internal static class ServicesBench
             // rows wake the same four server threads (one hot server thread alone would flatter the direct row).
             var direct = Enumerable.Range(1, SvcTopology.Backends).Select(k => new IPEndPoint(SvcTopology.BackendIp(k), SvcTopology.BackendPort)).ToArray();
             IPEndPoint[] service = [new IPEndPoint(TargetIp, ServicePort)];
-            // eBPF: disjoint client source ports for service and direct (see LoadGen.Interleaved: lb4's stale reverse-NAT
-            // entries would otherwise break direct connections that reuse a ClusterIP connection's port).
+            // eBPF: disjoint client source ports for service and direct (see LoadGen.Interleaved; no longer needed for
+            // correctness since lb4 handles port reuse after a closed flow, kept for comparable figures).
             PortRange[]? ports = ebpf ? [new PortRange(40000, 60000), new PortRange(20000, 40000)] : null;
             if (ebpf)
             {
-                Console.WriteLine("  ports     ebpf: service connections bind source ports 40000-59999, direct ones 20000-39999 (lb4 CT keeps closed flows' reverse NAT)");
+                Console.WriteLine("  ports     ebpf: service connections bind source ports 40000-59999, direct ones 20000-39999 (as earlier runs; not needed for correctness)");
             }
 
             Console.Write("  baseline: direct, no rules in the node ...");

@@ -38,6 +38,9 @@ public static class LbMaps
     /// <summary>Table slots per lb4_maglev entry (LB_MAGLEV_CHUNK).</summary>
     public const int MaglevChunk = 256;
 
+    /// <summary>lb4_ct_entry.flags bit LB_CT_F_CLOSING.</summary>
+    public const ushort CtClosing = 0x01;
+
     /// <summary>Indexes of lb4_stats.</summary>
     public enum Stat : uint
     {
@@ -203,7 +206,9 @@ public record struct LbCtEntry
 {
     public uint BackendId;
     public ushort RevNatIndex;
-    public ushort Pad;
+
+    /// <summary>LB_CT_F_*: <see cref="LbMaps.CtClosing"/> once a FIN or RST of the flow passed; its next SYN starts a new entry.</summary>
+    public ushort Flags;
     public ulong LastSeenNs;
 }
 
