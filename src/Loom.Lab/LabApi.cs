@@ -28,70 +28,93 @@ internal static class LabApi
         var store = await LabStore.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
         await using (store.ConfigureAwait(false))
         {
-            var (services, _) = await store.ListAsync(Kinds.Service, cancellationToken).ConfigureAwait(false);
-            var errors = set.Errors.ToList();
-            // ClusterIPs: a requested one must be free (or already this Service's), and a Service keeps the one it has.
-            foreach (var s in set.Objects.OfType<ServiceManifest>())
+            await ApplyAsync(state, store, set, output, cancellationToken).ConfigureAwait(false);
+        }
+
+        await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The apply against <paramref name="store"/> (the caller's to dispose), without the reconcile.</summary>
+    internal static async Task ApplyAsync(LabState state, IStore store, ManifestSet set, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(set);
+        ArgumentNullException.ThrowIfNull(output);
+        var services = await LabServiceApply.ReadAsync(store, cancellationToken).ConfigureAwait(false);
+        var errors = set.Errors.ToList();
+        // ClusterIPs: a requested one must be free (or already this Service's), and a Service keeps the one it has.
+        foreach (var s in set.Objects.OfType<ServiceManifest>())
+        {
+            var existing = services.Find(s.Namespace, s.Name)?.Value;
+            if (s.ClusterIp is { } ip)
             {
-                var existing = services.FirstOrDefault(x => x.Value.Namespace == s.Namespace && x.Value.Name == s.Name)?.Value;
-                if (s.ClusterIp is { } ip)
+                if (existing is not null && !existing.ClusterIp.Equals(ip))
                 {
-                    if (existing is not null && !existing.ClusterIp.Equals(ip))
-                    {
-                        errors.Add($"Service/{s.Name}: spec.clusterIP: Invalid value: \"{ip}\": field is immutable (it is {existing.ClusterIp})");
-                    }
-                    else if (existing is null && services.FirstOrDefault(x => x.Value.ClusterIp.Equals(ip)) is { } owner)
-                    {
-                        errors.Add($"Service/{s.Name}: spec.clusterIP: Invalid value: \"{ip}\": provided IP is already allocated (to {owner.Key})");
-                    }
+                    errors.Add($"Service/{s.Name}: spec.clusterIP: Invalid value: \"{ip}\": field is immutable (it is {existing.ClusterIp})");
                 }
-            }
-
-            foreach (var p in set.Objects.OfType<PodManifest>())
-            {
-                if (state.Pod(p.Name) is { } pod && pod.Namespace != p.Namespace)
+                else if (existing is null && services.Owner(ip) is { } owner)
                 {
-                    errors.Add($"Pod/{p.Name}: metadata.name: the lab's pod names are cluster-wide and {pod.Namespace}/{p.Name} exists");
-                }
-            }
-
-            foreach (var w in set.Warnings)
-            {
-                await output.WriteLineAsync($"Warning: {w}").ConfigureAwait(false);
-            }
-
-            if (errors.Count > 0)
-            {
-                throw new LabException($"nothing applied: {errors.Count} error(s):\n  " + string.Join("\n  ", errors));
-            }
-
-            foreach (var o in set.Objects)
-            {
-                switch (o)
-                {
-                    case ServiceManifest s:
-                        await output.WriteLineAsync($"{o.Display} {await ApplyServiceAsync(state, store, s, cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
-                        break;
-                    case DeploymentManifest d:
-                        await output.WriteLineAsync($"{o.Display} {ApplyDeployment(state, d)}").ConfigureAwait(false);
-                        break;
-                    case PodManifest p:
-                        if (state.Pod(p.Name) is not null || state.Pending.Any(x => x.Name == p.Name))
-                        {
-                            await output.WriteLineAsync($"{o.Display} unchanged").ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            await LabScheduling.CreatePodAsync(state, p.Namespace, p.Name, p.Spec, null, output, cancellationToken).ConfigureAwait(false);
-                            await output.WriteLineAsync($"{o.Display} created").ConfigureAwait(false);
-                        }
-
-                        break;
+                    errors.Add($"Service/{s.Name}: spec.clusterIP: Invalid value: \"{ip}\": provided IP is already allocated (to {owner.Key})");
                 }
             }
         }
 
-        await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+        foreach (var p in set.Objects.OfType<PodManifest>())
+        {
+            if (state.Pod(p.Name) is { } pod && pod.Namespace != p.Namespace)
+            {
+                errors.Add($"Pod/{p.Name}: metadata.name: the lab's pod names are cluster-wide and {pod.Namespace}/{p.Name} exists");
+            }
+        }
+
+        foreach (var w in set.Warnings)
+        {
+            await output.WriteLineAsync($"Warning: {w}").ConfigureAwait(false);
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new LabException($"nothing applied: {errors.Count} error(s):\n  " + string.Join("\n  ", errors));
+        }
+
+        try
+        {
+            await ApplyObjectsAsync(state, set, services, output, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Once per apply, and for the Services written before any failure too.
+            RecordServices(state, services.Created);
+        }
+    }
+
+    private static async Task ApplyObjectsAsync(LabState state, ManifestSet set, LabServiceApply services, TextWriter output, CancellationToken cancellationToken)
+    {
+        foreach (var o in set.Objects)
+        {
+            switch (o)
+            {
+                case ServiceManifest s:
+                    await output.WriteLineAsync($"{o.Display} {await services.ApplyAsync(s, cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
+                    break;
+                case DeploymentManifest d:
+                    await output.WriteLineAsync($"{o.Display} {ApplyDeployment(state, d)}").ConfigureAwait(false);
+                    break;
+                case PodManifest p:
+                    if (state.Pod(p.Name) is not null || state.Pending.Any(x => x.Name == p.Name))
+                    {
+                        await output.WriteLineAsync($"{o.Display} unchanged").ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await LabScheduling.CreatePodAsync(state, p.Namespace, p.Name, p.Spec, null, output, cancellationToken).ConfigureAwait(false);
+                        await output.WriteLineAsync($"{o.Display} created").ConfigureAwait(false);
+                    }
+
+                    break;
+            }
+        }
     }
 
     /// <summary><c>kubectl delete -f</c>: deletes the named objects (a Deployment with its pods); missing ones are reported, not errors.</summary>
@@ -149,42 +172,18 @@ internal static class LabApi
         await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
     }
 
-    internal static async Task<string> ApplyServiceAsync(LabState state, IStore store, ServiceManifest s, CancellationToken cancellationToken)
+    private static void RecordServices(LabState state, List<LabServiceRecord> created)
     {
-        var allocator = new ClusterIpAllocator(ClusterIpAllocator.DefaultServiceCidr);
-        while (true)
+        if (created.Count == 0)
         {
-            var (services, _) = await store.ListAsync(Kinds.Service, cancellationToken).ConfigureAwait(false);
-            var existing = services.FirstOrDefault(x => x.Value.Namespace == s.Namespace && x.Value.Name == s.Name);
-            var ip = existing?.Value.ClusterIp ?? allocator.Allocate(services.Select(x => x.Value.ClusterIp).ToHashSet(), s.ClusterIp);
-            var svc = new Service
-            {
-                Namespace = s.Namespace,
-                Name = s.Name,
-                ClusterIp = ip,
-                Ports = s.Ports,
-                Selector = s.Selector,
-                SessionAffinity = s.SessionAffinity,
-                SessionAffinityTimeoutSeconds = s.SessionAffinityTimeoutSeconds,
-            };
-            if (existing is not null && JsonSerializer.Serialize(existing.Value, Kinds.Service.TypeInfo) == JsonSerializer.Serialize(svc, Kinds.Service.TypeInfo))
-            {
-                return "unchanged";
-            }
-
-            var put = await store.PutAsync(Kinds.Service, svc, expectedRevision: existing?.Revision ?? 0, cancellationToken: cancellationToken).ConfigureAwait(false);
-            if (put.Succeeded)
-            {
-                state.Change(c =>
-                {
-                    if (!c.Services.Any(x => x.Namespace == s.Namespace && x.Name == s.Name))
-                    {
-                        c.Services.Add(new LabServiceRecord(s.Namespace, s.Name, DateTimeOffset.UtcNow));
-                    }
-                });
-                return existing is null ? "created" : "configured";
-            }
+            return;
         }
+
+        state.Change(c =>
+        {
+            var known = c.Services.Select(x => (x.Namespace, x.Name)).ToHashSet();
+            c.Services.AddRange(created.Where(r => known.Add((r.Namespace, r.Name))));
+        });
     }
 
     internal static string ApplyDeployment(LabState state, DeploymentManifest d)

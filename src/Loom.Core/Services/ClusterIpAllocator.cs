@@ -60,15 +60,31 @@ public sealed class ClusterIpAllocator
             return requested;
         }
 
-        // Skip the network address, .1 and the broadcast address; .10 is skipped below.
-        for (var offset = 2u; offset < _size - 1; offset++)
+        var from = FirstOffset;
+        return Lowest(used, ref from);
+    }
+
+    /// <summary>Whether <paramref name="address"/> is one the allocator would hand out only on request.</summary>
+    public bool IsReserved(IPAddress address) => address.Equals(ApiServerIp) || address.Equals(DnsIp);
+
+    // The network address and .1 are never handed out unasked.
+    internal const uint FirstOffset = 2;
+
+    /// <summary>
+    /// The lowest free unreserved address at or above offset <paramref name="from"/>, which is left at that address: a
+    /// caller that only ever adds to <paramref name="used"/> can start its next search there.
+    /// </summary>
+    internal IPAddress Lowest(IReadOnlySet<IPAddress> used, ref uint from)
+    {
+        // Skip the broadcast address, and .10 (DNS).
+        for (; from < _size - 1; from++)
         {
-            if (offset == 10)
+            if (from == 10)
             {
                 continue;
             }
 
-            var candidate = FromUInt(_network + offset);
+            var candidate = FromUInt(_network + from);
             if (!used.Contains(candidate))
             {
                 return candidate;
@@ -78,8 +94,8 @@ public sealed class ClusterIpAllocator
         throw new ClusterIpAllocationException(ClusterIpAllocationError.Exhausted, $"no free ClusterIP left in {ServiceCidr}");
     }
 
-    /// <summary>Whether <paramref name="address"/> is one the allocator would hand out only on request.</summary>
-    public bool IsReserved(IPAddress address) => address.Equals(ApiServerIp) || address.Equals(DnsIp);
+    /// <summary>Throws unless <paramref name="requested"/> is in range and not in <paramref name="used"/>.</summary>
+    internal void CheckRequest(IPAddress requested, IReadOnlySet<IPAddress> used) => Check(requested, used);
 
     private void Check(IPAddress requested, IReadOnlySet<IPAddress> used)
     {
