@@ -78,13 +78,16 @@ internal sealed class ServiceBackendOperations(
                 var removed = new List<ServicePortState>();
                 foreach (var c in changes)
                 {
+                    var applied = _applied.GetValueOrDefault(c.Key);
                     if (!c.IsDelete)
                     {
                         changed.Add(c.Value!);
                     }
-                    else if (_applied.TryGetValue(c.Key, out var old))
+
+                    // The eBPF maps are keyed by frontend: a port whose ClusterIP, protocol or port moved leaves its old one behind.
+                    if (applied is not null && (c.IsDelete || applied.Frontend != c.Value!.Frontend))
                     {
-                        removed.Add(old);
+                        removed.Add(applied);
                     }
                 }
 
@@ -125,7 +128,17 @@ internal sealed class ServiceBackendOperations(
             {
                 var previous = _backend;
                 var next = create(_wanted);
-                FullSync(next, rows);
+                try
+                {
+                    FullSync(next, rows);
+                }
+                catch
+                {
+                    // The previous one still answers; the next full pass tries a fresh instance.
+                    (next as IDisposable)?.Dispose();
+                    throw;
+                }
+
                 loops.Log(previous is null ? $"service backend {next.Name}" : $"service backend switched from {previous.Name} to {next.Name}");
                 (previous as IDisposable)?.Dispose();
                 _backend = next;
