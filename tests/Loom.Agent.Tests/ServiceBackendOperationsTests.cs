@@ -21,10 +21,10 @@ public sealed class ServiceBackendOperationsTests
     [Fact]
     public async Task A_port_whose_frontend_changed_has_its_old_frontend_removed()
     {
-        var backend = new RecordingBackend(ServiceProxyMode.Ebpf);
+        var backend = new RecordingServiceBackend(ServiceProxyMode.Ebpf);
         var desired = new Dictionary<string, ServicePortState>();
         await using var store = MemoryStore.Create();
-        using var ops = Ops(store, desired, k => k == ServiceProxyMode.Ebpf ? backend : new RecordingBackend(k));
+        using var ops = Ops(store, desired, k => k == ServiceProxyMode.Ebpf ? backend : new RecordingServiceBackend(k));
         var before = Port("10.96.0.10", 80);
         desired["default/web:http/TCP"] = before;
         await ops.ApplyBatchAsync([new RowChange<string, ServicePortState>("default/web:http/TCP", before, false)], default);
@@ -42,12 +42,12 @@ public sealed class ServiceBackendOperationsTests
     [Fact]
     public async Task A_switch_whose_first_sync_fails_disposes_the_new_backend()
     {
-        var created = new List<RecordingBackend>();
+        var created = new List<RecordingServiceBackend>();
         var desired = new Dictionary<string, ServicePortState> { ["default/web:http/TCP"] = Port("10.96.0.10", 80) };
         await using var store = MemoryStore.Create();
         using var ops = Ops(store, desired, k =>
         {
-            var b = new RecordingBackend(k) { FailSync = k == ServiceProxyMode.Nftables };
+            var b = new RecordingServiceBackend(k) { FailSync = k == ServiceProxyMode.Nftables };
             created.Add(b);
             return b;
         });
@@ -58,44 +58,5 @@ public sealed class ServiceBackendOperationsTests
         var failed = Assert.Single(created, b => b.Kind == ServiceProxyMode.Nftables && b.Syncs > 0);
         Assert.True(failed.Disposed);
         Assert.Equal(ServiceProxyMode.Ebpf, ops.Kind);
-    }
-
-    private sealed class RecordingBackend(ServiceProxyMode kind) : IServiceBackend, IDisposable
-    {
-        public ServiceProxyMode Kind => kind;
-
-        public string Name => ServiceBackendOperations.Name(kind);
-
-        public bool FailSync { get; init; }
-
-        public bool NeedsFullSync { get; private set; } = true;
-
-        public int Syncs { get; private set; }
-
-        public bool Disposed { get; private set; }
-
-        public List<(List<ServicePortState> Changed, List<ServicePortState> Removed)> Updates { get; } = [];
-
-        public void Sync(IReadOnlyCollection<ServicePortState> desired)
-        {
-            Syncs++;
-            if (FailSync)
-            {
-                throw new InvalidOperationException($"{Name}: sync failed");
-            }
-
-            NeedsFullSync = false;
-        }
-
-        public void Update(IReadOnlyCollection<ServicePortState> changed, IReadOnlyCollection<ServicePortState> removed) =>
-            Updates.Add(([.. changed], [.. removed]));
-
-        public void RequestFullSync() => NeedsFullSync = true;
-
-        public void Flush() => NeedsFullSync = true;
-
-        public string Explain(ServicePortState service) => "";
-
-        public void Dispose() => Disposed = true;
     }
 }

@@ -35,6 +35,18 @@ internal sealed class ServiceBackendOperations(
 
     public ServiceProxyMode Kind => _kind;
 
+    /// <summary>The implementation asked for: <see cref="Kind"/> until the next full pass switches to it.</summary>
+    public ServiceProxyMode Wanted
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _wanted;
+            }
+        }
+    }
+
     public long Applies => Interlocked.Read(ref _applies);
 
     /// <summary>Asks for another implementation; the next full pass switches to it.</summary>
