@@ -35,6 +35,18 @@ internal sealed class ServiceBackendOperations(
 
     public ServiceProxyMode Kind => _kind;
 
+    /// <summary>The implementation asked for: <see cref="Kind"/> until the next full pass switches to it.</summary>
+    public ServiceProxyMode Wanted
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _wanted;
+            }
+        }
+    }
+
     public long Applies => Interlocked.Read(ref _applies);
 
     /// <summary>Asks for another implementation; the next full pass switches to it.</summary>
@@ -78,13 +90,16 @@ internal sealed class ServiceBackendOperations(
                 var removed = new List<ServicePortState>();
                 foreach (var c in changes)
                 {
+                    var applied = _applied.GetValueOrDefault(c.Key);
                     if (!c.IsDelete)
                     {
                         changed.Add(c.Value!);
                     }
-                    else if (_applied.TryGetValue(c.Key, out var old))
+
+                    // The eBPF maps are keyed by frontend: a port whose ClusterIP, protocol or port moved leaves its old one behind.
+                    if (applied is not null && (c.IsDelete || applied.Frontend != c.Value!.Frontend))
                     {
-                        removed.Add(old);
+                        removed.Add(applied);
                     }
                 }
 
@@ -125,7 +140,17 @@ internal sealed class ServiceBackendOperations(
             {
                 var previous = _backend;
                 var next = create(_wanted);
-                FullSync(next, rows);
+                try
+                {
+                    FullSync(next, rows);
+                }
+                catch
+                {
+                    // The previous one still answers; the next full pass tries a fresh instance.
+                    (next as IDisposable)?.Dispose();
+                    throw;
+                }
+
                 loops.Log(previous is null ? $"service backend {next.Name}" : $"service backend switched from {previous.Name} to {next.Name}");
                 (previous as IDisposable)?.Dispose();
                 _backend = next;

@@ -106,7 +106,7 @@ internal sealed partial class ServiceController
     private void Publish(long since)
     {
         var delta = _table.Drain();
-        var maglev = _ops!.Kind == ServiceProxyMode.Ebpf && node.Config.LoadBalancerAlgorithm == "maglev";
+        var maglev = Maglev();
         foreach (var key in delta.Removed)
         {
             _tooBig.Remove(key);
@@ -115,23 +115,53 @@ internal sealed partial class ServiceController
 
         foreach (var port in delta.Upserts)
         {
-            var key = ServiceTable.PortKey(port);
-            if (TooBig(port, maglev, node.Config.MaglevTableSize) is { } rejection)
-            {
-                _tooBig[key] = rejection;
-                Delete(key, since);
-                continue;
-            }
-
-            _tooBig.Remove(key);
-            var old = _rows.GetValueOrDefault(key);
-            _backends += port.Backends.Count - (old?.Backends.Count ?? 0);
-            _rows[key] = port;
-            _ops.Stamp(key, since);
-            _reconciler!.Upsert(key, port);
+            Put(port, maglev, since);
         }
 
-        if (!delta.IsEmpty)
+        Report(!delta.IsEmpty);
+    }
+
+    /// <summary>
+    /// On a switch of implementation: every programmed port judged again, since only eBPF's Maglev limits backends
+    /// (a port refused for it is programmed by iptables, one iptables programmed is refused before eBPF's sync sees it).
+    /// </summary>
+    private void Refit()
+    {
+        lock (_tableLock)
+        {
+            var maglev = Maglev();
+            foreach (var port in _table.Programmed.Values)
+            {
+                Put(port, maglev, 0);
+            }
+
+            Report(true);
+        }
+    }
+
+    private bool Maglev() => _ops!.Wanted == ServiceProxyMode.Ebpf && node.Config.LoadBalancerAlgorithm == "maglev";
+
+    private void Put(ServicePortState port, bool maglev, long since)
+    {
+        var key = ServiceTable.PortKey(port);
+        if (TooBig(port, maglev, node.Config.MaglevTableSize) is { } rejection)
+        {
+            _tooBig[key] = rejection;
+            Delete(key, since);
+            return;
+        }
+
+        _tooBig.Remove(key);
+        var old = _rows.GetValueOrDefault(key);
+        _backends += port.Backends.Count - (old?.Backends.Count ?? 0);
+        _rows[key] = port;
+        _ops!.Stamp(key, since);
+        _reconciler!.Upsert(key, port);
+    }
+
+    private void Report(bool changed)
+    {
+        if (changed)
         {
             AgentMetrics.ServiceEndpoints.Set(_backends);
             AgentMetrics.Services.Set(_rows.Count);

@@ -103,6 +103,7 @@ internal sealed partial class ServiceController(NodeContext node, IStore store, 
         var kind = await WantedKindAsync(ct).ConfigureAwait(false);
         if (_ops!.Want(kind))
         {
+            Refit();
             await _reconciler!.FullPassAsync(ct).ConfigureAwait(false);
         }
     }
