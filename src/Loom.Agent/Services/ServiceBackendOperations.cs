@@ -30,6 +30,7 @@ internal sealed class ServiceBackendOperations(
     private ServiceProxyMode _wanted = kind;
     private long _applies;
     private bool _flushOthers;
+    private string? _lastFlushError;
 
     public string BackendName => _backend?.Name ?? Name(_wanted);
 
@@ -217,7 +218,8 @@ internal sealed class ServiceBackendOperations(
             _applied[k] = v;
         }
 
-        Observe(rows.Keys);
+        // Everything stamped is settled by a full pass, deletes included (their keys are not in the rows).
+        Observe([.. _since.Keys]);
     }
 
     private void Run(IServiceBackend backend, Action apply)
@@ -267,16 +269,43 @@ internal sealed class ServiceBackendOperations(
         }
     }
 
+    /// <summary>
+    /// Removes what the other implementations left. A failure (e.g. a tool the node lacks) does not fail the write that
+    /// already succeeded: it is logged once and tried again after the next write.
+    /// </summary>
     private void FlushOthers()
     {
+        var failed = false;
         foreach (var other in All.Where(b => b != _kind))
         {
             var old = create(other);
-            old.Flush();
-            (old as IDisposable)?.Dispose();
+            try
+            {
+                old.Flush();
+            }
+#pragma warning disable CA1031 // whatever the other implementation's cleanup throws, the current one keeps serving
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                failed = true;
+                var text = $"flushing {old.Name} failed: {AgentLoops.Describe(e)}";
+                if (text != _lastFlushError)
+                {
+                    loops.Log(text + "; tried again after the next write");
+                    _lastFlushError = text;
+                }
+            }
+            finally
+            {
+                (old as IDisposable)?.Dispose();
+            }
         }
 
-        _flushOthers = false;
+        _flushOthers = failed;
+        if (!failed)
+        {
+            _lastFlushError = null;
+        }
     }
 
     internal static string Name(ServiceProxyMode kind) => kind.ToString().ToLowerInvariant();
