@@ -131,6 +131,56 @@ public sealed class EndpointChangePerfTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The Reconciler's own share at each N (no kernel): N rows written, then one row changed per sample, timed from
+    /// Upsert until the worker hands the batch to the operations (a no-op), and Stats read once per sample as the agent does.
+    /// </summary>
+    [SyncPerfFact]
+    public async Task ReconcilerRound()
+    {
+        foreach (var n in Environment.GetEnvironmentVariable("LOOM_SYNC_PERF")!.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)))
+        {
+            var ops = new NoopOperations();
+            var reconciler = new Reconciler<int, int>(ops, TimeProvider.System, new ReconcilerOptions { Name = "perf" });
+            using var stop = new CancellationTokenSource();
+            var worker = reconciler.RunAsync(stop.Token);
+            for (var i = 0; i < n; i++)
+            {
+                reconciler.Upsert(i, 0);
+            }
+
+            await reconciler.WaitIdleAsync();
+            var round = new List<double>();
+            var stats = new List<double>();
+            for (var i = 1; i <= 203; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                var called = ops.Expect();
+                reconciler.Upsert(0, i);
+                var end = await called.WaitAsync(TimeSpan.FromSeconds(60));
+                await reconciler.WaitIdleAsync();
+                var s = Stopwatch.GetTimestamp();
+                var pending = reconciler.Stats.Pending;
+                var ms = Stopwatch.GetElapsedTime(s).TotalMilliseconds;
+                if (pending != 0 || ops.Rows != 1)
+                {
+                    throw new InvalidOperationException($"after one change: {pending} pending, a batch of {ops.Rows} row(s)");
+                }
+
+                if (i > 3)
+                {
+                    round.Add(Stopwatch.GetElapsedTime(start, end).TotalMilliseconds);
+                    stats.Add(ms);
+                }
+            }
+
+            await stop.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => worker);
+            Line("reconcile", n, "Upsert -> batch", [.. round]);
+            Line("reconcile", n, "Stats", [.. stats]);
+        }
+    }
+
+    /// <summary>
     /// A Reconciler of string -> ServicePortState holding every port as a row (written with one Sync), then one
     /// endpoint move per sample: SetEndpoint, Drain, Upsert of the changed rows, and the worker's batch calling Update.
     /// A sample ends when Update returns, measured on the worker's thread.
@@ -313,5 +363,31 @@ public sealed class EndpointChangePerfTests(ITestOutputHelper output)
             ApplyBatchAsync([new RowChange<string, ServicePortState>(key, null, true)], cancellationToken);
 
         public Task<int> PruneAsync(IReadOnlyDictionary<string, ServicePortState> desired, CancellationToken cancellationToken) => Task.FromResult(0);
+    }
+
+    private sealed class NoopOperations : IBatchReconcileOperations<int, int>
+    {
+        private TaskCompletionSource<long>? _called;
+
+        public int Rows { get; private set; }
+
+        public Task<long> Expect()
+        {
+            _called = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _called.Task;
+        }
+
+        public Task ApplyBatchAsync(IReadOnlyList<RowChange<int, int>> changes, CancellationToken cancellationToken)
+        {
+            Rows = changes.Count;
+            _called?.TrySetResult(Stopwatch.GetTimestamp());
+            return Task.CompletedTask;
+        }
+
+        public Task UpdateAsync(int key, int value, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task DeleteAsync(int key, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task<int> PruneAsync(IReadOnlyDictionary<int, int> desired, CancellationToken cancellationToken) => Task.FromResult(0);
     }
 }
