@@ -188,8 +188,9 @@ public sealed class EndpointChangePerfTests(ITestOutputHelper output)
     private static async Task<double[]> ThroughReconcilerAsync(TestNetns ns, IServiceBackend backend, ServiceTable table, string podKey, Func<int, Endpoint> pod)
     {
         // eBPF maps are not per namespace; the rule backends' tools inherit the calling thread's one.
-        var ops = new UpdateOperations(backend, backend is EbpfServiceBackend ? null : ns);
-        var reconciler = new Reconciler<string, ServicePortState>(ops, TimeProvider.System, new ReconcilerOptions { Name = "perf" });
+        Reconciler<string, ServicePortState>? reconciler = null;
+        var ops = new UpdateOperations(backend, backend is EbpfServiceBackend ? null : ns, () => reconciler!.Desired);
+        reconciler = new Reconciler<string, ServicePortState>(ops, TimeProvider.System, new ReconcilerOptions { Name = "perf" });
         using var stop = new CancellationTokenSource();
         var worker = reconciler.RunAsync(stop.Token);
         try
@@ -298,8 +299,8 @@ public sealed class EndpointChangePerfTests(ITestOutputHelper output)
             Ready = true,
         })];
 
-    /// <summary>The agent's batch target reduced to the backend call: Sync while the backend needs it, else Update.</summary>
-    private sealed class UpdateOperations(IServiceBackend backend, TestNetns? ns) : IBatchReconcileOperations<string, ServicePortState>
+    /// <summary>The agent's batch target reduced to the backend call: Sync of every desired row while the backend needs it, else Update.</summary>
+    private sealed class UpdateOperations(IServiceBackend backend, TestNetns? ns, Func<IReadOnlyDictionary<string, ServicePortState>> desired) : IBatchReconcileOperations<string, ServicePortState>
     {
         private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
         private TaskCompletionSource<long>? _written;
@@ -321,7 +322,7 @@ public sealed class EndpointChangePerfTests(ITestOutputHelper output)
             {
                 if (backend.NeedsFullSync)
                 {
-                    backend.Sync(changed);
+                    backend.Sync([.. desired().Values]);
                 }
                 else
                 {
