@@ -15,6 +15,10 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
     private readonly IEqualityComparer<TValue> _comparer;
     private readonly Lock _gate = new();
     private readonly Dictionary<TKey, ReconcileRow<TValue>> _rows;
+
+    // The rows in state Pending and in state Error: a round and Stats cost what is pending, not the whole table.
+    private readonly Dictionary<TKey, ReconcileRow<TValue>> _pending;
+    private readonly Dictionary<TKey, ReconcileRow<TValue>> _errors;
     private TaskCompletionSource _signal = NewSignal();
     private TaskCompletionSource _idle = NewSignal();
     private TaskCompletionSource<int>? _fullPassWaiter;
@@ -40,6 +44,8 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
         _time = time;
         _options = options ?? new ReconcilerOptions();
         _rows = new Dictionary<TKey, ReconcileRow<TValue>>(keyComparer);
+        _pending = new Dictionary<TKey, ReconcileRow<TValue>>(keyComparer);
+        _errors = new Dictionary<TKey, ReconcileRow<TValue>>(keyComparer);
         _comparer = valueComparer ?? EqualityComparer<TValue>.Default;
     }
 
@@ -57,7 +63,7 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
             row ??= _rows[key] = new ReconcileRow<TValue>();
             row.Value = value;
             row.Deleting = false;
-            MarkPending(row);
+            MarkPending(key, row);
         }
     }
 
@@ -71,7 +77,7 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
             }
 
             row.Deleting = true;
-            MarkPending(row);
+            MarkPending(key, row);
         }
     }
 
@@ -102,8 +108,7 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
             lock (_gate)
             {
                 return new ReconcilerStats(_updates, _deletes, _failures, _fullPasses, _fullPassFailures, _driftRepaired, _lastDrift,
-                    _rows.Values.Count(r => r.State == RowState.Pending), _rows.Values.Count(r => r.State == RowState.Error),
-                    _rows.Values.Count(r => r.State == RowState.Done), _lastFullPassError);
+                    _pending.Count, _errors.Count, _rows.Count - _pending.Count - _errors.Count, _lastFullPassError);
             }
         }
     }
@@ -164,7 +169,8 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
                 lock (_gate)
                 {
                     var now = _time.GetUtcNow();
-                    work = [.. _rows.Where(r => r.Value.RunnableAt(now)).OrderBy(r => r.Value.Seq).Select(r => (r.Key, r.Value, r.Value.Version))];
+                    work = [.. _pending.Concat(_errors.Where(r => r.Value.RunnableAt(now))).OrderBy(r => r.Value.Seq)
+                        .Select(r => (r.Key, r.Value, r.Value.Version))];
 
                     // Pending rows first, so a full pass measures drift rather than changes not yet written.
                     fullPass = work.Count == 0 && (_fullPassWaiter is not null || now >= _nextFullPass);
@@ -174,7 +180,12 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
                     }
 
                     signal = _signal.Task;
-                    var wake = _rows.Values.Where(r => r.State == RowState.Error).Select(r => r.RetryAt!.Value).Append(_nextFullPass).Min();
+                    var wake = _nextFullPass;
+                    foreach (var r in _errors.Values)
+                    {
+                        wake = r.RetryAt!.Value < wake ? r.RetryAt.Value : wake;
+                    }
+
                     sleep = wake - now;
                     if (work.Count == 0 && !fullPass)
                     {
@@ -260,11 +271,13 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
             {
                 _deletes++;
                 _rows.Remove(key);
+                _pending.Remove(key);
+                _errors.Remove(key);
             }
             else
             {
                 _updates++;
-                row.State = RowState.Done;
+                Move(key, row, RowState.Done);
                 row.Error = null;
                 row.Attempts = 0;
                 row.RetryAt = null;
@@ -274,7 +287,7 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
         }
 
         _failures++;
-        row.State = RowState.Error;
+        Move(key, row, RowState.Error);
         row.Error = error.Message;
         row.Attempts++;
         row.RetryAt = _time.GetUtcNow() + _options.RetryBackoff.Delay(row.Attempts);
@@ -360,9 +373,9 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
         }
     }
 
-    private void MarkPending(ReconcileRow<TValue> row)
+    private void MarkPending(TKey key, ReconcileRow<TValue> row)
     {
-        row.State = RowState.Pending;
+        Move(key, row, RowState.Pending);
         row.Attempts = 0;
         row.RetryAt = null;
         row.Version++;
@@ -375,8 +388,30 @@ public sealed class Reconciler<TKey, TValue> : IReconciler<TKey, TValue>
         _signal.TrySetResult();
     }
 
+    private void Move(TKey key, ReconcileRow<TValue> row, RowState state)
+    {
+        row.State = state;
+        if (state == RowState.Pending)
+        {
+            _pending[key] = row;
+        }
+        else
+        {
+            _pending.Remove(key);
+        }
+
+        if (state == RowState.Error)
+        {
+            _errors[key] = row;
+        }
+        else
+        {
+            _errors.Remove(key);
+        }
+    }
+
     private bool HasWork(DateTimeOffset now) =>
-        _fullPassWaiter is not null || now >= _nextFullPass || _rows.Values.Any(r => r.RunnableAt(now));
+        _fullPassWaiter is not null || now >= _nextFullPass || _pending.Count > 0 || _errors.Values.Any(r => r.RunnableAt(now));
 
     private Dictionary<TKey, TValue> DesiredLocked() =>
         _rows.Where(r => !r.Value.Deleting).ToDictionary(r => r.Key, r => r.Value.Value!, _rows.Comparer);
