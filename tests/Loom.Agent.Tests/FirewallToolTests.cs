@@ -19,6 +19,13 @@ public sealed class FirewallToolTests : IDisposable
     }
 
     [Fact]
+    public void The_default_limit_grows_with_the_input_so_a_large_full_sync_is_not_killed()
+    {
+        Assert.Equal(FirewallTool.DefaultTimeout, FirewallTool.TimeoutFor(null));
+        Assert.Equal(FirewallTool.DefaultTimeout + (4 * FirewallTool.TimeoutPerMiB), FirewallTool.TimeoutFor(new string('x', 4 * 1024 * 1024)));
+    }
+
+    [Fact]
     public void A_tool_that_hangs_is_killed_with_its_children_and_reported()
     {
         var pidFile = Path.Combine(_dir.FullName, "child.pid");

@@ -13,8 +13,18 @@ public static class FirewallTool
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// Added to <see cref="DefaultTimeout"/> per MiB of input: a full iptables-restore of 10,000 Services is several MiB
+    /// and took minutes on a loaded 2-core machine (iptables-nft checks every rule); it must finish, not be killed.
+    /// </summary>
+    public static readonly TimeSpan TimeoutPerMiB = TimeSpan.FromSeconds(60);
+
+    /// <summary>The default limit for an input of <paramref name="stdin"/>: <see cref="DefaultTimeout"/> plus <see cref="TimeoutPerMiB"/> per MiB.</summary>
+    public static TimeSpan TimeoutFor(string? stdin) =>
+        DefaultTimeout + (TimeoutPerMiB * ((stdin?.Length ?? 0) / (1024.0 * 1024.0)));
+
+    /// <summary>
     /// Runs <paramref name="tool"/> (looked up in the sbin/bin directories) in the calling thread's network namespace. A
-    /// tool still running after <paramref name="timeout"/> (default <see cref="DefaultTimeout"/>) is killed with its
+    /// tool still running after <paramref name="timeout"/> (default <see cref="TimeoutFor"/> its input) is killed with its
     /// children and reported as a <see cref="FirewallException"/>: callers hold locks while it runs, and a hung tool
     /// must not stall them forever.
     /// </summary>
@@ -38,7 +48,7 @@ public static class FirewallTool
         var stdoutTask = p.StandardOutput.ReadToEndAsync();
         // Fed in the background: a tool that does not read its input must not block us on a full pipe, past the timeout.
         var stdinTask = stdin is null ? Task.CompletedTask : FeedAsync(p.StandardInput, stdin);
-        var limit = timeout ?? DefaultTimeout;
+        var limit = timeout ?? TimeoutFor(stdin);
         if (!p.WaitForExit(limit))
         {
             try

@@ -21,10 +21,14 @@ public static class IptablesRestore
     }
 
     /// <summary>Returns <c>iptables-save -t TABLE</c>: the rules as the kernel has them now.</summary>
+    /// <summary>How long iptables-save may take (it reads the whole table; only full syncs and explain call it).</summary>
+    public static readonly TimeSpan SaveTimeout = TimeSpan.FromMinutes(10);
+
     public static string Save(string table, bool ipv6 = false)
     {
         var tool = ipv6 ? "ip6tables-save" : "iptables-save";
-        var (code, stdout, stderr) = FirewallTool.Run(tool, ["-t", table], null);
+        // Listing 10,000 Services' rules took minutes on a loaded 2-core machine; only a hang should be cut short.
+        var (code, stdout, stderr) = FirewallTool.Run(tool, ["-t", table], null, SaveTimeout);
         if (code != 0)
         {
             throw new FirewallException($"{tool} -t {table} failed (exit {code}): {stderr.Trim()}");
