@@ -38,7 +38,9 @@ internal sealed partial class ServiceController
         var endpoints = _endpointCache.Snapshot.Count > 0 ? _endpointCache.Revision : 0;
         _subscriptions.Add(_serviceCache.Subscribe(OnServices));
         _subscriptions.Add(_endpointCache.Subscribe(OnEndpoints));
-        while (Interlocked.Read(ref _serviceRevision) < services || Interlocked.Read(ref _endpointsHandled) < endpoints)
+        // A cache emptied between the count and the subscription sends no first batch either: stop waiting for it then.
+        while ((Interlocked.Read(ref _serviceRevision) < services && _serviceCache.Snapshot.Count > 0)
+               || (Interlocked.Read(ref _endpointsHandled) < endpoints && _endpointCache.Snapshot.Count > 0))
         {
             await Task.Delay(5, ct).ConfigureAwait(false);
         }
