@@ -41,6 +41,17 @@ internal sealed class AppliedServices(Func<ServicePortState, string> keyOf)
     /// <summary>False after a failed apply or a flush: what the kernel holds is unknown until a full sync.</summary>
     public bool Known => !_needFullSync;
 
+    /// <summary>
+    /// A rule backend's incremental entry: the whole desired state for its partial sync, i.e. what was applied with the
+    /// change set merged in (the sync then rewrites only what differs). Refused while what the kernel holds is unknown.
+    /// </summary>
+    public List<ServicePortState> ForUpdate(string backend, IReadOnlyCollection<ServicePortState> changed, IReadOnlyCollection<ServicePortState> removed)
+    {
+        ArgumentNullException.ThrowIfNull(changed);
+        ArgumentNullException.ThrowIfNull(removed);
+        return Known ? With(changed, removed) : throw new InvalidOperationException($"{backend}: an incremental update needs a full sync first");
+    }
+
     /// <summary>What was applied, with <paramref name="changed"/> written over it and <paramref name="removed"/> taken out.</summary>
     public List<ServicePortState> With(IReadOnlyCollection<ServicePortState> changed, IReadOnlyCollection<ServicePortState> removed)
     {
