@@ -21,24 +21,7 @@ internal sealed class NetnsHttp : IDisposable
     public NetnsHttp(string netns, SslClientAuthenticationOptions? tls = null)
     {
         _ns = NetNs.Open(netns);
-        var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = async (ctx, ct) =>
-            {
-                var socket = NetNs.Run(_ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-                try
-                {
-                    await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(ctx.DnsEndPoint.Host), ctx.DnsEndPoint.Port), ct).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
+        var handler = NetNsHttpHandler.Create(_ns);
         if (tls is not null)
         {
             handler.SslOptions = tls;

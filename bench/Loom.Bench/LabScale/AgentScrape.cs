@@ -21,25 +21,8 @@ internal sealed class AgentScrape : IDisposable
     {
         _ns = NetNs.Open(netns);
         _uri = new Uri(string.Create(CultureInfo.InvariantCulture, $"http://{nodeIp}:{MetricsPort}/metrics"));
-        var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            PooledConnectionLifetime = TimeSpan.FromSeconds(30),
-            ConnectCallback = async (ctx, ct) =>
-            {
-                var socket = NetNs.Run(_ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-                try
-                {
-                    await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(ctx.DnsEndPoint.Host), ctx.DnsEndPoint.Port), ct).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
+        var handler = NetNsHttpHandler.Create(_ns);
+        handler.PooledConnectionLifetime = TimeSpan.FromSeconds(30);
         _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
     }
 

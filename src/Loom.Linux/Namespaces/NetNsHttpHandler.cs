@@ -1,0 +1,31 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Loom.Linux;
+
+/// <summary>
+/// An HTTP handler whose every connection is a socket made on a thread inside a network namespace (then used from any
+/// thread), so a process in the root namespace reaches a server in a lab namespace and nothing beyond it.
+/// </summary>
+public static class NetNsHttpHandler
+{
+    /// <summary>A handler connecting inside <paramref name="ns"/> (which must outlive it), no proxy; hosts are IP literals.</summary>
+    public static SocketsHttpHandler Create(NetNsHandle ns) => new()
+    {
+        UseProxy = false,
+        ConnectCallback = async (ctx, ct) =>
+        {
+            var socket = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+            try
+            {
+                await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(ctx.DnsEndPoint.Host), ctx.DnsEndPoint.Port), ct).ConfigureAwait(false);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
+}
