@@ -184,6 +184,7 @@ public static class TestLab
         while (!ct.IsCancellationRequested)
         {
             var started = DateTime.UtcNow;
+            var stage = "socket";
             try
             {
                 using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
@@ -191,7 +192,9 @@ public static class TestLab
                 // (agents starting take both cores), and a SYN retransmitted by TCP is not a lost request. Requests
                 // slower than 900 ms are listed in the test output all the same.
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                stage = "connect";
                 await s.ConnectAsync(target, timeout.Token);
+                stage = $"echo (local port {((IPEndPoint)s.LocalEndPoint!).Port})"; // the port finds the flow in conntrack
                 var msg = Encoding.ASCII.GetBytes($"ping {ok + failed}");
                 await s.SendAsync(msg, timeout.Token);
                 var buf = new byte[64];
@@ -214,7 +217,7 @@ public static class TestLab
             catch (Exception e) when (e is SocketException or OperationCanceledException)
             {
                 failed++;
-                errors.Add($"{started:HH:mm:ss.fff} {e.Message}");
+                errors.Add($"{started:HH:mm:ss.fff} {stage}: {e.Message}");
             }
 
             await Task.Delay(20, CancellationToken.None);
