@@ -46,6 +46,12 @@ public sealed record AgentConfig
     /// <summary>Where the node's CNI config is written once the node is ready.</summary>
     public string CniConfDir { get; set; } = "/etc/cni/net.d";
 
+    /// <summary>
+    /// Cilium's <c>cni.exclusive</c>: every CNI config in <see cref="CniConfDir"/> other than the primary network's is
+    /// renamed to <c>*.loom_bak</c>, so the runtime wires new pods with Loom's whatever sorts first.
+    /// </summary>
+    public bool CniExclusive { get; set; } = true;
+
     /// <summary>Socket, subnet file and other runtime state of this node's agent.</summary>
     public string StateDir { get; set; } = "/run/loom";
 
@@ -75,6 +81,9 @@ public sealed record AgentConfig
 
     [JsonIgnore]
     public string SubnetFile => Path.Combine(StateDir, "subnet.env");
+
+    /// <summary>The subnet file of a routed network (the bridge network keeps <see cref="SubnetFile"/>, flannel's name).</summary>
+    public string SubnetFileOf(string network) => Path.Combine(StateDir, $"subnet-{network}.env");
 
     /// <summary>The configuration's JSON, as <see cref="Load"/> reads it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentConfig);

@@ -23,10 +23,12 @@ internal sealed partial class AgentHost
                 Namespace = e.Namespace, Name = e.Name, ContainerId = e.ContainerId, Interface = e.Interface,
                 Ips = e.IPs.Select(i => i.ToString()).ToList(), Labels = e.Labels,
             }).ToList();
-        var ipamDir = Path.Combine(config.IpamDataDir, NodeCniConfig.NetworkName);
-        var used = Directory.Exists(ipamDir) ? Directory.EnumerateFiles(ipamDir).Count(f => IPAddress.TryParse(Path.GetFileName(f), out _)) : 0;
         var controllers = _controllers.Select(c => c.Describe()).ToList();
-        var tunnel = _overlay!.Tunnel;
+        var views = _networks!.Views;
+        var primary = _networks.Primary ?? "";
+        var networks = views.Select(v => NetworkStatusOf(v, v.Network.Name == primary)).ToList();
+        var legacy = networks.FirstOrDefault(n => n.Name == _networks.DefaultNetwork);
+        var tunnel = _networks.DefaultTunnel;
         return new AgentStatus
         {
             Node = _node,
@@ -35,22 +37,52 @@ internal sealed partial class AgentHost
             UnderlayInterface = config.Iface,
             UnderlayIp = node.UnderlayIp.ToString(),
             PodCidr = node.PodCidr.ToString(),
-            IpamUsed = used,
+            IpamUsed = legacy?.IpamUsed ?? 0,
             IpamCapacity = (1 << (32 - node.PodCidr.PrefixLength)) - 3, // network, gateway, broadcast
-            RoutingMode = node.Cluster.Routing.ToString().ToLowerInvariant(),
+            RoutingMode = legacy?.RoutingMode ?? node.Cluster.Routing.ToString().ToLowerInvariant(),
             TunnelDevice = tunnel?.Name ?? "",
             VtepMac = MacAddress.Format(tunnel?.HardwareAddr),
             IpMasq = node.IpMasq,
-            Peers = _overlay.Peers.Select(p => new TunnelPeer(p.Node, p.PodCidr.ToString(), p.UnderlayIp.ToString(), MacAddress.Format(p.VtepMac))).ToList(),
+            Peers = [.. views.SelectMany(v => v.Peers.Select(p => new TunnelPeer(p.Node, p.Block.ToString(), p.NodeIp.ToString(), MacAddress.Format(p.VtepMac)) { Network = v.Network.Name }))],
+            Networks = networks,
+            PrimaryNetwork = primary,
             Endpoints = endpoints,
             ServiceBackend = _services!.BackendName,
             SocketLbCgroup = _services.Kind == ServiceProxyMode.Ebpf ? config.Cgroup ?? "" : "",
             Services = _services.PortCount,
             ServiceSyncs = _services.Applies,
             Controllers = controllers,
-            Syncs = _overlay.Passes,
-            LastSync = _overlay.LastPass,
+            Syncs = controllers.FirstOrDefault(c => c.Name == _networks.Name)?.Passes ?? 0,
+            LastSync = DateTimeOffset.UtcNow,
             Started = _started,
+        };
+    }
+
+    /// <summary>One network's line of <c>loom status</c>; IPAM counts the address files loom-cni's IPAM keeps for it.</summary>
+    private NetworkStatus NetworkStatusOf(Networks.NetworkController.NetworkView v, bool primary)
+    {
+        var n = v.Network.Network;
+        var routed = n.Plumbing == Plumbing.Routed;
+        var ipamDir = Path.Combine(config.IpamDataDir, routed ? n.Name : NodeCniConfig.NetworkName);
+        var used = Directory.Exists(ipamDir) ? Directory.EnumerateFiles(ipamDir).Count(f => IPAddress.TryParse(Path.GetFileName(f), out _)) : 0;
+        var tunnel = n.RoutingMode == RoutingMode.Tunnel;
+        return new NetworkStatus
+        {
+            Name = n.Name,
+            Block = v.Network.Block.ToString(),
+            IpamUsed = used,
+            IpamCapacity = (1 << (32 - v.Network.Block.PrefixLength)) - 3, // network, router, broadcast
+            RoutingMode = tunnel ? "tunnel" : "native",
+            Routing = tunnel
+                ? $"vxlan {n.Tunnel?.Device} port {n.Tunnel?.Port} vni {n.Tunnel?.Vni}"
+                : $"direct routes to {v.Peers.Count} peer(s) via {config.Iface}",
+            Plumbing = routed ? "routed" : "bridge",
+            HostRouting = n.HostRouting == HostRouting.Bpf ? "BPF" : "Legacy",
+            Masquerading = n.Masquerade switch { Masquerade.Bpf => "BPF", Masquerade.Iptables => "IPTables", _ => "Disabled" },
+            Primary = primary,
+            Ready = v.Network.Ready,
+            CniConfig = primary ? _cni?.ConflistPath ?? "" : "",
+            Peers = v.Peers.Count,
         };
     }
 }

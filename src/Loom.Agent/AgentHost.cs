@@ -4,7 +4,7 @@ using Loom.Agent.Api;
 using Loom.Agent.Cni;
 using Loom.Agent.Masq;
 using Loom.Agent.Registration;
-using Loom.Agent.Overlay;
+using Loom.Agent.Networks;
 using Loom.Agent.Services;
 using Loom.Core.Controllers;
 using Loom.Core.Model;
@@ -29,7 +29,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
     private AgentLoops? _loops;
     private NodeContext? _context;
-    private OverlayController? _overlay;
+    private NetworkController? _networks;
     private NodeController? _nodeController;
     private ServiceController? _services;
     private CniConfigController? _cni;
@@ -46,12 +46,14 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     public async Task RunAsync(CancellationToken ct)
     {
         var node = _context = await BootstrapAsync(ct).ConfigureAwait(false);
-        _overlay = new OverlayController(node, store, Loops);
-        _nodeController = new NodeController(node, store, Loops, () => _overlay.Tunnel is { } t ? MacAddress.Format(t.HardwareAddr) : null);
+        _networks = new NetworkController(node, store, Loops);
+        _nodeController = new NodeController(node, store, Loops, () => _networks.DefaultTunnel is { } t ? MacAddress.Format(t.HardwareAddr) : null,
+            _networks.NodeEntries);
+        _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
         _services = new ServiceController(node, store, Loops, CreateBackend);
         var api = new ApiController(node, store, Loops, _services, StatusAsync);
-        _cni = new CniConfigController(node, Loops, () => _overlay.Tunnel!.Mtu);
-        _controllers = [_overlay, new MasqueradeController(node, Loops), _nodeController, _services, api, _cni];
+        _cni = new CniConfigController(node, Loops, _networks);
+        _controllers = [_networks, new MasqueradeController(node, Loops), _nodeController, _services, api, _cni];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)
@@ -133,12 +135,14 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
             Interfaces = PodVeths, // the host side of every pod's veth gets the per-packet load balancer
         });
 
-    /// <summary>Host-side veths of this node's pods: the ports of the pod bridge.</summary>
+    /// <summary>Host-side veths of this node's pods: the ports of the pod bridge, and routed pods' veths (tagged by loom-cni).</summary>
     private static List<int> PodVeths()
     {
         using var nl = Netlink.Open();
         var bridge = nl.LinkByName(NodeCniConfig.BridgeName);
-        return bridge is null ? [] : nl.LinkList().Where(l => l.MasterIndex == bridge.Index && l.Kind == "veth").Select(l => l.Index).ToList();
+        return nl.LinkList()
+            .Where(l => l.Kind == "veth" && ((bridge is not null && l.MasterIndex == bridge.Index) || (l.MasterIndex == 0 && l.Alias?.StartsWith("loom-cni:", StringComparison.Ordinal) == true)))
+            .Select(l => l.Index).ToList();
     }
 
     public void Dispose()

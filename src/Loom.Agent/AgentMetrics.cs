@@ -20,9 +20,9 @@ internal static class AgentMetrics
 
     public static readonly Gauge ServiceEndpoints = Metrics.CreateGauge("loom_service_endpoints", "Backends across all programmed service ports.");
 
-    public static readonly Gauge TunnelPeers = Metrics.CreateGauge("loom_tunnel_peers", "Nodes reachable through the overlay.");
+    public static readonly Gauge NetworkPeers = Metrics.CreateGauge("loom_network_peers", "Peer nodes routed to, summed over the node's networks.");
 
-    public static readonly Counter OverlaySyncs = Metrics.CreateCounter("loom_overlay_syncs_total", "Overlay reconciliations.");
+    public static readonly Counter NetworkPasses = Metrics.CreateCounter("loom_network_passes_total", "Passes of the network controller (networks, peers, primary network).");
 
     public static readonly Gauge LocalEndpoints = Metrics.CreateGauge("loom_endpoints", "Endpoints (pod attachments) on this node.");
 

@@ -122,9 +122,9 @@ public sealed class AgentResilienceTests : IDisposable
 
         var log = LogText;
         Assert.Contains("refused node k8s-junk: ", log, StringComparison.Ordinal);
-        Assert.Contains("refused node k8s-evil: pod CIDR 0.0.0.0/0 is not a /24 of the pools 10.244.0.0/16 (pod-cidr-outside-pools)", log, StringComparison.Ordinal);
-        Assert.Contains("refused node k8s-w4: pod CIDR 10.244.6.0/24 is claimed by node k8s-w3 (pod-cidr-not-claimed)", log, StringComparison.Ordinal);
-        Assert.Contains("refused node k8s-w5: vtepMac \"not-a-mac\" is not a unicast Ethernet address (bad-vtep-mac)", log, StringComparison.Ordinal);
+        Assert.Contains("refused node k8s-evil: network flannel: pod CIDR 0.0.0.0/0 is not a /24 of the pool 10.244.0.0/16 (pod-cidr-outside-pools)", log, StringComparison.Ordinal);
+        Assert.Contains("refused node k8s-w4: network flannel: pod CIDR 10.244.6.0/24 is claimed by node k8s-w3 (pod-cidr-not-claimed)", log, StringComparison.Ordinal);
+        Assert.Contains("refused node k8s-w5: network flannel: vtepMac \"not-a-mac\" is not a unicast Ethernet address (bad-vtep-mac)", log, StringComparison.Ordinal);
         Assert.Contains("refused service default/broken: ", log, StringComparison.Ordinal);
         Assert.Contains("refused service default/web2: default/web2 (10.96.0.10:80/tcp): skipped: frontend 10.96.0.10:80/tcp is already taken by default/web (duplicate-frontend)", log, StringComparison.Ordinal);
 

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.NetworkInformation;
-using Loom.Agent.Overlay;
+using Loom.Agent.Networks;
 using Loom.Core.Model;
 using Loom.Core.Pool;
 using Loom.Core.Store;
@@ -19,18 +19,31 @@ public sealed class PeerCheckTests
 
     private static PodCidrClaim Claim(string cidr, string node) => new(IPNetwork.Parse(cidr), node);
 
-    private static (List<VxlanPeer> Peers, List<Rejection> Rejected) Check(IEnumerable<Versioned<Node>> nodes, params PodCidrClaim[] claims)
+    private static readonly Network Flannel = Network.Flannel();
+
+    private static readonly Network Cilium = new()
+    {
+        Name = "cilium", PodCidr = IPNetwork.Parse("10.245.0.0/16"), Plumbing = Plumbing.Routed, RoutingMode = Loom.Core.Model.RoutingMode.Native, AutoDirectNodeRoutes = true,
+    };
+
+    private static (List<NetworkPeer> Peers, List<Rejection> Rejected) Check(IEnumerable<Versioned<Node>> nodes, params PodCidrClaim[] claims) =>
+        CheckOn(Flannel, nodes, claims);
+
+    private static (List<NetworkPeer> Peers, List<Rejection> Rejected) CheckOn(Network network, IEnumerable<Versioned<Node>> nodes, params PodCidrClaim[] claims)
     {
         var rejected = new List<Rejection>();
-        return (PeerCheck.Peers("k8s-w1", Self, Cluster, nodes, claims, rejected), rejected);
+        return (PeerCheck.Peers("k8s-w1", Self, network, network == Flannel, Cluster, [Flannel, Cilium], nodes, claims, rejected), rejected);
     }
+
+    private static Versioned<Node> WithNetwork(Versioned<Node> n, string network, string cidr, string? mac = null) =>
+        n with { Value = n.Value with { Networks = new Dictionary<string, NodeNetwork> { [network] = new() { PodCidr = IPNetwork.Parse(cidr), VtepMac = mac } } } };
 
     [Fact]
     public void A_claimed_cidr_of_the_pool_becomes_a_peer()
     {
         var (peers, rejected) = Check([Node("k8s-w2", "10.244.5.0/24")], Claim("10.244.5.0/24", "k8s-w2"));
         Assert.Empty(rejected);
-        Assert.Equal(new VxlanPeer("k8s-w2", IPNetwork.Parse("10.244.5.0/24"), IPAddress.Parse("192.168.10.102"), PhysicalAddress.Parse("02-00-00-00-00-02")),
+        Assert.Equal(new NetworkPeer("k8s-w2", IPAddress.Parse("192.168.10.102"), IPNetwork.Parse("10.244.5.0/24")) { VtepMac = PhysicalAddress.Parse("02-00-00-00-00-02") },
             Assert.Single(peers));
     }
 
@@ -94,5 +107,33 @@ public sealed class PeerCheckTests
             Claim("10.244.5.0/24", "k8s-w2"), Claim("10.244.8.0/24", "k8s-w4"), Claim("10.244.0.0/24", "k8s-w1"));
         Assert.Equal("k8s-w2", Assert.Single(peers).Node);
         Assert.Equal("k8s-evil", Assert.Single(rejected).Key);
+    }
+
+    [Fact]
+    public void A_second_network_takes_its_peers_from_the_nodes_networks_entries_and_needs_no_vtep_when_native()
+    {
+        var w2 = WithNetwork(Node("k8s-w2", "10.244.5.0/24"), "cilium", "10.245.3.0/24");
+        var (peers, rejected) = CheckOn(Cilium, [w2, Node("k8s-w3", "10.244.6.0/24")], Claim("10.245.3.0/24", "k8s-w2"), Claim("10.244.6.0/24", "k8s-w3"));
+        Assert.Empty(rejected);
+        var p = Assert.Single(peers); // k8s-w3 does not run cilium yet: not a peer, not an error
+        Assert.Equal(("k8s-w2", IPNetwork.Parse("10.245.3.0/24"), (PhysicalAddress?)null), (p.Node, p.Block, p.VtepMac));
+    }
+
+    [Fact]
+    public void A_block_of_another_networks_pool_is_refused()
+    {
+        var w2 = WithNetwork(Node("k8s-w2", "10.244.5.0/24"), "cilium", "10.244.5.0/24");
+        var (peers, rejected) = CheckOn(Cilium, [w2], Claim("10.244.5.0/24", "k8s-w2"));
+        Assert.Empty(peers);
+        Assert.Equal("pod-cidr-outside-pools", Assert.Single(rejected).Reason);
+        Assert.Contains("10.245.0.0/16", Assert.Single(rejected).Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_underlay_inside_any_networks_pool_is_refused()
+    {
+        var (peers, rejected) = Check([Node("k8s-w2", "10.244.5.0/24", ip: "10.245.7.7")], Claim("10.244.5.0/24", "k8s-w2"));
+        Assert.Empty(peers);
+        Assert.Equal("bad-underlay-ip", Assert.Single(rejected).Reason);
     }
 }

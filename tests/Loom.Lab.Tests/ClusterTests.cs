@@ -38,7 +38,7 @@ public sealed class ClusterTests
                 {
                     if (peer != i)
                     {
-                        Assert.Contains($"10.244.{peer}.0/24 via 10.244.{peer}.0 dev loom.1 onlink", routes, StringComparison.Ordinal);
+                        Assert.Contains($"10.244.{peer}.0/24 via 10.244.{peer}.0 dev loom.1 proto 76 onlink", routes, StringComparison.Ordinal);
                     }
                 }
             }

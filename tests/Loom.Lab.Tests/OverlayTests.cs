@@ -33,7 +33,7 @@ public sealed class OverlayTests
                     await TestLab.Eventually(ns, ["ip", "neigh", "show", "dev", "loom.1"], s => s.Contains(vtepIp.ToString(), StringComparison.Ordinal));
                     Assert.Contains($"{vtepIp} lladdr {p.VtepMac} PERMANENT", await TestLab.Capture(ns, "ip", "neigh", "show", "dev", "loom.1"), StringComparison.Ordinal);
                     Assert.Contains($"{p.VtepMac} dst {p.UnderlayIp} self permanent", await TestLab.Capture(ns, "bridge", "fdb", "show", "dev", "loom.1"), StringComparison.Ordinal);
-                    Assert.Contains($"{p.PodCidrs[0]} via {vtepIp} dev loom.1 onlink", await TestLab.Capture(ns, "ip", "route"), StringComparison.Ordinal);
+                    Assert.Contains($"{p.PodCidrs[0]} via {vtepIp} dev loom.1 proto 76 onlink", await TestLab.Capture(ns, "ip", "route"), StringComparison.Ordinal);
                 }
 
                 var link = await TestLab.Capture(ns, "ip", "-d", "link", "show", "loom.1");

@@ -17,6 +17,12 @@ internal static class NodeCniConfig
 {
     public const string ConflistName = NetConf.LoomConflistName;
 
+    /// <summary>A routed network's: sorts before the bridge network's, as Cilium's 05-cilium.conflist before 10-flannel.</summary>
+    public const string RoutedConflistName = "05-loom.conflist";
+
+    /// <summary>What <c>cniExclusive</c> appends to every other CNI config (Cilium appends <c>.cilium_bak</c>).</summary>
+    public const string BackupSuffix = ".loom_bak";
+
     /// <summary>The pod bridge loom-cni attaches pods to (flannel's delegate uses the same name).</summary>
     public const string BridgeName = NetConf.DefaultBridgeName;
 
@@ -30,27 +36,39 @@ internal static class NodeCniConfig
     }
 
     /// <summary>Bridge mode, as flannel's delegate: cni0, gateway on the bridge, routes via it; portmap chained.</summary>
-    public static string RenderConflist(AgentConfig config, int mtu)
+    public static string RenderConflist(AgentConfig config, int mtu) => Render(NetworkName, config, config.SubnetFile, mtu, w =>
+    {
+        w.WriteString("bridge", BridgeName);
+        w.WriteBoolean("isGateway", true);
+        w.WriteBoolean("isDefaultGateway", true);
+        w.WriteBoolean("hairpinMode", true);
+        w.WriteBoolean("ipMasq", false); // the agent masquerades for the whole node (LOOM-POSTRTG)
+    });
+
+    /// <summary>
+    /// Routed mode, as Cilium wires pods: a /32 per pod behind its own veth, the router IP on loom_host. Named after
+    /// the network: loom-cni tags the host veths with it, and host routing finds a network's pods by that tag.
+    /// </summary>
+    public static string RenderRoutedConflist(AgentConfig config, string network, int mtu) =>
+        Render(network, config, config.SubnetFileOf(network), mtu, w => w.WriteString("plumbing", "routed"));
+
+    private static string Render(string name, AgentConfig config, string subnetFile, int mtu, Action<Utf8JsonWriter> plumbing)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("cniVersion", "1.0.0"); // the reference plugins chained after us speak up to 1.0.0
-            w.WriteString("name", NetworkName);
+            w.WriteString("name", name);
             w.WriteStartArray("plugins");
             w.WriteStartObject();
             w.WriteString("type", "loom-cni");
-            w.WriteString("bridge", BridgeName);
-            w.WriteBoolean("isGateway", true);
-            w.WriteBoolean("isDefaultGateway", true);
-            w.WriteBoolean("hairpinMode", true);
-            w.WriteBoolean("ipMasq", false); // the agent masquerades for the whole node (LOOM-POSTRTG)
+            plumbing(w);
             w.WriteNumber("mtu", mtu);
             w.WriteString("agentSocket", config.SocketPath);
             w.WriteStartObject("ipam");
             w.WriteString("type", "loom");
-            w.WriteString("subnetFile", config.SubnetFile);
+            w.WriteString("subnetFile", subnetFile);
             w.WriteString("dataDir", config.IpamDataDir);
             w.WriteEndObject();
             w.WriteEndObject();

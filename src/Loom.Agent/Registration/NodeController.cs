@@ -9,8 +9,10 @@ namespace Loom.Agent.Registration;
 /// already learn its VTEP), ready once every other controller has started, then renewed every heartbeat. A node whose
 /// agent is gone longer than the lease disappears, and its peers drop their routes to it.
 /// </summary>
-internal sealed class NodeController(NodeContext node, IStore store, AgentLoops loops, Func<string?> vtepMac) : IController
+internal sealed class NodeController(NodeContext node, IStore store, AgentLoops loops, Func<string?> vtepMac,
+    Func<IReadOnlyDictionary<string, NodeNetwork>> networks) : IController, IDisposable
 {
+    private readonly SemaphoreSlim _poke = new(0);
     private long _lease;
     private long _beats;
     private bool _ready;
@@ -27,11 +29,20 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
         _ready = true;
     }
 
+    /// <summary>Writes the node object now rather than at the next heartbeat: a network's block or VTEP changed.</summary>
+    public void Poke() => _poke.Release();
+
     public async Task RunAsync(CancellationToken ct)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Max(1, node.Config.HeartbeatSeconds)));
-        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+        var every = TimeSpan.FromSeconds(Math.Max(1, node.Config.HeartbeatSeconds));
+        while (true)
         {
+            await _poke.WaitAsync(every, ct).ConfigureAwait(false);
+            while (_poke.CurrentCount > 0)
+            {
+                await _poke.WaitAsync(ct).ConfigureAwait(false);
+            }
+
             // The next tick is the retry; a store down for long lets the lease lapse, and LeaseAsync takes a new one.
             try
             {
@@ -72,6 +83,7 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
                 UnderlayIp = node.UnderlayIp,
                 PodCidrs = [node.PodCidr],
                 VtepMac = vtepMac(),
+                Networks = networks(),
                 Heartbeat = DateTimeOffset.UtcNow,
                 Ready = ready,
             };
@@ -96,4 +108,6 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
 
         return _lease;
     }
+
+    public void Dispose() => _poke.Dispose();
 }

@@ -54,8 +54,14 @@ internal static class StatusCommand
         {
             x.Name, x.Healthy ? "ok" : "failing", x.Passes.ToString(System.Globalization.CultureInfo.InvariantCulture), x.Summary + (x.LastError is null ? "" : $" (last error: {x.LastError})"),
         }));
-        w.WriteLine($"Tunnel peers: {s.Peers.Count}");
-        Table(w, c, ["NODE", "POD CIDR", "UNDERLAY IP", "VTEP MAC"], s.Peers.Select(p => new[] { p.Node, p.PodCidr, p.UnderlayIp, p.VtepMac }));
+        w.WriteLine($"Networks: {s.Networks.Count}, primary {s.PrimaryNetwork}");
+        Table(w, c, ["NAME", "BLOCK", "IPAM", "ROUTING", "HOST ROUTING", "MASQUERADING", "CNI CONFIG"], s.Networks.Select(n => new[]
+        {
+            n.Name + (n.Primary ? " *" : "") + (n.Ready ? "" : " (not ready)"), n.Block, $"{n.IpamUsed}/{n.IpamCapacity}", $"{n.Plumbing}, {n.Routing}",
+            n.HostRouting, n.Masquerading, n.CniConfig.Length > 0 ? Path.GetFileName(n.CniConfig) : "-",
+        }));
+        w.WriteLine($"Peers: {s.Peers.Count}");
+        Table(w, c, ["NETWORK", "NODE", "POD CIDR", "UNDERLAY IP", "VTEP MAC"], s.Peers.Select(p => new[] { p.Network, p.Node, p.PodCidr, p.UnderlayIp, p.VtepMac }));
         w.WriteLine($"Endpoints: {s.Endpoints.Count}");
         Table(w, c, ["NAMESPACE", "NAME", "IPS", "CONTAINER"], s.Endpoints.Select(e => new[] { e.Namespace, e.Name, string.Join(",", e.Ips), e.ContainerId[..Math.Min(12, e.ContainerId.Length)] }));
     }

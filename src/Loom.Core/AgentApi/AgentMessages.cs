@@ -157,6 +157,12 @@ public sealed record AgentStatus
 
     public IReadOnlyList<TunnelPeer> Peers { get; init; } = [];
 
+    /// <summary>Every network this node runs: the legacy fields above mirror the cluster's default one.</summary>
+    public IReadOnlyList<NetworkStatus> Networks { get; init; } = [];
+
+    /// <summary>The network this node's new pods join.</summary>
+    public string PrimaryNetwork { get; init; } = "";
+
     public IReadOnlyList<EndpointRegistration> Endpoints { get; init; } = [];
 
     /// <summary>iptables, nftables or ebpf: what programs Services on this node.</summary>
@@ -179,7 +185,46 @@ public sealed record AgentStatus
     public DateTimeOffset Started { get; init; }
 }
 
-public sealed record TunnelPeer(string Node, string PodCidr, string UnderlayIp, string VtepMac);
+public sealed record TunnelPeer(string Node, string PodCidr, string UnderlayIp, string VtepMac)
+{
+    /// <summary>The network the peer's block belongs to.</summary>
+    public string Network { get; init; } = "";
+}
+
+/// <summary>One network on a node, in the words of <c>cilium status</c>: its block, IPAM, routing, host routing, masquerading.</summary>
+public sealed record NetworkStatus
+{
+    public required string Name { get; init; }
+
+    public string Block { get; init; } = "";
+
+    public int IpamUsed { get; init; }
+
+    public int IpamCapacity { get; init; }
+
+    /// <summary>"tunnel" or "native".</summary>
+    public string RoutingMode { get; init; } = "";
+
+    /// <summary>Tunnel: "vxlan DEVICE port PORT"; native: "direct routes to N peer(s) via DEVICE".</summary>
+    public string Routing { get; init; } = "";
+
+    public string Plumbing { get; init; } = "";
+
+    /// <summary>"Legacy" or "BPF".</summary>
+    public string HostRouting { get; init; } = "";
+
+    /// <summary>"IPTables", "BPF" or "Disabled".</summary>
+    public string Masquerading { get; init; } = "";
+
+    public bool Primary { get; init; }
+
+    public bool Ready { get; init; }
+
+    /// <summary>The CNI config file this network's pods are wired by on this node; empty when not the primary.</summary>
+    public string CniConfig { get; init; } = "";
+
+    public int Peers { get; init; }
+}
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(AgentRequest))]

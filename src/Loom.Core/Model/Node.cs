@@ -19,6 +19,12 @@ public sealed record Node
     /// <summary>MAC of the node's VXLAN device, so peers can fill their FDB; null until the tunnel exists.</summary>
     public string? VtepMac { get; init; }
 
+    /// <summary>
+    /// The node's block (and VTEP) on every network it runs, by network name. <see cref="PodCidrs"/> and
+    /// <see cref="VtepMac"/> mirror the cluster's default network for readers that know one network only.
+    /// </summary>
+    public IReadOnlyDictionary<string, NodeNetwork> Networks { get; set; } = new Dictionary<string, NodeNetwork>();
+
     public DateTimeOffset Heartbeat { get; init; }
 
     public bool Ready { get; init; }

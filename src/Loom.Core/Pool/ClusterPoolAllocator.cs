@@ -88,9 +88,14 @@ internal sealed class ClusterPoolAllocator(IStore store, IReadOnlyList<IPNetwork
         return claims.Select(c => c.Value).ToList();
     }
 
-    /// <summary>The node's claims, oldest first, so every agent agrees which one a node keeps if it holds several.</summary>
-    private static IEnumerable<Versioned<PodCidrClaim>> Owned(string node, IEnumerable<Versioned<PodCidrClaim>> claims)
-        => claims.Where(c => c.Value.Node == node).OrderBy(c => c.Revision);
+    /// <summary>
+    /// The node's claims in these pools, oldest first, so every agent agrees which one a node keeps if it holds
+    /// several. A node holds one claim per network, so claims in other networks' pools are none of this allocator's.
+    /// </summary>
+    private IEnumerable<Versioned<PodCidrClaim>> Owned(string node, IEnumerable<Versioned<PodCidrClaim>> claims)
+        => claims.Where(c => c.Value.Node == node && InPools(c.Value.Cidr)).OrderBy(c => c.Revision);
+
+    private bool InPools(IPNetwork cidr) => pools.Any(p => p.PrefixLength <= cidr.PrefixLength && p.Contains(cidr.BaseAddress));
 
     private async Task<IPNetwork?> KeepOneAsync(string node, IReadOnlyList<Versioned<PodCidrClaim>> claims, CancellationToken cancellationToken)
     {

@@ -1,0 +1,176 @@
+using System.Net;
+using System.Net.Sockets;
+using Loom.Agent.Cni;
+using Loom.Core.Ipam;
+using Loom.Core.Model;
+using Loom.Core.Pool;
+using Loom.Datapath.Networks;
+using RoutingMode = Loom.Core.Model.RoutingMode;
+using Loom.Linux;
+
+namespace Loom.Agent.Networks;
+
+internal sealed partial class NetworkController
+{
+    /// <summary>Removes networks no longer wanted (or whose routing changed), then adds the missing ones.</summary>
+    private async Task ApplyNetworksAsync(IReadOnlyList<Network> wanted, CancellationToken ct)
+    {
+        var byName = wanted.ToDictionary(n => n.Name, StringComparer.Ordinal);
+        foreach (var (name, inst) in _networks.ToList())
+        {
+            if (!byName.TryGetValue(name, out var next) || !inst.SameRouting(next))
+            {
+                await RemoveAsync(inst, released: next is null, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                inst.Network = next;
+            }
+        }
+
+        foreach (var name in _errors.Keys.Where(k => !byName.ContainsKey(k)).ToList())
+        {
+            _errors.Remove(name);
+        }
+
+        foreach (var n in wanted.Where(n => !_networks.ContainsKey(n.Name)))
+        {
+            try
+            {
+                await AddAsync(n, ct).ConfigureAwait(false);
+                _errors.Remove(n.Name);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested && e is not OutOfMemoryException)
+            {
+                _errors[n.Name] = e.Message;
+            }
+        }
+    }
+
+    /// <summary>Claims the node's block of the network's pool, creates its device and router IP, starts its reconciler.</summary>
+    private async Task AddAsync(Network n, CancellationToken ct)
+    {
+        var block = await PodCidrAllocator.Create(store, [n.PodCidr], n.NodeMaskSize).AllocateAsync(node.Name, ct).ConfigureAwait(false);
+        var inst = new NetworkInstance(n, block, _underlayIndex, node.UnderlayIp);
+        try
+        {
+            inst.Start();
+            if (n.Plumbing == Plumbing.Routed)
+            {
+                RouterDevice.Ensure(_nl!, IpRange.DefaultGateway(block));
+            }
+        }
+        catch
+        {
+            await inst.StopAsync().ConfigureAwait(false);
+            inst.Dispose();
+            throw;
+        }
+
+        _networks[n.Name] = inst;
+        loops.Log($"network {n.Name}: block {block} of {n.PodCidr}, {Describe(n, inst.Device)}");
+    }
+
+    /// <summary>
+    /// Deletes what the network owns on this node: its device and routes, its router IP (and <c>loom_host</c> once no
+    /// routed network is left), its bridge; with <paramref name="released"/> (the network left the store) also the
+    /// node's claim on its block.
+    /// </summary>
+    private async Task RemoveAsync(NetworkInstance inst, bool released, CancellationToken ct)
+    {
+        var n = inst.Network;
+        var deleted = await inst.RemoveAsync().ConfigureAwait(false);
+        var router = IpRange.DefaultGateway(inst.Block);
+        if (n.Plumbing == Plumbing.Routed && _nl!.LinkByName(RouterDevice.DefaultName) is { } host)
+        {
+            if (_nl.AddrList(host.Index, AddressFamily.InterNetwork).Any(a => a.Ip.Equals(router)))
+            {
+                _nl.AddrDel(host.Index, router, 32);
+                deleted++;
+            }
+
+            if (!_networks.Values.Any(o => o != inst && o.Network.Plumbing == Plumbing.Routed))
+            {
+                RouterDevice.Delete(_nl);
+                deleted++;
+            }
+        }
+        else if (n.Plumbing == Plumbing.Bridge && _nl!.LinkByName(NodeCniConfig.BridgeName) is { } bridge
+                 && _nl.AddrList(bridge.Index, AddressFamily.InterNetwork).Any(a => a.Ip.Equals(router)))
+        {
+            _nl.LinkDel(bridge.Index); // the bridge loom-cni made for this network's pods; they are gone with it
+            deleted++;
+        }
+
+        _networks.Remove(n.Name);
+        inst.Dispose();
+        if (released)
+        {
+            await PodCidrAllocator.Create(store, [n.PodCidr], n.NodeMaskSize).ReleaseAsync(node.Name, ct).ConfigureAwait(false);
+            RemoveIpamState(n);
+        }
+
+        loops.Log($"network {n.Name}: removed from this node ({deleted} kernel object(s) deleted{(released ? $", block {inst.Block} released" : "")})");
+    }
+
+    /// <summary>
+    /// loom-cni's IPAM directory of a routed network that left the store (the bridge network's is shared by name, and
+    /// stays). Only once it holds no address: a pod still running there keeps its lease on disk.
+    /// </summary>
+    private void RemoveIpamState(Network n)
+    {
+        var dir = Path.Combine(node.Config.IpamDataDir, n.Name);
+        if (n.Plumbing != Plumbing.Routed || !Directory.Exists(dir))
+        {
+            return;
+        }
+
+        if (Directory.EnumerateFiles(dir).Any(f => IPAddress.TryParse(Path.GetFileName(f), out _)))
+        {
+            loops.Log($"network {n.Name}: IPAM state {dir} kept: it still holds addresses of running pods");
+            return;
+        }
+
+        Directory.Delete(dir, recursive: true);
+    }
+
+    /// <summary>
+    /// Once per agent life: what a network deleted while the agent was down left. Loom tunnel devices no network
+    /// names, Loom routes (protocol 76) inside no network's pool, router IPs on <c>loom_host</c> of no routed network.
+    /// </summary>
+    private void Sweep(IReadOnlyList<Network> wanted)
+    {
+        var devices = wanted.Where(n => n.RoutingMode == RoutingMode.Tunnel && n.Tunnel is not null).Select(n => n.Tunnel!.Device).ToHashSet(StringComparer.Ordinal);
+        foreach (var link in _nl!.LinkList().Where(l => l.Kind == "vxlan" && l.Name.StartsWith(ClusterCheck.TunnelPrefix, StringComparison.Ordinal) && !devices.Contains(l.Name)))
+        {
+            _nl.LinkDel(link.Index);
+            loops.Log($"networks: deleted tunnel device {link.Name}, of no network in the store");
+        }
+
+        bool InSomePool(IPNetwork dst) => wanted.Any(n => n.PodCidr.PrefixLength <= dst.PrefixLength && n.PodCidr.Contains(dst.BaseAddress));
+        foreach (var route in _nl.RouteList(AddressFamily.InterNetwork).Where(r => r.Protocol == NetworkRouting.Protocol && !InSomePool(r.Destination)))
+        {
+            _nl.RouteDel(route);
+            loops.Log($"networks: deleted route {route.Destination}, in no network's pool");
+        }
+
+        if (_nl.LinkByName(RouterDevice.DefaultName) is { } host)
+        {
+            var routers = _networks.Values.Where(i => i.Network.Plumbing == Plumbing.Routed).Select(i => IpRange.DefaultGateway(i.Block)).ToHashSet();
+            foreach (var a in _nl.AddrList(host.Index, AddressFamily.InterNetwork).Where(a => !routers.Contains(a.Ip)))
+            {
+                _nl.AddrDel(host.Index, a.Ip, a.PrefixLength);
+            }
+
+            if (routers.Count == 0)
+            {
+                RouterDevice.Delete(_nl);
+            }
+        }
+    }
+
+    private static string Describe(Network n, Link? device) =>
+        (n.RoutingMode == RoutingMode.Tunnel ? $"tunnel {device?.Name} port {n.Tunnel?.Port} vni {n.Tunnel?.Vni}" : "native routing")
+        + $", {n.Plumbing.ToString().ToLowerInvariant()} plumbing"
+        + (device is null ? "" : $", vtep {MacAddress.Format(device.HardwareAddr)} mtu {device.Mtu}");
+}
