@@ -93,6 +93,12 @@ public static class NetworkValidation
                     errors.Add(FieldError.Invalid(prefix + "tunnel.device", t.Device, $"network \"{other.Name}\" already uses this device"));
                 }
             }
+
+            if (network.Plumbing == Plumbing.Bridge && other.Plumbing == Plumbing.Bridge)
+            {
+                errors.Add(FieldError.Invalid(prefix + "plumbing", "bridge",
+                    $"network \"{other.Name}\" is already the bridge network; a node has one pod bridge (cni0): use routed plumbing"));
+            }
         }
     }
 

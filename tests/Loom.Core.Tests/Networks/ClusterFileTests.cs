@@ -117,9 +117,9 @@ public class ClusterFileTests
     [Fact]
     public void Default_network_must_exist_and_is_required_with_several()
     {
-        const string two = "networks:\n  - name: a\n    podCIDR: 10.244.0.0/16\n  - name: b\n    podCIDR: 10.245.0.0/16\n    tunnel: {port: 8473, device: loom_b}\n";
+        const string two = "networks:\n  - name: a\n    podCIDR: 10.244.0.0/16\n  - name: b\n    podCIDR: 10.245.0.0/16\n    plumbing: routed\n    tunnel: {port: 8473, device: loom_b}\n";
         Assert.Equal(["line 1, column 1: defaultNetwork: Required value: the network new pods join unless a NodeConfig says otherwise"], Refused(two).Errors);
-        Assert.Equal(["line 7, column 1: defaultNetwork: Invalid value: \"c\": no such network; the networks are: \"a\", \"b\""], Refused(two + "defaultNetwork: c\n").Errors);
+        Assert.Equal(["line 8, column 1: defaultNetwork: Invalid value: \"c\": no such network; the networks are: \"a\", \"b\""], Refused(two + "defaultNetwork: c\n").Errors);
         Assert.Equal("b", ClusterFileParser.Parse(two + "defaultNetwork: b\n").Cluster.DefaultNetwork);
     }
 

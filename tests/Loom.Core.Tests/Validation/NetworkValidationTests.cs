@@ -97,10 +97,11 @@ public class NetworkValidationTests
             "networks[1].podCIDR: Invalid value: \"10.244.128.0/17\": overlaps the podCIDR 10.244.0.0/16 of network \"flannel\"",
             "networks[1].tunnel.port: Invalid value: 8472: network \"flannel\" already tunnels on this UDP port; a node has one VXLAN socket per port",
             "networks[1].tunnel.device: Invalid value: \"loom.1\": network \"flannel\" already uses this device",
+            "networks[1].plumbing: Invalid value: \"bridge\": network \"flannel\" is already the bridge network; a node has one pod bridge (cni0): use routed plumbing",
         ], errors.Select(e => e.ToString()));
 
         errors.Clear();
-        ClusterValidation.Networks(errors, [Flannel, Flannel with { PodCidr = IPNetwork.Parse("10.246.0.0/16"), Tunnel = new TunnelConfig { Port = 8473, Device = "loom_vxlan" } }]);
+        ClusterValidation.Networks(errors, [Flannel, Flannel with { PodCidr = IPNetwork.Parse("10.246.0.0/16"), Plumbing = Plumbing.Routed, Tunnel = new TunnelConfig { Port = 8473, Device = "loom_vxlan" } }]);
         Assert.Equal("networks[1].name: Duplicate value: \"flannel\"", Assert.Single(errors).ToString());
 
         errors.Clear();
