@@ -114,26 +114,40 @@ internal static class ConfigRun
             servers.Add(Iperf.StartServer(nodeB.Netns));
             for (var rep = 0; rep < options.Reps; rep++)
             {
-                // Alternating which path goes first, so drift on the machine is shared by both.
-                var order = rep % 2 == 0
-                    ? new[] { ("underlay", nodeA.Netns, nodeTarget, result.Underlay), ("pods", podA.Netns, podTarget, result.Pods) }
-                    : new[] { ("pods", podA.Netns, podTarget, result.Pods), ("underlay", nodeA.Netns, nodeTarget, result.Underlay) };
-                Console.Write($"   rep {rep + 1}/{options.Reps}:");
-                foreach (var (name, netns, target, series) in order)
+                // Each test runs on both paths back to back, the first path alternating between reps: the ratio of a
+                // pair is taken over the same few seconds of a machine whose load drifts.
+                var paths = new[] { ("underlay", nodeA.Netns, nodeTarget, result.Underlay), ("pods", podA.Netns, podTarget, result.Pods) };
+                if (rep % 2 == 1)
                 {
-                    ct.ThrowIfCancellationRequested();
-                    var one = Iperf.Client(netns, target.Address.ToString(), options.Seconds, 1);
-                    var four = Iperf.Client(netns, target.Address.ToString(), options.Seconds, 4);
-                    var rtt = PingPong.Measure(netns, target, TimeSpan.FromSeconds(options.LatencySeconds));
-                    series.OneStream.Add(one);
-                    series.FourStreams.Add(four);
-                    series.RttUs.AddRange(rtt);
-                    var p50 = Stats.Of(rtt).P50;
-                    series.RttP50PerRep.Add(p50);
-                    Console.Write(string.Create(CultureInfo.InvariantCulture, $"  {name} {one.Gbps:0.00} / {four.Gbps:0.00} Gbit/s, rtt p50 {p50:0.0} us;"));
+                    Array.Reverse(paths);
                 }
 
-                Console.WriteLine();
+                Console.Write($"   rep {rep + 1}/{options.Reps}:");
+                foreach (var streams in new[] { 1, 4 })
+                {
+                    foreach (var (name, netns, target, series) in paths)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        var run = Iperf.Client(netns, target.Address.ToString(), options.Seconds, streams);
+                        (streams == 1 ? series.OneStream : series.FourStreams).Add(run);
+                        Console.Write(string.Create(CultureInfo.InvariantCulture, $" {name} {run.Gbps:0.00}"));
+                    }
+
+                    Console.Write(streams == 1 ? " Gbit/s (1 stream);" : " Gbit/s (4 streams);");
+                }
+
+                foreach (var (name, netns, target, series) in paths)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var rtt = PingPong.Measure(netns, target, TimeSpan.FromSeconds(options.LatencySeconds));
+                    var stats = Stats.Of(rtt);
+                    series.RttUs.AddRange(rtt);
+                    series.RttP50PerRep.Add(stats.P50);
+                    series.RttP99PerRep.Add(stats.P99);
+                    Console.Write(string.Create(CultureInfo.InvariantCulture, $" {name} {stats.P50:0.0}"));
+                }
+
+                Console.WriteLine(" us (rtt p50)");
             }
         }
         finally

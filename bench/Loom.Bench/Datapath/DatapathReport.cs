@@ -15,14 +15,13 @@ internal static class DatapathReport
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    private sealed record Ratios(double? One, double? Four, double? P50, double? P99);
-
     public static Report Build(List<ConfigResult> results, DatapathOptions options, Machine start, Machine end, TimeSpan elapsed)
     {
         var t = new StringBuilder();
         t.AppendLine(CultureInfo.InvariantCulture, $"Cross-node TCP between two lab nodes: throughput (iperf3, median of {options.Reps} runs of {options.Seconds} s), " +
             $"1-byte round trip (p50/p99 of every round trip, {options.Reps} x {options.LatencySeconds} s)");
-        t.AppendLine("ratio = the configuration / the underlay (eth1 to eth1) measured in the same lab, interleaved with it; throughput higher is better, round trip lower is better");
+        t.AppendLine("ratio = the configuration / the underlay (eth1 to eth1) in the same lab: the median over the runs of each pair's ratio, the two runs of a pair back to back;");
+        t.AppendLine("absolute figures: medians of the runs (throughput), percentiles of every round trip; throughput higher is better, round trip lower is better");
         t.AppendLine(CultureInfo.InvariantCulture, $"load average {start.LoadAverage} at start, {end.LoadAverage} at end (1/5/15 min, {start.Nproc} CPUs); total {elapsed.TotalSeconds:0} s");
         t.AppendLine();
         t.AppendLine(CultureInfo.InvariantCulture, $"{"",-50} {"1 stream",-15} {"4 streams",-15} {"rtt p50",-15} {"rtt p99",-15}");
@@ -41,7 +40,7 @@ internal static class DatapathReport
                 continue;
             }
 
-            var x = RatiosOf(r);
+            var x = r.Ratios;
             t.AppendLine(CultureInfo.InvariantCulture,
                 $"{r.Config.Title,-50} {Num(r.Pods.Gbps1),7} {Ratio(x.One),7} {Num(r.Pods.Gbps4),7} {Ratio(x.Four),7} " +
                 $"{Us(r.Pods.Rtt.P50),7} {Ratio(x.P50),7} {Us(r.Pods.Rtt.P99),7} {Ratio(x.P99),7}  {r.Config.Goal}{Verdict(r.Config, x)}");
@@ -89,8 +88,8 @@ internal static class DatapathReport
                 r.LoadStart,
                 r.LoadEnd,
                 Goal = r.Config.Goal,
-                Verdict = r.Status == "ok" ? Verdict(r.Config, RatiosOf(r)).TrimStart(':', ' ') : "not measured",
-                Ratios = r.Status == "ok" ? RatiosOf(r) : null,
+                Verdict = r.Status == "ok" ? Verdict(r.Config, r.Ratios).TrimStart(':', ' ') : "not measured",
+                Ratios = r.Status == "ok" ? r.Ratios : null,
                 Underlay = Series(r.Underlay),
                 Pods = Series(r.Pods),
             }),
@@ -98,12 +97,8 @@ internal static class DatapathReport
         return new Report(t.ToString(), json);
     }
 
-    private static Ratios RatiosOf(ConfigResult r) => new(
-        Div(r.Pods.Gbps1, r.Underlay.Gbps1), Div(r.Pods.Gbps4, r.Underlay.Gbps4),
-        Div(r.Pods.Rtt.P50, r.Underlay.Rtt.P50), Div(r.Pods.Rtt.P99, r.Underlay.Rtt.P99));
-
     /// <summary>MET when both throughput ratios reach the goal and the round-trip p50 stays within its own.</summary>
-    private static string Verdict(NetConfig c, Ratios x)
+    private static string Verdict(NetConfig c, PairedRatios x)
     {
         if (c.MinThroughput is null && c.MaxLatency is null)
         {
@@ -133,6 +128,7 @@ internal static class DatapathReport
             p.FourStreams.AddRange(s.FourStreams);
             p.RttUs.AddRange(s.RttUs);
             p.RttP50PerRep.AddRange(s.RttP50PerRep);
+            p.RttP99PerRep.AddRange(s.RttP99PerRep);
         }
 
         return p;
@@ -148,18 +144,17 @@ internal static class DatapathReport
         MedianGbps4 = s.Gbps4,
         RttUs = s.Rtt,
         RttP50PerRep = s.RttP50PerRep,
+        RttP99PerRep = s.RttP99PerRep,
     };
 
     private static string Line(PathSeries s) => string.Create(CultureInfo.InvariantCulture,
         $"1 stream {string.Join(' ', s.OneStream.Select(r => r.Gbps.ToString("0.00", CultureInfo.InvariantCulture)))} Gbit/s (retr {s.OneStream.Sum(r => r.Retransmits)}), " +
         $"4 streams {string.Join(' ', s.FourStreams.Select(r => r.Gbps.ToString("0.00", CultureInfo.InvariantCulture)))} (retr {s.FourStreams.Sum(r => r.Retransmits)}), " +
-        $"rtt p50 per run {string.Join(' ', s.RttP50PerRep.Select(v => v.ToString("0.0", CultureInfo.InvariantCulture)))} us, {s.RttUs.Count} round trips");
+        $"rtt p50 / p99 per run {string.Join(' ', s.RttP50PerRep.Zip(s.RttP99PerRep).Select(v => string.Create(CultureInfo.InvariantCulture, $"{v.First:0.0}/{v.Second:0.0}")))} us, {s.RttUs.Count} round trips");
 
     /// <summary>The table keeps a reason to about a line; the run's log and the JSON have it whole.</summary>
     private static string Short(string? reason) =>
         reason is null ? "" : reason.Length <= 150 ? reason : reason[..150].TrimEnd() + " ... (whole reason above and in the JSON)";
-
-    private static double? Div(double? a, double? b) => a is { } x && b is { } y && y > 0 && !double.IsNaN(x) && !double.IsNaN(y) ? x / y : null;
 
     private static string Ratio(double? r) => r is { } v ? v.ToString("0.00", CultureInfo.InvariantCulture) + "x" : "-";
 

@@ -10,8 +10,10 @@ internal sealed class PathSeries
     /// <summary>Round trips of every repetition, microseconds (pooled for the percentiles).</summary>
     public List<double> RttUs { get; } = [];
 
-    /// <summary>p50 of each repetition, to see the spread between them.</summary>
+    /// <summary>p50 of each repetition, paired with the other path's for the ratios.</summary>
     public List<double> RttP50PerRep { get; } = [];
+
+    public List<double> RttP99PerRep { get; } = [];
 
     public double? Gbps1 => Median(OneStream.Select(r => r.Gbps));
 
@@ -55,4 +57,19 @@ internal sealed class ConfigResult(NetConfig config)
     public PathSeries Underlay { get; } = new();
 
     public PathSeries Pods { get; } = new();
+
+    /// <summary>
+    /// Pods over underlay: the median over the repetitions of each pair's ratio (the two runs of a pair are back to
+    /// back), which a load drifting between repetitions moves less than a ratio of medians would.
+    /// </summary>
+    public PairedRatios Ratios => new(
+        Paired(Pods.OneStream.Select(r => r.Gbps), Underlay.OneStream.Select(r => r.Gbps)),
+        Paired(Pods.FourStreams.Select(r => r.Gbps), Underlay.FourStreams.Select(r => r.Gbps)),
+        Paired(Pods.RttP50PerRep, Underlay.RttP50PerRep),
+        Paired(Pods.RttP99PerRep, Underlay.RttP99PerRep));
+
+    private static double? Paired(IEnumerable<double> pods, IEnumerable<double> underlay) =>
+        PathSeries.Median(pods.Zip(underlay).Where(p => p.Second > 0 && !double.IsNaN(p.First) && !double.IsNaN(p.Second)).Select(p => p.First / p.Second));
 }
+
+internal sealed record PairedRatios(double? One, double? Four, double? P50, double? P99);
