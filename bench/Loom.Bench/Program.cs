@@ -12,7 +12,8 @@ using Loom.Testing;
 // Each sample is the wall-clock time of one whole plugin process run, spawned the way a runtime does (CniRunner.Exec).
 // Nothing is created in the root network namespace: the plugins run inside per-row node namespaces.
 // `Loom.Bench services ...` is the services benchmark instead (bench/services.sh, Services/ServicesBench.cs), and
-// `Loom.Bench lab ...` the lab at scale (bench/lab.sh, LabScale/LabBench.cs).
+// `Loom.Bench lab ...` the lab at scale (bench/lab.sh, LabScale/LabBench.cs), and `Loom.Bench datapath ...` the
+// pod-to-pod throughput and latency of each network configuration (bench/datapath.sh, Datapath/DatapathBench.cs).
 if (args.Length > 0 && args[0] == "services")
 {
     return Loom.Bench.Services.ServicesBench.Run(args[1..]);
@@ -21,6 +22,11 @@ if (args.Length > 0 && args[0] == "services")
 if (args.Length > 0 && args[0] == "lab")
 {
     return Loom.Bench.LabScale.LabBench.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "datapath")
+{
+    return Loom.Bench.Datapath.DatapathBench.Run(args[1..]);
 }
 
 var options = BenchOptions.Parse(args);

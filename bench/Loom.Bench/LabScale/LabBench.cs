@@ -64,7 +64,7 @@ internal static class LabBench
         Console.WriteLine($"  workload  loom lab apply of {options.Services} Services ({ScaleManifest.WithEndpoints(options.Services)} with the 2 webpod endpoints) on a 3-node lab (sqlite store, no cluster DNS); " +
             $"{options.Probes} new Services one at a time; backends {string.Join(", ", options.Backends.Select(LabBenchOptions.Name))}");
         Console.WriteLine($"  limits    {options.TimeoutSeconds} s per backend for the apply and catch-up, {options.ProbeTimeoutSeconds} s per probe, no new probe after {options.ProbeBudgetSeconds} s");
-        foreach (var swept in await SweepStaleAsync(ct).ConfigureAwait(false))
+        foreach (var swept in await SweepStaleAsync(Base, ct).ConfigureAwait(false))
         {
             Console.WriteLine($"  swept     {swept}");
         }
@@ -96,20 +96,21 @@ internal static class LabBench
     }
 
     /// <summary>
-    /// Labs of killed runs (<c>lbl&lt;dead pid&gt;-&lt;b&gt;-</c>: namespaces, lab directories, bpffs pins, cgroups),
-    /// taken down with <c>loom lab down</c>, which stops their agents and workloads too.
+    /// Labs of killed runs (<c>&lt;base&gt;&lt;dead pid&gt;-&lt;b&gt;-</c>, e.g. lbl for this bench, lbd for the datapath
+    /// bench: namespaces, lab directories, bpffs pins, cgroups), taken down with <c>loom lab down</c>, which stops their
+    /// agents and workloads too.
     /// </summary>
-    private static async Task<List<string>> SweepStaleAsync(CancellationToken ct)
+    internal static async Task<List<string>> SweepStaleAsync(string baseName, CancellationToken ct)
     {
         var names = NetNs.List()
-            .Concat(Directory.GetDirectories(Path.GetTempPath(), Base + "*").Select(Path.GetFileName))
-            .Concat(Directory.Exists("/sys/fs/bpf") ? Directory.GetDirectories("/sys/fs/bpf", Base + "*").Select(Path.GetFileName) : [])
-            .Concat(Cgroups().Select(Path.GetFileName))
+            .Concat(Directory.GetDirectories(Path.GetTempPath(), baseName + "*").Select(Path.GetFileName))
+            .Concat(Directory.Exists("/sys/fs/bpf") ? Directory.GetDirectories("/sys/fs/bpf", baseName + "*").Select(Path.GetFileName) : [])
+            .Concat(Cgroups(baseName).Select(Path.GetFileName))
             .OfType<string>();
         var prefixes = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var name in names)
         {
-            if (RunPrefix.TryParsePid(name, Base, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
+            if (RunPrefix.TryParsePid(name, baseName, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
             {
                 // lbl<pid>-<b>-...: the lab's prefix is everything up to the second dash.
                 var second = name.IndexOf('-', name.IndexOf('-', StringComparison.Ordinal) + 1);
@@ -130,13 +131,13 @@ internal static class LabBench
         return swept;
     }
 
-    private static IEnumerable<string> Cgroups()
+    private static IEnumerable<string> Cgroups(string baseName)
     {
         foreach (var root in new[] { "/sys/fs/cgroup/unified", "/sys/fs/cgroup" })
         {
             if (Directory.Exists(root))
             {
-                foreach (var dir in Directory.GetDirectories(root, Base + "*"))
+                foreach (var dir in Directory.GetDirectories(root, baseName + "*"))
                 {
                     yield return dir;
                 }
