@@ -52,7 +52,7 @@ public static class NodeAgent
 
     /// <summary>
     /// Removes a node from the cluster, as <c>kubectl delete node</c> with the IPAM controller behind it: its
-    /// object (peers then drop their routes, neighbour and FDB entries to it), its endpoints, its pod CIDR.
+    /// object (peers then drop their routes, neighbour and FDB entries to it), its endpoints, its block of every network.
     /// </summary>
     public static async Task<bool> RemoveNodeAsync(IStore store, string node, CancellationToken cancellationToken)
     {
@@ -64,8 +64,13 @@ public static class NodeAgent
             await store.DeleteAsync(Kinds.Endpoint, e.Key, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
 
-        var cluster = await ClusterConfigAsync(store, cancellationToken).ConfigureAwait(false);
-        await PodCidrAllocator.Create(store, cluster).ReleaseAsync(node, cancellationToken).ConfigureAwait(false);
+        var (claims, _) = await store.ListAsync(Kinds.PodCidr, cancellationToken).ConfigureAwait(false);
+        foreach (var claim in claims.Where(c => c.Value.Node == node))
+        {
+            // CAS on the claim's revision: never free a block someone re-claimed since the list.
+            await store.DeleteAsync(Kinds.PodCidr, claim.Key, claim.Revision, cancellationToken).ConfigureAwait(false);
+        }
+
         return existed;
     }
 
