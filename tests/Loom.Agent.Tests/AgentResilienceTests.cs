@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.Json;
 using Loom.Agent.Cni;
 using Loom.Core.AgentApi;
 using Loom.Core.Model;
@@ -18,32 +17,15 @@ namespace Loom.Agent.Tests;
 /// </summary>
 public sealed class AgentResilienceTests : IDisposable
 {
-    private const string UnderlayIp = "192.168.10.100";
+    private const string UnderlayIp = AgentNode.UnderlayIp;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
-    private readonly TestNetns _ns = new("agent");
-    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("loom-agent-resilience-");
+    private readonly AgentNode _node = new("agent");
 
-    public AgentResilienceTests()
-    {
-        // A bridge stands in for eth1: it only has to exist, be up and carry the node's underlay address.
-        var nl = _ns.Netlink;
-        var underlay = nl.LinkAdd(new BridgeSpec("eth1") { Mtu = 1500 });
-        nl.AddrAdd(underlay.Index, IPAddress.Parse(UnderlayIp), 24);
-        nl.LinkSetUp(underlay.Index);
-        nl.LinkSetUp(nl.LinkByName("lo")!.Index); // the metrics endpoint is reached at the node's own address
-    }
+    public void Dispose() => _node.Dispose();
 
-    public void Dispose()
-    {
-        _ns.Dispose();
-        _dir.Delete(recursive: true);
-    }
+    private string Db => _node.Db;
 
-    private string Db => Path.Combine(_dir.FullName, "state.db");
-
-    private string Log => Path.Combine(_dir.FullName, "agent.log");
-
-    private string LogText => File.Exists(Log) ? File.ReadAllText(Log) : "(no log)";
+    private string LogText => _node.LogText;
 
     private static Node Peer(string name, string cidr, string ip, string mac) => new()
     {
@@ -57,27 +39,11 @@ public sealed class AgentResilienceTests : IDisposable
         Selector = new Dictionary<string, string> { ["app"] = "web" },
     };
 
-    private BackgroundProcess StartAgent()
-    {
-        var config = Path.Combine(_dir.FullName, "agent.json");
-        File.WriteAllText(config, JsonSerializer.Serialize(new Dictionary<string, object>
-        {
-            ["node"] = "k8s-w1",
-            ["iface"] = "eth1",
-            ["store"] = new Dictionary<string, string> { ["type"] = "sqlite", ["path"] = Db },
-            ["cniConfDir"] = Path.Combine(_dir.FullName, "net.d"),
-            ["stateDir"] = Path.Combine(_dir.FullName, "run"),
-            ["ipamDataDir"] = Path.Combine(_dir.FullName, "ipam"),
-            ["bpfPinDir"] = Path.Combine(_dir.FullName, "bpf"), // never created: the iptables backend pins nothing
-            ["metricsAddress"] = UnderlayIp + ":9962",
-        }));
-        var loom = Shell.Require(Path.Combine(CniRunner.BinDir, "loom"), "run `dotnet publish src/Loom.Cli/Loom.Cli.csproj -c Release -o out/bin`");
-        return Shell.StartInNetns(_ns.Name, "/bin/sh", "-c", "exec \"$0\" agent --config \"$1\" >\"$2\" 2>&1", loom, config, Log);
-    }
+    private BackgroundProcess StartAgent() => _node.StartAgent();
 
-    private string Nat() => Shell.InNetns(_ns.Name, ["iptables-save", "-t", "nat"]).Stdout;
+    private string Nat() => Shell.InNetns(_node.Ns.Name, ["iptables-save", "-t", "nat"]).Stdout;
 
-    private ShellRun Metrics() => Shell.InNetns(_ns.Name, ["curl", "-sS", "--max-time", "5", $"http://{UnderlayIp}:9962/metrics"]);
+    private ShellRun Metrics() => Shell.InNetns(_node.Ns.Name, ["curl", "-sS", "--max-time", "5", $"http://{UnderlayIp}:9962/metrics"]);
 
     [Fact]
     public async Task Bad_objects_in_the_store_are_refused_one_by_one_and_the_agent_stays_up()
@@ -104,13 +70,13 @@ public sealed class AgentResilienceTests : IDisposable
         }
 
         using var agent = StartAgent();
-        var conflist = Path.Combine(_dir.FullName, "net.d", NodeCniConfig.ConflistName);
+        var conflist = Path.Combine(_node.Dir.FullName, "net.d", NodeCniConfig.ConflistName);
         Assert.True(Shell.WaitFor(() => File.Exists(conflist) || agent.HasExited, Patience), LogText);
         Assert.False(agent.HasExited, LogText);
 
         // Overlay: a route to k8s-w2's pods, none for the others.
-        var tunnel = _ns.Netlink.LinkByName("loom.1")!;
-        var routes = _ns.Netlink.RouteList(System.Net.Sockets.AddressFamily.InterNetwork).Where(r => r.OutputIndex == tunnel.Index && r.Gateway is not null)
+        var tunnel = _node.Ns.Netlink.LinkByName("loom.1")!;
+        var routes = _node.Ns.Netlink.RouteList(System.Net.Sockets.AddressFamily.InterNetwork).Where(r => r.OutputIndex == tunnel.Index && r.Gateway is not null)
             .Select(r => r.Destination.ToString()).ToList();
         Assert.Equal(["10.244.5.0/24"], routes);
 
@@ -145,7 +111,7 @@ public sealed class AgentResilienceTests : IDisposable
         Assert.Contains("refused service default/junk: ", LogText, StringComparison.Ordinal);
 
         // An endpoint registration is checked as the API server checks a pod before it reaches the store.
-        var socket = Path.Combine(_dir.FullName, "run", "agent.sock");
+        var socket = Path.Combine(_node.Dir.FullName, "run", "agent.sock");
         var refused = await AgentClient.SendAsync(socket, new AgentRequest
         {
             Op = "endpoint-add",
