@@ -55,25 +55,13 @@ internal static class DatapathBench
             return 1;
         }
 
-        using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
-        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx => { ctx.Cancel = true; cts.Cancel(); });
-        return RunAsync(options, cts.Token).GetAwaiter().GetResult();
+        return BenchHost.RunCancellable(ct => RunAsync(options, ct));
     }
 
     private static async Task<int> RunAsync(DatapathOptions options, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
-        var machine = Machine.Describe();
-        Console.WriteLine("Loom datapath benchmark");
-        Console.WriteLine($"  date      {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z   commit {Environment.GetEnvironmentVariable("LOOM_BENCH_COMMIT") ?? "?"}");
-        Console.WriteLine($"  machine   {machine.Nproc} CPUs, {machine.Cpu}, kernel {machine.Kernel}, {RuntimeInformation.FrameworkDescription}");
-        Console.WriteLine($"  load      {machine.LoadAverage} (1/5/15 min)");
+        var machine = BenchHost.Header("Loom datapath benchmark");
         Console.WriteLine($"  workload  per configuration a 2-node lab, pod a on the first node, pod b on the second; {options.Reps} reps of: iperf3 1 stream and 4 streams " +
             $"({options.Seconds} s each after 1 s omitted), 1-byte TCP ping-pong ({options.LatencySeconds} s), underlay (eth1 to eth1) and pods alternating");
         Console.WriteLine($"  configs   {string.Join(", ", options.Configs.Select(c => c.Key))}; a pod path not working within {options.ReachTimeoutSeconds} s is reported as such");

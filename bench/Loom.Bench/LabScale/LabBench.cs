@@ -42,25 +42,13 @@ internal static class LabBench
             return 1;
         }
 
-        using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
-        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx => { ctx.Cancel = true; cts.Cancel(); });
-        return RunAsync(options, cts.Token).GetAwaiter().GetResult();
+        return BenchHost.RunCancellable(ct => RunAsync(options, ct));
     }
 
     private static async Task<int> RunAsync(LabBenchOptions options, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
-        var machine = Machine.Describe();
-        Console.WriteLine("Loom lab-scale benchmark");
-        Console.WriteLine($"  date      {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z   commit {Environment.GetEnvironmentVariable("LOOM_BENCH_COMMIT") ?? "?"}");
-        Console.WriteLine($"  machine   {machine.Nproc} CPUs, {machine.Cpu}, kernel {machine.Kernel}, {RuntimeInformation.FrameworkDescription}");
-        Console.WriteLine($"  load      {machine.LoadAverage} (1/5/15 min)");
+        var machine = BenchHost.Header("Loom lab-scale benchmark");
         Console.WriteLine($"  workload  loom lab apply of {options.Services} Services ({ScaleManifest.WithEndpoints(options.Services)} with the 2 webpod endpoints) on a 3-node lab (sqlite store, no cluster DNS); " +
             $"{options.Probes} new Services one at a time; backends {string.Join(", ", options.Backends.Select(LabBenchOptions.Name))}");
         Console.WriteLine($"  limits    {options.TimeoutSeconds} s per backend for the apply and catch-up, {options.ProbeTimeoutSeconds} s per probe, no new probe after {options.ProbeBudgetSeconds} s");
