@@ -29,7 +29,7 @@ internal sealed class MasqueradeController : IController, IDisposable
         _networks = networks;
         _loops = loops;
         Bpf = new NodeBpfMasq(node);
-        networks.Changed += () => _changed.Release();
+        networks.Changed += OnChanged;
     }
 
     /// <summary>The agent's single default network until the network controller provides <see cref="INodeNetworks"/>.</summary>
@@ -90,8 +90,11 @@ internal sealed class MasqueradeController : IController, IDisposable
         }
     }
 
+    private void OnChanged() => _changed.Release();
+
     public void Dispose()
     {
+        _networks.Changed -= OnChanged;
         Bpf.Dispose();
         _changed.Dispose();
     }

@@ -38,7 +38,7 @@ internal sealed class HostRoutingController : IController, IDisposable
         _networks = networks;
         _loops = loops;
         _delivery = delivery;
-        networks.Changed += () => _changed.Release();
+        networks.Changed += OnChanged;
     }
 
     public string Name => "host routing";
@@ -135,8 +135,11 @@ internal sealed class HostRoutingController : IController, IDisposable
         _routing = null;
     }
 
+    private void OnChanged() => _changed.Release();
+
     public void Dispose()
     {
+        _networks.Changed -= OnChanged;
         _routing?.Dispose();
         _changed.Dispose();
     }
