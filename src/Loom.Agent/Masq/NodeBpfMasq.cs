@@ -15,10 +15,8 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
 {
     private BpfMasquerade? _masq;
 
-    public string PinDirectory { get; init; } = Path.Combine(node.Config.BpfPinDir, "masq");
-
-    /// <summary>Directory holding masq.o; null: found as the eBPF service backend finds lb4.o.</summary>
-    public string? ObjectDirectory { get; init; }
+    /// <summary>bpffs directory of the maps (masq.o is found as the eBPF service backend finds lb4.o).</summary>
+    public string PinDirectory { get; } = Path.Combine(node.Config.BpfPinDir, "masq");
 
     /// <summary>The attached masquerade, for inspection; null when none is.</summary>
     internal BpfMasquerade? Attached => Network is null ? null : _masq;
@@ -26,7 +24,10 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
     /// <summary>The network masqueraded in BPF now, or null.</summary>
     public string? Network { get; private set; }
 
-    /// <summary>Whatever is attached, detached; returns the errors (each naming its network), empty when all is in place.</summary>
+    /// <summary>
+    /// Attaches for the BPF network, or detaches and unpins without one. Returns the errors, each naming its network;
+    /// empty when all is in place.
+    /// </summary>
     public IReadOnlyList<string> Sync(IReadOnlyList<NetworkOnNode> networks)
     {
         var bpf = networks.Where(n => n.Network.Masquerade == Masquerade.Bpf).OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
@@ -42,6 +43,7 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
         var chosen = bpf[0];
         if (Attach(chosen, networks) is { } error)
         {
+            Network = null;
             errors.Insert(0, $"network {chosen.Name}: masquerade: bpf: {error}");
         }
 
@@ -59,7 +61,7 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
         }
         else
         {
-            BpfMasquerade.RemovePinned(PinDirectory, ObjectDirectory);
+            BpfMasquerade.RemovePinned(PinDirectory);
         }
 
         Network = null;
@@ -82,7 +84,6 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
             PodCidr = chosen.Network.PodCidr,
             NonMasqueradeCidrs = [chosen.NoMasqueradeCidr, .. networks.Where(n => n.Name != chosen.Name).Select(n => n.Network.PodCidr)],
             PinDirectory = PinDirectory,
-            ObjectDirectory = ObjectDirectory,
         };
         if (_masq is null || !Same(_masq.Options, want))
         {
