@@ -49,9 +49,10 @@ internal sealed class MasqueradeController : IController, IDisposable
         {
             Pass();
         }
-        catch (NetworkRefusedException)
+        catch (NetworkRefusedException e)
         {
             // The node routes without the refused network's masquerade: start, and let the loop retry and report it.
+            _loops.Log($"{Name}: {e.Message}");
             _changed.Release();
         }
 

@@ -41,7 +41,18 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
         }
 
         var chosen = bpf[0];
-        if (Attach(chosen, networks) is { } error)
+        string? error;
+        try
+        {
+            error = Attach(chosen, networks);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The kernel or bpffs refused (or masq.o is missing): the iptables networks stay programmed regardless.
+            error = $"{e.GetType().Name}: {e.Message}";
+        }
+
+        if (error is not null)
         {
             Network = null;
             errors.Insert(0, $"network {chosen.Name}: masquerade: bpf: {error}");

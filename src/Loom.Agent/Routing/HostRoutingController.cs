@@ -55,9 +55,11 @@ internal sealed class HostRoutingController : IController, IDisposable
         {
             Pass();
         }
-        catch (NetworkRefusedException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            // The host stack routes meanwhile: start, and let the loop retry and report it.
+            // The host stack routes meanwhile (host routing only speeds it up): start, and let the loop retry and report it.
+            _refused ??= $"{e.GetType().Name}: {e.Message}";
+            _loops.Log($"{Name}: {AgentLoops.Describe(e)}");
             _changed.Release();
         }
 
