@@ -65,15 +65,16 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
     }
 
     /// <summary>
-    /// Runs <paramref name="pass"/> once per burst of signals, and every 30 s anyway (which repairs what someone
-    /// changed by hand while the store was quiet); a failed pass is retried after the backoff.
+    /// Runs <paramref name="pass"/> once per burst of signals, and every <paramref name="every"/> (30 s by default)
+    /// anyway (which repairs what someone changed by hand while the store was quiet); a failed pass is retried after
+    /// the backoff.
     /// </summary>
-    internal async Task RunOnSignalAsync(SemaphoreSlim signal, Func<CancellationToken, Task> pass, string what, CancellationToken ct)
+    internal async Task RunOnSignalAsync(SemaphoreSlim signal, Func<CancellationToken, Task> pass, string what, CancellationToken ct, TimeSpan? every = null)
     {
         var backoff = new Backoff(RetryFirst, RetryCap);
         while (true)
         {
-            await signal.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            await signal.WaitAsync(every ?? TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
             while (signal.CurrentCount > 0)
             {
                 await signal.WaitAsync(ct).ConfigureAwait(false);

@@ -1,6 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
-using System.Text;
 using Loom.Core.Cni;
 using Loom.Linux;
 
@@ -14,13 +12,8 @@ namespace Loom.Cni;
 /// </summary>
 internal sealed partial class RoutedPlugin(CniEnvironment env, NetConf conf) : CniPlugin(env, conf)
 {
-    /// <summary>
-    /// The host veth's IFLA_IFALIAS: routed veths hang on no bridge, so this is how GC tells this network's veths
-    /// from another routed network's on the same node. Long network names are hashed to fit IFALIASZ.
-    /// </summary>
-    private string Alias => Conf.Name.Length <= 200
-        ? "loom-cni:" + Conf.Name
-        : "loom-cni:#" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Conf.Name)));
+    /// <summary>The host veth's IFLA_IFALIAS (<see cref="CniNames.RoutedVethAlias"/>).</summary>
+    private string Alias => CniNames.RoutedVethAlias(Conf.Name);
 
     /// <summary>CHECK, node side: the host veth (ours, up), its host routes, the router IP held here, the pod's router neighbour.</summary>
     protected override void CheckNode(INetlink host, INetlink pod, CniResult prev)

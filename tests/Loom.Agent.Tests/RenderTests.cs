@@ -1,38 +1,12 @@
 using System.Net;
 using System.Text.Json;
 using Loom.Agent.Cni;
-using Loom.Agent.Masq;
 
 namespace Loom.Agent.Tests;
 
 public class RenderTests
 {
     private static readonly IPNetwork[] Pools = [IPNetwork.Parse("10.244.0.0/16")];
-
-    [Fact]
-    public void Masquerade_chain_keeps_pod_to_pod_traffic_and_masquerades_the_rest()
-    {
-        var rules = NodeMasq.Render(Pools, IPNetwork.Parse("10.244.1.0/24"), masq: true, existingNat: "", existingFilter: "");
-        var lines = rules.Split('\n');
-        Assert.Contains("-A POSTROUTING -m comment --comment \"loom masq\" -j LOOM-POSTRTG", lines);
-        Assert.Contains("-A LOOM-POSTRTG -s 10.244.1.0/24 -d 10.244.0.0/16 -m comment --comment \"loom masq\" -j RETURN", lines);
-        Assert.Contains("-A LOOM-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -m comment --comment \"loom masq\" -j MASQUERADE --random-fully", lines);
-        Assert.Contains("-A FORWARD -m comment --comment \"loom forward\" -j LOOM-FWD", lines);
-        Assert.Equal(2, lines.Count(l => l == "COMMIT"));
-    }
-
-    [Fact]
-    public void Masquerade_jumps_are_not_repeated_and_are_removed_when_masq_is_off()
-    {
-        const string nat = "-A POSTROUTING -m comment --comment \"loom masq\" -j LOOM-POSTRTG\n";
-        const string filter = "-A FORWARD -m comment --comment \"loom forward\" -j LOOM-FWD\n";
-        var again = NodeMasq.Render(Pools, IPNetwork.Parse("10.244.1.0/24"), masq: true, nat, filter);
-        Assert.DoesNotContain("-A POSTROUTING", again, StringComparison.Ordinal);
-        Assert.DoesNotContain("-A FORWARD", again, StringComparison.Ordinal);
-        var off = NodeMasq.Render(Pools, IPNetwork.Parse("10.244.1.0/24"), masq: false, nat, filter);
-        Assert.Contains("-D POSTROUTING -m comment --comment \"loom masq\" -j LOOM-POSTRTG", off, StringComparison.Ordinal);
-        Assert.DoesNotContain("MASQUERADE", off, StringComparison.Ordinal);
-    }
 
     [Fact]
     public void Subnet_file_names_the_network_the_gateway_and_the_mtu()

@@ -39,6 +39,7 @@ public sealed class RoutedAddDelTests : IDisposable
             var hostVeth = _node.Netlink.LinkByName(CniNode.HostVethName(id))!;
             Assert.True(hostVeth.IsUp);
             Assert.Equal(0, hostVeth.MasterIndex);
+            Assert.Equal(CniNames.RoutedVethAlias(CniNode.Network), hostVeth.Alias); // how eBPF host routing finds the network's pods
             Assert.Empty(_node.Netlink.AddrList(hostVeth.Index, AddressFamily.InterNetwork));
             var neigh = Assert.Single(pod.Netlink.NeighList(eth0.Index), n => n.Ip.Equals(_node.Router));
             Assert.True(neigh.State.HasFlag(NeighState.Permanent));

@@ -1,13 +1,17 @@
-using System.Net;
 using System.Text;
+using Loom.Agent.Networks;
+using Loom.Core.Model;
 using Loom.Linux.Firewall;
 
 namespace Loom.Agent.Masq;
 
 /// <summary>
-/// <c>--ip-masq</c>, laid out as flannel's chains so an operator recognises them: pod-to-pod traffic inside the
-/// cluster pools keeps its source address; pod traffic leaving the pools is masqueraded to the node's address.
-/// A FORWARD chain accepts pod traffic so a host firewall with a DROP policy does not cut the overlay.
+/// <c>--ip-masq</c> for every network of the node, laid out as flannel's chains so an operator recognises them. First
+/// what keeps its source: each network's block towards its no-masquerade CIDR and towards every other network's pool
+/// (pods of network A reach pods of network B with their own IP, which a migration between them depends on), and
+/// anything arriving at a local block. Then, for <c>masquerade: iptables</c> networks only, the rest of their pool's
+/// traffic is masqueraded to the node's address. A FORWARD chain accepts every network's pod traffic so a host
+/// firewall with a DROP policy does not cut the overlay.
 /// </summary>
 internal static class NodeMasq
 {
@@ -16,21 +20,23 @@ internal static class NodeMasq
     private const string Comment = "\"loom masq\"";
 
     /// <summary>The whole iptables-restore input: declaring a chain flushes it, so a sync rewrites it atomically.</summary>
-    public static string Render(IReadOnlyList<IPNetwork> pools, IPNetwork nodeCidr, bool masq, string existingNat, string existingFilter)
+    public static string Render(IReadOnlyList<NetworkOnNode> networks, bool masq, string existingNat, string existingFilter)
     {
         var sb = new StringBuilder();
         sb.Append("*nat\n").Append(':').Append(PostroutingChain).Append(" - [0:0]\n");
         if (masq)
         {
             JumpOnce(sb, existingNat, "POSTROUTING", PostroutingChain);
-            sb.Append($"-A {PostroutingChain} -m mark --mark 0x4000/0x4000 -m comment --comment {Comment} -j RETURN\n");
-            foreach (var pool in pools)
+            // Only our own MASQUERADE rules could rewrite a packet here: without an iptables network the chain stays empty.
+            var masquerading = networks.Where(n => n.Network.Masquerade == Masquerade.Iptables).ToList();
+            if (masquerading.Count > 0)
             {
-                sb.Append($"-A {PostroutingChain} -s {nodeCidr} -d {pool} -m comment --comment {Comment} -j RETURN\n");
-                sb.Append($"-A {PostroutingChain} -s {pool} -d {nodeCidr} -m comment --comment {Comment} -j RETURN\n");
-                sb.Append($"-A {PostroutingChain} ! -s {pool} -d {nodeCidr} -m comment --comment {Comment} -j RETURN\n");
-                sb.Append($"-A {PostroutingChain} -s {pool} ! -d 224.0.0.0/4 -m comment --comment {Comment} -j MASQUERADE --random-fully\n");
-                sb.Append($"-A {PostroutingChain} ! -s {pool} -d {pool} -m comment --comment {Comment} -j MASQUERADE --random-fully\n");
+                Keep(sb, networks);
+                foreach (var n in masquerading)
+                {
+                    sb.Append($"-A {PostroutingChain} -s {n.Network.PodCidr} ! -d 224.0.0.0/4 -m comment --comment {Comment} -j MASQUERADE --random-fully\n");
+                    sb.Append($"-A {PostroutingChain} ! -s {n.Network.PodCidr} -d {n.Network.PodCidr} -m comment --comment {Comment} -j MASQUERADE --random-fully\n");
+                }
             }
         }
         else
@@ -40,18 +46,44 @@ internal static class NodeMasq
 
         sb.Append("COMMIT\n*filter\n").Append(':').Append(ForwardChain).Append(" - [0:0]\n");
         JumpOnce(sb, existingFilter, "FORWARD", ForwardChain);
-        foreach (var pool in pools)
+        foreach (var n in networks)
         {
-            sb.Append($"-A {ForwardChain} -s {pool} -m comment --comment \"loom forward\" -j ACCEPT\n");
-            sb.Append($"-A {ForwardChain} -d {pool} -m comment --comment \"loom forward\" -j ACCEPT\n");
+            sb.Append($"-A {ForwardChain} -s {n.Network.PodCidr} -m comment --comment \"loom forward\" -j ACCEPT\n");
+            sb.Append($"-A {ForwardChain} -d {n.Network.PodCidr} -m comment --comment \"loom forward\" -j ACCEPT\n");
         }
 
         sb.Append("COMMIT\n");
         return sb.ToString();
     }
 
-    public static void Sync(IReadOnlyList<IPNetwork> pools, IPNetwork nodeCidr, bool masq) =>
-        IptablesRestore.Apply(Render(pools, nodeCidr, masq, IptablesRestore.Save("nat"), IptablesRestore.Save("filter")));
+    /// <summary>Applies <see cref="Render"/> in the calling thread's network namespace.</summary>
+    public static void Sync(IReadOnlyList<NetworkOnNode> networks, bool masq) =>
+        IptablesRestore.Apply(Render(networks, masq, IptablesRestore.Save("nat"), IptablesRestore.Save("filter")));
+
+    /// <summary>The RETURN rules, before any MASQUERADE: with one network, exactly flannel's.</summary>
+    private static void Keep(StringBuilder sb, IReadOnlyList<NetworkOnNode> networks)
+    {
+        sb.Append($"-A {PostroutingChain} -m mark --mark 0x4000/0x4000 -m comment --comment {Comment} -j RETURN\n");
+        foreach (var n in networks)
+        {
+            var (pool, block) = (n.Network.PodCidr, n.Block);
+            if (n.Network.Masquerade == Masquerade.Iptables)
+            {
+                Return(sb, $"-s {block} -d {n.NoMasqueradeCidr}");
+            }
+
+            foreach (var other in networks.Where(o => o.Name != n.Name))
+            {
+                Return(sb, $"-s {block} -d {other.Network.PodCidr}");
+            }
+
+            Return(sb, $"-s {pool} -d {block}");
+            Return(sb, $"! -s {pool} -d {block}");
+        }
+    }
+
+    private static void Return(StringBuilder sb, string match) =>
+        sb.Append($"-A {PostroutingChain} {match} -m comment --comment {Comment} -j RETURN\n");
 
     private static string JumpRule(string from, string chain) =>
         $"-A {from} -m comment --comment {(from == "FORWARD" ? "\"loom forward\"" : Comment)} -j {chain}";

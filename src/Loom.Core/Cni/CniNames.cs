@@ -8,6 +8,19 @@ public static class CniNames
     /// <summary>Linux IFNAMSIZ is 16 including the terminating NUL.</summary>
     public const int MaxInterfaceNameLength = 15;
 
+    /// <summary>
+    /// The IFLA_IFALIAS of a routed pod's host veth in network <paramref name="network"/>: routed veths hang on no bridge,
+    /// so this is how GC tells one network's veths from another's, and how eBPF host routing finds a network's pods.
+    /// Long network names are hashed to fit IFALIASZ.
+    /// </summary>
+    public static string RoutedVethAlias(string network)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        return network.Length <= 200
+            ? "loom-cni:" + network
+            : "loom-cni:#" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(network)));
+    }
+
     /// <summary>Container IDs and network names: ASCII alphanumeric first, then alphanumerics, '_', '.', '-'.</summary>
     public static bool IsValidIdentifier(string? value)
     {

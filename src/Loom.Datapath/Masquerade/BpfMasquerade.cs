@@ -71,6 +71,23 @@ public sealed class BpfMasquerade : IDisposable
         _configured = false;
     }
 
+    /// <summary>
+    /// <see cref="Remove"/> for what a previous run pinned under <paramref name="pinDirectory"/> (at the default tc
+    /// slot), with no configuration at hand: a node whose last BPF-masquerading network went while its agent was down.
+    /// Nothing pinned: nothing is loaded.
+    /// </summary>
+    public static void RemovePinned(string pinDirectory, string? objectDirectory = null)
+    {
+        if (!Directory.Exists(pinDirectory))
+        {
+            return;
+        }
+
+        using var obj = new PinnedTcObject(MasqueradeMaps.ObjectFile, objectDirectory, pinDirectory,
+            MasqueradeMaps.Interfaces, MasqueradeOptions.DefaultTcPriority, MasqueradeOptions.DefaultTcHandle);
+        obj.Remove();
+    }
+
     /// <summary>Closes this process's descriptors; filters, pins and the NAT table stay (a restart adopts them).</summary>
     public void Dispose()
     {

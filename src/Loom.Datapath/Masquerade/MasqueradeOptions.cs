@@ -7,6 +7,8 @@ namespace Loom.Datapath.Masquerade;
 public sealed record MasqueradeOptions
 {
     public const string DefaultPinDirectory = "/sys/fs/bpf/loom/masq";
+    public const uint DefaultTcPriority = 0x48;
+    public const uint DefaultTcHandle = 0x4d51;
 
     /// <summary>The address pods' traffic leaves the node with (the node's underlay IP).</summary>
     public required IPAddress NodeIp { get; init; }
@@ -28,9 +30,9 @@ public sealed record MasqueradeOptions
     public string? ObjectDirectory { get; init; }
 
     /// <summary>tc priority on the underlay (both directions): before host routing (0x50), which must see de-NATed replies.</summary>
-    public uint TcPriority { get; init; } = 0x48;
+    public uint TcPriority { get; init; } = DefaultTcPriority;
 
-    public uint TcHandle { get; init; } = 0x4d51;
+    public uint TcHandle { get; init; } = DefaultTcHandle;
 
     /// <summary>Throws ArgumentException naming the first bad setting.</summary>
     public void Validate()
