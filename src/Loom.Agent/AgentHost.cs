@@ -4,12 +4,14 @@ using Loom.Agent.Api;
 using Loom.Agent.Cni;
 using Loom.Agent.Masq;
 using Loom.Agent.Registration;
+using Loom.Agent.Routing;
 using Loom.Agent.Networks;
 using Loom.Agent.Services;
 using Loom.Core.Controllers;
 using Loom.Core.Model;
 using Loom.Core.Pool;
 using Loom.Core.Store;
+using Loom.Datapath.Routing;
 using Loom.Datapath.Services;
 using Loom.Datapath.Services.Ebpf;
 using Loom.Linux;
@@ -53,7 +55,9 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         _services = new ServiceController(node, store, Loops, CreateBackend);
         var api = new ApiController(node, store, Loops, _services, StatusAsync);
         _cni = new CniConfigController(node, Loops, _networks);
-        _controllers = [_networks, new MasqueradeController(node, Loops), _nodeController, _services, api, _cni];
+        // eBPF services' lb4 already sits on the pod veth's ingress: host routing then delivers on the veth's egress.
+        var hostRouting = new HostRoutingController(node, _networks, Loops, () => _services.Kind == ServiceProxyMode.Ebpf ? PodDelivery.Egress : PodDelivery.Peer);
+        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, hostRouting, api, _cni];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)

@@ -32,12 +32,6 @@ internal sealed class MasqueradeController : IController, IDisposable
         networks.Changed += OnChanged;
     }
 
-    /// <summary>The agent's single default network until the network controller provides <see cref="INodeNetworks"/>.</summary>
-    public MasqueradeController(NodeContext node, AgentLoops loops)
-        : this(node, ClusterNetwork.Of(node), loops)
-    {
-    }
-
     public string Name => "masquerade";
 
     /// <summary>The BPF half; its pins live under the agent's <c>bpfPinDir</c>.</summary>
