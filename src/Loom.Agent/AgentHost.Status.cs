@@ -42,7 +42,7 @@ internal sealed partial class AgentHost
             RoutingMode = legacy?.RoutingMode ?? node.Cluster.Routing.ToString().ToLowerInvariant(),
             TunnelDevice = tunnel?.Name ?? "",
             VtepMac = MacAddress.Format(tunnel?.HardwareAddr),
-            IpMasq = node.IpMasq,
+            IpMasq = node.IpMasq && legacy is not null && legacy.Masquerading != "Disabled",
             Peers = [.. views.SelectMany(v => v.Peers.Select(p => new TunnelPeer(p.Node, p.Block.ToString(), p.NodeIp.ToString(), MacAddress.Format(p.VtepMac)) { Network = v.Network.Name }))],
             Networks = networks,
             PrimaryNetwork = primary,

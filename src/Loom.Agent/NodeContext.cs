@@ -9,6 +9,10 @@ namespace Loom.Agent;
 /// </summary>
 internal sealed record NodeContext(string Name, AgentConfig Config, ClusterConfig Cluster, IPAddress UnderlayIp, int UnderlayMtu, IPNetwork PodCidr)
 {
-    /// <summary>Masquerade pod traffic leaving the cluster: the agent's setting, else the cluster's.</summary>
-    public bool IpMasq => Config.IpMasq ?? Cluster.IpMasq;
+    /// <summary>
+    /// Masquerade pod traffic leaving the cluster, as far as this node is concerned: the agent's <c>ipMasq</c> turns
+    /// every network's iptables masquerade off; unset, each network's own <c>masquerade</c> decides (the cluster's
+    /// legacy <c>ipMasq</c> mirrors only the default network's, so it must not switch the others).
+    /// </summary>
+    public bool IpMasq => Config.IpMasq ?? true;
 }
