@@ -75,6 +75,13 @@ public sealed class NetworkChecks(string what, ITestOutputHelper output)
         Assert.True(answer == to.Name, $"UDP {path}:5353: answer {answer ?? "none in 10 s"}");
     }
 
+    /// <summary>Whether a link of that name exists in the namespace.</summary>
+    public static async Task<bool> LinkExistsAsync(string netns, string device)
+    {
+        var (code, _, _) = await LabProcesses.CaptureAsync(netns, ["ip", "link", "show", device]);
+        return code == 0;
+    }
+
     /// <summary>Packets the host's netfilter FORWARD chain counted between two pods, on one node (the rules a test inserted with <see cref="CountForwardAsync"/>).</summary>
     public static async Task<long> ForwardedAsync(string nodeNetns)
     {

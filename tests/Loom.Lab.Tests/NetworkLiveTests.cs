@@ -130,7 +130,7 @@ public sealed class NetworkLiveTests
         {
             foreach (var device in devices)
             {
-                await WaitAsync(() => LinkExistsAsync(n.Netns, device),
+                await WaitAsync(() => NetworkChecks.LinkExistsAsync(n.Netns, device),
                     $"network {network.Name} applied live: {n.Name} has no {device}");
             }
         }
@@ -165,12 +165,6 @@ public sealed class NetworkLiveTests
             $"{node} {(on ? "switched to" : "back from")} {network.Name}: its runtime still picks {LabCniConfig.Find(state.CniConfDir(node)) ?? "nothing"}, not {expected}");
         var other = state.Nodes.First(n => n.Name != node).Name;
         Assert.Equal(NetworkCombination.BridgeConflist, Path.GetFileName(LabCniConfig.Find(state.CniConfDir(other))));
-    }
-
-    private static async Task<bool> LinkExistsAsync(string netns, string device)
-    {
-        var (code, _, _) = await LabProcesses.CaptureAsync(netns, ["ip", "link", "show", device]);
-        return code == 0;
     }
 
     private static async Task WaitAsync(Func<Task<bool>> done, string failure)
