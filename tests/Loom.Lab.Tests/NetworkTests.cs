@@ -155,6 +155,23 @@ public sealed class NetworkTests(ITestOutputHelper output)
                 Assert.True(await external.AskUdpAsync(c1Ns) is var u && u == expected, $"UDP from c1 ({c1.Ip}) arrived from {u}, expected {expected} ({why})");
             });
 
+            await checks.Check(c.Network.Masquerade == Core.Model.Masquerade.Bpf ? "BPF masquerade: no netfilter rule masquerades the pool" : "iptables masquerade: a rule masquerades the pool", async () =>
+            {
+                var pool = "-s " + c.Network.PodCidr;
+                var rules = (await TestLab.Capture(state.Node("k8s-w1").Netns, "sh", "-c", "iptables-save -t nat; nft list ruleset 2>/dev/null")).Split('\n')
+                    .Where(l => (l.Contains(pool, StringComparison.Ordinal) || l.Contains("saddr " + c.Network.PodCidr, StringComparison.Ordinal))
+                                && (l.Contains("MASQUERADE", StringComparison.OrdinalIgnoreCase) || l.Contains("SNAT", StringComparison.OrdinalIgnoreCase)))
+                    .ToList();
+                if (c.Network.Masquerade == Core.Model.Masquerade.Bpf)
+                {
+                    Assert.True(rules.Count == 0, $"k8s-w1 masquerades {c.Network.PodCidr} in netfilter though the network masquerades in BPF:\n{string.Join("\n", rules)}");
+                }
+                else
+                {
+                    Assert.True(rules.Count > 0, $"no iptables rule on k8s-w1 masquerades {c.Network.PodCidr}");
+                }
+            });
+
             await checks.Check(c.Network.HostRouting == Core.Model.HostRouting.Bpf ? "eBPF host routing: netfilter FORWARD never sees pod-to-pod" : "legacy host routing: netfilter FORWARD counts pod-to-pod", async () =>
             {
                 foreach (var n in Workers)
