@@ -15,7 +15,11 @@ public sealed class CniChain
 
     public CniChain(string confListJson)
     {
-        _list = JsonNode.Parse(confListJson) as JsonObject ?? throw new LabException("CNI config list is not a JSON object");
+        var parsed = JsonNode.Parse(confListJson) as JsonObject ?? throw new LabException("CNI config list is not a JSON object");
+        // A single plugin's config (.conf, .json) runs as a list of one, as libcni's ConfListFromConf makes it.
+        _list = parsed["plugins"] is null && parsed["type"] is not null
+            ? new JsonObject { ["name"] = parsed["name"]?.DeepClone(), ["cniVersion"] = parsed["cniVersion"]?.DeepClone(), ["plugins"] = new JsonArray(parsed) }
+            : parsed;
         if (_list["plugins"] is not JsonArray { Count: > 0 })
         {
             throw new LabException("CNI config list has no plugins");
@@ -23,6 +27,9 @@ public sealed class CniChain
     }
 
     public string Name => _list["name"]?.GetValue<string>() ?? "";
+
+    /// <summary>The list as it runs (a single plugin's config wrapped in one); kept with a pod so DEL runs what ADD ran.</summary>
+    public string Json => _list.ToJsonString();
 
     public string CniVersion => _list["cniVersion"]?.GetValue<string>() ?? "1.0.0";
 

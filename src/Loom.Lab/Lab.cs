@@ -1,5 +1,6 @@
 using System.Globalization;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 using Loom.Core.Store;
 
 namespace Loom.Lab;
@@ -115,6 +116,10 @@ public static class Lab
     /// <summary>kubectl cordon / uncordon; uncordon reconciles Pending pods.</summary>
     public static Task CordonAsync(LabState state, string node, bool cordon, TextWriter output, CancellationToken cancellationToken = default) =>
         LabNodeControl.CordonAsync(state, node, cordon, output, cancellationToken);
+
+    /// <summary>kubectl label node: KEY=VALUE sets, KEY- removes (<see cref="LabelChanges.Parse"/>); NodeConfig nodeSelectors match the labels.</summary>
+    public static Task LabelNodeAsync(LabState state, string node, LabelChanges changes, TextWriter output, CancellationToken cancellationToken = default) =>
+        LabNodeControl.LabelAsync(state, node, changes, output, cancellationToken);
 
     /// <summary>kubectl drain: cordons the node and evicts its pods (bare ones only with <paramref name="force"/>).</summary>
     public static Task DrainAsync(LabState state, string node, bool force, TextWriter output, CancellationToken cancellationToken = default) =>

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Loom.Agent;
-using Loom.Core.Cni;
 using Loom.Core.Model;
 using Loom.Linux;
 using Loom.Store;
@@ -136,8 +135,8 @@ internal static class LabAgents
 
             foreach (var name in pending.ToList())
             {
-                var conf = Path.Combine(state.CniConfDir(name), NetConf.LoomConflistName);
-                if (nodes.TryGetValue(name, out var n) && n.Ready && File.Exists(conf))
+                // Ready, and a CNI config the runtime would pick (whichever network's it is).
+                if (nodes.TryGetValue(name, out var n) && n.Ready && LabCniConfig.Find(state.CniConfDir(name)) is { } conf)
                 {
                     pending.Remove(name);
                     step($"node {name} Ready: pod CIDR {string.Join(",", n.PodCidrs)}, VTEP {n.VtepMac}, {conf}");

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Loom.Core.Cni;
 using Loom.Core.Model;
+using Loom.Core.Selection;
 using Loom.Core.Store;
 
 namespace Loom.Lab;
@@ -49,6 +50,17 @@ internal static class LabNodeControl
 
         await output.WriteLineAsync($"node/{node} drained").ConfigureAwait(false);
         await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>kubectl label node: sets and removes the node's labels in the store, where NodeConfig nodeSelectors match them.</summary>
+    internal static async Task LabelAsync(LabState state, string node, LabelChanges changes, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(changes);
+        ArgumentNullException.ThrowIfNull(output);
+        _ = state.Node(node);
+        var changed = await UpdateNodeAsync(state, node, n => n with { Labels = changes.ApplyTo(n.Labels) }, cancellationToken).ConfigureAwait(false);
+        await output.WriteLineAsync($"node/{node} {(changed ? "labeled" : "not labeled")}").ConfigureAwait(false);
     }
 
     /// <summary>kubeadm's node labels (hostname, os, the control plane's role) and the control plane's NoSchedule taint.</summary>

@@ -1,4 +1,3 @@
-using Loom.Core.Cni;
 using Loom.Core.Model;
 using Loom.Linux;
 
@@ -67,11 +66,7 @@ internal static class LabPods
             }
 
             var n = state.Node(node);
-            var confList = Path.Combine(state.CniConfDir(n.Name), NetConf.LoomConflistName);
-            if (!File.Exists(confList))
-            {
-                throw new LabException($"{confList} does not exist: node {n.Name} is not ready");
-            }
+            var confList = LabCniConfig.Require(state, n.Name);
 
             var netns = state.Prefix + "pod-" + name;
             var containerId = "lab-" + name + "-" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
@@ -91,6 +86,7 @@ internal static class LabPods
                 var podDir = Path.Combine(state.LabDir, "pods");
                 Directory.CreateDirectory(podDir);
                 File.WriteAllText(Path.Combine(podDir, name + ".result.json"), result);
+                File.WriteAllText(CachedConfFile(state, name), chain.Json);
                 var pod = new LabPod
                 {
                     Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList,
@@ -120,13 +116,16 @@ internal static class LabPods
             var pod = current.Pod(name) ?? throw new LabException($"no pod '{name}' in the lab");
             var node = current.Node(pod.Node);
             var resultFile = Path.Combine(state.LabDir, "pods", name + ".result.json");
+            var confFile = CachedConfFile(state, name);
             try
             {
-                if (pod.ConfList is { } conf && File.Exists(conf))
-                {
-                    var cached = File.Exists(resultFile) ? File.ReadAllText(resultFile) : null;
-                    CniChain.Load(conf, node.Netns, state.CniPath).Del(pod.ContainerId, Path.Combine(NetNs.RunDir, pod.Netns), "eth0", CniArgs(pod.Namespace, name), cached);
-                }
+                // DEL runs the config ADD ran (libcni caches it with the result): the file itself may have been
+                // renamed away meanwhile, when the node's primary network changed.
+                var chain = File.Exists(confFile) ? new CniChain(File.ReadAllText(confFile)) { NodeNetns = node.Netns, CniPath = state.CniPath }
+                    : pod.ConfList is { } conf && File.Exists(conf) ? CniChain.Load(conf, node.Netns, state.CniPath)
+                    : null;
+                var cached = File.Exists(resultFile) ? File.ReadAllText(resultFile) : null;
+                chain?.Del(pod.ContainerId, Path.Combine(NetNs.RunDir, pod.Netns), "eth0", CniArgs(pod.Namespace, name), cached);
             }
             catch (LabException e)
             {
@@ -141,6 +140,7 @@ internal static class LabPods
             NetNs.Delete(pod.Netns);
             LabResolvConf.Remove(pod.Netns);
             File.Delete(resultFile);
+            File.Delete(confFile);
             File.Delete(PodLogFile(state, name));
             current.Pods.Remove(pod);
         });
@@ -149,6 +149,9 @@ internal static class LabPods
             throw new LabException($"pod {name} removed, but CNI DEL reported: {error.Message}", error);
         }
     }
+
+    /// <summary>The config list a pod was wired with, as it ran.</summary>
+    private static string CachedConfFile(LabState state, string pod) => Path.Combine(state.LabDir, "pods", pod + ".netconf.json");
 
     internal static string CniArgs(string @namespace, string pod) => $"IgnoreUnknown=1;K8S_POD_NAMESPACE={@namespace};K8S_POD_NAME={pod}";
 

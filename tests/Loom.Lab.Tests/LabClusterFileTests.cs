@@ -10,7 +10,7 @@ namespace Loom.Lab.Tests;
 [Collection(SequentialLab.Name)]
 public sealed class LabClusterFileTests
 {
-    private static string Example(string name)
+    internal static string Example(string name)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !Directory.Exists(Path.Combine(dir.FullName, "examples", "cluster")))

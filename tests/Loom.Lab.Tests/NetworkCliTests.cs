@@ -120,12 +120,24 @@ public sealed class NetworkCliTests : IDisposable
         }
     }
 
-    private sealed record Run(int Code, string Out, string Err)
+    [Fact]
+    public async Task Lab_label_node_refuses_a_bad_label_before_it_looks_for_a_lab()
+    {
+        var bad = await Loom(["lab", "--lab-dir", Path.Combine(_dir, "lab"), "label", "node", "k8s-w1", "bad key=1", "ok-", "=x"]);
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("loom lab label node: labels", bad.Err, StringComparison.Ordinal);
+        Assert.Contains("\"=x\": must be KEY=VALUE or KEY-", bad.Err, StringComparison.Ordinal);
+        var noLab = await Loom(["lab", "--lab-dir", Path.Combine(_dir, "lab"), "label", "node", "k8s-w1", "a=b"]);
+        Assert.Equal(1, noLab.Code);
+        Assert.Contains("no lab is up", noLab.Err, StringComparison.Ordinal);
+    }
+
+    internal sealed record Run(int Code, string Out, string Err)
     {
         public override string ToString() => $"exit {Code}\n{Out}\n{Err}";
     }
 
-    private static async Task<Run> Loom(string[] args)
+    internal static async Task<Run> Loom(string[] args)
     {
         var psi = new ProcessStartInfo(Path.Combine(CniRunner.BinDir, "loom"))
         {

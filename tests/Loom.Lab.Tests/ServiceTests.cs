@@ -34,7 +34,7 @@ public sealed class ServiceTests
             var client = Lab.AddPod(state, "client", "k8s-ctr");
             var web1 = Lab.AddPod(state, "web1", "k8s-w1");
             var web2 = Lab.AddPod(state, "web2", "k8s-w2");
-            var servers = new List<Both>();
+            var servers = new List<IDisposable>();
             foreach (var w in new[] { web1, web2 })
             {
                 servers.Add(Serve(w, stop.Token));
@@ -247,7 +247,7 @@ public sealed class ServiceTests
         }
     }
 
-    private static async Task<string> TcpAsync(NetNsHandle ns, IPEndPoint target, TimeSpan? within = null)
+    internal static async Task<string> TcpAsync(NetNsHandle ns, IPEndPoint target, TimeSpan? within = null)
     {
         using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
         using var timeout = new CancellationTokenSource(within ?? TimeSpan.FromSeconds(3));
@@ -257,7 +257,7 @@ public sealed class ServiceTests
         return Encoding.ASCII.GetString(buf, 0, n);
     }
 
-    private static async Task<string> UdpAsync(NetNsHandle ns, IPEndPoint target, string message)
+    internal static async Task<string> UdpAsync(NetNsHandle ns, IPEndPoint target, string message)
     {
         using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(3));
@@ -280,7 +280,7 @@ public sealed class ServiceTests
     }
 
     /// <summary>A pod's workload: on TCP 8080 it says its name and closes; on UDP 5353 it answers with its name.</summary>
-    private static Both Serve(LabPod pod, CancellationToken ct)
+    internal static IDisposable Serve(LabPod pod, CancellationToken ct)
     {
         var ip = IPAddress.Parse(pod.Ip!.Split('/')[0]);
         using var ns = NetNs.Open(pod.Netns);

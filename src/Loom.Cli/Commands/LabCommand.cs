@@ -28,7 +28,7 @@ internal static class LabCommand
         {
             LabDir, Prefix,
             Up(), Down(), Status(), Topology(), NodeGroup(), PodGroup(), Exec(),
-            Apply(), Delete(), Get(), Logs(), Cordon("cordon", true), Cordon("uncordon", false), Drain(),
+            Apply(), Delete(), Get(), Logs(), Cordon("cordon", true), Cordon("uncordon", false), Drain(), LabelGroup(),
         };
         return cmd;
     }
@@ -289,6 +289,24 @@ internal static class LabCommand
             return 0;
         }));
         return cmd;
+    }
+
+    private static Command LabelGroup()
+    {
+        var node = new Argument<string>("node") { Description = "Node name, e.g. k8s-w1." };
+        var changes = new Argument<string[]>("labels") { Description = "KEY=VALUE to set, KEY- to remove.", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("node", "Set or remove a node's labels (NodeConfig nodeSelectors match them), like kubectl label node.") { node, changes };
+        cmd.SetAction((parse, ct) => Guard(async () =>
+        {
+            if (await NodeCommand.ParseLabelsAsync("loom lab label node", parse.GetValue(changes)!).ConfigureAwait(false) is not { } labelChanges)
+            {
+                return 2;
+            }
+
+            await Lab.Lab.LabelNodeAsync(Require(parse.GetValue(LabDir)!), parse.GetValue(node)!, labelChanges, Console.Out, ct).ConfigureAwait(false);
+            return 0;
+        }));
+        return new Command("label", "Label lab objects.") { cmd };
     }
 
     private static Command Drain()

@@ -39,62 +39,15 @@ internal static class NodeCommand
         var cmd = new Command("label", "Set or remove node labels (NodeConfig nodeSelectors match them), like kubectl label node.") { name, changes, config };
         cmd.SetAction(async (parse, ct) =>
         {
-            var set = new Dictionary<string, string>(StringComparer.Ordinal);
-            var remove = new HashSet<string>(StringComparer.Ordinal);
-            var errors = new List<FieldError>();
-            foreach (var change in parse.GetValue(changes)!)
+            if (await ParseLabelsAsync("loom node label", parse.GetValue(changes)!).ConfigureAwait(false) is not { } labelChanges)
             {
-                var eq = change.IndexOf('=', StringComparison.Ordinal);
-                if (eq < 0 && change.EndsWith('-'))
-                {
-                    remove.Add(change[..^1]);
-                    ObjectValidation.LabelKey(errors, change[..^1], "labels");
-                }
-                else if (eq > 0)
-                {
-                    set[change[..eq]] = change[(eq + 1)..];
-                    ObjectValidation.LabelKey(errors, change[..eq], "labels");
-                    ObjectValidation.LabelValue(errors, change[(eq + 1)..], "labels");
-                }
-                else
-                {
-                    errors.Add(FieldError.Invalid("labels", change, "must be KEY=VALUE or KEY-"));
-                }
-            }
-
-            if (set.Keys.FirstOrDefault(remove.Contains) is { } both)
-            {
-                errors.Add(FieldError.Invalid("labels", both, "both set and removed"));
-            }
-
-            if (errors.Count > 0)
-            {
-                foreach (var e in errors)
-                {
-                    await Console.Error.WriteLineAsync($"loom node label: {e}").ConfigureAwait(false);
-                }
-
                 return 2;
             }
 
             return await NetworkCommand.WithStore("loom node label", parse.GetValue(config)!, async store =>
             {
                 var node = parse.GetValue(name)!;
-                var updated = await store.UpdateAsync(Kinds.Node, node, n =>
-                {
-                    var labels = new Dictionary<string, string>(n.Labels, StringComparer.Ordinal);
-                    foreach (var (k, v) in set)
-                    {
-                        labels[k] = v;
-                    }
-
-                    foreach (var k in remove)
-                    {
-                        labels.Remove(k);
-                    }
-
-                    return n with { Labels = labels };
-                }, ct).ConfigureAwait(false);
+                var updated = await store.UpdateAsync(Kinds.Node, node, n => n with { Labels = labelChanges.ApplyTo(n.Labels) }, ct).ConfigureAwait(false);
                 if (updated is null)
                 {
                     await Console.Error.WriteLineAsync($"loom node label: node \"{node}\" not found (is its agent running?)").ConfigureAwait(false);
@@ -106,6 +59,19 @@ internal static class NodeCommand
             }, ct).ConfigureAwait(false);
         });
         return cmd;
+    }
+
+    /// <summary>KEY=VALUE / KEY- arguments, or null after printing each bad one (the caller's exit code 2).</summary>
+    internal static async Task<LabelChanges?> ParseLabelsAsync(string verb, IEnumerable<string> arguments)
+    {
+        var errors = new List<FieldError>();
+        var changes = LabelChanges.Parse(arguments, errors);
+        foreach (var e in errors)
+        {
+            await Console.Error.WriteLineAsync($"{verb}: {e}").ConfigureAwait(false);
+        }
+
+        return changes;
     }
 
     private static Command Configure()
