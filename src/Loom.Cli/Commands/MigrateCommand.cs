@@ -80,7 +80,7 @@ internal static class MigrateCommand
                 report.Nodes.Select(n => new[]
                 {
                     n.Node, NetworkYaml.Wire(n.State.Phase),
-                    n.State.Step is { } s ? NetworkYaml.Wire(s) + (n.State.Done ? "" : " (interrupted)") : "",
+                    n.State.Step is { } s ? NetworkYaml.Wire(s) + (n.State.Done ? "" : " (not done)") : "",
                     n.PrimaryNetwork,
                     string.Join(" ", n.PodsPerNetwork.Select(p => $"{p.Key}={p.Value}")),
                     n.State.Error ?? n.State.RollbackReason ?? "",
@@ -118,7 +118,7 @@ internal static class MigrateCommand
         var cmd = new Command("finalize", "The end state: eBPF services, native routing, eBPF host routing and masquerade, the old network deleted.") { config };
         cmd.SetAction((parse, ct) => WithStore("loom migrate finalize", parse.GetValue(config)!, async store =>
         {
-            var m = await MigrationRecord.ActiveAsync(store, "migrate finalize", ct).ConfigureAwait(false);
+            var m = await MigrationRecord.ActiveAsync(store, ct).ConfigureAwait(false);
             await MigrationFinalize.RunAsync(store, step => Console.WriteLine(MigrationFinalize.Describe(step, m)), ct).ConfigureAwait(false);
             return 0;
         }, ct));
@@ -126,7 +126,7 @@ internal static class MigrateCommand
     }
 
     private static string Finalize(ClusterMigration m) => m.Finalize.Step is { } s
-        ? $"; finalize: {NetworkYaml.Wire(s)}{(m.Finalize.Done ? "" : " (interrupted)")}{(m.Finalize.Error is { } e ? ": " + e : "")}"
+        ? $"; finalize: {NetworkYaml.Wire(s)}{(m.Finalize.Done ? "" : " (not done)")}{(m.Finalize.Error is { } e ? ": " + e : "")}"
         : "";
 
     // A refused migration step prints its reason and exits 1, as a refused network change does.

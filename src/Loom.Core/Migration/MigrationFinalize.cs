@@ -25,7 +25,7 @@ public static class MigrationFinalize
     public static async Task<ClusterMigration> RunAsync(IStore store, Action<FinalizeStep>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
-        var m = await MigrationRecord.ActiveAsync(store, "migrate finalize", cancellationToken).ConfigureAwait(false);
+        var m = await MigrationRecord.ActiveAsync(store, cancellationToken).ConfigureAwait(false);
         var start = m.Finalize.Step is { } reached ? Steps.ToList().IndexOf(reached) + (m.Finalize.Done ? 1 : 0) : 0;
         if (start <= Steps.ToList().IndexOf(FinalizeStep.DeleteOldNetwork))
         {

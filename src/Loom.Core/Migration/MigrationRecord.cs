@@ -12,11 +12,11 @@ public static class MigrationRecord
     }
 
     /// <summary>The migration in progress; refused, saying what to run, when there is none (or it is finalized).</summary>
-    public static async Task<ClusterMigration> ActiveAsync(IStore store, string verb, CancellationToken cancellationToken = default)
+    public static async Task<ClusterMigration> ActiveAsync(IStore store, CancellationToken cancellationToken = default)
     {
         var m = await GetAsync(store, cancellationToken).ConfigureAwait(false);
         return m is null || m.IsFinalized
-            ? throw new MigrationRefusedException($"{verb}: the cluster is not migrating; start with 'loom migrate start'")
+            ? throw new MigrationRefusedException("the cluster is not migrating; start with 'loom migrate start'")
             : m;
     }
 

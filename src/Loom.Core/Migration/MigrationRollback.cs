@@ -1,3 +1,4 @@
+using Loom.Core.Networks;
 using Loom.Core.Store;
 
 namespace Loom.Core.Migration;
@@ -13,15 +14,15 @@ public static class MigrationRollback
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentException.ThrowIfNullOrEmpty(node);
-        var m = await MigrationRecord.ActiveAsync(store, "migrate rollback", cancellationToken).ConfigureAwait(false);
-        if (m.Finalize.Step is not null)
+        var m = await MigrationRecord.ActiveAsync(store, cancellationToken).ConfigureAwait(false);
+        if (m.Finalize.Step is { } s)
         {
-            throw new MigrationRefusedException($"migrate rollback: finalize has started (step {m.Finalize.Step}); the old network may be gone");
+            throw new MigrationRefusedException($"finalize has started (step {NetworkYaml.Wire(s)}); the old network may be gone");
         }
 
         if (await store.GetAsync(Kinds.Node, node, cancellationToken).ConfigureAwait(false) is null)
         {
-            throw new MigrationRefusedException($"migrate rollback: node \"{node}\" not found (is its agent running?)");
+            throw new MigrationRefusedException($"node \"{node}\" not found (is its agent running?)");
         }
 
         const string reason = "rollback on demand";

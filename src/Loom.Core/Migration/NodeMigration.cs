@@ -1,3 +1,4 @@
+using Loom.Core.Networks;
 using Loom.Core.Store;
 
 namespace Loom.Core.Migration;
@@ -13,7 +14,7 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
     /// <summary>Migrates <paramref name="node"/>, or resumes where a previous run stopped; returns how it ended.</summary>
     public async Task<NodeMigrationResult> RunAsync(string node, CancellationToken cancellationToken = default)
     {
-        var m = await PreconditionsAsync(node, "migrate node", cancellationToken).ConfigureAwait(false);
+        var m = await PreconditionsAsync(node, cancellationToken).ConfigureAwait(false);
         var state = m.NodeState(node);
         if (state.Phase == NodeMigrationPhase.Migrated)
         {
@@ -72,7 +73,7 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
     /// <summary>Rolls <paramref name="node"/> back on demand (whatever step it reached), or resumes an interrupted rollback.</summary>
     public async Task<NodeMigrationResult> RollbackAsync(string node, string reason, CancellationToken cancellationToken = default)
     {
-        var m = await PreconditionsAsync(node, "migrate rollback", cancellationToken).ConfigureAwait(false);
+        var m = await PreconditionsAsync(node, cancellationToken).ConfigureAwait(false);
         var remaining = MigrationPlan.Remaining(m.NodeState(node));
         if (remaining.Count == 0 || !MigrationPlan.IsRollback(remaining[0]))
         {
@@ -105,7 +106,7 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
             }, cancellationToken).ConfigureAwait(false);
         }
 
-        var reason = (await MigrationRecord.ActiveAsync(store, "migrate node", cancellationToken).ConfigureAwait(false)).NodeState(node).RollbackReason;
+        var reason = (await MigrationRecord.ActiveAsync(store, cancellationToken).ConfigureAwait(false)).NodeState(node).RollbackReason;
         return new(node, NodeMigrationPhase.RolledBack, reason);
     }
 
@@ -137,17 +138,17 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
         }
     }
 
-    private async Task<ClusterMigration> PreconditionsAsync(string node, string verb, CancellationToken cancellationToken)
+    private async Task<ClusterMigration> PreconditionsAsync(string node, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(node);
-        var m = await MigrationRecord.ActiveAsync(store, verb, cancellationToken).ConfigureAwait(false);
-        if (m.Finalize.Step is not null)
+        var m = await MigrationRecord.ActiveAsync(store, cancellationToken).ConfigureAwait(false);
+        if (m.Finalize.Step is { } s)
         {
-            throw new MigrationRefusedException($"{verb}: finalize has started (step {m.Finalize.Step}); run 'loom migrate finalize' to finish it");
+            throw new MigrationRefusedException($"finalize has started (step {NetworkYaml.Wire(s)}); run 'loom migrate finalize' to finish it");
         }
 
         return await store.GetAsync(Kinds.Node, node, cancellationToken).ConfigureAwait(false) is null
-            ? throw new MigrationRefusedException($"{verb}: node \"{node}\" not found (is its agent running?)")
+            ? throw new MigrationRefusedException($"node \"{node}\" not found (is its agent running?)")
             : m;
     }
 }

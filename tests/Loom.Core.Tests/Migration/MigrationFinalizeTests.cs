@@ -99,6 +99,19 @@ public class MigrationFinalizeTests
     }
 
     [Fact]
+    public async Task Nodes_are_not_moved_once_finalize_has_started()
+    {
+        var store = await AllMigratedAsync();
+        await Assert.ThrowsAsync<IOException>(() => MigrationFinalize.RunAsync(new CrashingStore(store) { CrashAtWrite = 3 }));
+        var revision = await store.GetRevisionAsync();
+
+        var e = await Assert.ThrowsAsync<MigrationRefusedException>(() => new NodeMigration(store, new RecordingHost()).RollbackAsync("k8s-w1", "operator"));
+        Assert.Equal("finalize has started (step policy-enforcement-default); run 'loom migrate finalize' to finish it", e.Message);
+        await Assert.ThrowsAsync<MigrationRefusedException>(() => MigrationRollback.StoreOnlyAsync(store, "k8s-w1"));
+        Assert.Equal(revision, await store.GetRevisionAsync());
+    }
+
+    [Fact]
     public async Task A_new_migration_may_start_after_finalize()
     {
         var store = await AllMigratedAsync();

@@ -110,13 +110,13 @@ public class NodeMigrationTests
     {
         var plain = await MigrationCluster.CreateAsync();
         var e = await Assert.ThrowsAsync<MigrationRefusedException>(() => new NodeMigration(plain, new RecordingHost()).RunAsync("k8s-w1"));
-        Assert.Equal("migrate node: the cluster is not migrating; start with 'loom migrate start'", e.Message);
+        Assert.Equal("the cluster is not migrating; start with 'loom migrate start'", e.Message);
 
         var store = await MigratingAsync();
         var revision = await store.GetRevisionAsync();
         var host = new RecordingHost();
         var unknown = await Assert.ThrowsAsync<MigrationRefusedException>(() => new NodeMigration(store, host).RunAsync("k8s-w9"));
-        Assert.Equal("migrate node: node \"k8s-w9\" not found (is its agent running?)", unknown.Message);
+        Assert.Equal("node \"k8s-w9\" not found (is its agent running?)", unknown.Message);
         await Assert.ThrowsAsync<MigrationRefusedException>(() => MigrationRollback.StoreOnlyAsync(store, "k8s-w9"));
         Assert.Empty(host.Calls);
         Assert.Equal(revision, await store.GetRevisionAsync());
