@@ -76,14 +76,14 @@ internal static class MigrateCommand
             Console.WriteLine(report.Migration is { } m
                 ? $"Migration: {m.From} -> {m.To}, started {m.Started.ToString("u", CultureInfo.InvariantCulture)}" + Finalize(m)
                 : "No migration.");
-            StatusCommand.Table(Console.Out, new Ansi(Ansi.Enabled), ["NODE", "STATE", "STEP", "PRIMARY NETWORK", "PODS", "ERROR"],
+            StatusCommand.Table(Console.Out, new Ansi(Ansi.Enabled), ["NODE", "STATE", "STEP", "PRIMARY NETWORK", "PODS", "ERROR / ROLLBACK REASON"],
                 report.Nodes.Select(n => new[]
                 {
                     n.Node, NetworkYaml.Wire(n.State.Phase),
                     n.State.Step is { } s ? NetworkYaml.Wire(s) + (n.State.Done ? "" : " (not done)") : "",
                     n.PrimaryNetwork,
                     string.Join(" ", n.PodsPerNetwork.Select(p => $"{p.Key}={p.Value}")),
-                    n.State.Error ?? n.State.RollbackReason ?? "",
+                    n.State.Error ?? (n.State.RollbackReason is { } r ? "rolled back: " + r : ""),
                 }));
             Console.WriteLine(report.Summary);
             return 0;
