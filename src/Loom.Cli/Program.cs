@@ -7,6 +7,7 @@ root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(NetworkCommand.Create());
+root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(ServiceCommand.List());
 root.Subcommands.Add(ServiceCommand.Explain());
 root.Subcommands.Add(LabCommand.Create());

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Loom.Core.Migration;
 using Loom.Core.Pool;
 
 namespace Loom.Core.Model;
@@ -21,6 +22,7 @@ namespace Loom.Core.Model;
 [JsonSerializable(typeof(PodCidrClaim))]
 [JsonSerializable(typeof(NodeConfig))]
 [JsonSerializable(typeof(Network))]
+[JsonSerializable(typeof(ClusterMigration))]
 public sealed partial class LoomJsonContext : JsonSerializerContext
 {
 }

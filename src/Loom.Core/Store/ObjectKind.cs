@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization.Metadata;
+using Loom.Core.Migration;
 using Loom.Core.Model;
 using Loom.Core.Pool;
 
@@ -40,6 +41,9 @@ public static class Kinds
 
     /// <summary>The cluster's pod networks, keyed by name.</summary>
     public static ObjectKind<Network> Network { get; } = new("network", LoomJsonContext.Default.Network, n => n.Name);
+
+    /// <summary>The cluster's migration between networks, a single document under the key "cluster".</summary>
+    public static ObjectKind<ClusterMigration> Migration { get; } = new("migration", LoomJsonContext.Default.ClusterMigration, _ => ClusterMigration.Key);
 
     /// <summary>Pod CIDR claims: key = CIDR text, value = the owning node.</summary>
     public static ObjectKind<PodCidrClaim> PodCidr { get; } = new("podcidr", LoomJsonContext.Default.PodCidrClaim, c => c.Cidr.ToString());
