@@ -53,10 +53,10 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
             _networks.NodeEntries);
         _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
         _services = new ServiceController(node, store, Loops, CreateBackend);
-        var api = new ApiController(node, store, Loops, _services, StatusAsync);
         _cni = new CniConfigController(node, Loops, _networks);
         // eBPF services' lb4 already sits on the pod veth's ingress: host routing then delivers on the veth's egress.
         var hostRouting = new HostRoutingController(node, _networks, Loops, () => _services.Kind == ServiceProxyMode.Ebpf ? PodDelivery.Egress : PodDelivery.Peer);
+        var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded);
         _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, hostRouting, api, _cni];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);

@@ -12,7 +12,8 @@ namespace Loom.Agent.Api;
 /// The root-only unix socket loom-cni and the CLI talk to (<see cref="AgentApiServer"/>): status, the Services this
 /// node programs, explain, and pods' endpoints registered and removed by the CNI plugin.
 /// </summary>
-internal sealed class ApiController(NodeContext node, IStore store, AgentLoops loops, ServiceController services, Func<CancellationToken, Task<AgentStatus>> status)
+internal sealed class ApiController(NodeContext node, IStore store, AgentLoops loops, ServiceController services, Func<CancellationToken, Task<AgentStatus>> status,
+    Action? podAdded = null)
     : IController, IDisposable
 {
     private AgentApiServer? _server;
@@ -57,6 +58,8 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                     // Before the plugin returns, so the pod's very first packet to a ClusterIP is balanced.
                     await services.WaitForEndpointAsync(put.Revision, ct).ConfigureAwait(false);
                 }
+
+                podAdded?.Invoke();
 
                 loops.Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");
                 return new AgentResponse { Ok = true };

@@ -23,6 +23,7 @@ internal sealed class HostRoutingController : IController, IDisposable
     private readonly AgentLoops _loops;
     private readonly Func<PodDelivery> _delivery;
     private readonly SemaphoreSlim _changed = new(0);
+    private readonly Lock _pass = new();
     private BpfHostRouting? _routing;
     private long _passes;
     private volatile string? _refused;
@@ -83,6 +84,30 @@ internal sealed class HostRoutingController : IController, IDisposable
     /// underlay is missing, having attached nothing.
     /// </summary>
     internal void Pass()
+    {
+        lock (_pass)
+        {
+            PassLocked();
+        }
+    }
+
+    /// <summary>
+    /// A pod was just wired (loom-cni's endpoint-add): attach to its veth before the plugin returns, so its first
+    /// packet already takes the eBPF path instead of waiting for the next scan. Failures are the loop's to report.
+    /// </summary>
+    public void PodAdded()
+    {
+        try
+        {
+            Pass();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _changed.Release();
+        }
+    }
+
+    private void PassLocked()
     {
         var networks = _networks.Current.Where(n => n.Network.HostRouting == HostRouting.Bpf).ToList();
         Interlocked.Increment(ref _passes);
