@@ -72,15 +72,32 @@ internal sealed partial class NetworkController
     }
 
     /// <summary>
-    /// Deletes what the network owns on this node: its device and routes, its router IP (and <c>loom_host</c> once no
-    /// routed network is left), its bridge; with <paramref name="released"/> (the network left the store) also the
-    /// node's claim on its block.
+    /// Deletes the network's device and routes on this node; with <paramref name="released"/> (the network left the
+    /// store) also the pods' gateway (router IP, <c>loom_host</c> once no routed network is left, or cni0), the node's
+    /// claim on its block and its IPAM directory.
     /// </summary>
     private async Task RemoveAsync(NetworkInstance inst, bool released, CancellationToken ct)
     {
         var n = inst.Network;
         var deleted = await inst.RemoveAsync().ConfigureAwait(false);
-        var router = IpRange.DefaultGateway(inst.Block);
+        _networks.Remove(n.Name);
+        inst.Dispose();
+
+        // A network re-created for a routing change keeps its block, and its pods their gateway (router IP, cni0).
+        if (released)
+        {
+            deleted += RemoveGateway(n, IpRange.DefaultGateway(inst.Block));
+            await PodCidrAllocator.Create(store, [n.PodCidr], n.NodeMaskSize).ReleaseAsync(node.Name, ct).ConfigureAwait(false);
+            RemoveIpamState(n);
+        }
+
+        loops.Log($"network {n.Name}: removed from this node ({deleted} kernel object(s) deleted{(released ? $", block {inst.Block} released" : "")})");
+    }
+
+    /// <summary>The pods' gateway of a network gone: its router IP (and loom_host once no routed network is left), or cni0.</summary>
+    private int RemoveGateway(Network n, IPAddress router)
+    {
+        var deleted = 0;
         if (n.Plumbing == Plumbing.Routed && _nl!.LinkByName(RouterDevice.DefaultName) is { } host)
         {
             if (_nl.AddrList(host.Index, AddressFamily.InterNetwork).Any(a => a.Ip.Equals(router)))
@@ -89,7 +106,7 @@ internal sealed partial class NetworkController
                 deleted++;
             }
 
-            if (!_networks.Values.Any(o => o != inst && o.Network.Plumbing == Plumbing.Routed))
+            if (!_networks.Values.Any(o => o.Network.Plumbing == Plumbing.Routed))
             {
                 RouterDevice.Delete(_nl);
                 deleted++;
@@ -102,15 +119,7 @@ internal sealed partial class NetworkController
             deleted++;
         }
 
-        _networks.Remove(n.Name);
-        inst.Dispose();
-        if (released)
-        {
-            await PodCidrAllocator.Create(store, [n.PodCidr], n.NodeMaskSize).ReleaseAsync(node.Name, ct).ConfigureAwait(false);
-            RemoveIpamState(n);
-        }
-
-        loops.Log($"network {n.Name}: removed from this node ({deleted} kernel object(s) deleted{(released ? $", block {inst.Block} released" : "")})");
+        return deleted;
     }
 
     /// <summary>
@@ -154,15 +163,17 @@ internal sealed partial class NetworkController
             loops.Log($"networks: deleted route {route.Destination}, in no network's pool");
         }
 
+        // By the store, not by what this pass managed to add: a routed network whose add failed (a store hiccup while
+        // claiming) keeps its router IP, or its running pods would lose their gateway until the next pass.
         if (_nl.LinkByName(RouterDevice.DefaultName) is { } host)
         {
-            var routers = _networks.Values.Where(i => i.Network.Plumbing == Plumbing.Routed).Select(i => IpRange.DefaultGateway(i.Block)).ToHashSet();
-            foreach (var a in _nl.AddrList(host.Index, AddressFamily.InterNetwork).Where(a => !routers.Contains(a.Ip)))
+            var routed = wanted.Where(n => n.Plumbing == Plumbing.Routed).ToList();
+            foreach (var a in _nl.AddrList(host.Index, AddressFamily.InterNetwork).Where(a => !routed.Any(n => n.PodCidr.Contains(a.Ip))))
             {
                 _nl.AddrDel(host.Index, a.Ip, a.PrefixLength);
             }
 
-            if (routers.Count == 0)
+            if (routed.Count == 0)
             {
                 RouterDevice.Delete(_nl);
             }
