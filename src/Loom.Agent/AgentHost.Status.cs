@@ -36,9 +36,9 @@ internal sealed partial class AgentHost
             Store = config.Store.Type == "etcd" ? $"etcd {string.Join(",", config.Store.Endpoints)}" : $"sqlite {config.Store.Path}",
             UnderlayInterface = config.Iface,
             UnderlayIp = node.UnderlayIp.ToString(),
-            PodCidr = node.PodCidr.ToString(),
+            PodCidr = legacy?.Block ?? node.PodCidr.ToString(),
             IpamUsed = legacy?.IpamUsed ?? 0,
-            IpamCapacity = (1 << (32 - node.PodCidr.PrefixLength)) - 3, // network, gateway, broadcast
+            IpamCapacity = legacy?.IpamCapacity ?? 0,
             RoutingMode = legacy?.RoutingMode ?? node.Cluster.Routing.ToString().ToLowerInvariant(),
             TunnelDevice = tunnel?.Name ?? "",
             VtepMac = MacAddress.Format(tunnel?.HardwareAddr),

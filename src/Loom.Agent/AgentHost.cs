@@ -49,8 +49,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     {
         var node = _context = await BootstrapAsync(ct).ConfigureAwait(false);
         _networks = new NetworkController(node, store, Loops);
-        _nodeController = new NodeController(node, store, Loops, () => _networks.DefaultTunnel is { } t ? MacAddress.Format(t.HardwareAddr) : null,
-            _networks.NodeEntries);
+        _nodeController = new NodeController(node, store, Loops, () => _networks.DefaultEntry, _networks.NodeEntries);
         _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
         _services = new ServiceController(node, store, Loops, CreateBackend);
         _cni = new CniConfigController(node, Loops, _networks);

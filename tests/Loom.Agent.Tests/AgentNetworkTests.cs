@@ -84,6 +84,28 @@ public sealed class AgentNetworkTests : IDisposable
         Assert.False(agent.HasExited, _node.LogText);
     }
 
+    [Fact]
+    public async Task A_network_object_that_no_longer_decodes_is_refused_not_taken_for_deleted()
+    {
+        await using (var store = await SqliteStore.OpenAsync(_node.Db))
+        {
+            await NetworkStore.WriteClusterAsync(store, ClusterFile.Default());
+            await NetworkStore.ApplyAsync(store, [Routed]);
+        }
+
+        using var agent = _node.StartAgent();
+        var nl = _node.Ns.Netlink;
+        Assert.True(Shell.WaitFor(() => nl.LinkByName("loom_vxlan") is not null && nl.LinkByName("loom_host") is not null, Patience), _node.LogText);
+        await using var s = await SqliteStore.OpenAsync(_node.Db);
+        await s.PutAsync(Kinds.Network.Name, "cilium", "{\"name\": \"cilium\", \"plumbing\": \"quantum\"}");
+        Assert.True(Shell.WaitFor(() => _node.LogText.Contains("refused network cilium", StringComparison.Ordinal), Patience), _node.LogText);
+        await Task.Delay(1500); // a few more passes
+        Assert.NotNull(nl.LinkByName("loom_vxlan"));
+        Assert.NotNull(nl.LinkByName("loom_host"));
+        Assert.Contains(await PodCidrAllocator.Create(s, [Routed.PodCidr], 24).ListAsync(), c => Routed.PodCidr.Contains(c.Cidr.BaseAddress));
+        Assert.False(agent.HasExited, _node.LogText);
+    }
+
     private static async Task<bool> Eventually(Func<Task<bool>> condition)
     {
         var until = DateTime.UtcNow + Patience;

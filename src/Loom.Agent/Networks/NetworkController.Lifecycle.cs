@@ -4,6 +4,7 @@ using Loom.Agent.Cni;
 using Loom.Core.Ipam;
 using Loom.Core.Model;
 using Loom.Core.Pool;
+using Loom.Core.Store;
 using Loom.Datapath.Networks;
 using RoutingMode = Loom.Core.Model.RoutingMode;
 using Loom.Linux;
@@ -13,11 +14,17 @@ namespace Loom.Agent.Networks;
 internal sealed partial class NetworkController
 {
     /// <summary>Removes networks no longer wanted (or whose routing changed), then adds the missing ones.</summary>
-    private async Task ApplyNetworksAsync(IReadOnlyList<Network> wanted, CancellationToken ct)
+    private async Task ApplyNetworksAsync(IReadOnlyList<Network> wanted, HashSet<string> undecoded, CancellationToken ct)
     {
+        await RetryReleasesAsync(ct).ConfigureAwait(false);
         var byName = wanted.ToDictionary(n => n.Name, StringComparer.Ordinal);
         foreach (var (name, inst) in _networks.ToList())
         {
+            if (undecoded.Contains(name))
+            {
+                continue; // unreadable now, not deleted: it keeps running as last seen
+            }
+
             if (!byName.TryGetValue(name, out var next) || !inst.SameRouting(next))
             {
                 await RemoveAsync(inst, released: next is null, ct).ConfigureAwait(false);
@@ -28,17 +35,11 @@ internal sealed partial class NetworkController
             }
         }
 
-        foreach (var name in _errors.Keys.Where(k => !byName.ContainsKey(k)).ToList())
-        {
-            _errors.Remove(name);
-        }
-
         foreach (var n in wanted.Where(n => !_networks.ContainsKey(n.Name)))
         {
             try
             {
                 await AddAsync(n, ct).ConfigureAwait(false);
-                _errors.Remove(n.Name);
             }
             catch (Exception e) when (!ct.IsCancellationRequested && e is not OutOfMemoryException)
             {
@@ -62,7 +63,7 @@ internal sealed partial class NetworkController
         }
         catch
         {
-            await inst.StopAsync().ConfigureAwait(false);
+            await inst.RemoveAsync().ConfigureAwait(false); // the device it may have made goes too
             inst.Dispose();
             throw;
         }
@@ -87,11 +88,29 @@ internal sealed partial class NetworkController
         if (released)
         {
             deleted += RemoveGateway(n, IpRange.DefaultGateway(inst.Block));
-            await PodCidrAllocator.Create(store, [n.PodCidr], n.NodeMaskSize).ReleaseAsync(node.Name, ct).ConfigureAwait(false);
             RemoveIpamState(n);
+            _releases.Add(n);
+            await RetryReleasesAsync(ct).ConfigureAwait(false);
         }
 
         loops.Log($"network {n.Name}: removed from this node ({deleted} kernel object(s) deleted{(released ? $", block {inst.Block} released" : "")})");
+    }
+
+    /// <summary>Frees this node's claims in the pools of networks gone; one the store refused is tried again next pass.</summary>
+    private async Task RetryReleasesAsync(CancellationToken ct)
+    {
+        foreach (var n in _releases.ToList())
+        {
+            try
+            {
+                await PodCidrAllocator.Create(store, [n.PodCidr], n.NodeMaskSize).ReleaseAsync(node.Name, ct).ConfigureAwait(false);
+                _releases.Remove(n);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested && e is not OutOfMemoryException)
+            {
+                _errors[n.Name] = $"releasing its block: {e.Message}";
+            }
+        }
     }
 
     /// <summary>The pods' gateway of a network gone: its router IP (and loom_host once no routed network is left), or cni0.</summary>
@@ -147,7 +166,7 @@ internal sealed partial class NetworkController
     /// Once per agent life: what a network deleted while the agent was down left. Loom tunnel devices no network
     /// names, Loom routes (protocol 76) inside no network's pool, router IPs on <c>loom_host</c> of no routed network.
     /// </summary>
-    private void Sweep(IReadOnlyList<Network> wanted)
+    private async Task SweepAsync(IReadOnlyList<Network> wanted, CancellationToken ct)
     {
         var devices = wanted.Where(n => n.RoutingMode == RoutingMode.Tunnel && n.Tunnel is not null).Select(n => n.Tunnel!.Device).ToHashSet(StringComparer.Ordinal);
         foreach (var link in _nl!.LinkList().Where(l => l.Kind == "vxlan" && l.Name.StartsWith(ClusterCheck.TunnelPrefix, StringComparison.Ordinal) && !devices.Contains(l.Name)))
@@ -157,6 +176,14 @@ internal sealed partial class NetworkController
         }
 
         bool InSomePool(IPNetwork dst) => wanted.Any(n => n.PodCidr.PrefixLength <= dst.PrefixLength && n.PodCidr.Contains(dst.BaseAddress));
+        var (claims, _) = await store.ListAsync(Kinds.PodCidr, ct).ConfigureAwait(false);
+        foreach (var claim in claims.Where(c => c.Value.Node == node.Name && !InSomePool(c.Value.Cidr)))
+        {
+            // CAS on the claim's revision: never free a block someone re-claimed since the list.
+            await store.DeleteAsync(Kinds.PodCidr, claim.Key, claim.Revision, ct).ConfigureAwait(false);
+            loops.Log($"networks: released block {claim.Value.Cidr}, in no network's pool");
+        }
+
         foreach (var route in _nl.RouteList(AddressFamily.InterNetwork).Where(r => r.Protocol == NetworkRouting.Protocol && !InSomePool(r.Destination)))
         {
             _nl.RouteDel(route);

@@ -21,6 +21,7 @@ internal sealed partial class NetworkController(NodeContext node, IStore store, 
     private readonly SemaphoreSlim _signal = new(0);
     private readonly Dictionary<string, NetworkInstance> _networks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _errors = new(StringComparer.Ordinal);
+    private readonly List<Network> _releases = [];
     private INetlink? _nl;
     private int _underlayIndex;
     private long _revision;
@@ -41,13 +42,19 @@ internal sealed partial class NetworkController(NodeContext node, IStore store, 
     /// <summary>The cluster's default network as of the last pass (the one the node object's legacy fields mirror).</summary>
     public string DefaultNetwork => _cluster.DefaultNetwork;
 
+    /// <summary>This node's entry of the default network: the node object's legacy <c>podCidrs</c> / <c>vtepMac</c>.</summary>
+    public NodeNetwork? DefaultEntry => NodeEntries().GetValueOrDefault(DefaultNetwork);
+
     public async Task StartAsync(CancellationToken ct)
     {
         _nl ??= Netlink.Open();
         _underlayIndex = (_nl.LinkByName(node.Config.Iface)
                           ?? throw new AgentStartException($"underlay interface {node.Config.Iface} does not exist (set --iface or \"iface\")")).Index;
         _revision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
-        await ReconcileAsync(ct).ConfigureAwait(false);
+
+        // Only the primary network must be ready to start: another network that fails is reported and retried by the
+        // loop, and must not keep the node from registering (its lease would lapse and peers drop their routes to it).
+        await PassAsync(ct).ConfigureAwait(false);
         if (Primary is { } p && !Current.Any(n => n.Name == p && n.Ready))
         {
             throw new InvalidOperationException($"primary network {p} is not ready on this node: {_errors.GetValueOrDefault(p) ?? "not in the store"}");
@@ -71,15 +78,33 @@ internal sealed partial class NetworkController(NodeContext node, IStore store, 
     /// </summary>
     private async Task ReconcileAsync(CancellationToken ct)
     {
+        await PassAsync(ct).ConfigureAwait(false);
+        if (_errors.Count > 0)
+        {
+            throw new InvalidOperationException(string.Join("; ", _errors.Select(e => $"network {e.Key}: {e.Value}")));
+        }
+    }
+
+    private async Task PassAsync(CancellationToken ct)
+    {
+        _errors.Clear(); // each pass says again what still fails
         var rejected = new List<Rejection>();
         _cluster = (await store.GetValidAsync(Kinds.ClusterConfig, "cluster", AgentLoops.Malformed(Kinds.ClusterConfig.Name, rejected), ct).ConfigureAwait(false))?.Value
                    ?? _cluster;
         var (stored, _) = await store.ListValidAsync(Kinds.Network, AgentLoops.Malformed(Kinds.Network.Name, rejected), ct).ConfigureAwait(false);
-        List<Network> wanted = stored.Count > 0 ? [.. stored.Select(s => s.Value)] : [FromCluster(_cluster)];
-        await ApplyNetworksAsync(wanted, ct).ConfigureAwait(false);
-        if (!_swept)
+
+        // A network object that does not decode is not a deleted one: keep what runs under its name, sweep nothing.
+        var undecoded = rejected.Where(r => r.Kind == Kinds.Network.Name).Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+        List<Network> wanted = [.. stored.Select(s => s.Value)];
+        if (!wanted.Any(n => n.Name == _cluster.DefaultNetwork) && !undecoded.Contains(_cluster.DefaultNetwork))
         {
-            Sweep(wanted);
+            wanted.Add(FromCluster(_cluster)); // a store from before network objects: its one network is the cluster config's
+        }
+
+        await ApplyNetworksAsync(wanted, undecoded, ct).ConfigureAwait(false);
+        if (!_swept && undecoded.Count == 0 && _errors.Count == 0)
+        {
+            await SweepAsync(wanted, ct).ConfigureAwait(false);
             _swept = true;
         }
 
@@ -87,15 +112,22 @@ internal sealed partial class NetworkController(NodeContext node, IStore store, 
         var (claims, _) = await store.ListValidAsync(Kinds.PodCidr, AgentLoops.Malformed(Kinds.PodCidr.Name, rejected), ct).ConfigureAwait(false);
         foreach (var (name, inst) in _networks)
         {
-            var peers = PeerCheck.Peers(node.Name, node.UnderlayIp, inst.Network, name == _cluster.DefaultNetwork, _cluster, wanted, nodes,
-                claims.Select(c => c.Value), rejected);
-            inst.Routes.SetPeers(peers);
-            if (!inst.Synced)
+            try
             {
-                // The peer list is complete (the store was just listed): clear what a previous life left, then it is ready.
-                await inst.Routes.Reconciler.FullPassAsync(ct).ConfigureAwait(false);
-                inst.Synced = true;
-                loops.Log($"network {name}: ready, {peers.Count} peer(s) [{string.Join(", ", peers.Select(p => $"{p.Node} {p.Block} via {p.NodeIp}"))}]");
+                var peers = PeerCheck.Peers(node.Name, node.UnderlayIp, inst.Network, name == _cluster.DefaultNetwork, _cluster, wanted, nodes,
+                    claims.Select(c => c.Value), rejected);
+                inst.Routes.SetPeers(peers);
+                if (!inst.Synced)
+                {
+                    // The peer list is complete (the store was just listed): clear what a previous life left, then it is ready.
+                    await inst.Routes.Reconciler.FullPassAsync(ct).ConfigureAwait(false);
+                    inst.Synced = true;
+                    loops.Log($"network {name}: ready, {peers.Count} peer(s) [{string.Join(", ", peers.Select(p => $"{p.Node} {p.Block} via {p.NodeIp}"))}]");
+                }
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested && e is not OutOfMemoryException)
+            {
+                _errors[name] = e.Message; // this network's peers wait for the next pass; the others carry on
             }
         }
 
@@ -107,10 +139,6 @@ internal sealed partial class NetworkController(NodeContext node, IStore store, 
         AgentMetrics.NetworkPasses.Inc();
         AgentMetrics.NetworkPeers.Set(_networks.Values.Sum(n => n.Routes.Reconciler.Desired.Count));
         Publish(primary);
-        if (_errors.Count > 0)
-        {
-            throw new InvalidOperationException(string.Join("; ", _errors.Select(e => $"network {e.Key}: {e.Value}")));
-        }
     }
 
     /// <summary>Replaces the published view and raises <see cref="Changed"/> if it differs from the last one.</summary>

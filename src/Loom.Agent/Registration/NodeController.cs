@@ -9,7 +9,9 @@ namespace Loom.Agent.Registration;
 /// already learn its VTEP), ready once every other controller has started, then renewed every heartbeat. A node whose
 /// agent is gone longer than the lease disappears, and its peers drop their routes to it.
 /// </summary>
-internal sealed class NodeController(NodeContext node, IStore store, AgentLoops loops, Func<string?> vtepMac,
+/// <param name="defaultEntry">This node's entry of the cluster's default network, mirrored into the legacy
+/// <c>podCidrs</c> / <c>vtepMac</c> (the block claimed at start until the network controller has one).</param>
+internal sealed class NodeController(NodeContext node, IStore store, AgentLoops loops, Func<NodeNetwork?> defaultEntry,
     Func<IReadOnlyDictionary<string, NodeNetwork>> networks) : IController, IDisposable
 {
     private readonly SemaphoreSlim _poke = new(0);
@@ -76,13 +78,14 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
 
             loops.Refused("own node", rejected);
             var iface = node.Config.Iface;
+            var legacy = defaultEntry();
             var value = (existing ?? new Node { Name = node.Name, UnderlayInterface = iface, UnderlayIp = node.UnderlayIp }) with
             {
                 Name = node.Name,
                 UnderlayInterface = iface,
                 UnderlayIp = node.UnderlayIp,
-                PodCidrs = [node.PodCidr],
-                VtepMac = vtepMac(),
+                PodCidrs = [legacy?.PodCidr ?? node.PodCidr],
+                VtepMac = legacy?.VtepMac,
                 Networks = networks(),
                 Heartbeat = DateTimeOffset.UtcNow,
                 Ready = ready,

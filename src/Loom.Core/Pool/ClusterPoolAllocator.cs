@@ -95,7 +95,7 @@ internal sealed class ClusterPoolAllocator(IStore store, IReadOnlyList<IPNetwork
     private IEnumerable<Versioned<PodCidrClaim>> Owned(string node, IEnumerable<Versioned<PodCidrClaim>> claims)
         => claims.Where(c => c.Value.Node == node && InPools(c.Value.Cidr)).OrderBy(c => c.Revision);
 
-    private bool InPools(IPNetwork cidr) => pools.Any(p => p.PrefixLength <= cidr.PrefixLength && p.Contains(cidr.BaseAddress));
+    private bool InPools(IPNetwork cidr) => cidr.PrefixLength == maskSize && pools.Any(p => p.PrefixLength <= cidr.PrefixLength && p.Contains(cidr.BaseAddress));
 
     private async Task<IPNetwork?> KeepOneAsync(string node, IReadOnlyList<Versioned<PodCidrClaim>> claims, CancellationToken cancellationToken)
     {
