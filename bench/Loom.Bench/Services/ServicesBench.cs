@@ -50,15 +50,11 @@ internal static class ServicesBench
             return 1;
         }
 
-        using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
-        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        return BenchHost.RunCancellable(ct => Task.FromResult(RunAll(options, ct)));
+    }
 
+    private static int RunAll(SvcOptions options, CancellationToken cancel)
+    {
         var swept = NetNs.SweepStale(Base);
         if (swept.Count > 0)
         {
@@ -76,7 +72,7 @@ internal static class ServicesBench
         {
             try
             {
-                runs.Add(RunBackend(backend, options, cts.Token));
+                runs.Add(RunBackend(backend, options, cancel));
             }
             catch (OperationCanceledException)
             {
