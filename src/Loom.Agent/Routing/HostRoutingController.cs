@@ -1,6 +1,5 @@
 using Loom.Agent.Networks;
 using Loom.Core.Cni;
-using Loom.Core.Controllers;
 using Loom.Core.Model;
 using Loom.Core.Networks;
 using Loom.Datapath.Routing;
@@ -15,34 +14,25 @@ namespace Loom.Agent.Routing;
 /// subscription, so new and deleted pods are found by a link dump every second, and at once when the networks change.
 /// A veth gone: detached; no such network left: programs and pins removed (also those a previous run left).
 /// </summary>
-internal sealed class HostRoutingController : IController, IDisposable
+internal sealed class HostRoutingController : NetworkFollower
 {
-    private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
     private readonly NodeContext _node;
-    private readonly INodeNetworks _networks;
-    private readonly AgentLoops _loops;
     private readonly Func<PodDelivery> _delivery;
-    private readonly SemaphoreSlim _changed = new(0);
     private readonly Lock _pass = new();
     private BpfHostRouting? _routing;
-    private long _passes;
-    private volatile string? _refused;
-    private volatile string _summary = "not synced yet";
 
     /// <param name="delivery">
     /// How packets reach local pods: <see cref="PodDelivery.Egress"/> while the eBPF service backend has its reverse
     /// NAT on the pods' veths' egress (which <see cref="PodDelivery.Peer"/> skips), else Peer. Asked on every pass.
     /// </param>
     public HostRoutingController(NodeContext node, INodeNetworks networks, AgentLoops loops, Func<PodDelivery> delivery)
+        : base(networks, loops, TimeSpan.FromSeconds(1))
     {
         _node = node;
-        _networks = networks;
-        _loops = loops;
         _delivery = delivery;
-        networks.Changed += OnChanged;
     }
 
-    public string Name => "host routing";
+    public override string Name => "host routing";
 
     /// <summary>bpffs directory of the maps: under the agent's <c>bpfPinDir</c>.</summary>
     internal string PinDirectory => Path.Combine(_node.Config.BpfPinDir, "host_routing");
@@ -50,40 +40,14 @@ internal sealed class HostRoutingController : IController, IDisposable
     /// <summary>The loaded host routing, for inspection; null when removed.</summary>
     internal BpfHostRouting? Loaded => _routing;
 
-    public Task StartAsync(CancellationToken ct)
-    {
-        try
-        {
-            Pass();
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            // The host stack routes meanwhile (host routing only speeds it up): start, and let the loop retry and report it.
-            _refused ??= $"{e.GetType().Name}: {e.Message}";
-            _loops.Log($"{Name}: {AgentLoops.Describe(e)}");
-            _changed.Release();
-        }
-
-        return Task.CompletedTask;
-    }
-
-    public Task RunAsync(CancellationToken ct) => _loops.RunOnSignalAsync(_changed, _ =>
-    {
-        Pass();
-        return Task.CompletedTask;
-    }, Name, ct, Every);
-
-    public ControllerStatus Describe()
-    {
-        var error = _loops.LastError(Name) ?? _refused;
-        return new(Name, error is null, _summary, Interlocked.Read(ref _passes), error);
-    }
+    /// <summary>The host stack routes meanwhile (host routing only speeds it up): any failure lets the agent start.</summary>
+    protected override bool StartsDespite(Exception e) => e is not OperationCanceledException;
 
     /// <summary>
     /// One pass in the calling thread's network namespace. Throws <see cref="NetworkRefusedException"/> when the
     /// underlay is missing, having attached nothing.
     /// </summary>
-    internal void Pass()
+    internal override void Pass()
     {
         lock (_pass)
         {
@@ -103,28 +67,28 @@ internal sealed class HostRoutingController : IController, IDisposable
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            _changed.Release();
+            Poke();
         }
     }
 
     private void PassLocked()
     {
-        var networks = _networks.Current.Where(n => n.Network.HostRouting == HostRouting.Bpf).ToList();
-        Interlocked.Increment(ref _passes);
+        var networks = Networks.Current.Where(n => n.Network.HostRouting == HostRouting.Bpf).ToList();
+        CountPass();
         if (networks.Count == 0)
         {
             Remove();
-            (_summary, _refused) = ("no network with hostRouting: bpf", null);
+            (Summary, Refused) = ("no network with hostRouting: bpf", null);
             return;
         }
 
         using var nl = Netlink.Open();
         if (nl.LinkByName(_node.Config.Iface) is not { } underlay)
         {
-            _refused = string.Join("; ", networks.Select(n =>
+            Refused = string.Join("; ", networks.Select(n =>
                 $"network {n.Name}: hostRouting: bpf: the underlay device {_node.Config.Iface} does not exist on this node (\"iface\" in the agent config)"));
-            _summary = "not attached";
-            throw new NetworkRefusedException(_refused);
+            Summary = "not attached";
+            throw new NetworkRefusedException(Refused);
         }
 
         var aliases = networks.Select(n => CniNames.RoutedVethAlias(n.Name)).ToHashSet(StringComparer.Ordinal);
@@ -144,8 +108,8 @@ internal sealed class HostRoutingController : IController, IDisposable
         }
 
         routing.AttachUnderlay(underlay.Index);
-        _summary = $"{string.Join(", ", networks.Select(n => n.Name))}: {pods.Count} pod veths and {_node.Config.Iface}, {routing.Options.PodDelivery} delivery";
-        _refused = null;
+        Summary = $"{string.Join(", ", networks.Select(n => n.Name))}: {pods.Count} pod veths and {_node.Config.Iface}, {routing.Options.PodDelivery} delivery";
+        Refused = null;
     }
 
     /// <summary>The programs detached everywhere and the pins removed: this run's or a previous one's.</summary>
@@ -162,13 +126,14 @@ internal sealed class HostRoutingController : IController, IDisposable
         _routing = null;
     }
 
-    private void OnChanged() => _changed.Release();
-
-    public void Dispose()
+    protected override void Dispose(bool disposing)
     {
-        _networks.Changed -= OnChanged;
-        _routing?.Dispose();
-        _changed.Dispose();
+        if (disposing)
+        {
+            _routing?.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 
     /// <summary>The loaded object, reloaded (its config rewritten, filters replaced) when the delivery changed.</summary>
