@@ -176,6 +176,46 @@ public static class TestLab
         }
     }
 
+    /// <summary>
+    /// A new connection every 20 ms from <paramref name="client"/> to <paramref name="target"/> while the agents of
+    /// <paramref name="nodes"/> are SIGKILLed, restarted and back, and 1.5 s after. Returns once the probe has stopped,
+    /// so the caller stops its echo servers only then (or the probe's last connection, handshaken by the kernel after
+    /// the accept loop ended, would count as lost).
+    /// </summary>
+    public static async Task<(int Ok, int Failed, List<string> Errors)> ProbeAcrossAgentRestartAsync(LabState state, NetNsHandle client,
+        IPEndPoint target, IReadOnlyList<string> nodes)
+    {
+        using var probing = new CancellationTokenSource();
+        var probe = ProbeAsync(client, target, probing.Token);
+        try
+        {
+            await Task.Delay(1000);
+            foreach (var n in nodes)
+            {
+                LabProcesses.Kill(state.Node(n).AgentPid!.Value);
+            }
+
+            await Task.Delay(1000);
+            foreach (var n in nodes)
+            {
+                Lab.RestartAgent(state, n);
+            }
+
+            foreach (var n in nodes)
+            {
+                await OverlayTests.WaitForRestartAsync(state, n);
+            }
+
+            await Task.Delay(1500);
+        }
+        finally
+        {
+            await probing.CancelAsync();
+        }
+
+        return await probe;
+    }
+
     /// <summary>A new TCP connection every 20 ms with a request and its echo, until cancelled; counts failures.</summary>
     public static async Task<(int Ok, int Failed, List<string> Errors)> ProbeAsync(NetNsHandle ns, IPEndPoint target, CancellationToken ct)
     {

@@ -153,28 +153,7 @@ public sealed class ServiceTests
                 await Task.Delay(100);
             }
 
-            using var probing = new CancellationTokenSource();
-            var probe = TestLab.ProbeAsync(clientNs, new IPEndPoint(Vip, 80), probing.Token);
-            await Task.Delay(1000);
-            foreach (var n in state.Nodes)
-            {
-                LabProcesses.Kill(n.AgentPid!.Value);
-            }
-
-            await Task.Delay(1000);
-            foreach (var n in state.Nodes)
-            {
-                Lab.RestartAgent(state, n.Name);
-            }
-
-            foreach (var n in state.Nodes)
-            {
-                await OverlayTests.WaitForRestartAsync(state, n.Name);
-            }
-
-            await Task.Delay(1500);
-            await probing.CancelAsync();
-            var (ok, failed, errors) = await probe;
+            var (ok, failed, errors) = await TestLab.ProbeAcrossAgentRestartAsync(state, clientNs, new IPEndPoint(Vip, 80), [.. state.Nodes.Select(n => n.Name)]);
             Assert.True(failed == 0, $"{failed} of {ok + failed} probes through {Vip} failed ({backend}): {string.Join("; ", errors.Take(5))}");
             Assert.True(ok >= 100, $"only {ok} probes ran");
             Console.WriteLine($"probe through {Vip} ({backend}): {ok} answered; slow: {string.Join("; ", errors)}");
