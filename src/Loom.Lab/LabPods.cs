@@ -47,7 +47,7 @@ internal static class LabPods
     /// /etc/netns/NETNS/resolv.conf.
     /// </summary>
     internal static LabPod AddPod(LabState state, string name, string node, string @namespace = "default",
-        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null)
+        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Func<string, int?>? startWorkload = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -71,6 +71,7 @@ internal static class LabPods
             var netns = state.Prefix + "pod-" + name;
             var containerId = "lab-" + name + "-" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
             NetNs.Create(netns);
+            int? workload = null;
             try
             {
                 using (var h = NetNs.Open(netns))
@@ -78,6 +79,8 @@ internal static class LabPods
                 {
                     nl.LinkSetUp(nl.LinkByName("lo")!.Index);
                 }
+
+                workload = startWorkload?.Invoke(netns);
 
                 labels ??= new Dictionary<string, string>();
                 var chain = CniChain.Load(confList, n.Netns, state.CniPath);
@@ -92,12 +95,18 @@ internal static class LabPods
                     Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList,
                     Namespace = @namespace, Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal), Spec = spec, Owner = owner,
                     Created = DateTimeOffset.UtcNow,
+                    WorkloadPid = workload, WorkloadStartTime = workload is { } pid ? LabProcesses.StartTime(pid) : null,
                 };
                 current.Pods.Add(pod);
                 added = pod;
             }
             catch
             {
+                if (workload is { } pid)
+                {
+                    LabProcesses.Kill(pid);
+                }
+
                 NetNs.Delete(netns);
                 LabResolvConf.Remove(netns);
                 throw;

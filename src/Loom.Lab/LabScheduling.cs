@@ -23,29 +23,8 @@ internal static class LabScheduling
             return;
         }
 
-        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner);
-        try
-        {
-            var pid = await LabKubelet.StartWorkloadAsync(state, pod, cancellationToken).ConfigureAwait(false);
-            if (pid is not null)
-            {
-                state.Change(c =>
-                {
-                    var i = c.Pods.FindIndex(p => p.Name == name);
-                    if (i >= 0)
-                    {
-                        c.Pods[i].WorkloadPid = pid;
-                        c.Pods[i].WorkloadStartTime = LabProcesses.StartTime(pid.Value);
-                    }
-                });
-            }
-        }
-        catch
-        {
-            LabPods.DeletePod(state, name);
-            throw;
-        }
-
+        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner,
+            netns => LabKubelet.StartWorkload(state, name, placed.Node!, netns, spec));
         await output.WriteLineAsync($"pod/{name} scheduled to {placed.Node}: {pod.Ip}").ConfigureAwait(false);
     }
 

@@ -174,6 +174,10 @@ public sealed record LabPod
     /// <summary>eth0's address (CIDR notation) as the CNI result reported it.</summary>
     public string? Ip { get; init; }
 
+    /// <summary><see cref="Ip"/> without its prefix length; null if there is none.</summary>
+    [JsonIgnore]
+    public System.Net.IPAddress? Address => Ip is { } ip && System.Net.IPAddress.TryParse(ip.Split('/')[0], out var a) ? a : null;
+
     /// <summary>The conflist the pod was wired with (DEL uses the same one).</summary>
     public string? ConfList { get; init; }
 

@@ -17,11 +17,9 @@ internal static class NodeCniConfig
 {
     public const string ConflistName = NetConf.LoomConflistName;
 
-    /// <summary>A routed network's: sorts before the bridge network's, as Cilium's 05-cilium.conflist before 10-flannel.</summary>
-    public const string RoutedConflistName = "05-loom.conflist";
+    public const string RoutedConflistName = NetConf.RoutedConflistName;
 
-    /// <summary>What <c>cniExclusive</c> appends to every other CNI config (Cilium appends <c>.cilium_bak</c>).</summary>
-    public const string BackupSuffix = ".loom_bak";
+    public const string BackupSuffix = NetConf.BackupSuffix;
 
     /// <summary>The pod bridge loom-cni attaches pods to (flannel's delegate uses the same name).</summary>
     public const string BridgeName = NetConf.DefaultBridgeName;

@@ -8,7 +8,7 @@ namespace Loom.Cli.Commands;
 /// <summary><c>loom lab ...</c>: the one-machine cluster of network namespaces.</summary>
 internal static class LabCommand
 {
-    private static readonly Option<string> LabDir = new("--lab-dir")
+    internal static readonly Option<string> LabDir = new("--lab-dir")
     {
         Description = "Lab state directory.",
         DefaultValueFactory = _ => LabOptions.DefaultLabDir,
@@ -29,6 +29,7 @@ internal static class LabCommand
             LabDir, Prefix,
             Up(), Down(), Status(), Topology(), NodeGroup(), PodGroup(), Exec(),
             Apply(), Delete(), Get(), Logs(), Cordon("cordon", true), Cordon("uncordon", false), Drain(), LabelGroup(),
+            LabMigrateCommand.Migrate(), LabMigrateCommand.Probe(),
         };
         return cmd;
     }
@@ -332,13 +333,13 @@ internal static class LabCommand
         }
     }
 
-    private static LabState Require(string labDir) =>
+    internal static LabState Require(string labDir) =>
         Lab.Lab.Load(labDir) ?? throw new LabException($"no lab is up (no {LabState.StateFile(labDir)}): run `loom lab up`");
 
     private static string Pid(int? pid) =>
         pid is { } p ? string.Create(CultureInfo.InvariantCulture, $"{p} {(LabProcesses.IsAlive(p) ? "alive" : "DEAD")}") : "-";
 
-    private static async Task<int> Guard(Func<Task<int>> action)
+    internal static async Task<int> Guard(Func<Task<int>> action)
     {
         try
         {

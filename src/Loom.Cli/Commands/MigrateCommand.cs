@@ -16,7 +16,7 @@ internal static class MigrateCommand
 {
     public static Command Create() => new("migrate", "Move the cluster to another network node by node: start, status, rollback, finalize.")
     {
-        Start(), Status(), Rollback(), Finalize(),
+        Start(), Node(), Status(), Rollback(), Finalize(),
     };
 
     private static Command Start()
@@ -55,6 +55,48 @@ internal static class MigrateCommand
                 return 0;
             }, ct).ConfigureAwait(false);
         });
+        return cmd;
+    }
+
+    /// <summary>
+    /// The host steps need a driver: the lab's nodes have one (<see cref="Loom.Lab.Migration.LabMigrationHost"/>); a real
+    /// host's (cordon and drain through Kubernetes, the agent's systemd unit, a reboot) is not written yet.
+    /// </summary>
+    private static Command Node()
+    {
+        var name = new Argument<string>("node") { Description = "The node to move to the migration network." };
+        var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds (the record keeps the step reached: run again to resume).", DefaultValueFactory = _ => 600 };
+        var cmd = new Command("node", "Move one node of the lab: cordon, drain, label, restart its agent, reboot, verify (rolled back if it fails), uncordon; under the lab's probe.")
+        {
+            name, timeout, LabCommand.LabDir,
+        };
+        cmd.SetAction((parse, ct) => LabCommand.Guard(async () =>
+        {
+            var state = Loom.Lab.Lab.Load(parse.GetValue(LabCommand.LabDir)!);
+            if (state is null)
+            {
+                await Console.Error.WriteLineAsync("loom migrate node: no lab is up; on real hosts the node steps are run by hand for now (see docs/migration.md)").ConfigureAwait(false);
+                return 1;
+            }
+
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(TimeSpan.FromSeconds(parse.GetValue(timeout)));
+            try
+            {
+                var options = new Loom.Lab.Migration.LabMigrateOptions { Node = parse.GetValue(name), Finalize = false, StartIfNeeded = false };
+                return await Loom.Lab.Migration.LabMigrate.RunAsync(state, options, Console.Out, cts.Token).ConfigureAwait(false);
+            }
+            catch (MigrationRefusedException e)
+            {
+                await Console.Error.WriteLineAsync($"loom migrate node: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                await Console.Error.WriteLineAsync($"loom migrate node: not done after {parse.GetValue(timeout)} s; run it again to resume (loom migrate status)").ConfigureAwait(false);
+                return 1;
+            }
+        }));
         return cmd;
     }
 

@@ -45,6 +45,13 @@ internal static class StatusCommand
         w.WriteLine($"{"PodCIDR:",-14}{s.PodCidr}");
         w.WriteLine($"{"IPAM:",-14}{s.IpamUsed}/{s.IpamCapacity} allocated");
         w.WriteLine($"{"Routing:",-14}{s.RoutingMode}" + (s.TunnelDevice.Length > 0 ? $" (vxlan {s.TunnelDevice}, VTEP MAC {s.VtepMac})" : $" (direct routes via {s.UnderlayInterface})"));
+        // cilium status's two lines, for the primary network (what new pods get).
+        if (s.Networks.FirstOrDefault(n => n.Primary) is { } primary)
+        {
+            w.WriteLine($"{"Host Routing:",-14}{primary.HostRouting}");
+            w.WriteLine($"{"Masquerading:",-14}{primary.Masquerading}");
+        }
+
         w.WriteLine($"{"IP masq:",-14}{(s.IpMasq ? "enabled" : "disabled")}");
         w.WriteLine($"{"Services:",-14}{s.Services} port(s) by {s.ServiceBackend} ({s.ServiceSyncs} syncs)");
         w.WriteLine($"{"KubeProxyReplacement:",-14} {(s.ServiceBackend == "ebpf" ? c.Green("True") : "False")}   [socket LB: {(s.SocketLbCgroup.Length > 0 ? "enabled, cgroup " + s.SocketLbCgroup : "disabled")}]");

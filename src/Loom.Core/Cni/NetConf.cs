@@ -15,6 +15,12 @@ public sealed class NetConf
     /// <summary>The file name the node agent writes Loom's network configuration list under, in the CNI conf dir.</summary>
     public const string LoomConflistName = "10-loom.conflist";
 
+    /// <summary>A routed network's conflist: sorts before the bridge network's, as Cilium's 05-cilium.conflist before 10-flannel.</summary>
+    public const string RoutedConflistName = "05-loom.conflist";
+
+    /// <summary>What <c>cniExclusive</c> appends to every other CNI config (Cilium appends <c>.cilium_bak</c>).</summary>
+    public const string BackupSuffix = ".loom_bak";
+
     internal NetConf()
     {
     }

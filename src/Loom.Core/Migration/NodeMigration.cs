@@ -11,6 +11,12 @@ namespace Loom.Core.Migration;
 /// </summary>
 public sealed class NodeMigration(IStore store, INodeMigrationHost host)
 {
+    /// <summary>Hears each step (of the migration or its rollback) as it starts, before it runs.</summary>
+    public Action<string, MigrationStep>? StepStarted { get; init; }
+
+    /// <summary>Hears each step that completed.</summary>
+    public Action<string, MigrationStep>? StepDone { get; init; }
+
     /// <summary>Migrates <paramref name="node"/>, or resumes where a previous run stopped; returns how it ended.</summary>
     public async Task<NodeMigrationResult> RunAsync(string node, CancellationToken cancellationToken = default)
     {
@@ -36,6 +42,7 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
         {
             var step = remaining[i];
             await MigrationRecord.NodeAsync(store, node, s => s with { Step = step, Done = false }, cancellationToken).ConfigureAwait(false);
+            StepStarted?.Invoke(node, step);
             if (step == MigrationStep.Verify)
             {
                 var failed = await Guarded(node, () => host.VerifyAsync(node, m.To, cancellationToken)).ConfigureAwait(false);
@@ -65,6 +72,7 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
                 Phase = last ? NodeMigrationPhase.Migrated : s.Phase,
                 RollbackReason = last ? null : s.RollbackReason,
             }, cancellationToken).ConfigureAwait(false);
+            StepDone?.Invoke(node, step);
         }
 
         return new(node, NodeMigrationPhase.Migrated, null);
@@ -94,6 +102,7 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
             var step = steps[i];
             await MigrationRecord.NodeAsync(store, node, s => s with { Phase = NodeMigrationPhase.Migrating, Step = step, Done = false }, cancellationToken)
                 .ConfigureAwait(false);
+            StepStarted?.Invoke(node, step);
             await Guarded(node, async () =>
             {
                 await RunStepAsync(node, step, cancellationToken).ConfigureAwait(false);
@@ -104,6 +113,7 @@ public sealed class NodeMigration(IStore store, INodeMigrationHost host)
             {
                 Done = true, Error = null, Phase = last ? NodeMigrationPhase.RolledBack : s.Phase,
             }, cancellationToken).ConfigureAwait(false);
+            StepDone?.Invoke(node, step);
         }
 
         var reason = (await MigrationRecord.ActiveAsync(store, cancellationToken).ConfigureAwait(false)).NodeState(node).RollbackReason;

@@ -1,0 +1,162 @@
+using Loom.Core.Migration;
+using Loom.Lab.Migration;
+
+namespace Loom.Lab.Tests;
+
+/// <summary>
+/// <c>loom lab migrate</c> on a whole lab with the scenario's app: every node moved under the probe with no failed
+/// request and the end state reached; a node whose new overlay is blocked by a real fault rolled back (and moved once
+/// the fault is gone); a migration interrupted inside a step resumed.
+/// </summary>
+[Collection(SequentialLab.Name)]
+public sealed class LabMigrateTests
+{
+    [Fact]
+    public async Task Every_node_moves_and_finalize_reaches_the_end_state_while_the_probe_loses_no_request()
+    {
+        var o = TestLab.Options(agents: true) with { ClusterDns = true };
+        try
+        {
+            var state = await UpWithAppAsync(o);
+            var output = new StringWriter();
+            var code = await LabMigrate.RunAsync(state, new LabMigrateOptions(), output);
+            var text = output.ToString();
+            Assert.True(code == 0, text);
+            Assert.True(ZeroFailed(text), text);
+            foreach (var node in state.Nodes)
+            {
+                Assert.True(text.Contains($"{node.Name}: migrated in", StringComparison.Ordinal), text);
+                var links = await TestLab.Capture(node.Netns, "ip", "-o", "link", "show");
+                Assert.DoesNotContain("loom.1", links, StringComparison.Ordinal);
+                Assert.DoesNotContain("cni0", links, StringComparison.Ordinal);
+                Assert.DoesNotContain("loom_vxlan", links, StringComparison.Ordinal);
+                var rules = await TestLab.Capture(node.Netns, "iptables-save");
+                Assert.DoesNotContain("KUBE-", rules, StringComparison.Ordinal);
+                Assert.DoesNotContain("LOOM-", rules, StringComparison.Ordinal);
+                var routes = await TestLab.Capture(node.Netns, "ip", "-4", "route", "show");
+                Assert.DoesNotContain("10.244.", routes, StringComparison.Ordinal);
+            }
+
+            state = Lab.Load(o.LabDir)!;
+            Assert.All(state.Pods.Where(p => p.Owner is not null), p => Assert.StartsWith("10.245.", p.Ip, StringComparison.Ordinal));
+            var store = await Lab.OpenStoreAsync(state);
+            await using (store)
+            {
+                Assert.True((await MigrationRecord.GetAsync(store))!.IsFinalized);
+            }
+        }
+        finally
+        {
+            await Lab.DownAsync(o.LabDir, o.Prefix);
+        }
+    }
+
+    [Fact]
+    public async Task A_node_whose_new_overlay_port_is_dropped_is_rolled_back_and_moves_once_the_fault_is_gone()
+    {
+        var o = TestLab.Options(agents: true) with { ClusterDns = true };
+        try
+        {
+            var state = await UpWithAppAsync(o);
+            var w1 = state.Node("k8s-w1");
+            // The fault: the underlay's switch drops the new overlay's VXLAN packets (UDP 8473) to k8s-w1, where the
+            // node's reboot (which empties its own firewall) cannot lift it.
+            await TestLab.Capture(state.UnderlayNetns, "nft",
+                $"add table bridge loomfault; add chain bridge loomfault faults {{ type filter hook forward priority 0; }}; add rule bridge loomfault faults ip daddr {w1.Ip} udp dport 8473 drop");
+
+            var output = new StringWriter();
+            var code = await LabMigrate.RunAsync(state, new LabMigrateOptions { Node = "k8s-w1" }, output);
+            var text = output.ToString();
+            Assert.True(code == 1, text);
+            Assert.True(text.Contains("k8s-w1: ROLLED BACK:", StringComparison.Ordinal), text);
+            Assert.True(ZeroFailed(text), text); // the rollback keeps traffic flowing too
+            var store = await Lab.OpenStoreAsync(state);
+            await using (store)
+            {
+                var m = (await MigrationRecord.GetAsync(store))!;
+                Assert.Equal(NodeMigrationPhase.RolledBack, m.NodeState("k8s-w1").Phase);
+                Assert.False(string.IsNullOrEmpty(m.NodeState("k8s-w1").RollbackReason));
+            }
+
+            // Rolled back: the old network's CNI config is the runtime's pick again, and a new pod there gets (and serves on) the old pool.
+            state = Lab.Load(o.LabDir)!;
+            Assert.Null(state.Pod(LabMigrationHost.TestPodName("k8s-w1")));
+            Assert.Equal("10-loom.conflist", Path.GetFileName(LabCniConfig.Find(state.CniConfDir("k8s-w1"))));
+            var back = Lab.AddPod(state, "back", "k8s-w1");
+            Assert.StartsWith("10.244.1.", back.Ip, StringComparison.Ordinal);
+            Lab.DeletePod(state, "back");
+
+            await TestLab.Capture(state.UnderlayNetns, "nft", "delete table bridge loomfault");
+            output = new StringWriter();
+            code = await LabMigrate.RunAsync(Lab.Load(o.LabDir)!, new LabMigrateOptions { Node = "k8s-w1" }, output);
+            Assert.True(code == 0, output.ToString());
+            Assert.True(output.ToString().Contains("k8s-w1: migrated in", StringComparison.Ordinal), output.ToString());
+        }
+        finally
+        {
+            await Lab.DownAsync(o.LabDir, o.Prefix);
+        }
+    }
+
+    [Fact]
+    public async Task A_node_migration_interrupted_inside_a_step_resumes_at_that_step()
+    {
+        var o = TestLab.Options(agents: true) with { ClusterDns = true };
+        try
+        {
+            var state = await UpWithAppAsync(o);
+            using var cts = new CancellationTokenSource();
+            // Interrupted while the agent restarts (after the label): the record says "restart-agent, not done".
+            var output = new CancelOnLine("restart the node's agent", cts);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => LabMigrate.RunAsync(state, new LabMigrateOptions { Node = "k8s-w2" }, output, cts.Token));
+            var store = await Lab.OpenStoreAsync(state);
+            await using (store)
+            {
+                var s = (await MigrationRecord.GetAsync(store))!.NodeState("k8s-w2");
+                Assert.Equal(NodeMigrationPhase.Migrating, s.Phase);
+                Assert.Equal(MigrationStep.RestartAgent, s.Step);
+                Assert.False(s.Done);
+            }
+
+            var again = new StringWriter();
+            var code = await LabMigrate.RunAsync(Lab.Load(o.LabDir)!, new LabMigrateOptions { Node = "k8s-w2" }, again);
+            var text = again.ToString();
+            Assert.True(code == 0, text);
+            Assert.DoesNotContain("cordon the node (no new pods)", text, StringComparison.Ordinal); // resumed, not started over
+            Assert.True(text.Contains("restart the node's agent", StringComparison.Ordinal), text);
+            Assert.True(text.Contains("k8s-w2: migrated in", StringComparison.Ordinal), text);
+        }
+        finally
+        {
+            await Lab.DownAsync(o.LabDir, o.Prefix);
+        }
+    }
+
+    private static bool ZeroFailed(string output) => System.Text.RegularExpressions.Regex.IsMatch(output, @"Probe total: [1-9]\d+ requests, 0 failed");
+
+    private static async Task<LabState> UpWithAppAsync(LabOptions o)
+    {
+        var state = await Lab.UpAsync(o, TextWriter.Null);
+        await Lab.ApplyAsync(state, ManifestTests.Example("webpod.yaml"), TextWriter.Null);
+        return Lab.Load(o.LabDir)!;
+    }
+
+    /// <summary>Cancels when a line containing the text is written (the step it names has started).</summary>
+    private sealed class CancelOnLine(string text, CancellationTokenSource cts) : StringWriter
+    {
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value?.Contains(text, StringComparison.Ordinal) == true)
+            {
+                cts.CancelAfter(300);
+            }
+        }
+
+        public override Task WriteLineAsync(string? value)
+        {
+            WriteLine(value);
+            return Task.CompletedTask;
+        }
+    }
+}
