@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: the scenario's sections 1-4 (docs/scenario.md) in the lab. Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
+# make demo: the scenario (docs/scenario.md) in the lab: sections 1-4, then section 5's live migration. Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
 # k8s-w2), a loom agent per node (Flannel-style VXLAN overlay, kube-proxy-style iptables Services), the cluster
 # DNS, the scenario's YAML applied; then what the write-up inspects. Everything lives in network namespaces.
 set -euo pipefail
@@ -46,7 +46,42 @@ rm -f /tmp/loom-demo-hostnames.$$
 heading "4. kube-proxy's iptables rules for webpod on k8s-ctr"
 show "$loom" explain service default/webpod --node k8s-ctr
 
-heading "The picture"
+heading "The picture (Flannel-style)"
+"$loom" lab topology --svg "$PWD/out/lab-topology-flannel.svg"
+
+heading "5. Live migration to the Cilium-style network, node by node, under a probe"
+echo "(cordon, drain, label, restart the agent, reboot, verify, uncordon: workers first, then k8s-ctr; then finalize)"
+show "$loom" lab migrate
+
+heading "5. After: cilium status on each node"
+for n in k8s-ctr k8s-w1 k8s-w2; do
+  echo "-- $n"
+  "$loom" status --node "$n" | grep -E '^(Routing|Host Routing|Masquerading|KubeProxyReplacement):'
+done
+
+heading "5. ip route on each node: native routes via eth1, no loom.1, no cni0"
+for n in k8s-ctr k8s-w1 k8s-w2; do
+  echo "-- $n"
+  "$loom" lab node exec "$n" -- sh -c "ip $ip_colour route; ip -o link show | awk -F': ' '{print \$2}' | sed 's/@.*//' | tr '\n' ' '; echo"
+done
+
+heading "5. Pods on the new pool (10.245.0.0/16)"
+show "$loom" lab get pods -A -o wide
+
+heading "5. kube-proxy's rules are gone: KUBE-/LOOM- rules in iptables-save per node"
+for n in k8s-ctr k8s-w1 k8s-w2; do
+  printf '%s: %s\n' "$n" "$("$loom" lab node exec "$n" -- sh -c 'iptables-save | grep -c -E "KUBE-|LOOM-" || true')"
+done
+
+heading "5. 10 x curl webpod from a new curl-pod (drain took the old one): both replicas, eBPF load balancing"
+"$loom" lab apply -f examples/scenario/curl-pod.yaml >/dev/null
+for _ in $(seq 10); do
+  "$loom" lab exec curl-pod -- curl -s --max-time 5 webpod | awk '/^Hostname:/ {print $2}'
+done | sort | uniq -c | tee /tmp/loom-demo-hostnames.$$
+[ "$(wc -l < /tmp/loom-demo-hostnames.$$)" -ge 2 ] && printf '%sboth replicas answered%s\n' "$c_ok" "$c_off"
+rm -f /tmp/loom-demo-hostnames.$$
+
+heading "The picture (Cilium-style)"
 "$loom" lab topology --svg "$PWD/out/lab-topology.svg"
 
 heading "Done in $(( ($(date +%s%N) - started) / 1000000 )) ms"

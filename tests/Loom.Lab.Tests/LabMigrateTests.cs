@@ -106,8 +106,16 @@ public sealed class LabMigrateTests
         {
             var state = await UpWithAppAsync(o);
             using var cts = new CancellationTokenSource();
-            // Interrupted while the agent restarts (after the label): the record says "restart-agent, not done".
-            var output = new CancelOnLine("restart the node's agent", cts);
+            // Interrupted while the agent restarts (after the label), and the node's agent SIGKILLed with it: the record
+            // says "restart-agent, not done", and the next run starts the agent again.
+            var output = new CancelOnLine("restart the node's agent", cts, () =>
+            {
+                var n = Lab.Load(o.LabDir)!.Node("k8s-w2");
+                if (n.AgentPid is { } pid && LabProcesses.IsAlive(pid))
+                {
+                    LabProcesses.Kill(pid);
+                }
+            });
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => LabMigrate.RunAsync(state, new LabMigrateOptions { Node = "k8s-w2" }, output, cts.Token));
             var store = await Lab.OpenStoreAsync(state);
             await using (store)
@@ -125,6 +133,7 @@ public sealed class LabMigrateTests
             Assert.DoesNotContain("cordon the node (no new pods)", text, StringComparison.Ordinal); // resumed, not started over
             Assert.True(text.Contains("restart the node's agent", StringComparison.Ordinal), text);
             Assert.True(text.Contains("k8s-w2: migrated in", StringComparison.Ordinal), text);
+            Assert.True(ZeroFailed(text), text);
         }
         finally
         {
@@ -141,15 +150,17 @@ public sealed class LabMigrateTests
         return Lab.Load(o.LabDir)!;
     }
 
-    /// <summary>Cancels when a line containing the text is written (the step it names has started).</summary>
-    private sealed class CancelOnLine(string text, CancellationTokenSource cts) : StringWriter
+    /// <summary>When a line containing the text is written (the step it names has started): runs <c>also</c>, then cancels.</summary>
+    private sealed class CancelOnLine(string text, CancellationTokenSource cts, Action also) : StringWriter
     {
         public override void WriteLine(string? value)
         {
             base.WriteLine(value);
-            if (value?.Contains(text, StringComparison.Ordinal) == true)
+            if (value?.Contains(text, StringComparison.Ordinal) == true && !cts.IsCancellationRequested)
             {
-                cts.CancelAfter(300);
+                Thread.Sleep(300);
+                also();
+                cts.Cancel();
             }
         }
 

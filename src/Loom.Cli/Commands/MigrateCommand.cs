@@ -161,7 +161,7 @@ internal static class MigrateCommand
         cmd.SetAction((parse, ct) => WithStore("loom migrate finalize", parse.GetValue(config)!, async store =>
         {
             var m = await MigrationRecord.ActiveAsync(store, ct).ConfigureAwait(false);
-            await MigrationFinalize.RunAsync(store, step => Console.WriteLine(MigrationFinalize.Describe(step, m)), ct).ConfigureAwait(false);
+            await MigrationFinalize.RunAsync(store, step => Console.WriteLine(MigrationFinalize.Describe(step, m)), cancellationToken: ct).ConfigureAwait(false);
             return 0;
         }, ct));
         return cmd;

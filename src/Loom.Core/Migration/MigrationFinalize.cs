@@ -21,8 +21,12 @@ public static class MigrationFinalize
     /// <summary>
     /// Runs (or resumes) finalize; <paramref name="progress"/> hears each step as it completes. Refused while a pod
     /// still has an address from the old network's pool (the count is in the message), before anything changes.
+    /// <paramref name="converged"/>, when given, returns once every node applied a step's change (the next step must not
+    /// start before: each relies on the one before it, e.g. BPF host routing on BPF masquerade); a step is recorded
+    /// done only after it, so an interrupted wait runs the step again.
     /// </summary>
-    public static async Task<ClusterMigration> RunAsync(IStore store, Action<FinalizeStep>? progress = null, CancellationToken cancellationToken = default)
+    public static async Task<ClusterMigration> RunAsync(IStore store, Action<FinalizeStep>? progress = null,
+        Func<FinalizeStep, CancellationToken, Task>? converged = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
         var m = await MigrationRecord.ActiveAsync(store, cancellationToken).ConfigureAwait(false);
@@ -44,6 +48,10 @@ public static class MigrationFinalize
             try
             {
                 await RunStepAsync(store, m, step, cancellationToken).ConfigureAwait(false);
+                if (converged is not null)
+                {
+                    await converged(step, cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

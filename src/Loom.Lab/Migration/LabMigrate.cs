@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using Loom.Core.AgentApi;
 using Loom.Core.Migration;
 using Loom.Core.Model;
 using Loom.Core.Store;
@@ -183,12 +184,26 @@ public static class LabMigrate
                 {
                     output.WriteLine($"{Stamp()}   {MigrationFinalize.Describe(step, m)}; probe: {Count(began, DateTimeOffset.UtcNow)}");
                     began = DateTimeOffset.UtcNow;
-                }, ct).ConfigureAwait(false);
-                await WaitEveryAgentAsync("the end state (eBPF services, native routing, BPF host routing and masquerade, one network)", s =>
-                    s.ServiceBackend == "ebpf" && s.Networks.Count == 1 && s.Networks[0] is { Name: var name, Ready: true, RoutingMode: "native", HostRouting: "BPF", Masquerading: "BPF" }
-                    && name == m.To, ct).ConfigureAwait(false);
+                }, (step, ct) => Applied(step, m) is { } applied ? WaitEveryAgentAsync(applied.What, applied.Ok, ct) : Task.CompletedTask, ct).ConfigureAwait(false);
                 return true;
             }).ConfigureAwait(false);
+        }
+
+        /// <summary>What every agent reports once it applied a finalize step; null for a step no agent shows.</summary>
+        private static (string What, Func<AgentStatus, bool> Ok)? Applied(FinalizeStep step, ClusterMigration m)
+        {
+            NetworkStatus? To(AgentStatus s) => s.Networks.FirstOrDefault(n => n.Name == m.To);
+            return step switch
+            {
+                FinalizeStep.ServiceBackendEbpf => ("eBPF services", s => s.ServiceBackend == "ebpf"),
+                FinalizeStep.NativeRouting => ($"native routing on {m.To}", s => To(s) is { Ready: true, RoutingMode: "native" }),
+                FinalizeStep.MasqueradeBpf => ($"BPF masquerade on {m.To}", s => To(s) is { Masquerading: "BPF" }),
+                FinalizeStep.HostRoutingBpf => ($"BPF host routing on {m.To}", s => To(s) is { HostRouting: "BPF" }),
+                FinalizeStep.DeleteOldNetwork => ($"{m.From} removed", s => s.Networks.All(n => n.Name != m.From)),
+                FinalizeStep.DefaultNetwork or FinalizeStep.DeleteNodeConfig or FinalizeStep.RemoveNodeLabels =>
+                    ($"{m.To} still the primary network", s => s.PrimaryNetwork == m.To && To(s) is { Ready: true, Primary: true }),
+                _ => null,
+            };
         }
 
         private async Task<T> Step<T>(string what, Func<Task<T>> action)
@@ -201,7 +216,7 @@ public static class LabMigrate
             return result;
         }
 
-        private async Task WaitEveryAgentAsync(string what, Func<Loom.Core.AgentApi.AgentStatus, bool> ok, CancellationToken ct)
+        private async Task WaitEveryAgentAsync(string what, Func<AgentStatus, bool> ok, CancellationToken ct)
         {
             var sw = Stopwatch.StartNew();
             var waiting = state.Nodes.Select(n => n.Name).ToList();

@@ -56,8 +56,17 @@ internal sealed class LabMigrationHost(LabState state, IStore store, MigrationTa
         }
     }
 
-    public Task<string?> VerifyAsync(string node, string network, CancellationToken cancellationToken) =>
-        new LabNodeVerification(state, store, target, output).RunAsync(node, network, TestPodName(node), cancellationToken);
+    /// <summary>The checks; a test pod that passed them goes (one that failed stays for a look until the rollback's last step).</summary>
+    public async Task<string?> VerifyAsync(string node, string network, CancellationToken cancellationToken)
+    {
+        var failed = await new LabNodeVerification(state, store, target, output).RunAsync(node, network, TestPodName(node), cancellationToken).ConfigureAwait(false);
+        if (failed is null)
+        {
+            await DeleteTestPodAsync(node, cancellationToken).ConfigureAwait(false);
+        }
+
+        return failed;
+    }
 
     public Task UncordonAsync(string node, CancellationToken cancellationToken) =>
         LabNodeControl.CordonAsync(state, node, false, output, cancellationToken);

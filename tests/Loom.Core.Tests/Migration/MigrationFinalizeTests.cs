@@ -36,6 +36,34 @@ public class MigrationFinalizeTests
     }
 
     [Fact]
+    public async Task A_step_is_done_only_once_every_node_applied_it_and_a_wait_that_fails_runs_the_step_again()
+    {
+        var store = await AllMigratedAsync();
+        var seen = new List<(FinalizeStep Step, bool DoneYet)>();
+        var e = await Assert.ThrowsAsync<TimeoutException>(() => MigrationFinalize.RunAsync(store, converged: async (step, ct) =>
+        {
+            var m = await MigrationRecord.ActiveAsync(store, ct);
+            seen.Add((step, m.Finalize.Done));
+            if (step == FinalizeStep.MasqueradeBpf)
+            {
+                throw new TimeoutException("k8s-w1 did not apply it");
+            }
+        }));
+
+        Assert.Equal([(FinalizeStep.PolicyEnforcementDefault, false), (FinalizeStep.ServiceBackendEbpf, false), (FinalizeStep.NativeRouting, false), (FinalizeStep.MasqueradeBpf, false)], seen);
+        var stopped = (await MigrationRecord.ActiveAsync(store)).Finalize;
+        Assert.Equal((FinalizeStep.MasqueradeBpf, false, e.Message), (stopped.Step, stopped.Done, stopped.Error));
+
+        var resumed = new List<FinalizeStep>();
+        await MigrationFinalize.RunAsync(store, converged: (step, _) =>
+        {
+            resumed.Add(step);
+            return Task.CompletedTask;
+        });
+        Assert.Equal(MigrationFinalize.Steps.SkipWhile(s => s != FinalizeStep.MasqueradeBpf), resumed);
+    }
+
+    [Fact]
     public async Task Finalize_reaches_the_end_state_in_order()
     {
         var store = await AllMigratedAsync();
