@@ -99,7 +99,7 @@ public sealed class LabMigrateTests
     }
 
     [Fact]
-    public async Task A_node_migration_interrupted_inside_a_step_resumes_at_that_step()
+    public async Task A_node_migration_interrupted_inside_a_step_resumes_at_that_step_and_rolls_back_on_demand()
     {
         var o = TestLab.Options(agents: true) with { ClusterDns = true };
         try
@@ -134,6 +134,14 @@ public sealed class LabMigrateTests
             Assert.True(text.Contains("restart the node's agent", StringComparison.Ordinal), text);
             Assert.True(text.Contains("k8s-w2: migrated in", StringComparison.Ordinal), text);
             Assert.True(ZeroFailed(text), text);
+
+            // And back on demand (loom migrate rollback k8s-w2): the old network is the runtime's pick there again.
+            var rollback = new StringWriter();
+            var result = await LabMigrate.RollbackAsync(Lab.Load(o.LabDir)!, "k8s-w2", rollback);
+            Assert.True(result.Phase == NodeMigrationPhase.RolledBack, rollback.ToString());
+            state = Lab.Load(o.LabDir)!;
+            Assert.Equal("10-loom.conflist", Path.GetFileName(LabCniConfig.Find(state.CniConfDir("k8s-w2"))));
+            Assert.StartsWith("10.244.2.", Lab.AddPod(state, "back", "k8s-w2").Ip, StringComparison.Ordinal);
         }
         finally
         {

@@ -137,20 +137,46 @@ internal static class MigrateCommand
     {
         var name = new Argument<string>("node") { Description = "The node to move back to the old network." };
         var config = CliStore.ConfigOption();
-        var cmd = new Command("rollback", "Move a node back to the old network: its label removed and its state rolled back in the store.") { name, config };
-        cmd.SetAction((parse, ct) => WithStore("loom migrate rollback", parse.GetValue(config)!, async store =>
+        var cmd = new Command("rollback", "Move a node back to the old network: its label removed, the old CNI config back, its agent restarted, uncordoned "
+            + "(on a lab node every step; elsewhere the store's part, with the host steps printed).")
+        {
+            name, config, LabCommand.LabDir,
+        };
+        cmd.SetAction(async (parse, ct) =>
         {
             var node = parse.GetValue(name)!;
-            var hostSteps = await MigrationRollback.StoreOnlyAsync(store, node, ct).ConfigureAwait(false);
-            Console.WriteLine($"node/{node} rolled back in the store (label {ClusterMigration.NodeLabel} removed: its primary network is the old one again)");
-            Console.WriteLine("Still to do on the node's host:");
-            foreach (var step in hostSteps)
+            // A store named with --config is a real cluster's: only the store's part runs there, even with a lab up.
+            if (parse.GetResult(config) is not { Implicit: false } && Loom.Lab.Lab.Load(parse.GetValue(LabCommand.LabDir)!) is { } state)
             {
-                Console.WriteLine("  - " + MigrationPlan.Describe(step));
+                return await LabCommand.Guard(async () =>
+                {
+                    try
+                    {
+                        var result = await Loom.Lab.Migration.LabMigrate.RollbackAsync(state, node, Console.Out, ct).ConfigureAwait(false);
+                        Console.WriteLine($"node/{node} {NetworkYaml.Wire(result.Phase)}: its primary network is the old one again");
+                        return 0;
+                    }
+                    catch (MigrationRefusedException e)
+                    {
+                        await Console.Error.WriteLineAsync($"loom migrate rollback: {e.Message}").ConfigureAwait(false);
+                        return 1;
+                    }
+                }).ConfigureAwait(false);
             }
 
-            return 0;
-        }, ct));
+            return await WithStore("loom migrate rollback", parse.GetValue(config)!, async store =>
+            {
+                var hostSteps = await MigrationRollback.StoreOnlyAsync(store, node, ct).ConfigureAwait(false);
+                Console.WriteLine($"node/{node} rolled back in the store (label {ClusterMigration.NodeLabel} removed: its primary network is the old one again)");
+                Console.WriteLine("Still to do on the node's host:");
+                foreach (var step in hostSteps)
+                {
+                    Console.WriteLine("  - " + MigrationPlan.Describe(step));
+                }
+
+                return 0;
+            }, ct).ConfigureAwait(false);
+        });
         return cmd;
     }
 

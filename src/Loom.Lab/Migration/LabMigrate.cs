@@ -68,6 +68,24 @@ public static class LabMigrate
         }
     }
 
+    /// <summary><c>migrate rollback NODE</c> on a lab node: every rollback step, host ones included (or the rest of an interrupted rollback).</summary>
+    public static async Task<NodeMigrationResult> RollbackAsync(LabState state, string node, TextWriter output, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(output);
+        _ = state.Node(node);
+        var store = await LabStore.OpenStoreAsync(state, ct).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
+        {
+            var host = new LabMigrationHost(state, store, target: null, output);
+            var rollback = new NodeMigration(store, host)
+            {
+                StepStarted = (_, step) => output.WriteLine($"  {MigrationPlan.Describe(step)}"),
+            };
+            return await rollback.RollbackAsync(node, "rollback on demand", ct).ConfigureAwait(false);
+        }
+    }
+
     private static async Task<MigrationTarget> TargetAsync(IStore store, string service, CancellationToken ct)
     {
         var svc = (await store.GetAsync(Kinds.Service, service, ct).ConfigureAwait(false))?.Value

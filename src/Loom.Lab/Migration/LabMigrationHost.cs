@@ -14,7 +14,7 @@ namespace Loom.Lab.Migration;
 /// a "reboot" (<see cref="LabNodeReboot"/>), and the verification a person would run after it. Every step is safe to
 /// repeat: a resumed migration runs the interrupted step again.
 /// </summary>
-internal sealed class LabMigrationHost(LabState state, IStore store, MigrationTarget target, TextWriter output) : INodeMigrationHost
+internal sealed class LabMigrationHost(LabState state, IStore store, MigrationTarget? target, TextWriter output) : INodeMigrationHost
 {
     private static readonly TimeSpan AgentReadyTimeout = TimeSpan.FromSeconds(60);
 
@@ -59,6 +59,11 @@ internal sealed class LabMigrationHost(LabState state, IStore store, MigrationTa
     /// <summary>The checks; a test pod that passed them goes (one that failed stays for a look until the rollback's last step).</summary>
     public async Task<string?> VerifyAsync(string node, string network, CancellationToken cancellationToken)
     {
+        if (target is null)
+        {
+            return "verify: no Service to check the node against";
+        }
+
         var failed = await new LabNodeVerification(state, store, target, output).RunAsync(node, network, TestPodName(node), cancellationToken).ConfigureAwait(false);
         if (failed is null)
         {
