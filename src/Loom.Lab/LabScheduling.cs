@@ -56,7 +56,7 @@ internal static class LabScheduling
         var nodes = state.Nodes.Select(n => stored.TryGetValue(n.Name, out var s)
             ? new SchedulerNode(n.Name, s.Labels, s.Taints, s.Unschedulable, s.Ready)
             : new SchedulerNode(n.Name, new Dictionary<string, string> { [Scheduler.HostnameLabel] = n.Name }, [], false, false)).ToList();
-        var pods = state.Pods.Select(p => new SchedulerPod(p.Namespace, p.Name, p.Node, p.Labels, p.Spec?.AntiAffinity ?? [])).ToList();
+        var pods = state.Pods.Select(p => new SchedulerPod(p.Namespace, p.Name, p.Node, p.Labels, p.Spec?.AntiAffinity ?? [], p.Spec?.PreferredAntiAffinity)).ToList();
         return (nodes, pods);
     }
 }
