@@ -12,41 +12,52 @@ internal static class LabKubelet
     /// <summary>Starts what the image runs inside the pod's namespace and waits until it listens; null for idle (sleep) pods.</summary>
     internal static async Task<int?> StartWorkloadAsync(LabState state, LabPod pod, CancellationToken cancellationToken)
     {
-        var spec = pod.Spec ?? new LabPodSpec();
-        var log = LabPods.PodLogFile(state, pod.Name);
+        if (Start(state, pod.Name, pod.Netns, pod.Node, pod.Spec) is not { } started)
+        {
+            return null;
+        }
+
+        await WaitListeningAsync(state, pod.Name, pod.Netns, pod.Spec, started.Pid, started.Port, cancellationToken).ConfigureAwait(false);
+        return started.Pid;
+    }
+
+    /// <summary>Starts what the image runs inside the namespace: its pid and the port it will listen on; null for idle (sleep) pods.</summary>
+    internal static (int Pid, int Port)? Start(LabState state, string name, string netns, string node, LabPodSpec? spec)
+    {
+        spec ??= new LabPodSpec();
+        var log = LabPods.PodLogFile(state, name);
         Directory.CreateDirectory(Path.GetDirectoryName(log)!);
         File.WriteAllText(log, "");
-        int pid, port;
         switch (LabImages.Classify(spec.Image, spec.Command, spec.Args))
         {
             case LabImages.Kind.Sleep:
                 return null;
             case LabImages.Kind.Whoami:
-                port = LabImages.WhoamiPort(spec.Args);
-                pid = LabProcesses.StartDetached(pod.Netns, log, state.LoomPath,
-                    ["whoami", "--port", port.ToString(CultureInfo.InvariantCulture), "--hostname", pod.Name], LabCluster.NodeCgroup(state, pod.Node));
-                break;
+                var port = LabImages.WhoamiPort(spec.Args);
+                return (LabProcesses.StartDetached(netns, log, state.LoomPath,
+                    ["whoami", "--port", port.ToString(CultureInfo.InvariantCulture), "--hostname", name], LabCluster.NodeCgroup(state, node)), port);
             case LabImages.Kind.Dns:
-                port = 53;
-                pid = LabProcesses.StartDetached(pod.Netns, log, state.LoomPath,
-                    ["dns", "--config", Path.Combine(state.NodeDir(pod.Node), "agent.json"), "--port", "53"], LabCluster.NodeCgroup(state, pod.Node));
-                break;
+                return (LabProcesses.StartDetached(netns, log, state.LoomPath,
+                    ["dns", "--config", Path.Combine(state.NodeDir(node), "agent.json"), "--port", "53"], LabCluster.NodeCgroup(state, node)), 53);
             default:
-                throw new LabException($"pod {pod.Name}: image \"{spec.Image}\" is not one the lab can run");
+                throw new LabException($"pod {name}: image \"{spec.Image}\" is not one the lab can run");
         }
+    }
 
+    /// <summary>Waits until the workload listens on its port (30 s); a LabException if it exits or never does.</summary>
+    internal static async Task WaitListeningAsync(LabState state, string name, string netns, LabPodSpec? spec, int pid, int port, CancellationToken cancellationToken)
+    {
+        var log = LabPods.PodLogFile(state, name);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!await ListeningAsync(pod.Netns, port, cancellationToken).ConfigureAwait(false))
+        while (!await ListeningAsync(netns, port, cancellationToken).ConfigureAwait(false))
         {
             if (!LabProcesses.IsAlive(pid) || DateTime.UtcNow > deadline)
             {
-                throw new LabException($"pod {pod.Name}: {spec.Image} {(LabProcesses.IsAlive(pid) ? "did not listen on port " + port.ToString(CultureInfo.InvariantCulture) + " in 30 s" : "exited")}; {log}:\n{Lab.LogTail(log)}");
+                throw new LabException($"pod {name}: {spec?.Image} {(LabProcesses.IsAlive(pid) ? "did not listen on port " + port.ToString(CultureInfo.InvariantCulture) + " in 30 s" : "exited")}; {log}:\n{Lab.LogTail(log)}");
             }
 
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);
         }
-
-        return pid;
     }
 
     internal static async Task<bool> ListeningAsync(string netns, int port, CancellationToken cancellationToken)

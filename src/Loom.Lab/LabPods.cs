@@ -46,8 +46,9 @@ internal static class LabPods
     /// K8S_POD_NAME in CNI_ARGS, the labels in each plugin's <c>args.cni.labels</c>; and gives it the cluster DNS in
     /// /etc/netns/NETNS/resolv.conf.
     /// </summary>
+    /// <param name="beforeWiring">Called with the namespace before the CNI ADD: what must run before the pod's endpoint is ready.</param>
     internal static LabPod AddPod(LabState state, string name, string node, string @namespace = "default",
-        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null)
+        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Action<string>? beforeWiring = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -79,6 +80,7 @@ internal static class LabPods
                     nl.LinkSetUp(nl.LinkByName("lo")!.Index);
                 }
 
+                beforeWiring?.Invoke(netns);
                 labels ??= new Dictionary<string, string>();
                 var chain = CniChain.Load(confList, n.Netns, state.CniPath);
                 var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.LabelArgs(labels));
@@ -98,6 +100,11 @@ internal static class LabPods
             }
             catch
             {
+                foreach (var pid in LabProcesses.FindInNamespaces([netns]))
+                {
+                    LabProcesses.Kill(pid);
+                }
+
                 NetNs.Delete(netns);
                 LabResolvConf.Remove(netns);
                 throw;

@@ -23,10 +23,24 @@ internal static class LabScheduling
             return;
         }
 
-        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner);
+        // The agent takes a pod's endpoint as ready at CNI ADD (there is no readiness probe), so on SQLite labs the
+        // workload starts, and listens on 0.0.0.0, before the pod is wired: no Service sends a connection to a pod
+        // that would refuse it. (An etcd lab's DNS reaches its store only through the pod network: after, there.)
+        (int Pid, int Port)? early = null;
+        Action<string>? beforeWiring = state.Store == "sqlite"
+            ? netns =>
+            {
+                early = LabKubelet.Start(state, name, netns, placed.Node!, spec);
+                if (early is { } w)
+                {
+                    LabKubelet.WaitListeningAsync(state, name, netns, spec, w.Pid, w.Port, cancellationToken).GetAwaiter().GetResult();
+                }
+            }
+            : null;
+        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner, beforeWiring);
         try
         {
-            var pid = await LabKubelet.StartWorkloadAsync(state, pod, cancellationToken).ConfigureAwait(false);
+            var pid = beforeWiring is null ? await LabKubelet.StartWorkloadAsync(state, pod, cancellationToken).ConfigureAwait(false) : early?.Pid;
             if (pid is not null)
             {
                 state.Change(c =>
