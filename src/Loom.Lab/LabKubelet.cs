@@ -6,21 +6,9 @@ using Loom.Linux;
 
 namespace Loom.Lab;
 
-/// <summary>What the kubelet would do for a pod: start the process its image stands for and wait until it listens.</summary>
+/// <summary>What the kubelet would do for a pod: start the process its image stands for and wait until it listens (before the pod is wired, see LabScheduling).</summary>
 internal static class LabKubelet
 {
-    /// <summary>Starts what the image runs inside the pod's namespace and waits until it listens; null for idle (sleep) pods.</summary>
-    internal static async Task<int?> StartWorkloadAsync(LabState state, LabPod pod, CancellationToken cancellationToken)
-    {
-        if (Start(state, pod.Name, pod.Netns, pod.Node, pod.Spec) is not { } started)
-        {
-            return null;
-        }
-
-        await WaitListeningAsync(state, pod.Name, pod.Netns, pod.Spec, started.Pid, started.Port, cancellationToken).ConfigureAwait(false);
-        return started.Pid;
-    }
-
     /// <summary>Starts what the image runs inside the namespace: its pid and the port it will listen on; null for idle (sleep) pods.</summary>
     internal static (int Pid, int Port)? Start(LabState state, string name, string netns, string node, LabPodSpec? spec)
     {

@@ -23,24 +23,22 @@ internal static class LabScheduling
             return;
         }
 
-        // The agent takes a pod's endpoint as ready at CNI ADD (there is no readiness probe), so on SQLite labs the
-        // workload starts, and listens on 0.0.0.0, before the pod is wired: no Service sends a connection to a pod
-        // that would refuse it. (An etcd lab's DNS reaches its store only through the pod network: after, there.)
-        (int Pid, int Port)? early = null;
-        Action<string>? beforeWiring = state.Store == "sqlite"
-            ? netns =>
+        // The agent takes a pod's endpoint as ready at CNI ADD (there is no readiness probe), so the workload starts,
+        // and listens on 0.0.0.0, before the pod is wired: no Service sends a connection to a pod that would refuse it.
+        (int Pid, int Port)? started = null;
+        void StartFirst(string netns)
+        {
+            started = LabKubelet.Start(state, name, netns, placed.Node!, spec);
+            if (started is { } w)
             {
-                early = LabKubelet.Start(state, name, netns, placed.Node!, spec);
-                if (early is { } w)
-                {
-                    LabKubelet.WaitListeningAsync(state, name, netns, spec, w.Pid, w.Port, cancellationToken).GetAwaiter().GetResult();
-                }
+                LabKubelet.WaitListeningAsync(state, name, netns, spec, w.Pid, w.Port, cancellationToken).GetAwaiter().GetResult();
             }
-            : null;
-        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner, beforeWiring);
+        }
+
+        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner, StartFirst);
         try
         {
-            var pid = beforeWiring is null ? await LabKubelet.StartWorkloadAsync(state, pod, cancellationToken).ConfigureAwait(false) : early?.Pid;
+            var pid = started?.Pid;
             if (pid is not null)
             {
                 state.Change(c =>
