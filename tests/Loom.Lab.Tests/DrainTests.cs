@@ -119,6 +119,27 @@ public sealed class DrainTests
         Assert.Empty(TestLab.Namespaces(o.Prefix));
     }
 
+    [Fact]
+    public async Task A_one_node_lab_runs_both_dns_replicas_on_its_node()
+    {
+        var o = TestLab.Options(nodes: 1, agents: true) with { ClusterDns = true };
+        try
+        {
+            var log = new StringWriter();
+            var state = await Lab.UpAsync(o, log);
+            Assert.Empty(state.Pending);
+            var dns = state.Pods.Where(p => p.Owner == "coredns").ToList();
+            Assert.Equal(2, dns.Count);
+            Assert.All(dns, p => Assert.Equal("k8s-ctr", p.Node));
+            Assert.Contains($"cluster DNS: pod kube-system/{dns.OrderBy(p => p.Node, StringComparer.Ordinal).First().Name} on k8s-ctr", log.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("Pending", log.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await Lab.DownAsync(o.LabDir, o.Prefix);
+        }
+    }
+
     private static void Signal(string signal, int pid)
     {
         using var kill = Process.Start("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
