@@ -67,7 +67,7 @@ internal static class LabPods
             }
 
             var n = state.Node(node);
-            var confList = LabCniConfig.Require(state, n.Name);
+            var (confList, confJson) = LabCniConfig.Read(state, n.Name);
 
             var netns = state.Prefix + "pod-" + name;
             var containerId = "lab-" + name + "-" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
@@ -82,7 +82,7 @@ internal static class LabPods
 
                 beforeWiring?.Invoke(netns);
                 labels ??= new Dictionary<string, string>();
-                var chain = CniChain.Load(confList, n.Netns, state.CniPath);
+                var chain = new CniChain(confJson) { NodeNetns = n.Netns, CniPath = state.CniPath };
                 var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.LabelArgs(labels));
                 LabResolvConf.Write(netns, @namespace);
                 var podDir = Path.Combine(state.LabDir, "pods");
