@@ -15,6 +15,29 @@ internal static class LabCniConfig
             ? Directory.EnumerateFiles(dir).Where(f => Extensions.Contains(Path.GetExtension(f), StringComparer.Ordinal)).Order(StringComparer.Ordinal).FirstOrDefault()
             : null;
 
+    /// <summary>
+    /// The file the runtime would use and its content. The agent may rename it away between the listing and the read
+    /// (the node's primary network changed): then the directory is looked at again, as a runtime's next attempt would.
+    /// </summary>
+    internal static (string Path, string Json) Read(LabState state, string node)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var path = Require(state, node);
+            try
+            {
+                return (path, File.ReadAllText(path));
+            }
+            catch (FileNotFoundException) when (attempt < 5)
+            {
+            }
+            catch (FileNotFoundException)
+            {
+                throw new LabException($"{path} vanished as it was read, {attempt} times: the CNI config of node {node} keeps changing");
+            }
+        }
+    }
+
     /// <summary>As <see cref="Find"/>, or a clear error naming the directory.</summary>
     internal static string Require(LabState state, string node) =>
         Find(state.CniConfDir(node)) ?? throw new LabException($"no CNI config (*.conflist, *.conf, *.json) in {state.CniConfDir(node)}: node {node} is not ready");

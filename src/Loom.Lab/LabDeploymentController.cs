@@ -10,10 +10,15 @@ namespace Loom.Lab;
 internal static class LabDeploymentController
 {
     /// <summary>What controllers would do: places Pending pods that now fit, brings each Deployment to its replicas and template.</summary>
-    internal static async Task ReconcileAsync(LabState state, TextWriter output, CancellationToken cancellationToken = default)
+    internal static Task ReconcileAsync(LabState state, TextWriter output, CancellationToken cancellationToken = default) =>
+        ReconcileAsync(state, output, null, cancellationToken);
+
+    /// <summary>As the other overload; pods named in <paramref name="terminating"/> (a drain's, still serving) count for no Deployment and are left alone.</summary>
+    internal static async Task ReconcileAsync(LabState state, TextWriter output, IReadOnlySet<string>? terminating, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(output);
+        terminating ??= new HashSet<string>(StringComparer.Ordinal);
         state.Refresh();
         foreach (var pending in state.Pending.ToList())
         {
@@ -40,14 +45,15 @@ internal static class LabDeploymentController
         foreach (var d in state.Deployments.ToList())
         {
             // Pods of an older template go (the Recreate strategy), then the count is brought to the replicas.
-            foreach (var old in state.Pods.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name && p.Labels.GetValueOrDefault(Lab.PodTemplateHashLabel) != d.TemplateHash).ToList())
+            foreach (var old in state.Pods.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name && p.Labels.GetValueOrDefault(Lab.PodTemplateHashLabel) != d.TemplateHash
+                                                  && !terminating.Contains(p.Name)).ToList())
             {
                 LabPods.DeletePod(state, old.Name);
                 await output.WriteLineAsync($"pod/{old.Name} deleted (template changed)").ConfigureAwait(false);
             }
 
             state.Change(c => c.Pending.RemoveAll(p => p.Namespace == d.Namespace && p.Owner == d.Name && p.Spec.Labels.GetValueOrDefault(Lab.PodTemplateHashLabel) != d.TemplateHash));
-            var running = state.Pods.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name).ToList();
+            var running = state.Pods.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name && !terminating.Contains(p.Name)).ToList();
             var pending = state.Pending.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name).ToList();
             var have = running.Count + pending.Count;
             for (var i = have; i < d.Replicas; i++)
@@ -70,7 +76,7 @@ internal static class LabDeploymentController
         }
 
         // Pods whose Deployment is gone.
-        foreach (var orphan in state.Pods.Where(p => p.Owner is { } o && !state.Deployments.Any(d => d.Namespace == p.Namespace && d.Name == o)).ToList())
+        foreach (var orphan in state.Pods.Where(p => p.Owner is { } o && !terminating.Contains(p.Name) && !state.Deployments.Any(d => d.Namespace == p.Namespace && d.Name == o)).ToList())
         {
             LabPods.DeletePod(state, orphan.Name);
         }

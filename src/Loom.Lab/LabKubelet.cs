@@ -6,64 +6,60 @@ using Loom.Linux;
 
 namespace Loom.Lab;
 
-/// <summary>What the kubelet would do for a pod: start the process its image stands for and wait until it listens.</summary>
+/// <summary>What the kubelet would do for a pod: start the process its image stands for and wait until it listens (before the pod is wired, see LabScheduling).</summary>
 internal static class LabKubelet
 {
-    /// <summary>
-    /// Starts what the image runs inside the pod's namespace and waits until it listens; null for idle (sleep) pods.
-    /// Run before the pod is wired: its endpoint becomes a Service backend at CNI ADD, and the lab has no readiness
-    /// probe to hold it back until the server answers, so the server must already listen by then.
-    /// </summary>
-    internal static int? StartWorkload(LabState state, string podName, string node, string netns, LabPodSpec? spec)
+    /// <summary>Starts what the image runs inside the namespace: its pid and the port it will listen on; null for idle (sleep) pods.</summary>
+    internal static (int Pid, int Port)? Start(LabState state, string name, string netns, string node, LabPodSpec? spec)
     {
         spec ??= new LabPodSpec();
-        var log = LabPods.PodLogFile(state, podName);
+        var log = LabPods.PodLogFile(state, name);
         Directory.CreateDirectory(Path.GetDirectoryName(log)!);
         File.WriteAllText(log, "");
-        int pid, port;
         switch (LabImages.Classify(spec.Image, spec.Command, spec.Args))
         {
             case LabImages.Kind.Sleep:
                 return null;
             case LabImages.Kind.Whoami:
-                port = LabImages.WhoamiPort(spec.Args);
-                pid = LabProcesses.StartDetached(netns, log, state.LoomPath,
-                    ["whoami", "--port", port.ToString(CultureInfo.InvariantCulture), "--hostname", podName], LabCluster.NodeCgroup(state, node));
-                break;
+                var port = LabImages.WhoamiPort(spec.Args);
+                return (LabProcesses.StartDetached(netns, log, state.LoomPath,
+                    ["whoami", "--port", port.ToString(CultureInfo.InvariantCulture), "--hostname", name], LabCluster.NodeCgroup(state, node)), port);
             case LabImages.Kind.Dns:
-                port = 53;
-                pid = LabProcesses.StartDetached(netns, log, state.LoomPath,
-                    ["dns", "--config", Path.Combine(state.NodeDir(node), "agent.json"), "--port", "53"], LabCluster.NodeCgroup(state, node));
-                break;
+                return (LabProcesses.StartDetached(netns, log, state.LoomPath,
+                    ["dns", "--config", Path.Combine(state.NodeDir(node), "agent.json"), "--port", "53"], LabCluster.NodeCgroup(state, node)), 53);
             default:
-                throw new LabException($"pod {podName}: image \"{spec.Image}\" is not one the lab can run");
+                throw new LabException($"pod {name}: image \"{spec.Image}\" is not one the lab can run");
         }
+    }
 
+    /// <summary>Waits until the workload listens on its port (30 s); a LabException if it exits or never does.</summary>
+    internal static async Task WaitListeningAsync(LabState state, string name, string netns, LabPodSpec? spec, int pid, int port, CancellationToken cancellationToken)
+    {
+        var log = LabPods.PodLogFile(state, name);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!Listening(netns, port))
+        while (!await ListeningAsync(netns, port, cancellationToken).ConfigureAwait(false))
         {
             if (!LabProcesses.IsAlive(pid) || DateTime.UtcNow > deadline)
             {
-                var alive = LabProcesses.IsAlive(pid);
-                LabProcesses.Kill(pid);
-                throw new LabException($"pod {podName}: {spec.Image} {(alive ? "did not listen on port " + port.ToString(CultureInfo.InvariantCulture) + " in 30 s" : "exited")}; {log}:\n{Lab.LogTail(log)}");
+                throw new LabException($"pod {name}: {spec?.Image} {(LabProcesses.IsAlive(pid) ? "did not listen on port " + port.ToString(CultureInfo.InvariantCulture) + " in 30 s" : "exited")}; {log}:\n{Lab.LogTail(log)}");
             }
 
-            Thread.Sleep(50);
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
         }
-
-        return pid;
     }
 
-    private static bool Listening(string netns, int port)
+    internal static async Task<bool> ListeningAsync(string netns, int port, CancellationToken cancellationToken)
     {
         using var ns = NetNs.Open(netns);
         using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
         try
         {
-            return s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port)).Wait(TimeSpan.FromSeconds(1));
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            cts.CancelAfter(TimeSpan.FromSeconds(1));
+            await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cts.Token).ConfigureAwait(false);
+            return true;
         }
-        catch (AggregateException e) when (e.InnerException is SocketException)
+        catch (Exception e) when (e is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             return false;
         }

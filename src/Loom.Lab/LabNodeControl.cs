@@ -24,8 +24,12 @@ internal static class LabNodeControl
     }
 
     /// <summary>
-    /// kubectl drain: cordons the node and evicts its pods; a Deployment's pods are recreated by the scheduler elsewhere
-    /// (or stay Pending, with the reason). Pods no controller owns are refused unless <paramref name="force"/>.
+    /// kubectl drain, gracefully: cordons the node; a Deployment's pods are first recreated elsewhere (or stay Pending,
+    /// with the reason) and the new ones balanced to by every node; then the leaving pods' endpoints are marked not
+    /// ready, as a terminating pod's, and only once every running agent has stopped sending new connections to them
+    /// are they stopped. Pods no controller owns are refused unless <paramref name="force"/>. If the agents do not
+    /// catch up in time, the leaving pods are marked ready again and keep running, the replacements made for them are
+    /// deleted, the node stays cordoned, and the error says which node lags.
     /// </summary>
     internal static async Task DrainAsync(LabState state, string node, bool force, TextWriter output, CancellationToken cancellationToken = default)
     {
@@ -44,8 +48,47 @@ internal static class LabNodeControl
         foreach (var p in pods)
         {
             await output.WriteLineAsync($"evicting pod {p.Namespace}/{p.Name}").ConfigureAwait(false);
-            LabPods.DeletePod(state, p.Name);
-            await output.WriteLineAsync($"pod/{p.Name} evicted").ConfigureAwait(false);
+        }
+
+        if (pods.Count > 0)
+        {
+            // As a ReplicaSet does for terminating pods: the replacements start while the leaving pods still serve.
+            var leaving = pods.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+            var before = state.Pods.Select(p => p.Name).Concat(state.Pending.Select(p => p.Name)).ToHashSet(StringComparer.Ordinal);
+            var marked = false;
+            try
+            {
+                await LabDeploymentController.ReconcileAsync(state, output, leaving, cancellationToken).ConfigureAwait(false);
+                var replacements = state.Pods.Where(p => !before.Contains(p.Name)).ToList();
+                await LabEndpointReadiness.WaitAppliedAsync(state, [.. pods, .. replacements], "the replacement pods' endpoints", cancellationToken).ConfigureAwait(false);
+                marked = true;
+                await LabEndpointReadiness.SetReadyAsync(state, pods, ready: false, cancellationToken).ConfigureAwait(false);
+                await LabEndpointReadiness.WaitAppliedAsync(state, pods, $"the endpoints of {node}'s pods marked not ready", cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is LabException or OperationCanceledException)
+            {
+                // Nothing half-done: the leaving pods serve again and the replacements made for them go.
+                if (marked)
+                {
+                    await LabEndpointReadiness.SetReadyAsync(state, pods, ready: true, CancellationToken.None).ConfigureAwait(false);
+                }
+
+                state.Refresh();
+                state.Change(c => c.Pending.RemoveAll(p => !before.Contains(p.Name)));
+                foreach (var extra in state.Pods.Where(p => !before.Contains(p.Name)).ToList())
+                {
+                    LabPods.DeletePod(state, extra.Name);
+                    await output.WriteLineAsync($"pod/{extra.Name} deleted (drain of {node} abandoned)").ConfigureAwait(false);
+                }
+
+                throw;
+            }
+
+            foreach (var p in pods)
+            {
+                LabPods.DeletePod(state, p.Name);
+                await output.WriteLineAsync($"pod/{p.Name} evicted").ConfigureAwait(false);
+            }
         }
 
         await output.WriteLineAsync($"node/{node} drained").ConfigureAwait(false);

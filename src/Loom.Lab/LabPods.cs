@@ -46,8 +46,9 @@ internal static class LabPods
     /// K8S_POD_NAME in CNI_ARGS, the labels in each plugin's <c>args.cni.labels</c>; and gives it the cluster DNS in
     /// /etc/netns/NETNS/resolv.conf.
     /// </summary>
+    /// <param name="beforeWiring">Called with the namespace before the CNI ADD: what must run before the pod's endpoint is ready.</param>
     internal static LabPod AddPod(LabState state, string name, string node, string @namespace = "default",
-        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Func<string, int?>? startWorkload = null)
+        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Action<string>? beforeWiring = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -66,12 +67,11 @@ internal static class LabPods
             }
 
             var n = state.Node(node);
-            var confList = LabCniConfig.Require(state, n.Name);
+            var (confList, confJson) = LabCniConfig.Read(state, n.Name);
 
             var netns = state.Prefix + "pod-" + name;
             var containerId = "lab-" + name + "-" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
             NetNs.Create(netns);
-            int? workload = null;
             try
             {
                 using (var h = NetNs.Open(netns))
@@ -80,10 +80,9 @@ internal static class LabPods
                     nl.LinkSetUp(nl.LinkByName("lo")!.Index);
                 }
 
-                workload = startWorkload?.Invoke(netns);
-
+                beforeWiring?.Invoke(netns);
                 labels ??= new Dictionary<string, string>();
-                var chain = CniChain.Load(confList, n.Netns, state.CniPath);
+                var chain = new CniChain(confJson) { NodeNetns = n.Netns, CniPath = state.CniPath };
                 var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.LabelArgs(labels));
                 LabResolvConf.Write(netns, @namespace);
                 var podDir = Path.Combine(state.LabDir, "pods");
@@ -95,14 +94,13 @@ internal static class LabPods
                     Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList,
                     Namespace = @namespace, Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal), Spec = spec, Owner = owner,
                     Created = DateTimeOffset.UtcNow,
-                    WorkloadPid = workload, WorkloadStartTime = workload is { } pid ? LabProcesses.StartTime(pid) : null,
                 };
                 current.Pods.Add(pod);
                 added = pod;
             }
             catch
             {
-                if (workload is { } pid)
+                foreach (var pid in LabProcesses.FindInNamespaces([netns]))
                 {
                     LabProcesses.Kill(pid);
                 }

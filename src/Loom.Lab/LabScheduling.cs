@@ -23,8 +23,41 @@ internal static class LabScheduling
             return;
         }
 
-        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner,
-            netns => LabKubelet.StartWorkload(state, name, placed.Node!, netns, spec));
+        // The agent takes a pod's endpoint as ready at CNI ADD (there is no readiness probe), so the workload starts,
+        // and listens on 0.0.0.0, before the pod is wired: no Service sends a connection to a pod that would refuse it.
+        (int Pid, int Port)? started = null;
+        void StartFirst(string netns)
+        {
+            started = LabKubelet.Start(state, name, netns, placed.Node!, spec);
+            if (started is { } w)
+            {
+                LabKubelet.WaitListeningAsync(state, name, netns, spec, w.Pid, w.Port, cancellationToken).GetAwaiter().GetResult();
+            }
+        }
+
+        var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner, StartFirst);
+        try
+        {
+            var pid = started?.Pid;
+            if (pid is not null)
+            {
+                state.Change(c =>
+                {
+                    var i = c.Pods.FindIndex(p => p.Name == name);
+                    if (i >= 0)
+                    {
+                        c.Pods[i].WorkloadPid = pid;
+                        c.Pods[i].WorkloadStartTime = LabProcesses.StartTime(pid.Value);
+                    }
+                });
+            }
+        }
+        catch
+        {
+            LabPods.DeletePod(state, name);
+            throw;
+        }
+
         await output.WriteLineAsync($"pod/{name} scheduled to {placed.Node}: {pod.Ip}").ConfigureAwait(false);
     }
 
@@ -35,7 +68,7 @@ internal static class LabScheduling
         var nodes = state.Nodes.Select(n => stored.TryGetValue(n.Name, out var s)
             ? new SchedulerNode(n.Name, s.Labels, s.Taints, s.Unschedulable, s.Ready)
             : new SchedulerNode(n.Name, new Dictionary<string, string> { [Scheduler.HostnameLabel] = n.Name }, [], false, false)).ToList();
-        var pods = state.Pods.Select(p => new SchedulerPod(p.Namespace, p.Name, p.Node, p.Labels, p.Spec?.AntiAffinity ?? [])).ToList();
+        var pods = state.Pods.Select(p => new SchedulerPod(p.Namespace, p.Name, p.Node, p.Labels, p.Spec?.AntiAffinity ?? [], p.Spec?.PreferredAntiAffinity)).ToList();
         return (nodes, pods);
     }
 }

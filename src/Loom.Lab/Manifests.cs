@@ -460,6 +460,7 @@ public static class Manifests
             }
 
             var anti = new List<LabAntiAffinityTerm>();
+            var preferred = new List<LabWeightedAntiAffinityTerm>();
             if (spec.Map("affinity") is { } affinity)
             {
                 if (affinity.Map("podAntiAffinity") is { } paa)
@@ -469,25 +470,41 @@ public static class Manifests
                         for (var i = 0; i < req.Count; i++)
                         {
                             var tp = string.Create(CultureInfo.InvariantCulture, $"{paa.Path}requiredDuringSchedulingIgnoredDuringExecution[{i}]");
-                            if (req[i] is not YamlMappingNode tm)
+                            if (req[i] is not YamlMappingNode rm)
                             {
                                 Error(tp, "must be a mapping");
+                            }
+                            else if (AntiAffinityTerm(new Fields(this, rm, tp), errs) is { } term)
+                            {
+                                anti.Add(term);
+                            }
+                        }
+                    }
+
+                    // kubeadm's CoreDNS spreads its replicas this way: a wish the scheduler scores, never a filter.
+                    if (paa.Seq("preferredDuringSchedulingIgnoredDuringExecution") is { } pref)
+                    {
+                        for (var i = 0; i < pref.Count; i++)
+                        {
+                            var wp = string.Create(CultureInfo.InvariantCulture, $"{paa.Path}preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+                            if (pref[i] is not YamlMappingNode wm)
+                            {
+                                Error(wp, "must be a mapping");
                                 continue;
                             }
 
-                            var t = new Fields(this, tm, tp);
-                            var topologyKey = t.Str("topologyKey", required: true);
-                            if (topologyKey is not null)
+                            var w = new Fields(this, wm, wp);
+                            var weight = w.Int("weight", required: true);
+                            if (weight is < 1 or > 100)
                             {
-                                ObjectValidation.LabelKey(errs, topologyKey, tp + ".topologyKey");
+                                errs.Add(FieldError.Invalid(wp + ".weight", weight.Value, "must be in the range 1-100"));
                             }
 
-                            var sel = t.Map("labelSelector", required: true);
-                            var selector = sel is null ? null : Selector(sel);
-                            t.Done();
-                            if (topologyKey is not null && selector is not null)
+                            var term = w.Map("podAffinityTerm", required: true) is { } tm ? AntiAffinityTerm(tm, errs) : null;
+                            w.Done();
+                            if (weight is >= 1 and <= 100 && term is not null)
                             {
-                                anti.Add(new LabAntiAffinityTerm(topologyKey, selector));
+                                preferred.Add(new LabWeightedAntiAffinityTerm(weight.Value, term));
                             }
                         }
                     }
@@ -511,7 +528,23 @@ public static class Manifests
                 NodeSelector = nodeSelector,
                 Tolerations = tolerations,
                 AntiAffinity = anti,
+                PreferredAntiAffinity = preferred,
             };
+        }
+
+        // One pod (anti-)affinity term: topologyKey and labelSelector, both required.
+        private LabAntiAffinityTerm? AntiAffinityTerm(Fields t, List<FieldError> errs)
+        {
+            var topologyKey = t.Str("topologyKey", required: true);
+            if (topologyKey is not null)
+            {
+                ObjectValidation.LabelKey(errs, topologyKey, t.Path + "topologyKey");
+            }
+
+            var sel = t.Map("labelSelector", required: true);
+            var selector = sel is null ? null : Selector(sel);
+            t.Done();
+            return topologyKey is not null && selector is not null ? new LabAntiAffinityTerm(topologyKey, selector) : null;
         }
 
         // Reads the YAML shape (warning on fields the lab ignores); LabelSelector.Create checks it as the API server does.

@@ -8,7 +8,8 @@ namespace Loom.Lab;
 public sealed record SchedulerNode(string Name, IReadOnlyDictionary<string, string> Labels, IReadOnlyList<Taint> Taints, bool Unschedulable, bool Ready = true);
 
 /// <summary>A pod already placed (running), as the scheduler sees it.</summary>
-public sealed record SchedulerPod(string Namespace, string Name, string Node, IReadOnlyDictionary<string, string> Labels, IReadOnlyList<LabAntiAffinityTerm> AntiAffinity);
+public sealed record SchedulerPod(string Namespace, string Name, string Node, IReadOnlyDictionary<string, string> Labels, IReadOnlyList<LabAntiAffinityTerm> AntiAffinity,
+    IReadOnlyList<LabWeightedAntiAffinityTerm>? PreferredAntiAffinity = null);
 
 /// <summary>Where a pod goes, or why it stays Pending (kubectl's FailedScheduling text).</summary>
 public sealed record ScheduleResult(string? Node, string? Reason)
@@ -18,7 +19,8 @@ public sealed record ScheduleResult(string? Node, string? Reason)
 
 /// <summary>
 /// kube-scheduler's filters for the fields the lab honours, in its plugin order (NodeUnschedulable, NodeName,
-/// TaintToleration, NodeAffinity via nodeSelector, InterPodAffinity), then the least-loaded node. <c>nodeName</c>
+/// TaintToleration, NodeAffinity via nodeSelector, InterPodAffinity), then scores: preferred pod anti-affinity
+/// (InterPodAffinity's score), then the least-loaded node. <c>nodeName</c>
 /// bypasses the scheduler altogether, as it does in Kubernetes (so it ignores taints and cordon).
 /// </summary>
 public static class Scheduler
@@ -59,8 +61,9 @@ public static class Scheduler
             return new ScheduleResult(null, nodes.Count == 0 ? text + "." : $"{text}: {string.Join(", ", parts)}.");
         }
 
-        // Spread: the node with the fewest pods, then by name.
-        var best = fit.OrderBy(n => pods.Count(p => p.Node == n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
+        // The fewest preferred anti-affinity weights against the node, then spread: the fewest pods, then by name.
+        var best = fit.OrderBy(n => PreferredPenalty(@namespace, spec, n, nodes, pods))
+            .ThenBy(n => pods.Count(p => p.Node == n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
         return new ScheduleResult(best.Name, null);
     }
 
@@ -117,6 +120,35 @@ public static class Scheduler
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// InterPodAffinity's score for preferred anti-affinity, as a penalty: the weight of each of the new pod's terms per
+    /// matching pod in the node's domain, and of each such pod's terms that match the new pod (kube-scheduler counts both).
+    /// </summary>
+    private static int PreferredPenalty(string ns, LabPodSpec spec, SchedulerNode node, IReadOnlyList<SchedulerNode> nodes, IReadOnlyList<SchedulerPod> pods)
+    {
+        var penalty = 0;
+        foreach (var p in pods.Where(p => p.Namespace == ns))
+        {
+            foreach (var w in spec.PreferredAntiAffinity)
+            {
+                if (w.Term.Selector.Matches(p.Labels) && node.Labels.TryGetValue(w.Term.TopologyKey, out var domain) && SameDomain(p.Node, w.Term.TopologyKey, domain, nodes))
+                {
+                    penalty += w.Weight;
+                }
+            }
+
+            foreach (var w in p.PreferredAntiAffinity ?? [])
+            {
+                if (w.Term.Selector.Matches(spec.Labels) && node.Labels.TryGetValue(w.Term.TopologyKey, out var domain) && SameDomain(p.Node, w.Term.TopologyKey, domain, nodes))
+                {
+                    penalty += w.Weight;
+                }
+            }
+        }
+
+        return penalty;
     }
 
     private static bool SameDomain(string podNode, string key, string domain, IReadOnlyList<SchedulerNode> nodes) =>

@@ -26,6 +26,9 @@ public sealed record LabToleration(string? Key, string Operator, string? Value, 
 /// <summary>One required pod anti-affinity term: no two matching pods in the same topology domain.</summary>
 public sealed record LabAntiAffinityTerm(string TopologyKey, LabelSelector Selector);
 
+/// <summary>One preferred pod anti-affinity term: the scheduler avoids domains holding a matching pod, by weight (1-100).</summary>
+public sealed record LabWeightedAntiAffinityTerm(int Weight, LabAntiAffinityTerm Term);
+
 /// <summary>What the lab runs for a pod: the Kubernetes pod spec fields Loom honours.</summary>
 public sealed record LabPodSpec
 {
@@ -44,6 +47,8 @@ public sealed record LabPodSpec
     public List<LabToleration> Tolerations { get; init; } = [];
 
     public List<LabAntiAffinityTerm> AntiAffinity { get; init; } = [];
+
+    public List<LabWeightedAntiAffinityTerm> PreferredAntiAffinity { get; init; } = [];
 }
 
 /// <summary>A Deployment as the lab keeps it: its pods are <c>NAME-HASH-xxxxx</c>, HASH from the template.</summary>

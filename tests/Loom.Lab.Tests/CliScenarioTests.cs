@@ -37,7 +37,7 @@ public sealed class CliScenarioTests
             Assert.Matches(@"webpod-\w+-\w{5}\s+1/1\s+Running\s+0\s+\S+\s+10\.244\.1\.\d+\s+k8s-w1", pods.Out);
             Assert.Matches(@"webpod-\w+-\w{5}\s+1/1\s+Running\s+0\s+\S+\s+10\.244\.2\.\d+\s+k8s-w2", pods.Out);
             Assert.Matches(@"(?m)^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE$", (await Loom([.. lab, "get", "svc"])).Out);
-            Assert.Matches(@"kube-dns\s+10\.244\.0\.\d+:53,10\.244\.0\.\d+:53", (await Loom([.. lab, "get", "endpoints", "-n", "kube-system"])).Out);
+            Assert.Matches(@"kube-dns\s+10\.244\.0\.\d+:53,10\.244\.0\.\d+:53,10\.244\.1\.\d+:53 \+ 1 more\.\.\.", (await Loom([.. lab, "get", "endpoints", "-n", "kube-system"])).Out);
             Assert.Matches(@"k8s-ctr\s+Ready\s+control-plane\s+\S+\s+\S+\s+192\.168\.10\.100", (await Loom([.. lab, "get", "nodes", "-o", "wide"])).Out);
             Assert.Contains("\"kind\": \"List\"", (await Loom([.. lab, "get", "svc", "-A", "-o", "json"])).Out, StringComparison.Ordinal);
 

@@ -19,8 +19,10 @@ public sealed class ScenarioTests
         {
             var state = await Lab.UpAsync(o, log);
             Assert.Contains("cluster DNS: pod kube-system/coredns-", log.ToString(), StringComparison.Ordinal);
-            var dns = Assert.Single(state.Pods, p => p.Namespace == "kube-system");
-            Assert.Matches("^coredns-[bcdfghjklmnpqrstvwxz2456789]+-[bcdfghjklmnpqrstvwxz2456789]{5}$", dns.Name);
+            // Two replicas, as kubeadm's CoreDNS, on two nodes (the control plane tolerated).
+            var dns = state.Pods.Where(p => p.Namespace == "kube-system").OrderBy(p => p.Node, StringComparer.Ordinal).ToList();
+            Assert.Equal(["k8s-ctr", "k8s-w1"], dns.Select(p => p.Node));
+            Assert.All(dns, p => Assert.Matches("^coredns-[bcdfghjklmnpqrstvwxz2456789]+-[bcdfghjklmnpqrstvwxz2456789]{5}$", p.Name));
 
             var output = new StringWriter();
             await Lab.ApplyAsync(state, ManifestTests.Example("webpod.yaml"), output);
@@ -61,12 +63,12 @@ public sealed class ScenarioTests
             Assert.Contains($"RemoteAddr: {Ip(state.Pod("curl-pod")!)}:", whoami, StringComparison.Ordinal);
             Assert.Contains("GET / HTTP/1.1", whoami, StringComparison.Ordinal);
 
-            // DNS, straight at the DNS pod: the pod's resolv.conf search list makes "webpod" webpod.default.svc.cluster.local.
+            // DNS, straight at each DNS pod (k8s-w1's, then k8s-ctr's): the pod's resolv.conf search list makes "webpod" webpod.default.svc.cluster.local.
             Assert.Contains("search default.svc.cluster.local svc.cluster.local cluster.local", await Exec(state, "curl-pod", "cat", "/etc/resolv.conf"), StringComparison.Ordinal);
-            var direct = await Exec(state, "curl-pod", "nslookup", "webpod", Ip(dns));
+            var direct = await Exec(state, "curl-pod", "nslookup", "webpod", Ip(dns[1]));
             Assert.Contains("Name:\twebpod.default.svc.cluster.local", direct, StringComparison.Ordinal);
             Assert.Contains($"Address: {clusterIp}", direct, StringComparison.Ordinal);
-            var (code, bogusOut, _) = await Lab.PodCaptureAsync(state, "curl-pod", ["nslookup", "bogus.default.svc.cluster.local", Ip(dns)]);
+            var (code, bogusOut, _) = await Lab.PodCaptureAsync(state, "curl-pod", ["nslookup", "bogus.default.svc.cluster.local", Ip(dns[0])]);
             Assert.NotEqual(0, code);
             Assert.Contains("NXDOMAIN", bogusOut, StringComparison.Ordinal);
 
@@ -107,7 +109,7 @@ public sealed class ScenarioTests
 
             await Lab.DeleteAsync(state, ManifestTests.Example("webpod.yaml"), TextWriter.Null);
             Assert.DoesNotContain(state.Pods, p => p.Owner == "webpod");
-            Assert.Equal(2, state.Pods.Count);
+            Assert.Equal(3, state.Pods.Count);
         }
         finally
         {

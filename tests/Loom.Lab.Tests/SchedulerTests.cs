@@ -86,4 +86,29 @@ public sealed class SchedulerTests
         var notReady = new[] { Node("k8s-w1", []) with { Ready = false } };
         Assert.Equal("0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.", Scheduler.Schedule("default", new LabPodSpec(), notReady, []).Reason);
     }
+
+    [Fact]
+    public void Cluster_dns_replicas_prefer_different_nodes_and_share_one_when_no_other_fits()
+    {
+        var set = Manifests.Parse(Lab.ClusterDnsManifest);
+        Assert.Empty(set.Errors);
+        Assert.Empty(set.Warnings);
+        var dns = Assert.Single(set.Objects.OfType<DeploymentManifest>());
+        Assert.Equal(2, dns.Replicas);
+        var term = Assert.Single(dns.Template.PreferredAntiAffinity);
+        Assert.Equal(100, term.Weight);
+        SchedulerPod Dns(string name, string node) => new("kube-system", name, node, dns.Template.Labels, [], dns.Template.PreferredAntiAffinity);
+
+        // The control plane is tolerated; the second replica avoids the first one's node, even past a busier one.
+        Assert.Equal("k8s-ctr", Scheduler.Schedule("kube-system", dns.Template, Nodes(), []).Node);
+        var busy = new[] { new SchedulerPod("default", "a", "k8s-w1", new Dictionary<string, string>(), []), new SchedulerPod("default", "b", "k8s-w2", new Dictionary<string, string>(), []) };
+        Assert.Equal("k8s-w1", Scheduler.Schedule("kube-system", dns.Template, Nodes(), [Dns("d1", "k8s-ctr"), .. busy]).Node);
+        // Draining w1: its replica's replacement goes where no replica is (w2), not to the control plane's.
+        Assert.Equal("k8s-w2", Scheduler.Schedule("kube-system", dns.Template, Nodes(cordonW1: true), [Dns("d1", "k8s-ctr"), Dns("d2", "k8s-w1")]).Node);
+        // One node: preferred, not required, so both replicas run there.
+        Assert.Equal("k8s-ctr", Scheduler.Schedule("kube-system", dns.Template, [Node("k8s-ctr", [ControlPlane])], [Dns("d1", "k8s-ctr")]).Node);
+        // A weight out of range is refused as the API server does.
+        var bad = Manifests.Parse(Lab.ClusterDnsManifest.Replace("weight: 100", "weight: 101", StringComparison.Ordinal));
+        Assert.Contains(bad.Errors, e => e.Contains("preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 101: must be in the range 1-100", StringComparison.Ordinal));
+    }
 }
