@@ -1,5 +1,6 @@
 using System.Globalization;
 using Loom.Agent;
+using Loom.Core.AgentApi;
 using Loom.Core.Model;
 using Loom.Linux;
 using Loom.Store;
@@ -38,6 +39,25 @@ internal static class LabAgents
             Cgroup = LabCluster.NodeCgroup(state, node.Name),
         };
         return config.ToJson() + "\n";
+    }
+
+    /// <summary>The agent's unix socket (a path reaches it from any namespace).</summary>
+    internal static string SocketPath(LabState state, string node) => Path.Combine(state.NodeDir(node), "run", "agent.sock");
+
+    /// <summary>One request to a node's agent: its answer, or why there is none (not running, not listening, or a reply cut short).</summary>
+    internal static async Task<(AgentResponse? Response, string? Error)> AskAsync(LabState state, string node, string op, TimeSpan timeout, CancellationToken ct)
+    {
+        var socket = SocketPath(state, node);
+        try
+        {
+            var r = await AgentClient.SendAsync(socket, new AgentRequest { Op = op }, timeout, ct).ConfigureAwait(false);
+            return r.Ok ? (r, null) : (null, $"the agent of {node}: {r.Error}");
+        }
+        catch (Exception e) when ((e is IOException or System.Net.Sockets.SocketException or System.Text.Json.JsonException or OperationCanceledException)
+                                  && !ct.IsCancellationRequested)
+        {
+            return (null, $"the agent of {node} does not answer at {socket}: {e.Message}");
+        }
     }
 
     /// <summary>

@@ -74,21 +74,11 @@ internal static partial class LabEndpointReadiness
 
         foreach (var node in state.Nodes.Where(n => n.AgentPid is { } pid && LabProcesses.IsAlive(pid)))
         {
-            var socket = Path.Combine(state.NodeDir(node.Name), "run", "agent.sock");
-            AgentResponse services, status;
-            try
+            var (services, error) = await LabAgents.AskAsync(state, node.Name, "services", TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+            var (status, statusError) = services is null ? (null, null) : await LabAgents.AskAsync(state, node.Name, "status", TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+            if (services is null || status is null)
             {
-                services = await AgentClient.SendAsync(socket, new AgentRequest { Op = "services" }, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
-                status = await AgentClient.SendAsync(socket, new AgentRequest { Op = "status" }, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when ((e is IOException or System.Net.Sockets.SocketException or OperationCanceledException) && !cancellationToken.IsCancellationRequested)
-            {
-                return $"the agent of {node.Name} does not answer at {socket}: {e.Message}";
-            }
-
-            if (!services.Ok || !status.Ok)
-            {
-                return $"the agent of {node.Name}: {services.Error ?? status.Error}";
+                return error ?? statusError;
             }
 
             var programmed = (services.Services ?? []).ToDictionary(PortKey, s => s.Endpoints.Order(StringComparer.Ordinal).ToList(), StringComparer.Ordinal);

@@ -32,12 +32,16 @@ internal static class LabKubelet
         }
     }
 
-    /// <summary>Waits until the workload listens on its port (30 s); a LabException if it exits or never does.</summary>
+    /// <summary>
+    /// Waits until the workload listens on its port (30 s), and a DNS server answers a query too (it listens before it
+    /// has read the store: a first query then waits longer than a client does); a LabException if it exits or never does.
+    /// </summary>
     internal static async Task WaitListeningAsync(LabState state, string name, string netns, LabPodSpec? spec, int pid, int port, CancellationToken cancellationToken)
     {
         var log = LabPods.PodLogFile(state, name);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!await ListeningAsync(netns, port, cancellationToken).ConfigureAwait(false))
+        while (!await ListeningAsync(netns, port, cancellationToken).ConfigureAwait(false)
+               || (port == 53 && !await AnswersDnsAsync(netns, cancellationToken).ConfigureAwait(false)))
         {
             if (!LabProcesses.IsAlive(pid) || DateTime.UtcNow > deadline)
             {
@@ -45,6 +49,21 @@ internal static class LabKubelet
             }
 
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<bool> AnswersDnsAsync(string netns, CancellationToken cancellationToken)
+    {
+        using var ns = NetNs.Open(netns);
+        try
+        {
+            await Migration.ProbeRequests.DnsQueryAsync(() => NetNs.Run(ns, Migration.ProbeRequests.Udp), new IPEndPoint(IPAddress.Loopback, 53),
+                "kube-dns.kube-system.svc." + Lab.ClusterDomain, TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            return true; // any answer, NXDOMAIN included (the Service may come after its pods)
+        }
+        catch (Migration.ProbeException)
+        {
+            return false;
         }
     }
 

@@ -42,6 +42,15 @@ public sealed class ProbeRequestsTests
     }
 
     [Fact]
+    public void An_answer_cut_short_inside_a_record_is_an_index_error_the_lookup_turns_into_a_failure()
+    {
+        var name = "webpod.default.svc.cluster.local";
+        byte[] answer = [.. ProbeRequests.Query(7, name), 0xc0, 12, 0, 1];
+        answer[7] = 1;
+        Assert.ThrowsAny<ArgumentOutOfRangeException>(() => ProbeRequests.Answers(answer, name, Server));
+    }
+
+    [Fact]
     public void A_name_with_an_empty_label_is_refused()
     {
         Assert.Throws<ArgumentException>(() => ProbeRequests.Query(1, "a..b"));
@@ -50,9 +59,10 @@ public sealed class ProbeRequestsTests
     [Fact]
     public void A_result_line_reads_back_and_a_line_cut_short_is_skipped()
     {
-        var r = new ProbeResult(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_123), "http", false, "http 10.96.0.2:80: connect: timed out\n(local port 4)");
+        var r = new ProbeResult(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_123), "http", false, "http 10.96.0.2:80: connect: timed out\n(local port 4)") { Millis = 2001 };
         Assert.Equal(r with { Detail = "http 10.96.0.2:80: connect: timed out (local port 4)" }, ProbeResult.Parse(r.ToLine()));
         Assert.Null(ProbeResult.Parse("1700000000123\thttp"));
-        Assert.Null(ProbeResult.Parse("x\thttp\tok\t"));
+        Assert.Null(ProbeResult.Parse("1700000000123\thttp\tok\t12")); // cut short before the detail
+        Assert.Null(ProbeResult.Parse("x\thttp\tok\t1\t"));
     }
 }

@@ -57,9 +57,10 @@ internal static class LabMigrateCommand
         var name = new Option<string>("--name") { Description = "The name to look up.", DefaultValueFactory = _ => "kubernetes.default.svc.cluster.local" };
         var interval = new Option<int>("--interval") { Description = "Milliseconds between requests.", DefaultValueFactory = _ => 100 };
         var output = new Option<string>("--out") { Description = "File the results are appended to, a line each.", Required = true };
+        var parent = new Option<int?>("--parent") { Description = "Stop when this process is gone (the 'lab migrate' that started the probe)." };
         var cmd = new Command("probe", "Request a ClusterIP and look up a name every interval, appending each result to a file (run by 'lab migrate').")
         {
-            http, dns, name, interval, output,
+            http, dns, name, interval, output, parent,
         };
         cmd.Hidden = true;
         cmd.SetAction(async (parse, ct) =>
@@ -74,14 +75,39 @@ internal static class LabMigrateCommand
             {
                 Interval = TimeSpan.FromMilliseconds(Math.Max(10, parse.GetValue(interval))),
             };
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            if (parse.GetValue(parent) is { } owner)
+            {
+                _ = WatchParentAsync(owner, stop);
+            }
+
             var writer = new StreamWriter(new FileStream(parse.GetValue(output)!, FileMode.Append, FileAccess.Write, FileShare.ReadWrite));
             await using (writer.ConfigureAwait(false))
             {
-                await ProbeLoop.RunAsync(probe, writer, ct).ConfigureAwait(false);
+                await ProbeLoop.RunAsync(probe, writer, stop.Token).ConfigureAwait(false);
             }
 
             return 0;
         });
         return cmd;
+    }
+
+    // A probe whose 'lab migrate' was killed must not go on requesting for ever.
+    private static async Task WatchParentAsync(int pid, CancellationTokenSource stop)
+    {
+        var token = stop.Token;
+        while (!token.IsCancellationRequested && Loom.Lab.LabProcesses.IsAlive(pid))
+        {
+            await Task.Delay(500, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // the probe stopped on its own meanwhile
+        }
     }
 }

@@ -72,6 +72,12 @@ internal static class MigrateCommand
         };
         cmd.SetAction((parse, ct) => LabCommand.Guard(async () =>
         {
+            if (parse.GetValue(timeout) < 1)
+            {
+                await Console.Error.WriteLineAsync("loom migrate node: --timeout must be at least 1 (seconds)").ConfigureAwait(false);
+                return 2;
+            }
+
             var state = Loom.Lab.Lab.Load(parse.GetValue(LabCommand.LabDir)!);
             if (state is null)
             {

@@ -4,6 +4,7 @@ using System.Net;
 using Loom.Core.AgentApi;
 using Loom.Core.Migration;
 using Loom.Core.Model;
+using Loom.Core.Networks;
 using Loom.Core.Store;
 
 namespace Loom.Lab.Migration;
@@ -51,10 +52,22 @@ public static class LabMigrate
         var store = await LabStore.OpenStoreAsync(state, ct).ConfigureAwait(false);
         await using (store.ConfigureAwait(false))
         {
-            if (await MigrationRecord.GetAsync(store, ct).ConfigureAwait(false) is { IsFinalized: true } done && options.Node is null)
+            // Refusals before any probe starts.
+            var record = await MigrationRecord.GetAsync(store, ct).ConfigureAwait(false);
+            if (record is { IsFinalized: true } done)
             {
+                if (options.Node is not null)
+                {
+                    throw new MigrationRefusedException($"the cluster already moved from {done.From} to {done.To}; no node is left to migrate");
+                }
+
                 await output.WriteLineAsync($"the cluster already moved from {done.From} to {done.To}; nothing to do").ConfigureAwait(false);
                 return 0;
+            }
+
+            if (record is null && !options.StartIfNeeded)
+            {
+                throw new MigrationRefusedException("the cluster is not migrating: run 'loom migrate start' first");
             }
 
             var target = await TargetAsync(store, options.Service, ct).ConfigureAwait(false);
@@ -101,6 +114,7 @@ public static class LabMigrate
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly List<string> _rolledBack = [];
+        private readonly List<(string Step, DateTimeOffset From, DateTimeOffset To)> _windows = [];
 
         public async Task<int> ExecuteAsync(MigrationTarget target, LabMigrateOptions options, CancellationToken ct)
         {
@@ -115,12 +129,7 @@ public static class LabMigrate
             await probe.WaitAnsweredAsync(began, TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
 
             var m = await MigrationRecord.GetAsync(store, ct).ConfigureAwait(false);
-            if (m is null or { IsFinalized: true } && !options.StartIfNeeded)
-            {
-                throw new MigrationRefusedException("the cluster is not migrating: run 'loom migrate start' first");
-            }
-
-            if (m is null or { IsFinalized: true })
+            if (m is null)
             {
                 m = await Step("migrate start", async () =>
                 {
@@ -135,10 +144,11 @@ public static class LabMigrate
             var host = new LabMigrationHost(state, store, target, new IndentedWriter(output))
             {
                 BeforeReboot = node => probe.StopAsync(node),
-                AfterReboot = node =>
+                AfterReboot = async node =>
                 {
+                    var restarted = DateTimeOffset.UtcNow;
                     probe.Start(node);
-                    return Task.CompletedTask;
+                    await probe.WaitAnsweredAsync(restarted, TimeSpan.FromSeconds(15), ct, node).ConfigureAwait(false);
                 },
             };
             var order = options.Node is { } one ? [one] : state.Nodes.Skip(1).Select(n => n.Name).Append(state.Nodes[0].Name).ToList();
@@ -180,7 +190,8 @@ public static class LabMigrate
                     stepBegan = DateTimeOffset.UtcNow;
                     output.WriteLine($"{Stamp()}   {MigrationPlan.Describe(step)}");
                 },
-                StepDone = (_, step) => output.WriteLine($"{Stamp()}   done in {(DateTimeOffset.UtcNow - stepBegan).TotalSeconds:0.0} s; probe: {Count(stepBegan, DateTimeOffset.UtcNow)}"),
+                StepDone = (n, step) => output.WriteLine(
+                    $"{Stamp()}   done in {(DateTimeOffset.UtcNow - stepBegan).TotalSeconds:0.0} s; probe: {Count(stepBegan, DateTimeOffset.UtcNow, $"{n}: {NetworkYaml.Wire(step)}")}"),
             };
             var result = await migration.RunAsync(node, ct).ConfigureAwait(false);
             var verdict = result.Phase == NodeMigrationPhase.Migrated ? "migrated" : "ROLLED BACK: " + result.FailedCheck;
@@ -200,7 +211,7 @@ public static class LabMigrate
                 var began = DateTimeOffset.UtcNow;
                 await MigrationFinalize.RunAsync(store, step =>
                 {
-                    output.WriteLine($"{Stamp()}   {MigrationFinalize.Describe(step, m)}; probe: {Count(began, DateTimeOffset.UtcNow)}");
+                    output.WriteLine($"{Stamp()}   {MigrationFinalize.Describe(step, m)}; probe: {Count(began, DateTimeOffset.UtcNow, "finalize: " + NetworkYaml.Wire(step))}");
                     began = DateTimeOffset.UtcNow;
                 }, (step, ct) => Applied(step, m) is { } applied ? WaitEveryAgentAsync(applied.What, applied.Ok, ct) : Task.CompletedTask, ct).ConfigureAwait(false);
                 return true;
@@ -262,8 +273,15 @@ public static class LabMigrate
             await output.WriteLineAsync($"{Stamp()}   every node at {what} ({sw.Elapsed.TotalSeconds:0.0} s)").ConfigureAwait(false);
         }
 
-        private string Count(DateTimeOffset from, DateTimeOffset to)
+        /// <summary>The probe's results so far for requests started in [from, to); the summary counts again once every request has ended.</summary>
+        private string Count(DateTimeOffset from, DateTimeOffset to, string? step = null)
         {
+            probe.CheckRunning();
+            if (step is not null)
+            {
+                _windows.Add((step, from, to));
+            }
+
             var window = probe.Results().Where(r => r.Result.Started >= from && r.Result.Started < to).ToList();
             return string.Create(CultureInfo.InvariantCulture, $"{window.Count} requests, {window.Count(r => !r.Result.Ok)} failed");
         }
@@ -281,13 +299,24 @@ public static class LabMigrate
             }
 
             var failed = all.Where(r => !r.Result.Ok).ToList();
+            var slow = all.Count(r => r.Result.Ok && r.Result.Millis >= 1000);
+            // Counted again now that every request has ended: one still waiting at a step's end counts in its step.
+            foreach (var (step, from, to) in _windows)
+            {
+                var late = failed.Count(r => r.Result.Started >= from && r.Result.Started < to);
+                if (late > 0)
+                {
+                    await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {step}: {late} failed")).ConfigureAwait(false);
+                }
+            }
+
             foreach (var f in failed.Take(10))
             {
                 await output.WriteLineAsync($"  FAILED {f.Result.Started:HH:mm:ss.fff} {f.Node}: {f.Result.Detail}").ConfigureAwait(false);
             }
 
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"Probe total: {all.Count} requests, {failed.Count} failed, in {_clock.Elapsed.TotalSeconds:0} s")).ConfigureAwait(false);
+                $"Probe total: {all.Count} requests, {failed.Count} failed ({slow} answered after 1 s or more), in {_clock.Elapsed.TotalSeconds:0} s")).ConfigureAwait(false);
             if (_rolledBack.Count > 0)
             {
                 await output.WriteLineAsync($"Rolled back: {string.Join(", ", _rolledBack)} (see loom migrate status)").ConfigureAwait(false);

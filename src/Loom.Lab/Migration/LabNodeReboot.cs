@@ -53,6 +53,10 @@ internal static class LabNodeReboot
             return code == 0 ? (gone, flushed) : throw new LabException($"{node}: nft flush ruleset failed: {err.Trim()}");
         });
 
+        // Programs on the node's cgroup (the socket load balancer) stay attached without their pins: detach them.
+        var detached = LabCluster.NodeCgroup(state, node) is { } cgroup && Directory.Exists(cgroup)
+            ? Enum.GetValues<BpfCgroupAttachType>().Sum(t => DetachAll(cgroup, t))
+            : 0;
         var pins = Lab.BpfPinDir(state, node);
         if (Directory.Exists(pins))
         {
@@ -66,7 +70,19 @@ internal static class LabNodeReboot
         }
 
         Directory.CreateDirectory(run);
-        await output.WriteLineAsync($"node/{node} rebooted: {pids.Count} process(es) stopped, {links} link(s) and {routes} route(s) gone, firewall and eBPF pins cleared")
+        await output.WriteLineAsync($"node/{node} rebooted: {pids.Count} process(es) stopped, {links} link(s) and {routes} route(s) gone, {detached} cgroup program(s) detached, firewall and eBPF pins cleared")
             .ConfigureAwait(false);
+    }
+
+    private static int DetachAll(string cgroup, BpfCgroupAttachType type)
+    {
+        try
+        {
+            return BpfProgram.DetachAllCgroup(cgroup, type);
+        }
+        catch (BpfException)
+        {
+            return 0; // a hook this kernel does not have
+        }
     }
 }

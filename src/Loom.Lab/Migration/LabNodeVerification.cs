@@ -16,6 +16,7 @@ internal sealed class LabNodeVerification(LabState state, IStore store, Migratio
 {
     private const int Tries = 5;
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan NetworkPatience = TimeSpan.FromSeconds(20);
 
     /// <summary>Null when every check passed; else the check that failed and why.</summary>
     public async Task<string?> RunAsync(string node, string network, string testPod, CancellationToken ct)
@@ -26,8 +27,19 @@ internal sealed class LabNodeVerification(LabState state, IStore store, Migratio
             return $"network: \"{network}\" is not in the store";
         }
 
-        var status = await LabMigrationHost.AgentStatusAsync(state, node, ct).ConfigureAwait(false);
-        var onNode = status?.Networks.FirstOrDefault(n => n.Name == network);
+        // The agent may still be bringing the network up after its restart: give it a while before calling it failed.
+        Loom.Core.AgentApi.NetworkStatus? onNode = null;
+        Loom.Core.AgentApi.AgentStatus? status = null;
+        for (var deadline = DateTime.UtcNow + NetworkPatience; ; await Task.Delay(250, ct).ConfigureAwait(false))
+        {
+            status = await LabMigrationHost.AgentStatusAsync(state, node, ct).ConfigureAwait(false);
+            onNode = status?.Networks.FirstOrDefault(n => n.Name == network);
+            if (onNode is { Primary: true, Ready: true } || DateTime.UtcNow > deadline)
+            {
+                break;
+            }
+        }
+
         if (onNode is not { Primary: true, Ready: true })
         {
             return $"agent: network {network} is {(status is null ? "unknown (the agent does not answer)" : onNode is null ? "not running on the node" : onNode.Ready ? "not the primary network" : "not ready")}";
@@ -45,7 +57,16 @@ internal sealed class LabNodeVerification(LabState state, IStore store, Migratio
         }
 
         state.Refresh();
-        var pod = state.Pod(testPod) ?? LabPods.AddPod(state, testPod, node, "default", new Dictionary<string, string> { ["app"] = "loom-migrate-check" });
+        LabPod pod;
+        try
+        {
+            pod = state.Pod(testPod) ?? LabPods.AddPod(state, testPod, node, "default", new Dictionary<string, string> { ["app"] = "loom-migrate-check" });
+        }
+        catch (LabException e)
+        {
+            return $"test pod: {testPod} could not be wired: {e.Message}";
+        }
+
         if (pod.Address is not { } ip || !net.PodCidr.Contains(ip))
         {
             return $"test pod: {testPod} got {pod.Ip ?? "no address"}, not one of {network}'s pool {net.PodCidr}";

@@ -22,6 +22,7 @@ internal sealed class LabProbe(LabState state, ProbeTarget target, string runId)
         {
             "lab", "probe", "--http", target.Http.ToString(), "--name", target.DnsName,
             "--interval", ((int)target.Interval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture), "--out", ResultsFile(node),
+            "--parent", Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
         };
         if (target.Dns is { } dns)
         {
@@ -39,7 +40,18 @@ internal sealed class LabProbe(LabState state, ProbeTarget target, string runId)
         }
     }
 
-    public bool IsRunning(string node) => _pids.TryGetValue(node, out var pid) && LabProcesses.IsAlive(pid);
+    /// <summary>Throws if a probe that should be running is gone: a node gone quiet would read as "0 failed".</summary>
+    public void CheckRunning()
+    {
+        foreach (var (node, pid) in _pids)
+        {
+            if (!LabProcesses.IsAlive(pid))
+            {
+                var log = Path.Combine(Dir, node + ".log");
+                throw new LabException($"the probe on {node} (pid {pid}) stopped; {log}:\n{Lab.LogTail(log)}");
+            }
+        }
+    }
 
     /// <summary>Every result so far, per node.</summary>
     public IReadOnlyList<(string Node, ProbeResult Result)> Results() =>
@@ -47,14 +59,14 @@ internal sealed class LabProbe(LabState state, ProbeTarget target, string runId)
             ? ReadLines(ResultsFile(n.Name)).Select(ProbeResult.Parse).OfType<ProbeResult>().Select(r => (n.Name, r))
             : [])];
 
-    /// <summary>Waits until every running probe has had a request answered after <paramref name="since"/>; throws with the last failure otherwise.</summary>
-    public async Task WaitAnsweredAsync(DateTimeOffset since, TimeSpan timeout, CancellationToken ct)
+    /// <summary>Waits until every running probe (or just <paramref name="node"/>'s) has had a request answered after <paramref name="since"/>; throws with the last failure otherwise.</summary>
+    public async Task WaitAnsweredAsync(DateTimeOffset since, TimeSpan timeout, CancellationToken ct, string? node = null)
     {
         var deadline = DateTimeOffset.UtcNow + timeout;
         while (true)
         {
             var results = Results();
-            var waiting = _pids.Keys.Where(node => !results.Any(r => r.Node == node && r.Result.Ok && r.Result.Started >= since)).ToList();
+            var waiting = _pids.Keys.Where(n => node is null || n == node).Where(n => !results.Any(r => r.Node == n && r.Result.Ok && r.Result.Started >= since)).ToList();
             if (waiting.Count == 0)
             {
                 return;
@@ -62,9 +74,9 @@ internal sealed class LabProbe(LabState state, ProbeTarget target, string runId)
 
             if (DateTimeOffset.UtcNow > deadline)
             {
-                var node = waiting[0];
-                var last = results.LastOrDefault(r => r.Node == node && !r.Result.Ok).Result?.Detail ?? "no result at all (see " + Path.Combine(Dir, node + ".log") + ")";
-                throw new LabException($"the probe on {node} gets no answer before anything changed: {last}");
+                var first = waiting[0];
+                var last = results.LastOrDefault(r => r.Node == first && !r.Result.Ok).Result?.Detail ?? "no result at all (see " + Path.Combine(Dir, first + ".log") + ")";
+                throw new LabException($"the probe on {first} gets no answer: {last}");
             }
 
             await Task.Delay(200, ct).ConfigureAwait(false);
@@ -73,10 +85,9 @@ internal sealed class LabProbe(LabState state, ProbeTarget target, string runId)
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var node in _pids.Keys.ToList())
-        {
-            await StopAsync(node).ConfigureAwait(false);
-        }
+        var pids = _pids.Values.ToList();
+        _pids.Clear();
+        await Task.WhenAll(pids.Select(p => LabProcesses.StopAsync(p, TimeSpan.FromSeconds(3)))).ConfigureAwait(false);
     }
 
     private string ResultsFile(string node) => Path.Combine(Dir, node + ".tsv");

@@ -20,6 +20,10 @@ public sealed record ProbeTarget(IPEndPoint Http, IPEndPoint? Dns, string DnsNam
 /// </summary>
 public static class ProbeLoop
 {
+    /// <summary>
+    /// Probes until <paramref name="ct"/> is cancelled; then stops starting requests and waits for the ones under way
+    /// (each ends by its own timeout), so a failure just before the stop is still written.
+    /// </summary>
     public static async Task RunAsync(ProbeTarget target, TextWriter results, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(target);
@@ -30,11 +34,12 @@ public static class ProbeLoop
         do
         {
             inFlight.RemoveAll(t => t.IsCompleted);
-            inFlight.Add(OneAsync("http", async () => await ProbeRequests.HttpGetAsync(ProbeRequests.Tcp, target.Http, target.Timeout, ct).ConfigureAwait(false)));
+            inFlight.Add(OneAsync("http", async () => await ProbeRequests.HttpGetAsync(ProbeRequests.Tcp, target.Http, target.Timeout, CancellationToken.None)
+                .ConfigureAwait(false)));
             if (target.Dns is { } dns)
             {
-                inFlight.Add(OneAsync("dns", async () => string.Join(",", await ProbeRequests.DnsLookupAsync(ProbeRequests.Udp, dns, target.DnsName, target.Timeout, ct)
-                    .ConfigureAwait(false))));
+                inFlight.Add(OneAsync("dns", async () => string.Join(",", await ProbeRequests.DnsLookupAsync(ProbeRequests.Udp, dns, target.DnsName, target.Timeout,
+                    CancellationToken.None).ConfigureAwait(false))));
             }
         }
         while (await Tick(timer, ct).ConfigureAwait(false));
@@ -43,19 +48,18 @@ public static class ProbeLoop
 
         async Task OneAsync(string kind, Func<Task<string>> request)
         {
+            await Task.Yield(); // the socket is made off the ticking loop
             var started = DateTimeOffset.UtcNow;
+            var sw = System.Diagnostics.Stopwatch.StartNew();
             ProbeResult result;
             try
             {
-                result = new(started, kind, true, await request().ConfigureAwait(false));
+                result = new(started, kind, true, await request().ConfigureAwait(false)) { Millis = (int)sw.ElapsedMilliseconds };
             }
-            catch (ProbeException e)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
-                result = new(started, kind, false, e.Message);
-            }
-            catch (OperationCanceledException)
-            {
-                return; // stopped while waiting: neither an answer nor a failure
+                // A ProbeException names the stage; anything else (a reply cut short, no socket left) fails the request too.
+                result = new(started, kind, false, e is ProbeException ? e.Message : $"{kind}: {e.GetType().Name}: {e.Message}") { Millis = (int)sw.ElapsedMilliseconds };
             }
 
             await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
@@ -87,15 +91,20 @@ public static class ProbeLoop
 /// <summary>One probe request: when it started, http or dns, whether it was answered, and the answer or the failure.</summary>
 public sealed record ProbeResult(DateTimeOffset Started, string Kind, bool Ok, string Detail)
 {
-    public string ToLine() => string.Create(CultureInfo.InvariantCulture, $"{Started.ToUnixTimeMilliseconds()}\t{Kind}\t{(Ok ? "ok" : "fail")}\t{Detail.ReplaceLineEndings(" ")}");
+    /// <summary>How long the request took: an answer after a retransmitted SYN (1 s) counts, but shows.</summary>
+    public int Millis { get; init; }
+
+    public string ToLine() => string.Create(CultureInfo.InvariantCulture,
+        $"{Started.ToUnixTimeMilliseconds()}\t{Kind}\t{(Ok ? "ok" : "fail")}\t{Millis}\t{Detail.ReplaceLineEndings(" ")}");
 
     /// <summary>A line as <see cref="ToLine"/> writes it; null for a line cut short (the process was killed mid-write).</summary>
     public static ProbeResult? Parse(string line)
     {
         ArgumentNullException.ThrowIfNull(line);
-        var f = line.Split('\t', 4);
-        return f.Length == 4 && long.TryParse(f[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ms) && f[2] is "ok" or "fail"
-            ? new(DateTimeOffset.FromUnixTimeMilliseconds(ms), f[1], f[2] == "ok", f[3])
+        var f = line.Split('\t', 5);
+        return f.Length == 5 && long.TryParse(f[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ms) && f[2] is "ok" or "fail"
+               && int.TryParse(f[3], NumberStyles.None, CultureInfo.InvariantCulture, out var took)
+            ? new(DateTimeOffset.FromUnixTimeMilliseconds(ms), f[1], f[2] == "ok", f[4]) { Millis = took }
             : null;
     }
 }

@@ -17,12 +17,14 @@ public static class ProbeRequests
     {
         ArgumentNullException.ThrowIfNull(newSocket);
         ArgumentNullException.ThrowIfNull(target);
-        using var s = newSocket();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
-        var stage = "connect";
+        var stage = "socket";
+        Socket? s = null;
         try
         {
+            s = newSocket();
+            stage = "connect";
             await s.ConnectAsync(target, cts.Token).ConfigureAwait(false);
             stage = "send";
             await s.SendAsync(Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"), SocketFlags.None, cts.Token).ConfigureAwait(false);
@@ -46,22 +48,41 @@ public static class ProbeRequests
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
         {
-            var port = (s.LocalEndPoint as IPEndPoint)?.Port;
+            var port = (s?.LocalEndPoint as IPEndPoint)?.Port;
             throw new ProbeException($"http {target}: {stage}: {(e is OperationCanceledException ? "timed out" : e.Message)}{(port is { } p ? $" (local port {p})" : "")}", e);
+        }
+        finally
+        {
+            s?.Dispose();
         }
     }
 
     /// <summary>An A query for <paramref name="name"/> to <paramref name="server"/> over UDP; the addresses answered, else throws.</summary>
     public static async Task<IReadOnlyList<IPAddress>> DnsLookupAsync(Func<Socket> newSocket, IPEndPoint server, string name, TimeSpan timeout, CancellationToken ct)
     {
+        var reply = await DnsQueryAsync(newSocket, server, name, timeout, ct).ConfigureAwait(false);
+        try
+        {
+            return Answers(reply, name, server);
+        }
+        catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException)
+        {
+            throw new ProbeException($"dns {name} @{server}: a reply cut short or malformed", e);
+        }
+    }
+
+    /// <summary>An A query over UDP: the server's reply, whatever its return code; throws when none comes in the timeout.</summary>
+    public static async Task<byte[]> DnsQueryAsync(Func<Socket> newSocket, IPEndPoint server, string name, TimeSpan timeout, CancellationToken ct)
+    {
         ArgumentNullException.ThrowIfNull(newSocket);
         ArgumentNullException.ThrowIfNull(server);
-        using var s = newSocket();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
         var id = (ushort)Random.Shared.Next(ushort.MaxValue);
+        Socket? s = null;
         try
         {
+            s = newSocket();
             await s.SendToAsync(Query(id, name), SocketFlags.None, server, cts.Token).ConfigureAwait(false);
             var buffer = new byte[1500];
             while (true)
@@ -69,13 +90,17 @@ public static class ProbeRequests
                 var r = await s.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), cts.Token).ConfigureAwait(false);
                 if (r.ReceivedBytes >= 12 && BinaryPrimitives.ReadUInt16BigEndian(buffer) == id)
                 {
-                    return Answers(buffer.AsSpan(0, r.ReceivedBytes), name, server);
+                    return buffer[..r.ReceivedBytes];
                 }
             }
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             throw new ProbeException($"dns {name} @{server}: {(e is OperationCanceledException ? "timed out" : e.Message)}", e);
+        }
+        finally
+        {
+            s?.Dispose();
         }
     }
 

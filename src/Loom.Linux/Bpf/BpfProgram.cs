@@ -121,6 +121,41 @@ public sealed class BpfProgram : IDisposable
         }
     }
 
+    /// <summary>
+    /// Detaches every program attached directly to a cgroup at <paramref name="type"/>, whoever attached it (what a
+    /// reboot does to a cgroup's programs). Returns how many went.
+    /// </summary>
+    public static int DetachAllCgroup(string cgroupPath, BpfCgroupAttachType type)
+    {
+        var gone = 0;
+        foreach (var id in QueryCgroup(cgroupPath, type))
+        {
+            var fd = LibBpf.bpf_prog_get_fd_by_id(id);
+            if (fd < 0)
+            {
+                continue; // unloaded meanwhile
+            }
+
+            var cg = OpenCgroup(cgroupPath);
+            try
+            {
+                var rc = LibBpf.bpf_prog_detach2(fd, cg, (int)type);
+                gone += rc == 0 ? 1 : 0;
+                if (rc != 0 && LibBpf.ErrnoOf(rc) != Libc.ENOENT)
+                {
+                    throw new BpfException(LibBpf.ErrnoOf(rc), $"bpf_prog_detach2({type})", cgroupPath);
+                }
+            }
+            finally
+            {
+                Libc.close(cg);
+                Libc.close(fd);
+            }
+        }
+
+        return gone;
+    }
+
     /// <summary>Ids of the programs attached directly to a cgroup at <paramref name="type"/> (not inherited ones).</summary>
     public static unsafe IReadOnlyList<uint> QueryCgroup(string cgroupPath, BpfCgroupAttachType type)
     {

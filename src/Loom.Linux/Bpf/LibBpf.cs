@@ -229,6 +229,9 @@ internal static unsafe partial class LibBpf
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int bpf_prog_detach2(int progFd, int attachableFd, int type);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int bpf_prog_get_fd_by_id(uint id);
+
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int statfs([MarshalAs(UnmanagedType.LPUTF8Str)] string path, void* buf);
 
