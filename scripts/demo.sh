@@ -8,6 +8,14 @@ loom="$PWD/out/bin/loom"
 . scripts/colour.sh
 heading() { printf '\n%s== %s ==%s\n' "$c_head" "$*" "$c_off"; }
 show() { printf '%s$ %s%s\n' "$c_dim" "${*/#$loom/loom}" "$c_off"; "$@"; }
+# 10 x curl webpod from curl-pod: the answering hostnames counted; both replicas should answer.
+curl_webpod_10x() {
+  for _ in $(seq 10); do
+    "$loom" lab exec curl-pod -- curl -s --max-time 5 webpod | awk '/^Hostname:/ {print $2}'
+  done | sort | uniq -c | tee /tmp/loom-demo-hostnames.$$
+  [ "$(wc -l < /tmp/loom-demo-hostnames.$$)" -ge 2 ] && printf '%sboth replicas answered%s\n' "$c_ok" "$c_off"
+  rm -f /tmp/loom-demo-hostnames.$$
+}
 trap 'echo "demo failed; the lab stays up for a look: loom lab status, then loom lab down" >&2' ERR
 started=$(date +%s%N)
 
@@ -37,11 +45,7 @@ heading "3. nslookup webpod (answered by the cluster DNS behind 10.96.0.10)"
 show "$loom" lab exec curl-pod -- nslookup webpod
 
 heading "3. 10 x curl webpod: the Service spreads requests over both replicas"
-for _ in $(seq 10); do
-  "$loom" lab exec curl-pod -- curl -s --max-time 5 webpod | awk '/^Hostname:/ {print $2}'
-done | sort | uniq -c | tee /tmp/loom-demo-hostnames.$$
-[ "$(wc -l < /tmp/loom-demo-hostnames.$$)" -ge 2 ] && printf '%sboth replicas answered%s\n' "$c_ok" "$c_off"
-rm -f /tmp/loom-demo-hostnames.$$
+curl_webpod_10x
 
 heading "4. kube-proxy's iptables rules for webpod on k8s-ctr"
 show "$loom" explain service default/webpod --node k8s-ctr
@@ -75,11 +79,7 @@ done
 
 heading "5. 10 x curl webpod from a new curl-pod (drain took the old one): both replicas, eBPF load balancing"
 "$loom" lab apply -f examples/scenario/curl-pod.yaml >/dev/null
-for _ in $(seq 10); do
-  "$loom" lab exec curl-pod -- curl -s --max-time 5 webpod | awk '/^Hostname:/ {print $2}'
-done | sort | uniq -c | tee /tmp/loom-demo-hostnames.$$
-[ "$(wc -l < /tmp/loom-demo-hostnames.$$)" -ge 2 ] && printf '%sboth replicas answered%s\n' "$c_ok" "$c_off"
-rm -f /tmp/loom-demo-hostnames.$$
+curl_webpod_10x
 
 heading "The picture (Cilium-style)"
 "$loom" lab topology --svg "$PWD/out/lab-topology.svg"

@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
-using System.Text;
 using Loom.Core.Model;
 using Loom.Core.Store;
+using Loom.Lab.Migration;
 using Loom.Linux;
 
 namespace Loom.Lab.Tests;
@@ -187,39 +186,15 @@ public sealed class DrainTests
         while (!ct.IsCancellationRequested)
         {
             var started = DateTime.UtcNow;
-            var stage = "connect";
             try
             {
-                using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await s.ConnectAsync(target, timeout.Token);
-                stage = $"request (local port {((IPEndPoint)s.LocalEndPoint!).Port})";
-                await s.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.0\r\nHost: webpod\r\n\r\n"), timeout.Token);
-                var reply = new StringBuilder();
-                var buf = new byte[4096];
-                int n;
-                while ((n = await s.ReceiveAsync(buf, timeout.Token)) > 0)
-                {
-                    reply.Append(Encoding.ASCII.GetString(buf, 0, n));
-                }
-
-                var text = reply.ToString();
-                var hostname = text.Split('\n').FirstOrDefault(l => l.StartsWith("Hostname: ", StringComparison.Ordinal));
-                if (text.StartsWith("HTTP/1.", StringComparison.Ordinal) && text.Contains(" 200 ", StringComparison.Ordinal) && hostname is not null)
-                {
-                    ok++;
-                    seen.Add(hostname["Hostname: ".Length..].Trim());
-                }
-                else
-                {
-                    failed++;
-                    errors.Add($"{started:HH:mm:ss.fff} bad answer: {text[..Math.Min(120, text.Length)]}");
-                }
+                seen.Add(await ProbeRequests.HttpGetAsync(() => NetNs.Run(ns, ProbeRequests.Tcp), target, TimeSpan.FromSeconds(5), CancellationToken.None));
+                ok++;
             }
-            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            catch (ProbeException e)
             {
                 failed++;
-                errors.Add($"{started:HH:mm:ss.fff} {stage}: {e.Message}");
+                errors.Add($"{started:HH:mm:ss.fff} {e.Message}");
             }
 
             await Task.Delay(50, CancellationToken.None);

@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
-using System.Text;
 using Loom.Core.Migration;
 using Loom.Core.Selection;
 using Loom.Core.Validation;
+using Loom.Lab.Migration;
 using Loom.Linux;
 using Xunit.Abstractions;
 
@@ -179,25 +179,9 @@ public sealed class MigrationMixedTests(ITestOutputHelper output)
         return int.Parse(words[Array.IndexOf(words, "mtu") + 1], CultureInfo.InvariantCulture);
     }
 
-    /// <summary>One HTTP/1.0 GET to whoami; the hostname that answered.</summary>
-    private static async Task<string> HttpHostnameAsync(NetNsHandle ns, IPEndPoint target)
-    {
-        using var s = NetNs.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await s.ConnectAsync(target, timeout.Token);
-        await s.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.0\r\n\r\n"), timeout.Token);
-        var reply = new StringBuilder();
-        var buf = new byte[4096];
-        int n;
-        while ((n = await s.ReceiveAsync(buf, timeout.Token)) > 0)
-        {
-            reply.Append(Encoding.ASCII.GetString(buf, 0, n));
-        }
-
-        var line = reply.ToString().Split('\n').FirstOrDefault(l => l.StartsWith("Hostname: ", StringComparison.Ordinal));
-        Assert.True(line is not null, $"no whoami answer from {target}: {reply}");
-        return line["Hostname: ".Length..].Trim();
-    }
+    /// <summary>One HTTP GET to whoami; the hostname that answered.</summary>
+    private static Task<string> HttpHostnameAsync(NetNsHandle ns, IPEndPoint target) =>
+        ProbeRequests.HttpGetAsync(() => NetNs.Run(ns, ProbeRequests.Tcp), target, TimeSpan.FromSeconds(5), CancellationToken.None);
 
     /// <summary><paramref name="bytes"/> of random data from one pod to another over TCP; the receiver's SHA-256 must match.</summary>
     private static async Task BulkAsync(LabPod from, LabPod to, int bytes)
