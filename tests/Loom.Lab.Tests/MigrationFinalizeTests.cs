@@ -44,11 +44,14 @@ public sealed class MigrationFinalizeTests(ITestOutputHelper output)
     public Task Finalize_on_running_agents_loses_no_request_and_leaves_only_the_new_network() => FinalizeUnderProbesAsync(longLived: false);
 
     /// <summary>
-    /// Fails today: once kube-proxy's last DNAT rule is deleted (the flush after the switch to eBPF), the kernel drops
+    /// Fails today. Once kube-proxy's last DNAT rule is deleted (the flush after the switch to eBPF) the kernel drops
     /// the NAT binding of every established flow (iptables-nft, no NAT expression left in the namespace), so a flow
-    /// opened through kube-proxy goes on untranslated. Keeping it needs its translation moved into lb4's CT before the flush.
+    /// opened through kube-proxy goes on untranslated. Seeding lb4's CT from /proc/net/nf_conntrack before the flush
+    /// was tried: lb4 then translates the flow, but the kernel's conntrack, still holding the old entry, takes the
+    /// translated packet for a new flow whose reply tuple clashes and remaps its source port (the backend resets it).
+    /// The old conntrack entries must also be deleted (ctnetlink), which Loom.Linux cannot do yet.
     /// </summary>
-    [Fact(Skip = "known gap (issue 13): the kernel drops established flows' NAT bindings when kube-proxy's last NAT rule goes; see the summary")]
+    [Fact(Skip = "known gap (issue 13): kube-proxy-opened flows lose their kernel NAT at the flush; see the summary")]
     public Task A_connection_through_a_ClusterIP_opened_before_finalize_keeps_working_after_it() => FinalizeUnderProbesAsync(longLived: true);
 
     private async Task FinalizeUnderProbesAsync(bool longLived)
