@@ -15,6 +15,9 @@
  * reverse NAT, lb4_to_pod). With HR_F_EGRESS_DELIVERY in hr_config, local pods get their packets with bpf_redirect_neigh
  * out of the host veth instead, so those programs still run (at the price of the veth's transmit path).
  *
+ * A flow the kernel's conntrack translates (kube-proxy's DNAT or iptables MASQUERADE, opened before the node switched
+ * to eBPF services and masquerade) is left to the host stack, both ways, until it ends: only netfilter holds its NAT.
+ *
  * Which veths are pods' is the agent's knowledge, not the FIB's: hr_ifaces marks them (and records every device a
  * program is attached to, so a restarted agent or Remove finds them). Counters: hr_stats, per program and reason.
  * Mirrored by src/Loom.Datapath/Routing/HostRoutingMaps.cs.
@@ -34,7 +37,15 @@
 #define HR_PASS_TTL 6       /* TTL would expire: the stack sends ICMP time exceeded */
 #define HR_PASS_OTHER 7     /* forwarding disabled, LWT, no source address, not a pod (underlay), same device */
 #define HR_REDIRECT_EGRESS 8 /* to a local pod through its host veth's egress (HR_F_EGRESS_DELIVERY) */
-#define HR_REASONS 9
+#define HR_PASS_KERNEL_NAT 9 /* a flow the kernel's conntrack NATs: only the stack translates it */
+#define HR_REASONS 10
+
+#define BPF_F_CURRENT_NETNS (-1)
+
+/* nf_conntrack's kfuncs (kernel 6.0+, conntrack built in or loaded). */
+extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple_size,
+					 struct bpf_ct_opts *opts, __u32 opts_size) __ksym;
+extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 
 #define HR_F_EGRESS_DELIVERY 1
 
@@ -111,6 +122,34 @@ static __always_inline __u32 pass_reason(long rc)
 }
 
 /*
+ * Whether the kernel's conntrack has a NAT binding for this TCP or UDP packet's flow (in either direction): the flow
+ * was translated by netfilter, and bypassing the stack would send it on untranslated.
+ */
+static __always_inline int kernel_nat(struct __sk_buff *skb, struct iphdr *ip, void *data_end)
+{
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_ct_opts opts = { .netns_id = BPF_F_CURRENT_NETNS };
+	struct nf_conn *ct;
+	__u16 *ports = (void *)(ip + 1);
+	unsigned long status;
+
+	if ((ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) || ip->ihl != 5 ||
+	    (ip->frag_off & bpf_htons(0x1FFF)) || (void *)(ports + 2) > data_end)
+		return 0;
+	tuple.ipv4.saddr = ip->saddr;
+	tuple.ipv4.daddr = ip->daddr;
+	tuple.ipv4.sport = ports[0];
+	tuple.ipv4.dport = ports[1];
+	opts.l4proto = ip->protocol;
+	ct = bpf_skb_ct_lookup(skb, &tuple, sizeof(tuple.ipv4), &opts, sizeof(opts));
+	if (!ct)
+		return 0;
+	status = ct->status;
+	bpf_ct_release(ct);
+	return (status & (IPS_SRC_NAT | IPS_DST_NAT)) != 0;
+}
+
+/*
  * The shared path: FIB lookup as if the packet were forwarded from the device it came in on, then either into a
  * local pod (peer redirect) or, when from_pod, out of the FIB's device via the neighbour subsystem.
  */
@@ -149,6 +188,8 @@ static __always_inline int route(struct __sk_buff *skb, __u32 prog)
 		return count(prog, HR_PASS_OTHER, TC_ACT_OK);
 	if (ip->ttl <= 1)
 		return count(prog, HR_PASS_TTL, TC_ACT_OK);
+	if (kernel_nat(skb, ip, data_end))
+		return count(prog, HR_PASS_KERNEL_NAT, TC_ACT_OK);
 
 	if (to_pod && rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		/* The pod's stack already took the packet as PACKET_HOST; proper MACs keep captures and ARP state sane. */

@@ -199,7 +199,7 @@ struct {
 
 /*
  * 0 DNAT (tc), 1 reverse NAT (tc), 2 socket translations, 3 socket reverse, 4 no backend (refused/dropped),
- * 5 new flows (backend selections), 6 affinity hits.
+ * 5 new flows (backend selections), 6 affinity hits, 7 mid-stream TCP of flows it did not open (left to the kernel).
  */
 #define LB_STAT_DNAT 0
 #define LB_STAT_REVNAT 1
@@ -208,6 +208,7 @@ struct {
 #define LB_STAT_NO_BACKEND 4
 #define LB_STAT_SELECT 5
 #define LB_STAT_AFFINITY 6
+#define LB_STAT_PASS_KERNEL 7
 #define LB_STAT_MAX 8
 
 struct {
@@ -546,10 +547,16 @@ int lb4_from_pod(struct __sk_buff *skb)
 	}
 	if (!be) {
 		/* A new flow, or one whose backend was removed: choose (again). */
-		if (p.proto == IPPROTO_TCP && ct && !(p.tcp_flags & TCP_SYN)) {
+		if (p.proto == IPPROTO_TCP && !(p.tcp_flags & TCP_SYN)) {
 			/* Mid-stream packet of a flow whose backend is gone: no one can take it over. */
-			bpf_map_delete_elem(&lb4_ct, &ct_key);
-			return TC_ACT_SHOT;
+			if (ct) {
+				bpf_map_delete_elem(&lb4_ct, &ct_key);
+				return TC_ACT_SHOT;
+			}
+			/* A flow this program did not open (kube-proxy's DNAT did, before the switch to eBPF): the
+			 * kernel's conntrack holds its translation until it ends. Another backend would reset it. */
+			bump(LB_STAT_PASS_KERNEL);
+			return TC_ACT_UNSPEC;
 		}
 		id = select_backend(p.daddr, p.dport, p.proto, svc, p.saddr, 0,
 				    jhash_3words(p.saddr, p.daddr, (__u32)p.sport | ((__u32)p.dport << 16), p.proto));

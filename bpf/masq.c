@@ -8,9 +8,13 @@
  *              source port allocated per destination (TCP, UDP; ICMP echo requests: the echo id as the port).
  *   masq_denat (tc ingress of the underlay device): a reply to the node IP whose tuple is in masq_rev gets the pod's
  *              address and port back; it returns TC_ACT_UNSPEC so a later filter (host routing) still sees it.
+ *              A packet to a pod from a source that would be masqueraded (another node's host, a client outside)
+ *              is remembered in masq_inbound: the pod's replies to it are not a new flow and keep its address, as
+ *              conntrack keeps iptables MASQUERADE off a connection that came in.
  *
  *   masq_snat_tbl LRU {pod ip, dst ip, pod port, dst port, proto} -> {nat port}
  *   masq_rev      LRU {dst ip, node ip, dst port, nat port, proto} -> {pod ip, pod port}   (the reply's tuple)
+ *   masq_inbound  LRU {pod ip, remote ip, pod port, remote port, proto} -> last seen: flows opened from outside
  *   masq_nonmasq  LPM {prefix, ip} -> 1: destinations never masqueraded
  *   masq_config   [0] {node ip, pod pool, port range}
  *   masq_ifaces   ifindex -> 1: the devices the programs are attached to (bookkeeping for restarts and removal)
@@ -84,6 +88,13 @@ struct {
 } masq_rev SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct masq_tuple);
+	__type(value, __u64);
+} masq_inbound SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 256);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -105,12 +116,16 @@ struct {
 	__type(value, __u32);
 } masq_ifaces SEC(".maps");
 
-/* 0 SNAT'd, 1 de-NAT'd, 2 skipped (destination in masq_nonmasq), 3 no free port (dropped), 4 SNAT of a new flow. */
+/*
+ * 0 SNAT'd, 1 de-NAT'd, 2 skipped (destination in masq_nonmasq), 3 no free port (dropped), 4 SNAT of a new flow,
+ * 5 skipped (a reply of a flow opened from outside, masq_inbound).
+ */
 #define MASQ_STAT_SNAT 0
 #define MASQ_STAT_DENAT 1
 #define MASQ_STAT_NONMASQ 2
 #define MASQ_STAT_NO_PORT 3
 #define MASQ_STAT_NEW 4
+#define MASQ_STAT_INBOUND 5
 #define MASQ_STAT_MAX 8
 
 struct {
@@ -275,6 +290,10 @@ int masq_snat(struct __sk_buff *skb)
 		bump(MASQ_STAT_NONMASQ);
 		return TC_ACT_OK;
 	}
+	if (bpf_map_lookup_elem(&masq_inbound, &p.t)) {
+		bump(MASQ_STAT_INBOUND);
+		return TC_ACT_OK;
+	}
 
 	now = bpf_ktime_get_ns();
 	/* The reply's tuple: from the destination to the node IP, ports mirrored (ICMP: sport 0, dport = id). */
@@ -309,6 +328,29 @@ int masq_snat(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
+/* A packet to a pod from a source its replies would be masqueraded to: the flow is remembered as the pod's reply. */
+static __always_inline void remember_inbound(const struct masq_cfg *cfg, const struct pkt *p)
+{
+	struct masq_lpm_key lpm = { .prefixlen = 32, .addr = p->t.saddr };
+	struct masq_tuple reply = {
+		.saddr = p->t.daddr,
+		.daddr = p->t.saddr,
+		.sport = p->t.dport,
+		.dport = p->t.sport,
+		.proto = p->t.proto,
+	};
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *seen;
+
+	if ((p->t.daddr & cfg->pod_mask) != cfg->pod_net || bpf_map_lookup_elem(&masq_nonmasq, &lpm))
+		return;
+	seen = bpf_map_lookup_elem(&masq_inbound, &reply);
+	if (seen)
+		*seen = now;
+	else
+		bpf_map_update_elem(&masq_inbound, &reply, &now, BPF_ANY);
+}
+
 SEC("tc")
 int masq_denat(struct __sk_buff *skb)
 {
@@ -317,8 +359,12 @@ int masq_denat(struct __sk_buff *skb)
 	struct pkt p = {};
 
 	cfg = masq_cfg_get();
-	if (!cfg || parse(skb, &p, 0) || p.t.daddr != cfg->node_ip)
+	if (!cfg || parse(skb, &p, 0))
 		return TC_ACT_UNSPEC;
+	if (p.t.daddr != cfg->node_ip) {
+		remember_inbound(cfg, &p);
+		return TC_ACT_UNSPEC;
+	}
 	rval = bpf_map_lookup_elem(&masq_rev, &p.t);
 	if (!rval)
 		return TC_ACT_UNSPEC;

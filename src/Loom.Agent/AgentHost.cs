@@ -123,7 +123,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
 
     private IServiceBackend CreateBackend(ServiceProxyMode kind) => ServiceBackends.Create(
         kind,
-        new ServiceProxyOptions { ClusterCidr = _context!.Cluster.PodCidrPools[0] },
+        // Every network's pool as of now (the agent restarts onto a migration's network): their pods are the cluster's.
+        new ServiceProxyOptions { ClusterCidr = ServiceProxyOptions.ClusterCidrOf([_context!.Cluster.PodCidrPools[0], .. _networks!.Current.Select(n => n.Network.PodCidr)]) },
         new EbpfServiceOptions
         {
             PinDirectory = Path.Combine(config.BpfPinDir, "lb4"),

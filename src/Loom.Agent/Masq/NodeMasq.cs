@@ -11,7 +11,9 @@ namespace Loom.Agent.Masq;
 /// (pods of network A reach pods of network B with their own IP, which a migration between them depends on), and
 /// anything arriving at a local block. Then, for <c>masquerade: iptables</c> networks only, the rest of their pool's
 /// traffic is masqueraded to the node's address. A FORWARD chain accepts every network's pod traffic so a host
-/// firewall with a DROP policy does not cut the overlay.
+/// firewall with a DROP policy does not cut the overlay. Once every network masquerades in BPF (or not at all) and
+/// routes hosts' traffic in BPF, pod traffic no longer goes through netfilter: both chains and their jumps are
+/// deleted, as Cilium's end state has no iptables rule.
 /// </summary>
 internal static class NodeMasq
 {
@@ -22,6 +24,12 @@ internal static class NodeMasq
     /// <summary>The whole iptables-restore input: declaring a chain flushes it, so a sync rewrites it atomically.</summary>
     public static string Render(IReadOnlyList<NetworkOnNode> networks, bool masq, string existingNat, string existingFilter)
     {
+        ArgumentNullException.ThrowIfNull(networks);
+        if (networks.Count > 0 && networks.All(n => n.Network.Masquerade != Masquerade.Iptables && n.Network.HostRouting == HostRouting.Bpf))
+        {
+            return Removal(existingNat, existingFilter);
+        }
+
         var sb = new StringBuilder();
         sb.Append("*nat\n").Append(':').Append(PostroutingChain).Append(" - [0:0]\n");
         if (masq)
@@ -55,6 +63,33 @@ internal static class NodeMasq
         sb.Append("COMMIT\n");
         return sb.ToString();
     }
+
+    /// <summary>Both chains and their jumps deleted (declaring a chain flushes it, so it can then be deleted); nothing if they are gone.</summary>
+    private static string Removal(string existingNat, string existingFilter)
+    {
+        var sb = new StringBuilder("*nat\n");
+        if (HasChain(existingNat, PostroutingChain))
+        {
+            sb.Append(':').Append(PostroutingChain).Append(" - [0:0]\n");
+            DropJump(sb, existingNat, "POSTROUTING", PostroutingChain);
+            sb.Append("-X ").Append(PostroutingChain).Append('\n');
+        }
+
+        sb.Append("COMMIT\n*filter\n");
+        if (HasChain(existingFilter, ForwardChain))
+        {
+            sb.Append(':').Append(ForwardChain).Append(" - [0:0]\n");
+            DropJump(sb, existingFilter, "FORWARD", ForwardChain);
+            sb.Append("-X ").Append(ForwardChain).Append('\n');
+        }
+
+        sb.Append("COMMIT\n");
+        return sb.ToString();
+    }
+
+    // iptables-save lists a chain as ":NAME POLICY [packets:bytes]".
+    private static bool HasChain(string saved, string chain) =>
+        saved.Split('\n').Any(l => l.StartsWith($":{chain} ", StringComparison.Ordinal));
 
     /// <summary>Applies <see cref="Render"/> in the calling thread's network namespace.</summary>
     public static void Sync(IReadOnlyList<NetworkOnNode> networks, bool masq) =>

@@ -25,13 +25,21 @@ internal sealed partial class NetworkController
                 continue; // unreadable now, not deleted: it keeps running as last seen
             }
 
-            if (!byName.TryGetValue(name, out var next) || !inst.SameRouting(next))
+            if (!byName.TryGetValue(name, out var next))
             {
-                await RemoveAsync(inst, released: next is null, ct).ConfigureAwait(false);
+                await RemoveAsync(inst, released: true, ct).ConfigureAwait(false);
+            }
+            else if (inst.SameRouting(next))
+            {
+                inst.Network = next;
+            }
+            else if (inst.SameBlocks(next))
+            {
+                await RetireAsync(inst, ct).ConfigureAwait(false);
             }
             else
             {
-                inst.Network = next;
+                await RemoveAsync(inst, released: false, ct).ConfigureAwait(false);
             }
         }
 
@@ -45,6 +53,59 @@ internal sealed partial class NetworkController
             {
                 _errors[n.Name] = e.Message;
             }
+        }
+
+        DeleteRetiredDevices();
+    }
+
+    /// <summary>
+    /// Make before break for a change of routing only (tunnel to native, another tunnel): the instance stops writing
+    /// and goes, but its routes stay until the new instance's first full pass replaces each in place (same
+    /// destination, same metric), and its tunnel device stays <see cref="RetiredGrace"/> with no route through it,
+    /// so packets a peer still tunnels (it switches a moment later) are received, not refused.
+    /// </summary>
+    private async Task RetireAsync(NetworkInstance inst, CancellationToken ct)
+    {
+        await inst.StopAsync().ConfigureAwait(false);
+        var device = inst.RefreshDevice();
+        _networks.Remove(inst.Network.Name);
+        inst.Dispose();
+        if (device is not null)
+        {
+            _retired.Add(new RetiredDevice(device.Name, device.Index, DateTimeOffset.UtcNow + RetiredGrace));
+            _ = SignalAfterAsync(RetiredGrace, ct);
+        }
+
+        loops.Log($"network {inst.Network.Name}: routing changed; its routes are replaced in place"
+                  + (device is null ? "" : $", tunnel device {device.Name} kept {RetiredGrace.TotalSeconds:0} s for packets peers still tunnel"));
+    }
+
+    /// <summary>Deletes retired tunnel devices whose grace is over (or every one, with <paramref name="all"/>), unless a running network took the name back.</summary>
+    private void DeleteRetiredDevices(bool all = false)
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (var r in _retired.Where(r => all || r.Until <= now).ToList())
+        {
+            _retired.Remove(r);
+            var inUse = _networks.Values.Any(n => n.Network.RoutingMode == RoutingMode.Tunnel && n.Network.Tunnel?.Device == r.Name);
+            if (!inUse && _nl!.LinkByName(r.Name) is { Kind: "vxlan" } link && link.Index == r.Index)
+            {
+                _nl.LinkDel(link.Index);
+                loops.Log($"networks: deleted retired tunnel device {r.Name}");
+            }
+        }
+    }
+
+    private async Task SignalAfterAsync(TimeSpan delay, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(delay, ct).ConfigureAwait(false);
+            _signal.Release();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            // The agent is stopping: the next life's sweep deletes a device no network names.
         }
     }
 

@@ -18,6 +18,11 @@ namespace Loom.Agent.Networks;
 internal sealed partial class NetworkController(NodeContext node, IStore store, AgentLoops loops) : IController, INodeNetworks, IDisposable
 {
     private const string Loop = "networks";
+
+    /// <summary>How long a tunnel device outlives its network's switch to another routing: peers switch within a watch event or two.</summary>
+    internal static readonly TimeSpan RetiredGrace = TimeSpan.FromSeconds(10);
+
+    private readonly List<RetiredDevice> _retired = [];
     private readonly SemaphoreSlim _signal = new(0);
     private readonly Dictionary<string, NetworkInstance> _networks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _errors = new(StringComparer.Ordinal);
@@ -177,6 +182,9 @@ internal sealed partial class NetworkController(NodeContext node, IStore store, 
             $"{string.Join(", ", current.Select(n => $"{n.Name} {n.Block}{(n.Ready ? "" : " (not ready)")}"))}; primary {Primary ?? "none"}",
             Interlocked.Read(ref _passes), error);
     }
+
+    /// <summary>A tunnel device whose network switched routing, kept until <paramref name="Until"/> (by name and index: a new one of the name is not it).</summary>
+    private sealed record RetiredDevice(string Name, int Index, DateTimeOffset Until);
 
     public void Dispose()
     {

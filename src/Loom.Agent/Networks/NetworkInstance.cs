@@ -61,6 +61,10 @@ internal sealed class NetworkInstance : IDisposable
         next.PodCidr.Equals(Network.PodCidr) && next.NodeMaskSize == Network.NodeMaskSize && next.Plumbing == Network.Plumbing
         && next.RoutingMode == Network.RoutingMode && Equals(next.Tunnel, Network.Tunnel) && next.AutoDirectNodeRoutes == Network.AutoDirectNodeRoutes;
 
+    /// <summary>Whether <paramref name="next"/> keeps the pool, block size and plumbing: only the way to peers changes, blocks and pods stay.</summary>
+    public bool SameBlocks(Network next) =>
+        next.PodCidr.Equals(Network.PodCidr) && next.NodeMaskSize == Network.NodeMaskSize && next.Plumbing == Network.Plumbing;
+
     /// <summary>Stops the worker and deletes what the network owns here: its device, its routes. Returns objects deleted.</summary>
     public async Task<int> RemoveAsync()
     {

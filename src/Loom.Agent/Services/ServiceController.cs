@@ -13,7 +13,7 @@ namespace Loom.Agent.Services;
 /// Services a change touches; the ports that changed become rows of a <see cref="Reconciler{TKey, TValue}"/> whose target
 /// is the node's service proxy implementation (<see cref="ServiceBackendOperations"/>), so one endpoint's change writes
 /// one Service's entries whatever the cluster's size. The implementation is the node's override (NodeConfig), else the
-/// agent's config, else the cluster's; a change of it is a full pass on the new one. Partial files: .Objects (the
+/// agent's config, else the cluster's (as stored now); a change of any is a full pass on the new one. Partial files: .Objects (the
 /// caches and refused objects), .Info (status, list, explain).
 /// </summary>
 internal sealed partial class ServiceController(NodeContext node, IStore store, AgentLoops loops, Func<ServiceProxyMode, IServiceBackend> createBackend)
@@ -63,7 +63,9 @@ internal sealed partial class ServiceController(NodeContext node, IStore store, 
 
     public async Task RunAsync(CancellationToken ct)
     {
-        var watch = loops.WatchAsync(Kinds.NodeConfig.Name, _nodeConfigRevision, e => e.Key == node.Name, _nodeConfigSignal, "node config", ct);
+        // The node's override and the cluster's serviceBackend both choose: `migrate finalize` switches the cluster's.
+        var watch = loops.WatchAsync(null, _nodeConfigRevision,
+            e => (e.Kind == Kinds.NodeConfig.Name && e.Key == node.Name) || e.Kind == Kinds.ClusterConfig.Name, _nodeConfigSignal, "node config", ct);
         var loop = loops.RunOnSignalAsync(_nodeConfigSignal, SwitchIfWantedAsync, "service backend choice", ct);
         Task[] all = [watch, loop, _worker!, _caches!];
         await Task.WhenAny(all).ConfigureAwait(false);
@@ -112,8 +114,9 @@ internal sealed partial class ServiceController(NodeContext node, IStore store, 
     {
         var rejected = new List<Rejection>();
         var nodeConfig = await store.GetValidAsync(Kinds.NodeConfig, node.Name, AgentLoops.Malformed(Kinds.NodeConfig.Name, rejected), ct).ConfigureAwait(false);
+        var cluster = await store.GetValidAsync(Kinds.ClusterConfig, "cluster", AgentLoops.Malformed(Kinds.ClusterConfig.Name, rejected), ct).ConfigureAwait(false);
         loops.Refused("node config", rejected);
-        return nodeConfig?.Value.ServiceBackend ?? node.Config.ServiceBackend ?? node.Cluster.ServiceBackend;
+        return nodeConfig?.Value.ServiceBackend ?? node.Config.ServiceBackend ?? (cluster?.Value ?? node.Cluster).ServiceBackend;
     }
 
     public void Dispose()

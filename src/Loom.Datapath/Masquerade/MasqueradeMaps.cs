@@ -29,6 +29,7 @@ public static class MasqueradeMaps
         NonMasquerade = 2,
         NoPort = 3,
         NewFlow = 4,
+        Inbound = 5,
     }
 
     internal const int StatCount = 8;

@@ -11,7 +11,7 @@ public static class HostRoutingMaps
     public const string FromUnderlay = "hr_from_underlay";
 
     /// <summary>HR_REASONS: hr_stats holds this many counters per program.</summary>
-    public const int Reasons = 9;
+    public const int Reasons = 10;
 
     /// <summary>hr_config flags: HR_F_EGRESS_DELIVERY.</summary>
     public const uint FlagEgressDelivery = 1;
@@ -63,6 +63,9 @@ public enum HostRoutingVerdict
 
     /// <summary>Into a local pod with bpf_redirect_neigh out of its host veth (<see cref="PodDelivery.Egress"/>).</summary>
     RedirectEgress = 8,
+
+    /// <summary>Passed: the kernel's conntrack NATs the flow (opened through iptables before the switch to eBPF).</summary>
+    PassKernelNat = 9,
 }
 
 /// <summary>hr_stats summed over the CPUs.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net;
 using Loom.Core.Model;
 
@@ -17,6 +18,34 @@ public sealed record ServiceProxyOptions
 
     /// <summary>Add <c>--random-fully</c> / <c>fully-random</c> to MASQUERADE, as kube-proxy does when iptables supports it.</summary>
     public bool RandomFully { get; init; } = true;
+
+    /// <summary>
+    /// kube-proxy's <c>--cluster-cidr</c> for a node running several networks (a migration runs two): the smallest
+    /// prefix holding every pool, so no network's pods are masqueraded on their way to a ClusterIP. A masqueraded
+    /// flow dies when its output device changes (the kernel drops MASQUERADE conntrack entries whose device changed),
+    /// which the switch from a tunnel to native routing does to every one of them.
+    /// </summary>
+    public static IPNetwork ClusterCidrOf(IReadOnlyCollection<IPNetwork> pools)
+    {
+        ArgumentNullException.ThrowIfNull(pools);
+        if (pools.Count == 0 || pools.Any(p => p.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork))
+        {
+            throw new ArgumentException("pools: one or more IPv4 prefixes expected", nameof(pools));
+        }
+
+        var first = pools.First();
+        for (var length = pools.Min(p => p.PrefixLength); ; length--)
+        {
+            var mask = length == 0 ? 0u : uint.MaxValue << (32 - length);
+            var bytes = first.BaseAddress.GetAddressBytes();
+            BinaryPrimitives.WriteUInt32BigEndian(bytes, BinaryPrimitives.ReadUInt32BigEndian(bytes) & mask);
+            var candidate = new IPNetwork(new IPAddress(bytes), length);
+            if (pools.All(p => candidate.Contains(p.BaseAddress)))
+            {
+                return candidate;
+            }
+        }
+    }
 
     /// <summary>The mark as kube-proxy's tests write it (<c>0x4000</c> for bit 14); the kernel stores the same value.</summary>
     public string MasqueradeMark => "0x" + (1 << MasqueradeBit).ToString("x", System.Globalization.CultureInfo.InvariantCulture);

@@ -51,6 +51,7 @@ public static class LbMaps
         NoBackend = 4,
         Select = 5,
         AffinityHit = 6,
+        PassedToKernel = 7,
     }
 
     /// <summary>An IPv4 address as the kernel stores it (network byte order) in a native uint.</summary>

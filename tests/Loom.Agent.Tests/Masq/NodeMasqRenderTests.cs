@@ -97,13 +97,26 @@ public class NodeMasqRenderTests
         var beside = Lines(NodeMasq.Render([Flannel(), Cilium(Masquerade.None)], masq: true, "", ""), "LOOM-POSTRTG");
         Assert.DoesNotContain(beside, l => l.Contains("-s 10.245.0.0/16 ! -d 224.0.0.0/4", StringComparison.Ordinal) || l.Contains("-d 10.245.0.0/16 " + C + " -j MASQ", StringComparison.Ordinal));
         Assert.Contains($"-A LOOM-POSTRTG -s 10.245.1.0/24 -d 10.244.0.0/16 {C} -j RETURN", beside);
-        var none = NodeMasq.Render([Cilium(Masquerade.None), Cilium(Masquerade.Bpf, name: "other", pool: "10.246.0.0/16", block: "10.246.1.0/24")], masq: true, "", "");
+        var legacy = Cilium(Masquerade.None) with { Network = Cilium(Masquerade.None).Network with { HostRouting = HostRouting.Legacy } };
+        var none = NodeMasq.Render([legacy, Cilium(Masquerade.Bpf, name: "other", pool: "10.246.0.0/16", block: "10.246.1.0/24")], masq: true, "", "");
         Assert.Empty(Lines(none, "LOOM-POSTRTG"));
-        Assert.Equal(4, Lines(none, "LOOM-FWD").Length);
+        Assert.Equal(4, Lines(none, "LOOM-FWD").Length); // legacy host routing: pod traffic still crosses FORWARD
         var empty = NodeMasq.Render([], masq: true, "", "");
         Assert.Contains(":LOOM-POSTRTG - [0:0]", empty.Split('\n'));
         Assert.Contains(":LOOM-FWD - [0:0]", empty.Split('\n'));
         Assert.Empty(Lines(empty, "LOOM-POSTRTG"));
         Assert.Empty(Lines(empty, "LOOM-FWD"));
+    }
+
+    [Fact]
+    public void Bpf_masquerade_and_bpf_host_routing_on_every_network_delete_both_chains_and_their_jumps()
+    {
+        var nat = ":POSTROUTING ACCEPT [0:0]\n:LOOM-POSTRTG - [0:0]\n-A POSTROUTING -m comment --comment \"loom masq\" -j LOOM-POSTRTG\n";
+        var filter = ":FORWARD ACCEPT [0:0]\n:LOOM-FWD - [0:0]\n-A FORWARD -m comment --comment \"loom forward\" -j LOOM-FWD\n-A LOOM-FWD -s 10.245.0.0/16 -j ACCEPT\n";
+        var rules = NodeMasq.Render([Cilium(Masquerade.Bpf), Cilium(Masquerade.None, name: "other", pool: "10.246.0.0/16", block: "10.246.1.0/24")], masq: true, nat, filter);
+        Assert.Equal(
+            "*nat\n:LOOM-POSTRTG - [0:0]\n-D POSTROUTING -m comment --comment \"loom masq\" -j LOOM-POSTRTG\n-X LOOM-POSTRTG\nCOMMIT\n"
+            + "*filter\n:LOOM-FWD - [0:0]\n-D FORWARD -m comment --comment \"loom forward\" -j LOOM-FWD\n-X LOOM-FWD\nCOMMIT\n", rules);
+        Assert.Equal("*nat\nCOMMIT\n*filter\nCOMMIT\n", NodeMasq.Render([Cilium(Masquerade.Bpf)], masq: true, "", ""));
     }
 }

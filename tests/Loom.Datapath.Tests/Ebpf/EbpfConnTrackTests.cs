@@ -99,6 +99,53 @@ public sealed class EbpfConnTrackTests : IDisposable
         Assert.True(Redirected() > direct, "hr_from_pod saw no service replies");
     }
 
+    [Fact]
+    public async Task A_flow_opened_through_kube_proxys_DNAT_keeps_going_after_lb4_takes_its_service_over()
+    {
+        const int port = 9001;
+        var vip = IPAddress.Parse("10.96.0.111");
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var listener = _lab.Pod(1).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        listener.Bind(new IPEndPoint(_lab.PodIp(1), port));
+        listener.Listen();
+        var echo = Task.Run(async () =>
+        {
+            using var c = await listener.AcceptAsync(stop.Token);
+            var buf = new byte[64];
+            int n;
+            while ((n = await c.ReceiveAsync(buf, stop.Token)) > 0)
+            {
+                await c.SendAsync(buf.AsMemory(0, n), stop.Token);
+            }
+        });
+
+        // kube-proxy's part before the switch: the node's conntrack DNATs the flow.
+        var dnat = Shell.Run("ip", ["netns", "exec", _lab.Node.Name, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", $"{vip}/32", "-p", "tcp",
+            "--dport", $"{port}", "-j", "DNAT", "--to-destination", $"{_lab.PodIp(1)}:{port}"]);
+        Assert.True(dnat.ExitCode == 0, dnat.Stderr);
+        using var client = _lab.Pod(Client).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        client.Connect(new IPEndPoint(vip, port));
+        client.ReceiveTimeout = 3000;
+        Assert.Equal("before\n", Exchange(client, "before\n"));
+
+        // lb4 takes the service over: the flow's next packets carry no SYN and have no entry in lb4's CT.
+        _lab.InNode(() => _backend.Sync([_lab.Service("webpod", Vip.ToString(), 80, [1]), _lab.Service("kept", vip.ToString(), port, [1])]));
+        var (passed, selects) = (Stat(LbMaps.Stat.PassedToKernel), Stat(LbMaps.Stat.Select));
+        Assert.Equal("after\n", Exchange(client, "after\n"));
+        Assert.True(Stat(LbMaps.Stat.PassedToKernel) > passed, "lb4 did not leave the flow to the kernel");
+        Assert.Equal(selects, Stat(LbMaps.Stat.Select)); // no backend chosen for a flow lb4 did not open
+        client.Shutdown(SocketShutdown.Both);
+        await echo.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    private static string Exchange(Socket s, string line)
+    {
+        s.Send(System.Text.Encoding.ASCII.GetBytes(line));
+        var buf = new byte[64];
+        var n = s.Receive(buf);
+        return System.Text.Encoding.ASCII.GetString(buf, 0, n);
+    }
+
     private ulong Redirected() => _lab.InNode(_routing!.Counters)[HostRoutingProgram.FromPod, HostRoutingVerdict.RedirectEgress];
 
     /// <summary>A connection from the client bound to <paramref name="port"/>, closed with an RST (linger 0) or FINs both ways.</summary>

@@ -185,6 +185,53 @@ public sealed class HostRoutingKernelTests : IDisposable
         Assert.Equal(0, _lab.ForwardedPodPackets(2));
     }
 
+    [Fact]
+    public async Task A_flow_the_kernel_masquerades_keeps_going_through_the_stack_after_the_programs_attach()
+    {
+        const int port = 7100;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var listener = _lab.ExternalServer.Run(() => new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+            System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp));
+        listener.Bind(new IPEndPoint(External, port));
+        listener.Listen();
+        var echo = Task.Run(async () =>
+        {
+            using var c = await listener.AcceptAsync(stop.Token);
+            var buf = new byte[64];
+            int n;
+            while ((n = await c.ReceiveAsync(buf, stop.Token)) > 0)
+            {
+                await c.SendAsync(buf.AsMemory(0, n), stop.Token);
+            }
+
+            return ((IPEndPoint)c.RemoteEndPoint!).Address;
+        });
+
+        // Opened under legacy routing with iptables MASQUERADE: only the node's conntrack holds its translation.
+        var masq = Loom.Testing.Shell.Run("ip", ["netns", "exec", _lab.Node(1).Name, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", PodPool,
+            "-d", $"{External}/32", "-j", "MASQUERADE"]);
+        Assert.True(masq.ExitCode == 0, masq.Stderr);
+        using var client = PodNetwork.Connect(_lab.Pod(1, 1), External, port, 3000);
+        client.ReceiveTimeout = 3000;
+        Assert.Equal("before\n", Exchange(client, "before\n"));
+
+        Attach(1);
+        // The pod's packets pass to the stack for their SNAT; the replies are for the node IP, the stack's anyway.
+        Assert.Equal("after\n", Exchange(client, "after\n"));
+        var c1 = Counters(1);
+        Assert.True(c1[HostRoutingProgram.FromPod, HostRoutingVerdict.PassKernelNat] > 0, c1.ToString());
+        client.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+        Assert.Equal(NodeIp(1), await echo.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    private static string Exchange(System.Net.Sockets.Socket s, string line)
+    {
+        s.Send(System.Text.Encoding.ASCII.GetBytes(line));
+        var buf = new byte[64];
+        var n = s.Receive(buf);
+        return System.Text.Encoding.ASCII.GetString(buf, 0, n);
+    }
+
     private void AssertPodToPod()
     {
         Assert.Equal(PodIp(1, 1).ToString(), Tcp(_lab.Pod(1, 1), PodIp(1, 2)));
