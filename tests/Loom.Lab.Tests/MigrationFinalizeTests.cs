@@ -6,6 +6,8 @@ using Loom.Core.Model;
 using Loom.Core.Selection;
 using Loom.Core.Store;
 using Loom.Core.Validation;
+using Loom.Datapath.Services;
+using Loom.Lab.Migration;
 using Loom.Linux;
 using Xunit.Abstractions;
 
@@ -44,14 +46,14 @@ public sealed class MigrationFinalizeTests(ITestOutputHelper output)
     public Task Finalize_on_running_agents_loses_no_request_and_leaves_only_the_new_network() => FinalizeUnderProbesAsync(longLived: false);
 
     /// <summary>
-    /// Fails today. Once kube-proxy's last DNAT rule is deleted (the flush after the switch to eBPF) the kernel drops
-    /// the NAT binding of every established flow (iptables-nft, no NAT expression left in the namespace), so a flow
-    /// opened through kube-proxy goes on untranslated. Seeding lb4's CT from /proc/net/nf_conntrack before the flush
-    /// was tried: lb4 then translates the flow, but the kernel's conntrack, still holding the old entry, takes the
-    /// translated packet for a new flow whose reply tuple clashes and remaps its source port (the backend resets it).
-    /// The old conntrack entries must also be deleted (ctnetlink), which Loom.Linux cannot do yet.
+    /// Beyond Cilium's guide (whose switch to kube-proxy replacement breaks such connections): a flow opened through
+    /// kube-proxy's DNAT before finalize should keep going after it. Two causes are fixed: lb4 leaves a flow it did not
+    /// open to the kernel's conntrack, and the agent holds an empty NAT table (KernelNatHold) while such a flow lives,
+    /// since the kernel translates only where some NAT chain is registered. The flow now outlives the switch to eBPF
+    /// services and to native routing, but still stalls about a second later, around the BPF masquerade / host routing
+    /// steps; not found yet.
     /// </summary>
-    [Fact(Skip = "known gap (issue 13): kube-proxy-opened flows lose their kernel NAT at the flush; see the summary")]
+    [Fact(Skip = "known gap (issue 13): the flow outlives the service switch now but stalls at a later finalize step; see the summary")]
     public Task A_connection_through_a_ClusterIP_opened_before_finalize_keeps_working_after_it() => FinalizeUnderProbesAsync(longLived: true);
 
     private async Task FinalizeUnderProbesAsync(bool longLived)
@@ -115,7 +117,8 @@ public sealed class MigrationFinalizeTests(ITestOutputHelper output)
                 last = (podProbe.Ok, podProbe.Failed, host.Ok, host.Failed);
             }
 
-            await MigrationFinalize.RunAsync(store, Record);
+            var migration = await MigrationRecord.ActiveAsync(store);
+            await MigrationFinalize.RunAsync(store, Record, LabFinalizeWait.For(state, migration));
             var stored = clock.Elapsed;
             var left = await ConvergeAsync(state, store);
             var converged = clock.Elapsed;
@@ -143,6 +146,13 @@ public sealed class MigrationFinalizeTests(ITestOutputHelper output)
             Assert.True(podProbe.Failed == 0, $"{podProbe.Failed} of {podProbe.Ok + podProbe.Failed} pod requests failed: {string.Join("; ", podProbe.Errors.Take(8))}");
             Assert.True(hostCounts.Failed == 0, $"{hostCounts.Failed} of {hostCounts.Ok + hostCounts.Failed} host requests failed: {string.Join("; ", hostCounts.Errors.Take(8))}");
             Assert.True(broken is null, $"the long-lived connection broke: {broken}");
+            if (longLived)
+            {
+                // What kept it: the client's node holds the kernel's NAT hooks for it.
+                Assert.Contains(KernelNatHold.Table, await TestLab.Capture(state.Node("k8s-ctr").Netns, "nft", "list", "tables"), StringComparison.Ordinal);
+                Assert.True(exchanges > 20, $"only {exchanges} exchanges");
+            }
+
             Assert.True(podProbe.Ok > 50 && hostCounts.Ok > 30, $"too few probes ran: pod {podProbe.Ok}, host {hostCounts.Ok}");
         }
         finally
@@ -257,7 +267,9 @@ public sealed class MigrationFinalizeTests(ITestOutputHelper output)
         left.AddRange(iptables.Split('\n').Where(l => !l.StartsWith('#') && (l.Contains("KUBE-", StringComparison.Ordinal) || l.Contains("LOOM-", StringComparison.Ordinal)
             || l.Contains("FLANNEL", StringComparison.Ordinal))).Take(5).Select(l => $"iptables: {l}"));
         var nft = await TestLab.Capture(node.Netns, "nft", "list", "tables");
-        left.AddRange(nft.Split('\n').Where(l => l.Contains("loom", StringComparison.OrdinalIgnoreCase) || l.Contains("kube", StringComparison.Ordinal))
+        // The NAT hold stays while a flow kube-proxy's rules translated lives (the long-lived test's, on purpose).
+        left.AddRange(nft.Split('\n').Where(l => (l.Contains("loom", StringComparison.OrdinalIgnoreCase) || l.Contains("kube", StringComparison.Ordinal))
+                && !l.Contains(KernelNatHold.Table, StringComparison.Ordinal))
             .Select(l => $"nft: {l}"));
 
         var netd = Directory.EnumerateFiles(state.CniConfDir(node.Name)).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();

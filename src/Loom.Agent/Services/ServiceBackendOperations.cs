@@ -163,6 +163,7 @@ internal sealed class ServiceBackendOperations(
             {
                 _backend.RequestFullSync();
                 FullSync(_backend, rows);
+                ReleaseKernelNat();
             }
         }
 
@@ -269,6 +270,41 @@ internal sealed class ServiceBackendOperations(
         }
     }
 
+    // Flows kube-proxy's rules DNATed keep their kernel translation after those rules go (KernelNatHold).
+    private void HoldKernelNat()
+    {
+        try
+        {
+            if (KernelNatHold.HoldIfNeeded())
+            {
+                loops.Log($"kernel NAT held ({KernelNatHold.Table}) for flows opened through the rules being flushed");
+            }
+        }
+#pragma warning disable CA1031 // without the hold those flows die, as they would without Loom: the switch goes on
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            loops.Log($"kernel NAT not held: {AgentLoops.Describe(e)}");
+        }
+    }
+
+    private void ReleaseKernelNat()
+    {
+        try
+        {
+            if (KernelNatHold.ReleaseIfIdle())
+            {
+                loops.Log($"kernel NAT released ({KernelNatHold.Table}): no flow it translated is left");
+            }
+        }
+#pragma warning disable CA1031 // a table left a while longer is harmless: the next full pass tries again
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            loops.Log($"kernel NAT hold not released: {AgentLoops.Describe(e)}");
+        }
+    }
+
     /// <summary>
     /// Removes what the other implementations left. A failure (e.g. a tool the node lacks) does not fail the write that
     /// already succeeded: it is logged once and tried again after the next write.
@@ -276,6 +312,11 @@ internal sealed class ServiceBackendOperations(
     private void FlushOthers()
     {
         var failed = false;
+        if (_kind == ServiceProxyMode.Ebpf)
+        {
+            HoldKernelNat();
+        }
+
         foreach (var other in All.Where(b => b != _kind))
         {
             var old = create(other);

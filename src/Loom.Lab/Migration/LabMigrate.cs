@@ -213,26 +213,41 @@ public static class LabMigrate
                 {
                     output.WriteLine($"{Stamp()}   {MigrationFinalize.Describe(step, m)}; probe: {Count(began, DateTimeOffset.UtcNow, "finalize: " + NetworkYaml.Wire(step))}");
                     began = DateTimeOffset.UtcNow;
-                }, (step, ct) => Applied(step, m) is { } applied ? WaitEveryAgentAsync(applied.What, applied.Ok, ct) : Task.CompletedTask, ct).ConfigureAwait(false);
+                }, (step, ct) => LabFinalizeWait.Applied(step, m) is { } applied ? WaitEveryAgentAsync(applied.What, applied.Ok, ct) : Task.CompletedTask, ct)
+                    .ConfigureAwait(false);
+                await WaitNoTunnelAsync(ct).ConfigureAwait(false);
                 return true;
             }).ConfigureAwait(false);
         }
 
-        /// <summary>What every agent reports once it applied a finalize step; null for a step no agent shows.</summary>
-        private static (string What, Func<AgentStatus, bool> Ok)? Applied(FinalizeStep step, ClusterMigration m)
+        /// <summary>
+        /// The end state has no tunnel: an agent keeps the old VXLAN device a few seconds after the switch to native
+        /// routing (packets a peer still tunnelled are received), then deletes it. Waits for that on every node.
+        /// </summary>
+        private async Task WaitNoTunnelAsync(CancellationToken ct)
         {
-            NetworkStatus? To(AgentStatus s) => s.Networks.FirstOrDefault(n => n.Name == m.To);
-            return step switch
+            var sw = Stopwatch.StartNew();
+            while (true)
             {
-                FinalizeStep.ServiceBackendEbpf => ("eBPF services", s => s.ServiceBackend == "ebpf"),
-                FinalizeStep.NativeRouting => ($"native routing on {m.To}", s => To(s) is { Ready: true, RoutingMode: "native" }),
-                FinalizeStep.MasqueradeBpf => ($"BPF masquerade on {m.To}", s => To(s) is { Masquerading: "BPF" }),
-                FinalizeStep.HostRoutingBpf => ($"BPF host routing on {m.To}", s => To(s) is { HostRouting: "BPF" }),
-                FinalizeStep.DeleteOldNetwork => ($"{m.From} removed", s => s.Networks.All(n => n.Name != m.From)),
-                FinalizeStep.DefaultNetwork or FinalizeStep.DeleteNodeConfig or FinalizeStep.RemoveNodeLabels =>
-                    ($"{m.To} still the primary network", s => s.PrimaryNetwork == m.To && To(s) is { Ready: true, Primary: true }),
-                _ => null,
-            };
+                var left = state.Nodes.SelectMany(n =>
+                {
+                    using var ns = Loom.Linux.NetNs.Open(n.Netns);
+                    using var nl = Loom.Linux.Netlink.OpenIn(ns);
+                    return nl.LinkList().Where(l => l.Kind == "vxlan").Select(l => $"{n.Name} {l.Name}").ToList();
+                }).ToList();
+                if (left.Count == 0)
+                {
+                    await output.WriteLineAsync($"{Stamp()}   every node without a tunnel device ({sw.Elapsed.TotalSeconds:0.0} s)").ConfigureAwait(false);
+                    return;
+                }
+
+                if (sw.Elapsed > ConvergeTimeout)
+                {
+                    throw new LabException($"tunnel devices left after {ConvergeTimeout.TotalSeconds:0} s: {string.Join(", ", left)}");
+                }
+
+                await Task.Delay(250, ct).ConfigureAwait(false);
+            }
         }
 
         private async Task<T> Step<T>(string what, Func<Task<T>> action)
@@ -247,30 +262,8 @@ public static class LabMigrate
 
         private async Task WaitEveryAgentAsync(string what, Func<AgentStatus, bool> ok, CancellationToken ct)
         {
-            var sw = Stopwatch.StartNew();
-            var waiting = state.Nodes.Select(n => n.Name).ToList();
-            while (waiting.Count > 0)
-            {
-                foreach (var node in waiting.ToList())
-                {
-                    if (await LabMigrationHost.AgentStatusAsync(state, node, ct).ConfigureAwait(false) is { } s && ok(s))
-                    {
-                        waiting.Remove(node);
-                    }
-                }
-
-                if (waiting.Count > 0 && sw.Elapsed > ConvergeTimeout)
-                {
-                    throw new LabException($"{string.Join(", ", waiting)}: not at {what} after {ConvergeTimeout.TotalSeconds:0} s (see loom status --node {waiting[0]})");
-                }
-
-                if (waiting.Count > 0)
-                {
-                    await Task.Delay(200, ct).ConfigureAwait(false);
-                }
-            }
-
-            await output.WriteLineAsync($"{Stamp()}   every node at {what} ({sw.Elapsed.TotalSeconds:0.0} s)").ConfigureAwait(false);
+            var took = await LabFinalizeWait.EveryAgentAsync(state, what, ok, ct).ConfigureAwait(false);
+            await output.WriteLineAsync($"{Stamp()}   every node at {what} ({took.TotalSeconds:0.0} s)").ConfigureAwait(false);
         }
 
         /// <summary>The probe's results so far for requests started in [from, to); the summary counts again once every request has ended.</summary>
