@@ -50,10 +50,10 @@ public sealed class MigrationFinalizeTests(ITestOutputHelper output)
     /// kube-proxy's DNAT before finalize should keep going after it. Two causes are fixed: lb4 leaves a flow it did not
     /// open to the kernel's conntrack, and the agent holds an empty NAT table (KernelNatHold) while such a flow lives,
     /// since the kernel translates only where some NAT chain is registered. The flow now outlives the switch to eBPF
-    /// services and to native routing, but still stalls about a second later, around the BPF masquerade / host routing
-    /// steps; not found yet.
+    /// services, native routing, BPF masquerade and BPF host routing, but stalls when the old network is deleted
+    /// (its last exchange is within 30 ms of the nodes removing it); the cause is not found yet.
     /// </summary>
-    [Fact(Skip = "known gap (issue 13): the flow outlives the service switch now but stalls at a later finalize step; see the summary")]
+    [Fact(Skip = "known gap (issue 13): the flow outlives every finalize step but the old network's deletion; see the summary")]
     public Task A_connection_through_a_ClusterIP_opened_before_finalize_keeps_working_after_it() => FinalizeUnderProbesAsync(longLived: true);
 
     private async Task FinalizeUnderProbesAsync(bool longLived)
