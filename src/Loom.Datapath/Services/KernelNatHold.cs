@@ -23,7 +23,7 @@ public static class KernelNatHold
 
         """;
 
-    /// <summary>Before kube-proxy's rules go: holds the NAT hooks if a flow they translated is still established.</summary>
+    /// <summary>Before kube-proxy's rules go: holds the NAT hooks if a flow they translated is still live.</summary>
     public static bool HoldIfNeeded()
     {
         if (DnatedFlows(ReadConntrack()) == 0 || Nft.TableExists(Table))
@@ -48,8 +48,10 @@ public static class KernelNatHold
     }
 
     /// <summary>
-    /// Established TCP flows whose reply comes from another address than the one they were sent to (destination NAT),
-    /// in /proc/net/nf_conntrack's text: "... tcp 6 T ESTABLISHED src=A dst=B sport=P dport=Q src=C dst=A ...".
+    /// Live flows whose reply comes from another address than the one they were sent to (destination NAT), in
+    /// /proc/net/nf_conntrack's text ("... tcp 6 T ESTABLISHED src=A dst=B sport=P dport=Q src=C dst=A ..."): every TCP
+    /// flow not closed yet (a connect whose SYN-ACK is on its way counts: it is lost untranslated too) and every UDP one
+    /// (a DNS answer on its way).
     /// </summary>
     public static int DnatedFlows(IEnumerable<string> conntrack)
     {
@@ -58,7 +60,8 @@ public static class KernelNatHold
         foreach (var line in conntrack)
         {
             var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (!f.Contains("tcp") || !f.Contains("ESTABLISHED"))
+            var live = f.Contains("udp") || (f.Contains("tcp") && !f.Contains("TIME_WAIT") && !f.Contains("CLOSE"));
+            if (!live)
             {
                 continue;
             }
