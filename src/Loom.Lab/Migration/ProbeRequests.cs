@@ -71,7 +71,10 @@ public static class ProbeRequests
         }
     }
 
-    /// <summary>An A query over UDP: the server's reply, whatever its return code; throws when none comes in the timeout.</summary>
+    /// <summary>
+    /// An A query over UDP: the server's reply, whatever its return code; throws when none comes in the timeout. Sent
+    /// again once after half of it, as resolvers do: a lookup answered then took 1 s or more, and the probe shows that.
+    /// </summary>
     public static async Task<byte[]> DnsQueryAsync(Func<Socket> newSocket, IPEndPoint server, string name, TimeSpan timeout, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(newSocket);
@@ -83,14 +86,27 @@ public static class ProbeRequests
         try
         {
             s = newSocket();
-            await s.SendToAsync(Query(id, name), SocketFlags.None, server, cts.Token).ConfigureAwait(false);
+            var query = Query(id, name);
+            await s.SendToAsync(query, SocketFlags.None, server, cts.Token).ConfigureAwait(false);
             var buffer = new byte[1500];
+            // As a resolver does (glibc, musl): the query is sent again when half the time passed without an answer.
+            using var resend = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+            resend.CancelAfter(timeout / 2);
+            var resent = false;
             while (true)
             {
-                var r = await s.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), cts.Token).ConfigureAwait(false);
-                if (r.ReceivedBytes >= 12 && BinaryPrimitives.ReadUInt16BigEndian(buffer) == id)
+                try
                 {
-                    return buffer[..r.ReceivedBytes];
+                    var r = await s.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), resent ? cts.Token : resend.Token).ConfigureAwait(false);
+                    if (r.ReceivedBytes >= 12 && BinaryPrimitives.ReadUInt16BigEndian(buffer) == id)
+                    {
+                        return buffer[..r.ReceivedBytes];
+                    }
+                }
+                catch (OperationCanceledException) when (!resent && !cts.IsCancellationRequested)
+                {
+                    resent = true;
+                    await s.SendToAsync(query, SocketFlags.None, server, cts.Token).ConfigureAwait(false);
                 }
             }
         }
