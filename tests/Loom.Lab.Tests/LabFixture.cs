@@ -278,6 +278,47 @@ public static class TestLab
             }
         }
 
+        // Node cgroups (their processes first) and eBPF pin directories of runs that died before lab down.
+        var stale = new List<string>();
+        if (LabCluster.CgroupRoot() is { } cgroupRoot)
+        {
+            stale.AddRange(Directory.GetDirectories(cgroupRoot, Base + "*"));
+        }
+
+        if (Directory.Exists("/sys/fs/bpf"))
+        {
+            stale.AddRange(Directory.GetDirectories("/sys/fs/bpf", Base + "*"));
+        }
+
+        foreach (var dir in stale)
+        {
+            if (RunPrefix.TryParsePid(Path.GetFileName(dir), Base, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
+            {
+                try
+                {
+                    if (dir.StartsWith("/sys/fs/bpf/", StringComparison.Ordinal))
+                    {
+                        Directory.Delete(dir, recursive: true);
+                    }
+                    else
+                    {
+                        foreach (var proc in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
+                        {
+                            LabProcesses.Kill(int.Parse(proc, CultureInfo.InvariantCulture));
+                        }
+
+                        Directory.Delete(dir); // a cgroup goes with rmdir once empty
+                    }
+
+                    swept++;
+                }
+                catch (IOException)
+                {
+                    // still busy (a killed process exiting): the next run's sweep takes it
+                }
+            }
+        }
+
         foreach (var dir in Directory.GetDirectories("/tmp", "loom-lab-tests-*"))
         {
             var parts = Path.GetFileName(dir).Split('-');
