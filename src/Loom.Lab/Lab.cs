@@ -91,6 +91,9 @@ public static class Lab
     /// <summary>The store the lab's agents share (SQLite labs; an etcd lab's store is only reachable inside k8s-ctr).</summary>
     public static Task<IStore> OpenStoreAsync(LabState state, CancellationToken cancellationToken = default) => LabStore.OpenStoreAsync(state, cancellationToken);
 
+    /// <summary>A node's agent socket (a unix socket path reaches the agent from any namespace).</summary>
+    public static string AgentSocket(LabState state, string node) => LabAgents.SocketPath(state, node);
+
     /// <summary>Starts a node's agent again, as systemd would; returns the new pid, also recorded in the lab state.</summary>
     public static int RestartAgent(LabState state, string node) => LabAgents.RestartAgent(state, node);
 

@@ -39,9 +39,10 @@ internal static class LabKubelet
     internal static async Task WaitListeningAsync(LabState state, string name, string netns, LabPodSpec? spec, int pid, int port, CancellationToken cancellationToken)
     {
         var log = LabPods.PodLogFile(state, name);
+        var dns = spec is not null && LabImages.Classify(spec.Image, spec.Command, spec.Args) == LabImages.Kind.Dns;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (!await ListeningAsync(netns, port, cancellationToken).ConfigureAwait(false)
-               || (port == 53 && !await AnswersDnsAsync(netns, cancellationToken).ConfigureAwait(false)))
+               || (dns && !await AnswersDnsAsync(netns, cancellationToken).ConfigureAwait(false)))
         {
             if (!LabProcesses.IsAlive(pid) || DateTime.UtcNow > deadline)
             {

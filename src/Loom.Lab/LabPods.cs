@@ -46,9 +46,9 @@ internal static class LabPods
     /// K8S_POD_NAME in CNI_ARGS, the labels in each plugin's <c>args.cni.labels</c>; and gives it the cluster DNS in
     /// /etc/netns/NETNS/resolv.conf.
     /// </summary>
-    /// <param name="beforeWiring">Called with the namespace before the CNI ADD: what must run before the pod's endpoint is ready.</param>
+    /// <param name="beforeWiring">Called with the namespace before the CNI ADD: what must run before the pod's endpoint is ready; the workload's pid, recorded with the pod.</param>
     internal static LabPod AddPod(LabState state, string name, string node, string @namespace = "default",
-        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Action<string>? beforeWiring = null)
+        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Func<string, int?>? beforeWiring = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -80,7 +80,7 @@ internal static class LabPods
                     nl.LinkSetUp(nl.LinkByName("lo")!.Index);
                 }
 
-                beforeWiring?.Invoke(netns);
+                var workload = beforeWiring?.Invoke(netns);
                 labels ??= new Dictionary<string, string>();
                 var chain = new CniChain(confJson) { NodeNetns = n.Netns, CniPath = state.CniPath };
                 var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.LabelArgs(labels));
@@ -94,6 +94,7 @@ internal static class LabPods
                     Name = name, Node = n.Name, Netns = netns, ContainerId = containerId, Ip = CniChain.FirstIp(result), ConfList = confList,
                     Namespace = @namespace, Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal), Spec = spec, Owner = owner,
                     Created = DateTimeOffset.UtcNow,
+                    WorkloadPid = workload, WorkloadStartTime = workload is { } pid ? LabProcesses.StartTime(pid) : null,
                 };
                 current.Pods.Add(pod);
                 added = pod;

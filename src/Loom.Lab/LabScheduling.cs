@@ -1,6 +1,4 @@
-using Loom.Core.Cni;
 using Loom.Core.Model;
-using Loom.Linux;
 
 namespace Loom.Lab;
 
@@ -25,39 +23,18 @@ internal static class LabScheduling
 
         // The agent takes a pod's endpoint as ready at CNI ADD (there is no readiness probe), so the workload starts,
         // and listens on 0.0.0.0, before the pod is wired: no Service sends a connection to a pod that would refuse it.
-        (int Pid, int Port)? started = null;
-        void StartFirst(string netns)
+        int? StartFirst(string netns)
         {
-            started = LabKubelet.Start(state, name, netns, placed.Node!, spec);
-            if (started is { } w)
+            if (LabKubelet.Start(state, name, netns, placed.Node!, spec) is not { } w)
             {
-                LabKubelet.WaitListeningAsync(state, name, netns, spec, w.Pid, w.Port, cancellationToken).GetAwaiter().GetResult();
+                return null;
             }
+
+            LabKubelet.WaitListeningAsync(state, name, netns, spec, w.Pid, w.Port, cancellationToken).GetAwaiter().GetResult();
+            return w.Pid;
         }
 
         var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner, StartFirst);
-        try
-        {
-            var pid = started?.Pid;
-            if (pid is not null)
-            {
-                state.Change(c =>
-                {
-                    var i = c.Pods.FindIndex(p => p.Name == name);
-                    if (i >= 0)
-                    {
-                        c.Pods[i].WorkloadPid = pid;
-                        c.Pods[i].WorkloadStartTime = LabProcesses.StartTime(pid.Value);
-                    }
-                });
-            }
-        }
-        catch
-        {
-            LabPods.DeletePod(state, name);
-            throw;
-        }
-
         await output.WriteLineAsync($"pod/{name} scheduled to {placed.Node}: {pod.Ip}").ConfigureAwait(false);
     }
 

@@ -284,7 +284,7 @@ public sealed class MigrationFinalizeTests(ITestOutputHelper output)
             left.Add($"{subnetEnv} (the old network's subnet file) still there");
         }
 
-        var status = (await AgentClient.SendAsync(Path.Combine(state.NodeDir(node.Name), "run", "agent.sock"), new AgentRequest { Op = "status" },
+        var status = (await AgentClient.SendAsync(Lab.AgentSocket(state, node.Name), new AgentRequest { Op = "status" },
             TimeSpan.FromSeconds(5))).Status;
         if (status is null)
         {

@@ -34,7 +34,7 @@ internal static class AgentSocket
             throw new InvalidOperationException($"--node {node}: the lab has no such node ({string.Join(", ", state.Nodes.Select(n => n.Name))})");
         }
 
-        return Path.Combine(state.NodeDir(node), "run", "agent.sock");
+        return Lab.Lab.AgentSocket(state, node);
     }
 
     /// <summary>Sends one request; on failure prints why to stderr and returns null.</summary>
