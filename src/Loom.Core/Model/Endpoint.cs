@@ -23,6 +23,9 @@ public sealed record Endpoint
 
     public bool Ready { get; init; }
 
+    /// <summary>The pod's container ports (named ones resolve a NetworkPolicy's named port on this pod).</summary>
+    public IReadOnlyList<ContainerPort> Ports { get; set; } = [];
+
     /// <summary>Store key: "namespace/name", as Kubernetes names namespaced objects.</summary>
     [JsonIgnore]
     public string Key => ObjectKey.Of(Namespace, Name);

@@ -23,6 +23,8 @@ namespace Loom.Core.Model;
 [JsonSerializable(typeof(NodeConfig))]
 [JsonSerializable(typeof(Network))]
 [JsonSerializable(typeof(ClusterMigration))]
+[JsonSerializable(typeof(NetworkPolicy))]
+[JsonSerializable(typeof(ClusterNamespace))]
 public sealed partial class LoomJsonContext : JsonSerializerContext
 {
 }

@@ -16,6 +16,9 @@ public sealed record NodeConfig
     /// <summary>Overrides <see cref="ClusterConfig.ServiceBackend"/> on this node; null: the cluster's.</summary>
     public ServiceProxyMode? ServiceBackend { get; init; }
 
+    /// <summary>Overrides <see cref="ClusterConfig.PolicyEnforcementMode"/> on this node; null: the cluster's.</summary>
+    public PolicyEnforcementMode? PolicyEnforcementMode { get; init; }
+
     /// <summary>The node's primary network (the one its new pods join); null: the cluster's default.</summary>
     public string? Network { get; init; }
 

@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace Loom.Core.Model;
 
-/// <summary>Cilium's <c>policyEnforcementMode</c>; stored now, enforced once network policy exists.</summary>
+/// <summary>Cilium's <c>policyEnforcementMode</c>: which endpoints NetworkPolicy isolates.</summary>
 public enum PolicyEnforcementMode
 {
     /// <summary>A pod is isolated only once a policy selects it.</summary>

@@ -45,6 +45,12 @@ public static class Kinds
     /// <summary>The cluster's migration between networks, a single document under the key "cluster".</summary>
     public static ObjectKind<ClusterMigration> Migration { get; } = new("migration", LoomJsonContext.Default.ClusterMigration, _ => ClusterMigration.Key);
 
+    /// <summary>Kubernetes NetworkPolicies, keyed "namespace/name".</summary>
+    public static ObjectKind<NetworkPolicy> NetworkPolicy { get; } = new("networkpolicy", LoomJsonContext.Default.NetworkPolicy, p => p.Key);
+
+    /// <summary>Namespaces with their labels, keyed by name (a namespace without an object has no labels but its name).</summary>
+    public static ObjectKind<ClusterNamespace> Namespace { get; } = new("namespace", LoomJsonContext.Default.ClusterNamespace, n => n.Name);
+
     /// <summary>Pod CIDR claims: key = CIDR text, value = the owning node.</summary>
     public static ObjectKind<PodCidrClaim> PodCidr { get; } = new("podcidr", LoomJsonContext.Default.PodCidrClaim, c => c.Cidr.ToString());
 }
