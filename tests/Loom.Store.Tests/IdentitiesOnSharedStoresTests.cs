@@ -5,7 +5,7 @@ using Loom.Store.Sqlite;
 
 namespace Loom.Store.Tests;
 
-/// <summary>Identity allocation through one SQLite file opened by several agents at once, as nodes share the cluster store.</summary>
+/// <summary>Identity allocation through real shared stores: several agents, each with its own store instance, allocating at once.</summary>
 public sealed class IdentitiesOnSharedStoresTests
 {
     private static readonly SecurityLabels[] Sets =
@@ -22,10 +22,29 @@ public sealed class IdentitiesOnSharedStoresTests
         try
         {
             var path = Path.Combine(dir, "state.db");
-            var stores = new List<IStore>();
+            await RaceAsync(async () => await SqliteStore.OpenAsync(path));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Racing_allocators_on_one_etcd_never_give_a_set_two_numbers_or_a_number_two_sets()
+    {
+        await using var server = await EtcdServer.StartAsync();
+        await RaceAsync(() => Task.FromResult<IStore>(Etcd.EtcdStore.Connect(server.ClientUrl)));
+    }
+
+    private static async Task RaceAsync(Func<Task<IStore>> open)
+    {
+        var stores = new List<IStore>();
+        try
+        {
             for (var i = 0; i < 3; i++)
             {
-                stores.Add(await SqliteStore.OpenAsync(path));
+                stores.Add(await open());
             }
 
             var seen = new ConcurrentDictionary<string, ConcurrentBag<uint>>();
@@ -45,14 +64,13 @@ public sealed class IdentitiesOnSharedStoresTests
             var (records, _) = await stores[0].ListAsync(Kinds.Identity);
             Assert.Equal(seen.Count, records.Count);
             Assert.All(records, r => Assert.Contains(r.Value.Id, seen[SecurityLabels.FromLabels(r.Value.Labels).Canonical]));
+        }
+        finally
+        {
             foreach (var s in stores)
             {
                 await s.DisposeAsync();
             }
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.ObjectModel;
 using System.Security.Cryptography;
 using System.Text;
 using Loom.Core.Model;
@@ -30,11 +31,19 @@ public sealed class SecurityLabels : IEquatable<SecurityLabels>
     private SecurityLabels(SortedDictionary<string, string> labels)
     {
         _labels = labels;
+        Labels = new ReadOnlyDictionary<string, string>(labels);
         Canonical = string.Join(";", labels.Select(kv => kv.Key + "=" + kv.Value));
+
+        // Split once: the compiler matches selectors against these for every identity and peer.
+        PodLabels = labels.Where(kv => kv.Key.StartsWith(Source, StringComparison.Ordinal) && kv.Key != NamespaceKey
+                && !kv.Key.StartsWith(NamespaceLabelPrefix, StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[Source.Length..], kv => kv.Value, StringComparer.Ordinal).AsReadOnly();
+        NamespaceLabels = labels.Where(kv => kv.Key.StartsWith(NamespaceLabelPrefix, StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[NamespaceLabelPrefix.Length..], kv => kv.Value, StringComparer.Ordinal).AsReadOnly();
     }
 
     /// <summary>Every label, sorted by key (ordinal).</summary>
-    public IReadOnlyDictionary<string, string> Labels => _labels;
+    public IReadOnlyDictionary<string, string> Labels { get; }
 
     /// <summary><c>KEY=VALUE</c> pairs sorted by key, joined by ';' (neither occurs in a label): equal sets, equal text.</summary>
     public string Canonical { get; }
@@ -43,15 +52,10 @@ public sealed class SecurityLabels : IEquatable<SecurityLabels>
     public string? Namespace => _labels.GetValueOrDefault(NamespaceKey);
 
     /// <summary>The pod labels (without the <c>k8s:</c> source), as a podSelector sees them.</summary>
-    public IReadOnlyDictionary<string, string> PodLabels =>
-        _labels.Where(kv => kv.Key.StartsWith(Source, StringComparison.Ordinal) && kv.Key != NamespaceKey
-                && !kv.Key.StartsWith(NamespaceLabelPrefix, StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key[Source.Length..], kv => kv.Value, StringComparer.Ordinal);
+    public IReadOnlyDictionary<string, string> PodLabels { get; }
 
     /// <summary>The namespace's labels, as a namespaceSelector sees them.</summary>
-    public IReadOnlyDictionary<string, string> NamespaceLabels =>
-        _labels.Where(kv => kv.Key.StartsWith(NamespaceLabelPrefix, StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key[NamespaceLabelPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+    public IReadOnlyDictionary<string, string> NamespaceLabels { get; }
 
     /// <summary>
     /// The set of a pod in <paramref name="podNamespace"/>; the namespace's name label
