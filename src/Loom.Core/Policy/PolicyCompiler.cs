@@ -29,7 +29,7 @@ public static class PolicyCompiler
         var nextCidr = ReservedIdentity.CidrBase;
         foreach (var (direction, policies) in new[] { (PolicyDirection.Ingress, ingress), (PolicyDirection.Egress, egress) })
         {
-            var blocks = new List<(IPNetwork, IReadOnlyList<IPNetwork>, IReadOnlyList<(byte, ushort, byte)>)>();
+            var blocks = new List<(IPNetwork, IReadOnlyList<IPNetwork>, IReadOnlyList<(byte Protocol, ushort Port, byte Bits)>)>();
             foreach (var policy in policies.Where(p => !input.Invalid.ContainsKey(p.Key)))
             {
                 var sections = direction == PolicyDirection.Ingress
@@ -46,7 +46,7 @@ public static class PolicyCompiler
             foreach (var (prefix, allowed) in CidrRegions.Split(blocks))
             {
                 cidrs.Add(new PolicyCidr(direction, prefix, nextCidr));
-                rules.UnionWith(allowed.Select(a => new PolicyRule(direction, nextCidr, a.Item1, a.Item2, a.Item3)));
+                rules.UnionWith(allowed.Select(a => new PolicyRule(direction, nextCidr, a.Protocol, a.Port, a.Bits)));
                 nextCidr++;
             }
         }
@@ -87,16 +87,16 @@ public static class PolicyCompiler
 
     private static void Rule(PolicyEndpoint endpoint, PolicyInput input, PolicyDirection direction, string policyNamespace,
         IReadOnlyList<NetworkPolicyPeer> peers, IReadOnlyList<NetworkPolicyPort> ports, HashSet<PolicyRule> rules,
-        List<(IPNetwork, IReadOnlyList<IPNetwork>, IReadOnlyList<(byte, ushort, byte)>)> blocks)
+        List<(IPNetwork, IReadOnlyList<IPNetwork>, IReadOnlyList<(byte Protocol, ushort Port, byte Bits)>)> blocks)
     {
         // Ingress named ports are this pod's own; egress ones the peer's, so they differ per peer identity.
         var own = PolicyPorts.Entries(ports, (name, protocol) => PolicyPorts.Resolve(endpoint.Ports, name, protocol)).ToList();
         var perPeer = direction == PolicyDirection.Egress && PolicyPorts.HasNamed(ports);
-        IReadOnlyList<(byte, ushort, byte)> For(uint identity) => !perPeer ? own : [.. PolicyPorts.Entries(ports,
+        IReadOnlyList<(byte Protocol, ushort Port, byte Bits)> For(uint identity) => !perPeer ? own : [.. PolicyPorts.Entries(ports,
             (name, protocol) => input.EndpointsOf(identity).SelectMany(e => PolicyPorts.Resolve(e.Ports, name, protocol)))];
 
         // Named ports never resolve on an address outside the cluster's pods.
-        IReadOnlyList<(byte, ushort, byte)> unnamed = perPeer ? [.. PolicyPorts.Entries(ports, (_, _) => [])] : own;
+        IReadOnlyList<(byte Protocol, ushort Port, byte Bits)> unnamed = perPeer ? [.. PolicyPorts.Entries(ports, (_, _) => [])] : own;
         if (peers.Count == 0)
         {
             Add(rules, direction, ReservedIdentity.Unknown, unnamed);

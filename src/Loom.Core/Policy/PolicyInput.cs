@@ -6,7 +6,9 @@ namespace Loom.Core.Policy;
 /// <summary>
 /// The cluster state a policy compiles against: the policies, the namespaces (a namespace without an object has only
 /// its name label), every identity in use with its label set (peers compile to the identities their selectors match)
-/// and the cluster's endpoints (egress named ports resolve on the peer's pods).
+/// and the cluster's endpoints (egress named ports resolve on the peer's pods). The identities must include
+/// <see cref="ReservedIdentity.KubeDns"/> with the cluster DNS pods' labels when there are such pods: it is never
+/// allocated in the store, so selectors can only match it through this map.
 /// </summary>
 public sealed class PolicyInput
 {
