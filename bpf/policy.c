@@ -20,7 +20,8 @@
  * (pol_to_pod for a local backend, pol_to_node for a remote one) against the endpoint's egress rules.
  *
  * ICMP: echo requests carry the echo id as the source port and 0 as the destination port, echo replies the reverse, so
- * a reply finds its request's entry; other ICMP messages have ports 0 and are judged as a new flow.
+ * a reply finds its request's entry. An error (unreachable, time exceeded, parameter problem) quoting a packet of a
+ * tracked flow passes as related; other ICMP messages have ports 0 and are judged as a new flow.
  * Mirrored by src/Loom.Linux/Bpf/PolicyMaps.cs.
  */
 #include "loom_common.h"
@@ -31,7 +32,10 @@
 #define IPPROTO_SCTP 132
 
 #define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
 #define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -81,6 +85,7 @@
 #define POL_DEFERRED_ALLOWED 11
 #define POL_DEFERRED_DROPPED 12
 #define POL_PASS_FRAGMENT 13
+#define POL_ALLOWED_RELATED 14
 #define POL_REASONS 16
 
 /* Prefix lengths: ep_id (32) + identity (32) + dir (8) = 72, + proto (8), + port (16). */
@@ -210,10 +215,13 @@ struct {
 	__type(value, __u32); /* POL_IFACE_* */
 } pol_ifaces SEC(".maps");
 
-/* A parsed packet: its tuple as it travels (t.dir unused) and the TCP flags. */
+/* A parsed packet: its tuple as it travels (t.dir unused), the TCP flags, and for an ICMP error the tuple of the
+ * packet it quotes (related). */
 struct pol_pkt {
 	struct pol_ct_key t;
+	struct pol_ct_key inner;
 	__u8 tcp_flags;
+	__u8 related;
 };
 
 #define PARSE_OK 0
@@ -239,6 +247,26 @@ static __always_inline struct pol_cfg *pol_enabled(void)
 	struct pol_cfg *cfg = bpf_map_lookup_elem(&pol_config, &zero);
 
 	return cfg && (cfg->flags & POL_F_ENABLED) ? cfg : 0;
+}
+
+/* The header an ICMP error quotes (the packet that caused it): its tuple, in p->inner, with p->related set. */
+static __always_inline void parse_quoted(struct __sk_buff *skb, __u32 off, struct pol_pkt *p)
+{
+	struct iphdr ip;
+	__be16 ports[2];
+
+	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) || ip.version != 4 || ip.ihl < 5)
+		return;
+	p->inner.saddr = ip.saddr;
+	p->inner.daddr = ip.daddr;
+	p->inner.proto = ip.protocol;
+	if (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP || ip.protocol == IPPROTO_SCTP) {
+		if (bpf_skb_load_bytes(skb, off + (ip.ihl & 0xF) * 4, ports, sizeof(ports)))
+			return;
+		p->inner.sport = ports[0];
+		p->inner.dport = ports[1];
+	}
+	p->related = 1;
 }
 
 static __always_inline int parse(struct __sk_buff *skb, struct pol_pkt *p)
@@ -283,6 +311,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pol_pkt *p)
 				__builtin_memcpy(&p->t.sport, &l4h[4], 2);
 			else if (l4h[0] == ICMP_ECHOREPLY)
 				__builtin_memcpy(&p->t.dport, &l4h[4], 2);
+			else if (l4h[0] == ICMP_DEST_UNREACH || l4h[0] == ICMP_TIME_EXCEEDED || l4h[0] == ICMP_PARAMETERPROB)
+				parse_quoted(skb, l4 + 8, p);
 		}
 		break;
 	}
@@ -341,6 +371,26 @@ static __always_inline int ct_lookup(const struct pol_pkt *p, __u8 dir, __u64 no
 		bpf_map_delete_elem(&pol_ct, &k);
 	}
 	return CT_NEW;
+}
+
+/*
+ * Whether an ICMP error in dir is about a tracked flow: the quoted packet went the other way through this hop (its own
+ * entry in the other direction, or the reversed tuple of one in this direction).
+ */
+static __always_inline int ct_related(const struct pol_pkt *p, __u8 dir)
+{
+	struct pol_ct_key k = p->inner;
+
+	k.dir = dir ^ 1;
+	k.pad = 0;
+	if (bpf_map_lookup_elem(&pol_ct, &k))
+		return 1;
+	k.saddr = p->inner.daddr;
+	k.daddr = p->inner.saddr;
+	k.sport = p->inner.dport;
+	k.dport = p->inner.sport;
+	k.dir = dir;
+	return bpf_map_lookup_elem(&pol_ct, &k) != 0;
 }
 
 static __always_inline void ct_create(const struct pol_pkt *p, __u8 dir, __u32 ep_id, __u64 now)
@@ -403,6 +453,9 @@ static __always_inline int enforce(const struct pol_pkt *p, const struct pol_end
 	case CT_REPLY:
 		return count(POL_ALLOWED_REPLY, TC_ACT_UNSPEC);
 	}
+	/* Port unreachable, fragmentation needed, TTL exceeded for a flow allowed before: passes, creates nothing. */
+	if (p->related && ct_related(p, dir))
+		return count(POL_ALLOWED_RELATED, TC_ACT_UNSPEC);
 	if (!enforced) {
 		ct_create(p, dir, ep->ep_id, now);
 		return count(POL_ALLOWED_NOT_ENFORCED, TC_ACT_UNSPEC);

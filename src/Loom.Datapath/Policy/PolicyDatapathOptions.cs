@@ -71,6 +71,9 @@ public enum PolicyReason
 
     /// <summary>A non-first IPv4 fragment (no ports to judge).</summary>
     PassedFragment = 13,
+
+    /// <summary>An ICMP error (unreachable, time exceeded, parameter problem) about a tracked flow.</summary>
+    AllowedRelated = 14,
 }
 
 /// <summary>What the maps hold for one endpoint, read back (for <c>loom explain</c>).</summary>

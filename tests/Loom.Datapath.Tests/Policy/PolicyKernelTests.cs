@@ -141,6 +141,37 @@ public sealed class PolicyKernelTests : IDisposable
     }
 
     [Fact]
+    public void A_closed_connection_is_forgotten_a_new_one_on_the_same_ports_is_judged_again()
+    {
+        const int clientPort = 40123;
+        _p.Endpoint(2, ingress: true, egress: false, [Tcp(In, Identity(1, 1), Port)]);
+        Assert.Equal(PodIp(1, 1).ToString(), WhoFrom(clientPort));
+        // The same four-tuple again (the server closed first, so the client port is free): a new connection, allowed.
+        Assert.Equal(PodIp(1, 1).ToString(), WhoFrom(clientPort));
+
+        _p.Rules(2);
+        // Its closing entry does not carry a new SYN: denied like any new flow.
+        Assert.Null(WhoFrom(clientPort));
+    }
+
+    [Fact]
+    public void An_icmp_error_about_an_allowed_flow_passes_an_isolated_ingress()
+    {
+        // Pod 1 takes nothing in; its UDP to a closed port of pod 2 gets the port-unreachable back (related).
+        _p.Endpoint(1, ingress: true, egress: false);
+        using var s = A.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+        s.ReceiveTimeout = 2000;
+        s.Connect(new IPEndPoint(PodIp(1, 2), 7002));
+        s.Send("x"u8);
+        var e = Assert.Throws<SocketException>(() => s.Receive(new byte[16]));
+        Assert.Equal(SocketError.ConnectionRefused, e.SocketErrorCode);
+        Assert.True(_p.Counters()[PolicyReason.AllowedRelated] > 0);
+
+        // An error about nothing pod 1 sent is a new flow, denied: pod 2 pings pod 1 (an echo request, not related).
+        Assert.False(Ping(_p.Lab.Pod(1, 2), PodIp(1, 1)));
+    }
+
+    [Fact]
     public void A_connection_opened_before_enforcement_survives_it()
     {
         const int port = 7101;
@@ -165,6 +196,34 @@ public sealed class PolicyKernelTests : IDisposable
         _p.Node.Run(() => _p.Policy.SetConfig(enabled: false, allowHost: true, null));
         Assert.True(Connects(A, PodIp(1, 2)));
         Assert.True(_p.Counters()[PolicyReason.PassedDisabled] > 0);
+    }
+
+    /// <summary>The lab server's answer to pod 1 connecting from a fixed source port, or null.</summary>
+    private string? WhoFrom(int clientPort)
+    {
+        using var s = A.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        s.Bind(new IPEndPoint(PodIp(1, 1), clientPort));
+        using var cts = new CancellationTokenSource(1500);
+        try
+        {
+            s.ConnectAsync(new IPEndPoint(PodIp(1, 2), Port), cts.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+
+        s.ReceiveTimeout = 3000;
+        var buf = new byte[64];
+        var text = new System.Text.StringBuilder();
+        int n;
+        while ((n = s.Receive(buf)) > 0)
+        {
+            text.Append(System.Text.Encoding.ASCII.GetString(buf, 0, n));
+        }
+
+        return text.ToString().Trim();
     }
 
     private static void Echo(Socket client, Socket server, string text)
