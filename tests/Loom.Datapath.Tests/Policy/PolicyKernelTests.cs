@@ -128,16 +128,28 @@ public sealed class PolicyKernelTests : IDisposable
         using var listener = _p.Lab.Pod(1, 2).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
         listener.Bind(new IPEndPoint(IPAddress.Any, port));
         listener.Listen();
+        _p.Endpoint(1, ingress: false, egress: false);
         _p.Endpoint(2, ingress: true, egress: false, [Tcp(In, Identity(1, 1), port)]);
 
         using var client = PodNetwork.Connect(A, PodIp(1, 2), port, 3000);
         using var server = listener.Accept();
         Echo(client, server, "before");
 
+        // Both ends recorded it: pod 1's egress (not enforced) and pod 2's ingress, each under its endpoint.
+        var flows = _p.Node.Run(_p.Policy.Connections).Where(e => e.Key.DestinationPort == Loom.Linux.Bpf.LbMaps.PortToNetwork(port)).ToList();
+        Assert.Contains(flows, e => e.Key.Direction == (byte)Out && e.Value.EndpointId == 1 && e.Key.SourceAddress == Loom.Linux.Bpf.LbMaps.ToNetwork(PodIp(1, 1)));
+        Assert.Contains(flows, e => e.Key.Direction == (byte)In && e.Value.EndpointId == 2 && e.Key.DestinationAddress == Loom.Linux.Bpf.LbMaps.ToNetwork(PodIp(1, 2)));
+
         _p.Rules(2);
         Echo(client, server, "after");
         Assert.False(Connects(A, PodIp(1, 2), port));
         Assert.True(_p.Counters()[PolicyReason.AllowedEstablished] > 0);
+
+        // Forgotten (as for a deleted pod), the flow is judged again: its next packet is dropped.
+        Assert.True(_p.Node.Run(() => _p.Policy.ForgetConnections(2)) > 0);
+        client.Send("lost"u8);
+        server.ReceiveTimeout = 1000;
+        Assert.Throws<SocketException>(() => server.Receive(new byte[16]));
     }
 
     [Fact]

@@ -24,14 +24,19 @@ public sealed class PolicyServiceTests : IDisposable
     {
         Dnat(LocalVip, PodIp(1, 2));
         Dnat(RemoteVip, PodIp(2, 1));
-        _p.Node.Run(() => _p.Policy.AttachNodeEgress(_p.Lab.Underlay(1)));
     }
 
     public void Dispose() => _p.Dispose();
 
-    [Fact]
-    public void Service_egress_is_judged_after_the_dnat_by_the_backends_identity()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Service_egress_is_judged_after_the_dnat_by_the_backends_identity(bool overlay)
     {
+        // Native routing: remote backends are reached out of the underlay; overlay: out of the VXLAN device, whose
+        // egress sees the inner frame.
+        var nodeEgress = overlay ? _p.Lab.UseVxlanOverlay()[0] : _p.Lab.Underlay(1);
+        _p.Node.Run(() => _p.Policy.AttachNodeEgress(nodeEgress));
         var a = _p.Lab.Pod(1, 1);
         _p.Endpoint(1, ingress: true, egress: true, [Tcp(PolicyDirection.Egress, Identity(1, 2), Port)]);
 
@@ -55,6 +60,7 @@ public sealed class PolicyServiceTests : IDisposable
     [Fact]
     public void Service_traffic_of_an_unenforced_endpoint_passes()
     {
+        _p.Node.Run(() => _p.Policy.AttachNodeEgress(_p.Lab.Underlay(1)));
         var a = _p.Lab.Pod(1, 1);
         _p.Endpoint(1, ingress: true, egress: false);
 
