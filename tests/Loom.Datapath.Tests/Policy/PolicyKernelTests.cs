@@ -136,9 +136,9 @@ public sealed class PolicyKernelTests : IDisposable
         Echo(client, server, "before");
 
         // Both ends recorded it: pod 1's egress (not enforced) and pod 2's ingress, each under its endpoint.
-        var flows = _p.Node.Run(_p.Policy.Connections).Where(e => e.Key.DestinationPort == Loom.Linux.Bpf.LbMaps.PortToNetwork(port)).ToList();
-        Assert.Contains(flows, e => e.Key.Direction == (byte)Out && e.Value.EndpointId == 1 && e.Key.SourceAddress == Loom.Linux.Bpf.LbMaps.ToNetwork(PodIp(1, 1)));
-        Assert.Contains(flows, e => e.Key.Direction == (byte)In && e.Value.EndpointId == 2 && e.Key.DestinationAddress == Loom.Linux.Bpf.LbMaps.ToNetwork(PodIp(1, 2)));
+        var flows = _p.Node.Run(_p.Policy.Connections).Where(e => e.Key.DestinationPort == LbMaps.PortToNetwork(port)).ToList();
+        Assert.Contains(flows, e => e.Key.Direction == (byte)Out && e.Value.EndpointId == 1 && e.Key.SourceAddress == LbMaps.ToNetwork(PodIp(1, 1)));
+        Assert.Contains(flows, e => e.Key.Direction == (byte)In && e.Value.EndpointId == 2 && e.Key.DestinationAddress == LbMaps.ToNetwork(PodIp(1, 2)));
 
         _p.Rules(2);
         Echo(client, server, "after");
