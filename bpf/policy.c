@@ -265,6 +265,15 @@ static __always_inline void parse_quoted(struct __sk_buff *skb, __u32 off, struc
 			return;
 		p->inner.sport = ports[0];
 		p->inner.dport = ports[1];
+	} else if (ip.protocol == IPPROTO_ICMP) {
+		/* A quoted echo request: its id is its tuple's source port, as parse() keys it. */
+		if (bpf_skb_load_bytes(skb, off + (ip.ihl & 0xF) * 4, ports, sizeof(ports)))
+			return;
+		if ((bpf_ntohs(ports[0]) >> 8) != ICMP_ECHO)
+			return;
+		if (bpf_skb_load_bytes(skb, off + (ip.ihl & 0xF) * 4 + 4, ports, 2))
+			return;
+		p->inner.sport = ports[0];
 	}
 	p->related = 1;
 }

@@ -179,7 +179,13 @@ public sealed class PolicyKernelTests : IDisposable
         Assert.Equal(SocketError.ConnectionRefused, e.SocketErrorCode);
         Assert.True(_p.Counters()[PolicyReason.AllowedRelated] > 0);
 
-        // An error about nothing pod 1 sent is a new flow, denied: pod 2 pings pod 1 (an echo request, not related).
+        // An echo request quoted by an error: the node answers a ping to an unreachable network with one.
+        _p.Node.Netlink.RouteAdd(new Loom.Linux.Route(IPNetwork.Parse("198.51.100.0/24")) { Type = Loom.Linux.RouteType.Unreachable });
+        var related = _p.Counters()[PolicyReason.AllowedRelated];
+        Assert.False(Ping(A, IPAddress.Parse("198.51.100.7")));
+        Assert.True(_p.Counters()[PolicyReason.AllowedRelated] > related);
+
+        // A message about nothing pod 1 sent is a new flow, denied: pod 2 pings pod 1 (an echo request, not related).
         Assert.False(Ping(_p.Lab.Pod(1, 2), PodIp(1, 1)));
     }
 
