@@ -190,6 +190,30 @@ public sealed class PolicyKernelTests : IDisposable
     }
 
     [Fact]
+    public void An_expired_entry_is_absent_the_flows_next_packet_is_judged_again()
+    {
+        _p.Endpoint(2, ingress: true, egress: false, [Udp(In, Identity(1, 1), Port)]);
+        using var s = A.Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+        s.ReceiveTimeout = 1500;
+        s.Connect(new IPEndPoint(PodIp(1, 2), Port));
+        Assert.True(Exchange(s));
+        _p.Rules(2);
+        Assert.True(Exchange(s), "established");
+
+        // 61 s of silence, written into the entry: past UDP's 60 s lifetime.
+        var map = _p.Policy.Loaded.Map<PolCtKey, PolCtValue>(PolicyMaps.ConnTrack);
+        var udp = map.Entries().Where(e => e.Key.Protocol == (byte)ProtocolType.Udp && e.Value.EndpointId == 2).ToList();
+        Assert.NotEmpty(udp);
+        foreach (var (key, value) in udp)
+        {
+            map.Update(key, value with { LastSeenNs = value.LastSeenNs - 61_000_000_000UL });
+        }
+
+        Assert.False(Exchange(s));
+        Assert.True(_p.Counters()[PolicyReason.DroppedIngress] > 0);
+    }
+
+    [Fact]
     public void A_connection_opened_before_enforcement_survives_it()
     {
         const int port = 7101;
@@ -242,6 +266,19 @@ public sealed class PolicyKernelTests : IDisposable
         }
 
         return text.ToString().Trim();
+    }
+
+    private static bool Exchange(Socket udp)
+    {
+        udp.Send("ping"u8);
+        try
+        {
+            return udp.Receive(new byte[64]) > 0;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.TimedOut)
+        {
+            return false;
+        }
     }
 
     private static void Echo(Socket client, Socket server, string text)
