@@ -173,7 +173,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144); /* every endpoint's entries; not preallocated */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct pol_rule_key);
 	__type(value, struct pol_rule_val);
