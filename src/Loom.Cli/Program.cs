@@ -10,6 +10,8 @@ root.Subcommands.Add(NetworkCommand.Create());
 root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(ServiceCommand.List());
 root.Subcommands.Add(ServiceCommand.Explain());
+root.Subcommands.Add(PolicyCommand.Policies());
+root.Subcommands.Add(PolicyCommand.Identities());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(WhoamiCommand.Create());
 root.Subcommands.Add(DnsCommand.Create());

@@ -18,6 +18,9 @@ public sealed record AgentRequest
     /// <summary>For <c>explain-service</c>: "namespace/name".</summary>
     public string? Service { get; init; }
 
+    /// <summary>For <c>explain-policy</c>: the pod's "namespace/name".</summary>
+    public string? Pod { get; init; }
+
     /// <summary>
     /// Decodes one request line as the agent's socket receives it; null for an empty line. JSON leaves out nothing
     /// it is not told to, so what the handlers rely on (op, container id, parseable IPs, no null entries) is checked
@@ -172,6 +175,20 @@ public sealed record AgentStatus
 
     /// <summary>Socket-level load balancing (eBPF cgroup hooks): the cgroup it serves, or empty when off.</summary>
     public string SocketLbCgroup { get; init; } = "";
+
+    /// <summary>policyEnforcementMode on this node: default, always or never.</summary>
+    public string PolicyEnforcement { get; init; } = "";
+
+    /// <summary>NetworkPolicies in the cluster, local endpoints, and those enforced on ingress / egress.</summary>
+    public int Policies { get; init; }
+
+    public int PolicyEndpoints { get; init; }
+
+    public int PolicyIngressEnforced { get; init; }
+
+    public int PolicyEgressEnforced { get; init; }
+
+    public int Identities { get; init; }
 
     public long ServiceSyncs { get; init; }
 
