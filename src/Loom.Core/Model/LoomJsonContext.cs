@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Loom.Core.Migration;
+using Loom.Core.Policy;
 using Loom.Core.Pool;
 
 namespace Loom.Core.Model;
@@ -25,6 +26,9 @@ namespace Loom.Core.Model;
 [JsonSerializable(typeof(ClusterMigration))]
 [JsonSerializable(typeof(NetworkPolicy))]
 [JsonSerializable(typeof(ClusterNamespace))]
+[JsonSerializable(typeof(SecurityIdentity))]
+[JsonSerializable(typeof(IdentityKey))]
+[JsonSerializable(typeof(IdentityRef))]
 public sealed partial class LoomJsonContext : JsonSerializerContext
 {
 }

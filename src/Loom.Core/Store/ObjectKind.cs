@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization.Metadata;
 using Loom.Core.Migration;
 using Loom.Core.Model;
+using Loom.Core.Policy;
 using Loom.Core.Pool;
 
 namespace Loom.Core.Store;
@@ -50,6 +51,15 @@ public static class Kinds
 
     /// <summary>Namespaces with their labels, keyed by name (a namespace without an object has no labels but its name).</summary>
     public static ObjectKind<ClusterNamespace> Namespace { get; } = new("namespace", LoomJsonContext.Default.ClusterNamespace, n => n.Name);
+
+    /// <summary>Cluster-wide security identities, keyed by the id in decimal.</summary>
+    public static ObjectKind<SecurityIdentity> Identity { get; } = new("identity", LoomJsonContext.Default.SecurityIdentity, i => i.Key);
+
+    /// <summary>Label set to identity, keyed by the set's hash; created only by compare-and-swap.</summary>
+    public static ObjectKind<IdentityKey> IdentityKey { get; } = new("identitykey", LoomJsonContext.Default.IdentityKey, k => k.Hash);
+
+    /// <summary>Nodes' references to identities, keyed "ID/NODE".</summary>
+    public static ObjectKind<IdentityRef> IdentityRef { get; } = new("identityref", LoomJsonContext.Default.IdentityRef, r => r.Key);
 
     /// <summary>Pod CIDR claims: key = CIDR text, value = the owning node.</summary>
     public static ObjectKind<PodCidrClaim> PodCidr { get; } = new("podcidr", LoomJsonContext.Default.PodCidrClaim, c => c.Cidr.ToString());
