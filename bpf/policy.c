@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Loom's eBPF network policy (IPv4), as Cilium's: identities, per-endpoint allow maps and a stateful connection table.
+ *
+ *   pol_from_pod (tc ingress of a pod's host veth = the pod's EGRESS: the peer is the destination)
+ *   pol_to_pod   (tc egress of a pod's host veth = the pod's INGRESS: the peer is the source)
+ *   pol_to_node  (tc egress of the tunnel device / underlay: only the deferred egress verdicts, see below)
+ *
+ * A packet of a known connection passes: its own {tuple, dir} in pol_ct (established: it keeps its verdict after the
+ * rules change, until it closes) or the reversed tuple in the other direction (a reply). Otherwise the peer's identity
+ * comes from pol_ipcache (longest prefix; no match = world) and pol_rules is looked up with it, then with the identity
+ * of the ipBlock region the peer falls in (pol_cidr), then with identity 0 (any peer); any hit allows, and an allowed
+ * packet creates its {tuple, dir} entry. Endpoints that are not enforced in a direction pass and still record entries,
+ * so a policy that arrives later does not cut open connections. Packets of unmanaged veths, non-IPv4 packets and
+ * non-first fragments pass.
+ *
+ * Deferred egress: kube-proxy (iptables/nftables) translates a ClusterIP after tc, so a packet from a pod to an address
+ * in the service range that pol_ipcache does not know is only recorded ({pod -> VIP, EGRESS}: the reverse-NATed replies
+ * match it) and marked with the endpoint; the verdict is taken where the post-DNAT packet leaves the node's stack
+ * (pol_to_pod for a local backend, pol_to_node for a remote one) against the endpoint's egress rules.
+ *
+ * ICMP: echo requests carry the echo id as the source port and 0 as the destination port, echo replies the reverse, so
+ * a reply finds its request's entry. An error (unreachable, time exceeded, parameter problem) quoting a packet of a
+ * tracked flow passes as related; other ICMP messages have ports 0 and are judged as a new flow.
+ * Mirrored by src/Loom.Linux/Bpf/PolicyMaps.cs.
+ */
+#include "loom_common.h"
+
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_SCTP 132
+
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+#define POL_DIR_INGRESS 0
+#define POL_DIR_EGRESS 1
+
+#define POL_ID_HOST 1
+#define POL_ID_WORLD 2
+
+#define POL_EP_ENFORCE_INGRESS 1
+#define POL_EP_ENFORCE_EGRESS 2
+
+#define POL_F_ENABLED 1
+#define POL_F_ALLOW_HOST 2
+
+#define POL_IFACE_ENDPOINT 1
+#define POL_IFACE_NODE 2
+
+#define POL_CT_F_CLOSING 1
+
+/* skb->mark of a deferred packet: (ep_id << 16) | DEFER, or | OPEN when the endpoint does not enforce egress (only
+ * recorded). kube-proxy's bits are 0x4000 / 0x8000. */
+#define POL_MARK_MASK 0x0F00
+#define POL_MARK_DEFER 0x0E00
+#define POL_MARK_OPEN 0x0F00
+
+#define SEC_NS 1000000000ULL
+#define POL_CT_TCP_NS (6 * 3600 * SEC_NS)
+#define POL_CT_CLOSING_NS (10 * SEC_NS)
+#define POL_CT_OTHER_NS (60 * SEC_NS)
+
+/* pol_stats indexes. */
+#define POL_ALLOWED_RULE 0
+#define POL_ALLOWED_ESTABLISHED 1
+#define POL_ALLOWED_REPLY 2
+#define POL_ALLOWED_NOT_ENFORCED 3
+#define POL_ALLOWED_HOST 4
+#define POL_DROPPED_INGRESS 5
+#define POL_DROPPED_EGRESS 6
+#define POL_PASS_NOT_IPV4 7
+#define POL_PASS_UNMANAGED 8
+#define POL_PASS_DISABLED 9
+#define POL_DEFERRED 10
+#define POL_DEFERRED_ALLOWED 11
+#define POL_DEFERRED_DROPPED 12
+#define POL_PASS_FRAGMENT 13
+#define POL_ALLOWED_RELATED 14
+#define POL_REASONS 16
+
+/* Prefix lengths: ep_id (32) + identity (32) + dir (8) = 72, + proto (8), + port (16). */
+#define POL_RULE_FULL 96
+/* ep_id (32) + dir (8) + pad (24) = 64, + the address. */
+#define POL_CIDR_FULL 96
+
+struct pol_lpm_ip {
+	__u32 prefixlen;
+	__be32 ip;
+};
+
+struct pol_ident {
+	__u32 identity;
+	__u32 flags;
+};
+
+struct pol_endpoint {
+	__u32 ep_id;
+	__u32 identity;
+	__u32 flags; /* POL_EP_ENFORCE_* */
+};
+
+struct pol_rule_key {
+	__u32 prefixlen;
+	__u32 ep_id;
+	__u32 identity;
+	__u8 dir;
+	__u8 proto;
+	__be16 port;
+};
+
+struct pol_rule_val {
+	__u32 flags;
+};
+
+struct pol_cidr_key {
+	__u32 prefixlen;
+	__u32 ep_id;
+	__u8 dir;
+	__u8 pad[3];
+	__be32 ip;
+};
+
+struct pol_cidr_val {
+	__u32 identity;
+};
+
+struct pol_ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;
+	__u16 pad;
+};
+
+struct pol_ct_val {
+	__u64 last_seen_ns;
+	__u32 flags; /* POL_CT_F_* */
+	__u32 ep_id;
+};
+
+struct pol_cfg {
+	__u32 flags; /* POL_F_* */
+	__be32 svc_net;
+	__be32 svc_mask;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pol_lpm_ip);
+	__type(value, struct pol_ident);
+} pol_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* ifindex of the host veth */
+	__type(value, struct pol_endpoint);
+} pol_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pol_rule_key);
+	__type(value, struct pol_rule_val);
+} pol_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pol_cidr_key);
+	__type(value, struct pol_cidr_val);
+} pol_cidr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pol_ct_key);
+	__type(value, struct pol_ct_val);
+} pol_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pol_cfg);
+} pol_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, POL_REASONS);
+	__type(key, __u32);
+	__type(value, __u64);
+} pol_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* POL_IFACE_* */
+} pol_ifaces SEC(".maps");
+
+/* A parsed packet: its tuple as it travels (t.dir unused), the TCP flags, and for an ICMP error the tuple of the
+ * packet it quotes (related). */
+struct pol_pkt {
+	struct pol_ct_key t;
+	struct pol_ct_key inner;
+	__u8 tcp_flags;
+	__u8 related;
+};
+
+#define PARSE_OK 0
+#define PARSE_NOT_IPV4 1
+#define PARSE_FRAGMENT 2
+
+#define CT_NEW 0
+#define CT_ESTABLISHED 1
+#define CT_REPLY 2
+
+static __always_inline int count(__u32 reason, int verdict)
+{
+	__u64 *v = bpf_map_lookup_elem(&pol_stats, &reason);
+
+	if (v)
+		(*v)++;
+	return verdict;
+}
+
+static __always_inline struct pol_cfg *pol_enabled(void)
+{
+	__u32 zero = 0;
+	struct pol_cfg *cfg = bpf_map_lookup_elem(&pol_config, &zero);
+
+	return cfg && (cfg->flags & POL_F_ENABLED) ? cfg : 0;
+}
+
+/* The header an ICMP error quotes (the packet that caused it): its tuple, in p->inner, with p->related set. */
+static __always_inline void parse_quoted(struct __sk_buff *skb, __u32 off, struct pol_pkt *p)
+{
+	struct iphdr ip;
+	__be16 ports[2];
+
+	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) || ip.version != 4 || ip.ihl < 5)
+		return;
+	p->inner.saddr = ip.saddr;
+	p->inner.daddr = ip.daddr;
+	p->inner.proto = ip.protocol;
+	if (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP || ip.protocol == IPPROTO_SCTP) {
+		if (bpf_skb_load_bytes(skb, off + (ip.ihl & 0xF) * 4, ports, sizeof(ports)))
+			return;
+		p->inner.sport = ports[0];
+		p->inner.dport = ports[1];
+	}
+	p->related = 1;
+}
+
+static __always_inline int parse(struct __sk_buff *skb, struct pol_pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__u32 l4;
+	__u8 l4h[14] = {};
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return PARSE_NOT_IPV4;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
+		return PARSE_NOT_IPV4;
+	p->t.saddr = ip->saddr;
+	p->t.daddr = ip->daddr;
+	p->t.proto = ip->protocol;
+	/* A later fragment has no ports; without its first fragment it does not reassemble into anything. */
+	if (ip->frag_off & bpf_htons(0x1FFF))
+		return PARSE_FRAGMENT;
+	l4 = ETH_HLEN + ip->ihl * 4;
+	switch (p->t.proto) {
+	case IPPROTO_TCP:
+		if (bpf_skb_load_bytes(skb, l4, l4h, 14) == 0) {
+			__builtin_memcpy(&p->t.sport, &l4h[0], 2);
+			__builtin_memcpy(&p->t.dport, &l4h[2], 2);
+			p->tcp_flags = l4h[13];
+		}
+		break;
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+		if (bpf_skb_load_bytes(skb, l4, l4h, 4) == 0) {
+			__builtin_memcpy(&p->t.sport, &l4h[0], 2);
+			__builtin_memcpy(&p->t.dport, &l4h[2], 2);
+		}
+		break;
+	case IPPROTO_ICMP:
+		if (bpf_skb_load_bytes(skb, l4, l4h, 8) == 0) {
+			if (l4h[0] == ICMP_ECHO)
+				__builtin_memcpy(&p->t.sport, &l4h[4], 2);
+			else if (l4h[0] == ICMP_ECHOREPLY)
+				__builtin_memcpy(&p->t.dport, &l4h[4], 2);
+			else if (l4h[0] == ICMP_DEST_UNREACH || l4h[0] == ICMP_TIME_EXCEEDED || l4h[0] == ICMP_PARAMETERPROB)
+				parse_quoted(skb, l4 + 8, p);
+		}
+		break;
+	}
+	return PARSE_OK;
+}
+
+static __always_inline __u64 ct_lifetime(const struct pol_ct_val *v, __u8 proto)
+{
+	if (v->flags & POL_CT_F_CLOSING)
+		return POL_CT_CLOSING_NS;
+	return proto == IPPROTO_TCP ? POL_CT_TCP_NS : POL_CT_OTHER_NS;
+}
+
+static __always_inline void ct_touch(struct pol_ct_val *v, const struct pol_pkt *p, __u64 now)
+{
+	v->last_seen_ns = now;
+	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
+		v->flags |= POL_CT_F_CLOSING;
+}
+
+/* Whether an entry is stale for this packet: expired, or a closing TCP entry a fresh SYN reuses (a new connection). */
+static __always_inline int ct_stale(const struct pol_ct_val *v, const struct pol_pkt *p, __u64 now)
+{
+	if (now - v->last_seen_ns > ct_lifetime(v, p->t.proto))
+		return 1;
+	return p->t.proto == IPPROTO_TCP && (v->flags & POL_CT_F_CLOSING) &&
+	       (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+}
+
+static __always_inline int ct_lookup(const struct pol_pkt *p, __u8 dir, __u64 now)
+{
+	struct pol_ct_key k = p->t;
+	struct pol_ct_val *v;
+
+	k.dir = dir;
+	k.pad = 0;
+	v = bpf_map_lookup_elem(&pol_ct, &k);
+	if (v) {
+		if (!ct_stale(v, p, now)) {
+			ct_touch(v, p, now);
+			return CT_ESTABLISHED;
+		}
+		bpf_map_delete_elem(&pol_ct, &k);
+	}
+	k.saddr = p->t.daddr;
+	k.daddr = p->t.saddr;
+	k.sport = p->t.dport;
+	k.dport = p->t.sport;
+	k.dir = dir ^ 1;
+	v = bpf_map_lookup_elem(&pol_ct, &k);
+	if (v) {
+		if (now - v->last_seen_ns <= ct_lifetime(v, p->t.proto)) {
+			ct_touch(v, p, now);
+			return CT_REPLY;
+		}
+		bpf_map_delete_elem(&pol_ct, &k);
+	}
+	return CT_NEW;
+}
+
+/*
+ * Whether an ICMP error in dir is about a tracked flow: the quoted packet went the other way through this hop (its own
+ * entry in the other direction, or the reversed tuple of one in this direction).
+ */
+static __always_inline int ct_related(const struct pol_pkt *p, __u8 dir)
+{
+	struct pol_ct_key k = p->inner;
+
+	k.dir = dir ^ 1;
+	k.pad = 0;
+	if (bpf_map_lookup_elem(&pol_ct, &k))
+		return 1;
+	k.saddr = p->inner.daddr;
+	k.daddr = p->inner.saddr;
+	k.sport = p->inner.dport;
+	k.dport = p->inner.sport;
+	k.dir = dir;
+	return bpf_map_lookup_elem(&pol_ct, &k) != 0;
+}
+
+static __always_inline void ct_create(const struct pol_pkt *p, __u8 dir, __u32 ep_id, __u64 now)
+{
+	struct pol_ct_key k = p->t;
+	struct pol_ct_val v = { .last_seen_ns = now, .ep_id = ep_id };
+
+	k.dir = dir;
+	k.pad = 0;
+	ct_touch(&v, p, now);
+	bpf_map_update_elem(&pol_ct, &k, &v, BPF_ANY);
+}
+
+static __always_inline __u32 identity_of(__be32 ip)
+{
+	struct pol_lpm_ip k = { .prefixlen = 32, .ip = ip };
+	struct pol_ident *id = bpf_map_lookup_elem(&pol_ipcache, &k);
+
+	return id && id->identity ? id->identity : POL_ID_WORLD;
+}
+
+/* Whether ep_id's rules allow the peer in dir: its identity, then its ipBlock region's, then any peer (identity 0). */
+static __always_inline int rule_allows(__u32 ep_id, __u8 dir, __be32 peer, __u32 identity, const struct pol_pkt *p)
+{
+	struct pol_rule_key k = {
+		.prefixlen = POL_RULE_FULL,
+		.ep_id = ep_id,
+		.identity = identity,
+		.dir = dir,
+		.proto = p->t.proto,
+	};
+	struct pol_cidr_key ck = { .prefixlen = POL_CIDR_FULL, .ep_id = ep_id, .dir = dir, .ip = peer };
+	struct pol_cidr_val *region;
+
+	if (p->t.proto == IPPROTO_TCP || p->t.proto == IPPROTO_UDP || p->t.proto == IPPROTO_SCTP)
+		k.port = p->t.dport;
+	if (bpf_map_lookup_elem(&pol_rules, &k))
+		return 1;
+	region = bpf_map_lookup_elem(&pol_cidr, &ck);
+	if (region) {
+		k.identity = region->identity;
+		if (bpf_map_lookup_elem(&pol_rules, &k))
+			return 1;
+	}
+	k.identity = 0;
+	return bpf_map_lookup_elem(&pol_rules, &k) != 0;
+}
+
+/* The verdict for a packet of endpoint ep in dir (INGRESS: the peer is the source, EGRESS: the destination). */
+static __always_inline int enforce(const struct pol_pkt *p, const struct pol_endpoint *ep, __u8 dir,
+				   const struct pol_cfg *cfg, __u64 now)
+{
+	__u32 enforced = ep->flags & (dir == POL_DIR_INGRESS ? POL_EP_ENFORCE_INGRESS : POL_EP_ENFORCE_EGRESS);
+	__be32 peer = dir == POL_DIR_INGRESS ? p->t.saddr : p->t.daddr;
+	__u32 identity;
+
+	switch (ct_lookup(p, dir, now)) {
+	case CT_ESTABLISHED:
+		return count(POL_ALLOWED_ESTABLISHED, TC_ACT_UNSPEC);
+	case CT_REPLY:
+		return count(POL_ALLOWED_REPLY, TC_ACT_UNSPEC);
+	}
+	/* Port unreachable, fragmentation needed, TTL exceeded for a flow allowed before: passes, creates nothing. */
+	if (p->related && ct_related(p, dir))
+		return count(POL_ALLOWED_RELATED, TC_ACT_UNSPEC);
+	if (!enforced) {
+		ct_create(p, dir, ep->ep_id, now);
+		return count(POL_ALLOWED_NOT_ENFORCED, TC_ACT_UNSPEC);
+	}
+	identity = identity_of(peer);
+	if (dir == POL_DIR_INGRESS && identity == POL_ID_HOST && (cfg->flags & POL_F_ALLOW_HOST)) {
+		ct_create(p, dir, ep->ep_id, now);
+		return count(POL_ALLOWED_HOST, TC_ACT_UNSPEC);
+	}
+	if (rule_allows(ep->ep_id, dir, peer, identity, p)) {
+		ct_create(p, dir, ep->ep_id, now);
+		return count(POL_ALLOWED_RULE, TC_ACT_UNSPEC);
+	}
+	return count(dir == POL_DIR_INGRESS ? POL_DROPPED_INGRESS : POL_DROPPED_EGRESS, TC_ACT_SHOT);
+}
+
+/*
+ * The egress verdict a pol_from_pod deferred to after the kernel's DNAT: -1 if the packet carries no deferral mark,
+ * else UNSPEC or SHOT, the mark cleared. The marking endpoint's egress rules judge the post-DNAT destination.
+ */
+static __always_inline int deferred(struct __sk_buff *skb, const struct pol_pkt *p, __u64 now)
+{
+	__u32 mark = skb->mark;
+	__u32 tag = mark & POL_MARK_MASK;
+	__u32 ep_id = mark >> 16;
+
+	if (tag != POL_MARK_DEFER && tag != POL_MARK_OPEN)
+		return -1;
+	skb->mark = mark & ~(0xFFFF0000 | POL_MARK_MASK);
+	if (ct_lookup(p, POL_DIR_EGRESS, now) != CT_NEW)
+		return count(POL_ALLOWED_ESTABLISHED, TC_ACT_UNSPEC);
+	if (tag == POL_MARK_OPEN) {
+		ct_create(p, POL_DIR_EGRESS, ep_id, now);
+		return count(POL_ALLOWED_NOT_ENFORCED, TC_ACT_UNSPEC);
+	}
+	if (rule_allows(ep_id, POL_DIR_EGRESS, p->t.daddr, identity_of(p->t.daddr), p)) {
+		ct_create(p, POL_DIR_EGRESS, ep_id, now);
+		return count(POL_DEFERRED_ALLOWED, TC_ACT_UNSPEC);
+	}
+	return count(POL_DEFERRED_DROPPED, TC_ACT_SHOT);
+}
+
+/* A destination kube-proxy will translate: in the service range and not a known address. */
+static __always_inline int is_service(const struct pol_cfg *cfg, __be32 daddr)
+{
+	struct pol_lpm_ip k = { .prefixlen = 32, .ip = daddr };
+
+	return cfg->svc_mask && (daddr & cfg->svc_mask) == cfg->svc_net && !bpf_map_lookup_elem(&pol_ipcache, &k);
+}
+
+SEC("tc")
+int pol_from_pod(struct __sk_buff *skb)
+{
+	struct pol_cfg *cfg = pol_enabled();
+	struct pol_pkt p = {};
+	struct pol_endpoint *ep;
+	__u32 ifindex = skb->ifindex;
+	__u64 now;
+	int rc;
+
+	if (!cfg)
+		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+	ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex);
+	if (!ep)
+		return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
+	rc = parse(skb, &p);
+	if (rc == PARSE_NOT_IPV4)
+		return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+	if (rc == PARSE_FRAGMENT)
+		return count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
+	now = bpf_ktime_get_ns();
+	if (is_service(cfg, p.t.daddr)) {
+		if (ct_lookup(&p, POL_DIR_EGRESS, now) == CT_NEW)
+			ct_create(&p, POL_DIR_EGRESS, ep->ep_id, now);
+		skb->mark = (skb->mark & ~(0xFFFF0000 | POL_MARK_MASK)) | (ep->ep_id << 16) |
+			    (ep->flags & POL_EP_ENFORCE_EGRESS ? POL_MARK_DEFER : POL_MARK_OPEN);
+		return count(POL_DEFERRED, TC_ACT_UNSPEC);
+	}
+	return enforce(&p, ep, POL_DIR_EGRESS, cfg, now);
+}
+
+SEC("tc")
+int pol_to_pod(struct __sk_buff *skb)
+{
+	struct pol_cfg *cfg = pol_enabled();
+	struct pol_pkt p = {};
+	struct pol_endpoint *ep;
+	__u32 ifindex = skb->ifindex;
+	__u64 now;
+	int rc;
+
+	if (!cfg)
+		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+	rc = parse(skb, &p);
+	if (rc == PARSE_NOT_IPV4)
+		return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+	if (rc == PARSE_FRAGMENT)
+		return count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
+	now = bpf_ktime_get_ns();
+	/* The sender's deferred egress verdict first (a local backend), then this endpoint's ingress. */
+	if (deferred(skb, &p, now) == TC_ACT_SHOT)
+		return TC_ACT_SHOT;
+	ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex);
+	if (!ep)
+		return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
+	return enforce(&p, ep, POL_DIR_INGRESS, cfg, now);
+}
+
+SEC("tc")
+int pol_to_node(struct __sk_buff *skb)
+{
+	struct pol_pkt p = {};
+	int rc;
+
+	if ((skb->mark & POL_MARK_MASK) != POL_MARK_DEFER && (skb->mark & POL_MARK_MASK) != POL_MARK_OPEN)
+		return TC_ACT_UNSPEC;
+	if (!pol_enabled())
+		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+	if (parse(skb, &p) != PARSE_OK)
+		return TC_ACT_UNSPEC;
+	rc = deferred(skb, &p, bpf_ktime_get_ns());
+	return rc == TC_ACT_SHOT ? TC_ACT_SHOT : TC_ACT_UNSPEC;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,116 @@
+using System.Net;
+using Loom.Datapath.Tc;
+using Loom.Linux.Bpf;
+
+namespace Loom.Datapath.Policy;
+
+/// <summary>
+/// eBPF network policy (bpf/policy.o), as Cilium's: tc programs on both hooks of the pods' host veths judge every IPv4
+/// packet by the peer's identity (pol_ipcache) against the endpoint's allow entries (pol_rules, pol_cidr), statefully
+/// (pol_ct: replies and established flows pass). The agent owns the maps' content: endpoints, identities, rules. Maps
+/// are pinned; a restart adopts them and diffs against what they hold. Attaching acts in the calling thread's network
+/// namespace (the node's: NetNs.Run). Not thread-safe.
+/// </summary>
+public sealed partial class BpfPolicy : IDisposable
+{
+    private readonly PinnedTcObject _obj;
+
+    public BpfPolicy(PolicyDatapathOptions? options = null)
+    {
+        Options = options ?? new PolicyDatapathOptions();
+        _obj = new PinnedTcObject(PolicyMaps.ObjectFile, Options.ObjectDirectory, Options.PinDirectory,
+            PolicyMaps.Interfaces, Options.TcPriority, Options.TcHandle);
+    }
+
+    public PolicyDatapathOptions Options { get; }
+
+    /// <summary>The loaded object (maps from the pins), for inspection.</summary>
+    public BpfObject Loaded => _obj.Loaded;
+
+    /// <summary>pol_from_pod on the ingress and pol_to_pod on the egress of a pod's host veth. Idempotent.</summary>
+    public void AttachEndpoint(int ifindex) =>
+        _obj.Attach(ifindex, (uint)PolicyInterfaceRole.Endpoint, (PolicyMaps.FromPod, TcDirection.Ingress), (PolicyMaps.ToPod, TcDirection.Egress));
+
+    /// <summary>Removes the programs from a pod's host veth (if it still exists) and forgets it; its endpoint entry stays.</summary>
+    public void DetachEndpoint(int ifindex) => _obj.Detach(ifindex);
+
+    /// <summary>pol_to_node on the egress of the tunnel device or the underlay: deferred verdicts of remote service backends.</summary>
+    public void AttachNodeEgress(int ifindex) =>
+        _obj.Attach(ifindex, (uint)PolicyInterfaceRole.Node, (PolicyMaps.ToNode, TcDirection.Egress));
+
+    /// <summary>Removes pol_to_node from a device and forgets it.</summary>
+    public void DetachNodeEgress(int ifindex) => _obj.Detach(ifindex);
+
+    /// <summary>The devices the programs are attached to (by this or a previous run).</summary>
+    public IReadOnlyDictionary<int, PolicyInterfaceRole> Interfaces() =>
+        _obj.Interfaces().ToDictionary(e => e.Key, e => (PolicyInterfaceRole)e.Value);
+
+    /// <summary>The id of the program at the policy's slot on a hook of a device, or null.</summary>
+    public uint? AttachedProgram(int ifindex, TcDirection direction) => _obj.AttachedProgram(ifindex, direction);
+
+    /// <summary>
+    /// Makes the host veth <paramref name="ifindex"/> a managed endpoint: its id (the key of its rules; 1..65535), its own
+    /// identity, and which directions are isolated. A direction not enforced passes everything (and records it).
+    /// </summary>
+    public void SetEndpoint(int ifindex, uint epId, uint identity, bool enforceIngress, bool enforceEgress)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ifindex);
+        PolicyKeys.CheckEndpointId(epId);
+        var flags = (enforceIngress ? PolicyMaps.EnforceIngress : 0) | (enforceEgress ? PolicyMaps.EnforceEgress : 0);
+        _obj.Loaded.Map<uint, PolEndpoint>(PolicyMaps.Endpoints).Update((uint)ifindex, new PolEndpoint(epId, identity, flags));
+    }
+
+    /// <summary>Unmanages a host veth (its packets pass); false if it had no entry.</summary>
+    public bool RemoveEndpoint(int ifindex) => _obj.Loaded.Map<uint, PolEndpoint>(PolicyMaps.Endpoints).Delete((uint)ifindex);
+
+    /// <summary>The endpoint entries: host veth ifindex -> (id, identity, enforcement flags).</summary>
+    public IReadOnlyDictionary<int, PolEndpoint> Endpoints() =>
+        _obj.Loaded.Map<uint, PolEndpoint>(PolicyMaps.Endpoints).Entries().ToDictionary(e => (int)e.Key, e => e.Value);
+
+    /// <summary>
+    /// Switches enforcement (off: every packet passes, nothing is tracked), whether the node itself may always reach its
+    /// pods (Cilium's allow-localhost), and the service range kube-proxy translates (null: none; egress to it is judged
+    /// after the DNAT).
+    /// </summary>
+    public void SetConfig(bool enabled, bool allowHost, IPNetwork? serviceCidr)
+    {
+        uint net = 0, mask = 0;
+        if (serviceCidr is { } svc)
+        {
+            var key = PolicyKeys.Ipcache(svc);
+            if (svc.PrefixLength == 0)
+            {
+                throw new ArgumentException("the service range cannot be 0.0.0.0/0", nameof(serviceCidr));
+            }
+
+            net = key.Address;
+            var bytes = new byte[4];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes, uint.MaxValue << (32 - svc.PrefixLength));
+            mask = LbMaps.ToNetwork(new IPAddress(bytes));
+        }
+
+        var flags = (enabled ? PolicyMaps.FlagEnabled : 0) | (allowHost ? PolicyMaps.FlagAllowHost : 0);
+        _obj.Loaded.Map<uint, PolConfig>(PolicyMaps.Config).Update(0, new PolConfig(flags, net, mask));
+    }
+
+    /// <summary>pol_stats summed over the CPUs, by reason.</summary>
+    public IReadOnlyDictionary<PolicyReason, ulong> Counters()
+    {
+        var sums = _obj.SumCounters(PolicyMaps.Stats, PolicyMaps.Reasons);
+        return Enum.GetValues<PolicyReason>().ToDictionary(r => r, r => sums[(int)r]);
+    }
+
+    /// <summary>Detaches from every device it was attached to and deletes the pins: nothing of it stays.</summary>
+    public void Remove()
+    {
+        _obj.Remove();
+        ForgetCaches();
+    }
+
+    /// <summary>Closes this process's descriptors; filters and pins stay (a restart adopts them).</summary>
+    public void Dispose()
+    {
+        _obj.Dispose();
+        ForgetCaches();
+    }
+}
