@@ -53,8 +53,8 @@ internal sealed partial class PolicyController
         {
             var enforced = dir == PolicyDirection.Ingress ? p.IngressEnforced : p.EgressEnforced;
             var policies = dir == PolicyDirection.Ingress ? p.IngressPolicies : p.EgressPolicies;
-            sb.AppendLine(inv, $"{dir}: {(enforced ? "enforced" : "open (no policy selects it for this direction)")}"
-                               + (policies.Count > 0 ? $" by {string.Join(", ", policies)}" : ""));
+            var by = policies.Count > 0 ? " by " + string.Join(", ", policies) : "";
+            sb.AppendLine(inv, $"{dir}: {(enforced ? "enforced" : "open (no policy selects it for this direction)")}{by}");
             if (!enforced)
             {
                 continue;
@@ -80,13 +80,13 @@ internal sealed partial class PolicyController
         }
         else
         {
-            sb.AppendLine(inv, $"  {read.Value.Rules.Count} policy entries, {read.Value.Cidrs.Count} CIDR entries");
-            foreach (var r in read.Value.Rules.OrderBy(r => r.Direction).ThenBy(r => r.Identity).ThenBy(r => r.Protocol).ThenBy(r => r.Port).Take(50))
+            sb.AppendLine(inv, $"  {read.Rules.Count} policy entries, {read.Cidrs.Count} CIDR entries");
+            foreach (var r in read.Rules.OrderBy(r => r.Direction).ThenBy(r => r.Identity).ThenBy(r => r.Protocol).ThenBy(r => r.Port).Take(50))
             {
                 sb.AppendLine(inv, $"  {r.Direction,-7} identity {r.Identity,-8} {PortText(r)}");
             }
 
-            foreach (var c in read.Value.Cidrs.OrderBy(c => c.Direction).ThenBy(c => c.Prefix.ToString(), StringComparer.Ordinal))
+            foreach (var c in read.Cidrs.OrderBy(c => c.Direction).ThenBy(c => c.Prefix.ToString(), StringComparer.Ordinal))
             {
                 sb.AppendLine(inv, $"  {c.Direction,-7} cidr {c.Prefix} -> identity {c.Identity}");
             }

@@ -37,11 +37,12 @@ internal sealed partial class PolicyController
             var mode = await WantedModeAsync(ct).ConfigureAwait(false);
             var namespaces = _namespaces!.Snapshot.Values.ToDictionary(v => v.Value.Name, v => v.Value, StringComparer.Ordinal);
             var byLabels = new Dictionary<string, uint>(StringComparer.Ordinal);
-            var identities = new Dictionary<uint, IReadOnlyDictionary<string, string>>();
-            foreach (var i in _identityCache!.Snapshot.Values)
+            var identities = new Dictionary<uint, SecurityLabels>();
+            foreach (var i in _identityCache!.Snapshot.Values.Where(i => !i.Value.Pending))
             {
-                byLabels[SecurityLabels.Canonical(i.Value.Labels)] = i.Value.Id;
-                identities[i.Value.Id] = i.Value.Labels;
+                var set = SecurityLabels.FromLabels(i.Value.Labels);
+                byLabels[set.Canonical] = i.Value.Id;
+                identities[i.Value.Id] = set;
             }
 
             // Every endpoint's identity: the local ones are allocated here, the others by their own nodes.
@@ -50,13 +51,13 @@ internal sealed partial class PolicyController
             foreach (var ep in endpoints)
             {
                 var labels = SecurityLabels.Of(ep.Namespace, ep.Labels, NamespaceLabels(namespaces, ep.Namespace));
-                var id = SecurityLabels.ReservedFor(labels) ?? byLabels.GetValueOrDefault(SecurityLabels.Canonical(labels));
+                var id = SecurityLabels.IdentityFor(labels) ?? byLabels.GetValueOrDefault(labels.Canonical);
                 if (ep.Node == node.Name && id != ReservedIdentity.KubeDns && (id == 0 || !_referenced.Contains(id)))
                 {
                     var acquired = await _identities.AcquireAsync(labels, ct).ConfigureAwait(false);
                     id = acquired.Id;
                     _referenced.Add(id);
-                    identities[id] = acquired.Labels;
+                    identities[id] = labels;
                 }
 
                 if (id != 0)
@@ -121,7 +122,7 @@ internal sealed partial class PolicyController
 
         foreach (var (ifindex, role) in datapath.Interfaces())
         {
-            if (role == BpfPolicy.RoleEndpoint && !seen.Contains(ifindex))
+            if (role == PolicyInterfaceRole.Endpoint && !seen.Contains(ifindex))
             {
                 datapath.RemoveEndpoint(ifindex);
                 datapath.RemoveEndpointRules((uint)ifindex);
@@ -244,7 +245,7 @@ internal sealed partial class PolicyController
     {
         foreach (var (reason, count) in datapath.Counters())
         {
-            AgentMetrics.PolicyVerdicts.WithLabels(reason).IncTo(count);
+            AgentMetrics.PolicyVerdicts.WithLabels(reason.ToString()).IncTo(count);
         }
     }
 
