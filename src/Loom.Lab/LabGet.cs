@@ -83,11 +83,16 @@ public static class LabGet
                     var running = p.Running;
                     var ns = running?.Namespace ?? p.Pending!.Namespace;
                     var name = running?.Name ?? p.Pending!.Name;
-                    var ready = running is not null && (running.WorkloadPid is not { } pid || LabProcesses.IsAlive(pid));
+                    // A container is ready unless its process died (idle containers have none); a state from before
+                    // containers were recorded has only the workload's pid.
+                    var containers = (running?.Spec ?? p.Pending?.Spec)?.AllContainers.Count ?? 1;
+                    var dead = running is null ? containers
+                        : running.Processes.Count > 0 ? running.Processes.Count(w => !LabProcesses.IsRecordedAlive(w.Pid, w.StartTime))
+                        : running.WorkloadPid is { } pid && !LabProcesses.IsAlive(pid) ? containers : 0;
+                    var ready = running is not null && dead == 0;
                     var status = running is null ? "Pending" : ready ? "Running" : "Error";
                     var age = Age(now - (running?.Created ?? p.Pending!.Created));
-                    var containers = (running?.Spec ?? p.Pending?.Spec)?.AllContainers.Count ?? 1;
-                    var readyText = string.Create(CultureInfo.InvariantCulture, $"{(ready ? containers : 0)}/{containers}");
+                    var readyText = string.Create(CultureInfo.InvariantCulture, $"{containers - dead}/{containers}");
                     string[] row = [.. all ? [ns] : Array.Empty<string>(), name, readyText, status, "0", age];
                     return output == "wide" ? [.. row, running?.Ip?.Split('/')[0] ?? "<none>", running?.Node ?? "<none>", "<none>", "<none>"] : row;
                 })),

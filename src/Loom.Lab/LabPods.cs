@@ -67,9 +67,9 @@ internal static class LabPods
     /// K8S_POD_NAME in CNI_ARGS, the labels in each plugin's <c>args.cni.labels</c>; and gives it the cluster DNS in
     /// /etc/netns/NETNS/resolv.conf.
     /// </summary>
-    /// <param name="beforeWiring">Called with the namespace before the CNI ADD: what must run before the pod's endpoint is ready; the workload's pid, recorded with the pod.</param>
+    /// <param name="beforeWiring">Called with the namespace before the CNI ADD: what must run before the pod's endpoint is ready; the containers' processes (container, pid), recorded with the pod.</param>
     internal static LabPod AddPod(LabState state, string name, string node, string @namespace = "default",
-        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Func<string, int?>? beforeWiring = null)
+        IReadOnlyDictionary<string, string>? labels = null, LabPodSpec? spec = null, string? owner = null, Func<string, IReadOnlyList<(string Container, int Pid)>>? beforeWiring = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -108,7 +108,8 @@ internal static class LabPods
                     nl.LinkSetUp(nl.LinkByName("lo")!.Index);
                 }
 
-                var workload = beforeWiring?.Invoke(netns);
+                var processes = beforeWiring?.Invoke(netns) ?? [];
+                int? workload = processes.Count > 0 ? processes[0].Pid : null;
                 labels ??= new Dictionary<string, string>();
                 var chain = new CniChain(confJson) { NodeNetns = n.Netns, CniPath = state.CniPath };
                 var result = chain.Add(containerId, Path.Combine(NetNs.RunDir, netns), "eth0", CniArgs(@namespace, name), CniChain.PodArgs(labels, spec?.AllContainers.SelectMany(c => c.Ports).ToList() ?? []));
@@ -123,6 +124,7 @@ internal static class LabPods
                     Namespace = @namespace, Labels = new Dictionary<string, string>(labels, StringComparer.Ordinal), Spec = spec, Owner = owner,
                     Created = DateTimeOffset.UtcNow,
                     WorkloadPid = workload, WorkloadStartTime = workload is { } pid ? LabProcesses.StartTime(pid) : null,
+                    Processes = [.. processes.Select(w => new LabContainerProcess(w.Container, w.Pid, LabProcesses.StartTime(w.Pid)))],
                 };
                 current.Pods.Add(pod);
                 added = pod;

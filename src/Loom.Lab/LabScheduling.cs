@@ -23,7 +23,7 @@ internal static class LabScheduling
 
         // The agent takes a pod's endpoint as ready at CNI ADD (there is no readiness probe), so the workload starts,
         // and listens on 0.0.0.0, before the pod is wired: no Service sends a connection to a pod that would refuse it.
-        int? StartFirst(string netns)
+        IReadOnlyList<(string, int)> StartFirst(string netns)
         {
             var started = LabKubelet.Start(state, ns, name, netns, placed.Node!, spec);
             foreach (var w in started)
@@ -31,7 +31,7 @@ internal static class LabScheduling
                 LabKubelet.WaitReadyAsync(name, netns, w, cancellationToken).GetAwaiter().GetResult();
             }
 
-            return started.Count > 0 ? started[0].Pid : null;
+            return [.. started.Select(w => (w.Container, w.Pid))];
         }
 
         var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner, StartFirst);

@@ -203,8 +203,14 @@ public sealed record LabPod
     /// <summary>The workload's start time (/proc/PID/stat field 22), so a reused pid is never taken for it.</summary>
     public ulong? WorkloadStartTime { get; set; }
 
+    /// <summary>Every container's process (idle containers have none); the first is <see cref="WorkloadPid"/>.</summary>
+    public List<LabContainerProcess> Processes { get; init; } = [];
+
     public DateTimeOffset Created { get; init; }
 }
+
+/// <summary>A container's process, with its start time so a reused pid is never taken for it.</summary>
+public sealed record LabContainerProcess(string Container, int Pid, ulong? StartTime);
 
 public sealed class LabException : Exception
 {

@@ -168,6 +168,12 @@ public sealed class PolicyLabTests
                 Assert.Contains("networkpolicy.networking.k8s.io/allow-from-x deleted", delPolicy.Out, StringComparison.Ordinal);
                 Assert.Null(await store.GetAsync(Kinds.NetworkPolicy, "w/allow-from-x"));
             }
+
+            // One of y/a's containers dies: the pod shows it.
+            var udp81 = Lab.Load(o.LabDir)!.Pod("y", "a")!.Processes.Single(w => w.Container == "cont-81-udp");
+            LabProcesses.Kill(udp81.Pid);
+            await Task.Delay(200);
+            Assert.Matches(@"a\s+3/4\s+Error", (await Loom(["get", "pods", "-n", "y"])).Out);
         }
         finally
         {
