@@ -114,9 +114,51 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
             Interface = ep.Interface,
             IPs = ips,
             Labels = ep.Labels,
+            Ports = Ports(ep.Ports ?? [], bad),
             Ready = true,
         };
         bad.AddRange(ObjectValidation.Validate(endpoint).Select(e => e.ToString()));
         return bad.Count == 0 ? null : string.Join("; ", bad);
+    }
+
+    // As the API server checks a pod's container ports: a name is an IANA_SVC_NAME (unique in the pod), the port
+    // 1-65535, the protocol TCP or UDP (the ones Loom's datapath carries).
+    private static List<ContainerPort> Ports(IReadOnlyList<EndpointPortRegistration> given, List<string> bad)
+    {
+        var ports = new List<ContainerPort>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < given.Count; i++)
+        {
+            var p = given[i];
+            var where = $"ports[{i}]";
+            var before = bad.Count;
+            if (p.Name is { } name)
+            {
+                bad.AddRange(NameValidation.IsValidPortName(name).Select(m => FieldError.Invalid(where + ".name", name, m).ToString()));
+                if (bad.Count == before && !names.Add(name))
+                {
+                    bad.Add(FieldError.Duplicate(where + ".name", name).ToString());
+                }
+            }
+
+            bad.AddRange(NameValidation.IsValidPortNum(p.ContainerPort).Select(m => FieldError.Invalid(where + ".containerPort", p.ContainerPort, m).ToString()));
+            Protocol? protocol = p.Protocol switch
+            {
+                null or "" or "TCP" => Protocol.Tcp,
+                "UDP" => Protocol.Udp,
+                _ => null,
+            };
+            if (protocol is null)
+            {
+                bad.Add(FieldError.NotSupported(where + ".protocol", p.Protocol, "supported values: \"TCP\", \"UDP\"").ToString());
+            }
+
+            if (bad.Count == before)
+            {
+                ports.Add(new ContainerPort(p.Name, p.ContainerPort, protocol!.Value));
+            }
+        }
+
+        return ports;
     }
 }

@@ -59,6 +59,7 @@ public sealed record AgentRequest
                 Interface = ep.Interface ?? "eth0",
                 Ips = ep.Ips ?? [],
                 Labels = ep.Labels ?? new Dictionary<string, string>(),
+                Ports = ep.Ports ?? [],
             };
             request = request with { Endpoint = ep };
 
@@ -73,6 +74,11 @@ public sealed record AgentRequest
             if (ep.Labels.Values.Contains(null!))
             {
                 throw new JsonException("endpoint.labels: a label value is null");
+            }
+
+            if (ep.Ports.Contains(null!))
+            {
+                throw new JsonException("endpoint.ports: an entry is null");
             }
         }
 
@@ -94,6 +100,19 @@ public sealed record EndpointRegistration
     public IReadOnlyList<string> Ips { get; init; } = [];
 
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The pod's container ports (CNI args "cni.ports"), as given: the agent checks them before storing.</summary>
+    public IReadOnlyList<EndpointPortRegistration> Ports { get; init; } = [];
+}
+
+/// <summary>One container port of a registration: Kubernetes' ContainerPort fields, protocol as text ("TCP", "UDP"; empty: TCP).</summary>
+public sealed record EndpointPortRegistration
+{
+    public string? Name { get; init; }
+
+    public int ContainerPort { get; init; }
+
+    public string? Protocol { get; init; }
 }
 
 public sealed record AgentResponse
