@@ -154,13 +154,8 @@ public static partial class Manifests
             return name is null || ErrorCount != before ? null : new NetworkPolicyManifest(ns, name, policy);
         }
 
-        // The lead wires PolicyValidation here: return Loom.Core.Validation.PolicyValidation.Validate(policy) once it is on
-        // this branch. Until then the lab checks the shape (above) and nothing more.
-        private static IReadOnlyList<FieldError> ValidatePolicy(NetworkPolicy policy)
-        {
-            ArgumentNullException.ThrowIfNull(policy);
-            return [];
-        }
+        // As the API server: selectors, peers, ipBlock excepts, ports and endPort, protocols.
+        private static IReadOnlyList<FieldError> ValidatePolicy(NetworkPolicy policy) => Loom.Core.Validation.PolicyValidation.Validate(policy);
 
         private List<T> Rules<T>(Fields spec, string key, string peersKey, Func<List<NetworkPolicyPeer>, List<NetworkPolicyPort>, T> make)
         {

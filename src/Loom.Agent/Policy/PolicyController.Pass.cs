@@ -105,7 +105,9 @@ internal sealed partial class PolicyController
         var local = new Dictionary<string, LocalEndpoint>(StringComparer.Ordinal);
         foreach (var ep in endpoints.Where(e => e.Node == node.Name))
         {
-            if (!identityOf.TryGetValue(ep.Key, out var id) || nl.LinkByName(CniNames.HostVethName(ep.ContainerId, ep.Interface)) is not { } veth)
+            // The veth's ifindex is the endpoint's id in the maps (16 bits: it rides in skb->mark for deferred egress).
+            if (!identityOf.TryGetValue(ep.Key, out var id) || nl.LinkByName(CniNames.HostVethName(ep.ContainerId, ep.Interface)) is not { } veth
+                || veth.Index > ushort.MaxValue)
             {
                 unattached++;
                 continue;
