@@ -23,7 +23,8 @@
  *       A service without backends: a TCP SYN is answered with a RST (the client sees ECONNREFUSED at
  *       once), anything else is dropped.
  *   lb4_to_pod (tc, egress of a pod's host-side veth = traffic to the pod): reverse NAT of replies.
- *   Both return TC_ACT_UNSPEC for a packet they leave alone, so a later tc filter on the hook (host routing) runs.
+ *   Both return TC_ACT_UNSPEC for a packet they leave alone, and lb4_from_pod for one it translated, so the later tc
+ *   filters on the hook (network policy, host routing) run; lb4_to_pod's reverse-NATed replies end the chain (TC_ACT_OK).
  *   lb4_connect4 / lb4_sendmsg4 / lb4_recvmsg4 (cgroup sock_addr): socket-level LB with the same maps;
  *       a service without backends makes connect()/sendmsg() fail with EPERM.
  *
@@ -593,7 +594,8 @@ int lb4_from_pod(struct __sk_buff *skb)
 	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port))
 		return TC_ACT_SHOT;
 	bump(LB_STAT_DNAT);
-	return TC_ACT_OK;
+	/* The translated packet goes on to the later filters: network policy judges it by its backend, host routing forwards it. */
+	return TC_ACT_UNSPEC;
 }
 
 SEC("tc")

@@ -29,6 +29,7 @@ internal sealed partial class AgentHost
         var networks = views.Select(v => NetworkStatusOf(v, v.Network.Name == primary)).ToList();
         var legacy = networks.FirstOrDefault(n => n.Name == _networks.DefaultNetwork);
         var tunnel = _networks.DefaultTunnel;
+        var policy = _policy!.Counts();
         return new AgentStatus
         {
             Node = _node,
@@ -50,6 +51,12 @@ internal sealed partial class AgentHost
             ServiceBackend = _services!.BackendName,
             SocketLbCgroup = _services.Kind == ServiceProxyMode.Ebpf ? config.Cgroup ?? "" : "",
             Services = _services.PortCount,
+            PolicyEnforcement = Policy.PolicyController.ModeText(_policy.Mode),
+            Policies = policy.Policies,
+            PolicyEndpoints = policy.Endpoints,
+            PolicyIngressEnforced = policy.IngressEnforced,
+            PolicyEgressEnforced = policy.EgressEnforced,
+            Identities = policy.Identities,
             ServiceSyncs = _services.Applies,
             Controllers = controllers,
             Syncs = controllers.FirstOrDefault(c => c.Name == _networks.Name)?.Passes ?? 0,

@@ -6,6 +6,7 @@ using Loom.Agent.Masq;
 using Loom.Agent.Registration;
 using Loom.Agent.Routing;
 using Loom.Agent.Networks;
+using Loom.Agent.Policy;
 using Loom.Agent.Services;
 using Loom.Core.Controllers;
 using Loom.Core.Model;
@@ -34,6 +35,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     private NetworkController? _networks;
     private NodeController? _nodeController;
     private ServiceController? _services;
+    private PolicyController? _policy;
     private CniConfigController? _cni;
     private List<IController> _controllers = [];
 
@@ -53,10 +55,14 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
         _services = new ServiceController(node, store, Loops, CreateBackend);
         _cni = new CniConfigController(node, Loops, _networks);
-        // eBPF services' lb4 already sits on the pod veth's ingress: host routing then delivers on the veth's egress.
-        var hostRouting = new HostRoutingController(node, _networks, Loops, () => _services.Kind == ServiceProxyMode.Ebpf ? PodDelivery.Egress : PodDelivery.Peer);
-        var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded);
-        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, hostRouting, api, _cni];
+        _policy = new PolicyController(node, store, Loops, NodeDevices);
+        // eBPF services' lb4 (reverse NAT) and the policy program (a pod's ingress) sit on the pod veth's egress: host
+        // routing then delivers local pods' packets through it instead of straight into the pod.
+        var hostRouting = new HostRoutingController(node, _networks, Loops,
+            () => _services.Kind == ServiceProxyMode.Ebpf || _policy.Mode != PolicyEnforcementMode.Never ? PodDelivery.Egress : PodDelivery.Peer);
+        _policy.ModeChanged += hostRouting.Poke;
+        var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy);
+        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, _policy, hostRouting, api, _cni];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)
@@ -138,6 +144,10 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
             MaglevTableSize = config.MaglevTableSize,
             Interfaces = PodVeths, // the host side of every pod's veth gets the per-packet load balancer
         });
+
+    /// <summary>Where a pod's packet leaves the node: the underlay and every network's tunnel device (deferred egress policy).</summary>
+    private List<string> NodeDevices() =>
+        [config.Iface, .. _networks!.Current.Where(n => n.Network.RoutingMode == RoutingMode.Tunnel && n.Network.Tunnel is not null).Select(n => n.Network.Tunnel!.Device)];
 
     /// <summary>Host-side veths of this node's pods: the ports of the pod bridge, and routed pods' veths (tagged by loom-cni).</summary>
     private static List<int> PodVeths()

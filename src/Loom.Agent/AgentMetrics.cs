@@ -26,6 +26,16 @@ internal static class AgentMetrics
 
     public static readonly Gauge LocalEndpoints = Metrics.CreateGauge("loom_endpoints", "Endpoints (pod attachments) on this node.");
 
+    public static readonly Counter PolicyVerdicts = Metrics.CreateCounter(
+        "loom_policy_verdicts_total", "Packets the policy programs judged on this node, by verdict and reason (allowed by a rule, as a reply or established, not enforced; dropped on ingress or egress).",
+        "reason");
+
+    public static readonly Histogram PolicyPassSeconds = Metrics.CreateHistogram(
+        "loom_policy_pass_seconds", "One policy pass: identities, ipcache and every local endpoint's policy compiled and written.",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+
+    public static readonly Gauge PolicyIdentities = Metrics.CreateGauge("loom_policy_identities", "Security identities known to this node (allocated and reserved ones in use).");
+
     public static readonly Counter InvalidObjects = Metrics.CreateCounter(
         "loom_invalid_objects_total", "Stored objects the agent refused (and skipped), by kind and reason; counted once per object and reason until it changes.",
         "kind", "reason");

@@ -2,6 +2,11 @@ using System.CommandLine;
 using Loom.Cli.Commands;
 
 // loom: one executable for the node agent, the operator's CLI and the one-machine lab.
+if (args is ["agnhost", ..])
+{
+    return await AgnhostCommand.RunAsync(args[1..]).ConfigureAwait(false);
+}
+
 var root = new RootCommand("Loom: container networking for Linux clusters (CNI, overlay, services).");
 root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
@@ -10,6 +15,8 @@ root.Subcommands.Add(NetworkCommand.Create());
 root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(ServiceCommand.List());
 root.Subcommands.Add(ServiceCommand.Explain());
+root.Subcommands.Add(PolicyCommand.Policies());
+root.Subcommands.Add(PolicyCommand.Identities());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(WhoamiCommand.Create());
 root.Subcommands.Add(DnsCommand.Create());

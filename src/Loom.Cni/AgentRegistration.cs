@@ -29,6 +29,7 @@ internal static class AgentRegistration
                 Interface = env.IfName!,
                 Ips = result.Ips.Select(i => i.Address.Address.ToString()).ToList(),
                 Labels = Labels(conf),
+                Ports = Ports(conf),
             },
         };
         AgentResponse response;
@@ -61,6 +62,43 @@ internal static class AgentRegistration
         {
             await Console.Error.WriteLineAsync($"loom-cni: agent not told of DEL ({e.Message}); it reconciles endpoints itself").ConfigureAwait(false);
         }
+    }
+
+    // {"args": {"cni": {"ports": [{"name": "serve-80-tcp", "containerPort": 80, "protocol": "TCP"}]}}}: the pod's container
+    // ports, passed on as given (the agent validates them); an entry of the wrong shape fails ADD naming it.
+    private static List<EndpointPortRegistration> Ports(NetConf conf)
+    {
+        var ports = new List<EndpointPortRegistration>();
+        if (!(conf.Root.TryGetProperty("args", out var args) && args.ValueKind == JsonValueKind.Object
+              && args.TryGetProperty("cni", out var cni) && cni.ValueKind == JsonValueKind.Object
+              && cni.TryGetProperty("ports", out var list)))
+        {
+            return ports;
+        }
+
+        if (list.ValueKind != JsonValueKind.Array)
+        {
+            throw new CniException(CniErrorCodes.InvalidNetworkConfig, "args.cni.ports must be a list");
+        }
+
+        var i = 0;
+        foreach (var p in list.EnumerateArray())
+        {
+            var where = $"args.cni.ports[{i++}]";
+            if (p.ValueKind != JsonValueKind.Object || !p.TryGetProperty("containerPort", out var port) || !port.TryGetInt32(out var number))
+            {
+                throw new CniException(CniErrorCodes.InvalidNetworkConfig, $"{where}: must be an object with an integer containerPort");
+            }
+
+            ports.Add(new EndpointPortRegistration
+            {
+                Name = p.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null,
+                ContainerPort = number,
+                Protocol = p.TryGetProperty("protocol", out var pr) && pr.ValueKind == JsonValueKind.String ? pr.GetString() : null,
+            });
+        }
+
+        return ports;
     }
 
     // The CNI "args" convention: {"args": {"cni": {"labels": [{"key": "app", "value": "webpod"}]}}}.

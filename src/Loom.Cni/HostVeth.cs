@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-
 namespace Loom.Cni;
 
 /// <summary>
@@ -11,11 +8,7 @@ internal static class HostVeth
 {
     public const string Prefix = "veth";
 
-    public static string Name(string containerId, string ifName)
-    {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(containerId + "/" + ifName));
-        return Prefix + Convert.ToHexStringLower(hash)[..11]; // 15 characters: IFNAMSIZ - 1
-    }
+    public static string Name(string containerId, string ifName) => Loom.Core.Cni.CniNames.HostVethName(containerId, ifName);
 
     private static readonly System.Buffers.SearchValues<char> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdef");
 

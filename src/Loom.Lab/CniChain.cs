@@ -99,21 +99,54 @@ public sealed class CniChain
     private List<JsonObject> Plugins() => [.. ((JsonArray)_list["plugins"]!).OfType<JsonObject>()];
 
     /// <summary>The CNI "args" convention for labels: <c>{"cni": {"labels": [{"key": K, "value": V}, ...]}}</c>; null without labels.</summary>
-    public static JsonObject? LabelArgs(IReadOnlyDictionary<string, string> labels)
+    public static JsonObject? LabelArgs(IReadOnlyDictionary<string, string> labels) => PodArgs(labels, []);
+
+    /// <summary>
+    /// A pod's CNI "args": its labels as <see cref="LabelArgs"/> and its containers' ports as
+    /// <c>"ports": [{"name": N, "containerPort": P, "protocol": "TCP"}, ...]</c> (what a NetworkPolicy's named port
+    /// resolves to); null when it has neither.
+    /// </summary>
+    public static JsonObject? PodArgs(IReadOnlyDictionary<string, string> labels, IReadOnlyList<Core.Model.ContainerPort> ports)
     {
         ArgumentNullException.ThrowIfNull(labels);
-        if (labels.Count == 0)
+        ArgumentNullException.ThrowIfNull(ports);
+        if (labels.Count == 0 && ports.Count == 0)
         {
             return null;
         }
 
-        var list = new JsonArray();
-        foreach (var (k, v) in labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        var cni = new JsonObject();
+        if (labels.Count > 0)
         {
-            list.Add((JsonNode)new JsonObject { ["key"] = k, ["value"] = v });
+            var list = new JsonArray();
+            foreach (var (k, v) in labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                list.Add((JsonNode)new JsonObject { ["key"] = k, ["value"] = v });
+            }
+
+            cni["labels"] = list;
         }
 
-        return new JsonObject { ["cni"] = new JsonObject { ["labels"] = list } };
+        if (ports.Count > 0)
+        {
+            var list = new JsonArray();
+            foreach (var p in ports)
+            {
+                var o = new JsonObject();
+                if (p.Name is not null)
+                {
+                    o["name"] = p.Name;
+                }
+
+                o["containerPort"] = p.Port;
+                o["protocol"] = p.Protocol == Core.Model.Protocol.Udp ? "UDP" : "TCP";
+                list.Add((JsonNode)o);
+            }
+
+            cni["ports"] = list;
+        }
+
+        return new JsonObject { ["cni"] = cni };
     }
 
     private string Exec(JsonObject plugin, string command, string containerId, string podNetns, string ifName, string cniArgs, JsonNode? prev,

@@ -56,12 +56,22 @@ public static class Lab
 
     /// <summary>Runs a command inside a pod (its network namespace and its resolv.conf) with inherited stdio; returns its exit code.</summary>
     public static Task<int> PodExecAsync(LabState state, string pod, IReadOnlyList<string> command, CancellationToken cancellationToken = default) =>
-        LabPods.PodExecAsync(state, pod, command, cancellationToken);
+        LabPods.PodExecAsync(state, "default", pod, null, command, cancellationToken);
 
-    /// <summary>As <see cref="PodExecAsync"/>, capturing stdout and stderr.</summary>
+    /// <summary>As <see cref="PodExecAsync(LabState, string, IReadOnlyList{string}, CancellationToken)"/> in a namespace; <paramref name="container"/> (null: the first) must be one of the pod's.</summary>
+    public static Task<int> PodExecAsync(LabState state, string @namespace, string pod, string? container, IReadOnlyList<string> command,
+        CancellationToken cancellationToken = default) =>
+        LabPods.PodExecAsync(state, @namespace, pod, container, command, cancellationToken);
+
+    /// <summary>As <see cref="PodExecAsync(LabState, string, IReadOnlyList{string}, CancellationToken)"/>, capturing stdout and stderr.</summary>
     public static Task<(int ExitCode, string Stdout, string Stderr)> PodCaptureAsync(LabState state, string pod, IReadOnlyList<string> command,
         CancellationToken cancellationToken = default) =>
-        LabPods.PodCaptureAsync(state, pod, command, cancellationToken);
+        LabPods.PodCaptureAsync(state, "default", pod, null, command, cancellationToken);
+
+    /// <summary>As <see cref="PodCaptureAsync(LabState, string, IReadOnlyList{string}, CancellationToken)"/> in a namespace, checking the container.</summary>
+    public static Task<(int ExitCode, string Stdout, string Stderr)> PodCaptureAsync(LabState state, string @namespace, string pod, string? container,
+        IReadOnlyList<string> command, CancellationToken cancellationToken = default) =>
+        LabPods.PodCaptureAsync(state, @namespace, pod, container, command, cancellationToken);
 
     /// <summary>The node's own cgroup (v2), never the machine's root cgroup; null where no cgroup2 hierarchy is mounted.</summary>
     public static string? NodeCgroup(LabState state, string node) => LabCluster.NodeCgroup(state, node);
@@ -79,10 +89,14 @@ public static class Lab
         LabPods.AddPod(state, name, node, @namespace, labels, spec, owner);
 
     /// <summary>CNI DEL through the pod's chain (reverse order), then deletes its namespace.</summary>
-    public static void DeletePod(LabState state, string name) => LabPods.DeletePod(state, name);
+    public static void DeletePod(LabState state, string name, string @namespace = "default") => LabPods.DeletePod(state, name, @namespace);
 
-    /// <summary>The workload's stdout/stderr (what <c>loom lab logs</c> shows).</summary>
-    public static string PodLogFile(LabState state, string pod) => LabPods.PodLogFile(state, pod);
+    /// <summary>The first container's stdout/stderr (what <c>loom lab logs</c> shows).</summary>
+    public static string PodLogFile(LabState state, string pod, string @namespace = "default") => LabPods.PodLogFile(state, @namespace, pod);
+
+    /// <summary>What <c>loom lab logs -n NS POD -c CONTAINER</c> shows (null: the first container); a LabException for a pod or container that is not there.</summary>
+    public static string ContainerLogFile(LabState state, string @namespace, string pod, string? container) =>
+        LabPods.ContainerLogFile(state, @namespace, pod, container);
 
     /// <summary>Node objects as the store has them, by name. Empty if the store cannot be read yet.</summary>
     public static Task<IReadOnlyDictionary<string, Node>> ReadNodesAsync(LabState state, CancellationToken cancellationToken = default) =>
@@ -105,6 +119,10 @@ public static class Lab
     /// <summary><c>kubectl apply</c>: validates every document first (an error anywhere applies nothing), then applies and reconciles.</summary>
     public static Task ApplyAsync(LabState state, string yaml, TextWriter output, CancellationToken cancellationToken = default) =>
         LabApi.ApplyAsync(state, yaml, output, cancellationToken);
+
+    /// <summary><c>kubectl delete pod|namespace|networkpolicy NAME -n NS</c>; false when there is no such object.</summary>
+    public static Task<bool> DeleteObjectAsync(LabState state, string kind, string @namespace, string name, TextWriter output, CancellationToken cancellationToken = default) =>
+        LabApi.DeleteObjectAsync(state, kind, @namespace, name, output, cancellationToken);
 
     /// <summary><c>kubectl delete -f</c>: deletes the named objects (a Deployment with its pods).</summary>
     public static Task DeleteAsync(LabState state, string yaml, TextWriter output, CancellationToken cancellationToken = default) =>

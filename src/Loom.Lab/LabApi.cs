@@ -60,14 +60,6 @@ internal static class LabApi
             }
         }
 
-        foreach (var p in set.Objects.OfType<PodManifest>())
-        {
-            if (state.Pod(p.Name) is { } pod && pod.Namespace != p.Namespace)
-            {
-                errors.Add($"Pod/{p.Name}: metadata.name: the lab's pod names are cluster-wide and {pod.Namespace}/{p.Name} exists");
-            }
-        }
-
         foreach (var w in set.Warnings)
         {
             await output.WriteLineAsync($"Warning: {w}").ConfigureAwait(false);
@@ -80,7 +72,7 @@ internal static class LabApi
 
         try
         {
-            await ApplyObjectsAsync(state, set, services, output, cancellationToken).ConfigureAwait(false);
+            await ApplyObjectsAsync(state, store, set, services, output, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -89,7 +81,7 @@ internal static class LabApi
         }
     }
 
-    private static async Task ApplyObjectsAsync(LabState state, ManifestSet set, LabServiceApply services, TextWriter output, CancellationToken cancellationToken)
+    private static async Task ApplyObjectsAsync(LabState state, IStore store, ManifestSet set, LabServiceApply services, TextWriter output, CancellationToken cancellationToken)
     {
         foreach (var o in set.Objects)
         {
@@ -101,8 +93,14 @@ internal static class LabApi
                 case DeploymentManifest d:
                     await output.WriteLineAsync($"{o.Display} {ApplyDeployment(state, d)}").ConfigureAwait(false);
                     break;
+                case NamespaceManifest n:
+                    await output.WriteLineAsync($"{o.Display} {await PutAsync(store, Kinds.Namespace, n.Name, new ClusterNamespace { Name = n.Name, Labels = n.Labels }, cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
+                    break;
+                case NetworkPolicyManifest np:
+                    await output.WriteLineAsync($"{o.Display} {await PutAsync(store, Kinds.NetworkPolicy, np.Policy.Key, np.Policy, cancellationToken).ConfigureAwait(false)}").ConfigureAwait(false);
+                    break;
                 case PodManifest p:
-                    if (state.Pod(p.Name) is not null || state.Pending.Any(x => x.Name == p.Name))
+                    if (state.Pod(p.Namespace, p.Name) is not null || state.IsPending(p.Namespace, p.Name))
                     {
                         await output.WriteLineAsync($"{o.Display} unchanged").ConfigureAwait(false);
                     }
@@ -149,19 +147,18 @@ internal static class LabApi
                         });
                         foreach (var pod in state.Pods.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name).ToList())
                         {
-                            LabPods.DeletePod(state, pod.Name);
+                            LabPods.DeletePod(state, pod.Name, pod.Namespace);
                         }
 
                         break;
                     case PodManifest p:
-                        if (state.Pod(p.Name) is { } bare && bare.Namespace == p.Namespace)
-                        {
-                            found = true;
-                            LabPods.DeletePod(state, p.Name);
-                        }
-
-                        found |= state.Pending.Any(x => x.Name == p.Name);
-                        state.Change(c => c.Pending.RemoveAll(x => x.Name == p.Name && x.Namespace == p.Namespace));
+                        found = DeletePod(state, p.Namespace, p.Name);
+                        break;
+                    case NamespaceManifest n:
+                        found = await store.DeleteAsync(Kinds.Namespace, n.Name, cancellationToken: cancellationToken).ConfigureAwait(false);
+                        break;
+                    case NetworkPolicyManifest np:
+                        found = await store.DeleteAsync(Kinds.NetworkPolicy, np.Policy.Key, cancellationToken: cancellationToken).ConfigureAwait(false);
                         break;
                 }
 
@@ -170,6 +167,75 @@ internal static class LabApi
         }
 
         await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>kubectl delete pod|namespace|networkpolicy NAME [-n NS]</c>: the one object (a namespace's pods and policies
+    /// stay: the lab has no namespace controller). Writes kubectl's line; false when there was no such object.
+    /// </summary>
+    internal static async Task<bool> DeleteObjectAsync(LabState state, string kind, string @namespace, string name, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(output);
+        var (display, plural) = kind switch
+        {
+            "pod" or "pods" or "po" => ("pod", "pods"),
+            "namespace" or "namespaces" or "ns" => ("namespace", "namespaces"),
+            "networkpolicy" or "networkpolicies" or "netpol" => ("networkpolicy.networking.k8s.io", "networkpolicies.networking.k8s.io"),
+            _ => throw new LabException($"the server doesn't have a resource type \"{kind}\" to delete by name (the lab deletes pod, namespace and networkpolicy by name; others with -f)"),
+        };
+        bool found;
+        if (display == "pod")
+        {
+            found = DeletePod(state, @namespace, name);
+        }
+        else
+        {
+            var store = await LabStore.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+            await using (store.ConfigureAwait(false))
+            {
+                found = display == "namespace"
+                    ? await store.DeleteAsync(Kinds.Namespace, name, cancellationToken: cancellationToken).ConfigureAwait(false)
+                    : await store.DeleteAsync(Kinds.NetworkPolicy, ObjectKey.Of(@namespace, name), cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        await output.WriteLineAsync(found ? $"{display}/{name} deleted" : $"Error from server (NotFound): {plural} \"{name}\" not found").ConfigureAwait(false);
+        if (display == "pod")
+        {
+            await LabDeploymentController.ReconcileAsync(state, output, cancellationToken).ConfigureAwait(false);
+        }
+
+        return found;
+    }
+
+    // A running pod (CNI DEL) or a Pending one; false when neither exists.
+    private static bool DeletePod(LabState state, string @namespace, string name)
+    {
+        var found = false;
+        if (state.Pod(@namespace, name) is not null)
+        {
+            found = true;
+            LabPods.DeletePod(state, name, @namespace);
+        }
+
+        found |= state.IsPending(@namespace, name);
+        state.Change(c => c.Pending.RemoveAll(x => x.Name == name && x.Namespace == @namespace));
+        return found;
+    }
+
+    // Create or update, as kubectl reports it: "created", "configured", or "unchanged" when the stored object is equal.
+    private static async Task<string> PutAsync<T>(IStore store, ObjectKind<T> kind, string key, T value, CancellationToken cancellationToken)
+        where T : class
+    {
+        var existing = await store.GetAsync(kind, key, cancellationToken).ConfigureAwait(false);
+        if (existing is not null && JsonSerializer.Serialize(existing.Value, kind.TypeInfo) == JsonSerializer.Serialize(value, kind.TypeInfo))
+        {
+            return "unchanged";
+        }
+
+        await store.PutAsync(kind, value, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return existing is null ? "created" : "configured";
     }
 
     private static void RecordServices(LabState state, List<LabServiceRecord> created)

@@ -26,14 +26,14 @@ internal static class LabDeploymentController
             var result = Scheduler.Schedule(pending.Namespace, pending.Spec, nodes, pods);
             if (result.Scheduled)
             {
-                state.Change(c => c.Pending.RemoveAll(x => x.Name == pending.Name));
+                state.Change(c => c.Pending.RemoveAll(x => x.Namespace == pending.Namespace && x.Name == pending.Name));
                 await LabScheduling.CreatePodAsync(state, pending.Namespace, pending.Name, pending.Spec, pending.Owner, output, cancellationToken).ConfigureAwait(false);
             }
             else if (result.Reason != pending.Reason)
             {
                 state.Change(c =>
                 {
-                    var i = c.Pending.FindIndex(x => x.Name == pending.Name);
+                    var i = c.Pending.FindIndex(x => x.Namespace == pending.Namespace && x.Name == pending.Name);
                     if (i >= 0)
                     {
                         c.Pending[i] = c.Pending[i] with { Reason = result.Reason! };
@@ -48,7 +48,7 @@ internal static class LabDeploymentController
             foreach (var old in state.Pods.Where(p => p.Namespace == d.Namespace && p.Owner == d.Name && p.Labels.GetValueOrDefault(Lab.PodTemplateHashLabel) != d.TemplateHash
                                                   && !terminating.Contains(p.Name)).ToList())
             {
-                LabPods.DeletePod(state, old.Name);
+                LabPods.DeletePod(state, old.Name, old.Namespace);
                 await output.WriteLineAsync($"pod/{old.Name} deleted (template changed)").ConfigureAwait(false);
             }
 
@@ -65,20 +65,20 @@ internal static class LabDeploymentController
             var extra = have - d.Replicas;
             foreach (var p in pending.Take(Math.Max(0, extra)))
             {
-                state.Change(c => c.Pending.RemoveAll(x => x.Name == p.Name));
+                state.Change(c => c.Pending.RemoveAll(x => x.Namespace == p.Namespace && x.Name == p.Name));
                 extra--;
             }
 
             foreach (var p in running.OrderByDescending(p => p.Created).Take(Math.Max(0, extra)))
             {
-                LabPods.DeletePod(state, p.Name);
+                LabPods.DeletePod(state, p.Name, p.Namespace);
             }
         }
 
         // Pods whose Deployment is gone.
         foreach (var orphan in state.Pods.Where(p => p.Owner is { } o && !terminating.Contains(p.Name) && !state.Deployments.Any(d => d.Namespace == p.Namespace && d.Name == o)).ToList())
         {
-            LabPods.DeletePod(state, orphan.Name);
+            LabPods.DeletePod(state, orphan.Name, orphan.Namespace);
         }
     }
 

@@ -11,7 +11,7 @@ namespace Loom.Lab;
 /// <summary><c>kubectl get nodes|pods|svc|endpoints</c> over the lab: the same columns, or a <c>List</c> of Kubernetes-shaped objects.</summary>
 public static class LabGet
 {
-    public static readonly IReadOnlyList<string> Resources = ["nodes", "pods", "svc", "endpoints"];
+    public static readonly IReadOnlyList<string> Resources = ["nodes", "pods", "svc", "endpoints", "namespaces", "networkpolicies"];
 
     /// <summary>Canonical resource name for kubectl's aliases (no, node, po, pod, service, services, ep...).</summary>
     public static string? Resolve(string resource) => resource switch
@@ -20,6 +20,8 @@ public static class LabGet
         "pods" or "pod" or "po" => "pods",
         "svc" or "service" or "services" => "svc",
         "endpoints" or "ep" or "endpoint" => "endpoints",
+        "namespaces" or "namespace" or "ns" => "namespaces",
+        "networkpolicies" or "networkpolicy" or "netpol" => "networkpolicies",
         _ => null,
     };
 
@@ -50,6 +52,11 @@ public static class LabGet
             services = [.. services.Where(s => @namespace is null || s.Namespace == @namespace).OrderBy(s => s.Namespace, StringComparer.Ordinal).ThenBy(s => s.Name, StringComparer.Ordinal)];
         }
 
+        if (kind is "namespaces" or "networkpolicies")
+        {
+            return await PolicyObjectsAsync(state, kind, output, @namespace, cancellationToken).ConfigureAwait(false);
+        }
+
         var all = @namespace is null;
         return (kind, output) switch
         {
@@ -76,10 +83,17 @@ public static class LabGet
                     var running = p.Running;
                     var ns = running?.Namespace ?? p.Pending!.Namespace;
                     var name = running?.Name ?? p.Pending!.Name;
-                    var ready = running is not null && (running.WorkloadPid is not { } pid || LabProcesses.IsAlive(pid));
+                    // A container is ready unless its process died (idle containers have none); a state from before
+                    // containers were recorded has only the workload's pid.
+                    var containers = (running?.Spec ?? p.Pending?.Spec)?.AllContainers.Count ?? 1;
+                    var dead = running is null ? containers
+                        : running.Processes.Count > 0 ? running.Processes.Count(w => !LabProcesses.IsRecordedAlive(w.Pid, w.StartTime))
+                        : running.WorkloadPid is { } pid && !LabProcesses.IsAlive(pid) ? containers : 0;
+                    var ready = running is not null && dead == 0;
                     var status = running is null ? "Pending" : ready ? "Running" : "Error";
                     var age = Age(now - (running?.Created ?? p.Pending!.Created));
-                    string[] row = [.. all ? [ns] : Array.Empty<string>(), name, ready ? "1/1" : "0/1", status, "0", age];
+                    var readyText = string.Create(CultureInfo.InvariantCulture, $"{containers - dead}/{containers}");
+                    string[] row = [.. all ? [ns] : Array.Empty<string>(), name, readyText, status, "0", age];
                     return output == "wide" ? [.. row, running?.Ip?.Split('/')[0] ?? "<none>", running?.Node ?? "<none>", "<none>", "<none>"] : row;
                 })),
             ("svc", "json") => Json(w => services.ForEach(s => ServiceJson(w, state, s))),
@@ -345,24 +359,11 @@ public static class LabGet
         }
 
         w.WriteStartArray("containers");
-        w.WriteStartObject();
-        w.WriteString("name", "main");
-        w.WriteString("image", spec?.Image ?? "");
-        if (spec is { Command.Count: > 0 })
+        foreach (var c in spec?.AllContainers ?? [])
         {
-            w.WriteStartArray("command");
-            spec.Command.ForEach(w.WriteStringValue);
-            w.WriteEndArray();
+            ContainerJson(w, c);
         }
 
-        if (spec is { Args.Count: > 0 })
-        {
-            w.WriteStartArray("args");
-            spec.Args.ForEach(w.WriteStringValue);
-            w.WriteEndArray();
-        }
-
-        w.WriteEndObject();
         w.WriteEndArray();
         w.WriteEndObject();
         w.WriteStartObject("status");
@@ -395,6 +396,104 @@ public static class LabGet
 
         w.WriteEndObject();
         w.WriteEndObject();
+    }
+
+    private static void ContainerJson(Utf8JsonWriter w, LabContainer c)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", c.Name);
+        w.WriteString("image", c.Image);
+        if (c.Command.Count > 0)
+        {
+            w.WriteStartArray("command");
+            c.Command.ForEach(w.WriteStringValue);
+            w.WriteEndArray();
+        }
+
+        if (c.Args.Count > 0)
+        {
+            w.WriteStartArray("args");
+            c.Args.ForEach(w.WriteStringValue);
+            w.WriteEndArray();
+        }
+
+        if (c.Ports.Count > 0)
+        {
+            w.WriteStartArray("ports");
+            foreach (var p in c.Ports)
+            {
+                w.WriteStartObject();
+                if (p.Name is not null)
+                {
+                    w.WriteString("name", p.Name);
+                }
+
+                w.WriteNumber("containerPort", p.Port);
+                w.WriteString("protocol", Proto(p.Protocol));
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+        }
+
+        w.WriteEndObject();
+    }
+
+    // Namespaces (the stored objects plus every namespace a pod or Service uses) and NetworkPolicies, from the store.
+    private static async Task<string> PolicyObjectsAsync(LabState state, string kind, string output, string? @namespace, CancellationToken cancellationToken)
+    {
+        List<ClusterNamespace> namespaces;
+        List<NetworkPolicy> policies;
+        List<Service> services;
+        var store = await Lab.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
+        {
+            namespaces = [.. (await store.ListAsync(Kinds.Namespace, cancellationToken).ConfigureAwait(false)).Items.Select(i => i.Value)];
+            policies = [.. (await store.ListAsync(Kinds.NetworkPolicy, cancellationToken).ConfigureAwait(false)).Items.Select(i => i.Value)];
+            services = [.. (await store.ListAsync(Kinds.Service, cancellationToken).ConfigureAwait(false)).Items.Select(i => i.Value)];
+        }
+
+        if (kind == "namespaces")
+        {
+            var used = state.Pods.Select(p => p.Namespace).Concat(state.Pending.Select(p => p.Namespace)).Concat(services.Select(s => s.Namespace)).Append("default");
+            var all = namespaces.Concat(used.Where(n => !namespaces.Any(x => x.Name == n)).Distinct().Select(n => new ClusterNamespace { Name = n }))
+                .OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
+            return output == "json"
+                ? Json(w => all.ForEach(n =>
+                {
+                    w.WriteStartObject();
+                    w.WriteString("apiVersion", "v1");
+                    w.WriteString("kind", "Namespace");
+                    Metadata(w, n.Name, null, null, n.EffectiveLabels);
+                    w.WriteEndObject();
+                    w.WriteStartObject("status");
+                    w.WriteString("phase", "Active");
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }))
+                : Table(output == "wide" ? ["NAME", "STATUS", "AGE", "LABELS"] : ["NAME", "STATUS", "AGE"], all.Select(n =>
+                {
+                    string[] row = [n.Name, "Active", "<unknown>"];
+                    return output == "wide" ? [.. row, string.Join(",", n.EffectiveLabels.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value))] : row;
+                }));
+        }
+
+        var selected = policies.Where(p => @namespace is null || p.Namespace == @namespace)
+            .OrderBy(p => p.Namespace, StringComparer.Ordinal).ThenBy(p => p.Name, StringComparer.Ordinal).ToList();
+        return output == "json"
+            ? Json(w => selected.ForEach(p =>
+            {
+                w.WriteStartObject();
+                w.WriteString("apiVersion", "networking.k8s.io/v1");
+                w.WriteString("kind", "NetworkPolicy");
+                Metadata(w, p.Name, p.Namespace, null, null);
+                w.WriteEndObject();
+                w.WritePropertyName("spec");
+                JsonSerializer.Serialize(w, p, Kinds.NetworkPolicy.TypeInfo);
+                w.WriteEndObject();
+            }))
+            : Table([.. @namespace is null ? ["NAMESPACE"] : Array.Empty<string>(), "NAME", "POD-SELECTOR", "AGE"], selected.Select(p =>
+                (string[])[.. @namespace is null ? [p.Namespace] : Array.Empty<string>(), p.Name, p.PodSelector.IsEmpty ? "<none>" : p.PodSelector.ToString(), "<unknown>"]));
     }
 
     private static void ServiceJson(Utf8JsonWriter w, LabState state, Service s)

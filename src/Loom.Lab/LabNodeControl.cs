@@ -77,7 +77,7 @@ internal static class LabNodeControl
                 state.Change(c => c.Pending.RemoveAll(p => !before.Contains(p.Name)));
                 foreach (var extra in state.Pods.Where(p => !before.Contains(p.Name)).ToList())
                 {
-                    LabPods.DeletePod(state, extra.Name);
+                    LabPods.DeletePod(state, extra.Name, extra.Namespace);
                     await output.WriteLineAsync($"pod/{extra.Name} deleted (drain of {node} abandoned)").ConfigureAwait(false);
                 }
 
@@ -86,7 +86,7 @@ internal static class LabNodeControl
 
             foreach (var p in pods)
             {
-                LabPods.DeletePod(state, p.Name);
+                LabPods.DeletePod(state, p.Name, p.Namespace);
                 await output.WriteLineAsync($"pod/{p.Name} evicted").ConfigureAwait(false);
             }
         }

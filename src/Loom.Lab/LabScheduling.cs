@@ -14,7 +14,7 @@ internal static class LabScheduling
         {
             state.Change(c =>
             {
-                c.Pending.RemoveAll(x => x.Name == name);
+                c.Pending.RemoveAll(x => x.Namespace == ns && x.Name == name);
                 c.Pending.Add(new LabPendingPod { Namespace = ns, Name = name, Owner = owner, Spec = spec, Reason = placed.Reason!, Created = DateTimeOffset.UtcNow });
             });
             await output.WriteLineAsync($"Warning  FailedScheduling  pod/{name}  {placed.Reason}").ConfigureAwait(false);
@@ -23,15 +23,15 @@ internal static class LabScheduling
 
         // The agent takes a pod's endpoint as ready at CNI ADD (there is no readiness probe), so the workload starts,
         // and listens on 0.0.0.0, before the pod is wired: no Service sends a connection to a pod that would refuse it.
-        int? StartFirst(string netns)
+        IReadOnlyList<(string, int)> StartFirst(string netns)
         {
-            if (LabKubelet.Start(state, name, netns, placed.Node!, spec) is not { } w)
+            var started = LabKubelet.Start(state, ns, name, netns, placed.Node!, spec);
+            foreach (var w in started)
             {
-                return null;
+                LabKubelet.WaitReadyAsync(name, netns, w, cancellationToken).GetAwaiter().GetResult();
             }
 
-            LabKubelet.WaitListeningAsync(state, name, netns, spec, w.Pid, w.Port, cancellationToken).GetAwaiter().GetResult();
-            return w.Pid;
+            return [.. started.Select(w => (w.Container, w.Pid))];
         }
 
         var pod = LabPods.AddPod(state, name, placed.Node!, ns, spec.Labels, spec, owner, StartFirst);

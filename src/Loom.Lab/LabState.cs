@@ -52,7 +52,13 @@ public sealed record LabState
     public LabNode Node(string name) =>
         Nodes.Find(n => n.Name == name) ?? throw new LabException($"no node '{name}' in the lab (nodes: {string.Join(", ", Nodes.Select(n => n.Name))})");
 
-    public LabPod? Pod(string name) => Pods.Find(p => p.Name == name);
+    /// <summary>A pod of the default namespace.</summary>
+    public LabPod? Pod(string name) => Pod("default", name);
+
+    public LabPod? Pod(string @namespace, string name) => Pods.Find(p => p.Namespace == @namespace && p.Name == name);
+
+    /// <summary>Whether a pod of that namespace and name waits to be scheduled.</summary>
+    public bool IsPending(string @namespace, string name) => Pending.Any(p => p.Namespace == @namespace && p.Name == name);
 
     /// <summary>Every namespace of this lab: pods, nodes, underlay.</summary>
     public IEnumerable<string> Namespaces => Pods.Select(p => p.Netns).Concat(Nodes.Select(n => n.Netns)).Append(UnderlayNetns);
@@ -197,8 +203,14 @@ public sealed record LabPod
     /// <summary>The workload's start time (/proc/PID/stat field 22), so a reused pid is never taken for it.</summary>
     public ulong? WorkloadStartTime { get; set; }
 
+    /// <summary>Every container's process (idle containers have none); the first is <see cref="WorkloadPid"/>.</summary>
+    public List<LabContainerProcess> Processes { get; init; } = [];
+
     public DateTimeOffset Created { get; init; }
 }
+
+/// <summary>A container's process, with its start time so a reused pid is never taken for it.</summary>
+public sealed record LabContainerProcess(string Container, int Pid, ulong? StartTime);
 
 public sealed class LabException : Exception
 {

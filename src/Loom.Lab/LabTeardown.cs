@@ -41,7 +41,8 @@ internal static class LabTeardown
         // lives in the lab's namespaces; never a process merely because its command line names the lab directory.
         var agents = state?.Nodes.Where(n => LabProcesses.IsRecordedAlive(n.AgentPid, n.AgentStartTime)).Select(n => n.AgentPid!.Value).ToList() ?? [];
         var etcd = state is not null && LabProcesses.IsRecordedAlive(state.EtcdPid, state.EtcdStartTime) ? new List<int> { state.EtcdPid!.Value } : [];
-        var workloads = state?.Pods.Where(p => LabProcesses.IsRecordedAlive(p.WorkloadPid, p.WorkloadStartTime)).Select(p => p.WorkloadPid!.Value) ?? [];
+        var workloads = state?.Pods.Where(p => LabProcesses.IsRecordedAlive(p.WorkloadPid, p.WorkloadStartTime)).Select(p => p.WorkloadPid!.Value)
+            .Concat(state.Pods.SelectMany(p => p.Processes).Where(w => LabProcesses.IsRecordedAlive(w.Pid, w.StartTime)).Select(w => w.Pid)) ?? [];
         var others = LabProcesses.FindInNamespaces(namespaces).Concat(workloads).Except(agents).Except(etcd).Distinct().ToList();
         foreach (var (what, pids) in new[] { ("agent", agents), ("etcd", etcd), ("process", others) })
         {

@@ -15,6 +15,7 @@ public abstract record LabManifest(string Kind, string Namespace, string Name)
     public string Display => Kind switch
     {
         "Deployment" => "deployment.apps/" + Name,
+        "NetworkPolicy" => "networkpolicy.networking.k8s.io/" + Name,
         _ => Kind.ToLowerInvariant() + "/" + Name,
     };
 }
@@ -28,6 +29,11 @@ public sealed record ServiceManifest(string Namespace, string Name, IPAddress? C
     IReadOnlyDictionary<string, string> Selector, SessionAffinity SessionAffinity, int SessionAffinityTimeoutSeconds)
     : LabManifest("Service", Namespace, Name);
 
+/// <summary>A Namespace (cluster-scoped: <see cref="LabManifest.Namespace"/> is empty) and its labels.</summary>
+public sealed record NamespaceManifest(string Name, IReadOnlyDictionary<string, string> Labels) : LabManifest("Namespace", "", Name);
+
+public sealed record NetworkPolicyManifest(string Namespace, string Name, NetworkPolicy Policy) : LabManifest("NetworkPolicy", Namespace, Name);
+
 /// <summary>What parsing found: the objects, warnings (fields Loom does not honour) and errors (invalid objects).</summary>
 public sealed record ManifestSet(IReadOnlyList<LabManifest> Objects, IReadOnlyList<string> Warnings, IReadOnlyList<string> Errors);
 
@@ -35,7 +41,7 @@ public sealed record ManifestSet(IReadOnlyList<LabManifest> Objects, IReadOnlyLi
 /// Multi-document Kubernetes YAML (Pod, Deployment, Service) read through YamlDotNet's representation model, field by
 /// field: every field Loom does not honour is a warning naming its path, every invalid one an error naming it.
 /// </summary>
-public static class Manifests
+public static partial class Manifests
 {
     public static ManifestSet Parse(string yaml)
     {
@@ -93,7 +99,7 @@ public static class Manifests
     }
 
     /// <summary>Reads one document, recording warnings and errors with the object and field path.</summary>
-    private sealed class Reader(string doc, List<string> warnings, List<string> errors)
+    private sealed partial class Reader(string doc, List<string> warnings, List<string> errors)
     {
         private string _where = doc;
 
@@ -120,6 +126,10 @@ public static class Manifests
                 if (kind == "Service")
                 {
                     ServiceValidation.Name(metaErrors, name);
+                }
+                else if (kind == "Namespace")
+                {
+                    ObjectValidation.Namespace(metaErrors, name, "metadata.name");
                 }
                 else
                 {
@@ -153,8 +163,17 @@ public static class Manifests
                     ApiVersion(apiVersion, "v1");
                     result = Service(m.Map("spec", required: true), ns, name);
                     break;
+                case "Namespace":
+                    ApiVersion(apiVersion, "v1");
+                    m.Map("spec")?.Ignore();
+                    result = name is null ? null : new NamespaceManifest(name, labels);
+                    break;
+                case "NetworkPolicy":
+                    ApiVersion(apiVersion, "networking.k8s.io/v1");
+                    result = NetworkPolicy(m.Map("spec"), ns, name);
+                    break;
                 default:
-                    Error("kind", $"Unsupported value: {FieldError.Quote(kind)}: the lab runs Pod, Deployment and Service");
+                    Error("kind", $"Unsupported value: {FieldError.Quote(kind)}: the lab runs Pod, Deployment, Service, Namespace and NetworkPolicy");
                     break;
             }
 
@@ -373,8 +392,7 @@ public static class Manifests
         {
             var p = spec.Path;
             var containers = spec.Seq("containers", required: true);
-            string image = "";
-            List<string> command = [], args = [];
+            var parsed = new List<LabContainer>();
             if (containers is not null)
             {
                 if (containers.Count == 0)
@@ -385,31 +403,19 @@ public static class Manifests
                 for (var i = 0; i < containers.Count; i++)
                 {
                     var cp = string.Create(CultureInfo.InvariantCulture, $"{p}containers[{i}]");
-                    if (i > 0)
-                    {
-                        Warn(cp, "only the first container runs in the lab; this one is ignored");
-                        continue;
-                    }
-
                     if (containers[i] is not YamlMappingNode cm)
                     {
                         Error(cp, "must be a mapping");
                         continue;
                     }
 
-                    var c = new Fields(this, cm, cp);
-                    c.Str("name", required: true);
-                    image = c.Str("image", required: true) ?? "";
-                    command = c.StringList("command");
-                    args = c.StringList("args");
-                    c.Accept("imagePullPolicy", "ports", "terminationMessagePath", "terminationMessagePolicy");
-                    c.Done();
-                    if (image.Length > 0 && LabImages.Classify(image, command, args) == LabImages.Kind.Unknown)
+                    if (Container(new Fields(this, cm, cp), parsed) is { } c)
                     {
-                        Error(cp + ".image", $"Unsupported value: {FieldError.Quote(image)}: the lab runs {LabImages.Whoami} (a built-in whoami server), {LabImages.Dns} "
-                            + "(the cluster DNS) and any image whose command is sleep (an idle pod using the machine's tools)");
+                        parsed.Add(c);
                     }
                 }
+
+                ContainerPortNames(parsed, p);
             }
 
             var nodeName = spec.Str("nodeName");
@@ -521,9 +527,10 @@ public static class Manifests
             return new LabPodSpec
             {
                 Labels = labels,
-                Image = image,
-                Command = command,
-                Args = args,
+                Containers = parsed,
+                Image = parsed.FirstOrDefault()?.Image ?? "",
+                Command = parsed.FirstOrDefault()?.Command ?? [],
+                Args = parsed.FirstOrDefault()?.Args ?? [],
                 NodeName = nodeName,
                 NodeSelector = nodeSelector,
                 Tolerations = tolerations,
@@ -588,6 +595,9 @@ public static class Manifests
             return selector;
         }
 
+        /// <summary>How many errors were recorded so far (a part read cleanly when it is unchanged).</summary>
+        public int ErrorCount => errors.Count;
+
         public void Errors(IEnumerable<FieldError> fieldErrors)
         {
             foreach (var e in fieldErrors)
@@ -637,6 +647,9 @@ public static class Manifests
 
             return null;
         }
+
+        /// <summary>The node under <paramref name="key"/> as written (null when absent or null), for int-or-string fields.</summary>
+        public YamlNode? Raw(string key) => Get(key, required: false);
 
         public string? Scalar(string key, bool required = false)
         {

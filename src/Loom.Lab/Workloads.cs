@@ -29,11 +29,33 @@ public sealed record LabAntiAffinityTerm(string TopologyKey, LabelSelector Selec
 /// <summary>One preferred pod anti-affinity term: the scheduler avoids domains holding a matching pod, by weight (1-100).</summary>
 public sealed record LabWeightedAntiAffinityTerm(int Weight, LabAntiAffinityTerm Term);
 
+/// <summary>One container of a pod: what it runs and the ports it declares (named ones reach the agent's Endpoint).</summary>
+public sealed record LabContainer
+{
+    public string Name { get; init; } = "";
+
+    public string Image { get; init; } = "";
+
+    public List<string> Command { get; init; } = [];
+
+    public List<string> Args { get; init; } = [];
+
+    public List<ContainerPort> Ports { get; init; } = [];
+}
+
 /// <summary>What the lab runs for a pod: the Kubernetes pod spec fields Loom honours.</summary>
 public sealed record LabPodSpec
 {
     public Dictionary<string, string> Labels { get; init; } = new(StringComparer.Ordinal);
 
+    /// <summary>Every container, in order; empty in a spec written before pods had several (then <see cref="Image"/> is the one).</summary>
+    public List<LabContainer> Containers { get; init; } = [];
+
+    /// <summary><see cref="Containers"/>, or the single container <see cref="Image"/>, <see cref="Command"/> and <see cref="Args"/> describe.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<LabContainer> AllContainers => Containers.Count > 0 ? Containers : [new LabContainer { Name = "main", Image = Image, Command = Command, Args = Args }];
+
+    /// <summary>The first container's image, command and args (what a one-container pod runs).</summary>
     public string Image { get; init; } = "";
 
     public List<string> Command { get; init; } = [];
@@ -95,6 +117,7 @@ public static class LabImages
 {
     public const string Whoami = "traefik/whoami";
     public const string Dns = "loom/dns";
+    public const string Agnhost = "registry.k8s.io/e2e-test-images/agnhost";
 
     public enum Kind
     {
@@ -102,6 +125,21 @@ public static class LabImages
         Whoami,
         Dns,
         Sleep,
+
+        /// <summary>agnhost serve-hostname (Loom's implementation, <c>loom agnhost</c>) or agnhost pause (idle).</summary>
+        Agnhost,
+    }
+
+    /// <summary>Whether an exec'd command's argv[0] is agnhost (run as <c>loom agnhost</c>).</summary>
+    public static bool IsAgnhostCommand(string argv0) => argv0 is "agnhost" or "/agnhost";
+
+    /// <summary>The agnhost subcommand and its flags: command and args joined, without the /agnhost entrypoint.</summary>
+    public static List<string> AgnhostArgs(IReadOnlyList<string> command, IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(args);
+        var all = command.Concat(args).ToList();
+        return all.Count > 0 && IsAgnhostCommand(all[0]) ? all[1..] : all;
     }
 
     public static string Repository(string image)
@@ -140,6 +178,7 @@ public static class LabImages
         {
             Whoami => Kind.Whoami,
             Dns => Kind.Dns,
+            Agnhost when AgnhostArgs(command, args) is ["serve-hostname", ..] or ["pause"] => Kind.Agnhost,
             _ => Kind.Unknown,
         };
     }

@@ -130,6 +130,36 @@ public sealed class AgentResilienceTests : IDisposable
             Assert.DoesNotContain((await store.ListAsync(Kinds.Endpoint)).Items, e => e.Value.ContainerId == "c9");
         }
 
+        // Container ports too: a name is an IANA_SVC_NAME, the port 1-65535, the protocol TCP or UDP; good ones are stored.
+        var badPorts = await AgentClient.SendAsync(socket, new AgentRequest
+        {
+            Op = "endpoint-add",
+            Endpoint = new EndpointRegistration
+            {
+                Namespace = "x", Name = "web-8", ContainerId = "c8", Ips = ["10.244.1.8"],
+                Ports = [new() { Name = "serve_80", ContainerPort = 80 }, new() { Name = "p", ContainerPort = 70000 }, new() { ContainerPort = 81, Protocol = "SCTP" }],
+            },
+        }, TimeSpan.FromSeconds(5));
+        Assert.False(badPorts.Ok);
+        Assert.Contains("ports[0].name: Invalid value: \"serve_80\"", badPorts.Error, StringComparison.Ordinal);
+        Assert.Contains("ports[1].containerPort: Invalid value: 70000", badPorts.Error, StringComparison.Ordinal);
+        Assert.Contains("ports[2].protocol: Unsupported value: \"SCTP\"", badPorts.Error, StringComparison.Ordinal);
+        var good = await AgentClient.SendAsync(socket, new AgentRequest
+        {
+            Op = "endpoint-add",
+            Endpoint = new EndpointRegistration
+            {
+                Namespace = "x", Name = "web-7", ContainerId = "c7", Ips = ["10.244.1.7"],
+                Ports = [new() { Name = "serve-80-tcp", ContainerPort = 80, Protocol = "TCP" }, new() { ContainerPort = 81, Protocol = "UDP" }],
+            },
+        }, TimeSpan.FromSeconds(5));
+        Assert.True(good.Ok, good.Error);
+        await using (var store = await SqliteStore.OpenAsync(Db))
+        {
+            Assert.DoesNotContain((await store.ListAsync(Kinds.Endpoint)).Items, e => e.Value.ContainerId == "c8");
+            Assert.Equal([new("serve-80-tcp", 80, Protocol.Tcp), new(null, 81, Protocol.Udp)], (await store.GetAsync(Kinds.Endpoint, "x/web-7"))!.Value.Ports);
+        }
+
         Assert.False(agent.HasExited, LogText);
         Assert.DoesNotContain("   at ", LogText, StringComparison.Ordinal); // no stack trace: nothing was a bug
     }

@@ -111,12 +111,12 @@ public sealed class CliScenarioTests
         Assert.Empty(Directory.GetDirectories("/sys/fs/bpf", o.Prefix + "*"));
     }
 
-    private sealed record Run(int Code, string Out, string Err)
+    internal sealed record Run(int Code, string Out, string Err)
     {
         public override string ToString() => $"exit {Code}\nstdout:\n{Out}\nstderr:\n{Err}";
     }
 
-    private static async Task<Run> Loom(string[] args, string? stdin = null)
+    internal static async Task<Run> Loom(string[] args, string? stdin = null)
     {
         var psi = new ProcessStartInfo(Path.Combine(CniRunner.BinDir, "loom"))
         {

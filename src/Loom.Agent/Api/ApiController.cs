@@ -1,4 +1,5 @@
 using System.Net;
+using Loom.Agent.Policy;
 using Loom.Agent.Services;
 using Loom.Core.AgentApi;
 using Loom.Core.Controllers;
@@ -13,7 +14,7 @@ namespace Loom.Agent.Api;
 /// node programs, explain, and pods' endpoints registered and removed by the CNI plugin.
 /// </summary>
 internal sealed class ApiController(NodeContext node, IStore store, AgentLoops loops, ServiceController services, Func<CancellationToken, Task<AgentStatus>> status,
-    Action? podAdded = null)
+    Action? podAdded = null, PolicyController? policy = null)
     : IController, IDisposable
 {
     private AgentApiServer? _server;
@@ -45,6 +46,10 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                 return new AgentResponse { Ok = true, Services = services.ServiceInfos() };
             case "explain-service" when request.Service is { } key:
                 return new AgentResponse { Ok = true, Text = services.Explain(key) };
+            case "explain-policy" when request.Pod is { } pod:
+                return policy is null
+                    ? new AgentResponse { Error = "this agent runs no policy controller" }
+                    : new AgentResponse { Ok = true, Text = policy.Explain(pod) };
             case "endpoint-add" when request.Endpoint is { } ep:
                 // Checked as the API server checks a pod: what is stored here reaches every node's service rules.
                 if (ToEndpoint(ep, out var endpoint) is { } invalid)
@@ -60,6 +65,11 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                 }
 
                 podAdded?.Invoke();
+                if (policy is not null)
+                {
+                    // Before the plugin returns: the pod's first packet already meets its policy (and its identity).
+                    await policy.EndpointAddedAsync(put.Revision, ct).ConfigureAwait(false);
+                }
 
                 loops.Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");
                 return new AgentResponse { Ok = true };
@@ -104,9 +114,51 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
             Interface = ep.Interface,
             IPs = ips,
             Labels = ep.Labels,
+            Ports = Ports(ep.Ports ?? [], bad),
             Ready = true,
         };
         bad.AddRange(ObjectValidation.Validate(endpoint).Select(e => e.ToString()));
         return bad.Count == 0 ? null : string.Join("; ", bad);
+    }
+
+    // As the API server checks a pod's container ports: a name is an IANA_SVC_NAME (unique in the pod), the port
+    // 1-65535, the protocol TCP or UDP (the ones Loom's datapath carries).
+    private static List<ContainerPort> Ports(IReadOnlyList<EndpointPortRegistration> given, List<string> bad)
+    {
+        var ports = new List<ContainerPort>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < given.Count; i++)
+        {
+            var p = given[i];
+            var where = $"ports[{i}]";
+            var before = bad.Count;
+            if (p.Name is { } name)
+            {
+                bad.AddRange(NameValidation.IsValidPortName(name).Select(m => FieldError.Invalid(where + ".name", name, m).ToString()));
+                if (bad.Count == before && !names.Add(name))
+                {
+                    bad.Add(FieldError.Duplicate(where + ".name", name).ToString());
+                }
+            }
+
+            bad.AddRange(NameValidation.IsValidPortNum(p.ContainerPort).Select(m => FieldError.Invalid(where + ".containerPort", p.ContainerPort, m).ToString()));
+            Protocol? protocol = p.Protocol switch
+            {
+                null or "" or "TCP" => Protocol.Tcp,
+                "UDP" => Protocol.Udp,
+                _ => null,
+            };
+            if (protocol is null)
+            {
+                bad.Add(FieldError.NotSupported(where + ".protocol", p.Protocol, "supported values: \"TCP\", \"UDP\"").ToString());
+            }
+
+            if (bad.Count == before)
+            {
+                ports.Add(new ContainerPort(p.Name, p.ContainerPort, protocol!.Value));
+            }
+        }
+
+        return ports;
     }
 }

@@ -82,7 +82,7 @@ internal abstract class NetworkFollower : IController, IDisposable
     protected void CountPass() => Interlocked.Increment(ref _passes);
 
     /// <summary>Asks the loop for a pass now.</summary>
-    protected void Poke() => _changed.Release();
+    protected internal void Poke() => _changed.Release();
 
     public void Dispose()
     {

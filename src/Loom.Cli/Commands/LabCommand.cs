@@ -22,6 +22,8 @@ internal static class LabCommand
         Recursive = true,
     };
 
+    private static Option<string> NamespaceOption() => new("-n", "--namespace") { Description = "Namespace.", DefaultValueFactory = _ => "default" };
+
     public static Command Create()
     {
         var cmd = new Command("lab", "The one-machine lab: a cluster of network namespaces.")
@@ -176,21 +178,23 @@ internal static class LabCommand
     {
         var name = new Argument<string>("name") { Description = "Pod name." };
         var node = new Option<string>("--node") { Description = "Node to run the pod on.", Required = true };
-        var add = new Command("add", "Create a pod namespace and wire it with the node's CNI config.") { name, node };
+        var addNs = NamespaceOption();
+        var add = new Command("add", "Create a pod namespace and wire it with the node's CNI config.") { name, node, addNs };
         add.SetAction((parse, _) => Guard(async () =>
         {
             var state = Require(parse.GetValue(LabDir)!);
-            var pod = Lab.Lab.AddPod(state, parse.GetValue(name)!, parse.GetValue(node)!);
+            var pod = Lab.Lab.AddPod(state, parse.GetValue(name)!, parse.GetValue(node)!, parse.GetValue(addNs)!);
             await Console.Out.WriteLineAsync($"pod {pod.Name} on {pod.Node}: {pod.Ip} (netns {pod.Netns})").ConfigureAwait(false);
             return 0;
         }));
 
         var delName = new Argument<string>("name") { Description = "Pod name." };
-        var del = new Command("del", "CNI DEL the pod and delete its namespace.") { delName };
+        var delNs = NamespaceOption();
+        var del = new Command("del", "CNI DEL the pod and delete its namespace.") { delName, delNs };
         del.SetAction((parse, _) => Guard(async () =>
         {
             var state = Require(parse.GetValue(LabDir)!);
-            Lab.Lab.DeletePod(state, parse.GetValue(delName)!);
+            Lab.Lab.DeletePod(state, parse.GetValue(delName)!, parse.GetValue(delNs)!);
             await Console.Out.WriteLineAsync($"pod {parse.GetValue(delName)} deleted").ConfigureAwait(false);
             return 0;
         }));
@@ -208,11 +212,16 @@ internal static class LabCommand
     {
         var pod = new Argument<string>("pod") { Description = "Pod name." };
         var command = new Argument<string[]>("command") { Description = "Command to run (after --).", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("exec", "Run a command inside a pod's network namespace (stdio inherited); exits with its code.") { pod, command };
+        var ns = NamespaceOption();
+        var container = new Option<string?>("-c", "--container") { Description = "Container (default: the first); every container shares the pod's network namespace." };
+        var cmd = new Command("exec", "Run a command inside a pod's network namespace (stdio inherited); exits with its code. agnhost runs Loom's agnhost.")
+        {
+            pod, command, ns, container,
+        };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
             var state = Require(parse.GetValue(LabDir)!);
-            return await Lab.Lab.PodExecAsync(state, parse.GetValue(pod)!, parse.GetValue(command)!, ct).ConfigureAwait(false);
+            return await Lab.Lab.PodExecAsync(state, parse.GetValue(ns)!, parse.GetValue(pod)!, parse.GetValue(container), parse.GetValue(command)!, ct).ConfigureAwait(false);
         }));
         return cmd;
     }
@@ -220,7 +229,7 @@ internal static class LabCommand
     private static Command Apply()
     {
         var file = new Option<string>("-f", "--filename") { Description = "Manifest file (multi-document YAML), or - for standard input.", Required = true };
-        var cmd = new Command("apply", "Create or update Pods, Deployments and Services from Kubernetes YAML (all documents validated first).") { file };
+        var cmd = new Command("apply", "Create or update Pods, Deployments, Services, Namespaces and NetworkPolicies from Kubernetes YAML (all documents validated first).") { file };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
             var state = Require(parse.GetValue(LabDir)!);
@@ -232,24 +241,35 @@ internal static class LabCommand
 
     private static Command Delete()
     {
-        var file = new Option<string>("-f", "--filename") { Description = "Manifest file, or - for standard input.", Required = true };
-        var cmd = new Command("delete", "Delete the Pods, Deployments (with their pods) and Services a manifest names.") { file };
+        var file = new Option<string?>("-f", "--filename") { Description = "Manifest file, or - for standard input." };
+        var args = new Argument<string[]>("object") { Description = "KIND NAME: pod, namespace (ns) or networkpolicy (netpol), and its name.", Arity = ArgumentArity.ZeroOrMore };
+        var ns = NamespaceOption();
+        var cmd = new Command("delete", "Delete what a manifest names (-f), or one pod, namespace object or networkpolicy by name (-n NS).") { file, args, ns };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
             var state = Require(parse.GetValue(LabDir)!);
-            await Lab.Lab.DeleteAsync(state, Lab.Lab.ReadManifest(parse.GetValue(file)!), Console.Out, ct).ConfigureAwait(false);
-            return 0;
+            var named = parse.GetValue(args) ?? [];
+            switch (parse.GetValue(file), named)
+            {
+                case ({ } f, []):
+                    await Lab.Lab.DeleteAsync(state, Lab.Lab.ReadManifest(f), Console.Out, ct).ConfigureAwait(false);
+                    return 0;
+                case (null, [var kind, var name]):
+                    return await Lab.Lab.DeleteObjectAsync(state, kind, parse.GetValue(ns)!, name, Console.Out, ct).ConfigureAwait(false) ? 0 : 1;
+                default:
+                    throw new LabException("give either -f FILE or KIND NAME (e.g. `loom lab delete pod a -n x`)");
+            }
         }));
         return cmd;
     }
 
     private static Command Get()
     {
-        var resource = new Argument<string>("resource") { Description = "nodes, pods, svc or endpoints." };
+        var resource = new Argument<string>("resource") { Description = "nodes, pods, svc, endpoints, namespaces (ns) or networkpolicies (netpol)." };
         var output = new Option<string>("-o", "--output") { Description = "wide or json.", DefaultValueFactory = _ => "" };
         var ns = new Option<string>("-n", "--namespace") { Description = "Namespace.", DefaultValueFactory = _ => "default" };
         var all = new Option<bool>("-A", "--all-namespaces") { Description = "Every namespace." };
-        var cmd = new Command("get", "kubectl get over the lab: nodes, pods, svc, endpoints.") { resource, output, ns, all };
+        var cmd = new Command("get", "kubectl get over the lab: nodes, pods, svc, endpoints, namespaces, networkpolicies.") { resource, output, ns, all };
         cmd.SetAction((parse, ct) => Guard(async () =>
         {
             var state = Require(parse.GetValue(LabDir)!);
@@ -263,17 +283,13 @@ internal static class LabCommand
     private static Command Logs()
     {
         var pod = new Argument<string>("pod") { Description = "Pod name." };
-        var cmd = new Command("logs", "Show a pod's workload log.") { pod };
+        var ns = NamespaceOption();
+        var container = new Option<string?>("-c", "--container") { Description = "Container (default: the first)." };
+        var cmd = new Command("logs", "Show a pod's container log.") { pod, ns, container };
         cmd.SetAction((parse, _) => Guard(async () =>
         {
             var state = Require(parse.GetValue(LabDir)!);
-            var name = parse.GetValue(pod)!;
-            if (state.Pod(name) is null)
-            {
-                throw new LabException(state.Pending.Any(p => p.Name == name) ? $"pod {name} is Pending: no logs yet" : $"pods \"{name}\" not found");
-            }
-
-            var file = Lab.Lab.PodLogFile(state, name);
+            var file = Lab.Lab.ContainerLogFile(state, parse.GetValue(ns)!, parse.GetValue(pod)!, parse.GetValue(container));
             await Console.Out.WriteAsync(File.Exists(file) ? await File.ReadAllTextAsync(file).ConfigureAwait(false) : "").ConfigureAwait(false);
             return 0;
         }));
@@ -326,10 +342,10 @@ internal static class LabCommand
 
     private static async Task PrintPods(LabState state)
     {
-        await Console.Out.WriteLineAsync($"{"POD",-16} {"NODE",-10} {"IP",-18} NETNS").ConfigureAwait(false);
+        await Console.Out.WriteLineAsync($"{"NAMESPACE",-12} {"POD",-16} {"NODE",-10} {"IP",-18} NETNS").ConfigureAwait(false);
         foreach (var p in state.Pods)
         {
-            await Console.Out.WriteLineAsync($"{p.Name,-16} {p.Node,-10} {p.Ip,-18} {p.Netns}").ConfigureAwait(false);
+            await Console.Out.WriteLineAsync($"{p.Namespace,-12} {p.Name,-16} {p.Node,-10} {p.Ip,-18} {p.Netns}").ConfigureAwait(false);
         }
     }
 

@@ -64,6 +64,6 @@ internal static class ServiceCommand
             Console.Write(text);
             return 0;
         });
-        return new Command("explain", "Explain what Loom programmed for an object.") { service };
+        return new Command("explain", "Explain what Loom programmed for an object.") { service, PolicyCommand.Explain() };
     }
 }

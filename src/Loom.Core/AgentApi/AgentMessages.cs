@@ -18,6 +18,9 @@ public sealed record AgentRequest
     /// <summary>For <c>explain-service</c>: "namespace/name".</summary>
     public string? Service { get; init; }
 
+    /// <summary>For <c>explain-policy</c>: the pod's "namespace/name".</summary>
+    public string? Pod { get; init; }
+
     /// <summary>
     /// Decodes one request line as the agent's socket receives it; null for an empty line. JSON leaves out nothing
     /// it is not told to, so what the handlers rely on (op, container id, parseable IPs, no null entries) is checked
@@ -56,6 +59,7 @@ public sealed record AgentRequest
                 Interface = ep.Interface ?? "eth0",
                 Ips = ep.Ips ?? [],
                 Labels = ep.Labels ?? new Dictionary<string, string>(),
+                Ports = ep.Ports ?? [],
             };
             request = request with { Endpoint = ep };
 
@@ -70,6 +74,11 @@ public sealed record AgentRequest
             if (ep.Labels.Values.Contains(null!))
             {
                 throw new JsonException("endpoint.labels: a label value is null");
+            }
+
+            if (ep.Ports.Contains(null!))
+            {
+                throw new JsonException("endpoint.ports: an entry is null");
             }
         }
 
@@ -91,6 +100,19 @@ public sealed record EndpointRegistration
     public IReadOnlyList<string> Ips { get; init; } = [];
 
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The pod's container ports (CNI args "cni.ports"), as given: the agent checks them before storing.</summary>
+    public IReadOnlyList<EndpointPortRegistration> Ports { get; init; } = [];
+}
+
+/// <summary>One container port of a registration: Kubernetes' ContainerPort fields, protocol as text ("TCP", "UDP"; empty: TCP).</summary>
+public sealed record EndpointPortRegistration
+{
+    public string? Name { get; init; }
+
+    public int ContainerPort { get; init; }
+
+    public string? Protocol { get; init; }
 }
 
 public sealed record AgentResponse
@@ -172,6 +194,20 @@ public sealed record AgentStatus
 
     /// <summary>Socket-level load balancing (eBPF cgroup hooks): the cgroup it serves, or empty when off.</summary>
     public string SocketLbCgroup { get; init; } = "";
+
+    /// <summary>policyEnforcementMode on this node: default, always or never.</summary>
+    public string PolicyEnforcement { get; init; } = "";
+
+    /// <summary>NetworkPolicies in the cluster, local endpoints, and those enforced on ingress / egress.</summary>
+    public int Policies { get; init; }
+
+    public int PolicyEndpoints { get; init; }
+
+    public int PolicyIngressEnforced { get; init; }
+
+    public int PolicyEgressEnforced { get; init; }
+
+    public int Identities { get; init; }
 
     public long ServiceSyncs { get; init; }
 

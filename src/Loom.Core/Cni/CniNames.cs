@@ -21,6 +21,16 @@ public static class CniNames
             : "loom-cni:#" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(network)));
     }
 
+    /// <summary>
+    /// The host-side veth of a pod's interface, derived from (container id, ifname) like Cilium's lxc names: a retried
+    /// ADD, a DEL after the container's netns is gone, GC and the agent (policy) all find the link without saved state.
+    /// </summary>
+    public static string HostVethName(string containerId, string ifName)
+    {
+        var hash = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(containerId + "/" + ifName));
+        return "veth" + Convert.ToHexStringLower(hash)[..11]; // 15 characters: IFNAMSIZ - 1
+    }
+
     /// <summary>Container IDs and network names: ASCII alphanumeric first, then alphanumerics, '_', '.', '-'.</summary>
     public static bool IsValidIdentifier(string? value)
     {

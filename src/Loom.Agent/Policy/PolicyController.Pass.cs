@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Loom.Core.Cni;
+using Loom.Core.Ipam;
+using Loom.Core.Model;
+using Loom.Core.Policy;
+using Loom.Core.Store;
+using Loom.Datapath.Policy;
+using Loom.Linux;
+
+namespace Loom.Agent.Policy;
+
+/// <summary>One pass: identities for the local endpoints, the ipcache, and each local endpoint's compiled policy.</summary>
+internal sealed partial class PolicyController
+{
+    private static readonly TimeSpan GcInterval = TimeSpan.FromMinutes(1);
+
+    private readonly SemaphoreSlim _passLock = new(1, 1);
+    private readonly HashSet<uint> _referenced = [];
+    private readonly Dictionary<string, LocalEndpoint> _local = new(StringComparer.Ordinal);
+    private DateTimeOffset _lastGc = DateTimeOffset.UtcNow;
+    private int _ipcacheEntries;
+    private int _unattached;
+
+    /// <summary>A local endpoint as the last pass programmed it.</summary>
+    internal sealed record LocalEndpoint(Endpoint Endpoint, uint Identity, int Ifindex, EndpointPolicy Policy);
+
+    internal string Summary { get; private set; } = "not started";
+
+    private async Task PassAsync(CancellationToken ct)
+    {
+        await _passLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            var mode = await WantedModeAsync(ct).ConfigureAwait(false);
+            var namespaces = _namespaces!.Snapshot.Values.ToDictionary(v => v.Value.Name, v => v.Value, StringComparer.Ordinal);
+            var byLabels = new Dictionary<string, uint>(StringComparer.Ordinal);
+            var identities = new Dictionary<uint, SecurityLabels>();
+            foreach (var i in _identityCache!.Snapshot.Values.Where(i => !i.Value.Pending))
+            {
+                var set = SecurityLabels.FromLabels(i.Value.Labels);
+                byLabels[set.Canonical] = i.Value.Id;
+                identities[i.Value.Id] = set;
+            }
+
+            // Every endpoint's identity: the local ones are allocated here, the others by their own nodes.
+            var endpoints = _endpoints!.Snapshot.Values.Select(v => v.Value).ToList();
+            var identityOf = new Dictionary<string, uint>(StringComparer.Ordinal);
+            foreach (var ep in endpoints)
+            {
+                var labels = SecurityLabels.Of(ep.Namespace, ep.Labels, NamespaceLabels(namespaces, ep.Namespace));
+                var id = SecurityLabels.IdentityFor(labels) ?? byLabels.GetValueOrDefault(labels.Canonical);
+                if (ep.Node == node.Name && id != ReservedIdentity.KubeDns && (id == 0 || !_referenced.Contains(id)))
+                {
+                    var acquired = await _identities.AcquireAsync(labels, ct).ConfigureAwait(false);
+                    id = acquired.Id;
+                    _referenced.Add(id);
+                    identities[id] = labels;
+                }
+
+                if (id != 0)
+                {
+                    identityOf[ep.Key] = id;
+                    identities.TryAdd(id, labels);
+                }
+            }
+
+            await ReleaseUnheldAsync(endpoints, identityOf, ct).ConfigureAwait(false);
+            var input = new PolicyInput(
+                _policies!.Snapshot.Values.Select(v => v.Value).ToList(),
+                namespaces,
+                identities,
+                endpoints.Where(e => identityOf.ContainsKey(e.Key)).Select(e => ToPolicyEndpoint(e, identityOf[e.Key])).ToList());
+            var datapath = Datapath();
+            datapath.SetConfig(mode != PolicyEnforcementMode.Never, allowHost: true, node.Cluster.ServiceCidr);
+            var ipcache = Ipcache(endpoints, identityOf);
+            datapath.SyncIpcache(ipcache);
+            _ipcacheEntries = ipcache.Count;
+            ProgramEndpoints(datapath, endpoints, identityOf, input, mode);
+            if (Mode != mode)
+            {
+                Mode = mode;
+                ModeChanged?.Invoke();
+            }
+
+            AgentMetrics.PolicyPassSeconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            AgentMetrics.PolicyIdentities.Set(identities.Count);
+            ExportCounters(datapath);
+            await CollectGarbageAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _passLock.Release();
+        }
+    }
+
+    /// <summary>Attaches to each local endpoint's host veth and writes its entry and rules; forgets veths that are gone.</summary>
+    private void ProgramEndpoints(BpfPolicy datapath, List<Endpoint> endpoints, Dictionary<string, uint> identityOf, PolicyInput input, PolicyEnforcementMode mode)
+    {
+        using var nl = Netlink.Open();
+        var seen = new HashSet<int>();
+        var unattached = 0;
+        var local = new Dictionary<string, LocalEndpoint>(StringComparer.Ordinal);
+        foreach (var ep in endpoints.Where(e => e.Node == node.Name))
+        {
+            // The veth's ifindex is the endpoint's id in the maps (16 bits: it rides in skb->mark for deferred egress).
+            if (!identityOf.TryGetValue(ep.Key, out var id) || nl.LinkByName(CniNames.HostVethName(ep.ContainerId, ep.Interface)) is not { } veth
+                || veth.Index > ushort.MaxValue)
+            {
+                unattached++;
+                continue;
+            }
+
+            var policy = PolicyCompiler.Compile(ToPolicyEndpoint(ep, id), input, mode);
+            // Rules first, then the endpoint's flags: an endpoint is never enforced against rules not yet written.
+            datapath.AttachEndpoint(veth.Index);
+            datapath.SyncEndpointRules((uint)veth.Index, policy.Rules, policy.Cidrs);
+            datapath.SetEndpoint(veth.Index, (uint)veth.Index, id, policy.IngressEnforced, policy.EgressEnforced);
+            seen.Add(veth.Index);
+            local[ep.Key] = new LocalEndpoint(ep, id, veth.Index, policy);
+        }
+
+        foreach (var (ifindex, role) in datapath.Interfaces())
+        {
+            if (role == PolicyInterfaceRole.Endpoint && !seen.Contains(ifindex))
+            {
+                datapath.RemoveEndpoint(ifindex);
+                datapath.RemoveEndpointRules((uint)ifindex);
+                datapath.DetachEndpoint(ifindex);
+            }
+        }
+
+        // Deferred egress (Services kube-proxy translates after tc) is judged where the translated packet leaves.
+        foreach (var name in nodeDevices())
+        {
+            if (nl.LinkByName(name) is { } device)
+            {
+                datapath.AttachNodeEgress(device.Index);
+            }
+        }
+
+        lock (_local)
+        {
+            _local.Clear();
+            foreach (var (k, v) in local)
+            {
+                _local[k] = v;
+            }
+        }
+
+        _unattached = unattached;
+        var enforced = local.Values.Count(l => l.Policy.IngressEnforced || l.Policy.EgressEnforced);
+        Summary = $"mode {ModeText(mode)}; {_policies!.Snapshot.Count} policies, {local.Count} endpoints ({enforced} enforced), "
+                  + $"{_identityCache!.Snapshot.Count} identities, {_ipcacheEntries} ipcache entries"
+                  + (unattached > 0 ? $"; {unattached} endpoint(s) without a veth yet" : "");
+    }
+
+    /// <summary>Pod IPs to their identities; node addresses to host (this node) or remote-node.</summary>
+    private Dictionary<IPNetwork, uint> Ipcache(List<Endpoint> endpoints, Dictionary<string, uint> identityOf)
+    {
+        var map = new Dictionary<IPNetwork, uint>();
+        foreach (var n in _nodes!.Snapshot.Values.Select(v => v.Value))
+        {
+            var id = n.Name == node.Name ? ReservedIdentity.Host : ReservedIdentity.RemoteNode;
+            Add(map, n.UnderlayIp, id);
+            foreach (var cidr in n.PodCidrs.Concat(n.Networks.Values.Select(v => v.PodCidr)))
+            {
+                if (cidr.BaseAddress.AddressFamily == AddressFamily.InterNetwork)
+                {
+                    Add(map, IpRange.DefaultGateway(cidr), id); // cni0's / loom_host's address: the node's own
+                }
+            }
+        }
+
+        foreach (var ep in endpoints)
+        {
+            if (identityOf.TryGetValue(ep.Key, out var id))
+            {
+                foreach (var ip in ep.IPs)
+                {
+                    Add(map, ip, id);
+                }
+            }
+        }
+
+        return map;
+
+        static void Add(Dictionary<IPNetwork, uint> map, IPAddress ip, uint id)
+        {
+            if (ip.AddressFamily == AddressFamily.InterNetwork)
+            {
+                map[new IPNetwork(ip, 32)] = id;
+            }
+        }
+    }
+
+    /// <summary>Drops this node's references to identities no local endpoint has any more (after a restart too).</summary>
+    private async Task ReleaseUnheldAsync(List<Endpoint> endpoints, Dictionary<string, uint> identityOf, CancellationToken ct)
+    {
+        var held = endpoints.Where(e => e.Node == node.Name && identityOf.ContainsKey(e.Key)).Select(e => identityOf[e.Key]).ToHashSet();
+        if (!_referencesSynced || !_referenced.SetEquals(held))
+        {
+            await _identities.SyncReferencesAsync(held, ct).ConfigureAwait(false);
+            _referenced.Clear();
+            _referenced.UnionWith(held);
+            _referencesSynced = true;
+        }
+    }
+
+    private bool _referencesSynced;
+
+    private async Task CollectGarbageAsync(CancellationToken ct)
+    {
+        if (DateTimeOffset.UtcNow - _lastGc < GcInterval)
+        {
+            return;
+        }
+
+        _lastGc = DateTimeOffset.UtcNow;
+        var deleted = await _identities.CollectGarbageAsync(GcInterval, ct).ConfigureAwait(false);
+        if (deleted > 0)
+        {
+            loops.Log($"policy: {deleted} identities no node references any more deleted");
+        }
+    }
+
+    private static PolicyEndpoint ToPolicyEndpoint(Endpoint e, uint identity) =>
+        new(e.Namespace, e.Name, e.Labels, identity, e.IPs, e.Ports);
+
+    private static IReadOnlyDictionary<string, string> NamespaceLabels(Dictionary<string, ClusterNamespace> namespaces, string name) =>
+        namespaces.TryGetValue(name, out var ns) ? ns.EffectiveLabels : new Dictionary<string, string>(StringComparer.Ordinal) { [ClusterNamespace.NameLabel] = name };
+
+    private async Task<PolicyEnforcementMode> WantedModeAsync(CancellationToken ct)
+    {
+        var rejected = new List<Rejection>();
+        var nodeConfig = await store.GetValidAsync(Kinds.NodeConfig, node.Name, AgentLoops.Malformed(Kinds.NodeConfig.Name, rejected), ct).ConfigureAwait(false);
+        var cluster = await store.GetValidAsync(Kinds.ClusterConfig, "cluster", AgentLoops.Malformed(Kinds.ClusterConfig.Name, rejected), ct).ConfigureAwait(false);
+        loops.Refused("policy mode", rejected);
+        return nodeConfig?.Value.PolicyEnforcementMode ?? (cluster?.Value ?? node.Cluster).PolicyEnforcementMode;
+    }
+
+    private BpfPolicy Datapath() => _datapath ??= new BpfPolicy(new PolicyDatapathOptions { PinDirectory = PinDirectory });
+
+    private static void ExportCounters(BpfPolicy datapath)
+    {
+        foreach (var (reason, count) in datapath.Counters())
+        {
+            AgentMetrics.PolicyVerdicts.WithLabels(reason.ToString()).IncTo(count);
+        }
+    }
+
+    internal static string ModeText(PolicyEnforcementMode mode) => mode switch
+    {
+        PolicyEnforcementMode.Always => "always",
+        PolicyEnforcementMode.Never => "never",
+        _ => "default",
+    };
+}
