@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Loom.Linux;
+using Loom.Linux.Bpf;
 using Loom.Testing;
 
 namespace Loom.Agent.Tests;
@@ -13,8 +14,20 @@ public sealed class AgentNode : IDisposable
 {
     public const string UnderlayIp = "192.168.10.100";
 
+    // Pin directories of agent tests whose run died (their namespaces are swept by TestNetns).
+    private static readonly Lazy<int> SweptPins = new(() =>
+    {
+        BpfFs.EnsureMounted();
+        var stale = Directory.GetDirectories(BpfFs.DefaultRoot, TestNetns.Base + "*")
+            .Where(d => RunPrefix.TryParsePid(Path.GetFileName(d), TestNetns.Base, out var pid) && pid != Environment.ProcessId && !RunPrefix.IsAlive(pid))
+            .ToList();
+        stale.ForEach(BpfFs.RemoveTree);
+        return stale.Count;
+    });
+
     public AgentNode(string name)
     {
+        _ = SweptPins.Value;
         Ns = new TestNetns(name);
         Dir = Directory.CreateTempSubdirectory($"loom-agent-{name}-");
 
@@ -38,6 +51,9 @@ public sealed class AgentNode : IDisposable
 
     public string CniConfDir => Path.Combine(Dir.FullName, "net.d");
 
+    /// <summary>On bpffs, named after the node's namespace (its run prefix): removed with it, and swept when a run died.</summary>
+    public string BpfPinDir => Path.Combine(BpfFs.DefaultRoot, Ns.Name);
+
     public BackgroundProcess StartAgent()
     {
         var config = Path.Combine(Dir.FullName, "agent.json");
@@ -49,7 +65,7 @@ public sealed class AgentNode : IDisposable
             ["cniConfDir"] = CniConfDir,
             ["stateDir"] = Path.Combine(Dir.FullName, "run"),
             ["ipamDataDir"] = Path.Combine(Dir.FullName, "ipam"),
-            ["bpfPinDir"] = Path.Combine(Dir.FullName, "bpf"), // never created: the iptables backend pins nothing
+            ["bpfPinDir"] = BpfPinDir, // the policy maps' pins (the iptables backend pins nothing)
             ["metricsAddress"] = UnderlayIp + ":9962",
         }));
         var loom = Shell.Require(Path.Combine(CniRunner.BinDir, "loom"), "run `dotnet publish src/Loom.Cli/Loom.Cli.csproj -c Release -o out/bin`");
@@ -59,6 +75,7 @@ public sealed class AgentNode : IDisposable
     public void Dispose()
     {
         Ns.Dispose();
+        BpfFs.RemoveTree(BpfPinDir);
         Dir.Delete(recursive: true);
     }
 }

@@ -20,6 +20,7 @@ internal sealed partial class PolicyController(NodeContext node, IStore store, A
 {
     private readonly SemaphoreSlim _signal = new(0);
     private readonly List<IDisposable> _subscriptions = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Kind, string Key), Rejection> _malformed = new();
     private readonly IdentityAllocator _identities = new(store, node.Name);
     private ObjectCache<Endpoint>? _endpoints;
     private ObjectCache<NetworkPolicy>? _policies;
@@ -98,11 +99,37 @@ internal sealed partial class PolicyController(NodeContext node, IStore store, A
     private Task Changed<T>(ChangeBatch<T> batch, CancellationToken ct)
         where T : class
     {
+        foreach (var c in batch.Changes)
+        {
+            foreach (var k in _malformed.Keys.Where(k => k.Key == c.Key))
+            {
+                _malformed.TryRemove(k, out _); // it decodes now, or is gone
+            }
+        }
+
         _signal.Release();
         return Task.CompletedTask;
     }
 
-    private void CacheError(CacheError error) => loops.Log($"policy cache: {error}");
+    /// <summary>An object that does not decode is absent for policy (as for Services): reported once, never with a trace.</summary>
+    private void CacheError(CacheError e)
+    {
+        if (e.Key is not null && (e.Kind == Kinds.Node.Name || e.Kind == Kinds.Endpoint.Name))
+        {
+            return; // the network and service controllers report these
+        }
+
+        if (e.Key is not null)
+        {
+            _malformed[(e.Kind, e.Key)] = new Rejection(e.Kind, e.Key, "malformed", e.Reason);
+            loops.Refused("policy: malformed " + e.Kind, [.. _malformed.Values.Where(r => r.Kind == e.Kind)]);
+        }
+        else
+        {
+            AgentMetrics.LoopFailures.WithLabels("policy " + e.Kind + " cache", e.Exception?.GetType().Name ?? "error").Inc();
+            loops.Log($"policy: {e.Kind} cache: {e.Reason}");
+        }
+    }
 
     public void Dispose()
     {
