@@ -271,6 +271,7 @@ static __always_inline __be16 allocate(const struct masq_cfg *cfg, const struct 
 SEC("tc")
 int masq_snat(struct __sk_buff *skb)
 {
+	/* Packets it leaves alone go on to the later filters on this hook (network policy's deferred service verdicts). */
 	struct masq_lpm_key lpm = { .prefixlen = 32 };
 	struct masq_snat_val *sval, nsval = {};
 	struct masq_rev_val rval = {};
@@ -282,17 +283,17 @@ int masq_snat(struct __sk_buff *skb)
 
 	cfg = masq_cfg_get();
 	if (!cfg || parse(skb, &p, 1))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if ((p.t.saddr & cfg->pod_mask) != cfg->pod_net)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	lpm.addr = p.t.daddr;
 	if (bpf_map_lookup_elem(&masq_nonmasq, &lpm)) {
 		bump(MASQ_STAT_NONMASQ);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	if (bpf_map_lookup_elem(&masq_inbound, &p.t)) {
 		bump(MASQ_STAT_INBOUND);
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 
 	now = bpf_ktime_get_ns();

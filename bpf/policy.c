@@ -31,6 +31,8 @@
 #define IPPROTO_UDP 17
 #define IPPROTO_SCTP 132
 
+#define ETH_P_ARP 0x0806
+
 #define ICMP_ECHOREPLY 0
 #define ICMP_DEST_UNREACH 3
 #define ICMP_ECHO 8
@@ -86,7 +88,9 @@
 #define POL_DEFERRED_DROPPED 12
 #define POL_PASS_FRAGMENT 13
 #define POL_ALLOWED_RELATED 14
-#define POL_REASONS 16
+#define POL_DROPPED_SPOOFED 15  /* from a pod with a source address that is not its own */
+#define POL_DROPPED_NOT_IPV4 16 /* IPv6 or another L3 protocol to or from an enforced endpoint (ARP passes) */
+#define POL_REASONS 20
 
 /* Prefix lengths: ep_id (32) + identity (32) + dir (8) = 72, + proto (8), + port (16). */
 #define POL_RULE_FULL 96
@@ -107,6 +111,7 @@ struct pol_endpoint {
 	__u32 ep_id;
 	__u32 identity;
 	__u32 flags; /* POL_EP_ENFORCE_* */
+	__be32 ip;   /* the pod's IPv4 address: anything else it sends is spoofed (0: not checked) */
 };
 
 struct pol_rule_key {
@@ -189,7 +194,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
 	__type(key, struct pol_ct_key);
 	__type(value, struct pol_ct_val);
 } pol_ct SEC(".maps");
@@ -507,6 +512,23 @@ static __always_inline int deferred(struct __sk_buff *skb, const struct pol_pkt 
 	return count(POL_DEFERRED_DROPPED, TC_ACT_SHOT);
 }
 
+/*
+ * A packet that is not IPv4: ARP passes (the pod needs its neighbours); anything else (IPv6, which the pod's kernel
+ * speaks on its own link-local addresses, other L3 protocols) passes only where the endpoint does not enforce.
+ */
+static __always_inline int not_ipv4(struct __sk_buff *skb, const struct pol_endpoint *ep, __u32 enforce_flag)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_ARP))
+		return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+	if (ep && (ep->flags & enforce_flag))
+		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
+	return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+}
+
 /* A destination kube-proxy will translate: in the service range and not a known address. */
 static __always_inline int is_service(const struct pol_cfg *cfg, __be32 daddr)
 {
@@ -532,7 +554,10 @@ int pol_from_pod(struct __sk_buff *skb)
 		return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
 	if (rc == PARSE_NOT_IPV4)
-		return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+		return not_ipv4(skb, ep, POL_EP_ENFORCE_EGRESS);
+	/* Identities are addresses: a pod may only speak for its own (Cilium's invalid-source drop). */
+	if (ep->ip && p.t.saddr != ep->ip)
+		return count(POL_DROPPED_SPOOFED, TC_ACT_SHOT);
 	if (rc == PARSE_FRAGMENT)
 		return count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
 	now = bpf_ktime_get_ns();
@@ -560,7 +585,7 @@ int pol_to_pod(struct __sk_buff *skb)
 		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
 	if (rc == PARSE_NOT_IPV4)
-		return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+		return not_ipv4(skb, bpf_map_lookup_elem(&pol_endpoints, &ifindex), POL_EP_ENFORCE_INGRESS);
 	if (rc == PARSE_FRAGMENT)
 		return count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
 	now = bpf_ktime_get_ns();

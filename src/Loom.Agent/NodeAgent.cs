@@ -52,7 +52,8 @@ public static class NodeAgent
 
     /// <summary>
     /// Removes a node from the cluster, as <c>kubectl delete node</c> with the IPAM controller behind it: its
-    /// object (peers then drop their routes, neighbour and FDB entries to it), its endpoints, its block of every network.
+    /// object (peers then drop their routes, neighbour and FDB entries to it), its endpoints, its block of every network,
+    /// its identity references.
     /// </summary>
     public static async Task<bool> RemoveNodeAsync(IStore store, string node, CancellationToken cancellationToken)
     {
@@ -71,6 +72,8 @@ public static class NodeAgent
             await store.DeleteAsync(Kinds.PodCidr, claim.Key, claim.Revision, cancellationToken).ConfigureAwait(false);
         }
 
+        // Its references to identities: the numbers its pods used are collected once no other node holds them.
+        await new Loom.Core.Policy.IdentityAllocator(store, node).SyncReferencesAsync(new HashSet<uint>(), cancellationToken).ConfigureAwait(false);
         return existed;
     }
 

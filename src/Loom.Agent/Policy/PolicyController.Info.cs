@@ -47,7 +47,7 @@ internal sealed partial class PolicyController
         var p = local.Policy;
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.AppendLine(inv, $"Pod {key} on {node.Name}: identity {local.Identity}, veth ifindex {local.Ifindex}, mode {ModeText(Mode)}");
+        sb.AppendLine(inv, $"Pod {key} on {node.Name}: identity {local.Identity}, veth ifindex {local.Ifindex}, endpoint id {local.EndpointId}, mode {ModeText(Mode)}");
         sb.AppendLine(inv, $"  labels: {Labels(local.Endpoint.Labels)}");
         foreach (var dir in new[] { PolicyDirection.Ingress, PolicyDirection.Egress })
         {
@@ -73,7 +73,7 @@ internal sealed partial class PolicyController
         }
 
         sb.AppendLine("BPF (read back from the maps):");
-        var read = _datapath?.ReadEndpoint((uint)local.Ifindex);
+        var read = _datapath?.ReadEndpoint(local.EndpointId);
         if (read is null)
         {
             sb.AppendLine("  not loaded");

@@ -24,7 +24,7 @@ internal sealed partial class PolicyController
     private int _unattached;
 
     /// <summary>A local endpoint as the last pass programmed it.</summary>
-    internal sealed record LocalEndpoint(Endpoint Endpoint, uint Identity, int Ifindex, EndpointPolicy Policy);
+    internal sealed record LocalEndpoint(Endpoint Endpoint, uint Identity, int Ifindex, uint EndpointId, EndpointPolicy Policy);
 
     internal string Summary { get; private set; } = "not started";
 
@@ -38,12 +38,20 @@ internal sealed partial class PolicyController
             var namespaces = _namespaces!.Snapshot.Values.ToDictionary(v => v.Value.Name, v => v.Value, StringComparer.Ordinal);
             var byLabels = new Dictionary<string, uint>(StringComparer.Ordinal);
             var identities = new Dictionary<uint, SecurityLabels>();
+            var badIdentities = new List<Rejection>();
             foreach (var i in _identityCache!.Snapshot.Values.Where(i => !i.Value.Pending))
             {
-                var set = SecurityLabels.FromLabels(i.Value.Labels);
+                if (!TryLabels(i.Value, out var set, out var why))
+                {
+                    badIdentities.Add(new Rejection(Kinds.Identity.Name, i.Key, "bad-labels", why));
+                    continue; // an identity no agent could have made: its number matches no peer
+                }
+
                 byLabels[set.Canonical] = i.Value.Id;
                 identities[i.Value.Id] = set;
             }
+
+            loops.Refused("policy: identities", badIdentities);
 
             // Every endpoint's identity: the local ones are allocated here, the others by their own nodes.
             var endpoints = _endpoints!.Snapshot.Values.Select(v => v.Value).ToList();
@@ -78,12 +86,13 @@ internal sealed partial class PolicyController
             var ipcache = Ipcache(endpoints, identityOf);
             datapath.SyncIpcache(ipcache);
             _ipcacheEntries = ipcache.Count;
-            ProgramEndpoints(datapath, endpoints, identityOf, input, mode);
             if (Mode != mode)
             {
                 Mode = mode;
                 ModeChanged?.Invoke();
             }
+
+            ProgramEndpoints(datapath, endpoints, identityOf, input, mode);
 
             AgentMetrics.PolicyPassSeconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
             AgentMetrics.PolicyIdentities.Set(identities.Count);
@@ -96,30 +105,57 @@ internal sealed partial class PolicyController
         }
     }
 
-    /// <summary>Attaches to each local endpoint's host veth and writes its entry and rules; forgets veths that are gone.</summary>
+    /// <summary>
+    /// Attaches to each local endpoint's host veth and writes its entry and rules; forgets veths that are gone. One
+    /// endpoint that cannot be programmed (its rules do not fit the maps) is isolated with no rules, failing closed,
+    /// and reported; the others are programmed all the same.
+    /// </summary>
     private void ProgramEndpoints(BpfPolicy datapath, List<Endpoint> endpoints, Dictionary<string, uint> identityOf, PolicyInput input, PolicyEnforcementMode mode)
     {
         using var nl = Netlink.Open();
+        var ids = EndpointIds(datapath);
         var seen = new HashSet<int>();
         var unattached = 0;
+        var failed = new List<string>();
         var local = new Dictionary<string, LocalEndpoint>(StringComparer.Ordinal);
         foreach (var ep in endpoints.Where(e => e.Node == node.Name))
         {
-            // The veth's ifindex is the endpoint's id in the maps (16 bits: it rides in skb->mark for deferred egress).
-            if (!identityOf.TryGetValue(ep.Key, out var id) || nl.LinkByName(CniNames.HostVethName(ep.ContainerId, ep.Interface)) is not { } veth
-                || veth.Index > ushort.MaxValue)
+            if (!identityOf.TryGetValue(ep.Key, out var id) || nl.LinkByName(CniNames.HostVethName(ep.ContainerId, ep.Interface)) is not { } veth)
             {
                 unattached++;
                 continue;
             }
 
-            var policy = PolicyCompiler.Compile(ToPolicyEndpoint(ep, id), input, mode);
-            // Rules first, then the endpoint's flags: an endpoint is never enforced against rules not yet written.
-            datapath.AttachEndpoint(veth.Index);
-            datapath.SyncEndpointRules((uint)veth.Index, policy.Rules, policy.Cidrs);
-            datapath.SetEndpoint(veth.Index, (uint)veth.Index, id, policy.IngressEnforced, policy.EgressEnforced);
+            if (!ids.TryGetValue(veth.Index, out var epId))
+            {
+                epId = Enumerable.Range(1, ushort.MaxValue).Select(i => (uint)i).FirstOrDefault(i => !ids.ContainsValue(i));
+                if (epId == 0)
+                {
+                    failed.Add($"{ep.Key}: no free endpoint id (65,535 in use)");
+                    continue;
+                }
+
+                ids[veth.Index] = epId;
+            }
+
+            var compiled = PolicyCompiler.Compile(ToPolicyEndpoint(ep, id), input, mode);
+            // The maps carry IPv4; an IPv6 ipBlock has no address of a pod here to match.
+            var policy = compiled with { Cidrs = [.. compiled.Cidrs.Where(c => c.Prefix.BaseAddress.AddressFamily == AddressFamily.InterNetwork)] };
+            var address = ep.IPs.FirstOrDefault(i => i.AddressFamily == AddressFamily.InterNetwork);
             seen.Add(veth.Index);
-            local[ep.Key] = new LocalEndpoint(ep, id, veth.Index, policy);
+            try
+            {
+                // Rules first, then the endpoint's flags: an endpoint is never enforced against rules not yet written.
+                datapath.AttachEndpoint(veth.Index);
+                datapath.SyncEndpointRules(epId, policy.Rules, policy.Cidrs);
+                datapath.SetEndpoint(veth.Index, epId, id, policy.IngressEnforced, policy.EgressEnforced, address);
+                local[ep.Key] = new LocalEndpoint(ep, id, veth.Index, epId, policy);
+            }
+            catch (Exception e) when (e is ArgumentException or Linux.Bpf.BpfException)
+            {
+                failed.Add($"{ep.Key}: {e.Message}");
+                FailClosed(datapath, veth.Index, epId, id, address);
+            }
         }
 
         foreach (var (ifindex, role) in datapath.Interfaces())
@@ -127,17 +163,28 @@ internal sealed partial class PolicyController
             if (role == PolicyInterfaceRole.Endpoint && !seen.Contains(ifindex))
             {
                 datapath.RemoveEndpoint(ifindex);
-                datapath.RemoveEndpointRules((uint)ifindex);
+                if (ids.Remove(ifindex, out var gone))
+                {
+                    datapath.RemoveEndpointRules(gone);
+                    datapath.ForgetConnections(gone);
+                }
+
                 datapath.DetachEndpoint(ifindex);
             }
         }
 
         // Deferred egress (Services kube-proxy translates after tc) is judged where the translated packet leaves.
-        foreach (var name in nodeDevices())
+        var devices = nodeDevices().Select(n => nl.LinkByName(n)).OfType<Link>().Select(l => l.Index).ToHashSet();
+        foreach (var device in devices)
         {
-            if (nl.LinkByName(name) is { } device)
+            datapath.AttachNodeEgress(device);
+        }
+
+        foreach (var (ifindex, role) in datapath.Interfaces())
+        {
+            if (role == PolicyInterfaceRole.Node && !devices.Contains(ifindex))
             {
-                datapath.AttachNodeEgress(device.Index);
+                datapath.DetachNodeEgress(ifindex); // a tunnel device of a network deleted since
             }
         }
 
@@ -155,6 +202,30 @@ internal sealed partial class PolicyController
         Summary = $"mode {ModeText(mode)}; {_policies!.Snapshot.Count} policies, {local.Count} endpoints ({enforced} enforced), "
                   + $"{_identityCache!.Snapshot.Count} identities, {_ipcacheEntries} ipcache entries"
                   + (unattached > 0 ? $"; {unattached} endpoint(s) without a veth yet" : "");
+        if (failed.Count > 0)
+        {
+            // The pass fails (status shows it, the loop retries) after the others were programmed.
+            throw new InvalidOperationException($"{failed.Count} endpoint(s) isolated with no rules: {string.Join("; ", failed)}");
+        }
+    }
+
+    /// <summary>Endpoint ids by host veth, as the maps hold them (a restarted agent keeps them); 16 bits, as skb->mark carries them.</summary>
+    private static Dictionary<int, uint> EndpointIds(BpfPolicy datapath) =>
+        datapath.Endpoints().ToDictionary(e => e.Key, e => e.Value.EndpointId);
+
+    /// <summary>An endpoint whose policy could not be written: isolated both ways with no rules (replies still pass).</summary>
+    private void FailClosed(BpfPolicy datapath, int ifindex, uint epId, uint identity, IPAddress? address)
+    {
+        try
+        {
+            datapath.AttachEndpoint(ifindex);
+            datapath.RemoveEndpointRules(epId);
+            datapath.SetEndpoint(ifindex, epId, identity, enforceIngress: true, enforceEgress: true, address);
+        }
+        catch (Exception e) when (e is ArgumentException or Linux.Bpf.BpfException)
+        {
+            loops.Log($"policy: endpoint on ifindex {ifindex} could not even be isolated: {e.Message}");
+        }
     }
 
     /// <summary>Pod IPs to their identities; node addresses to host (this node) or remote-node.</summary>
@@ -223,6 +294,22 @@ internal sealed partial class PolicyController
         if (deleted > 0)
         {
             loops.Log($"policy: {deleted} identities no node references any more deleted");
+        }
+    }
+
+    private static bool TryLabels(SecurityIdentity identity, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SecurityLabels? labels, out string why)
+    {
+        try
+        {
+            labels = SecurityLabels.FromLabels(identity.Labels);
+            why = "";
+            return true;
+        }
+        catch (ArgumentException e)
+        {
+            labels = null;
+            why = e.Message;
+            return false;
         }
     }
 

@@ -18,8 +18,8 @@ public sealed record NetworkPolicy
     public LabelSelector PodSelector { get; set; } = new();
 
     /// <summary>
-    /// The directions it isolates, as written; null when the manifest omits it: then Ingress, plus Egress when it has
-    /// an egress section (<see cref="EffectivePolicyTypes"/>).
+    /// The directions it isolates, as written; null when the manifest omits it. Omitted or empty: Ingress, plus Egress
+    /// when it has an egress section (<see cref="EffectivePolicyTypes"/>).
     /// </summary>
     public IReadOnlyList<PolicyType>? PolicyTypes { get; set; }
 
@@ -31,10 +31,10 @@ public sealed record NetworkPolicy
     [JsonIgnore]
     public string Key => ObjectKey.Of(Namespace, Name);
 
-    /// <summary>The API server's defaulting of policyTypes.</summary>
+    /// <summary>The API server's defaulting of policyTypes (SetDefaults_NetworkPolicy): absent or empty is Ingress, plus Egress with egress rules.</summary>
     [JsonIgnore]
     public IReadOnlyList<PolicyType> EffectivePolicyTypes =>
-        PolicyTypes ?? (Egress.Count > 0 ? [PolicyType.Ingress, PolicyType.Egress] : [PolicyType.Ingress]);
+        PolicyTypes is { Count: > 0 } types ? types : Egress.Count > 0 ? [PolicyType.Ingress, PolicyType.Egress] : [PolicyType.Ingress];
 }
 
 public enum PolicyType

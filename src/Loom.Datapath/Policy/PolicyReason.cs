@@ -46,6 +46,12 @@ public enum PolicyReason
 
     /// <summary>An ICMP error (unreachable, time exceeded, parameter problem) about a tracked flow.</summary>
     AllowedRelated = 14,
+
+    /// <summary>From a pod with a source address that is not its own (a forged identity).</summary>
+    DroppedSpoofed = 15,
+
+    /// <summary>IPv6 or another L3 protocol to or from an endpoint enforcing that direction (ARP passes).</summary>
+    DroppedNotIpv4 = 16,
 }
 
 /// <summary>What the maps hold for one endpoint, read back (for <c>loom explain</c>).</summary>

@@ -23,7 +23,7 @@ public static class PolicyMaps
     public const string ToNode = "pol_to_node";
 
     /// <summary>POL_REASONS: pol_stats has this many counters.</summary>
-    public const int Reasons = 16;
+    public const int Reasons = 20;
 
     /// <summary>Prefix length of pol_rules' fixed part (ep_id, identity, dir): every protocol.</summary>
     public const uint RuleFixedBits = 72;
@@ -60,9 +60,12 @@ public record struct PolIpKey(uint PrefixLength, uint Address);
 [StructLayout(LayoutKind.Sequential)]
 public record struct PolIdentity(uint Identity, uint Flags);
 
-/// <summary>struct pol_endpoint (12 bytes): pol_endpoints' value, keyed by the host veth's ifindex.</summary>
+/// <summary>
+/// struct pol_endpoint (16 bytes): pol_endpoints' value, keyed by the host veth's ifindex. <see cref="Address"/> is the
+/// pod's IPv4 address in network byte order as stored (0: its source is not checked).
+/// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public record struct PolEndpoint(uint EndpointId, uint Identity, uint Flags);
+public record struct PolEndpoint(uint EndpointId, uint Identity, uint Flags, uint Address = 0);
 
 /// <summary>struct pol_rule_key (16 bytes): {ep_id, identity, dir} (72 bits), then proto (8), then the port's prefix.</summary>
 [StructLayout(LayoutKind.Sequential)]
