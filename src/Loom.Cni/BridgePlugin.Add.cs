@@ -97,6 +97,14 @@ internal sealed partial class BridgePlugin
                 $"key \"bridge\": {name} exists and is not a bridge (kind {bridge?.Kind ?? "unknown"})");
         }
 
+        // A bridge whose MAC was never set takes the lowest MAC among its ports, so deleting that pod's veth changes
+        // the gateway's MAC under every other pod's ARP entry (their traffic is dropped until ARP revalidates). Set
+        // explicitly, it stays: what the reference bridge plugin does.
+        if (bridge.HardwareAddr is { } mac)
+        {
+            host.LinkSetHardwareAddr(bridge.Index, mac);
+        }
+
         if (!bridge.IsUp)
         {
             host.LinkSetUp(bridge.Index);

@@ -162,7 +162,7 @@ internal static class LabApi
                         break;
                 }
 
-                await output.WriteLineAsync(found ? $"{o.Display} deleted" : $"Error from server (NotFound): {o.Kind.ToLowerInvariant()}s \"{o.Name}\" not found").ConfigureAwait(false);
+                await output.WriteLineAsync(found ? $"{o.Display} deleted" : $"Error from server (NotFound): {(o is NetworkPolicyManifest ? "networkpolicies.networking.k8s.io" : o.Kind.ToLowerInvariant() + "s")} \"{o.Name}\" not found").ConfigureAwait(false);
             }
         }
 

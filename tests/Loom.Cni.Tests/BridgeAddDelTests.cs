@@ -42,4 +42,22 @@ public sealed class BridgeAddDelTests : IDisposable
         Assert.DoesNotContain(_node.Netlink.LinkList(), l => l.MasterIndex == bridge.Index);
         Assert.Empty(Directory.GetFiles(Path.Combine(_dir, "t"), "10.*"));
     }
+
+    [Fact]
+    public void The_bridge_keeps_its_mac_when_the_pod_whose_veth_had_the_lowest_one_goes()
+    {
+        // Otherwise a Linux bridge follows its lowest port MAC, and every other pod's ARP entry for the gateway goes stale.
+        using var second = new TestNetns("pod2");
+        var add = CniRunner.Exec(_node.Handle, CniRunner.LoomCni, "ADD", Config(), "c1", $"/var/run/netns/{_pod.Name}");
+        Assert.True(add.Ok, add.ToString());
+        var bridge = _node.Netlink.LinkByName("cni0")!;
+        var add2 = CniRunner.Exec(_node.Handle, CniRunner.LoomCni, "ADD", Config(), "c2", $"/var/run/netns/{second.Name}");
+        Assert.True(add2.Ok, add2.ToString());
+        foreach (var (id, pod) in new[] { ("c1", _pod.Name), ("c2", second.Name) })
+        {
+            var del = CniRunner.Exec(_node.Handle, CniRunner.LoomCni, "DEL", Config(), id, $"/var/run/netns/{pod}");
+            Assert.True(del.Ok, del.ToString());
+            Assert.Equal(bridge.HardwareAddr, _node.Netlink.LinkByName("cni0")!.HardwareAddr);
+        }
+    }
 }
