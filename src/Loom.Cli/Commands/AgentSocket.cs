@@ -16,7 +16,7 @@ internal static class AgentSocket
 
     public static Option<string?> NodeOption() => new("--node") { Description = "A node of the running lab (loom lab up)." };
 
-    public static string Resolve(string? socket, string? node)
+    public static string Resolve(string? socket, string? node, string labDir = Loom.Lab.LabOptions.DefaultLabDir)
     {
         if (socket is not null)
         {
@@ -28,7 +28,7 @@ internal static class AgentSocket
             return DefaultPath;
         }
 
-        var state = Lab.Lab.Load() ?? throw new InvalidOperationException($"--node {node}: no lab is up (loom lab up)");
+        var state = Lab.Lab.Load(labDir) ?? throw new InvalidOperationException($"--node {node}: no lab is up (loom lab up)");
         if (!state.Nodes.Any(n => n.Name == node))
         {
             throw new InvalidOperationException($"--node {node}: the lab has no such node ({string.Join(", ", state.Nodes.Select(n => n.Name))})");
@@ -38,12 +38,16 @@ internal static class AgentSocket
     }
 
     /// <summary>Sends one request; on failure prints why to stderr and returns null.</summary>
-    public static async Task<AgentResponse?> AskAsync(string command, string? socket, string? node, AgentRequest request, CancellationToken ct)
+    public static Task<AgentResponse?> AskAsync(string command, string? socket, string? node, AgentRequest request, CancellationToken ct) =>
+        AskAsync(command, socket, node, Loom.Lab.LabOptions.DefaultLabDir, request, ct);
+
+    /// <summary>As above, <paramref name="node"/> a node of the lab in <paramref name="labDir"/>.</summary>
+    public static async Task<AgentResponse?> AskAsync(string command, string? socket, string? node, string labDir, AgentRequest request, CancellationToken ct)
     {
         string path;
         try
         {
-            path = Resolve(socket, node);
+            path = Resolve(socket, node, labDir);
         }
         catch (InvalidOperationException e)
         {

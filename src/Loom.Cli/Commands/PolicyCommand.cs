@@ -17,8 +17,8 @@ internal static class PolicyCommand
     {
         var config = StoreOption();
         var ns = new Option<string?>("--namespace", "-n") { Description = "Only this namespace (default: all)." };
-        var list = new Command("list", "NetworkPolicies in the store: what each selects and allows (kubectl-like columns).") { config, ns };
-        list.SetAction((parse, ct) => WithStoreAsync("loom policy list", parse.GetValue(config), async store =>
+        var list = new Command("list", "NetworkPolicies in the store: what each selects and allows (kubectl-like columns).") { config, ns, LabCommand.LabDir };
+        list.SetAction((parse, ct) => WithStoreAsync("loom policy list", parse.GetValue(config), parse.GetValue(LabCommand.LabDir)!, async store =>
         {
             var (items, _) = await store.ListValidAsync(Kinds.NetworkPolicy, (_, _) => { }, ct).ConfigureAwait(false);
             var wanted = parse.GetValue(ns);
@@ -49,8 +49,8 @@ internal static class PolicyCommand
         var mode = new Argument<string>("mode") { Description = "default (enforce on pods a policy selects), always (deny what no policy allows), never; with --node also 'cluster' (drop the node's override)." };
         mode.AcceptOnlyFromAmong("default", "always", "never", "cluster");
         var node = new Option<string?>("--node") { Description = "Set it for this node only (its NodeConfig override)." };
-        var cmd = new Command("mode", "Set policyEnforcementMode for the cluster or one node; the agents switch live.") { mode, node, config };
-        cmd.SetAction((parse, ct) => WithStoreAsync("loom policy mode", parse.GetValue(config), async store =>
+        var cmd = new Command("mode", "Set policyEnforcementMode for the cluster or one node; the agents switch live.") { mode, node, config, LabCommand.LabDir };
+        cmd.SetAction((parse, ct) => WithStoreAsync("loom policy mode", parse.GetValue(config), parse.GetValue(LabCommand.LabDir)!, async store =>
         {
             var value = parse.GetValue(mode)!;
             PolicyEnforcementMode? wanted = value switch
@@ -97,8 +97,8 @@ internal static class PolicyCommand
     public static Command Identities()
     {
         var config = StoreOption();
-        var list = new Command("list", "Security identities: the number each distinct label set has cluster-wide, and the reserved ones.") { config };
-        list.SetAction((parse, ct) => WithStoreAsync("loom identity list", parse.GetValue(config), async store =>
+        var list = new Command("list", "Security identities: the number each distinct label set has cluster-wide, and the reserved ones.") { config, LabCommand.LabDir };
+        list.SetAction((parse, ct) => WithStoreAsync("loom identity list", parse.GetValue(config), parse.GetValue(LabCommand.LabDir)!, async store =>
         {
             var (items, _) = await store.ListValidAsync(Kinds.Identity, (_, _) => { }, ct).ConfigureAwait(false);
             var rows = new List<string[]>
@@ -124,7 +124,7 @@ internal static class PolicyCommand
         var name = new Argument<string>("namespace/pod") { Description = "The pod, e.g. x/a (default namespace when no slash)." };
         var socket = AgentSocket.SocketOption();
         var node = AgentSocket.NodeOption();
-        var cmd = new Command("policy", "The policies that select a pod, the peers and ports they allow, and the BPF entries on its node.") { name, socket, node };
+        var cmd = new Command("policy", "The policies that select a pod, the peers and ports they allow, and the BPF entries on its node.") { name, socket, node, LabCommand.LabDir };
         cmd.SetAction(async (parse, ct) =>
         {
             var key = parse.GetValue(name)!;
@@ -134,7 +134,8 @@ internal static class PolicyCommand
             }
 
             var nodeName = parse.GetValue(node);
-            if (nodeName is null && parse.GetValue(socket) is null && Lab.Lab.Load() is { } state)
+            var labDir = parse.GetValue(LabCommand.LabDir)!;
+            if (nodeName is null && parse.GetValue(socket) is null && Lab.Lab.Load(labDir) is { } state)
             {
                 // In the lab the pod's node is known: its agent holds the pod's maps.
                 var store = await Lab.Lab.OpenStoreAsync(state, ct).ConfigureAwait(false);
@@ -150,7 +151,7 @@ internal static class PolicyCommand
                 }
             }
 
-            var response = await AgentSocket.AskAsync("loom explain policy", parse.GetValue(socket), nodeName,
+            var response = await AgentSocket.AskAsync("loom explain policy", parse.GetValue(socket), nodeName, labDir,
                 new AgentRequest { Op = "explain-policy", Pod = key }, ct).ConfigureAwait(false);
             if (response?.Text is not { } text)
             {
@@ -167,14 +168,14 @@ internal static class PolicyCommand
 
     private static Option<FileInfo?> StoreOption() => new("--config") { Description = "An agent configuration naming the store (default: the running lab's store)." };
 
-    private static async Task<int> WithStoreAsync(string verb, FileInfo? config, Func<IStore, Task<int>> action, CancellationToken ct)
+    private static async Task<int> WithStoreAsync(string verb, FileInfo? config, string labDir, Func<IStore, Task<int>> action, CancellationToken ct)
     {
         if (config is not null)
         {
             return await NetworkCommand.WithStore(verb, config, action, ct).ConfigureAwait(false);
         }
 
-        if (Lab.Lab.Load() is not { } state)
+        if (Lab.Lab.Load(labDir) is not { } state)
         {
             await Console.Error.WriteLineAsync($"{verb}: give --config (an agent configuration naming the store); no lab is up").ConfigureAwait(false);
             return 2;
