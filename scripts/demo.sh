@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: the scenario (docs/scenario.md) in the lab: sections 1-4, then section 5's live migration. Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
+# make demo: the scenario (docs/scenario.md) in the lab: sections 1-4, then section 5's live migration, then NetworkPolicy (issue 14). Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
 # k8s-w2), a loom agent per node (Flannel-style VXLAN overlay, kube-proxy-style iptables Services), the cluster
 # DNS, the scenario's YAML applied; then what the write-up inspects. Everything lives in network namespaces.
 set -euo pipefail
@@ -85,6 +85,22 @@ curl_webpod_10x
 heading "The picture (Cilium-style)"
 "$loom" lab topology --svg "$PWD/out/lab-topology.svg"
 
+heading "6. NetworkPolicy (policyEnforcementMode default since finalize): webpod only from app=curl"
+show "$loom" lab apply -f examples/policy/webpod-from-curl.yaml
+"$loom" lab apply -f examples/policy/intruder.yaml >/dev/null
+show "$loom" policy list
+webpod_pod=$("$loom" lab get pods | awk '$1 ~ /^webpod-/ {print $1; exit}')
+show "$loom" explain policy "default/$webpod_pod"
+
+heading "6. curl-pod (app=curl) still reaches webpod; intruder (app=intruder) is dropped"
+curl_webpod_10x
+if show "$loom" lab exec intruder -- curl -s --max-time 3 webpod; then
+  printf '%sintruder got through: the policy is not enforced%s\n' "$c_err" "$c_off"
+else
+  printf '%sintruder: no answer in 3 s (dropped by bpf/policy.c on the webpod veths)%s\n' "$c_ok" "$c_off"
+fi
+show "$loom" identity list
+
 heading "Done in $(( ($(date +%s%N) - started) / 1000000 )) ms"
 cat <<TXT
 The lab stays up. Explore it:
@@ -93,6 +109,7 @@ The lab stays up. Explore it:
   out/bin/loom lab node exec k8s-w1 -- ip route
   out/bin/loom status --node k8s-w1
   out/bin/loom explain service default/webpod --node k8s-w2
+  out/bin/loom explain policy default/$webpod_pod
 Take it down:
   out/bin/loom lab down
 TXT
