@@ -96,6 +96,10 @@ internal static class PolicyManifests
         return sb.ToString();
     }
 
+    /// <summary>
+    /// Deny-all ingress on the target and deny-all egress on the probers: a prober's connection then needs both its own
+    /// node's agent (egress, on the prober's veth) and the target node's (ingress) to have the allow.
+    /// </summary>
     public static string DenyTarget() => $$"""
         apiVersion: networking.k8s.io/v1
         kind: NetworkPolicy
@@ -106,9 +110,20 @@ internal static class PolicyManifests
           podSelector:
             matchLabels: {app: target}
           policyTypes: [Ingress]
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: NetworkPolicy
+        metadata:
+          name: probers-deny-egress
+          namespace: {{Namespace}}
+        spec:
+          podSelector:
+            matchLabels: {app: prober}
+          policyTypes: [Egress]
 
         """;
 
+    /// <summary>The allow, applied at once: the target's ingress from the probers, and the probers' egress to the target.</summary>
     public static string AllowProbers() => $$"""
         apiVersion: networking.k8s.io/v1
         kind: NetworkPolicy
@@ -122,6 +137,23 @@ internal static class PolicyManifests
           - from:
             - podSelector:
                 matchLabels: {app: prober}
+            ports:
+            - port: {{Port}}
+              protocol: TCP
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: NetworkPolicy
+        metadata:
+          name: probers-allow-target
+          namespace: {{Namespace}}
+        spec:
+          podSelector:
+            matchLabels: {app: prober}
+          policyTypes: [Egress]
+          egress:
+          - to:
+            - podSelector:
+                matchLabels: {app: target}
             ports:
             - port: {{Port}}
               protocol: TCP

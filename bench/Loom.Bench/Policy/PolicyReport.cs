@@ -41,13 +41,14 @@ internal static class PolicyReport
         t.AppendLine(ic, $"   conn/s ratio per repetition: {string.Join(", ", pairs.Select(p => p.ToString("0.00", ic) + "x"))}");
         t.AppendLine(ic, $"   goal: conn/s (b)/(a) >= {RateGoal:0.00}x: {Goal(rateRatio >= RateGoal, rateRatio)}");
         t.AppendLine(ic, $"   enforced during (b): {(r.EnforcementChecks.Count == 0 ? "not checked" : string.Join("; ", r.EnforcementChecks))}");
-        t.AppendLine(ic, $"   the {o.Policies} policies: apply call p50 {Ms(r.PoliciesApplyMs, 0.5)} ms, in force (client passes, intruder denied) p50 {Ms(r.PoliciesEnforcedMs, 0.5)} ms ({r.PoliciesApplyMs.Count} applies)");
+        t.AppendLine(ic, $"   the {o.Policies} policies: apply call p50 {Ms(r.PoliciesApplyMs, 0.5)} ms, seen in force (client passes, intruder denied; coarse, probes of up to 1 s) p50 {Ms(r.PoliciesEnforcedMs, 0.5)} ms ({r.PoliciesApplyMs.Count} applies)");
         t.AppendLine(ic, $"   ghosts: written in {r.GhostsS:0.0} s, in every agent's ipcache {r.GhostsInIpcacheS:0.0} s later ({string.Join(", ", r.Ipcache.Select(kv => $"{kv.Key} {kv.Value}"))} entries)");
         t.AppendLine();
 
         var all = r.ApplyToEnforced.Values.SelectMany(v => v).ToList();
         var allStats = Stats.Of(all);
-        t.AppendLine(ic, $"2. Apply of an allow (target {Get(r.Pods, "target")} under deny-all) to the first connection from a prober on each node, ms from the start of Lab.ApplyAsync");
+        t.AppendLine(ic, $"2. Apply of an allow (target {Get(r.Pods, "target")} under deny-all ingress, probers under deny-all egress; the allow opens both) to the first");
+        t.AppendLine(ic, $"   connection from the prober on each node, ms from the start of Lab.ApplyAsync");
         t.AppendLine(ic, $"   {"node",-14} {"p50",8} {"p99",8} {"max",8} {"n",4}");
         foreach (var (node, samples) in r.ApplyToEnforced)
         {
@@ -57,7 +58,7 @@ internal static class PolicyReport
 
         t.AppendLine(ic, $"   {"every node",-14} {Stats.Ms(allStats.P50),8} {Stats.Ms(allStats.P99),8} {Stats.Ms(allStats.Max),8} {allStats.Count,4}");
         t.AppendLine(ic, $"   goal: p50 and p99 <= {EnforceGoalMs:0} ms: p50 {Goal(allStats.P50 <= EnforceGoalMs, null)}, p99 {Goal(allStats.P99 <= EnforceGoalMs, null)}");
-        t.AppendLine(ic, $"   the apply call itself p50 {Ms(r.AllowApplyCallMs, 0.5)} ms; delete to denied again on every node p50 {Ms(r.DeleteToDeniedMs, 0.5)} ms (checked in 300 ms windows)");
+        t.AppendLine(ic, $"   the apply call itself p50 {Ms(r.AllowApplyCallMs, 0.5)} ms; delete to denied again on every node p50 {Ms(r.DeleteToDeniedMs, 0.5)} ms (seen by 300 ms windows: coarse)");
         foreach (var (node, (count, p50, p99)) in r.AgentPass)
         {
             t.AppendLine(ic, $"   agent {node}: loom_policy_pass_seconds {count:0} passes, p50 <= {Stats.Ms(p50)} ms, p99 <= {Stats.Ms(p99)} ms (bucket bounds)");
