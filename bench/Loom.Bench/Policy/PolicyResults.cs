@@ -40,6 +40,7 @@ internal sealed class PolicyResults
 
     public List<double> AllowApplyCallMs { get; } = [];
 
+    /// <summary>Per cycle: ms from the start of the allow's delete to the last connection that still passed (0: none did).</summary>
     public List<double> DeleteToDeniedMs { get; } = [];
 
     public List<string> Failures { get; } = [];

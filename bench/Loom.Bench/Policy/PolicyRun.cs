@@ -159,7 +159,8 @@ internal sealed class PolicyRun(PolicyOptions options, LoomCli cli, PolicyResult
         }
 
         await Lab.Lab.ApplyAsync(_state, PolicyManifests.DenyTarget(), TextWriter.Null, ct).ConfigureAwait(false);
-        await UntilAsync("deny-all on the target in force for every prober", () => AllDenied(probers)).ConfigureAwait(false);
+        long ignored = 0;
+        await UntilAsync("deny-all on the target in force for every prober", () => AllDenied(probers, ref ignored)).ConfigureAwait(false);
         var scrapes = _state.Nodes.ToDictionary(n => n.Name, n => new AgentScrape(n.Netns, n.Ip));
         try
         {
@@ -195,10 +196,12 @@ internal sealed class PolicyRun(PolicyOptions options, LoomCli cli, PolicyResult
                 }
 
                 Console.Write(string.Create(CultureInfo.InvariantCulture, $" {done.Select(d => d is { } at ? ((at - t0) * 1000.0 / freq).ToString("0", CultureInfo.InvariantCulture) : "-").Aggregate((a, b) => a + "/" + b)}"));
+                // The deny is in force somewhere between the last connection that passed and the quiet 300 ms after it.
                 var t1 = Stopwatch.GetTimestamp();
+                var lastPassed = t1;
                 await Lab.Lab.DeleteAsync(_state, allow, TextWriter.Null, ct).ConfigureAwait(false);
-                await UntilAsync("denied again after the allow's delete", () => AllDenied(probers), poll: TimeSpan.Zero).ConfigureAwait(false);
-                r.DeleteToDeniedMs.Add(Stopwatch.GetElapsedTime(t1).TotalMilliseconds);
+                await UntilAsync("denied again after the allow's delete", () => AllDenied(probers, ref lastPassed), poll: TimeSpan.Zero).ConfigureAwait(false);
+                r.DeleteToDeniedMs.Add((lastPassed - t1) * 1000.0 / freq);
             }
 
             Console.WriteLine(" ms (per node: " + string.Join("/", nodes) + ")");
@@ -220,10 +223,17 @@ internal sealed class PolicyRun(PolicyOptions options, LoomCli cli, PolicyResult
         }
     }
 
-    /// <summary>No prober connects within 300 ms (the three watched at once).</summary>
-    private bool AllDenied(List<Prober> probers) =>
-        Task.WhenAll(probers.Select(p => Task.Factory.StartNew(() => p.Denied(TimeSpan.FromMilliseconds(300), ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)))
-            .GetAwaiter().GetResult().All(d => d);
+    /// <summary>
+    /// No prober connects within 300 ms (the three watched at once). <paramref name="lastPassed"/> keeps the latest
+    /// Stopwatch timestamp at which one did connect.
+    /// </summary>
+    private bool AllDenied(List<Prober> probers, ref long lastPassed)
+    {
+        var passed = Task.WhenAll(probers.Select(p => Task.Factory.StartNew(() => p.UntilConnected(TimeSpan.FromMilliseconds(300), ct, out _), ct,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default))).GetAwaiter().GetResult();
+        lastPassed = Math.Max(lastPassed, passed.Max(t => t ?? 0));
+        return passed.All(t => t is null);
+    }
 
     private bool Connects(Prober p) => p.UntilConnected(TimeSpan.FromSeconds(1), ct, out _) is not null;
 
