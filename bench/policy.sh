@@ -9,7 +9,7 @@
 # connection runs inside its pods' namespaces; `loom lab down` takes it down at the end, also on an error or Ctrl-C;
 # a killed run's lab is taken down by the next start. The root namespace's iptables-save and nft list ruleset are
 # compared before and after.
-# Options go to the harness: --cluster cilium|flannel --seconds 5 --reps 3 --repeats 20 --out FILE.
+# Options go to the harness: --cluster cilium|flannel --seconds 3 --reps 10 --repeats 20 --out FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (the lab creates network namespaces)" >&2; exit 1; }

@@ -19,7 +19,7 @@ internal sealed record PolicyOptions(string Cluster, int Seconds, int Reps, int 
 
     public static PolicyOptions Parse(string[] args)
     {
-        var o = new PolicyOptions("cilium", 5, 3, 20, 1000, 100, null);
+        var o = new PolicyOptions("cilium", 3, 10, 20, 1000, 100, null);
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value");

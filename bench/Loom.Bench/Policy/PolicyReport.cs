@@ -38,7 +38,7 @@ internal static class PolicyReport
         t.AppendLine(ic, $"   {"(a) no policy (baseline)",-44} {Row(none)}");
         t.AppendLine(ic, $"   {$"(b) {o.Policies} policies over {o.Ghosts} identities",-44} {Row(pol)}");
         t.AppendLine(ic, $"   {"ratio (b)/(a)",-44} {Stats.Ratio(pol.Rate, none.Rate),8} {Stats.Ratio(pol.TxnP50, none.TxnP50),8} {Stats.Ratio(pol.TxnP99, none.TxnP99),8} {Stats.Ratio(pol.ConP50, none.ConP50),8}");
-        t.AppendLine(ic, $"   conn/s ratio per repetition: {string.Join(", ", pairs.Select(p => p.ToString("0.00", ic) + "x"))}");
+        t.AppendLine(ic, $"   conn/s ratio per repetition (median {Stats.Ms(Stats.Of(pairs).P50)}x): {string.Join(", ", pairs.Select(p => p.ToString("0.00", ic) + "x"))}");
         t.AppendLine(ic, $"   goal: conn/s (b)/(a) >= {RateGoal:0.00}x: {Goal(rateRatio >= RateGoal, rateRatio)}");
         t.AppendLine(ic, $"   enforced during (b): {(r.EnforcementChecks.Count == 0 ? "not checked" : string.Join("; ", r.EnforcementChecks))}");
         t.AppendLine(ic, $"   the {o.Policies} policies: apply call p50 {Ms(r.PoliciesApplyMs, 0.5)} ms, seen in force (client passes, intruder denied; coarse, probes of up to 1 s) p50 {Ms(r.PoliciesEnforcedMs, 0.5)} ms ({r.PoliciesApplyMs.Count} applies)");
