@@ -40,7 +40,8 @@ internal static class PolicyReport
         t.AppendLine(ic, $"   {"ratio (b)/(a)",-44} {Stats.Ratio(pol.Rate, none.Rate),8} {Stats.Ratio(pol.TxnP50, none.TxnP50),8} {Stats.Ratio(pol.TxnP99, none.TxnP99),8} {Stats.Ratio(pol.ConP50, none.ConP50),8}");
         t.AppendLine(ic, $"   conn/s ratio per repetition (median {Stats.Ms(Stats.Of(pairs).P50)}x): {string.Join(", ", pairs.Select(p => p.ToString("0.00", ic) + "x"))}");
         t.AppendLine(ic, $"   goal: conn/s (b)/(a) >= {RateGoal:0.00}x: {Goal(rateRatio >= RateGoal, rateRatio)}");
-        t.AppendLine(ic, $"   enforced during (b): {(r.EnforcementChecks.Count == 0 ? "not checked" : string.Join("; ", r.EnforcementChecks))}");
+        var denied = r.EnforcementChecks.Count(c => c.Contains("denied", StringComparison.Ordinal));
+        t.AppendLine(ic, $"   enforced during (b): the intruder (no policy allows it) denied after {denied} of {r.EnforcementChecks.Count} (b) measurements{(denied == r.EnforcementChecks.Count ? "" : ": " + string.Join("; ", r.EnforcementChecks.Where(c => !c.Contains("denied", StringComparison.Ordinal))))}");
         t.AppendLine(ic, $"   the {o.Policies} policies: apply call p50 {Ms(r.PoliciesApplyMs, 0.5)} ms, seen in force (client passes, intruder denied; coarse, probes of up to 1 s) p50 {Ms(r.PoliciesEnforcedMs, 0.5)} ms ({r.PoliciesApplyMs.Count} applies)");
         t.AppendLine(ic, $"   ghosts: written in {r.GhostsS:0.0} s, in every agent's ipcache {r.GhostsInIpcacheS:0.0} s later ({string.Join(", ", r.Ipcache.Select(kv => $"{kv.Key} {kv.Value}"))} entries)");
         t.AppendLine();
@@ -65,12 +66,14 @@ internal static class PolicyReport
         }
 
         t.AppendLine();
-        t.AppendLine(ic, $"3. Agent memory, VmRSS MiB");
-        t.AppendLine(ic, $"   {"node",-14} {"before ghosts",14} {$"{o.Ghosts} ids + {o.Policies} pol",18} {"delta",8}");
+        t.AppendLine(ic, $"3. Agent memory, MiB: VmRSS, and in () the managed heap (dotnet_total_memory_bytes, uncollected garbage included)");
+        t.AppendLine(ic, $"   {"node",-14} {"before ghosts",18} {$"{o.Ghosts} ids + {o.Policies} pol",22} {"delta",16}");
         foreach (var (node, before) in r.RssBeforeMiB)
         {
             var after = r.RssAfterMiB.GetValueOrDefault(node, double.NaN);
-            t.AppendLine(ic, $"   {node,-14} {before,14:0.0} {after,18:0.0} {after - before,8:+0.0;-0.0}");
+            var mb = r.ManagedBeforeMiB.GetValueOrDefault(node, double.NaN);
+            var ma = r.ManagedAfterMiB.GetValueOrDefault(node, double.NaN);
+            t.AppendLine(ic, $"   {node,-14} {$"{before:0.0} ({mb:0.0})",18} {$"{after:0.0} ({ma:0.0})",22} {$"{after - before:+0.0;-0.0} ({ma - mb:+0.0;-0.0})",16}");
         }
 
         foreach (var f in r.Failures)
@@ -113,7 +116,7 @@ internal static class PolicyReport
                 r.DeleteToDeniedMs,
                 AgentPassSeconds = r.AgentPass.ToDictionary(kv => kv.Key, kv => new { kv.Value.Count, kv.Value.P50Ms, kv.Value.P99Ms }),
             },
-            Memory = new { r.RssBeforeMiB, r.RssAfterMiB },
+            Memory = new { r.RssBeforeMiB, r.RssAfterMiB, r.ManagedBeforeMiB, r.ManagedAfterMiB },
             r.Failures,
             TotalSeconds = Math.Round(elapsed.TotalSeconds, 1),
         }, JsonOptions);

@@ -53,6 +53,11 @@ internal sealed class PolicyResults
 
     public Dictionary<string, double> RssAfterMiB { get; } = [];
 
+    /// <summary>The agents' managed heap (dotnet_total_memory_bytes) at the same two moments, MiB.</summary>
+    public Dictionary<string, double> ManagedBeforeMiB { get; } = [];
+
+    public Dictionary<string, double> ManagedAfterMiB { get; } = [];
+
     public string LoadStart { get; set; } = "";
 
     public string LoadEnd { get; set; } = "";

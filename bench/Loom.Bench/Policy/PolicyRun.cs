@@ -47,10 +47,7 @@ internal sealed class PolicyRun(PolicyOptions options, LoomCli cli, PolicyResult
         var intruder = new Prober(nodes[0], Handle("intruder"), server);
         await UntilAsync("client and intruder reach the server (no policy yet)", () => Connects(client) && Connects(intruder)).ConfigureAwait(false);
 
-        foreach (var n in _state.Nodes)
-        {
-            r.RssBeforeMiB[n.Name] = PolicyBench.AgentRssMiB(n);
-        }
+        await MemoryAsync(r.RssBeforeMiB, r.ManagedBeforeMiB).ConfigureAwait(false);
 
         await GhostsAsync().ConfigureAwait(false);
         await ConnectionRateAsync(client, intruder, server).ConfigureAwait(false);
@@ -117,10 +114,7 @@ internal sealed class PolicyRun(PolicyOptions options, LoomCli cli, PolicyResult
         // Memory with the ghosts' identities and the policies in place (after at least 2 s for the agents to settle).
         applied = await SetPoliciesAsync(policies, true, applied, client, intruder).ConfigureAwait(false);
         await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
-        foreach (var n in _state.Nodes)
-        {
-            r.RssAfterMiB[n.Name] = PolicyBench.AgentRssMiB(n);
-        }
+        await MemoryAsync(r.RssAfterMiB, r.ManagedAfterMiB).ConfigureAwait(false);
 
         await SetPoliciesAsync(policies, false, applied, client, intruder).ConfigureAwait(false);
     }
@@ -220,6 +214,17 @@ internal sealed class PolicyRun(PolicyOptions options, LoomCli cli, PolicyResult
             {
                 s.Dispose();
             }
+        }
+    }
+
+    /// <summary>Each agent's VmRSS, and its managed heap as its metrics say (dotnet_total_memory_bytes: garbage not yet collected included).</summary>
+    private async Task MemoryAsync(Dictionary<string, double> rss, Dictionary<string, double> managed)
+    {
+        foreach (var n in _state.Nodes)
+        {
+            rss[n.Name] = PolicyBench.AgentRssMiB(n);
+            using var scrape = new AgentScrape(n.Netns, n.Ip);
+            managed[n.Name] = (await scrape.TryReadAsync(ct).ConfigureAwait(false))?.Value("dotnet_total_memory_bytes") / (1024.0 * 1024.0) ?? double.NaN;
         }
     }
 
