@@ -47,6 +47,10 @@ internal static partial class PolicyBench
             }
         }
 
+        // The probes block pool threads (a second or less each) and the signal handlers run on the pool: with the 2
+        // threads a 2-CPU machine starts with, a SIGTERM/SIGINT was seen to wait seconds for a thread.
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 16), io);
         return BenchHost.RunCancellable(ct => RunAsync(options, ct));
     }
 
