@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Text.RegularExpressions;
 using Loom.Bench.LabScale;
-using Loom.Bench.Services;
 using Loom.Lab;
 using Loom.Linux;
 
