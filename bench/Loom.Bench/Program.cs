@@ -13,7 +13,8 @@ using Loom.Testing;
 // Nothing is created in the root network namespace: the plugins run inside per-row node namespaces.
 // `Loom.Bench services ...` is the services benchmark instead (bench/services.sh, Services/ServicesBench.cs), and
 // `Loom.Bench lab ...` the lab at scale (bench/lab.sh, LabScale/LabBench.cs), and `Loom.Bench datapath ...` the
-// pod-to-pod throughput and latency of each network configuration (bench/datapath.sh, Datapath/DatapathBench.cs).
+// pod-to-pod throughput and latency of each network configuration (bench/datapath.sh, Datapath/DatapathBench.cs), and
+// `Loom.Bench policy ...` NetworkPolicy's cost, apply-to-enforcement time and agent memory (bench/policy.sh, Policy/PolicyBench.cs).
 if (args.Length > 0 && args[0] == "services")
 {
     return Loom.Bench.Services.ServicesBench.Run(args[1..]);
@@ -27,6 +28,11 @@ if (args.Length > 0 && args[0] == "lab")
 if (args.Length > 0 && args[0] == "datapath")
 {
     return Loom.Bench.Datapath.DatapathBench.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "policy")
+{
+    return Loom.Bench.Policy.PolicyBench.Run(args[1..]);
 }
 
 var options = BenchOptions.Parse(args);

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using Loom.Linux;
 
 namespace Loom.Bench.Services;
@@ -20,8 +19,7 @@ internal sealed class SvcTopology : IDisposable
 
     private readonly List<string> _created = [];
     private readonly List<NetNsHandle> _handles = [];
-    private readonly List<Socket> _listeners = [];
-    private readonly List<Thread> _servers = [];
+    private readonly List<AnswerServer> _servers = [];
 
     public SvcTopology(string prefix)
     {
@@ -61,14 +59,9 @@ internal sealed class SvcTopology : IDisposable
 
     public void Dispose()
     {
-        foreach (var l in _listeners)
+        foreach (var s in _servers)
         {
-            l.Dispose();
-        }
-
-        foreach (var t in _servers)
-        {
-            t.Join(2000);
+            s.Dispose();
         }
 
         foreach (var h in _handles)
@@ -117,71 +110,5 @@ internal sealed class SvcTopology : IDisposable
         return veth.Index;
     }
 
-    // A blocking accept loop on a thread of its own: read the 4-byte request, answer, close. The listening socket is
-    // created inside the pod's namespace; accepted sockets belong to it whatever thread accepts them.
-    private void Serve(NetNsHandle pod, string answer)
-    {
-        var reply = System.Text.Encoding.ASCII.GetBytes(answer);
-        var listener = NetNs.Run(pod, () =>
-        {
-            var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            l.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            l.Bind(new IPEndPoint(IPAddress.Any, BackendPort));
-            l.Listen(4096);
-            return l;
-        });
-        _listeners.Add(listener);
-        var t = new Thread(() =>
-        {
-            var buf = new byte[16];
-            while (true)
-            {
-                Socket c;
-                try
-                {
-                    c = listener.Accept();
-                }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                try
-                {
-                    c.NoDelay = true;
-                    c.ReceiveTimeout = 2000;
-                    var got = 0;
-                    while (got < 4)
-                    {
-                        var n = c.Receive(buf, got, 4 - got, SocketFlags.None);
-                        if (n == 0)
-                        {
-                            break;
-                        }
-
-                        got += n;
-                    }
-
-                    if (got == 4)
-                    {
-                        c.Send(reply);
-                    }
-                }
-                catch (SocketException)
-                {
-                    // a client that went away; keep serving
-                }
-                finally
-                {
-                    c.Dispose();
-                }
-            }
-        })
-        {
-            IsBackground = true,
-            Name = "lbs-server",
-        };
-        t.Start();
-        _servers.Add(t);
-    }
+    private void Serve(NetNsHandle pod, string answer) => _servers.Add(AnswerServer.Start(pod, BackendPort, answer));
 }
