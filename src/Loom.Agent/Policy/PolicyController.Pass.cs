@@ -19,6 +19,8 @@ internal sealed partial class PolicyController
     private readonly SemaphoreSlim _passLock = new(1, 1);
     private readonly HashSet<uint> _referenced = [];
     private readonly Dictionary<string, LocalEndpoint> _local = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Revision, SecurityLabels Labels)> _identityLabels = new(StringComparer.Ordinal);
+    private Dictionary<string, (Endpoint Endpoint, IReadOnlyDictionary<string, string> NamespaceLabels, SecurityLabels Labels)> _endpointLabels = new(StringComparer.Ordinal);
     private DateTimeOffset _lastGc = DateTimeOffset.UtcNow;
     private int _ipcacheEntries;
     private int _unattached;
@@ -41,7 +43,7 @@ internal sealed partial class PolicyController
             var badIdentities = new List<Rejection>();
             foreach (var i in _identityCache!.Snapshot.Values.Where(i => !i.Value.Pending))
             {
-                if (!TryLabels(i.Value, out var set, out var why))
+                if (!TryLabels(i, out var set, out var why))
                 {
                     badIdentities.Add(new Rejection(Kinds.Identity.Name, i.Key, "bad-labels", why));
                     continue; // an identity no agent could have made: its number matches no peer
@@ -52,13 +54,24 @@ internal sealed partial class PolicyController
             }
 
             loops.Refused("policy: identities", badIdentities);
+            foreach (var gone in _identityLabels.Keys.Where(k => _identityCache.Get(k) is null).ToList())
+            {
+                _identityLabels.Remove(gone);
+            }
 
             // Every endpoint's identity: the local ones are allocated here, the others by their own nodes.
             var endpoints = _endpoints!.Snapshot.Values.Select(v => v.Value).ToList();
             var identityOf = new Dictionary<string, uint>(StringComparer.Ordinal);
+            var endpointLabels = new Dictionary<string, (Endpoint, IReadOnlyDictionary<string, string>, SecurityLabels)>(StringComparer.Ordinal);
             foreach (var ep in endpoints)
             {
-                var labels = SecurityLabels.Of(ep.Namespace, ep.Labels, NamespaceLabels(namespaces, ep.Namespace));
+                // Unchanged endpoint and namespace labels: the set made last pass (a pass must stay cheap at 1,000s of pods).
+                var nsLabels = NamespaceLabels(namespaces, ep.Namespace);
+                var labels = _endpointLabels.TryGetValue(ep.Key, out var known) && ReferenceEquals(known.Endpoint, ep)
+                             && LabelsEqual(known.NamespaceLabels, nsLabels)
+                    ? known.Labels
+                    : SecurityLabels.Of(ep.Namespace, ep.Labels, nsLabels);
+                endpointLabels[ep.Key] = (ep, nsLabels, labels);
                 var id = SecurityLabels.IdentityFor(labels) ?? byLabels.GetValueOrDefault(labels.Canonical);
                 if (ep.Node == node.Name && id != ReservedIdentity.KubeDns && (id == 0 || !_referenced.Contains(id)))
                 {
@@ -75,6 +88,7 @@ internal sealed partial class PolicyController
                 }
             }
 
+            _endpointLabels = endpointLabels;
             await ReleaseUnheldAsync(endpoints, identityOf, ct).ConfigureAwait(false);
             var input = new PolicyInput(
                 _policies!.Snapshot.Values.Select(v => v.Value).ToList(),
@@ -297,11 +311,20 @@ internal sealed partial class PolicyController
         }
     }
 
-    private static bool TryLabels(SecurityIdentity identity, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SecurityLabels? labels, out string why)
+    /// <summary>An identity's label set, parsed once per stored revision.</summary>
+    private bool TryLabels(Versioned<SecurityIdentity> identity, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SecurityLabels? labels, out string why)
     {
+        if (_identityLabels.TryGetValue(identity.Key, out var known) && known.Revision == identity.Revision)
+        {
+            labels = known.Labels;
+            why = "";
+            return true;
+        }
+
         try
         {
-            labels = SecurityLabels.FromLabels(identity.Labels);
+            labels = SecurityLabels.FromLabels(identity.Value.Labels);
+            _identityLabels[identity.Key] = (identity.Revision, labels);
             why = "";
             return true;
         }
@@ -312,6 +335,9 @@ internal sealed partial class PolicyController
             return false;
         }
     }
+
+    private static bool LabelsEqual(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
 
     private static PolicyEndpoint ToPolicyEndpoint(Endpoint e, uint identity) =>
         new(e.Namespace, e.Name, e.Labels, identity, e.IPs, e.Ports);
