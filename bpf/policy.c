@@ -395,6 +395,9 @@ static __always_inline int ct_related(const struct pol_pkt *p, __u8 dir)
 {
 	struct pol_ct_key k = p->inner;
 
+	/* An error goes back to whoever sent the packet it quotes: anything else uses a tracked tuple as a pass. */
+	if (p->t.daddr != p->inner.saddr)
+		return 0;
 	k.dir = dir ^ 1;
 	k.pad = 0;
 	if (bpf_map_lookup_elem(&pol_ct, &k))
