@@ -271,7 +271,7 @@ static __always_inline __be16 allocate(const struct masq_cfg *cfg, const struct 
 SEC("tc")
 int masq_snat(struct __sk_buff *skb)
 {
-	/* Packets it leaves alone go on to the later filters on this hook (network policy's deferred service verdicts). */
+	/* Every packet goes on to the later filters on this hook (network policy's deferred service verdicts). */
 	struct masq_lpm_key lpm = { .prefixlen = 32 };
 	struct masq_snat_val *sval, nsval = {};
 	struct masq_rev_val rval = {};
@@ -326,7 +326,8 @@ int masq_snat(struct __sk_buff *skb)
 	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.t.saddr, cfg->node_ip, p.t.sport, nat_port))
 		return TC_ACT_SHOT;
 	bump(MASQ_STAT_SNAT);
-	return TC_ACT_OK;
+	/* On to the later filters too: a pod's deferred egress verdict (a ClusterIP kube-proxy sent outside) is taken there. */
+	return TC_ACT_UNSPEC;
 }
 
 /* A packet to a pod from a source its replies would be masqueraded to: the flow is remembered as the pod's reply. */

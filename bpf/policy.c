@@ -232,6 +232,7 @@ struct pol_pkt {
 #define PARSE_OK 0
 #define PARSE_NOT_IPV4 1
 #define PARSE_FRAGMENT 2
+#define PARSE_INVALID 3 /* says IPv4, but its header cannot be read or is malformed */
 
 #define CT_NEW 0
 #define CT_ESTABLISHED 1
@@ -295,8 +296,20 @@ static __always_inline int parse(struct __sk_buff *skb, struct pol_pkt *p)
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return PARSE_NOT_IPV4;
 	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
-		return PARSE_NOT_IPV4;
+	if ((void *)(ip + 1) > data_end) {
+		/* An IPv4 header outside the linear part (a crafted GSO packet): pull it in; what still cannot be read is
+		 * not judged as "not IPv4" but refused. */
+		if (bpf_skb_pull_data(skb, ETH_HLEN + sizeof(struct iphdr)))
+			return PARSE_INVALID;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		eth = data;
+		ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > data_end)
+			return PARSE_INVALID;
+	}
+	if (ip->version != 4 || ip->ihl < 5)
+		return PARSE_INVALID;
 	p->t.saddr = ip->saddr;
 	p->t.daddr = ip->daddr;
 	p->t.proto = ip->protocol;
@@ -550,17 +563,20 @@ int pol_from_pod(struct __sk_buff *skb)
 	__u64 now;
 	int rc;
 
-	if (!cfg)
-		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
 	ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex);
 	if (!ep)
 		return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
+	if (rc == PARSE_INVALID)
+		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
 	if (rc == PARSE_NOT_IPV4)
-		return not_ipv4(skb, ep, POL_EP_ENFORCE_EGRESS);
-	/* Identities are addresses: a pod may only speak for its own (Cilium's invalid-source drop). */
+		return cfg ? not_ipv4(skb, ep, POL_EP_ENFORCE_EGRESS) : count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+	/* Identities are addresses: a pod may only speak for its own (Cilium's invalid-source drop), whatever the mode, since
+	 * the nodes that judge its packets trust the source. */
 	if (ep->ip && p.t.saddr != ep->ip)
 		return count(POL_DROPPED_SPOOFED, TC_ACT_SHOT);
+	if (!cfg)
+		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
 	if (rc == PARSE_FRAGMENT)
 		return count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
 	now = bpf_ktime_get_ns();
@@ -587,6 +603,8 @@ int pol_to_pod(struct __sk_buff *skb)
 	if (!cfg)
 		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
+	if (rc == PARSE_INVALID)
+		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
 	if (rc == PARSE_NOT_IPV4)
 		return not_ipv4(skb, bpf_map_lookup_elem(&pol_endpoints, &ifindex), POL_EP_ENFORCE_INGRESS);
 	if (rc == PARSE_FRAGMENT)
@@ -611,7 +629,10 @@ int pol_to_node(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (!pol_enabled())
 		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
-	if (parse(skb, &p) != PARSE_OK)
+	rc = parse(skb, &p);
+	if (rc == PARSE_INVALID)
+		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT); /* marked by a pod, unreadable now: its verdict cannot be taken */
+	if (rc != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	rc = deferred(skb, &p, bpf_ktime_get_ns());
 	return rc == TC_ACT_SHOT ? TC_ACT_SHOT : TC_ACT_UNSPEC;

@@ -65,10 +65,11 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                 }
 
                 podAdded?.Invoke();
-                if (policy is not null)
+                if (policy is not null
+                    && await policy.EndpointAddedAsync(endpoint.Key, put.Revision, ct).ConfigureAwait(false) is { } notInPlace)
                 {
                     // Before the plugin returns: the pod's first packet already meets its policy (and its identity).
-                    await policy.EndpointAddedAsync(put.Revision, ct).ConfigureAwait(false);
+                    return new AgentResponse { Error = $"endpoint {endpoint.Key}: network policy not in place: {notInPlace}" };
                 }
 
                 loops.Log($"endpoint {ep.Namespace}/{ep.Name} {string.Join(",", ep.Ips)} ({ep.ContainerId[..Math.Min(12, ep.ContainerId.Length)]})");

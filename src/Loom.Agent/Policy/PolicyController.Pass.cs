@@ -19,6 +19,7 @@ internal sealed partial class PolicyController
     private readonly SemaphoreSlim _passLock = new(1, 1);
     private readonly HashSet<uint> _referenced = [];
     private readonly Dictionary<string, LocalEndpoint> _local = new(StringComparer.Ordinal);
+    private HashSet<string> _failedClosed = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (long Revision, SecurityLabels Labels)> _identityLabels = new(StringComparer.Ordinal);
     private Dictionary<string, (Endpoint Endpoint, IReadOnlyDictionary<string, string> NamespaceLabels, SecurityLabels Labels)> _endpointLabels = new(StringComparer.Ordinal);
     private DateTimeOffset _lastGc = DateTimeOffset.UtcNow;
@@ -63,6 +64,7 @@ internal sealed partial class PolicyController
             var endpoints = _endpoints!.Snapshot.Values.Select(v => v.Value).ToList();
             var identityOf = new Dictionary<string, uint>(StringComparer.Ordinal);
             var endpointLabels = new Dictionary<string, (Endpoint, IReadOnlyDictionary<string, string>, SecurityLabels)>(StringComparer.Ordinal);
+            var identityFailures = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var ep in endpoints)
             {
                 // Unchanged endpoint and namespace labels: the set made last pass (a pass must stay cheap at 1,000s of pods).
@@ -75,10 +77,19 @@ internal sealed partial class PolicyController
                 var id = SecurityLabels.IdentityFor(labels) ?? byLabels.GetValueOrDefault(labels.Canonical);
                 if (ep.Node == node.Name && id != ReservedIdentity.KubeDns && (id == 0 || !_referenced.Contains(id)))
                 {
-                    var acquired = await _identities.AcquireAsync(labels, ct).ConfigureAwait(false);
-                    id = acquired.Id;
-                    _referenced.Add(id);
-                    identities[id] = labels;
+                    try
+                    {
+                        var acquired = await _identities.AcquireAsync(labels, ct).ConfigureAwait(false);
+                        id = acquired.Id;
+                        _referenced.Add(id);
+                        identities[id] = labels;
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException && !AgentLoops.IsBug(e))
+                    {
+                        // This endpoint alone: it is isolated below (no identity, no rules), the others go on.
+                        identityFailures[ep.Key] = e.Message;
+                        id = 0;
+                    }
                 }
 
                 if (id != 0)
@@ -106,12 +117,17 @@ internal sealed partial class PolicyController
                 ModeChanged?.Invoke();
             }
 
-            ProgramEndpoints(datapath, endpoints, identityOf, input, mode);
-
-            AgentMetrics.PolicyPassSeconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            AgentMetrics.PolicyIdentities.Set(identities.Count);
-            ExportCounters(datapath);
-            await CollectGarbageAsync(ct).ConfigureAwait(false);
+            try
+            {
+                ProgramEndpoints(datapath, endpoints, identityOf, identityFailures, input, mode);
+            }
+            finally
+            {
+                AgentMetrics.PolicyPassSeconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                AgentMetrics.PolicyIdentities.Set(identities.Count);
+                ExportCounters(datapath);
+                await CollectGarbageAsync(ct).ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -124,21 +140,25 @@ internal sealed partial class PolicyController
     /// endpoint that cannot be programmed (its rules do not fit the maps) is isolated with no rules, failing closed,
     /// and reported; the others are programmed all the same.
     /// </summary>
-    private void ProgramEndpoints(BpfPolicy datapath, List<Endpoint> endpoints, Dictionary<string, uint> identityOf, PolicyInput input, PolicyEnforcementMode mode)
+    private void ProgramEndpoints(BpfPolicy datapath, List<Endpoint> endpoints, Dictionary<string, uint> identityOf, Dictionary<string, string> identityFailures,
+        PolicyInput input, PolicyEnforcementMode mode)
     {
         using var nl = Netlink.Open();
         var ids = EndpointIds(datapath);
         var seen = new HashSet<int>();
         var unattached = 0;
         var failed = new List<string>();
+        var failedKeys = new HashSet<string>(StringComparer.Ordinal);
         var local = new Dictionary<string, LocalEndpoint>(StringComparer.Ordinal);
         foreach (var ep in endpoints.Where(e => e.Node == node.Name))
         {
-            if (!identityOf.TryGetValue(ep.Key, out var id) || nl.LinkByName(CniNames.HostVethName(ep.ContainerId, ep.Interface)) is not { } veth)
+            if (nl.LinkByName(CniNames.HostVethName(ep.ContainerId, ep.Interface)) is not { } veth)
             {
-                unattached++;
+                unattached++; // not wired by loom-cni (yet): nothing of ours to put a program on
                 continue;
             }
+
+            var id = identityOf.GetValueOrDefault(ep.Key);
 
             if (!ids.TryGetValue(veth.Index, out var epId))
             {
@@ -152,11 +172,19 @@ internal sealed partial class PolicyController
                 ids[veth.Index] = epId;
             }
 
+            seen.Add(veth.Index);
+            if (id == 0)
+            {
+                failed.Add($"{ep.Key}: no identity: {identityFailures.GetValueOrDefault(ep.Key, "its identity is not in the store yet")}");
+                failedKeys.Add(ep.Key);
+                FailClosed(datapath, veth.Index, epId, ReservedIdentity.World, ep.IPs.FirstOrDefault(i => i.AddressFamily == AddressFamily.InterNetwork));
+                continue;
+            }
+
             var compiled = PolicyCompiler.Compile(ToPolicyEndpoint(ep, id), input, mode);
             // The maps carry IPv4; an IPv6 ipBlock has no address of a pod here to match.
             var policy = compiled with { Cidrs = [.. compiled.Cidrs.Where(c => c.Prefix.BaseAddress.AddressFamily == AddressFamily.InterNetwork)] };
             var address = ep.IPs.FirstOrDefault(i => i.AddressFamily == AddressFamily.InterNetwork);
-            seen.Add(veth.Index);
             try
             {
                 // Rules first, then the endpoint's flags: an endpoint is never enforced against rules not yet written.
@@ -168,6 +196,7 @@ internal sealed partial class PolicyController
             catch (Exception e) when (e is ArgumentException or Linux.Bpf.BpfException)
             {
                 failed.Add($"{ep.Key}: {e.Message}");
+                failedKeys.Add(ep.Key);
                 FailClosed(datapath, veth.Index, epId, id, address);
             }
         }
@@ -176,14 +205,23 @@ internal sealed partial class PolicyController
         {
             if (role == PolicyInterfaceRole.Endpoint && !seen.Contains(ifindex))
             {
-                datapath.RemoveEndpoint(ifindex);
-                if (ids.Remove(ifindex, out var gone))
+                try
                 {
-                    datapath.RemoveEndpointRules(gone);
-                    datapath.ForgetConnections(gone);
-                }
+                    // Rules and connections first: the endpoint record is what keeps its id known to a later pass.
+                    if (ids.TryGetValue(ifindex, out var gone))
+                    {
+                        datapath.RemoveEndpointRules(gone);
+                        datapath.ForgetConnections(gone);
+                    }
 
-                datapath.DetachEndpoint(ifindex);
+                    datapath.RemoveEndpoint(ifindex);
+                    ids.Remove(ifindex);
+                    datapath.DetachEndpoint(ifindex);
+                }
+                catch (Exception e) when (e is ArgumentException or Linux.Bpf.BpfException)
+                {
+                    failed.Add($"ifindex {ifindex} (a removed pod): {e.Message}");
+                }
             }
         }
 
@@ -204,6 +242,7 @@ internal sealed partial class PolicyController
 
         lock (_local)
         {
+            _failedClosed = failedKeys;
             _local.Clear();
             foreach (var (k, v) in local)
             {

@@ -77,22 +77,51 @@ internal sealed partial class PolicyController(NodeContext node, IStore store, A
         await Task.WhenAll(all).ConfigureAwait(false);
     }
 
-    /// <summary>A pod was just wired (endpoint-add): its veth gets its programs and policy before the plugin returns.</summary>
-    public Task EndpointAddedAsync(long revision, CancellationToken ct) =>
-        _endpoints is null ? Task.CompletedTask : EndpointAddedCoreAsync(revision, ct);
-
-    private async Task EndpointAddedCoreAsync(long revision, CancellationToken ct)
+    /// <summary>
+    /// A pod was just wired (endpoint-add): its veth gets its programs and policy before the plugin returns. Returns why
+    /// not when its policy could not be put in place (the ADD then fails and the runtime retries it, as when Cilium
+    /// cannot create an endpoint); null when it is in place, or when the store's watch is too slow to tell (the next
+    /// pass programs it).
+    /// </summary>
+    public async Task<string?> EndpointAddedAsync(string key, long revision, CancellationToken ct)
     {
+        if (_endpoints is null)
+        {
+            return null;
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
-            await _endpoints!.WaitForRevisionAsync(revision, timeout.Token).ConfigureAwait(false);
-            await PassAsync(timeout.Token).ConfigureAwait(false);
+            await _endpoints.WaitForRevisionAsync(revision, timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OutOfMemoryException && !ct.IsCancellationRequested)
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            _signal.Release(); // the loop's pass does it, and reports why this one failed
+            loops.Log($"policy: endpoint {key} not seen by the cache after 5 s; the next pass programs it");
+            _signal.Release();
+            return null;
+        }
+
+        try
+        {
+            await PassAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException && !AgentLoops.IsBug(e))
+        {
+            _signal.Release(); // the loop's pass retries, and reports
+            lock (_local)
+            {
+                if (!_local.ContainsKey(key))
+                {
+                    return e.Message;
+                }
+            }
+        }
+
+        lock (_local)
+        {
+            return _failedClosed.Contains(key) ? "isolated with no rules (see the agent's log)" : null;
         }
     }
 

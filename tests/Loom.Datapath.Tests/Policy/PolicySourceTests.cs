@@ -42,6 +42,14 @@ public sealed class PolicySourceTests : IDisposable
         Assert.True(after[PolicyReason.DroppedSpoofed] > before[PolicyReason.DroppedSpoofed]);
         Assert.Equal(before[PolicyReason.AllowedByRule], after[PolicyReason.AllowedByRule]);
 
+        // With policy off (mode never) the source is still checked: other nodes judge this pod's packets by it.
+        _p.Node.Run(() => _p.Policy.SetConfig(enabled: false, allowHost: true, IPNetwork.Parse(ServiceRange)));
+        before = _p.Counters();
+        SendFrom(PodIp(2, 1), PodIp(1, 2));
+        after = _p.Counters();
+        Assert.True(after[PolicyReason.DroppedSpoofed] > before[PolicyReason.DroppedSpoofed], "a forged source passed with policy off");
+        _p.Node.Run(() => _p.Policy.SetConfig(enabled: true, allowHost: true, IPNetwork.Parse(ServiceRange)));
+
         // Its own address still works (to an endpoint that lets it in).
         _p.Endpoint(2, ingress: true, egress: false, [Udp(PolicyDirection.Ingress, Identity(1, 1), Port)]);
         Assert.Equal(PodIp(1, 1).ToString(), Udp(A, PodIp(1, 2)));
