@@ -2,6 +2,7 @@ using System.Net;
 using Loom.Agent.Cni;
 using Loom.Core.AgentApi;
 using Loom.Core.Model;
+using Loom.Core.Networks;
 using Loom.Core.Store;
 using Loom.Linux;
 
@@ -51,7 +52,7 @@ internal sealed partial class AgentHost
             ServiceBackend = _services!.BackendName,
             SocketLbCgroup = _services.Kind == ServiceProxyMode.Ebpf ? config.Cgroup ?? "" : "",
             Services = _services.PortCount,
-            PolicyEnforcement = Policy.PolicyController.ModeText(_policy.Mode),
+            PolicyEnforcement = NetworkYaml.Wire(_policy.Mode),
             Policies = policy.Policies,
             PolicyEndpoints = policy.Endpoints,
             PolicyIngressEnforced = policy.IngressEnforced,

@@ -1,4 +1,5 @@
 using Loom.Core.Store;
+using Loom.Core.Model;
 using RetryPolicy = Loom.Core.Reconcile.Backoff;
 
 namespace Loom.Agent;
@@ -152,6 +153,20 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
         {
             Log($"refused {r} ({r.Reason}); skipped");
         }
+    }
+
+    /// <summary>
+    /// The node's NodeConfig (null: none) and the cluster config as stored now (the start-up copy if unreadable), what a
+    /// controller's live choices (service backend, policy mode) follow; objects that do not decode are reported under
+    /// <paramref name="scope"/>.
+    /// </summary>
+    public async Task<(NodeConfig? Node, ClusterConfig Cluster)> ConfigsAsync(NodeContext node, string scope, CancellationToken ct)
+    {
+        var rejected = new List<Rejection>();
+        var nodeConfig = await store.GetValidAsync(Kinds.NodeConfig, node.Name, Malformed(Kinds.NodeConfig.Name, rejected), ct).ConfigureAwait(false);
+        var cluster = await store.GetValidAsync(Kinds.ClusterConfig, "cluster", Malformed(Kinds.ClusterConfig.Name, rejected), ct).ConfigureAwait(false);
+        Refused(scope, rejected);
+        return (nodeConfig?.Value, cluster?.Value ?? node.Cluster);
     }
 
     /// <summary>An <c>onInvalid</c> for the store's tolerant reads: the object does not decode.</summary>

@@ -143,16 +143,9 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
             }
 
             bad.AddRange(NameValidation.IsValidPortNum(p.ContainerPort).Select(m => FieldError.Invalid(where + ".containerPort", p.ContainerPort, m).ToString()));
-            Protocol? protocol = p.Protocol switch
-            {
-                null or "" or "TCP" => Protocol.Tcp,
-                "UDP" => Protocol.Udp,
-                _ => null,
-            };
-            if (protocol is null)
-            {
-                bad.Add(FieldError.NotSupported(where + ".protocol", p.Protocol, "supported values: \"TCP\", \"UDP\"").ToString());
-            }
+            var errors = new List<FieldError>();
+            var protocol = ServiceValidation.Protocol(errors, p.Protocol, where + ".protocol");
+            bad.AddRange(errors.Select(e => e.ToString()));
 
             if (bad.Count == before)
             {

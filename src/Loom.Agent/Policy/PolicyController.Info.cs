@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Loom.Core.Controllers;
 using Loom.Core.Model;
+using Loom.Core.Networks;
 using Loom.Core.Policy;
 
 namespace Loom.Agent.Policy;
@@ -47,7 +48,7 @@ internal sealed partial class PolicyController
         var p = local.Policy;
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.AppendLine(inv, $"Pod {key} on {node.Name}: identity {local.Identity}, veth ifindex {local.Ifindex}, endpoint id {local.EndpointId}, mode {ModeText(Mode)}");
+        sb.AppendLine(inv, $"Pod {key} on {node.Name}: identity {local.Identity}, veth ifindex {local.Ifindex}, endpoint id {local.EndpointId}, mode {NetworkYaml.Wire(Mode)}");
         sb.AppendLine(inv, $"  labels: {Labels(local.Endpoint.Labels)}");
         foreach (var dir in new[] { PolicyDirection.Ingress, PolicyDirection.Egress })
         {

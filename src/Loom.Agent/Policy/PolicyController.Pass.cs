@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Loom.Core.Cni;
 using Loom.Core.Ipam;
 using Loom.Core.Model;
+using Loom.Core.Networks;
 using Loom.Core.Policy;
 using Loom.Core.Store;
 using Loom.Datapath.Policy;
@@ -24,7 +25,7 @@ internal sealed partial class PolicyController
     private Dictionary<string, (Endpoint Endpoint, IReadOnlyDictionary<string, string> NamespaceLabels, SecurityLabels Labels)> _endpointLabels = new(StringComparer.Ordinal);
     private DateTimeOffset _lastGc = DateTimeOffset.UtcNow;
     private int _ipcacheEntries;
-    private int _unattached;
+    private bool _referencesSynced;
 
     /// <summary>A local endpoint as the last pass programmed it.</summary>
     internal sealed record LocalEndpoint(Endpoint Endpoint, uint Identity, int Ifindex, uint EndpointId, EndpointPolicy Policy);
@@ -159,7 +160,6 @@ internal sealed partial class PolicyController
             }
 
             var id = identityOf.GetValueOrDefault(ep.Key);
-
             if (!ids.TryGetValue(veth.Index, out var epId))
             {
                 epId = Enumerable.Range(1, ushort.MaxValue).Select(i => (uint)i).FirstOrDefault(i => !ids.ContainsValue(i));
@@ -250,9 +250,8 @@ internal sealed partial class PolicyController
             }
         }
 
-        _unattached = unattached;
         var enforced = local.Values.Count(l => l.Policy.IngressEnforced || l.Policy.EgressEnforced);
-        Summary = $"mode {ModeText(mode)}; {_policies!.Snapshot.Count} policies, {local.Count} endpoints ({enforced} enforced), "
+        Summary = $"mode {NetworkYaml.Wire(mode)}; {_policies!.Snapshot.Count} policies, {local.Count} endpoints ({enforced} enforced), "
                   + $"{_identityCache!.Snapshot.Count} identities, {_ipcacheEntries} ipcache entries"
                   + (unattached > 0 ? $"; {unattached} endpoint(s) without a veth yet" : "");
         if (failed.Count > 0)
@@ -333,8 +332,6 @@ internal sealed partial class PolicyController
         }
     }
 
-    private bool _referencesSynced;
-
     private async Task CollectGarbageAsync(CancellationToken ct)
     {
         if (DateTimeOffset.UtcNow - _lastGc < GcInterval)
@@ -386,11 +383,8 @@ internal sealed partial class PolicyController
 
     private async Task<PolicyEnforcementMode> WantedModeAsync(CancellationToken ct)
     {
-        var rejected = new List<Rejection>();
-        var nodeConfig = await store.GetValidAsync(Kinds.NodeConfig, node.Name, AgentLoops.Malformed(Kinds.NodeConfig.Name, rejected), ct).ConfigureAwait(false);
-        var cluster = await store.GetValidAsync(Kinds.ClusterConfig, "cluster", AgentLoops.Malformed(Kinds.ClusterConfig.Name, rejected), ct).ConfigureAwait(false);
-        loops.Refused("policy mode", rejected);
-        return nodeConfig?.Value.PolicyEnforcementMode ?? (cluster?.Value ?? node.Cluster).PolicyEnforcementMode;
+        var (nodeConfig, cluster) = await loops.ConfigsAsync(node, "policy mode", ct).ConfigureAwait(false);
+        return nodeConfig?.PolicyEnforcementMode ?? cluster.PolicyEnforcementMode;
     }
 
     private BpfPolicy Datapath() => _datapath ??= new BpfPolicy(new PolicyDatapathOptions { PinDirectory = PinDirectory });
@@ -402,11 +396,4 @@ internal sealed partial class PolicyController
             AgentMetrics.PolicyVerdicts.WithLabels(reason.ToString()).IncTo(count);
         }
     }
-
-    internal static string ModeText(PolicyEnforcementMode mode) => mode switch
-    {
-        PolicyEnforcementMode.Always => "always",
-        PolicyEnforcementMode.Never => "never",
-        _ => "default",
-    };
 }

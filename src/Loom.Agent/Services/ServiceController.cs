@@ -112,11 +112,8 @@ internal sealed partial class ServiceController(NodeContext node, IStore store, 
 
     private async Task<ServiceProxyMode> WantedKindAsync(CancellationToken ct)
     {
-        var rejected = new List<Rejection>();
-        var nodeConfig = await store.GetValidAsync(Kinds.NodeConfig, node.Name, AgentLoops.Malformed(Kinds.NodeConfig.Name, rejected), ct).ConfigureAwait(false);
-        var cluster = await store.GetValidAsync(Kinds.ClusterConfig, "cluster", AgentLoops.Malformed(Kinds.ClusterConfig.Name, rejected), ct).ConfigureAwait(false);
-        loops.Refused("node config", rejected);
-        return nodeConfig?.Value.ServiceBackend ?? node.Config.ServiceBackend ?? (cluster?.Value ?? node.Cluster).ServiceBackend;
+        var (nodeConfig, cluster) = await loops.ConfigsAsync(node, "node config", ct).ConfigureAwait(false);
+        return nodeConfig?.ServiceBackend ?? node.Config.ServiceBackend ?? cluster.ServiceBackend;
     }
 
     public void Dispose()

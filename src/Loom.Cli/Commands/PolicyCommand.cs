@@ -53,13 +53,7 @@ internal static class PolicyCommand
         cmd.SetAction((parse, ct) => WithStoreAsync("loom policy mode", parse.GetValue(config), parse.GetValue(LabCommand.LabDir)!, async store =>
         {
             var value = parse.GetValue(mode)!;
-            PolicyEnforcementMode? wanted = value switch
-            {
-                "always" => PolicyEnforcementMode.Always,
-                "never" => PolicyEnforcementMode.Never,
-                "default" => PolicyEnforcementMode.Default,
-                _ => null,
-            };
+            PolicyEnforcementMode? wanted = value == "cluster" ? null : Enum.Parse<PolicyEnforcementMode>(value, ignoreCase: true);
             if (parse.GetValue(node) is { } name)
             {
                 var existing = await store.GetAsync(Kinds.NodeConfig, name, ct).ConfigureAwait(false);

@@ -53,17 +53,12 @@ public sealed partial class BpfPolicy : IDisposable
     /// identity, and which directions are isolated. A direction not enforced passes everything (and records it). With
     /// <paramref name="address"/> (the pod's IPv4 address) every packet from the pod with another source is dropped.
     /// </summary>
-    public void SetEndpoint(int ifindex, uint epId, uint identity, bool enforceIngress, bool enforceEgress, System.Net.IPAddress? address = null)
+    public void SetEndpoint(int ifindex, uint epId, uint identity, bool enforceIngress, bool enforceEgress, IPAddress? address = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ifindex);
         PolicyKeys.CheckEndpointId(epId);
-        if (address is not null && address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
-        {
-            throw new ArgumentException($"endpoint address {address} is not IPv4", nameof(address));
-        }
-
         var flags = (enforceIngress ? PolicyMaps.EnforceIngress : 0) | (enforceEgress ? PolicyMaps.EnforceEgress : 0);
-        var ip = address is null ? 0u : BitConverter.ToUInt32(address.GetAddressBytes()); // the bytes as the kernel holds them
+        var ip = address is null ? 0u : LbMaps.ToNetwork(address); // refuses IPv6
         _obj.Loaded.Map<uint, PolEndpoint>(PolicyMaps.Endpoints).Update((uint)ifindex, new PolEndpoint(epId, identity, flags, ip));
     }
 
