@@ -282,28 +282,15 @@ namespace Loom.Bench
     {
         public static BenchOptions Parse(string[] args)
         {
-            var o = new BenchOptions(100, 3, 3, null);
-            for (var i = 0; i < args.Length; i++)
+            return BenchArgs.Parse(args, new BenchOptions(100, 3, 3, null), (o, name, value) => name switch
             {
-                var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value");
-                o = args[i] switch
-                {
-                    "--pods" => o with { Pods = Count(value, 1, 250) },
-                    "--rounds" => o with { Rounds = Count(value, 1, 100) },
-                    "--warmup" => o with { Warmup = Count(value, 0, 10) },
-                    "--out" => o with { Out = value },
-                    _ => throw new ArgumentException($"unknown option {args[i]} (--pods N, --rounds N, --warmup N, --out FILE)"),
-                };
-                i++;
-            }
-
-            return o;
+                // 250 pods at most: one /24 per node, the gateway and the warm-up pods need addresses too.
+                "--pods" => o with { Pods = BenchArgs.Count(value, 1, 250) },
+                "--rounds" => o with { Rounds = BenchArgs.Count(value, 1, 100) },
+                "--warmup" => o with { Warmup = BenchArgs.Count(value, 0, 10) },
+                "--out" => o with { Out = value },
+                _ => throw new ArgumentException($"unknown option {name} (--pods N, --rounds N, --warmup N, --out FILE)"),
+            });
         }
-
-        // 250 pods at most: one /24 per node, the gateway and the warm-up pods need addresses too.
-        private static int Count(string s, int min, int max) =>
-            int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-                ? n
-                : throw new ArgumentException($"'{s}' is not a number in {min}..{max}");
     }
 }

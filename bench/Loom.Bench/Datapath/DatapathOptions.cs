@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Loom.Bench.Datapath;
 
 /// <summary><c>Loom.Bench datapath</c>'s options (bench/datapath.sh passes them through).</summary>
@@ -13,25 +11,17 @@ internal sealed record DatapathOptions(
 {
     public static DatapathOptions Parse(string[] args)
     {
-        var o = new DatapathOptions(NetConfig.All, 3, 3, 2, 30, null);
-        for (var i = 0; i < args.Length; i++)
+        return BenchArgs.Parse(args, new DatapathOptions(NetConfig.All, 3, 3, 2, 30, null), (o, name, value) => name switch
         {
-            var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value");
-            o = args[i] switch
-            {
-                "--configs" => o with { Configs = ParseConfigs(value) },
-                "--reps" => o with { Reps = Count(value, 1, 20) },
-                "--seconds" => o with { Seconds = Count(value, 1, 60) },
-                "--latency-seconds" => o with { LatencySeconds = Count(value, 1, 60) },
-                "--reach-timeout" => o with { ReachTimeoutSeconds = Count(value, 1, 600) },
-                "--out" => o with { Out = value },
-                _ => throw new ArgumentException(
-                    $"unknown option {args[i]} (--configs {string.Join(',', NetConfig.All.Select(c => c.Key))}, --reps N, --seconds N, --latency-seconds N, --reach-timeout SECONDS, --out FILE)"),
-            };
-            i++;
-        }
-
-        return o;
+            "--configs" => o with { Configs = ParseConfigs(value) },
+            "--reps" => o with { Reps = BenchArgs.Count(value, 1, 20) },
+            "--seconds" => o with { Seconds = BenchArgs.Count(value, 1, 60) },
+            "--latency-seconds" => o with { LatencySeconds = BenchArgs.Count(value, 1, 60) },
+            "--reach-timeout" => o with { ReachTimeoutSeconds = BenchArgs.Count(value, 1, 600) },
+            "--out" => o with { Out = value },
+            _ => throw new ArgumentException(
+                $"unknown option {name} (--configs {string.Join(',', NetConfig.All.Select(c => c.Key))}, --reps N, --seconds N, --latency-seconds N, --reach-timeout SECONDS, --out FILE)"),
+        });
     }
 
     private static List<NetConfig> ParseConfigs(string value)
@@ -51,9 +41,4 @@ internal sealed record DatapathOptions(
 
         return list.Count > 0 ? list : throw new ArgumentException("--configs: name at least one configuration");
     }
-
-    private static int Count(string s, int min, int max) =>
-        int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n
-            : throw new ArgumentException($"'{s}' is not a number in {min}..{max}");
 }

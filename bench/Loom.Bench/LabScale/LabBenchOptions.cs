@@ -1,4 +1,3 @@
-using System.Globalization;
 using Loom.Core.Model;
 
 namespace Loom.Bench.LabScale;
@@ -17,27 +16,19 @@ internal sealed record LabBenchOptions(
 
     public static LabBenchOptions Parse(string[] args)
     {
-        var o = new LabBenchOptions(10000, 30, AllBackends, 600, 60, 300, null);
-        for (var i = 0; i < args.Length; i++)
+        return BenchArgs.Parse(args, new LabBenchOptions(10000, 30, AllBackends, 600, 60, 300, null), (o, name, value) => name switch
         {
-            var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value");
-            o = args[i] switch
-            {
-                // The store's service CIDR is a /12 (a million addresses); 50000 keeps a run within a night.
-                "--services" => o with { Services = Count(value, 1, 50000) },
-                "--probes" => o with { Probes = Count(value, 0, 1000) },
-                "--backends" => o with { Backends = ParseBackends(value) },
-                "--timeout" => o with { TimeoutSeconds = Count(value, 10, 86400) },
-                "--probe-timeout" => o with { ProbeTimeoutSeconds = Count(value, 1, 3600) },
-                "--probe-budget" => o with { ProbeBudgetSeconds = Count(value, 1, 86400) },
-                "--out" => o with { Out = value },
-                _ => throw new ArgumentException(
-                    $"unknown option {args[i]} (--services N, --probes N, --backends iptables,nftables,ebpf, --timeout SECONDS, --probe-timeout SECONDS, --probe-budget SECONDS, --out FILE)"),
-            };
-            i++;
-        }
-
-        return o;
+            // The store's service CIDR is a /12 (a million addresses); 50000 keeps a run within a night.
+            "--services" => o with { Services = BenchArgs.Count(value, 1, 50000) },
+            "--probes" => o with { Probes = BenchArgs.Count(value, 0, 1000) },
+            "--backends" => o with { Backends = ParseBackends(value) },
+            "--timeout" => o with { TimeoutSeconds = BenchArgs.Count(value, 10, 86400) },
+            "--probe-timeout" => o with { ProbeTimeoutSeconds = BenchArgs.Count(value, 1, 3600) },
+            "--probe-budget" => o with { ProbeBudgetSeconds = BenchArgs.Count(value, 1, 86400) },
+            "--out" => o with { Out = value },
+            _ => throw new ArgumentException(
+                $"unknown option {name} (--services N, --probes N, --backends iptables,nftables,ebpf, --timeout SECONDS, --probe-timeout SECONDS, --probe-budget SECONDS, --out FILE)"),
+        });
     }
 
     private static List<ServiceProxyMode> ParseBackends(string value)
@@ -64,9 +55,4 @@ internal sealed record LabBenchOptions(
     }
 
     public static string Name(ServiceProxyMode mode) => mode.ToString().ToLowerInvariant();
-
-    private static int Count(string s, int min, int max) =>
-        int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n
-            : throw new ArgumentException($"'{s}' is not a number in {min}..{max}");
 }

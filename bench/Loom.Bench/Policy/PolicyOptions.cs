@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Loom.Bench.Policy;
 
 /// <summary><c>Loom.Bench policy</c>'s options (bench/policy.sh passes them through).</summary>
@@ -19,30 +17,17 @@ internal sealed record PolicyOptions(string Cluster, int Seconds, int Reps, int 
 
     public static PolicyOptions Parse(string[] args)
     {
-        var o = new PolicyOptions("cilium", 3, 10, 20, 1000, 100, null);
-        for (var i = 0; i < args.Length; i++)
+        return BenchArgs.Parse(args, new PolicyOptions("cilium", 3, 10, 20, 1000, 100, null), (o, name, value) => name switch
         {
-            var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value");
-            o = args[i] switch
+            "--cluster" => o with
             {
-                "--cluster" => o with
-                {
-                    Cluster = ClusterFiles.ContainsKey(value) ? value : throw new ArgumentException($"--cluster: '{value}' is not one of {string.Join(", ", ClusterFiles.Keys)}"),
-                },
-                "--seconds" => o with { Seconds = Count(value, 1, 120) },
-                "--reps" => o with { Reps = Count(value, 1, 20) },
-                "--repeats" => o with { Repeats = Count(value, 1, 200) },
-                "--out" => o with { Out = value },
-                _ => throw new ArgumentException($"unknown option {args[i]} (--cluster cilium|flannel, --seconds N, --reps N, --repeats N, --out FILE)"),
-            };
-            i++;
-        }
-
-        return o;
+                Cluster = ClusterFiles.ContainsKey(value) ? value : throw new ArgumentException($"--cluster: '{value}' is not one of {string.Join(", ", ClusterFiles.Keys)}"),
+            },
+            "--seconds" => o with { Seconds = BenchArgs.Count(value, 1, 120) },
+            "--reps" => o with { Reps = BenchArgs.Count(value, 1, 20) },
+            "--repeats" => o with { Repeats = BenchArgs.Count(value, 1, 200) },
+            "--out" => o with { Out = value },
+            _ => throw new ArgumentException($"unknown option {name} (--cluster cilium|flannel, --seconds N, --reps N, --repeats N, --out FILE)"),
+        });
     }
-
-    private static int Count(string s, int min, int max) =>
-        int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n
-            : throw new ArgumentException($"'{s}' is not a number in {min}..{max}");
 }

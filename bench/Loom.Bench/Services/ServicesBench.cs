@@ -732,15 +732,15 @@ internal sealed record SvcOptions(
                         _ => throw new ArgumentException("--backend is iptables, nftables, ebpf, both (iptables + nftables) or all"),
                     },
                 },
-                "--services" => o with { Services = value.Split(',').Select(s => Count(s, 1, 30000)).ToArray() },
+                "--services" => o with { Services = value.Split(',').Select(s => BenchArgs.Count(s, 1, 30000)).ToArray() },
                 "--seconds" => o with { Seconds = Number(value, 0.2, 30) },
-                "--max-connections" => o with { MaxConnections = Count(value, 100, 1000000) },
-                "--clients" => o with { Clients = Count(value, 1, 16) },
-                "--warmup" => o with { Warmup = Count(value, 0, 10000) },
-                "--reps" => o with { Reps = Count(value, 1, 100) },
+                "--max-connections" => o with { MaxConnections = BenchArgs.Count(value, 100, 1000000) },
+                "--clients" => o with { Clients = BenchArgs.Count(value, 1, 16) },
+                "--warmup" => o with { Warmup = BenchArgs.Count(value, 0, 10000) },
+                "--reps" => o with { Reps = BenchArgs.Count(value, 1, 100) },
                 "--sync-budget" => o with { SyncBudget = Number(value, 0, 600) },
                 "--sync-timeout" => o with { SyncTimeout = Number(value, 1, 3600) },
-                "--slices" => o with { Slices = Count(value, 1, 1000) },
+                "--slices" => o with { Slices = BenchArgs.Count(value, 1, 1000) },
                 "--part" => o with { Part = value },
                 "--out" => o with { Out = value },
                 _ => throw new ArgumentException(
@@ -751,11 +751,6 @@ internal sealed record SvcOptions(
 
         return o;
     }
-
-    private static int Count(string s, int min, int max) =>
-        int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n
-            : throw new ArgumentException($"'{s}' is not a number in {min}..{max}");
 
     private static double Number(string s, double min, double max) =>
         double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
