@@ -21,6 +21,9 @@ public sealed record AgentRequest
     /// <summary>For <c>explain-policy</c>: the pod's "namespace/name".</summary>
     public string? Pod { get; init; }
 
+    /// <summary>For <c>flows</c>: which of the agent's recent flows to return.</summary>
+    public Flows.FlowQuery? Flows { get; init; }
+
     /// <summary>
     /// Decodes one request line as the agent's socket receives it; null for an empty line. JSON leaves out nothing
     /// it is not told to, so what the handlers rely on (op, container id, parseable IPs, no null entries) is checked
@@ -127,6 +130,12 @@ public sealed record AgentResponse
 
     /// <summary>Free text, e.g. what <c>explain-service</c> found programmed in the kernel.</summary>
     public string? Text { get; init; }
+
+    /// <summary>For <c>flows</c>: the matching flows, oldest first.</summary>
+    public IReadOnlyList<Flows.Flow>? Flows { get; init; }
+
+    /// <summary>For <c>flows</c>: events the datapath could not hand over (ring buffer full) since the agent started.</summary>
+    public long? LostEvents { get; init; }
 }
 
 /// <summary>One service port as this node programs it.</summary>
