@@ -112,6 +112,7 @@ internal sealed partial class PolicyController
             var ipcache = Ipcache(endpoints, identityOf);
             datapath.SyncIpcache(ipcache);
             _ipcacheEntries = ipcache.Count;
+            Names = new PolicyNames(ipcache, identities, Names.Version + 1);
             if (Mode != mode)
             {
                 Mode = mode;
@@ -393,7 +394,21 @@ internal sealed partial class PolicyController
     {
         foreach (var (reason, count) in datapath.Counters())
         {
-            AgentMetrics.PolicyVerdicts.WithLabels(reason.ToString()).IncTo(count);
+            var (action, direction) = VerdictLabels(reason);
+            AgentMetrics.PolicyVerdicts.WithLabels(action, direction, reason.ToString()).IncTo(count);
         }
     }
+
+    /// <summary>
+    /// A pol_stats reason's action, and the endpoint's direction where the reason tells it (pol_stats counts by reason
+    /// only: the allowed and passed reasons are counted for both directions together, as "unknown").
+    /// </summary>
+    internal static (string Action, string Direction) VerdictLabels(PolicyReason reason) => reason switch
+    {
+        PolicyReason.DroppedIngress => ("dropped", "ingress"),
+        PolicyReason.DroppedEgress or PolicyReason.DeferredDropped or PolicyReason.DroppedSpoofed => ("dropped", "egress"),
+        PolicyReason.DroppedNotIpv4 => ("dropped", "unknown"),
+        PolicyReason.Deferred or PolicyReason.DeferredAllowed => ("allowed", "egress"),
+        _ => ("allowed", "unknown"),
+    };
 }

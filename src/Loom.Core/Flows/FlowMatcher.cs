@@ -33,6 +33,27 @@ public static class FlowMatcher
         && Any(filter.Nodes, n => flow.Node == n)
         && Any(filter.Types, t => Same(flow.Type, t));
 
+    /// <summary>
+    /// A query as decoded from JSON with every absent list empty (the source-generated reader leaves init-only members
+    /// it did not find null); a negative Last or AfterSeq is a JsonException-worthy mistake reported by the caller.
+    /// </summary>
+    public static FlowQuery Normalize(FlowQuery q)
+    {
+        if (q.Last < 0 || q.AfterSeq < 0)
+        {
+            throw new System.Text.Json.JsonException("flows: last and afterSeq cannot be negative");
+        }
+
+        return q with { Include = Normalize(q.Include), Exclude = q.Exclude is null ? null : Normalize(q.Exclude) };
+    }
+
+    private static FlowFilter Normalize(FlowFilter? f) => f is null ? new FlowFilter() : f with
+    {
+        Pods = f.Pods ?? [], FromPods = f.FromPods ?? [], ToPods = f.ToPods ?? [], Namespaces = f.Namespaces ?? [], Verdicts = f.Verdicts ?? [],
+        DropReasons = f.DropReasons ?? [], Protocols = f.Protocols ?? [], Ports = f.Ports ?? [], ToServices = f.ToServices ?? [], Nodes = f.Nodes ?? [],
+        Types = f.Types ?? [],
+    };
+
     public static bool IsEmpty(FlowFilter f) =>
         f.Pods.Count + f.FromPods.Count + f.ToPods.Count + f.Namespaces.Count + f.Verdicts.Count + f.DropReasons.Count + f.Protocols.Count
         + f.Ports.Count + f.ToServices.Count + f.Nodes.Count + f.Types.Count == 0;
