@@ -7,6 +7,7 @@ using Loom.Core.Model;
 using Loom.Core.Networks;
 using Loom.Core.Policy;
 using Loom.Core.Store;
+using Loom.Datapath.Flows;
 using Loom.Datapath.Policy;
 using Loom.Linux;
 
@@ -227,15 +228,16 @@ internal sealed partial class PolicyController
         }
 
         // Deferred egress (Services kube-proxy translates after tc) is judged where the translated packet leaves.
-        var devices = nodeDevices().Select(n => nl.LinkByName(n)).OfType<Link>().Select(l => l.Index).ToHashSet();
-        foreach (var device in devices)
+        var links = nodeDevices().Select(n => nl.LinkByName(n)).OfType<Link>().ToList();
+        foreach (var link in links)
         {
-            datapath.AttachNodeEgress(device);
+            datapath.AttachNodeEgress(link.Index, overlay: link.Kind == "vxlan"); // the role names its flow events' points
         }
 
+        var devices = links.Select(l => l.Index).ToHashSet();
         foreach (var (ifindex, role) in datapath.Interfaces())
         {
-            if (role == PolicyInterfaceRole.Node && !devices.Contains(ifindex))
+            if (role is PolicyInterfaceRole.Node or PolicyInterfaceRole.Overlay && !devices.Contains(ifindex))
             {
                 datapath.DetachNodeEgress(ifindex); // a tunnel device of a network deleted since
             }
@@ -388,7 +390,11 @@ internal sealed partial class PolicyController
         return nodeConfig?.PolicyEnforcementMode ?? cluster.PolicyEnforcementMode;
     }
 
-    private BpfPolicy Datapath() => _datapath ??= new BpfPolicy(new PolicyDatapathOptions { PinDirectory = PinDirectory });
+    private BpfPolicy Datapath() => _datapath ??= new BpfPolicy(new PolicyDatapathOptions
+    {
+        PinDirectory = PinDirectory,
+        EventsDirectory = FlowEventMaps.DirectoryFor(node.Config.BpfPinDir),
+    });
 
     private static void ExportCounters(BpfPolicy datapath)
     {

@@ -19,7 +19,7 @@ public sealed partial class BpfPolicy : IDisposable
     {
         Options = options ?? new PolicyDatapathOptions();
         _obj = new PinnedTcObject(PolicyMaps.ObjectFile, Options.ObjectDirectory, Options.PinDirectory,
-            PolicyMaps.Interfaces, Options.TcPriority, Options.TcHandle);
+            PolicyMaps.Interfaces, Options.TcPriority, Options.TcHandle, Options.EventsDirectory);
     }
 
     public PolicyDatapathOptions Options { get; }
@@ -34,11 +34,15 @@ public sealed partial class BpfPolicy : IDisposable
     /// <summary>Removes the programs from a pod's host veth (if it still exists) and forgets it; its endpoint entry stays.</summary>
     public void DetachEndpoint(int ifindex) => _obj.Detach(ifindex);
 
-    /// <summary>pol_to_node on the egress of the tunnel device or the underlay: deferred verdicts of remote service backends.</summary>
-    public void AttachNodeEgress(int ifindex) =>
-        _obj.Attach(ifindex, (uint)PolicyInterfaceRole.Node, (PolicyMaps.ToNode, TcDirection.Egress));
+    /// <summary>
+    /// pol_to_node on the egress of the tunnel device (<paramref name="overlay"/>) or the underlay: deferred verdicts of
+    /// remote service backends; pol_from_node on its ingress. Both emit the device's flow-event traces.
+    /// </summary>
+    public void AttachNodeEgress(int ifindex, bool overlay = false) =>
+        _obj.Attach(ifindex, (uint)(overlay ? PolicyInterfaceRole.Overlay : PolicyInterfaceRole.Node),
+            (PolicyMaps.ToNode, TcDirection.Egress), (PolicyMaps.FromNode, TcDirection.Ingress));
 
-    /// <summary>Removes pol_to_node from a device and forgets it.</summary>
+    /// <summary>Removes pol_to_node and pol_from_node from a device and forgets it.</summary>
     public void DetachNodeEgress(int ifindex) => _obj.Detach(ifindex);
 
     /// <summary>The devices the programs are attached to (by this or a previous run).</summary>

@@ -21,6 +21,7 @@ public static class PolicyMaps
     public const string FromPod = "pol_from_pod";
     public const string ToPod = "pol_to_pod";
     public const string ToNode = "pol_to_node";
+    public const string FromNode = "pol_from_node";
 
     /// <summary>POL_REASONS: pol_stats has this many counters.</summary>
     public const int Reasons = 20;
