@@ -257,17 +257,20 @@ static __always_inline void loom_ev_policy(struct __sk_buff *skb, __u8 obs, __u8
 }
 
 /*
- * A service frontend translated to a backend (f holds the backend, orig_* the frontend): ifindex and len are 0 for
- * socket programs. Aggregated like a trace (per translated tuple), so that a UDP socket's every sendmsg is not one.
+ * A service frontend translated to a backend (f holds the backend, orig_* the frontend); ifindex and len are 0 for
+ * socket programs. Not aggregated: callers emit it once per decision (a new connection's first packet, a connect, a
+ * UDP socket's first datagram to a backend).
  */
 static __always_inline void loom_ev_translation(__u8 obs, __u32 ifindex, __u32 len, const struct loom_ev_flow *f,
 						__be32 orig_daddr, __be16 orig_dport)
 {
-	struct loom_ev_cfg *cfg = loom_ev_on();
+	if (loom_ev_on())
+		loom_ev_emit(LOOM_EV_TRANSLATION, obs, 0, LOOM_EVF_TRANSLATED, f, ifindex, len, orig_daddr, orig_dport);
+}
 
-	if (!cfg)
-		return;
-	if (cfg->aggregation != LOOM_AGG_NONE && !loom_ev_report(cfg, obs, f))
-		return;
-	loom_ev_emit(LOOM_EV_TRANSLATION, obs, 0, LOOM_EVF_TRANSLATED, f, ifindex, len, orig_daddr, orig_dport);
+/* A drop outside a tc program (a socket program's refusal: ifindex and len 0). */
+static __always_inline void loom_ev_drop_socket(__u8 reason, const struct loom_ev_flow *f)
+{
+	if (loom_ev_on())
+		loom_ev_emit(LOOM_EV_DROP, LOOM_OBS_SOCKET, reason, 0, f, 0, 0, 0, 0);
 }

@@ -142,6 +142,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         new EbpfServiceOptions
         {
             PinDirectory = Path.Combine(config.BpfPinDir, "lb4"),
+            EventsDirectory = Datapath.Flows.FlowEventMaps.DirectoryFor(config.BpfPinDir),
             CgroupPath = config.Cgroup,
             Algorithm = config.LoadBalancerAlgorithm switch
             {
