@@ -69,9 +69,14 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
         await _stopped.Task.WaitAsync(ct).ConfigureAwait(false);
     }
 
-    /// <summary>The flows a query asks for, and the events lost so far; null when flow events are off on this node.</summary>
+    /// <summary>
+    /// The flows a query asks for, and the events lost so far; null when flow events are off on this node. A number
+    /// past the newest is a follower's from before this agent restarted: it gets everything kept since.
+    /// </summary>
     public (List<Flow> Flows, long Lost)? Query(FlowQuery query) =>
-        Enabled ? (_ring.Query(query), Interlocked.Read(ref _lost)) : null;
+        Enabled
+            ? (_ring.Query(query.AfterSeq > _ring.LastSeq ? query with { AfterSeq = 0 } : query), Interlocked.Read(ref _lost))
+            : null;
 
     public ControllerStatus Describe() => Enabled
         ? new ControllerStatus(Name, _thread is not null && _error is null,

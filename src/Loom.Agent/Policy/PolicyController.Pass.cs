@@ -398,23 +398,13 @@ internal sealed partial class PolicyController
 
     private static void ExportCounters(BpfPolicy datapath)
     {
-        foreach (var (reason, count) in datapath.Counters())
+        foreach (var ((reason, direction), count) in datapath.CountersByDirection())
         {
-            var (action, direction) = VerdictLabels(reason);
-            AgentMetrics.PolicyVerdicts.WithLabels(action, direction, reason.ToString()).IncTo(count);
+            AgentMetrics.PolicyVerdicts.WithLabels(Action(reason), direction == PolicyDirection.Ingress ? "ingress" : "egress", reason.ToString()).IncTo(count);
         }
     }
 
-    /// <summary>
-    /// A pol_stats reason's action, and the endpoint's direction where the reason tells it (pol_stats counts by reason
-    /// only: the allowed and passed reasons are counted for both directions together, as "unknown").
-    /// </summary>
-    internal static (string Action, string Direction) VerdictLabels(PolicyReason reason) => reason switch
-    {
-        PolicyReason.DroppedIngress => ("dropped", "ingress"),
-        PolicyReason.DroppedEgress or PolicyReason.DeferredDropped or PolicyReason.DroppedSpoofed => ("dropped", "egress"),
-        PolicyReason.DroppedNotIpv4 => ("dropped", "unknown"),
-        PolicyReason.Deferred or PolicyReason.DeferredAllowed => ("allowed", "egress"),
-        _ => ("allowed", "unknown"),
-    };
+    /// <summary>Whether a pol_stats reason let the packet through.</summary>
+    internal static string Action(PolicyReason reason) => reason is PolicyReason.DroppedIngress or PolicyReason.DroppedEgress
+        or PolicyReason.DeferredDropped or PolicyReason.DroppedSpoofed or PolicyReason.DroppedNotIpv4 ? "dropped" : "allowed";
 }

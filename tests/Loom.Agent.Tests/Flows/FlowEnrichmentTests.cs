@@ -142,6 +142,7 @@ public sealed class FlowEnrichmentTests
         Assert.All(got.Value.Flows, f => Assert.Equal(("n1", "POLICY_DENIED"), (f.Node, f.DropReason)));
         Assert.Equal([5L], flows.Query(new FlowQuery { AfterSeq = 4 })!.Value.Flows.Select(f => f.Seq));
         Assert.Contains("3/3 flows kept, 2 lost", flows.Describe().Summary, StringComparison.Ordinal);
+        Assert.Equal([3L, 4L, 5L], flows.Query(new FlowQuery { AfterSeq = 900, Last = 0 })!.Value.Flows.Select(f => f.Seq)); // a follower from before a restart
     }
 
     [Fact]
