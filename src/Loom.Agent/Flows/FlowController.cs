@@ -131,7 +131,8 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
         }
     }
 
-    private void Count(Flow flow)
+    /// <summary>The flow metrics of one kept flow (per pod only when asked for: a series per pod).</summary>
+    internal void Count(Flow flow)
     {
         AgentMetrics.FlowsProcessed.WithLabels(flow.Type, flow.Verdict).Inc();
         var direction = flow.TrafficDirection ?? "unknown";

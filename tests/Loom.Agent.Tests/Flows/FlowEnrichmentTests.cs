@@ -129,6 +129,9 @@ public sealed class FlowEnrichmentTests
             source.Events.Enqueue(Event(FlowEventType.Drop, ObservationPoint.ToEndpoint, "10.244.1.5", port, "10.244.1.6", 80) with { Reason = 133 });
         }
 
+        var drops = AgentMetrics.Drops.WithLabels("POLICY_DENIED", "ingress").Value;
+        var processed = AgentMetrics.FlowsProcessed.WithLabels("drop", "DROPPED").Value;
+        var lost = AgentMetrics.LostEvents.Value;
         source.LostCount = 2;
         var deadline = DateTime.UtcNow.AddSeconds(10);
         (List<Flow> Flows, long Lost)? got;
@@ -142,7 +145,31 @@ public sealed class FlowEnrichmentTests
         Assert.All(got.Value.Flows, f => Assert.Equal(("n1", "POLICY_DENIED"), (f.Node, f.DropReason)));
         Assert.Equal([5L], flows.Query(new FlowQuery { AfterSeq = 4 })!.Value.Flows.Select(f => f.Seq));
         Assert.Contains("3/3 flows kept, 2 lost", flows.Describe().Summary, StringComparison.Ordinal);
+        Assert.Equal(5, AgentMetrics.Drops.WithLabels("POLICY_DENIED", "ingress").Value - drops);
+        Assert.Equal(5, AgentMetrics.FlowsProcessed.WithLabels("drop", "DROPPED").Value - processed);
+        Assert.Equal(2, AgentMetrics.LostEvents.Value - lost);
         Assert.Equal([3L, 4L, 5L], flows.Query(new FlowQuery { AfterSeq = 900, Last = 0 })!.Value.Flows.Select(f => f.Seq)); // a follower from before a restart
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Per_pod_metrics_count_the_local_pod_only_when_asked(bool perPod)
+    {
+        await using var store = MemoryStore.Create();
+        var config = new AgentConfig { Node = "n2", FlowMetricsPerPod = perPod };
+        var node = new NodeContext("n2", config, new ClusterConfig(), IPAddress.Loopback, 1500, IPNetwork.Parse("10.244.2.0/24"));
+        var loops = new AgentLoops(store, TextWriter.Null);
+        using var policy = new PolicyController(node, store, loops, () => []);
+        using var flows = new FlowController(node, loops, policy, null, () => new QueueSource(), (_, _) => { });
+        var ns = perPod ? "per-pod-on" : "per-pod-off";
+        var drop = FlowEnricher.Enrich(Event(FlowEventType.Drop, ObservationPoint.ToEndpoint, "10.244.1.5", 1, "10.244.2.7", 80) with { Reason = 133 }, "n2", Now, Names);
+        drop = drop with { Destination = drop.Destination with { Namespace = ns } };
+        var before = AgentMetrics.PodDrops.WithLabels(ns, "server", "POLICY_DENIED", "ingress").Value;
+        flows.Count(drop);
+        flows.Count(drop with { Source = drop.Source with { Namespace = ns }, Destination = drop.Destination with { Node = "n1" } }); // not this node's pod
+        Assert.Equal(perPod ? 1 : 0, AgentMetrics.PodDrops.WithLabels(ns, "server", "POLICY_DENIED", "ingress").Value - before);
+        Assert.Equal(0, AgentMetrics.PodDrops.WithLabels(ns, "client", "POLICY_DENIED", "ingress").Value);
     }
 
     [Fact]
