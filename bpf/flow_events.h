@@ -191,7 +191,12 @@ static __always_inline void loom_ev_emit(__u8 type, __u8 obs, __u8 reason, __u8 
 	e->dst_identity = f->dst_identity;
 	e->len = len;
 	e->pad2 = 0;
-	bpf_ringbuf_submit(e, 0);
+	/* Waking the reader costs more than writing the event: only once an eighth of the ring waits (the reader's poll
+	 * has a timeout and then consumes what is there anyway). */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&loom_ev_ring, BPF_RB_AVAIL_DATA) >=
+				      bpf_ringbuf_query(&loom_ev_ring, BPF_RB_RING_SIZE) / 8
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP);
 }
 
 /*

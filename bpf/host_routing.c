@@ -20,9 +20,13 @@
  *
  * Which veths are pods' is the agent's knowledge, not the FIB's: hr_ifaces marks them (and records every device a
  * program is attached to, so a restarted agent or Remove finds them). Counters: hr_stats, per program and reason.
+ * Flow events (flow_events.h): hr_from_pod traces to-stack for the IPv4 packets it leaves to the host stack, and
+ * to-endpoint for those it hands straight into a local pod with bpf_redirect_peer (which skips the host veth's egress,
+ * and with it policy's to-endpoint trace).
  * Mirrored by src/Loom.Datapath/Routing/HostRoutingMaps.cs.
  */
 #include "loom_common.h"
+#include "flow_events.h"
 
 #define HR_IFACE_POD 1
 #define HR_IFACE_UNDERLAY 2
@@ -149,6 +153,40 @@ static __always_inline int kernel_nat(struct __sk_buff *skb, struct iphdr *ip, v
 	return (status & (IPS_SRC_NAT | IPS_DST_NAT)) != 0;
 }
 
+/* A trace of a pod's IPv4 packet (read before any helper that invalidates ip); nothing when events are off. */
+static __always_inline void hr_trace(struct __sk_buff *skb, struct iphdr *ip, __u8 obs)
+{
+	struct loom_ev_flow f = {};
+	__u8 l4[14];
+	__u32 off;
+
+	if (!loom_ev_on())
+		return;
+	f.saddr = ip->saddr;
+	f.daddr = ip->daddr;
+	f.proto = ip->protocol;
+	off = ETH_HLEN + (ip->ihl & 0xF) * 4;
+	if (!(ip->frag_off & bpf_htons(0x1FFF))) {
+		if (f.proto == IPPROTO_TCP && bpf_skb_load_bytes(skb, off, l4, 14) == 0) {
+			__builtin_memcpy(&f.sport, &l4[0], 2);
+			__builtin_memcpy(&f.dport, &l4[2], 2);
+			f.tcp_flags = l4[13];
+		} else if (f.proto == IPPROTO_UDP && bpf_skb_load_bytes(skb, off, l4, 4) == 0) {
+			__builtin_memcpy(&f.sport, &l4[0], 2);
+			__builtin_memcpy(&f.dport, &l4[2], 2);
+		}
+	}
+	loom_ev_trace(skb, obs, 0, &f);
+}
+
+/* A packet left to the host stack: counted, and for a pod's packet traced to-stack. */
+static __always_inline int pass(struct __sk_buff *skb, struct iphdr *ip, __u32 prog, __u32 reason)
+{
+	if (prog == HR_PROG_FROM_POD)
+		hr_trace(skb, ip, LOOM_OBS_TO_STACK);
+	return count(prog, reason, TC_ACT_OK);
+}
+
 /*
  * The shared path: FIB lookup as if the packet were forwarded from the device it came in on, then either into a
  * local pod (peer redirect) or, when from_pod, out of the FIB's device via the neighbour subsystem.
@@ -162,7 +200,7 @@ static __always_inline int route(struct __sk_buff *skb, __u32 prog)
 	struct bpf_redir_neigh nh = {};
 	struct iphdr *ip;
 	long rc;
-	int to_pod;
+	int to_pod, egress;
 
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return count(prog, HR_PASS_NOT_IPV4, TC_ACT_OK);
@@ -180,16 +218,26 @@ static __always_inline int route(struct __sk_buff *skb, __u32 prog)
 	fib.tot_len = 0;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return count(prog, pass_reason(rc), TC_ACT_OK);
+		return pass(skb, ip, prog, pass_reason(rc));
 	if (fib.ifindex == skb->ifindex)
-		return count(prog, HR_PASS_OTHER, TC_ACT_OK);
+		return pass(skb, ip, prog, HR_PASS_OTHER);
 	to_pod = is_pod_iface(fib.ifindex);
 	if (!to_pod && prog != HR_PROG_FROM_POD)
 		return count(prog, HR_PASS_OTHER, TC_ACT_OK);
 	if (ip->ttl <= 1)
-		return count(prog, HR_PASS_TTL, TC_ACT_OK);
+		return pass(skb, ip, prog, HR_PASS_TTL);
 	if (kernel_nat(skb, ip, data_end))
-		return count(prog, HR_PASS_KERNEL_NAT, TC_ACT_OK);
+		return pass(skb, ip, prog, HR_PASS_KERNEL_NAT);
+	egress = 0;
+	if (to_pod) {
+		__u32 zero = 0;
+		struct hr_cfg *cfg = bpf_map_lookup_elem(&hr_config, &zero);
+
+		egress = cfg && (cfg->flags & HR_F_EGRESS_DELIVERY);
+		/* Peer delivery skips the host veth's egress, where policy would trace it. */
+		if (!egress)
+			hr_trace(skb, ip, LOOM_OBS_TO_ENDPOINT);
+	}
 
 	if (to_pod && rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		/* The pod's stack already took the packet as PACKET_HOST; proper MACs keep captures and ARP state sane. */
@@ -202,11 +250,8 @@ static __always_inline int route(struct __sk_buff *skb, __u32 prog)
 	if (decrement_ttl(skb, ip))
 		return TC_ACT_SHOT;
 	if (to_pod) {
-		__u32 zero = 0;
-		struct hr_cfg *cfg = bpf_map_lookup_elem(&hr_config, &zero);
-
 		/* Through the neighbour layer: the pod's MAC is resolved (or queued for ARP) and the veth's egress runs. */
-		if (cfg && (cfg->flags & HR_F_EGRESS_DELIVERY))
+		if (egress)
 			return count(prog, HR_REDIRECT_EGRESS, bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0));
 		return count(prog, HR_REDIRECT_PEER, bpf_redirect_peer(fib.ifindex, 0));
 	}

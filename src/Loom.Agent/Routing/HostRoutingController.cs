@@ -143,7 +143,12 @@ internal sealed class HostRoutingController : NetworkFollower
         if (_routing?.Options.PodDelivery != delivery)
         {
             _routing?.Dispose();
-            _routing = new BpfHostRouting(new HostRoutingOptions { PinDirectory = PinDirectory, PodDelivery = delivery });
+            _routing = new BpfHostRouting(new HostRoutingOptions
+            {
+                PinDirectory = PinDirectory,
+                PodDelivery = delivery,
+                EventsDirectory = Datapath.Flows.FlowEventMaps.DirectoryFor(_node.Config.BpfPinDir),
+            });
         }
 
         return _routing;

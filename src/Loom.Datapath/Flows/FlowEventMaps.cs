@@ -34,13 +34,23 @@ public static class FlowEventMaps
         return Path.Combine(bpfPinDir, "events");
     }
 
-    /// <summary>Makes <paramref name="obj"/> (not loaded yet) pin its loom_ev_* maps in <paramref name="eventsDirectory"/>, if one is given.</summary>
+    /// <summary>
+    /// Makes <paramref name="obj"/> (not loaded yet) pin its loom_ev_* maps in <paramref name="eventsDirectory"/>. Without
+    /// one they are the object's own, which nobody reads or turns on: they shrink to their least size (a page of ring,
+    /// one aggregation entry) rather than take a megabyte of ring and a preallocated table each.
+    /// </summary>
     public static void Share(BpfObject obj, string? eventsDirectory)
     {
+        ArgumentNullException.ThrowIfNull(obj);
         if (eventsDirectory is not null)
         {
             CheckDirectory(eventsDirectory);
             obj.PinShared(Prefix, eventsDirectory);
+        }
+        else if (obj.MapNames.Contains(Ring))
+        {
+            obj.SetMaxEntries(Ring, (uint)Environment.SystemPageSize);
+            obj.SetMaxEntries(Aggregation, 1);
         }
     }
 

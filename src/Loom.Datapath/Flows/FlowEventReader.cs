@@ -45,9 +45,10 @@ public sealed class FlowEventReader : IDisposable
     public long Lost => (long)_lost.AsPerCpu<uint, ulong>().Lookup(0).Aggregate(0UL, (a, b) => a + b);
 
     /// <summary>
-    /// Waits up to <paramref name="timeoutMs"/> (-1: until one comes) for events and hands each to
-    /// <paramref name="onEvent"/>; returns how many. A record of another size than <see cref="FlowEvent.Size"/> (a
-    /// program of another version) is skipped, not decoded.
+    /// Waits up to <paramref name="timeoutMs"/> and hands every event in the ring to <paramref name="onEvent"/>; returns
+    /// how many. The programs wake the reader only once an eighth of the ring is waiting, so at a low rate an event is
+    /// delivered at the end of the wait: the timeout is the latency bound (the agent polls with ~100 ms). A record of
+    /// another size than <see cref="FlowEvent.Size"/> (a program of another version) is skipped, not decoded.
     /// </summary>
     public int Poll(Action<FlowEvent> onEvent, int timeoutMs)
     {

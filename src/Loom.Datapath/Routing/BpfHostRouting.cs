@@ -18,7 +18,7 @@ public sealed class BpfHostRouting : IDisposable
     {
         Options = options ?? new HostRoutingOptions();
         _obj = new PinnedTcObject(HostRoutingMaps.ObjectFile, Options.ObjectDirectory, Options.PinDirectory,
-            HostRoutingMaps.Interfaces, Options.TcPriority, Options.TcHandle);
+            HostRoutingMaps.Interfaces, Options.TcPriority, Options.TcHandle, Options.EventsDirectory);
     }
 
     public HostRoutingOptions Options { get; }

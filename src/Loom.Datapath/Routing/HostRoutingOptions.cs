@@ -8,6 +8,9 @@ public sealed record HostRoutingOptions
     /// <summary>bpffs directory for the maps (hr_ifaces, hr_stats); a restart over it adopts them.</summary>
     public string PinDirectory { get; init; } = DefaultPinDirectory;
 
+    /// <summary>The node's shared flow-event pins (FlowEventMaps.DirectoryFor(BpfPinDir)); null: host_routing.o's events go nowhere.</summary>
+    public string? EventsDirectory { get; init; }
+
     /// <summary>Directory holding host_routing.o; null: as the eBPF service backend finds lb4.o.</summary>
     public string? ObjectDirectory { get; init; }
 

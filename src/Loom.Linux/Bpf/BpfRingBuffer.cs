@@ -42,12 +42,14 @@ public sealed unsafe class BpfRingBuffer : IDisposable
     public static BpfRingBuffer Open(BpfMap map) => new(map);
 
     /// <summary>
-    /// Waits up to <paramref name="timeoutMs"/> (-1: forever, 0: not at all) for records and hands every available one
-    /// to <paramref name="onRecord"/>; returns how many. An exception of the handler stops the poll and is rethrown.
+    /// Waits up to <paramref name="timeoutMs"/> (0: not at all) for the producer's wakeup, then hands every record in the
+    /// ring to <paramref name="onRecord"/>, also those written without a wakeup (BPF_RB_NO_WAKEUP); returns how many. An
+    /// exception of the handler stops the poll and is rethrown.
     /// </summary>
     public int Poll(RingRecordHandler onRecord, int timeoutMs)
     {
         ArgumentNullException.ThrowIfNull(onRecord);
+        ArgumentOutOfRangeException.ThrowIfNegative(timeoutMs); // no endless wait: producers may not wake it
         lock (_pollLock)
         {
             ObjectDisposedException.ThrowIf(_rb == 0, this);
@@ -56,23 +58,34 @@ public sealed unsafe class BpfRingBuffer : IDisposable
             try
             {
                 var n = LibBpf.ring_buffer__poll(_rb, timeoutMs);
-                if (_error is { } e)
+                Rethrow();
+                if (n < 0 && -n != EINTR) // EINTR: a signal woke the wait; what is there is consumed below
                 {
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+                    throw new BpfException(-n, "ring_buffer__poll", null);
                 }
 
-                if (n >= 0)
+                // ring_buffer__poll reads only the rings that woke it: pick up what came without a wakeup.
+                var more = LibBpf.ring_buffer__consume(_rb);
+                Rethrow();
+                if (more < 0)
                 {
-                    return n;
+                    throw new BpfException(-more, "ring_buffer__consume", null);
                 }
 
-                // A signal woke the wait: nothing read, the caller polls again.
-                return -n == EINTR ? 0 : throw new BpfException(-n, "ring_buffer__poll", null);
+                return Math.Max(n, 0) + more;
             }
             finally
             {
                 _handler = null;
             }
+        }
+    }
+
+    private void Rethrow()
+    {
+        if (_error is { } e)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
         }
     }
 

@@ -239,6 +239,9 @@ internal static unsafe partial class LibBpf
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int ring_buffer__poll(nint rb, int timeoutMs);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int ring_buffer__consume(nint rb);
+
     [LibraryImport(Lib)]
     internal static partial void ring_buffer__free(nint rb);
 

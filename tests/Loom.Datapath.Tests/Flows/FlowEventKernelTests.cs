@@ -198,5 +198,26 @@ public sealed class FlowEventKernelTests : IDisposable
         Assert.InRange(small.Drain().Count, 1, 4096 / 64);
     }
 
+    [Fact]
+    public void Without_an_events_directory_the_events_maps_are_the_objects_own_and_least()
+    {
+        using var alone = new Loom.Datapath.Policy.BpfPolicy(new PolicyDatapathOptions
+        {
+            PinDirectory = Path.Combine(BpfFs.DefaultRoot, EbpfLab.UniqueName("pol")),
+            ObjectDirectory = EbpfLab.ObjectDirectory,
+        });
+        try
+        {
+            var ring = alone.Loaded.Map(FlowEventMaps.Ring);
+            Assert.Equal((uint)Environment.SystemPageSize, ring.MaxEntries);
+            Assert.Equal(1u, alone.Loaded.Map(FlowEventMaps.Aggregation).MaxEntries);
+            Assert.NotEqual(_f.P.Policy.Loaded.Map(FlowEventMaps.Ring).Id, ring.Id);
+        }
+        finally
+        {
+            alone.Remove();
+        }
+    }
+
     private static List<FlowEvent> Traces(List<FlowEvent> events) => events.Where(e => e.Type == FlowEventType.Trace).ToList();
 }
