@@ -173,6 +173,22 @@ public sealed class FlowEnrichmentTests
     }
 
     [Fact]
+    public async Task Off_the_programs_are_told_so_no_ring_is_read_and_queries_are_refused()
+    {
+        await using var store = MemoryStore.Create();
+        var config = new AgentConfig { Node = "n1", FlowEvents = false, FlowAggregation = "none" };
+        var node = new NodeContext("n1", config, new ClusterConfig(), IPAddress.Loopback, 1500, IPNetwork.Parse("10.244.1.0/24"));
+        var loops = new AgentLoops(store, TextWriter.Null);
+        var configured = new List<(bool, string)>();
+        using var policy = new PolicyController(node, store, loops, () => []);
+        using var flows = new FlowController(node, loops, policy, null, () => throw new InvalidOperationException("opened"), (on, agg) => configured.Add((on, agg)));
+        await flows.StartAsync(CancellationToken.None);
+        Assert.Equal([(false, "none")], configured);
+        Assert.Null(flows.Query(new FlowQuery()));
+        Assert.Equal("flow events off", flows.Describe().Summary);
+    }
+
+    [Fact]
     public void Bad_flow_options_are_refused_by_name()
     {
         Assert.Null(FlowController.Validate(new AgentConfig()));
