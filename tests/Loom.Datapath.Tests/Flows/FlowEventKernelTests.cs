@@ -5,6 +5,7 @@ using Loom.Datapath.Flows;
 using Loom.Datapath.Policy;
 using Loom.Datapath.Tests.Ebpf;
 using Loom.Linux.Bpf;
+using Loom.Testing;
 using static Loom.Datapath.Tests.Policy.PolicyLab;
 using static Loom.Datapath.Tests.Routing.RoutedNodesLab;
 
@@ -116,6 +117,31 @@ public sealed class FlowEventKernelTests : IDisposable
     }
 
     [Fact]
+    public void A_deferred_service_denial_is_a_deferred_drop_where_the_translated_packet_is_judged()
+    {
+        var local = IPAddress.Parse("10.96.0.10");
+        var remote = IPAddress.Parse("10.96.0.11");
+        Dnat(local, PodB);
+        Dnat(remote, PodIp(2, 1));
+        _f.P.Node.Run(() => _f.P.Policy.AttachNodeEgress(_f.P.Lab.Underlay(1)));
+        _f.P.Endpoint(1, ingress: false, egress: true, [Tcp(PolicyDirection.Egress, Identity(1, 2), 7001)]);
+        _f.Configure(enabled: true);
+
+        Assert.False(Connects(_f.A, local, 80, timeoutMs: 3000));
+        var events = _f.Drain();
+        var d = events.FirstOrDefault(e => e.Type == FlowEventType.Drop);
+        Assert.True(d.Type == FlowEventType.Drop, Show(events));
+        Assert.Equal((DropReason.PolicyDeniedDeferred, ObservationPoint.ToEndpoint, (ushort)1), (d.DropReason, d.Point, d.EndpointId));
+        Assert.Equal((PodA, PodB, (ushort)Port, Identity(1, 2)), (d.Source, d.Destination, d.DestinationPort, d.DestinationIdentity));
+        Assert.True(d.Flags.HasFlag(FlowEventMarks.Egress));
+
+        Assert.False(Connects(_f.A, remote, 80, timeoutMs: 3000));
+        events = _f.Drain();
+        Assert.True(events.Any(e => e.DropReason == DropReason.PolicyDeniedDeferred && e.Point == ObservationPoint.ToNetwork && e.Destination.Equals(PodIp(2, 1))),
+            Show(events));
+    }
+
+    [Fact]
     public void Events_off_emit_nothing()
     {
         _f.P.Endpoint(2, ingress: true, egress: false);
@@ -217,6 +243,16 @@ public sealed class FlowEventKernelTests : IDisposable
         {
             alone.Remove();
         }
+    }
+
+    private static string Show(List<FlowEvent> events) => string.Join("\n", events.Select(e => e.ToString()).Prepend($"{events.Count} events:"));
+
+    /// <summary>A ClusterIP kube-proxy would translate: an iptables DNAT in node 1 from vip:80 to backend:Port.</summary>
+    private void Dnat(IPAddress vip, IPAddress backend)
+    {
+        var r = Shell.InNetns(_f.P.Node.Name, [Shell.Require("iptables"), "-w", "-t", "nat", "-A", "PREROUTING", "-d", vip + "/32", "-p", "tcp",
+            "--dport", "80", "-j", "DNAT", "--to-destination", backend + ":" + Port]);
+        Assert.True(r.Ok, r.ToString());
     }
 
     private static List<FlowEvent> Traces(List<FlowEvent> events) => events.Where(e => e.Type == FlowEventType.Trace).ToList();
