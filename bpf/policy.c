@@ -214,7 +214,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, POL_REASONS);
+	__uint(max_entries, 2 * POL_REASONS); /* per direction: ingress, then egress */
 	__type(key, __u32);
 	__type(value, __u64);
 } pol_stats SEC(".maps");
@@ -245,9 +245,11 @@ struct pol_pkt {
 #define CT_ESTABLISHED 1
 #define CT_REPLY 2
 
-static __always_inline int count(__u32 reason, int verdict)
+/* pol_stats[dir * POL_REASONS + reason]: the endpoint's direction (a deferred verdict is its sender's egress). */
+static __always_inline int count(__u32 reason, __u8 dir, int verdict)
 {
-	__u64 *v = bpf_map_lookup_elem(&pol_stats, &reason);
+	__u32 key = (dir == POL_DIR_EGRESS ? POL_REASONS : 0) + reason;
+	__u64 *v = bpf_map_lookup_elem(&pol_stats, &key);
 
 	if (v)
 		(*v)++;
@@ -547,31 +549,31 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 obs, struct pol_p
 
 	switch (ct_lookup(p, dir, now)) {
 	case CT_ESTABLISHED:
-		return count(POL_ALLOWED_ESTABLISHED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_ESTABLISHED, dir, TC_ACT_UNSPEC);
 	case CT_REPLY:
-		return count(POL_ALLOWED_REPLY, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_REPLY, dir, TC_ACT_UNSPEC);
 	}
 	/* Port unreachable, fragmentation needed, TTL exceeded for a flow allowed before: passes, creates nothing. */
 	if (p->related && ct_related(p, dir))
-		return count(POL_ALLOWED_RELATED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_RELATED, dir, TC_ACT_UNSPEC);
 	if (!enforced) {
 		ct_create(p, dir, ep->ep_id, now);
-		return count(POL_ALLOWED_NOT_ENFORCED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_NOT_ENFORCED, dir, TC_ACT_UNSPEC);
 	}
 	identity = identity_of(peer);
 	if (dir == POL_DIR_INGRESS && identity == POL_ID_HOST && (cfg->flags & POL_F_ALLOW_HOST)) {
 		ct_create(p, dir, ep->ep_id, now);
 		ev_verdict(skb, obs, p, ep->ep_id, ep->identity, dir, identity, POL_ALLOWED_HOST, 1);
-		return count(POL_ALLOWED_HOST, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_HOST, dir, TC_ACT_UNSPEC);
 	}
 	if (rule_allows(ep->ep_id, dir, peer, identity, p, &matched)) {
 		ct_create(p, dir, ep->ep_id, now);
 		ev_verdict(skb, obs, p, ep->ep_id, ep->identity, dir, matched, POL_ALLOWED_RULE, 1);
-		return count(POL_ALLOWED_RULE, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_RULE, dir, TC_ACT_UNSPEC);
 	}
 	reason = dir == POL_DIR_INGRESS ? POL_DROPPED_INGRESS : POL_DROPPED_EGRESS;
 	ev_verdict(skb, obs, p, ep->ep_id, ep->identity, dir, matched, reason, 0);
-	return count(reason, TC_ACT_SHOT);
+	return count(reason, dir, TC_ACT_SHOT);
 }
 
 /*
@@ -589,20 +591,20 @@ static __always_inline int deferred(struct __sk_buff *skb, struct pol_pkt *p, __
 		return -1;
 	skb->mark = mark & ~(0xFFFF0000 | POL_MARK_MASK);
 	if (ct_lookup(p, POL_DIR_EGRESS, now) != CT_NEW)
-		return count(POL_ALLOWED_ESTABLISHED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_ESTABLISHED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	if (tag == POL_MARK_OPEN) {
 		ct_create(p, POL_DIR_EGRESS, ep_id, now);
-		return count(POL_ALLOWED_NOT_ENFORCED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_NOT_ENFORCED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	}
 	/* The sender's identity is not at hand here (only its endpoint id): 0, the agent knows it by the address. */
 	identity = identity_of(p->t.daddr);
 	if (rule_allows(ep_id, POL_DIR_EGRESS, p->t.daddr, identity, p, &matched)) {
 		ct_create(p, POL_DIR_EGRESS, ep_id, now);
 		ev_verdict(skb, obs, p, ep_id, 0, POL_DIR_EGRESS, matched, POL_DEFERRED_ALLOWED, 1);
-		return count(POL_DEFERRED_ALLOWED, TC_ACT_UNSPEC);
+		return count(POL_DEFERRED_ALLOWED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	}
 	ev_verdict(skb, obs, p, ep_id, 0, POL_DIR_EGRESS, matched, POL_DEFERRED_DROPPED, 0);
-	return count(POL_DEFERRED_DROPPED, TC_ACT_SHOT);
+	return count(POL_DEFERRED_DROPPED, POL_DIR_EGRESS, TC_ACT_SHOT);
 }
 
 /*
@@ -614,17 +616,17 @@ static __always_inline int not_ipv4(struct __sk_buff *skb, const struct pol_endp
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
+	__u8 dir = enforce_flag == POL_EP_ENFORCE_EGRESS ? POL_DIR_EGRESS : POL_DIR_INGRESS;
 
 	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_ARP))
-		return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+		return count(POL_PASS_NOT_IPV4, dir, TC_ACT_UNSPEC);
 	if (ep && (ep->flags & enforce_flag)) {
 		struct pol_pkt none = {};
 
-		ev_drop(skb, obs, LOOM_DROP_UNSUPPORTED_L3, &none, ep->ep_id, ep->identity,
-			enforce_flag == POL_EP_ENFORCE_EGRESS ? POL_DIR_EGRESS : POL_DIR_INGRESS, 0);
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
+		ev_drop(skb, obs, LOOM_DROP_UNSUPPORTED_L3, &none, ep->ep_id, ep->identity, dir, 0);
+		return count(POL_DROPPED_NOT_IPV4, dir, TC_ACT_SHOT);
 	}
-	return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+	return count(POL_PASS_NOT_IPV4, dir, TC_ACT_UNSPEC);
 }
 
 /* A destination kube-proxy will translate: in the service range and not a known address. */
@@ -668,24 +670,24 @@ int pol_from_pod(struct __sk_buff *skb)
 
 	ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex);
 	if (!ep)
-		return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
+		return count(POL_PASS_UNMANAGED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
 	if (rc == PARSE_INVALID) {
 		ev_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p, ep->ep_id, ep->identity, POL_DIR_EGRESS, 0);
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
+		return count(POL_DROPPED_NOT_IPV4, POL_DIR_EGRESS, TC_ACT_SHOT);
 	}
 	if (rc == PARSE_NOT_IPV4)
-		return cfg ? not_ipv4(skb, ep, POL_EP_ENFORCE_EGRESS, LOOM_OBS_FROM_ENDPOINT) : count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+		return cfg ? not_ipv4(skb, ep, POL_EP_ENFORCE_EGRESS, LOOM_OBS_FROM_ENDPOINT) : count(POL_PASS_DISABLED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	/* Identities are addresses: a pod may only speak for its own (Cilium's invalid-source drop), whatever the mode, since
 	 * the nodes that judge its packets trust the source. */
 	if (ep->ip && p.t.saddr != ep->ip) {
 		ev_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_SOURCE, &p, ep->ep_id, ep->identity, POL_DIR_EGRESS, 0);
-		return count(POL_DROPPED_SPOOFED, TC_ACT_SHOT);
+		return count(POL_DROPPED_SPOOFED, POL_DIR_EGRESS, TC_ACT_SHOT);
 	}
 	if (!cfg) {
-		verdict = count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+		verdict = count(POL_PASS_DISABLED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	} else if (rc == PARSE_FRAGMENT) {
-		verdict = count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
+		verdict = count(POL_PASS_FRAGMENT, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	} else {
 		now = bpf_ktime_get_ns();
 		if (is_service(cfg, p.t.daddr)) {
@@ -693,7 +695,7 @@ int pol_from_pod(struct __sk_buff *skb)
 				ct_create(&p, POL_DIR_EGRESS, ep->ep_id, now);
 			skb->mark = (skb->mark & ~(0xFFFF0000 | POL_MARK_MASK)) | (ep->ep_id << 16) |
 				    (ep->flags & POL_EP_ENFORCE_EGRESS ? POL_MARK_DEFER : POL_MARK_OPEN);
-			verdict = count(POL_DEFERRED, TC_ACT_UNSPEC);
+			verdict = count(POL_DEFERRED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 		} else {
 			verdict = enforce(skb, LOOM_OBS_FROM_ENDPOINT, &p, ep, POL_DIR_EGRESS, cfg, now);
 		}
@@ -717,26 +719,26 @@ int pol_to_pod(struct __sk_buff *skb)
 		/* Enforcement off: only the trace, if events are on. */
 		if (loom_ev_on() && (ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex)) && parse(skb, &p) == PARSE_OK)
 			ev_trace(skb, LOOM_OBS_TO_ENDPOINT, &p, ep, POL_DIR_INGRESS);
-		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+		return count(POL_PASS_DISABLED, POL_DIR_INGRESS, TC_ACT_UNSPEC);
 	}
 	ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex);
 	rc = parse(skb, &p);
 	if (rc == PARSE_INVALID) {
 		ev_drop(skb, LOOM_OBS_TO_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p, ep ? ep->ep_id : 0, ep ? ep->identity : 0,
 			POL_DIR_INGRESS, 0);
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
+		return count(POL_DROPPED_NOT_IPV4, POL_DIR_INGRESS, TC_ACT_SHOT);
 	}
 	if (rc == PARSE_NOT_IPV4)
 		return not_ipv4(skb, ep, POL_EP_ENFORCE_INGRESS, LOOM_OBS_TO_ENDPOINT);
 	if (rc == PARSE_FRAGMENT) {
-		verdict = count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
+		verdict = count(POL_PASS_FRAGMENT, POL_DIR_INGRESS, TC_ACT_UNSPEC);
 	} else {
 		now = bpf_ktime_get_ns();
 		/* The sender's deferred egress verdict first (a local backend), then this endpoint's ingress. */
 		if (deferred(skb, &p, now, LOOM_OBS_TO_ENDPOINT) == TC_ACT_SHOT)
 			return TC_ACT_SHOT;
 		if (!ep)
-			return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
+			return count(POL_PASS_UNMANAGED, POL_DIR_INGRESS, TC_ACT_UNSPEC);
 		verdict = enforce(skb, LOOM_OBS_TO_ENDPOINT, &p, ep, POL_DIR_INGRESS, cfg, now);
 	}
 	if (ep && verdict != TC_ACT_SHOT)
@@ -756,10 +758,10 @@ int pol_to_node(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	}
 	if (!pol_enabled())
-		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+		return count(POL_PASS_DISABLED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
 	if (rc == PARSE_INVALID)
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT); /* marked by a pod, unreadable now: its verdict cannot be taken */
+		return count(POL_DROPPED_NOT_IPV4, POL_DIR_EGRESS, TC_ACT_SHOT); /* marked by a pod, unreadable now: its verdict cannot be taken */
 	if (rc != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	obs = loom_ev_on() ? node_obs(skb, 1) : LOOM_OBS_UNKNOWN;

@@ -113,6 +113,7 @@ internal sealed partial class PolicyController
             var ipcache = Ipcache(endpoints, identityOf);
             datapath.SyncIpcache(ipcache);
             _ipcacheEntries = ipcache.Count;
+            Names = new PolicyNames(ipcache, identities, Names.Version + 1);
             if (Mode != mode)
             {
                 Mode = mode;
@@ -397,9 +398,13 @@ internal sealed partial class PolicyController
 
     private static void ExportCounters(BpfPolicy datapath)
     {
-        foreach (var (reason, count) in datapath.Counters())
+        foreach (var ((reason, direction), count) in datapath.CountersByDirection())
         {
-            AgentMetrics.PolicyVerdicts.WithLabels(reason.ToString()).IncTo(count);
+            AgentMetrics.PolicyVerdicts.WithLabels(Action(reason), direction == PolicyDirection.Ingress ? "ingress" : "egress", reason.ToString()).IncTo(count);
         }
     }
+
+    /// <summary>Whether a pol_stats reason let the packet through.</summary>
+    internal static string Action(PolicyReason reason) => reason is PolicyReason.DroppedIngress or PolicyReason.DroppedEgress
+        or PolicyReason.DeferredDropped or PolicyReason.DroppedSpoofed or PolicyReason.DroppedNotIpv4 ? "dropped" : "allowed";
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using Loom.Core.Policy;
 using Loom.Datapath.Tc;
 using Loom.Linux.Bpf;
 
@@ -99,11 +100,17 @@ public sealed partial class BpfPolicy : IDisposable
         _obj.Loaded.Map<uint, PolConfig>(PolicyMaps.Config).Update(0, new PolConfig(flags, net, mask));
     }
 
-    /// <summary>pol_stats summed over the CPUs, by reason.</summary>
-    public IReadOnlyDictionary<PolicyReason, ulong> Counters()
+    /// <summary>pol_stats summed over the CPUs and both directions, by reason.</summary>
+    public IReadOnlyDictionary<PolicyReason, ulong> Counters() =>
+        CountersByDirection().GroupBy(c => c.Key.Reason).ToDictionary(g => g.Key, g => g.Aggregate(0UL, (sum, c) => sum + c.Value));
+
+    /// <summary>pol_stats summed over the CPUs, by reason and the endpoint's direction (a deferred verdict: its sender's egress).</summary>
+    public IReadOnlyDictionary<(PolicyReason Reason, PolicyDirection Direction), ulong> CountersByDirection()
     {
-        var sums = _obj.SumCounters(PolicyMaps.Stats, PolicyMaps.Reasons);
-        return Enum.GetValues<PolicyReason>().ToDictionary(r => r, r => sums[(int)r]);
+        var sums = _obj.SumCounters(PolicyMaps.Stats, 2 * PolicyMaps.Reasons);
+        return Enum.GetValues<PolicyReason>()
+            .SelectMany(r => new[] { PolicyDirection.Ingress, PolicyDirection.Egress }.Select(d => (r, d)))
+            .ToDictionary(k => k, k => sums[(k.d == PolicyDirection.Egress ? PolicyMaps.Reasons : 0) + (int)k.r]);
     }
 
     /// <summary>Detaches from every device it was attached to and deletes the pins: nothing of it stays.</summary>

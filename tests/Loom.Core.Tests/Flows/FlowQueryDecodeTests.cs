@@ -1,0 +1,28 @@
+using System.Text.Json;
+using Loom.Core.AgentApi;
+using Loom.Core.Flows;
+
+namespace Loom.Core.Tests.Flows;
+
+public sealed class FlowQueryDecodeTests
+{
+    [Fact]
+    public void Absent_lists_decode_empty_so_the_matcher_can_read_them()
+    {
+        var q = AgentRequest.Decode("""{"op":"flows","flows":{"include":{"pods":["x/a"]},"exclude":{"namespaces":["kube-system"]},"last":5}}""")!.Flows!;
+        Assert.Equal(["x/a"], q.Include.Pods);
+        Assert.Empty(q.Include.Namespaces);
+        Assert.Empty(q.Exclude!.Pods);
+        Assert.Equal(5, q.Last);
+        var flow = new Flow { Seq = 1, Source = new FlowPeer { Namespace = "x", Pod = "a" } };
+        Assert.True(FlowMatcher.Matches(flow, q));
+        Assert.Empty(AgentRequest.Decode("""{"op":"flows","flows":{}}""")!.Flows!.Include.Types);
+    }
+
+    [Fact]
+    public void A_negative_count_is_a_bad_request()
+    {
+        Assert.Throws<JsonException>(() => AgentRequest.Decode("""{"op":"flows","flows":{"last":-1}}"""));
+        Assert.Throws<JsonException>(() => AgentRequest.Decode("""{"op":"flows","flows":{"afterSeq":-3}}"""));
+    }
+}
