@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Net;
+using Loom.Core.Model;
+using Loom.Core.Store;
+
+namespace Loom.Lab.Connectivity;
+
+/// <summary>What to run: the selection, an optional target inside the lab for pod-to-world, how long a policy may take to land.</summary>
+public sealed record ConnectivityOptions
+{
+    public ConnectivitySelection Selection { get; init; } = ConnectivitySelection.All;
+
+    /// <summary>An address inside the lab (e.g. on its underlay); port 0: ping only. Null: no pod-to-world test.</summary>
+    public IPEndPoint? ExternalTarget { get; init; }
+
+    /// <summary>How long an action of a policy test is retried until it behaves as the policy says (agents apply it within a moment).</summary>
+    public TimeSpan PolicyConvergence { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// <c>loom lab connectivity test</c>: deploys the test's pods and Services (<see cref="ConnectivityDeployment"/>), runs
+/// the selected scenarios with a line each, prints Cilium's summary, and removes everything it deployed whatever
+/// happens (an error, a failed test, cancellation).
+/// </summary>
+public static class ConnectivityTest
+{
+    /// <summary>Every test's name and group, in the order they run.</summary>
+    public static IReadOnlyList<(string Name, string Group)> Tests(bool world) => [.. ConnectivityScenarios.All(world).Select(s => (s.Name, s.Group))];
+
+    public static async Task<ConnectivityReport> RunAsync(LabState state, ConnectivityOptions options, TextWriter output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(output);
+        var scenarios = ConnectivityScenarios.All(options.ExternalTarget is not null);
+        if (options.Selection.Unknown(scenarios.Select(s => (s.Name, s.Group))) is { Count: > 0 } unknown)
+        {
+            throw new LabException($"--test {string.Join(", ", unknown)}: no such test (tests: {string.Join(", ", scenarios.Select(s => s.Name))})");
+        }
+
+        var selected = scenarios.Where(s => options.Selection.Selects(s.Name, s.Group)).ToList();
+        if (selected.Count == 0)
+        {
+            throw new LabException("--test: the selection leaves no test to run");
+        }
+
+        var deployment = ConnectivityDeployment.For(state);
+        await output.WriteLineAsync($"ℹ️  deploying to namespace {ConnectivityDeployment.Namespace} (client on {deployment.ClientNode}, echo-other-node on {deployment.OtherNode})")
+            .ConfigureAwait(false);
+        try
+        {
+            await deployment.DeployAsync(state, output, cancellationToken).ConfigureAwait(false);
+            var context = await ContextAsync(state, options, cancellationToken).ConfigureAwait(false);
+            if (context.PolicySkipReason is null && await ModeAsync(state, context.Client.Node, cancellationToken).ConfigureAwait(false) == PolicyEnforcementMode.Always)
+            {
+                await output.WriteLineAsync("⚠️  policyEnforcementMode is always: without a policy allowing them, the no-policies connections are denied").ConfigureAwait(false);
+            }
+
+            var results = new List<TestResult>();
+            foreach (var scenario in selected)
+            {
+                var result = await RunScenarioAsync(context, scenario, options, cancellationToken).ConfigureAwait(false);
+                results.Add(result);
+                await output.WriteLineAsync(ConnectivitySummary.TestLine(result, results.Count, selected.Count)).ConfigureAwait(false);
+            }
+
+            var report = new ConnectivityReport(results);
+            await output.WriteLineAsync().ConfigureAwait(false);
+            await output.WriteAsync(ConnectivitySummary.Summary(report)).ConfigureAwait(false);
+            return report;
+        }
+        finally
+        {
+            // Also after Ctrl-C: the cleanup must not be cancelled with the run.
+            var removed = await ConnectivityDeployment.RemoveAsync(state, CancellationToken.None).ConfigureAwait(false);
+            await output.WriteLineAsync($"🧹 removed {removed.Count} objects from namespace {ConnectivityDeployment.Namespace}").ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<TestResult> RunScenarioAsync(ConnectivityContext c, ConnectivityScenario scenario, ConnectivityOptions options, CancellationToken ct)
+    {
+        if (scenario.SkipReason(c) is { } reason)
+        {
+            return TestResult.Skipped(scenario.Name, reason);
+        }
+
+        if (scenario.Policy is not { } policy)
+        {
+            var results = new List<ActionResult>();
+            foreach (var a in scenario.Actions(c))
+            {
+                results.Add(await RunActionAsync(c.State, a, ct).ConfigureAwait(false));
+            }
+
+            return TestResult.Ran(scenario.Name, results);
+        }
+
+        var all = new List<ActionResult>();
+        await LabApi.ApplyAsync(c.State, policy, TextWriter.Null, ct).ConfigureAwait(false);
+        try
+        {
+            foreach (var a in scenario.Actions(c))
+            {
+                all.Add(await UntilExpectedAsync(c.State, a, options.PolicyConvergence, ct).ConfigureAwait(false));
+            }
+        }
+        finally
+        {
+            await LabApi.DeleteAsync(c.State, policy, TextWriter.Null, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        foreach (var a in ConnectivityScenarios.Restored(c))
+        {
+            all.Add(await UntilExpectedAsync(c.State, a, options.PolicyConvergence, ct).ConfigureAwait(false));
+        }
+
+        return TestResult.Ran(scenario.Name, all);
+    }
+
+    /// <summary>Runs the action again until it does what is expected or <paramref name="within"/> has passed: a policy reaches every node within a moment.</summary>
+    private static async Task<ActionResult> UntilExpectedAsync(LabState state, ConnectivityAction action, TimeSpan within, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var r = await RunActionAsync(state, action, ct).ConfigureAwait(false);
+            if (r.Passed || deadline.Elapsed > within)
+            {
+                return r;
+            }
+
+            await Task.Delay(250, ct).ConfigureAwait(false);
+        }
+    }
+
+    internal static async Task<ActionResult> RunActionAsync(LabState state, ConnectivityAction action, CancellationToken ct)
+    {
+        var (code, stdout, stderr) = action.Where.StartsWith("node ", StringComparison.Ordinal)
+            ? await LabProcesses.CaptureAsync(state.Node(action.Where[5..]).Netns, action.Command, ct).ConfigureAwait(false)
+            : await LabPods.PodCaptureAsync(state, ConnectivityDeployment.Namespace, action.Where[(action.Where.IndexOf('/', StringComparison.Ordinal) + 1)..], null,
+                action.Command, ct).ConfigureAwait(false);
+        return new ActionResult(action, code, (stdout + stderr).Trim());
+    }
+
+    private static async Task<ConnectivityContext> ContextAsync(LabState state, ConnectivityOptions options, CancellationToken ct)
+    {
+        state.Refresh();
+        LabPod Pod(string name) => state.Pod(ConnectivityDeployment.Namespace, name) ?? throw new LabException($"pod {ConnectivityDeployment.Namespace}/{name} is gone");
+        var (client, client2, same, other) = (Pod("client"), Pod("client2"), Pod("echo-same-node"), Pod("echo-other-node"));
+        var store = await LabStore.OpenStoreAsync(state, ct).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
+        {
+            var (services, _) = await store.ListValidAsync(Kinds.Service, (_, _) => { }, ct).ConfigureAwait(false);
+            var ips = services.Select(s => s.Value).Where(s => s.Namespace == ConnectivityDeployment.Namespace).ToDictionary(s => s.Name, s => s.ClusterIp, StringComparer.Ordinal);
+            var dns = services.Any(s => s.Value.Namespace == "kube-system" && s.Value.Name == "kube-dns");
+            string? policySkip = null;
+            foreach (var node in new[] { client.Node, other.Node }.Distinct(StringComparer.Ordinal))
+            {
+                if (await ModeAsync(state, node, ct).ConfigureAwait(false) == PolicyEnforcementMode.Never)
+                {
+                    policySkip = $"policyEnforcementMode is never on {node} (`loom policy mode default` to enforce policies)";
+                    break;
+                }
+            }
+
+            return new ConnectivityContext(state, client, client2, same, other, ips, policySkip, dns, options.ExternalTarget);
+        }
+    }
+
+    /// <summary>The node's policyEnforcementMode, as its agent reads it: its NodeConfig's override, else the cluster's.</summary>
+    private static async Task<PolicyEnforcementMode> ModeAsync(LabState state, string node, CancellationToken ct)
+    {
+        var store = await LabStore.OpenStoreAsync(state, ct).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
+        {
+            var nodeConfig = await store.GetAsync(Kinds.NodeConfig, node, ct).ConfigureAwait(false);
+            var cluster = await store.GetAsync(Kinds.ClusterConfig, "cluster", ct).ConfigureAwait(false);
+            return nodeConfig?.Value.PolicyEnforcementMode ?? cluster?.Value.PolicyEnforcementMode ?? PolicyEnforcementMode.Default;
+        }
+    }
+}
