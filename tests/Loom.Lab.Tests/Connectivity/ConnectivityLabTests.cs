@@ -1,0 +1,128 @@
+using Loom.Core.Store;
+using Loom.Lab.Connectivity;
+using Xunit.Abstractions;
+
+namespace Loom.Lab.Tests.Connectivity;
+
+/// <summary>
+/// `loom lab connectivity test` on the Flannel-style (VXLAN, iptables Services) and the Cilium-style (routed, eBPF)
+/// labs: it passes, fails naming the right tests when the tunnel's port is dropped on one node, selects with --test,
+/// and leaves nothing in its namespace, also after a cancelled run and over a previous run's leftovers.
+/// </summary>
+[Collection(SequentialLab.Name)]
+public sealed class ConnectivityLabTests(ITestOutputHelper output)
+{
+    private const string Ns = ConnectivityDeployment.Namespace;
+
+    public static TheoryData<string> Clusters => ["flannel", "cilium"];
+
+    [Theory]
+    [MemberData(nameof(Clusters))]
+    public async Task The_connectivity_test_passes_and_removes_what_it_deployed(string cluster)
+    {
+        var c = NetworkCombination.For(cluster);
+        var o = TestLab.Options(agents: true) with { Cluster = c.File, ServiceBackend = c.File.Cluster.ServiceBackend, ClusterDns = true };
+        try
+        {
+            var state = await Lab.UpAsync(o, TextWriter.Null);
+            // A killed run's leftover: a deny-all that would fail every test if the next run kept it.
+            await Lab.ApplyAsync(state, $"""
+                apiVersion: v1
+                kind: Namespace
+                metadata:
+                  name: {Ns}
+                ---
+                {Policy.NetworkPolicyTests.Policy(Ns, "leftover-deny-all", "podSelector: {}", "policyTypes: [Ingress, Egress]")}
+                """, TextWriter.Null);
+
+            var (report, text) = await RunAsync(state, new ConnectivityOptions());
+            Assert.Contains("removed what a previous run left: networkpolicy/leftover-deny-all, namespace/" + Ns, text, StringComparison.Ordinal);
+            Assert.True(report.Success, text);
+            Assert.Equal(TestOutcome.Skipped, report.Test("nodeport")!.Outcome);
+            Assert.All(report.Tests.Where(t => t.Name != "nodeport"), t => Assert.Equal(TestOutcome.Passed, t.Outcome));
+            Assert.Contains("✅ All 11 tests (", text, StringComparison.Ordinal);
+            Assert.Contains("actions) successful, 1 test skipped", text, StringComparison.Ordinal);
+            await AssertNothingLeftAsync(state);
+        }
+        finally
+        {
+            await Lab.DownAsync(o.LabDir, o.Prefix, TextWriter.Null);
+        }
+    }
+
+    [Fact]
+    public async Task The_tunnel_port_dropped_on_one_node_fails_the_other_node_tests_only()
+    {
+        var c = NetworkCombination.For("flannel");
+        var o = TestLab.Options(agents: true) with { Cluster = c.File, ServiceBackend = c.File.Cluster.ServiceBackend, ClusterDns = true };
+        try
+        {
+            var state = await Lab.UpAsync(o, TextWriter.Null);
+            var select = new ConnectivityOptions { Selection = ConnectivitySelection.Parse(["pod-to-pod", "pod-to-service", "!pod-to-service-same-node"]) };
+            var deployment = ConnectivityDeployment.For(state);
+            var faulty = state.Node(deployment.OtherNode).Netns;
+            await Nft(faulty, "add table inet loom-fault { chain in { type filter hook input priority -300; udp dport 8472 drop; }; }");
+            try
+            {
+                var (report, text) = await RunAsync(state, select);
+                Assert.False(report.Success, text);
+                Assert.Equal(["pod-to-pod-same-node", "pod-to-pod-other-node", "pod-to-service-other-node"], report.Tests.Select(t => t.Name));
+                Assert.Equal(TestOutcome.Passed, report.Test("pod-to-pod-same-node")!.Outcome);
+                Assert.Equal(TestOutcome.Failed, report.Test("pod-to-pod-other-node")!.Outcome);
+                Assert.Equal(TestOutcome.Failed, report.Test("pod-to-service-other-node")!.Outcome);
+                Assert.Contains("❌ 2/3 tests failed (4/6 actions)", text, StringComparison.Ordinal);
+                Assert.Contains("Test [pod-to-pod-other-node]:\n  ❌ client -> echo-other-node", text, StringComparison.Ordinal);
+                Assert.Contains("curl: (28)", text, StringComparison.Ordinal);
+                Assert.DoesNotContain("Test [pod-to-pod-same-node]", text, StringComparison.Ordinal);
+                await AssertNothingLeftAsync(state);
+            }
+            finally
+            {
+                await Nft(faulty, "delete table inet loom-fault");
+            }
+
+            var (healed, healedText) = await RunAsync(state, select);
+            Assert.True(healed.Success, healedText);
+
+            // Cancelled while it deploys or runs (Ctrl-C): it stops, and still removes everything.
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ConnectivityTest.RunAsync(state, new ConnectivityOptions(), TextWriter.Null, cts.Token));
+            await AssertNothingLeftAsync(state);
+        }
+        finally
+        {
+            await Lab.DownAsync(o.LabDir, o.Prefix, TextWriter.Null);
+        }
+    }
+
+    private async Task<(ConnectivityReport Report, string Text)> RunAsync(LabState state, ConnectivityOptions options)
+    {
+        var sw = new StringWriter();
+        var report = await ConnectivityTest.RunAsync(state, options, sw);
+        output.WriteLine(sw.ToString());
+        return (report, sw.ToString());
+    }
+
+    private static async Task AssertNothingLeftAsync(LabState state)
+    {
+        state.Refresh();
+        Assert.DoesNotContain(state.Pods, p => p.Namespace == Ns);
+        Assert.DoesNotContain(state.Pending, p => p.Namespace == Ns);
+        Assert.DoesNotContain(state.Services, s => s.Namespace == Ns);
+        Assert.DoesNotContain(TestLab.Namespaces(state.Prefix), n => n.Contains(Ns, StringComparison.Ordinal));
+        var store = await Lab.OpenStoreAsync(state);
+        await using (store)
+        {
+            Assert.DoesNotContain((await store.ListAsync(Kinds.Service)).Items, s => s.Value.Namespace == Ns);
+            Assert.DoesNotContain((await store.ListAsync(Kinds.NetworkPolicy)).Items, p => p.Value.Namespace == Ns);
+            Assert.DoesNotContain((await store.ListAsync(Kinds.Endpoint)).Items, e => e.Value.Namespace == Ns);
+            Assert.Null(await store.GetAsync(Kinds.Namespace, Ns));
+        }
+    }
+
+    private static async Task Nft(string netns, string rules)
+    {
+        var (code, stdout, stderr) = await LabProcesses.CaptureAsync(netns, ["nft", rules]);
+        Assert.True(code == 0, $"nft {rules}: {stdout}{stderr}");
+    }
+}
