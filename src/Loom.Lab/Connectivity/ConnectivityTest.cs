@@ -72,6 +72,11 @@ public static class ConnectivityTest
         finally
         {
             // Also after Ctrl-C: the cleanup must not be cancelled with the run.
+            if (cancellationToken.IsCancellationRequested)
+            {
+                await output.WriteLineAsync("⚠️  interrupted: removing what the test deployed").ConfigureAwait(false);
+            }
+
             var removed = await ConnectivityDeployment.RemoveAsync(state, CancellationToken.None).ConfigureAwait(false);
             await output.WriteLineAsync($"🧹 removed {removed.Count} objects from namespace {ConnectivityDeployment.Namespace}").ConfigureAwait(false);
         }
@@ -139,7 +144,7 @@ public static class ConnectivityTest
             ? await LabProcesses.CaptureAsync(state.Node(action.Where[5..]).Netns, action.Command, ct).ConfigureAwait(false)
             : await LabPods.PodCaptureAsync(state, ConnectivityDeployment.Namespace, action.Where[(action.Where.IndexOf('/', StringComparison.Ordinal) + 1)..], null,
                 action.Command, ct).ConfigureAwait(false);
-        return new ActionResult(action, code, (stdout + stderr).Trim());
+        return new ActionResult(action, code, (stdout.TrimEnd() + "\n" + stderr.TrimEnd()).Trim());
     }
 
     private static async Task<ConnectivityContext> ContextAsync(LabState state, ConnectivityOptions options, CancellationToken ct)

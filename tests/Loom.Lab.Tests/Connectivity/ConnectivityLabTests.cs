@@ -1,5 +1,9 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
 using Loom.Core.Store;
 using Loom.Lab.Connectivity;
+using Loom.Testing;
 using Xunit.Abstractions;
 
 namespace Loom.Lab.Tests.Connectivity;
@@ -88,6 +92,13 @@ public sealed class ConnectivityLabTests(ITestOutputHelper output)
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ConnectivityTest.RunAsync(state, new ConnectivityOptions(), TextWriter.Null, cts.Token));
             await AssertNothingLeftAsync(state);
+
+            // The CLI interrupted by Ctrl-C (SIGINT) once its first test has run: it removes everything before it exits.
+            var (code, cli) = await InterruptedCliAsync(o.LabDir, "✅ [1/");
+            output.WriteLine(cli);
+            Assert.NotEqual(0, code);
+            Assert.Contains("🧹 removed 7 objects", cli, StringComparison.Ordinal);
+            await AssertNothingLeftAsync(state);
         }
         finally
         {
@@ -117,6 +128,52 @@ public sealed class ConnectivityLabTests(ITestOutputHelper output)
             Assert.DoesNotContain((await store.ListAsync(Kinds.NetworkPolicy)).Items, p => p.Value.Namespace == Ns);
             Assert.DoesNotContain((await store.ListAsync(Kinds.Endpoint)).Items, e => e.Value.Namespace == Ns);
             Assert.Null(await store.GetAsync(Kinds.Namespace, Ns));
+        }
+    }
+
+    private static async Task<(int Code, string Output)> InterruptedCliAsync(string labDir, string after)
+    {
+        var psi = new ProcessStartInfo(Path.Combine(CniRunner.BinDir, "loom")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "lab", "--lab-dir", labDir, "connectivity", "test" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        var text = new StringBuilder();
+        var seen = new TaskCompletionSource();
+        p.OutputDataReceived += (_, e) =>
+        {
+            lock (text)
+            {
+                text.AppendLine(e.Data);
+            }
+
+            if (e.Data?.Contains(after, StringComparison.Ordinal) == true)
+            {
+                seen.TrySetResult();
+            }
+        };
+        p.ErrorDataReceived += (_, e) =>
+        {
+            lock (text)
+            {
+                text.AppendLine(e.Data);
+            }
+        };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        await seen.Task.WaitAsync(TimeSpan.FromSeconds(90));
+        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await p.WaitForExitAsync(cts.Token);
+        lock (text)
+        {
+            return (p.ExitCode, text.ToString());
         }
     }
 
