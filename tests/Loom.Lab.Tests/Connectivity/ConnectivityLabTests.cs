@@ -10,7 +10,8 @@ namespace Loom.Lab.Tests.Connectivity;
 
 /// <summary>
 /// `loom lab connectivity test` on the Flannel-style (VXLAN, iptables Services) and the Cilium-style (routed, eBPF)
-/// labs: it passes, fails naming the right tests when the tunnel's port is dropped on one node, selects with --test,
+/// labs: it passes, fails naming the right tests when the tunnel's port is dropped on one node, selects with --test, reaches a
+/// target on the underlay,
 /// and leaves nothing in its namespace, also after a cancelled run and over a previous run's leftovers.
 /// </summary>
 [Collection(SequentialLab.Name)]
@@ -85,8 +86,18 @@ public sealed class ConnectivityLabTests(ITestOutputHelper output)
                 await Nft(faulty, "delete table inet loom-fault");
             }
 
-            var (healed, healedText) = await RunAsync(state, select);
-            Assert.True(healed.Success, healedText);
+            // Healed; and pod-to-world against a server on the lab's underlay (the only "world" there is).
+            await using (var world = ExternalServer.Start(state))
+            {
+                var (healed, healedText) = await RunAsync(state, select with
+                {
+                    Selection = ConnectivitySelection.Parse(["pod-to-pod", "pod-to-service", "!pod-to-service-same-node", "pod-to-world"]),
+                    ExternalTarget = world.Endpoint,
+                });
+                Assert.True(healed.Success, healedText);
+                Assert.Equal(2, healed.Test("pod-to-world")!.Actions.Count);
+                Assert.Contains("✅ All 4 tests (8 actions) successful", healedText, StringComparison.Ordinal);
+            }
 
             // Cancelled while it deploys or runs (Ctrl-C): it stops, and still removes everything.
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
