@@ -6,7 +6,13 @@ namespace Loom.Lab.Connectivity;
 /// <summary>What the scenarios are built from: the running pods, the nodes, what the cluster offers.</summary>
 internal sealed record ConnectivityContext(
     LabState State, LabPod Client, LabPod Client2, LabPod EchoSame, LabPod EchoOther,
-    IReadOnlyDictionary<string, IPAddress> ServiceIps, string? PolicySkipReason, bool ClusterDns, IPEndPoint? ExternalTarget);
+    IReadOnlyDictionary<string, IPAddress> ServiceIps, string? PolicySkipReason, bool ClusterDns, IPEndPoint? ExternalTarget)
+{
+    /// <summary>Why no-unexpected-drops cannot be judged (flow events off, or it was not selected); null: each action's flows are checked.</summary>
+    public string? FlowsUnavailable { get; init; }
+
+    public ConnectivityFlows? Flows { get; init; }
+}
 
 /// <summary>
 /// One test: its actions, the NetworkPolicy it applies first (removed after, and every pod reachable again before the
@@ -20,6 +26,7 @@ internal static class ConnectivityScenarios
 {
     public const string NoPolicies = "no-policies";
     public const string Policies = "policies";
+    public const string NoUnexpectedDrops = "no-unexpected-drops";
 
     public static IReadOnlyList<ConnectivityScenario> All(bool world) =>
     [
@@ -67,6 +74,8 @@ internal static class ConnectivityScenarios
                 ? [Ping(c.Client, "external target", t.Address.ToString()), .. t.Port == 0 ? Array.Empty<ConnectivityAction>() : [Connect(c.Client, t)]]
                 : []),
         } : [],
+        // Judged from the flows each action above produced (see ConnectivityFlows); it has no actions of its own.
+        new(NoUnexpectedDrops, "flows", c => c.FlowsUnavailable, _ => []),
     ];
 
     /// <summary>After a policy test: the pods reach each other again (the policy is gone from every node).</summary>

@@ -69,11 +69,10 @@ public static class ConnectivitySummary
     }
 
     private static string Why(ActionResult a) =>
-        a.Succeeded != a.Action.ExpectSuccess
-            ? a.Action.ExpectSuccess
-                ? string.Create(CultureInfo.InvariantCulture, $"expected success, command failed with exit code {a.ExitCode}")
-                : "expected the connection to be denied, but it succeeded"
-            : $"the flow log disagrees: {a.FlowProblem}";
+        a.Action.Where == ConnectivityFlows.FlowLog ? "the flow log disagrees"
+        : !a.Action.ExpectSuccess ? "expected the connection to be denied, but it succeeded"
+        : a.ExitCode == 0 ? $"the output does not show {a.Action.ExpectedOutput}"
+        : string.Create(CultureInfo.InvariantCulture, $"expected success, command failed with exit code {a.ExitCode}");
 
     private static string Plural(int n, string word) => n == 1 ? word : word + "s";
 

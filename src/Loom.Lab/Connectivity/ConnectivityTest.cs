@@ -51,15 +51,25 @@ public static class ConnectivityTest
         {
             await deployment.DeployAsync(state, output, cancellationToken).ConfigureAwait(false);
             var context = await ContextAsync(state, options, cancellationToken).ConfigureAwait(false);
+            if (selected.Exists(s => s.Name == ConnectivityScenarios.NoUnexpectedDrops))
+            {
+                var (flows, off) = await ConnectivityFlows.OpenAsync(state, cancellationToken).ConfigureAwait(false);
+                context = context with { Flows = flows, FlowsUnavailable = off is null ? null : "no flow log to check: " + off };
+            }
+
             if (context.PolicySkipReason is null && await ModeAsync(state, context.Client.Node, cancellationToken).ConfigureAwait(false) == PolicyEnforcementMode.Always)
             {
                 await output.WriteLineAsync("⚠️  policyEnforcementMode is always: without a policy allowing them, the no-policies connections are denied").ConfigureAwait(false);
             }
 
             var results = new List<TestResult>();
+            var flowChecks = new List<ActionResult>();
+            var run = new ScenarioRun(context, options, flowChecks);
             foreach (var scenario in selected)
             {
-                var result = await RunScenarioAsync(context, scenario, options, cancellationToken).ConfigureAwait(false);
+                var result = scenario.Name == ConnectivityScenarios.NoUnexpectedDrops && scenario.SkipReason(context) is null
+                    ? flowChecks.Count == 0 ? TestResult.Skipped(scenario.Name, "no action ran to check the flows of") : TestResult.Ran(scenario.Name, flowChecks)
+                    : await run.RunAsync(scenario, cancellationToken).ConfigureAwait(false);
                 results.Add(result);
                 await output.WriteLineAsync(ConnectivitySummary.TestLine(result, results.Count, selected.Count)).ConfigureAwait(false);
             }
@@ -79,62 +89,6 @@ public static class ConnectivityTest
 
             var removed = await ConnectivityDeployment.RemoveAsync(state, CancellationToken.None).ConfigureAwait(false);
             await output.WriteLineAsync($"🧹 removed {removed.Count} objects from namespace {ConnectivityDeployment.Namespace}").ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<TestResult> RunScenarioAsync(ConnectivityContext c, ConnectivityScenario scenario, ConnectivityOptions options, CancellationToken ct)
-    {
-        if (scenario.SkipReason(c) is { } reason)
-        {
-            return TestResult.Skipped(scenario.Name, reason);
-        }
-
-        if (scenario.Policy is not { } policy)
-        {
-            var results = new List<ActionResult>();
-            foreach (var a in scenario.Actions(c))
-            {
-                results.Add(await RunActionAsync(c.State, a, ct).ConfigureAwait(false));
-            }
-
-            return TestResult.Ran(scenario.Name, results);
-        }
-
-        var all = new List<ActionResult>();
-        await LabApi.ApplyAsync(c.State, policy, TextWriter.Null, ct).ConfigureAwait(false);
-        try
-        {
-            foreach (var a in scenario.Actions(c))
-            {
-                all.Add(await UntilExpectedAsync(c.State, a, options.PolicyConvergence, ct).ConfigureAwait(false));
-            }
-        }
-        finally
-        {
-            await LabApi.DeleteAsync(c.State, policy, TextWriter.Null, CancellationToken.None).ConfigureAwait(false);
-        }
-
-        foreach (var a in ConnectivityScenarios.Restored(c))
-        {
-            all.Add(await UntilExpectedAsync(c.State, a, options.PolicyConvergence, ct).ConfigureAwait(false));
-        }
-
-        return TestResult.Ran(scenario.Name, all);
-    }
-
-    /// <summary>Runs the action again until it does what is expected or <paramref name="within"/> has passed: a policy reaches every node within a moment.</summary>
-    private static async Task<ActionResult> UntilExpectedAsync(LabState state, ConnectivityAction action, TimeSpan within, CancellationToken ct)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            var r = await RunActionAsync(state, action, ct).ConfigureAwait(false);
-            if (r.Passed || deadline.Elapsed > within)
-            {
-                return r;
-            }
-
-            await Task.Delay(250, ct).ConfigureAwait(false);
         }
     }
 
@@ -181,6 +135,76 @@ public static class ConnectivityTest
             var nodeConfig = await store.GetAsync(Kinds.NodeConfig, node, ct).ConfigureAwait(false);
             var cluster = await store.GetAsync(Kinds.ClusterConfig, "cluster", ct).ConfigureAwait(false);
             return nodeConfig?.Value.PolicyEnforcementMode ?? cluster?.Value.PolicyEnforcementMode ?? PolicyEnforcementMode.Default;
+        }
+    }
+
+    /// <summary>Runs scenarios' actions; with a flow log, each action's final attempt is also checked there (into <paramref name="flowChecks"/>).</summary>
+    private sealed class ScenarioRun(ConnectivityContext c, ConnectivityOptions options, List<ActionResult> flowChecks)
+    {
+        public async Task<TestResult> RunAsync(ConnectivityScenario scenario, CancellationToken ct)
+        {
+            if (scenario.SkipReason(c) is { } reason)
+            {
+                return TestResult.Skipped(scenario.Name, reason);
+            }
+
+            var results = new List<ActionResult>();
+            if (scenario.Policy is not { } policy)
+            {
+                foreach (var a in scenario.Actions(c))
+                {
+                    results.Add(await AttemptsAsync(scenario.Name, a, TimeSpan.Zero, ct).ConfigureAwait(false));
+                }
+
+                return TestResult.Ran(scenario.Name, results);
+            }
+
+            await LabApi.ApplyAsync(c.State, policy, TextWriter.Null, ct).ConfigureAwait(false);
+            try
+            {
+                foreach (var a in scenario.Actions(c))
+                {
+                    results.Add(await AttemptsAsync(scenario.Name, a, options.PolicyConvergence, ct).ConfigureAwait(false));
+                }
+            }
+            finally
+            {
+                await LabApi.DeleteAsync(c.State, policy, TextWriter.Null, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            foreach (var a in ConnectivityScenarios.Restored(c))
+            {
+                results.Add(await AttemptsAsync(scenario.Name, a, options.PolicyConvergence, ct).ConfigureAwait(false));
+            }
+
+            return TestResult.Ran(scenario.Name, results);
+        }
+
+        /// <summary>
+        /// Runs the action, again until it does what is expected or <paramref name="within"/> has passed (a policy
+        /// reaches every node within a moment); the flows of the last attempt are checked.
+        /// </summary>
+        private async Task<ActionResult> AttemptsAsync(string test, ConnectivityAction action, TimeSpan within, CancellationToken ct)
+        {
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                var mark = c.Flows is { } flows ? await flows.MarkAsync(ct).ConfigureAwait(false) : default;
+                var r = await RunActionAsync(c.State, action, ct).ConfigureAwait(false);
+                if (r.Passed || deadline.Elapsed >= within)
+                {
+                    if (c.Flows is { } f && action.FlowPeers.Count > 0)
+                    {
+                        flowChecks.Add(mark.Error is { } error
+                            ? new ActionResult(ConnectivityFlows.Check(test, action), 1, error)
+                            : await f.CheckAsync(test, action, mark.Seq, ct).ConfigureAwait(false));
+                    }
+
+                    return r;
+                }
+
+                await Task.Delay(250, ct).ConfigureAwait(false);
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+using Loom.Core.Flows;
 using Loom.Lab.Connectivity;
 
 namespace Loom.Lab.Tests.Connectivity;
@@ -29,7 +30,7 @@ public sealed class ConnectivitySummaryTests
         Assert.Equal(["pod-to-pod-same-node", "pod-to-pod-other-node", "all-ingress-deny"], Selected("pod-to-pod", "all-ingress-deny"));
         Assert.Equal(["all-ingress-deny", "all-egress-deny", "echo-ingress-from-client2", "client-egress-to-echo-port"], Selected("policies"));
         Assert.Equal(["pod-to-pod-same-node"], Selected("pod-to-pod,!pod-to-pod-other"));
-        var withoutPolicies = Selected("!policies", "!nodeport");
+        var withoutPolicies = Selected("!policies", "!nodeport", "!no-unexpected-drops");
         Assert.Equal(7, withoutPolicies.Count);
         Assert.DoesNotContain("all-ingress-deny", withoutPolicies);
         Assert.Empty(Selected("pod-to-pod", "!pod-to-pod"));
@@ -111,5 +112,33 @@ public sealed class ConnectivitySummaryTests
         var resolve = new ConnectivityAction("resolve", "pod x/client", ["nslookup", "echo"], true, []) { ExpectedOutput = "10.96.0.20" };
         Assert.True(new ActionResult(resolve, 0, "Name: echo\nAddress: 10.96.0.20").Passed);
         Assert.False(new ActionResult(resolve, 0, "Name: echo\nAddress: 10.96.0.21").Passed);
+    }
+
+    [Fact]
+    public void A_flow_belongs_to_an_action_when_it_is_between_its_pods_and_no_other_test_pod()
+    {
+        static FlowPeer Pod(string name) => new() { Namespace = ConnectivityDeployment.Namespace, Pod = name, Ip = "10.244.1.9" };
+        var host = new FlowPeer { Ip = "192.168.10.101" };
+        var service = new FlowPeer { Ip = "10.96.0.3" };
+        string[] peers = ["loom-connectivity-test/client", "loom-connectivity-test/echo-same-node"];
+        Assert.True(ConnectivityFlows.Between(new Flow { Source = Pod("client"), Destination = Pod("echo-same-node") }, peers));
+        Assert.True(ConnectivityFlows.Between(new Flow { Source = Pod("echo-same-node"), Destination = Pod("client"), IsReply = true }, peers));
+        Assert.True(ConnectivityFlows.Between(new Flow { Source = Pod("client"), Destination = service }, peers));
+        Assert.True(ConnectivityFlows.Between(new Flow { Source = host, Destination = Pod("echo-same-node") }, peers));
+        Assert.False(ConnectivityFlows.Between(new Flow { Source = Pod("client2"), Destination = Pod("echo-same-node") }, peers));
+        Assert.False(ConnectivityFlows.Between(new Flow { Source = Pod("client"), Destination = Pod("echo-other-node") }, peers));
+        Assert.False(ConnectivityFlows.Between(new Flow { Source = host, Destination = service }, peers));
+    }
+
+    [Fact]
+    public void A_flow_check_failure_says_the_flow_log_disagrees()
+    {
+        var curl = new ConnectivityAction("client -> echo-same-node", "pod x/client", ["curl"], true, ["x/client"]);
+        var report = new ConnectivityReport([TestResult.Ran("no-unexpected-drops",
+            [new ActionResult(ConnectivityFlows.Check("pod-to-pod-same-node", curl), 1, "unexpected drops:\nk8s-w1: ... DROPPED POLICY_DENIED")])]);
+        var text = ConnectivitySummary.Summary(report);
+        Assert.Contains("❌ pod-to-pod-same-node: client -> echo-same-node: no drop: the flow log disagrees", text, StringComparison.Ordinal);
+        Assert.Contains("flow log: loom lab observe --namespace loom-connectivity-test --verdict DROPPED -o compact", text, StringComparison.Ordinal);
+        Assert.Contains("| k8s-w1: ... DROPPED POLICY_DENIED", text, StringComparison.Ordinal);
     }
 }
