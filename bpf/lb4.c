@@ -28,9 +28,14 @@
  *   lb4_connect4 / lb4_sendmsg4 / lb4_recvmsg4 (cgroup sock_addr): socket-level LB with the same maps;
  *       a service without backends makes connect()/sendmsg() fail with EPERM.
  *
+ * Flow events (flow_events.h): a translation (frontend in orig_*) where a backend is chosen for a new flow, at
+ * from-endpoint for lb4_from_pod and at the socket for connect4 / sendmsg4 (where the client's address and port are not
+ * known yet: 0); a drop "no service backend" where a service has none.
+ *
  * All addresses and ports are in network byte order. Mirrored by src/Loom.Linux/Bpf/Lb4Maps.cs.
  */
 #include "loom_common.h"
+#include "flow_events.h"
 
 #define IPPROTO_ICMP 1
 #define IPPROTO_TCP 6
@@ -492,9 +497,32 @@ static __always_inline int reject_syn(struct __sk_buff *skb, const struct pkt *p
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* The packet's flow as the backend sees it (daddr:dport, the backend's), for a translation or drop event. */
+static __always_inline void ev_flow(struct loom_ev_flow *f, const struct pkt *p, __be32 daddr, __be16 dport)
+{
+	f->saddr = p->saddr;
+	f->daddr = daddr;
+	f->sport = p->sport;
+	f->dport = dport;
+	f->proto = p->proto;
+	f->tcp_flags = p->tcp_flags;
+	f->ep_id = 0;
+	f->src_identity = 0;
+	f->dst_identity = 0;
+}
+
+static __always_inline void ev_no_backend(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct loom_ev_flow f;
+
+	ev_flow(&f, p, p->daddr, p->dport);
+	loom_ev_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_NO_SERVICE_BACKEND, 0, &f);
+}
+
 SEC("tc")
 int lb4_from_pod(struct __sk_buff *skb)
 {
+	struct loom_ev_flow f;
 	struct lb4_ct_key ct_key = {};
 	struct lb4_ct_entry *ct, entry = {};
 	struct lb4_service *svc;
@@ -552,6 +580,7 @@ int lb4_from_pod(struct __sk_buff *skb)
 			/* Mid-stream packet of a flow whose backend is gone: no one can take it over. */
 			if (ct) {
 				bpf_map_delete_elem(&lb4_ct, &ct_key);
+				ev_no_backend(skb, &p);
 				return TC_ACT_SHOT;
 			}
 			/* A flow this program did not open (kube-proxy's DNAT did, before the switch to eBPF): the
@@ -565,6 +594,7 @@ int lb4_from_pod(struct __sk_buff *skb)
 			be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (!be) {
 			bump(LB_STAT_NO_BACKEND);
+			ev_no_backend(skb, &p); /* refused with a RST or dropped: the packet does not reach a backend */
 			if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
 				return reject_syn(skb, &p);
 			return TC_ACT_SHOT;
@@ -574,6 +604,8 @@ int lb4_from_pod(struct __sk_buff *skb)
 		entry.flags = closing ? LB_CT_F_CLOSING : 0;
 		entry.last_seen_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
+		ev_flow(&f, &p, be->address, be->port);
+		loom_ev_translation(LOOM_OBS_FROM_ENDPOINT, skb->ifindex, skb->len, &f, p.daddr, p.dport);
 	} else {
 		if (closing)
 			ct->flags |= LB_CT_F_CLOSING;
@@ -670,6 +702,8 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u8 proto,
 	__be16 port = (__be16)ctx->user_port;
 	struct lb4_service *svc = lookup_master(addr, port, proto);
 	struct lb4_backend *be = NULL;
+	struct loom_ev_flow f = { .daddr = addr, .dport = port, .proto = proto };
+	int report = 1;
 	__u32 id;
 
 	if (!svc)
@@ -680,6 +714,7 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u8 proto,
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
 	if (!be) {
 		bump(LB_STAT_NO_BACKEND);
+		loom_ev_drop_socket(LOOM_DROP_NO_SERVICE_BACKEND, &f);
 		return 0;
 	}
 	if (remember) {
@@ -694,7 +729,19 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u8 proto,
 			.rev_nat_index = svc->rev_nat_index,
 		};
 
+		struct lb4_sk_rev_val *had;
+
+		/* A UDP socket's translation is one event, not one per datagram: only when its entry is new or changes. */
+		if (loom_ev_on()) {
+			had = bpf_map_lookup_elem(&lb4_sk_rev, &rkey);
+			report = !had || had->address != addr || had->port != port;
+		}
 		bpf_map_update_elem(&lb4_sk_rev, &rkey, &rval, BPF_ANY);
+	}
+	if (report) {
+		f.daddr = be->address;
+		f.dport = be->port;
+		loom_ev_translation(LOOM_OBS_SOCKET, 0, 0, &f, addr, port);
 	}
 	ctx->user_ip4 = be->address;
 	ctx->user_port = (__u32)be->port;

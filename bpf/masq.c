@@ -19,11 +19,15 @@
  *   masq_config   [0] {node ip, pod pool, port range}
  *   masq_ifaces   ifindex -> 1: the devices the programs are attached to (bookkeeping for restarts and removal)
  *
+ * Flow events (flow_events.h): a drop "no mapping for NAT masquerade" when no free port is left (the to-network trace
+ * is network policy's pol_to_node, on the same device).
+ *
  * Allocated ports come from [port_min, port_max] (default 61000-65535, above Linux's ephemeral range, so the node's
  * own connections do not collide). All addresses and ports are in network byte order. Mirrored by
  * src/Loom.Datapath/Masquerade/MasqueradeMaps.cs.
  */
 #include "loom_common.h"
+#include "flow_events.h"
 
 #define IPPROTO_ICMP 1
 #define IPPROTO_TCP 6
@@ -315,7 +319,16 @@ int masq_snat(struct __sk_buff *skb)
 	} else {
 		nat_port = allocate(cfg, &p, &rev, &rval);
 		if (!nat_port) {
+			struct loom_ev_flow f = {
+				.saddr = p.t.saddr,
+				.daddr = p.t.daddr,
+				.sport = p.t.sport,
+				.dport = p.t.dport,
+				.proto = p.t.proto,
+			};
+
 			bump(MASQ_STAT_NO_PORT);
+			loom_ev_drop(skb, LOOM_OBS_TO_NETWORK, LOOM_DROP_NAT_NO_PORT, LOOM_EVF_EGRESS, &f);
 			return TC_ACT_SHOT;
 		}
 		nsval.nat_port = nat_port;

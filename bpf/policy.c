@@ -5,6 +5,7 @@
  *   pol_from_pod (tc ingress of a pod's host veth = the pod's EGRESS: the peer is the destination)
  *   pol_to_pod   (tc egress of a pod's host veth = the pod's INGRESS: the peer is the source)
  *   pol_to_node  (tc egress of the tunnel device / underlay: only the deferred egress verdicts, see below)
+ *   pol_from_node (tc ingress of the tunnel device / underlay: only a flow event trace)
  *
  * A packet of a known connection passes: its own {tuple, dir} in pol_ct (established: it keeps its verdict after the
  * rules change, until it closes) or the reversed tuple in the other direction (a reply). Otherwise the peer's identity
@@ -22,9 +23,13 @@
  * ICMP: echo requests carry the echo id as the source port and 0 as the destination port, echo replies the reverse, so
  * a reply finds its request's entry. An error (unreachable, time exceeded, parameter problem) quoting a packet of a
  * tracked flow passes as related; other ICMP messages have ports 0 and are judged as a new flow.
+ * Flow events (flow_events.h): traces at from-endpoint / to-endpoint of the packets that pass (a dropped one gets a
+ * drop event instead), to-/from-overlay and to-/from-network on the node devices (pol_ifaces' role says which), drops
+ * with their reason, and a policy verdict where a new connection is judged by rules (or the deferred verdict).
  * Mirrored by src/Loom.Linux/Bpf/PolicyMaps.cs.
  */
 #include "loom_common.h"
+#include "flow_events.h"
 
 #define IPPROTO_ICMP 1
 #define IPPROTO_TCP 6
@@ -57,7 +62,8 @@
 #define POL_F_ALLOW_HOST 2
 
 #define POL_IFACE_ENDPOINT 1
-#define POL_IFACE_NODE 2
+#define POL_IFACE_NODE 2    /* the underlay: to-network, from-network */
+#define POL_IFACE_OVERLAY 3 /* a tunnel device: to-overlay, from-overlay */
 
 #define POL_CT_F_CLOSING 1
 
@@ -208,7 +214,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, POL_REASONS);
+	__uint(max_entries, 2 * POL_REASONS); /* per direction: ingress, then egress */
 	__type(key, __u32);
 	__type(value, __u64);
 } pol_stats SEC(".maps");
@@ -227,6 +233,7 @@ struct pol_pkt {
 	struct pol_ct_key inner;
 	__u8 tcp_flags;
 	__u8 related;
+	__u8 reply; /* set by ct_lookup: a reply of a tracked connection (flow events) */
 };
 
 #define PARSE_OK 0
@@ -238,9 +245,11 @@ struct pol_pkt {
 #define CT_ESTABLISHED 1
 #define CT_REPLY 2
 
-static __always_inline int count(__u32 reason, int verdict)
+/* pol_stats[dir * POL_REASONS + reason]: the endpoint's direction (a deferred verdict is its sender's egress). */
+static __always_inline int count(__u32 reason, __u8 dir, int verdict)
 {
-	__u64 *v = bpf_map_lookup_elem(&pol_stats, &reason);
+	__u32 key = (dir == POL_DIR_EGRESS ? POL_REASONS : 0) + reason;
+	__u64 *v = bpf_map_lookup_elem(&pol_stats, &key);
 
 	if (v)
 		(*v)++;
@@ -369,7 +378,7 @@ static __always_inline int ct_stale(const struct pol_ct_val *v, const struct pol
 	       (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 }
 
-static __always_inline int ct_lookup(const struct pol_pkt *p, __u8 dir, __u64 now)
+static __always_inline int ct_lookup(struct pol_pkt *p, __u8 dir, __u64 now)
 {
 	struct pol_ct_key k = p->t;
 	struct pol_ct_val *v;
@@ -393,6 +402,7 @@ static __always_inline int ct_lookup(const struct pol_pkt *p, __u8 dir, __u64 no
 	if (v) {
 		if (now - v->last_seen_ns <= ct_lifetime(v, p->t.proto)) {
 			ct_touch(v, p, now);
+			p->reply = 1;
 			return CT_REPLY;
 		}
 		bpf_map_delete_elem(&pol_ct, &k);
@@ -442,8 +452,12 @@ static __always_inline __u32 identity_of(__be32 ip)
 	return id && id->identity ? id->identity : POL_ID_WORLD;
 }
 
-/* Whether ep_id's rules allow the peer in dir: its identity, then its ipBlock region's, then any peer (identity 0). */
-static __always_inline int rule_allows(__u32 ep_id, __u8 dir, __be32 peer, __u32 identity, const struct pol_pkt *p)
+/*
+ * Whether ep_id's rules allow the peer in dir: its identity, then its ipBlock region's, then any peer (identity 0).
+ * *matched becomes the identity the peer was judged as (its region's if it falls in one), for the verdict event.
+ */
+static __always_inline int rule_allows(__u32 ep_id, __u8 dir, __be32 peer, __u32 identity, const struct pol_pkt *p,
+				       __u32 *matched)
 {
 	struct pol_rule_key k = {
 		.prefixlen = POL_RULE_FULL,
@@ -455,12 +469,14 @@ static __always_inline int rule_allows(__u32 ep_id, __u8 dir, __be32 peer, __u32
 	struct pol_cidr_key ck = { .prefixlen = POL_CIDR_FULL, .ep_id = ep_id, .dir = dir, .ip = peer };
 	struct pol_cidr_val *region;
 
+	*matched = identity;
 	if (p->t.proto == IPPROTO_TCP || p->t.proto == IPPROTO_UDP || p->t.proto == IPPROTO_SCTP)
 		k.port = p->t.dport;
 	if (bpf_map_lookup_elem(&pol_rules, &k))
 		return 1;
 	region = bpf_map_lookup_elem(&pol_cidr, &ck);
 	if (region) {
+		*matched = region->identity;
 		k.identity = region->identity;
 		if (bpf_map_lookup_elem(&pol_rules, &k))
 			return 1;
@@ -469,80 +485,148 @@ static __always_inline int rule_allows(__u32 ep_id, __u8 dir, __be32 peer, __u32
 	return bpf_map_lookup_elem(&pol_rules, &k) != 0;
 }
 
+/* p as an event's flow: the endpoint's identity on its side (EGRESS: the source), the peer's (0: unknown) on the other. */
+static __always_inline void ev_flow(struct loom_ev_flow *f, const struct pol_pkt *p, __u32 ep_id, __u32 ep_identity,
+				    __u8 dir, __u32 peer_identity)
+{
+	f->saddr = p->t.saddr;
+	f->daddr = p->t.daddr;
+	f->sport = p->t.sport;
+	f->dport = p->t.dport;
+	f->proto = p->t.proto;
+	f->tcp_flags = p->tcp_flags;
+	f->ep_id = ep_id;
+	f->src_identity = dir == POL_DIR_EGRESS ? ep_identity : peer_identity;
+	f->dst_identity = dir == POL_DIR_EGRESS ? peer_identity : ep_identity;
+}
+
+static __always_inline __u8 ev_flags(const struct pol_pkt *p, __u8 dir)
+{
+	return (p->reply ? LOOM_EVF_REPLY : 0) | (dir == POL_DIR_EGRESS ? LOOM_EVF_EGRESS : 0);
+}
+
+/* A packet that passes at obs (ep: the endpoint of the veth, NULL on a node device). */
+static __always_inline void ev_trace(struct __sk_buff *skb, __u8 obs, const struct pol_pkt *p,
+				     const struct pol_endpoint *ep, __u8 dir)
+{
+	struct loom_ev_flow f;
+
+	ev_flow(&f, p, ep ? ep->ep_id : 0, ep ? ep->identity : 0, dir, 0);
+	loom_ev_trace(skb, obs, p->reply ? LOOM_EVF_REPLY : 0, &f);
+}
+
+static __always_inline void ev_drop(struct __sk_buff *skb, __u8 obs, __u8 reason, const struct pol_pkt *p,
+				    __u32 ep_id, __u32 ep_identity, __u8 dir, __u32 peer_identity)
+{
+	struct loom_ev_flow f;
+
+	ev_flow(&f, p, ep_id, ep_identity, dir, peer_identity);
+	loom_ev_drop(skb, obs, reason, ev_flags(p, dir), &f);
+}
+
+/* The verdict on a new connection judged by rules; a denial is also a drop. reason: the pol_stats index. */
+static __always_inline void ev_verdict(struct __sk_buff *skb, __u8 obs, const struct pol_pkt *p, __u32 ep_id,
+				       __u32 ep_identity, __u8 dir, __u32 peer_identity, __u8 reason, int allowed)
+{
+	struct loom_ev_flow f;
+
+	if (!loom_ev_on())
+		return;
+	ev_flow(&f, p, ep_id, ep_identity, dir, peer_identity);
+	loom_ev_policy(skb, obs, reason, ev_flags(p, dir) | (allowed ? LOOM_EVF_ALLOWED : 0), &f);
+	if (!allowed)
+		loom_ev_drop(skb, obs, reason == POL_DEFERRED_DROPPED ? LOOM_DROP_POLICY_DEFERRED : LOOM_DROP_POLICY_DENIED,
+			     ev_flags(p, dir), &f);
+}
+
 /* The verdict for a packet of endpoint ep in dir (INGRESS: the peer is the source, EGRESS: the destination). */
-static __always_inline int enforce(const struct pol_pkt *p, const struct pol_endpoint *ep, __u8 dir,
-				   const struct pol_cfg *cfg, __u64 now)
+static __always_inline int enforce(struct __sk_buff *skb, __u8 obs, struct pol_pkt *p, const struct pol_endpoint *ep,
+				   __u8 dir, const struct pol_cfg *cfg, __u64 now)
 {
 	__u32 enforced = ep->flags & (dir == POL_DIR_INGRESS ? POL_EP_ENFORCE_INGRESS : POL_EP_ENFORCE_EGRESS);
 	__be32 peer = dir == POL_DIR_INGRESS ? p->t.saddr : p->t.daddr;
-	__u32 identity;
+	__u32 identity, matched, reason;
 
 	switch (ct_lookup(p, dir, now)) {
 	case CT_ESTABLISHED:
-		return count(POL_ALLOWED_ESTABLISHED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_ESTABLISHED, dir, TC_ACT_UNSPEC);
 	case CT_REPLY:
-		return count(POL_ALLOWED_REPLY, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_REPLY, dir, TC_ACT_UNSPEC);
 	}
 	/* Port unreachable, fragmentation needed, TTL exceeded for a flow allowed before: passes, creates nothing. */
 	if (p->related && ct_related(p, dir))
-		return count(POL_ALLOWED_RELATED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_RELATED, dir, TC_ACT_UNSPEC);
 	if (!enforced) {
 		ct_create(p, dir, ep->ep_id, now);
-		return count(POL_ALLOWED_NOT_ENFORCED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_NOT_ENFORCED, dir, TC_ACT_UNSPEC);
 	}
 	identity = identity_of(peer);
 	if (dir == POL_DIR_INGRESS && identity == POL_ID_HOST && (cfg->flags & POL_F_ALLOW_HOST)) {
 		ct_create(p, dir, ep->ep_id, now);
-		return count(POL_ALLOWED_HOST, TC_ACT_UNSPEC);
+		ev_verdict(skb, obs, p, ep->ep_id, ep->identity, dir, identity, POL_ALLOWED_HOST, 1);
+		return count(POL_ALLOWED_HOST, dir, TC_ACT_UNSPEC);
 	}
-	if (rule_allows(ep->ep_id, dir, peer, identity, p)) {
+	if (rule_allows(ep->ep_id, dir, peer, identity, p, &matched)) {
 		ct_create(p, dir, ep->ep_id, now);
-		return count(POL_ALLOWED_RULE, TC_ACT_UNSPEC);
+		ev_verdict(skb, obs, p, ep->ep_id, ep->identity, dir, matched, POL_ALLOWED_RULE, 1);
+		return count(POL_ALLOWED_RULE, dir, TC_ACT_UNSPEC);
 	}
-	return count(dir == POL_DIR_INGRESS ? POL_DROPPED_INGRESS : POL_DROPPED_EGRESS, TC_ACT_SHOT);
+	reason = dir == POL_DIR_INGRESS ? POL_DROPPED_INGRESS : POL_DROPPED_EGRESS;
+	ev_verdict(skb, obs, p, ep->ep_id, ep->identity, dir, matched, reason, 0);
+	return count(reason, dir, TC_ACT_SHOT);
 }
 
 /*
  * The egress verdict a pol_from_pod deferred to after the kernel's DNAT: -1 if the packet carries no deferral mark,
  * else UNSPEC or SHOT, the mark cleared. The marking endpoint's egress rules judge the post-DNAT destination.
  */
-static __always_inline int deferred(struct __sk_buff *skb, const struct pol_pkt *p, __u64 now)
+static __always_inline int deferred(struct __sk_buff *skb, struct pol_pkt *p, __u64 now, __u8 obs)
 {
 	__u32 mark = skb->mark;
 	__u32 tag = mark & POL_MARK_MASK;
 	__u32 ep_id = mark >> 16;
+	__u32 identity, matched;
 
 	if (tag != POL_MARK_DEFER && tag != POL_MARK_OPEN)
 		return -1;
 	skb->mark = mark & ~(0xFFFF0000 | POL_MARK_MASK);
 	if (ct_lookup(p, POL_DIR_EGRESS, now) != CT_NEW)
-		return count(POL_ALLOWED_ESTABLISHED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_ESTABLISHED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	if (tag == POL_MARK_OPEN) {
 		ct_create(p, POL_DIR_EGRESS, ep_id, now);
-		return count(POL_ALLOWED_NOT_ENFORCED, TC_ACT_UNSPEC);
+		return count(POL_ALLOWED_NOT_ENFORCED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	}
-	if (rule_allows(ep_id, POL_DIR_EGRESS, p->t.daddr, identity_of(p->t.daddr), p)) {
+	/* The sender's identity is not at hand here (only its endpoint id): 0, the agent knows it by the address. */
+	identity = identity_of(p->t.daddr);
+	if (rule_allows(ep_id, POL_DIR_EGRESS, p->t.daddr, identity, p, &matched)) {
 		ct_create(p, POL_DIR_EGRESS, ep_id, now);
-		return count(POL_DEFERRED_ALLOWED, TC_ACT_UNSPEC);
+		ev_verdict(skb, obs, p, ep_id, 0, POL_DIR_EGRESS, matched, POL_DEFERRED_ALLOWED, 1);
+		return count(POL_DEFERRED_ALLOWED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	}
-	return count(POL_DEFERRED_DROPPED, TC_ACT_SHOT);
+	ev_verdict(skb, obs, p, ep_id, 0, POL_DIR_EGRESS, matched, POL_DEFERRED_DROPPED, 0);
+	return count(POL_DEFERRED_DROPPED, POL_DIR_EGRESS, TC_ACT_SHOT);
 }
 
 /*
  * A packet that is not IPv4: ARP passes (the pod needs its neighbours); anything else (IPv6, which the pod's kernel
  * speaks on its own link-local addresses, other L3 protocols) passes only where the endpoint does not enforce.
  */
-static __always_inline int not_ipv4(struct __sk_buff *skb, const struct pol_endpoint *ep, __u32 enforce_flag)
+static __always_inline int not_ipv4(struct __sk_buff *skb, const struct pol_endpoint *ep, __u32 enforce_flag, __u8 obs)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
+	__u8 dir = enforce_flag == POL_EP_ENFORCE_EGRESS ? POL_DIR_EGRESS : POL_DIR_INGRESS;
 
 	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_ARP))
-		return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
-	if (ep && (ep->flags & enforce_flag))
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
-	return count(POL_PASS_NOT_IPV4, TC_ACT_UNSPEC);
+		return count(POL_PASS_NOT_IPV4, dir, TC_ACT_UNSPEC);
+	if (ep && (ep->flags & enforce_flag)) {
+		struct pol_pkt none = {};
+
+		ev_drop(skb, obs, LOOM_DROP_UNSUPPORTED_L3, &none, ep->ep_id, ep->identity, dir, 0);
+		return count(POL_DROPPED_NOT_IPV4, dir, TC_ACT_SHOT);
+	}
+	return count(POL_PASS_NOT_IPV4, dir, TC_ACT_UNSPEC);
 }
 
 /* A destination kube-proxy will translate: in the service range and not a known address. */
@@ -553,6 +637,27 @@ static __always_inline int is_service(const struct pol_cfg *cfg, __be32 daddr)
 	return cfg->svc_mask && (daddr & cfg->svc_mask) == cfg->svc_net && !bpf_map_lookup_elem(&pol_ipcache, &k);
 }
 
+/* The observation point of a node device: pol_ifaces says whether it is a tunnel device or the underlay. */
+static __always_inline __u8 node_obs(struct __sk_buff *skb, int egress)
+{
+	__u32 ifindex = skb->ifindex;
+	__u32 *role = bpf_map_lookup_elem(&pol_ifaces, &ifindex);
+
+	if (role && *role == POL_IFACE_OVERLAY)
+		return egress ? LOOM_OBS_TO_OVERLAY : LOOM_OBS_FROM_OVERLAY;
+	return egress ? LOOM_OBS_TO_NETWORK : LOOM_OBS_FROM_NETWORK;
+}
+
+/* A trace of an IPv4 packet on a node device (nothing when events are off: one array lookup). */
+static __always_inline void node_trace(struct __sk_buff *skb, int egress)
+{
+	struct pol_pkt p = {};
+
+	if (!loom_ev_on() || parse(skb, &p) != PARSE_OK)
+		return;
+	ev_trace(skb, node_obs(skb, egress), &p, 0, egress ? POL_DIR_EGRESS : POL_DIR_INGRESS);
+}
+
 SEC("tc")
 int pol_from_pod(struct __sk_buff *skb)
 {
@@ -561,33 +666,43 @@ int pol_from_pod(struct __sk_buff *skb)
 	struct pol_endpoint *ep;
 	__u32 ifindex = skb->ifindex;
 	__u64 now;
-	int rc;
+	int rc, verdict;
 
 	ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex);
 	if (!ep)
-		return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
+		return count(POL_PASS_UNMANAGED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
-	if (rc == PARSE_INVALID)
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
+	if (rc == PARSE_INVALID) {
+		ev_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p, ep->ep_id, ep->identity, POL_DIR_EGRESS, 0);
+		return count(POL_DROPPED_NOT_IPV4, POL_DIR_EGRESS, TC_ACT_SHOT);
+	}
 	if (rc == PARSE_NOT_IPV4)
-		return cfg ? not_ipv4(skb, ep, POL_EP_ENFORCE_EGRESS) : count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+		return cfg ? not_ipv4(skb, ep, POL_EP_ENFORCE_EGRESS, LOOM_OBS_FROM_ENDPOINT) : count(POL_PASS_DISABLED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	/* Identities are addresses: a pod may only speak for its own (Cilium's invalid-source drop), whatever the mode, since
 	 * the nodes that judge its packets trust the source. */
-	if (ep->ip && p.t.saddr != ep->ip)
-		return count(POL_DROPPED_SPOOFED, TC_ACT_SHOT);
-	if (!cfg)
-		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
-	if (rc == PARSE_FRAGMENT)
-		return count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
-	now = bpf_ktime_get_ns();
-	if (is_service(cfg, p.t.daddr)) {
-		if (ct_lookup(&p, POL_DIR_EGRESS, now) == CT_NEW)
-			ct_create(&p, POL_DIR_EGRESS, ep->ep_id, now);
-		skb->mark = (skb->mark & ~(0xFFFF0000 | POL_MARK_MASK)) | (ep->ep_id << 16) |
-			    (ep->flags & POL_EP_ENFORCE_EGRESS ? POL_MARK_DEFER : POL_MARK_OPEN);
-		return count(POL_DEFERRED, TC_ACT_UNSPEC);
+	if (ep->ip && p.t.saddr != ep->ip) {
+		ev_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_SOURCE, &p, ep->ep_id, ep->identity, POL_DIR_EGRESS, 0);
+		return count(POL_DROPPED_SPOOFED, POL_DIR_EGRESS, TC_ACT_SHOT);
 	}
-	return enforce(&p, ep, POL_DIR_EGRESS, cfg, now);
+	if (!cfg) {
+		verdict = count(POL_PASS_DISABLED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
+	} else if (rc == PARSE_FRAGMENT) {
+		verdict = count(POL_PASS_FRAGMENT, POL_DIR_EGRESS, TC_ACT_UNSPEC);
+	} else {
+		now = bpf_ktime_get_ns();
+		if (is_service(cfg, p.t.daddr)) {
+			if (ct_lookup(&p, POL_DIR_EGRESS, now) == CT_NEW)
+				ct_create(&p, POL_DIR_EGRESS, ep->ep_id, now);
+			skb->mark = (skb->mark & ~(0xFFFF0000 | POL_MARK_MASK)) | (ep->ep_id << 16) |
+				    (ep->flags & POL_EP_ENFORCE_EGRESS ? POL_MARK_DEFER : POL_MARK_OPEN);
+			verdict = count(POL_DEFERRED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
+		} else {
+			verdict = enforce(skb, LOOM_OBS_FROM_ENDPOINT, &p, ep, POL_DIR_EGRESS, cfg, now);
+		}
+	}
+	if (verdict != TC_ACT_SHOT)
+		ev_trace(skb, LOOM_OBS_FROM_ENDPOINT, &p, ep, POL_DIR_EGRESS);
+	return verdict;
 }
 
 SEC("tc")
@@ -598,44 +713,71 @@ int pol_to_pod(struct __sk_buff *skb)
 	struct pol_endpoint *ep;
 	__u32 ifindex = skb->ifindex;
 	__u64 now;
-	int rc;
+	int rc, verdict;
 
-	if (!cfg)
-		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
-	rc = parse(skb, &p);
-	if (rc == PARSE_INVALID)
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
-	if (rc == PARSE_NOT_IPV4)
-		return not_ipv4(skb, bpf_map_lookup_elem(&pol_endpoints, &ifindex), POL_EP_ENFORCE_INGRESS);
-	if (rc == PARSE_FRAGMENT)
-		return count(POL_PASS_FRAGMENT, TC_ACT_UNSPEC);
-	now = bpf_ktime_get_ns();
-	/* The sender's deferred egress verdict first (a local backend), then this endpoint's ingress. */
-	if (deferred(skb, &p, now) == TC_ACT_SHOT)
-		return TC_ACT_SHOT;
+	if (!cfg) {
+		/* Enforcement off: only the trace, if events are on. */
+		if (loom_ev_on() && (ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex)) && parse(skb, &p) == PARSE_OK)
+			ev_trace(skb, LOOM_OBS_TO_ENDPOINT, &p, ep, POL_DIR_INGRESS);
+		return count(POL_PASS_DISABLED, POL_DIR_INGRESS, TC_ACT_UNSPEC);
+	}
 	ep = bpf_map_lookup_elem(&pol_endpoints, &ifindex);
-	if (!ep)
-		return count(POL_PASS_UNMANAGED, TC_ACT_UNSPEC);
-	return enforce(&p, ep, POL_DIR_INGRESS, cfg, now);
+	rc = parse(skb, &p);
+	if (rc == PARSE_INVALID) {
+		ev_drop(skb, LOOM_OBS_TO_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p, ep ? ep->ep_id : 0, ep ? ep->identity : 0,
+			POL_DIR_INGRESS, 0);
+		return count(POL_DROPPED_NOT_IPV4, POL_DIR_INGRESS, TC_ACT_SHOT);
+	}
+	if (rc == PARSE_NOT_IPV4)
+		return not_ipv4(skb, ep, POL_EP_ENFORCE_INGRESS, LOOM_OBS_TO_ENDPOINT);
+	if (rc == PARSE_FRAGMENT) {
+		verdict = count(POL_PASS_FRAGMENT, POL_DIR_INGRESS, TC_ACT_UNSPEC);
+	} else {
+		now = bpf_ktime_get_ns();
+		/* The sender's deferred egress verdict first (a local backend), then this endpoint's ingress. */
+		if (deferred(skb, &p, now, LOOM_OBS_TO_ENDPOINT) == TC_ACT_SHOT)
+			return TC_ACT_SHOT;
+		if (!ep)
+			return count(POL_PASS_UNMANAGED, POL_DIR_INGRESS, TC_ACT_UNSPEC);
+		verdict = enforce(skb, LOOM_OBS_TO_ENDPOINT, &p, ep, POL_DIR_INGRESS, cfg, now);
+	}
+	if (ep && verdict != TC_ACT_SHOT)
+		ev_trace(skb, LOOM_OBS_TO_ENDPOINT, &p, ep, POL_DIR_INGRESS);
+	return verdict;
 }
 
 SEC("tc")
 int pol_to_node(struct __sk_buff *skb)
 {
 	struct pol_pkt p = {};
+	__u8 obs;
 	int rc;
 
-	if ((skb->mark & POL_MARK_MASK) != POL_MARK_DEFER && (skb->mark & POL_MARK_MASK) != POL_MARK_OPEN)
+	if ((skb->mark & POL_MARK_MASK) != POL_MARK_DEFER && (skb->mark & POL_MARK_MASK) != POL_MARK_OPEN) {
+		node_trace(skb, 1);
 		return TC_ACT_UNSPEC;
+	}
 	if (!pol_enabled())
-		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
+		return count(POL_PASS_DISABLED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
 	if (rc == PARSE_INVALID)
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT); /* marked by a pod, unreadable now: its verdict cannot be taken */
+		return count(POL_DROPPED_NOT_IPV4, POL_DIR_EGRESS, TC_ACT_SHOT); /* marked by a pod, unreadable now: its verdict cannot be taken */
 	if (rc != PARSE_OK)
 		return TC_ACT_UNSPEC;
-	rc = deferred(skb, &p, bpf_ktime_get_ns());
-	return rc == TC_ACT_SHOT ? TC_ACT_SHOT : TC_ACT_UNSPEC;
+	obs = loom_ev_on() ? node_obs(skb, 1) : LOOM_OBS_UNKNOWN;
+	rc = deferred(skb, &p, bpf_ktime_get_ns(), obs);
+	if (rc == TC_ACT_SHOT)
+		return TC_ACT_SHOT;
+	ev_trace(skb, obs, &p, 0, POL_DIR_EGRESS);
+	return TC_ACT_UNSPEC;
+}
+
+/* tc ingress of the tunnel device / underlay: only the from-overlay / from-network trace; decides nothing. */
+SEC("tc")
+int pol_from_node(struct __sk_buff *skb)
+{
+	node_trace(skb, 0);
+	return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "GPL";

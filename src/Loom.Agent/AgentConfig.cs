@@ -43,6 +43,21 @@ public sealed record AgentConfig
     /// <summary>Prometheus metrics listen address inside the node, e.g. "0.0.0.0:9962"; null: no metrics endpoint.</summary>
     public string? MetricsAddress { get; set; }
 
+    /// <summary>Flow events from the datapath (<c>loom observe</c>, the flow metrics); off costs one map lookup per packet.</summary>
+    public bool FlowEvents { get; set; } = true;
+
+    /// <summary>
+    /// How the programs aggregate traces, as Cilium's <c>monitorAggregation</c>: "medium" (default: a trace per
+    /// connection direction and observation point, again on a new TCP flag) or "none" (every packet). Drops never are.
+    /// </summary>
+    public string FlowAggregation { get; set; } = "medium";
+
+    /// <summary>Flows the agent keeps in memory for <c>loom observe</c> (Hubble's event buffer, 4095).</summary>
+    public int FlowBufferSize { get; set; } = Loom.Core.Flows.FlowRing.DefaultCapacity;
+
+    /// <summary>Also count flows and drops per local pod (loom_pod_* metrics): one series per pod, so off by default.</summary>
+    public bool FlowMetricsPerPod { get; set; }
+
     /// <summary>Where the node's CNI config is written once the node is ready.</summary>
     public string CniConfDir { get; set; } = "/etc/cni/net.d";
 

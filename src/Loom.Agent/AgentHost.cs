@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Loom.Agent.Api;
 using Loom.Agent.Cni;
+using Loom.Agent.Flows;
 using Loom.Agent.Masq;
 using Loom.Agent.Registration;
 using Loom.Agent.Routing;
@@ -61,8 +62,10 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var hostRouting = new HostRoutingController(node, _networks, Loops,
             () => _services.Kind == ServiceProxyMode.Ebpf || _policy.Mode != PolicyEnforcementMode.Never ? PodDelivery.Egress : PodDelivery.Peer);
         _policy.ModeChanged += hostRouting.Poke;
-        var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy);
-        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, _policy, hostRouting, api, _cni];
+        var flows = new FlowController(node, Loops, _policy, _services, () => RingSource.Open(config), (on, aggregation) => RingSource.Configure(config, on, aggregation));
+        var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy, flows);
+        // Flows before policy: the ring is read before the programs write into it.
+        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, flows, _policy, hostRouting, api, _cni];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)
@@ -85,6 +88,11 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     {
         var cluster = await Loops.RetryAsync("reading the cluster config", ReadClusterConfigAsync, ct).ConfigureAwait(false);
         ClusterCheck.Validate(cluster, config);
+        if (FlowController.Validate(config) is { } badFlows)
+        {
+            throw new AgentStartException(badFlows);
+        }
+
         var (underlayIp, mtu) = FindUnderlay();
         Loops.Log($"node {_node}: underlay {config.Iface} {underlayIp} mtu {mtu}");
         var podCidr = await Loops.RetryAsync("pod CIDR allocation", c => AllocatePodCidrAsync(cluster, c), ct).ConfigureAwait(false);
@@ -134,6 +142,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         new EbpfServiceOptions
         {
             PinDirectory = Path.Combine(config.BpfPinDir, "lb4"),
+            EventsDirectory = Datapath.Flows.FlowEventMaps.DirectoryFor(config.BpfPinDir),
             CgroupPath = config.Cgroup,
             Algorithm = config.LoadBalancerAlgorithm switch
             {

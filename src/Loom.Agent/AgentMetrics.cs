@@ -27,8 +27,23 @@ internal static class AgentMetrics
     public static readonly Gauge LocalEndpoints = Metrics.CreateGauge("loom_endpoints", "Endpoints (pod attachments) on this node.");
 
     public static readonly Counter PolicyVerdicts = Metrics.CreateCounter(
-        "loom_policy_verdicts_total", "Packets the policy programs judged on this node, by verdict and reason (allowed by a rule, as a reply or established, not enforced; dropped on ingress or egress).",
-        "reason");
+        "loom_policy_verdicts_total", "Packets the policy programs judged on this node, by action (allowed, dropped), direction of the endpoint (ingress, egress; a deferred verdict is its sender's egress) and reason (allowed by a rule, as a reply or established, not enforced; dropped on ingress or egress).",
+        "action", "direction", "reason");
+
+    public static readonly Counter Drops = Metrics.CreateCounter(
+        "loom_drop_total", "Packets the datapath dropped, from its drop events, by reason (Hubble's names) and direction of the local endpoint.", "reason", "direction");
+
+    public static readonly Counter FlowsProcessed = Metrics.CreateCounter(
+        "loom_flows_processed_total", "Flow events the agent received and kept, by type (trace, drop, policy-verdict, translation) and verdict.", "type", "verdict");
+
+    public static readonly Counter LostEvents = Metrics.CreateCounter(
+        "loom_lost_events_total", "Flow events the datapath could not hand to the agent (its ring buffer was full).");
+
+    public static readonly Counter PodDrops = Metrics.CreateCounter(
+        "loom_pod_drop_total", "As loom_drop_total, per local pod (flowMetricsPerPod).", "namespace", "pod", "reason", "direction");
+
+    public static readonly Counter PodFlowsProcessed = Metrics.CreateCounter(
+        "loom_pod_flows_processed_total", "As loom_flows_processed_total, per local pod (flowMetricsPerPod).", "namespace", "pod", "type", "verdict");
 
     public static readonly Histogram PolicyPassSeconds = Metrics.CreateHistogram(
         "loom_policy_pass_seconds", "One policy pass: identities, ipcache and every local endpoint's policy compiled and written.",

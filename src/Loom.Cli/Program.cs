@@ -17,6 +17,7 @@ root.Subcommands.Add(ServiceCommand.List());
 root.Subcommands.Add(ServiceCommand.Explain());
 root.Subcommands.Add(PolicyCommand.Policies());
 root.Subcommands.Add(PolicyCommand.Identities());
+root.Subcommands.Add(ObserveCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(ConnectivityCommand.Create());
 root.Subcommands.Add(WhoamiCommand.Create());

@@ -1,4 +1,5 @@
 using System.Net;
+using Loom.Agent.Flows;
 using Loom.Agent.Policy;
 using Loom.Agent.Services;
 using Loom.Core.AgentApi;
@@ -11,10 +12,10 @@ namespace Loom.Agent.Api;
 
 /// <summary>
 /// The root-only unix socket loom-cni and the CLI talk to (<see cref="AgentApiServer"/>): status, the Services this
-/// node programs, explain, and pods' endpoints registered and removed by the CNI plugin.
+/// node programs, explain, its recent flows, and pods' endpoints registered and removed by the CNI plugin.
 /// </summary>
 internal sealed class ApiController(NodeContext node, IStore store, AgentLoops loops, ServiceController services, Func<CancellationToken, Task<AgentStatus>> status,
-    Action? podAdded = null, PolicyController? policy = null)
+    Action? podAdded = null, PolicyController? policy = null, FlowController? flows = null)
     : IController, IDisposable
 {
     private AgentApiServer? _server;
@@ -50,6 +51,10 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                 return policy is null
                     ? new AgentResponse { Error = "this agent runs no policy controller" }
                     : new AgentResponse { Ok = true, Text = policy.Explain(pod) };
+            case "flows":
+                return flows?.Query(request.Flows ?? new Core.Flows.FlowQuery()) is { } found
+                    ? new AgentResponse { Ok = true, Flows = found.Flows, LostEvents = found.Lost }
+                    : new AgentResponse { Error = $"flow events are off on node {node.Name} (the agent's flowEvents)" };
             case "endpoint-add" when request.Endpoint is { } ep:
                 // Checked as the API server checks a pod: what is stored here reaches every node's service rules.
                 if (ToEndpoint(ep, out var endpoint) is { } invalid)

@@ -95,6 +95,7 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
             PodCidr = chosen.Network.PodCidr,
             NonMasqueradeCidrs = [chosen.NoMasqueradeCidr, .. networks.Where(n => n.Name != chosen.Name).Select(n => n.Network.PodCidr)],
             PinDirectory = PinDirectory,
+            EventsDirectory = Datapath.Flows.FlowEventMaps.DirectoryFor(node.Config.BpfPinDir),
         };
         if (_masq is null || !Same(_masq.Options, want))
         {

@@ -7,6 +7,7 @@ using Loom.Core.Model;
 using Loom.Core.Networks;
 using Loom.Core.Policy;
 using Loom.Core.Store;
+using Loom.Datapath.Flows;
 using Loom.Datapath.Policy;
 using Loom.Linux;
 
@@ -112,6 +113,7 @@ internal sealed partial class PolicyController
             var ipcache = Ipcache(endpoints, identityOf);
             datapath.SyncIpcache(ipcache);
             _ipcacheEntries = ipcache.Count;
+            Names = new PolicyNames(ipcache, identities, Names.Version + 1);
             if (Mode != mode)
             {
                 Mode = mode;
@@ -226,15 +228,16 @@ internal sealed partial class PolicyController
         }
 
         // Deferred egress (Services kube-proxy translates after tc) is judged where the translated packet leaves.
-        var devices = nodeDevices().Select(n => nl.LinkByName(n)).OfType<Link>().Select(l => l.Index).ToHashSet();
-        foreach (var device in devices)
+        var links = nodeDevices().Select(n => nl.LinkByName(n)).OfType<Link>().ToList();
+        foreach (var link in links)
         {
-            datapath.AttachNodeEgress(device);
+            datapath.AttachNodeEgress(link.Index, overlay: link.Kind == "vxlan"); // the role names its flow events' points
         }
 
+        var devices = links.Select(l => l.Index).ToHashSet();
         foreach (var (ifindex, role) in datapath.Interfaces())
         {
-            if (role == PolicyInterfaceRole.Node && !devices.Contains(ifindex))
+            if (role is PolicyInterfaceRole.Node or PolicyInterfaceRole.Overlay && !devices.Contains(ifindex))
             {
                 datapath.DetachNodeEgress(ifindex); // a tunnel device of a network deleted since
             }
@@ -387,13 +390,21 @@ internal sealed partial class PolicyController
         return nodeConfig?.PolicyEnforcementMode ?? cluster.PolicyEnforcementMode;
     }
 
-    private BpfPolicy Datapath() => _datapath ??= new BpfPolicy(new PolicyDatapathOptions { PinDirectory = PinDirectory });
+    private BpfPolicy Datapath() => _datapath ??= new BpfPolicy(new PolicyDatapathOptions
+    {
+        PinDirectory = PinDirectory,
+        EventsDirectory = FlowEventMaps.DirectoryFor(node.Config.BpfPinDir),
+    });
 
     private static void ExportCounters(BpfPolicy datapath)
     {
-        foreach (var (reason, count) in datapath.Counters())
+        foreach (var ((reason, direction), count) in datapath.CountersByDirection())
         {
-            AgentMetrics.PolicyVerdicts.WithLabels(reason.ToString()).IncTo(count);
+            AgentMetrics.PolicyVerdicts.WithLabels(Action(reason), direction == PolicyDirection.Ingress ? "ingress" : "egress", reason.ToString()).IncTo(count);
         }
     }
+
+    /// <summary>Whether a pol_stats reason let the packet through.</summary>
+    internal static string Action(PolicyReason reason) => reason is PolicyReason.DroppedIngress or PolicyReason.DroppedEgress
+        or PolicyReason.DeferredDropped or PolicyReason.DroppedSpoofed or PolicyReason.DroppedNotIpv4 ? "dropped" : "allowed";
 }

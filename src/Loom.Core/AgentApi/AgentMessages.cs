@@ -10,7 +10,7 @@ namespace Loom.Core.AgentApi;
 /// </summary>
 public sealed record AgentRequest
 {
-    /// <summary><c>status</c>, <c>endpoint-add</c>, <c>endpoint-del</c>, <c>services</c> or <c>explain-service</c>.</summary>
+    /// <summary><c>status</c>, <c>endpoint-add</c>, <c>endpoint-del</c>, <c>services</c>, <c>explain-service</c>, <c>explain-policy</c> or <c>flows</c>.</summary>
     public required string Op { get; init; }
 
     public EndpointRegistration? Endpoint { get; init; }
@@ -45,6 +45,11 @@ public sealed record AgentRequest
         if (string.IsNullOrEmpty(request.Op))
         {
             throw new JsonException("op is missing");
+        }
+
+        if (request.Flows is { } query)
+        {
+            request = request with { Flows = Loom.Core.Flows.FlowMatcher.Normalize(query) };
         }
 
         if (request.Endpoint is { } ep)

@@ -23,7 +23,7 @@ public sealed class BpfMasquerade : IDisposable
         options.Validate();
         Options = options;
         _obj = new PinnedTcObject(MasqueradeMaps.ObjectFile, options.ObjectDirectory, options.PinDirectory,
-            MasqueradeMaps.Interfaces, options.TcPriority, options.TcHandle);
+            MasqueradeMaps.Interfaces, options.TcPriority, options.TcHandle, options.EventsDirectory);
     }
 
     public MasqueradeOptions Options { get; }

@@ -26,6 +26,9 @@ public sealed record MasqueradeOptions
 
     public string PinDirectory { get; init; } = DefaultPinDirectory;
 
+    /// <summary>The node's shared flow-event pins (FlowEventMaps.DirectoryFor(BpfPinDir)); null: masq.o's events go nowhere.</summary>
+    public string? EventsDirectory { get; init; }
+
     /// <summary>Directory holding masq.o; null: as the eBPF service backend finds lb4.o.</summary>
     public string? ObjectDirectory { get; init; }
 

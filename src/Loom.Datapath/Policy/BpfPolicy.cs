@@ -1,4 +1,5 @@
 using System.Net;
+using Loom.Core.Policy;
 using Loom.Datapath.Tc;
 using Loom.Linux.Bpf;
 
@@ -19,7 +20,7 @@ public sealed partial class BpfPolicy : IDisposable
     {
         Options = options ?? new PolicyDatapathOptions();
         _obj = new PinnedTcObject(PolicyMaps.ObjectFile, Options.ObjectDirectory, Options.PinDirectory,
-            PolicyMaps.Interfaces, Options.TcPriority, Options.TcHandle);
+            PolicyMaps.Interfaces, Options.TcPriority, Options.TcHandle, Options.EventsDirectory);
     }
 
     public PolicyDatapathOptions Options { get; }
@@ -34,11 +35,15 @@ public sealed partial class BpfPolicy : IDisposable
     /// <summary>Removes the programs from a pod's host veth (if it still exists) and forgets it; its endpoint entry stays.</summary>
     public void DetachEndpoint(int ifindex) => _obj.Detach(ifindex);
 
-    /// <summary>pol_to_node on the egress of the tunnel device or the underlay: deferred verdicts of remote service backends.</summary>
-    public void AttachNodeEgress(int ifindex) =>
-        _obj.Attach(ifindex, (uint)PolicyInterfaceRole.Node, (PolicyMaps.ToNode, TcDirection.Egress));
+    /// <summary>
+    /// pol_to_node on the egress of the tunnel device (<paramref name="overlay"/>) or the underlay: deferred verdicts of
+    /// remote service backends; pol_from_node on its ingress. Both emit the device's flow-event traces.
+    /// </summary>
+    public void AttachNodeEgress(int ifindex, bool overlay = false) =>
+        _obj.Attach(ifindex, (uint)(overlay ? PolicyInterfaceRole.Overlay : PolicyInterfaceRole.Node),
+            (PolicyMaps.ToNode, TcDirection.Egress), (PolicyMaps.FromNode, TcDirection.Ingress));
 
-    /// <summary>Removes pol_to_node from a device and forgets it.</summary>
+    /// <summary>Removes pol_to_node and pol_from_node from a device and forgets it.</summary>
     public void DetachNodeEgress(int ifindex) => _obj.Detach(ifindex);
 
     /// <summary>The devices the programs are attached to (by this or a previous run).</summary>
@@ -95,11 +100,17 @@ public sealed partial class BpfPolicy : IDisposable
         _obj.Loaded.Map<uint, PolConfig>(PolicyMaps.Config).Update(0, new PolConfig(flags, net, mask));
     }
 
-    /// <summary>pol_stats summed over the CPUs, by reason.</summary>
-    public IReadOnlyDictionary<PolicyReason, ulong> Counters()
+    /// <summary>pol_stats summed over the CPUs and both directions, by reason.</summary>
+    public IReadOnlyDictionary<PolicyReason, ulong> Counters() =>
+        CountersByDirection().GroupBy(c => c.Key.Reason).ToDictionary(g => g.Key, g => g.Aggregate(0UL, (sum, c) => sum + c.Value));
+
+    /// <summary>pol_stats summed over the CPUs, by reason and the endpoint's direction (a deferred verdict: its sender's egress).</summary>
+    public IReadOnlyDictionary<(PolicyReason Reason, PolicyDirection Direction), ulong> CountersByDirection()
     {
-        var sums = _obj.SumCounters(PolicyMaps.Stats, PolicyMaps.Reasons);
-        return Enum.GetValues<PolicyReason>().ToDictionary(r => r, r => sums[(int)r]);
+        var sums = _obj.SumCounters(PolicyMaps.Stats, 2 * PolicyMaps.Reasons);
+        return Enum.GetValues<PolicyReason>()
+            .SelectMany(r => new[] { PolicyDirection.Ingress, PolicyDirection.Egress }.Select(d => (r, d)))
+            .ToDictionary(k => k, k => sums[(k.d == PolicyDirection.Egress ? PolicyMaps.Reasons : 0) + (int)k.r]);
     }
 
     /// <summary>Detaches from every device it was attached to and deletes the pins: nothing of it stays.</summary>

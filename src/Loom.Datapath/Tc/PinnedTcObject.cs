@@ -1,3 +1,4 @@
+using Loom.Datapath.Flows;
 using Loom.Datapath.Services.Ebpf;
 using Loom.Linux.Bpf;
 
@@ -7,7 +8,8 @@ namespace Loom.Datapath.Tc;
 /// A bpf/ object whose programs go on tc hooks: loaded with its maps pinned under one directory (a restart adopts them),
 /// its programs attached at one (priority, handle) per hook, and every device it is attached to recorded in one of its
 /// own maps (ifindex -> role), so <see cref="Remove"/> finds them again after a restart. tc and ifindexes are per network
-/// namespace: call from the namespace the devices live in (NetNs.Run). Not thread-safe.
+/// namespace: call from the namespace the devices live in (NetNs.Run). Not thread-safe. With an events directory, the
+/// object's flow-event maps (loom_ev_*) are pinned there, shared with the node's other objects, instead of its own.
 /// </summary>
 internal sealed class PinnedTcObject : IDisposable
 {
@@ -18,9 +20,11 @@ internal sealed class PinnedTcObject : IDisposable
     private readonly string _interfacesMap;
     private readonly uint _priority;
     private readonly uint _handle;
+    private readonly string? _eventsDirectory;
     private BpfObject? _obj;
 
-    public PinnedTcObject(string objectFile, string? objectDirectory, string pinDirectory, string interfacesMap, uint priority, uint handle)
+    public PinnedTcObject(string objectFile, string? objectDirectory, string pinDirectory, string interfacesMap, uint priority, uint handle,
+        string? eventsDirectory = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(pinDirectory);
         if (!Path.IsPathRooted(pinDirectory))
@@ -33,6 +37,7 @@ internal sealed class PinnedTcObject : IDisposable
         _interfacesMap = interfacesMap;
         _priority = priority;
         _handle = handle;
+        _eventsDirectory = eventsDirectory;
     }
 
     public string PinDirectory => _pinDirectory;
@@ -54,7 +59,19 @@ internal sealed class PinnedTcObject : IDisposable
                 BpfFs.EnsureMounted();
             }
 
-            _obj = BpfObject.Load(_objectPath, _pinDirectory);
+            var obj = BpfObject.Open(_objectPath);
+            try
+            {
+                FlowEventMaps.Share(obj, _eventsDirectory);
+                obj.Load(_pinDirectory);
+            }
+            catch
+            {
+                obj.Dispose();
+                throw;
+            }
+
+            _obj = obj;
             return _obj;
         }
     }

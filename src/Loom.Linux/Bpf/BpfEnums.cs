@@ -13,6 +13,7 @@ public enum BpfMapType : uint
     LruHash = 9,
     LruPerCpuHash = 10,
     LpmTrie = 11,
+    RingBuf = 27,
 }
 
 /// <summary>Flags of bpf_map_update_elem.</summary>

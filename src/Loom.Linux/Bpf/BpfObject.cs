@@ -14,6 +14,7 @@ public sealed class BpfObject : IDisposable
     private readonly Dictionary<string, BpfProgram> _programs = new(StringComparer.Ordinal);
     private readonly List<string> _reused = [];
     private readonly List<string> _replaced = [];
+    private readonly List<(string Prefix, string Directory)> _shared = [];
     private nint _obj;
 
     private BpfObject(nint obj, string path)
@@ -111,13 +112,31 @@ public sealed class BpfObject : IDisposable
     }
 
     /// <summary>
+    /// Before <see cref="Load"/>: maps whose name starts with <paramref name="prefix"/> are pinned in
+    /// <paramref name="directory"/> instead of the object's own pin directory — maps several objects share (the flow
+    /// events' ring). An existing pin there is reused when its type, key, value and flags match, whatever its capacity
+    /// (whoever created it chose that), else replaced; without this call such maps are the object's own (unshared).
+    /// </summary>
+    public void PinShared(string prefix, string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(prefix);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (IsLoaded)
+        {
+            throw new InvalidOperationException("PinShared must be called before Load");
+        }
+
+        _shared.Add((prefix, directory));
+    }
+
+    /// <summary>
     /// Creates the maps and loads the programs (the verifier's log is in the BpfException on failure).
     /// With <paramref name="pinDirectory"/> (on bpffs), every non-internal map is pinned as
     /// <c>pinDirectory/NAME</c>: an existing pin of the same shape (type, key/value size, max entries, flags)
     /// is reused with its contents — so state survives agent restarts — and one of another shape is
     /// replaced (see <see cref="ReusedMaps"/> / <see cref="ReplacedMaps"/>).
     /// </summary>
-    public void Load(string? pinDirectory = null)
+    public unsafe void Load(string? pinDirectory = null)
     {
         if (IsLoaded)
         {
@@ -127,14 +146,29 @@ public sealed class BpfObject : IDisposable
         if (pinDirectory is not null)
         {
             Directory.CreateDirectory(pinDirectory);
-            for (var m = LibBpf.bpf_object__next_map(Handle, 0); m != 0; m = LibBpf.bpf_object__next_map(Handle, m))
-            {
-                if (LibBpf.bpf_map__is_internal(m))
-                {
-                    continue;
-                }
+        }
 
-                PreparePin(m, pinDirectory);
+        foreach (var (_, dir) in _shared)
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        for (var m = LibBpf.bpf_object__next_map(Handle, 0); m != 0; m = LibBpf.bpf_object__next_map(Handle, m))
+        {
+            if (LibBpf.bpf_map__is_internal(m))
+            {
+                continue;
+            }
+
+            var name = LibBpf.Utf8(LibBpf.bpf_map__name(m));
+            var shared = _shared.FindIndex(s => name.StartsWith(s.Prefix, StringComparison.Ordinal));
+            if (shared >= 0)
+            {
+                PreparePin(m, _shared[shared].Directory, adoptCapacity: true);
+            }
+            else if (pinDirectory is not null)
+            {
+                PreparePin(m, pinDirectory, adoptCapacity: false);
             }
         }
 
@@ -225,7 +259,7 @@ public sealed class BpfObject : IDisposable
         return m != 0 ? m : throw new KeyNotFoundException($"no map '{name}' in {Path} (has: {string.Join(", ", MapNames)})");
     }
 
-    private unsafe void PreparePin(nint map, string pinDirectory)
+    private unsafe void PreparePin(nint map, string pinDirectory, bool adoptCapacity)
     {
         var name = LibBpf.Utf8(LibBpf.bpf_map__name(map));
         var path = System.IO.Path.Combine(pinDirectory, name);
@@ -239,8 +273,17 @@ public sealed class BpfObject : IDisposable
                 same = info.Type == LibBpf.bpf_map__type(map)
                     && info.KeySize == LibBpf.bpf_map__key_size(map)
                     && info.ValueSize == LibBpf.bpf_map__value_size(map)
-                    && info.MaxEntries == LibBpf.bpf_map__max_entries(map)
+                    && (adoptCapacity || info.MaxEntries == LibBpf.bpf_map__max_entries(map))
                     && info.MapFlags == LibBpf.bpf_map__map_flags(map);
+                if (same && adoptCapacity && info.MaxEntries != LibBpf.bpf_map__max_entries(map))
+                {
+                    // libbpf checks the capacity too when it reuses a pin.
+                    var set = LibBpf.bpf_map__set_max_entries(map, info.MaxEntries);
+                    if (set != 0)
+                    {
+                        throw BpfException.FromRc(set, "bpf_map__set_max_entries", path);
+                    }
+                }
             }
             finally
             {

@@ -232,6 +232,16 @@ internal static unsafe partial class LibBpf
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int bpf_prog_get_fd_by_id(uint id);
 
+    // struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn sample_cb, void *ctx, const struct ring_buffer_opts *opts)
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint ring_buffer__new(int mapFd, delegate* unmanaged[Cdecl]<nint, byte*, nuint, int> sample, nint ctx, void* opts);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int ring_buffer__poll(nint rb, int timeoutMs);
+
+    [LibraryImport(Lib)]
+    internal static partial void ring_buffer__free(nint rb);
+
     [LibraryImport("libc", SetLastError = true)]
     internal static partial int statfs([MarshalAs(UnmanagedType.LPUTF8Str)] string path, void* buf);
 

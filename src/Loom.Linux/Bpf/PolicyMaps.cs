@@ -21,8 +21,9 @@ public static class PolicyMaps
     public const string FromPod = "pol_from_pod";
     public const string ToPod = "pol_to_pod";
     public const string ToNode = "pol_to_node";
+    public const string FromNode = "pol_from_node";
 
-    /// <summary>POL_REASONS: pol_stats has this many counters.</summary>
+    /// <summary>POL_REASONS: pol_stats has this many counters per direction (ingress at 0, egress at this index).</summary>
     public const int Reasons = 20;
 
     /// <summary>Prefix length of pol_rules' fixed part (ep_id, identity, dir): every protocol.</summary>

@@ -67,6 +67,14 @@ public sealed class PolicyKernelTests : IDisposable
         var c = _p.Counters();
         Assert.True(c[PolicyReason.AllowedByRule] > 0, Show(c));
         Assert.True(c[PolicyReason.DroppedIngress] > 0, Show(c));
+
+        // Counted per direction of the endpoint: its rule and its drops on ingress, the replies it sends on egress.
+        var d = _p.Node.Run(_p.Policy.CountersByDirection);
+        Assert.True(d[(PolicyReason.AllowedByRule, In)] > 0);
+        Assert.Equal(0UL, d[(PolicyReason.AllowedByRule, Out)]);
+        Assert.Equal(d[(PolicyReason.DroppedIngress, In)], c[PolicyReason.DroppedIngress]);
+        Assert.True(d[(PolicyReason.AllowedReply, Out)] > 0);
+        Assert.Equal(0UL, d[(PolicyReason.AllowedReply, In)]);
     }
 
     [Fact]

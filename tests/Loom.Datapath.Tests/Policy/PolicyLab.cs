@@ -20,15 +20,18 @@ internal sealed class PolicyLab : IDisposable
 {
     public const string ServiceRange = "10.96.0.0/16";
 
-    public PolicyLab()
+    /// <param name="pinDirectory">The policy's pins (default: a per-run directory on bpffs).</param>
+    /// <param name="eventsDirectory">The shared flow-event pins (default: none, the events maps are the object's own).</param>
+    public PolicyLab(string? pinDirectory = null, string? eventsDirectory = null)
     {
         Lab = new RoutedNodesLab();
         try
         {
             Policy = new BpfPolicy(new PolicyDatapathOptions
             {
-                PinDirectory = Path.Combine(BpfFs.DefaultRoot, EbpfLab.UniqueName("pol")),
+                PinDirectory = pinDirectory ?? Path.Combine(BpfFs.DefaultRoot, EbpfLab.UniqueName("pol")),
                 ObjectDirectory = EbpfLab.ObjectDirectory,
+                EventsDirectory = eventsDirectory,
             });
             Node.Run(() =>
             {

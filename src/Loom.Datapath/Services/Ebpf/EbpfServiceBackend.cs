@@ -126,9 +126,11 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
             BpfFs.EnsureMounted();
         }
 
-        var obj = BpfObject.Load(ObjectPath, _options.PinDirectory);
+        var obj = BpfObject.Open(ObjectPath);
         try
         {
+            Flows.FlowEventMaps.Share(obj, _options.EventsDirectory);
+            obj.Load(_options.PinDirectory);
             if (_options.CgroupPath is { } cg)
             {
                 foreach (var name in CgroupPrograms)

@@ -13,6 +13,12 @@ public sealed record EbpfServiceOptions
     public string PinDirectory { get; init; } = DefaultPinDirectory;
 
     /// <summary>
+    /// The node's shared flow-event pins (FlowEventMaps.DirectoryFor(BpfPinDir)) the programs' translation and drop events
+    /// go to; null: a ring of lb4's own that nobody reads, off.
+    /// </summary>
+    public string? EventsDirectory { get; init; }
+
+    /// <summary>
     /// Directory holding <c>lb4.o</c>. Null: <c>$LOOM_BPF_DIR</c>, else <c>bpf/</c> next to the executable, else the
     /// nearest <c>out/bpf</c> above the working directory.
     /// </summary>
