@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Loom.Core.AgentApi;
 using Loom.Core.Flows;
 
@@ -123,6 +122,5 @@ internal sealed class ConnectivityFlows
         return (Ours(flow.Source) || Ours(flow.Destination)) && !Other(flow.Source) && !Other(flow.Destination);
     }
 
-    private static string Line(Flow f) => string.Create(CultureInfo.InvariantCulture,
-        $"{f.Node}: {f.Source.Namespace}/{f.Source.Pod} {f.Source.Ip}:{f.Source.Port} -> {f.Destination.Namespace}/{f.Destination.Pod} {f.Destination.Ip}:{f.Destination.Port} {f.ObservationPoint} {f.Verdict} {f.DropReason}");
+    private static string Line(Flow f) => FlowFormat.Compact(f);
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Loom.Core.Model;
 using Loom.Core.Store;
 using Loom.Lab.Connectivity;
 using Loom.Testing;
@@ -11,7 +12,7 @@ namespace Loom.Lab.Tests.Connectivity;
 /// <summary>
 /// `loom lab connectivity test` on the Flannel-style (VXLAN, iptables Services) and the Cilium-style (routed, eBPF)
 /// labs: it passes, fails naming the right tests when the tunnel's port is dropped on one node, selects with --test, reaches a
-/// target on the underlay,
+/// target on the underlay, sees policy drops in the flow log,
 /// and leaves nothing in its namespace, also after a cancelled run and over a previous run's leftovers.
 /// </summary>
 [Collection(SequentialLab.Name)]
@@ -44,12 +45,11 @@ public sealed class ConnectivityLabTests(ITestOutputHelper output)
             Assert.Contains("removed what a previous run left: networkpolicy/leftover-deny-all, namespace/" + Ns, text, StringComparison.Ordinal);
             Assert.True(report.Success, text);
             Assert.Equal(TestOutcome.Skipped, report.Test("nodeport")!.Outcome);
-            // The agents of this branch serve no flows yet: the drop check says so instead of passing.
-            Assert.Equal(TestOutcome.Skipped, report.Test("no-unexpected-drops")!.Outcome);
-            Assert.Contains("no flow log to check", report.Test("no-unexpected-drops")!.SkipReason, StringComparison.Ordinal);
-            Assert.All(report.Tests.Where(t => t.Outcome != TestOutcome.Skipped), t => Assert.Equal(TestOutcome.Passed, t.Outcome));
-            Assert.Contains("✅ All 11 tests (", text, StringComparison.Ordinal);
-            Assert.Contains("actions) successful, 2 tests skipped", text, StringComparison.Ordinal);
+            Assert.All(report.Tests.Where(t => t.Name != "nodeport"), t => Assert.Equal(TestOutcome.Passed, t.Outcome));
+            // Every action of the other tests was checked in the flow log: 41 connections, 41 checks.
+            var connections = report.Tests.Where(t => t.Name != "no-unexpected-drops").Sum(t => t.Actions.Count);
+            Assert.Equal(connections, report.Test("no-unexpected-drops")!.Actions.Count);
+            Assert.Contains($"✅ All 12 tests ({connections * 2} actions) successful, 1 test skipped", text, StringComparison.Ordinal);
             await AssertNothingLeftAsync(state);
         }
         finally
@@ -100,6 +100,26 @@ public sealed class ConnectivityLabTests(ITestOutputHelper output)
                 Assert.True(healed.Success, healedText);
                 Assert.Equal(2, healed.Test("pod-to-world")!.Actions.Count);
                 Assert.Contains("✅ All 4 tests (8 actions) successful", healedText, StringComparison.Ordinal);
+            }
+
+            // policyEnforcementMode always on the other echo's node: its pod is denied by policy, and the flow log shows it.
+            var policy = new Policy.PolicyLab(state, output);
+            await policy.SetModeAsync(PolicyEnforcementMode.Always, deployment.OtherNode);
+            try
+            {
+                var (denied, deniedText) = await RunAsync(state, new ConnectivityOptions { Selection = ConnectivitySelection.Parse(["pod-to-pod", "no-unexpected-drops"]) });
+                Assert.Equal(TestOutcome.Passed, denied.Test("pod-to-pod-same-node")!.Outcome);
+                Assert.Equal(TestOutcome.Failed, denied.Test("pod-to-pod-other-node")!.Outcome);
+                var drops = denied.Test("no-unexpected-drops")!;
+                Assert.Equal(TestOutcome.Failed, drops.Outcome);
+                Assert.Equal(["pod-to-pod-other-node: client -> ", "pod-to-pod-other-node: client2 -> "],
+                    drops.Actions.Where(a => !a.Passed).Select(a => a.Action.Name[..(a.Action.Name.IndexOf("->", StringComparison.Ordinal) + 3)]));
+                Assert.Contains("no drop: the flow log disagrees", deniedText, StringComparison.Ordinal);
+                Assert.Contains("POLICY_DENIED", deniedText, StringComparison.Ordinal);
+            }
+            finally
+            {
+                await policy.ClearNodeModeAsync(deployment.OtherNode);
             }
 
             // Cancelled while it deploys or runs (Ctrl-C): it stops, and still removes everything.
