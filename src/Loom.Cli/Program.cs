@@ -19,6 +19,10 @@ root.Subcommands.Add(PolicyCommand.Policies());
 root.Subcommands.Add(PolicyCommand.Identities());
 root.Subcommands.Add(ObserveCommand.Create());
 root.Subcommands.Add(LabCommand.Create());
+root.Subcommands.Add(ConnectivityCommand.Create());
 root.Subcommands.Add(WhoamiCommand.Create());
 root.Subcommands.Add(DnsCommand.Create());
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+// After Ctrl-C or SIGTERM a command gets this long to finish its cleanup (the connectivity test removes its pods) before
+// the process ends anyway (System.CommandLine's default is 2 s).
+var invocation = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
+return await root.Parse(args).InvokeAsync(invocation).ConfigureAwait(false);

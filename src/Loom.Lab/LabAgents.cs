@@ -45,12 +45,16 @@ internal static class LabAgents
     internal static string SocketPath(LabState state, string node) => Path.Combine(state.NodeDir(node), "run", "agent.sock");
 
     /// <summary>One request to a node's agent: its answer, or why there is none (not running, not listening, or a reply cut short).</summary>
-    internal static async Task<(AgentResponse? Response, string? Error)> AskAsync(LabState state, string node, string op, TimeSpan timeout, CancellationToken ct)
+    internal static Task<(AgentResponse? Response, string? Error)> AskAsync(LabState state, string node, string op, TimeSpan timeout, CancellationToken ct) =>
+        AskAsync(state, node, new AgentRequest { Op = op }, timeout, ct);
+
+    /// <summary>As <see cref="AskAsync(LabState, string, string, TimeSpan, CancellationToken)"/>, with the request's other fields (a flows query).</summary>
+    internal static async Task<(AgentResponse? Response, string? Error)> AskAsync(LabState state, string node, AgentRequest request, TimeSpan timeout, CancellationToken ct)
     {
         var socket = SocketPath(state, node);
         try
         {
-            var r = await AgentClient.SendAsync(socket, new AgentRequest { Op = op }, timeout, ct).ConfigureAwait(false);
+            var r = await AgentClient.SendAsync(socket, request, timeout, ct).ConfigureAwait(false);
             return r.Ok ? (r, null) : (null, $"the agent of {node}: {r.Error}");
         }
         catch (Exception e) when ((e is IOException or System.Net.Sockets.SocketException or System.Text.Json.JsonException or OperationCanceledException)

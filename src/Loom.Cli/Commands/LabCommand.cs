@@ -31,7 +31,7 @@ internal static class LabCommand
             LabDir, Prefix,
             Up(), Down(), Status(), Topology(), NodeGroup(), PodGroup(), Exec(),
             Apply(), Delete(), Get(), Logs(), Cordon("cordon", true), Cordon("uncordon", false), Drain(), LabelGroup(),
-            LabMigrateCommand.Migrate(), LabMigrateCommand.Probe(), ObserveCommand.Lab(),
+            LabMigrateCommand.Migrate(), LabMigrateCommand.Probe(), ConnectivityCommand.LabGroup(), ObserveCommand.Lab(),
         };
         return cmd;
     }
