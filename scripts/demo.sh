@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: the scenario (docs/scenario.md) in the lab: sections 1-4, then section 5's live migration, then NetworkPolicy (issue 14). Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
+# make demo: the scenario (docs/scenario.md) in the lab: sections 1-4, then section 5's live migration, then NetworkPolicy (issue 14), flows and the connectivity test (issue 15). Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
 # k8s-w2), a loom agent per node (Flannel-style VXLAN overlay, kube-proxy-style iptables Services), the cluster
 # DNS, the scenario's YAML applied; then what the write-up inspects. Everything lives in network namespaces.
 set -euo pipefail
@@ -101,6 +101,15 @@ else
 fi
 show "$loom" identity list
 
+heading "7. Flows (loom lab observe, as hubble observe): the intruder's drop, on webpod's node"
+show "$loom" lab observe --verdict DROPPED --from-pod default/intruder --last 3
+
+heading "7. Flows: curl-pod to the webpod Service (translated by eBPF at the socket, then pod to pod)"
+show "$loom" lab observe --from-pod default/curl-pod --to-service default/webpod --last 6
+
+heading "7. loom lab connectivity test (its own namespace, pods and Services; removed after)"
+show "$loom" lab connectivity test || printf '%sloom lab connectivity test: failures (see above)%s\n' "$c_err" "$c_off"
+
 heading "Done in $(( ($(date +%s%N) - started) / 1000000 )) ms"
 cat <<TXT
 The lab stays up. Explore it:
@@ -110,6 +119,7 @@ The lab stays up. Explore it:
   out/bin/loom status --node k8s-w1
   out/bin/loom explain service default/webpod --node k8s-w2
   out/bin/loom explain policy default/$webpod_pod
+  out/bin/loom lab observe --follow
 Take it down:
   out/bin/loom lab down
 TXT
