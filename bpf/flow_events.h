@@ -225,7 +225,8 @@ static __always_inline int loom_ev_report(const struct loom_ev_cfg *cfg, __u8 ob
 		bpf_map_update_elem(&loom_ev_agg, &k, &nv, BPF_ANY);
 		return 1;
 	}
-	if ((flags & (LOOM_TCP_SYN | LOOM_TCP_ACK)) == LOOM_TCP_SYN && (v->seen & (LOOM_TCP_FIN | LOOM_TCP_RST)))
+	/* any SYN: the reply key's new SYN-ACK carries ACK too */
+	if ((flags & LOOM_TCP_SYN) && (v->seen & (LOOM_TCP_FIN | LOOM_TCP_RST)))
 		v->seen = 0;
 	if ((flags & ~v->seen) || now - v->last_ns >= interval) {
 		v->seen |= flags;
