@@ -409,6 +409,26 @@ static __always_inline int ct_lookup(struct pol_pkt *p, __u8 dir, __u64 now)
 }
 
 /*
+ * Flow events only: marks p a reply if pol_ct tracks its reversed tuple in dir (the direction, at the endpoint, of the
+ * connection's first packet). Read-only: a trace point that judges nothing refreshes and creates nothing.
+ */
+static __always_inline void ct_mark_reply(struct pol_pkt *p, __u8 dir, __u64 now)
+{
+	struct pol_ct_key k = {
+		.saddr = p->t.daddr,
+		.daddr = p->t.saddr,
+		.sport = p->t.dport,
+		.dport = p->t.sport,
+		.proto = p->t.proto,
+		.dir = dir,
+	};
+	struct pol_ct_val *v = bpf_map_lookup_elem(&pol_ct, &k);
+
+	if (v && now - v->last_seen_ns <= ct_lifetime(v, p->t.proto))
+		p->reply = 1;
+}
+
+/*
  * Whether an ICMP error in dir is about a tracked flow: the quoted packet went the other way through this hop (its own
  * entry in the other direction, or the reversed tuple of one in this direction).
  */
@@ -653,6 +673,8 @@ static __always_inline void node_trace(struct __sk_buff *skb, int egress)
 
 	if (!loom_ev_on() || parse(skb, &p) != PARSE_OK)
 		return;
+	/* Leaving the node, a reply answers a connection a local pod accepted (ingress); arriving, one a local pod opened. */
+	ct_mark_reply(&p, egress ? POL_DIR_INGRESS : POL_DIR_EGRESS, bpf_ktime_get_ns());
 	ev_trace(skb, node_obs(skb, egress), &p, 0, egress ? POL_DIR_EGRESS : POL_DIR_INGRESS);
 }
 
