@@ -167,8 +167,9 @@ static __always_inline void loom_ev_emit(__u8 type, __u8 obs, __u8 reason, __u8 
 	if (!e) {
 		__u64 *lost = bpf_map_lookup_elem(&loom_ev_lost, &zero);
 
+		/* atomic: a socket program can be interrupted by tc on the same CPU */
 		if (lost)
-			(*lost)++;
+			__sync_fetch_and_add(lost, 1);
 		return;
 	}
 	e->ktime_ns = bpf_ktime_get_ns();
