@@ -780,8 +780,12 @@ int pol_to_node(struct __sk_buff *skb)
 	if (!pol_enabled())
 		return count(POL_PASS_DISABLED, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
-	if (rc == PARSE_INVALID)
-		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT); /* marked by a pod, unreadable now: its verdict cannot be taken */
+	if (rc == PARSE_INVALID) {
+		/* marked by a pod, unreadable now: its verdict cannot be taken */
+		if (loom_ev_on())
+			ev_drop(skb, node_obs(skb, 1), LOOM_DROP_INVALID_PACKET, &p, skb->mark >> 16, 0, POL_DIR_EGRESS, 0);
+		return count(POL_DROPPED_NOT_IPV4, TC_ACT_SHOT);
+	}
 	if (rc != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	obs = loom_ev_on() ? node_obs(skb, 1) : LOOM_OBS_UNKNOWN;
