@@ -161,10 +161,13 @@ struct pol_ct_val {
 	__u32 ep_id;
 };
 
+#define POL_TUNNEL_PORTS 4
+
 struct pol_cfg {
 	__u32 flags; /* POL_F_* */
 	__be32 svc_net;
 	__be32 svc_mask;
+	__be16 tunnel_ports[POL_TUNNEL_PORTS]; /* the node's VXLAN ports (0: unused): not traced on the underlay */
 };
 
 struct {
@@ -666,16 +669,37 @@ static __always_inline __u8 node_obs(struct __sk_buff *skb, int egress)
 	return egress ? LOOM_OBS_TO_NETWORK : LOOM_OBS_FROM_NETWORK;
 }
 
+/* Whether p is a tunnel's outer packet (UDP to a VXLAN port of the node): its flow is traced inside, at the overlay. */
+static __always_inline int tunnel_outer(const struct pol_pkt *p)
+{
+	__u32 zero = 0;
+	struct pol_cfg *cfg;
+
+	if (p->t.proto != IPPROTO_UDP)
+		return 0;
+	cfg = bpf_map_lookup_elem(&pol_config, &zero);
+	if (!cfg)
+		return 0;
+	for (int i = 0; i < POL_TUNNEL_PORTS; i++)
+		if (cfg->tunnel_ports[i] && cfg->tunnel_ports[i] == p->t.dport)
+			return 1;
+	return 0;
+}
+
 /* A trace of an IPv4 packet on a node device (nothing when events are off: one array lookup). */
 static __always_inline void node_trace(struct __sk_buff *skb, int egress)
 {
 	struct pol_pkt p = {};
+	__u8 obs;
 
 	if (!loom_ev_on() || parse(skb, &p) != PARSE_OK)
 		return;
+	obs = node_obs(skb, egress);
+	if ((obs == LOOM_OBS_TO_NETWORK || obs == LOOM_OBS_FROM_NETWORK) && tunnel_outer(&p))
+		return;
 	/* Leaving the node, a reply answers a connection a local pod accepted (ingress); arriving, one a local pod opened. */
 	ct_mark_reply(&p, egress ? POL_DIR_INGRESS : POL_DIR_EGRESS, bpf_ktime_get_ns());
-	ev_trace(skb, node_obs(skb, egress), &p, 0, egress ? POL_DIR_EGRESS : POL_DIR_INGRESS);
+	ev_trace(skb, obs, &p, 0, egress ? POL_DIR_EGRESS : POL_DIR_INGRESS);
 }
 
 SEC("tc")

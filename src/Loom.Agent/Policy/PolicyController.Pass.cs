@@ -233,6 +233,7 @@ internal sealed partial class PolicyController
             datapath.AttachNodeEgress(link.Index, overlay: link.Kind == "vxlan"); // the role names its flow events' points
         }
 
+        datapath.SetTunnelPorts(links.Where(l => l.Vxlan is { Port: > 0 }).Select(l => (int)l.Vxlan!.Port).ToList()); // not traced on the underlay
         var devices = links.Select(l => l.Index).ToHashSet();
         foreach (var (ifindex, role) in datapath.Interfaces())
         {

@@ -107,6 +107,40 @@ public sealed class FlowEventRegressionTests : IDisposable
         Assert.Equal(7L * BpfFs.PossibleCpus, _f.Reader.Lost);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_underlay_leaves_out_the_tunnels_outer_packets_once_it_knows_their_port(bool portSet)
+    {
+        const int vxlanPort = 8473; // RoutedNodesLab's VXLAN port
+        var vxlan = _f.P.Lab.UseVxlanOverlay();
+        _f.P.Node.Run(() =>
+        {
+            _f.P.Policy.AttachNodeEgress(vxlan[0], overlay: true);
+            _f.P.Policy.AttachNodeEgress(_f.P.Lab.Underlay(1));
+            _f.P.Policy.SetTunnelPorts(portSet ? [vxlanPort] : []);
+        });
+        _f.Configure(enabled: true);
+        Assert.Equal(PodIp(1, 1).ToString(), PolicyLab.Who(_f.A, PodIp(2, 1)));
+
+        var events = _f.Drain();
+        Assert.Contains(events, e => e.Point == ObservationPoint.ToOverlay && e.Source.Equals(PodIp(1, 1)));
+        var outer = events.Where(e => e.Point is ObservationPoint.ToNetwork or ObservationPoint.FromNetwork
+            && e.Protocol == 17 && e.DestinationPort == vxlanPort).ToList();
+        Assert.True(portSet ? outer.Count == 0 : outer.Count > 0, $"outer VXLAN traces: {outer.Count}\n{string.Join("\n", outer)}");
+    }
+
+    [Fact]
+    public void Tunnel_ports_are_checked()
+    {
+        Assert.Throws<ArgumentException>(() => _f.P.Policy.SetTunnelPorts([1, 2, 3, 4, 5]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _f.P.Policy.SetTunnelPorts([0]));
+        _f.P.Policy.SetTunnelPorts([8472, 8472, 4789]);
+        var cfg = _f.P.Policy.Loaded.Map<uint, PolConfig>(PolicyMaps.Config).Lookup(0);
+        Assert.Equal(((ushort)0x1821, (ushort)0xb512, (ushort)0), (cfg.TunnelPort0, cfg.TunnelPort1, cfg.TunnelPort2));
+        Assert.NotEqual(0u, cfg.Flags); // SetConfig's part kept
+    }
+
     [Fact]
     public void A_new_connection_on_a_reused_tuple_gets_its_reply_traced()
     {
