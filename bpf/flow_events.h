@@ -167,8 +167,9 @@ static __always_inline void loom_ev_emit(__u8 type, __u8 obs, __u8 reason, __u8 
 	if (!e) {
 		__u64 *lost = bpf_map_lookup_elem(&loom_ev_lost, &zero);
 
+		/* atomic: a socket program can be interrupted by tc on the same CPU */
 		if (lost)
-			(*lost)++;
+			__sync_fetch_and_add(lost, 1);
 		return;
 	}
 	e->ktime_ns = bpf_ktime_get_ns();
@@ -225,7 +226,8 @@ static __always_inline int loom_ev_report(const struct loom_ev_cfg *cfg, __u8 ob
 		bpf_map_update_elem(&loom_ev_agg, &k, &nv, BPF_ANY);
 		return 1;
 	}
-	if ((flags & (LOOM_TCP_SYN | LOOM_TCP_ACK)) == LOOM_TCP_SYN && (v->seen & (LOOM_TCP_FIN | LOOM_TCP_RST)))
+	/* any SYN: the reply key's new SYN-ACK carries ACK too */
+	if ((flags & LOOM_TCP_SYN) && (v->seen & (LOOM_TCP_FIN | LOOM_TCP_RST)))
 		v->seen = 0;
 	if ((flags & ~v->seen) || now - v->last_ns >= interval) {
 		v->seen |= flags;

@@ -511,12 +511,18 @@ static __always_inline void ev_flow(struct loom_ev_flow *f, const struct pkt *p,
 	f->dst_identity = 0;
 }
 
-static __always_inline void ev_no_backend(struct __sk_buff *skb, const struct pkt *p)
+/* A drop of the packet as it arrived (not translated). */
+static __always_inline void ev_lb_drop(struct __sk_buff *skb, __u8 obs, __u8 reason, const struct pkt *p)
 {
 	struct loom_ev_flow f;
 
 	ev_flow(&f, p, p->daddr, p->dport);
-	loom_ev_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_NO_SERVICE_BACKEND, 0, &f);
+	loom_ev_drop(skb, obs, reason, 0, &f);
+}
+
+static __always_inline void ev_no_backend(struct __sk_buff *skb, const struct pkt *p)
+{
+	ev_lb_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_NO_SERVICE_BACKEND, p);
 }
 
 SEC("tc")
@@ -623,8 +629,11 @@ int lb4_from_pod(struct __sk_buff *skb)
 		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
 	}
 
-	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port))
+	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port)) {
+		/* a translation may have been reported above: say the packet went no further */
+		ev_lb_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p);
 		return TC_ACT_SHOT;
+	}
 	bump(LB_STAT_DNAT);
 	/* The translated packet goes on to the later filters: network policy judges it by its backend, host routing forwards it. */
 	return TC_ACT_UNSPEC;
@@ -668,8 +677,10 @@ int lb4_to_pod(struct __sk_buff *skb)
 		if (fwd)
 			fwd->flags |= LB_CT_F_CLOSING;
 	}
-	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, rn->address, 0, p.sport, rn->port))
+	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, rn->address, 0, p.sport, rn->port)) {
+		ev_lb_drop(skb, LOOM_OBS_TO_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p);
 		return TC_ACT_SHOT;
+	}
 	bump(LB_STAT_REVNAT);
 	return TC_ACT_OK;
 }

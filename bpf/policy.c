@@ -161,10 +161,13 @@ struct pol_ct_val {
 	__u32 ep_id;
 };
 
+#define POL_TUNNEL_PORTS 4
+
 struct pol_cfg {
 	__u32 flags; /* POL_F_* */
 	__be32 svc_net;
 	__be32 svc_mask;
+	__be16 tunnel_ports[POL_TUNNEL_PORTS]; /* the node's VXLAN ports (0: unused): not traced on the underlay */
 };
 
 struct {
@@ -411,6 +414,26 @@ static __always_inline int ct_lookup(struct pol_pkt *p, __u8 dir, __u64 now)
 }
 
 /*
+ * Flow events only: marks p a reply if pol_ct tracks its reversed tuple in dir (the direction, at the endpoint, of the
+ * connection's first packet). Read-only: a trace point that judges nothing refreshes and creates nothing.
+ */
+static __always_inline void ct_mark_reply(struct pol_pkt *p, __u8 dir, __u64 now)
+{
+	struct pol_ct_key k = {
+		.saddr = p->t.daddr,
+		.daddr = p->t.saddr,
+		.sport = p->t.dport,
+		.dport = p->t.sport,
+		.proto = p->t.proto,
+		.dir = dir,
+	};
+	struct pol_ct_val *v = bpf_map_lookup_elem(&pol_ct, &k);
+
+	if (v && now - v->last_seen_ns <= ct_lifetime(v, p->t.proto))
+		p->reply = 1;
+}
+
+/*
  * Whether an ICMP error in dir is about a tracked flow: the quoted packet went the other way through this hop (its own
  * entry in the other direction, or the reversed tuple of one in this direction).
  */
@@ -648,14 +671,37 @@ static __always_inline __u8 node_obs(struct __sk_buff *skb, int egress)
 	return egress ? LOOM_OBS_TO_NETWORK : LOOM_OBS_FROM_NETWORK;
 }
 
+/* Whether p is a tunnel's outer packet (UDP to a VXLAN port of the node): its flow is traced inside, at the overlay. */
+static __always_inline int tunnel_outer(const struct pol_pkt *p)
+{
+	__u32 zero = 0;
+	struct pol_cfg *cfg;
+
+	if (p->t.proto != IPPROTO_UDP)
+		return 0;
+	cfg = bpf_map_lookup_elem(&pol_config, &zero);
+	if (!cfg)
+		return 0;
+	for (int i = 0; i < POL_TUNNEL_PORTS; i++)
+		if (cfg->tunnel_ports[i] && cfg->tunnel_ports[i] == p->t.dport)
+			return 1;
+	return 0;
+}
+
 /* A trace of an IPv4 packet on a node device (nothing when events are off: one array lookup). */
 static __always_inline void node_trace(struct __sk_buff *skb, int egress)
 {
 	struct pol_pkt p = {};
+	__u8 obs;
 
 	if (!loom_ev_on() || parse(skb, &p) != PARSE_OK)
 		return;
-	ev_trace(skb, node_obs(skb, egress), &p, 0, egress ? POL_DIR_EGRESS : POL_DIR_INGRESS);
+	obs = node_obs(skb, egress);
+	if ((obs == LOOM_OBS_TO_NETWORK || obs == LOOM_OBS_FROM_NETWORK) && tunnel_outer(&p))
+		return;
+	/* Leaving the node, a reply answers a connection a local pod accepted (ingress); arriving, one a local pod opened. */
+	ct_mark_reply(&p, egress ? POL_DIR_INGRESS : POL_DIR_EGRESS, bpf_ktime_get_ns());
+	ev_trace(skb, obs, &p, 0, egress ? POL_DIR_EGRESS : POL_DIR_INGRESS);
 }
 
 SEC("tc")
@@ -760,8 +806,12 @@ int pol_to_node(struct __sk_buff *skb)
 	if (!pol_enabled())
 		return count(POL_PASS_DISABLED, POL_DIR_EGRESS, TC_ACT_UNSPEC);
 	rc = parse(skb, &p);
-	if (rc == PARSE_INVALID)
-		return count(POL_DROPPED_NOT_IPV4, POL_DIR_EGRESS, TC_ACT_SHOT); /* marked by a pod, unreadable now: its verdict cannot be taken */
+	if (rc == PARSE_INVALID) {
+		/* marked by a pod, unreadable now: its verdict cannot be taken */
+		if (loom_ev_on())
+			ev_drop(skb, node_obs(skb, 1), LOOM_DROP_INVALID_PACKET, &p, skb->mark >> 16, 0, POL_DIR_EGRESS, 0);
+		return count(POL_DROPPED_NOT_IPV4, POL_DIR_EGRESS, TC_ACT_SHOT);
+	}
 	if (rc != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	obs = loom_ev_on() ? node_obs(skb, 1) : LOOM_OBS_UNKNOWN;

@@ -69,10 +69,12 @@ internal sealed class NodeBpfMasq(NodeContext node) : IDisposable
             _masq.Remove();
             _masq.Dispose();
             _masq = null;
+            Datapath.Flows.FlowEventMaps.RemoveIfUnused(node.Config.BpfPinDir); // the last object gone: the events pins too
         }
-        else
+        else if (Directory.Exists(PinDirectory))
         {
             BpfMasquerade.RemovePinned(PinDirectory);
+            Datapath.Flows.FlowEventMaps.RemoveIfUnused(node.Config.BpfPinDir);
         }
 
         Network = null;

@@ -234,6 +234,16 @@ internal sealed partial class PolicyController
             datapath.AttachNodeEgress(link.Index, overlay: link.Kind == "vxlan"); // the role names its flow events' points
         }
 
+        try
+        {
+            // Their outer packets are not traced on the underlay (the flows are, at the tunnel device).
+            datapath.SetTunnelPorts(links.Where(l => l.Vxlan is { Port: > 0 }).Select(l => (int)l.Vxlan!.Port).ToList());
+        }
+        catch (ArgumentException e)
+        {
+            failed.Add($"flow events: {e.Message}"); // more tunnel ports than pol_config holds: reported, enforcement unaffected
+        }
+
         var devices = links.Select(l => l.Index).ToHashSet();
         foreach (var (ifindex, role) in datapath.Interfaces())
         {

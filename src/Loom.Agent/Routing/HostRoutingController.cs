@@ -124,6 +124,7 @@ internal sealed class HostRoutingController : NetworkFollower
         routing.Remove();
         routing.Dispose();
         _routing = null;
+        Datapath.Flows.FlowEventMaps.RemoveIfUnused(_node.Config.BpfPinDir); // the last object gone: the events pins too
     }
 
     protected override void Dispose(bool disposing)

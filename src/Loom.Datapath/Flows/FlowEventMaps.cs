@@ -25,13 +25,15 @@ public static class FlowEventMaps
     /// <summary>The ring's size in bytes as flow_events.h declares it (1 MiB: about 18,000 events).</summary>
     public const uint DefaultRingBytes = 1 << 20;
 
+    private const string EventsName = "events";
+
     private static readonly string[] Names = [Ring, Lost, Config, Aggregation];
 
     /// <summary>The node's events directory: beside each object's own pins (policy, lb4, masq, host_routing).</summary>
     public static string DirectoryFor(string bpfPinDir)
     {
         ArgumentException.ThrowIfNullOrEmpty(bpfPinDir);
-        return Path.Combine(bpfPinDir, "events");
+        return Path.Combine(bpfPinDir, EventsName);
     }
 
     /// <summary>
@@ -88,6 +90,33 @@ public static class FlowEventMaps
     {
         CheckDirectory(eventsDirectory);
         BpfFs.RemoveTree(eventsDirectory);
+    }
+
+    /// <summary>
+    /// Deletes <c>&lt;BpfPinDir&gt;/events</c> once nothing uses it: no Loom object's pins are left beside it (policy,
+    /// lb4, masq, host_routing each keep a directory there while in use) and events are off (on, the agent's reader uses
+    /// it, and new pins would start off). Returns whether it did. For the agent, after it removed an object's pins for good.
+    /// </summary>
+    public static bool RemoveIfUnused(string bpfPinDir)
+    {
+        var events = DirectoryFor(bpfPinDir);
+        if (!Directory.Exists(events) || Directory.EnumerateDirectories(bpfPinDir).Any(d => Path.GetFileName(d) != EventsName))
+        {
+            return false;
+        }
+
+        var config = Path.Combine(events, Config);
+        if (File.Exists(config))
+        {
+            using var map = BpfMap.OpenPinned(config);
+            if ((map.As<uint, LoomEvConfig>().Lookup(0).Flags & LoomEvConfig.Enabled) != 0)
+            {
+                return false;
+            }
+        }
+
+        Remove(events);
+        return true;
     }
 
     private static void CheckDirectory(string eventsDirectory)

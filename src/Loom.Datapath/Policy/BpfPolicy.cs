@@ -97,7 +97,31 @@ public sealed partial class BpfPolicy : IDisposable
         }
 
         var flags = (enabled ? PolicyMaps.FlagEnabled : 0) | (allowHost ? PolicyMaps.FlagAllowHost : 0);
-        _obj.Loaded.Map<uint, PolConfig>(PolicyMaps.Config).Update(0, new PolConfig(flags, net, mask));
+        var config = _obj.Loaded.Map<uint, PolConfig>(PolicyMaps.Config);
+        config.Update(0, config.Lookup(0) with { Flags = flags, ServiceNet = net, ServiceMask = mask }); // keeps the tunnel ports
+    }
+
+    /// <summary>
+    /// The node's VXLAN (UDP) ports, at most <see cref="PolConfig.TunnelPorts"/>: the underlay's flow events leave out
+    /// the tunnels' outer packets (their flows are traced at the tunnel device). Empty: none.
+    /// </summary>
+    public void SetTunnelPorts(IReadOnlyCollection<int> ports)
+    {
+        ArgumentNullException.ThrowIfNull(ports);
+        var distinct = ports.Distinct().ToList();
+        if (distinct.Count > PolConfig.TunnelPorts)
+        {
+            throw new ArgumentException($"at most {PolConfig.TunnelPorts} tunnel ports, got {distinct.Count}: {string.Join(", ", distinct)}", nameof(ports));
+        }
+
+        if (distinct.Any(p => p is < 1 or > 65535))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ports), $"tunnel ports must be 1-65535, got {string.Join(", ", distinct)}");
+        }
+
+        var n = distinct.Select(LbMaps.PortToNetwork).Concat(Enumerable.Repeat((ushort)0, PolConfig.TunnelPorts)).ToArray();
+        var config = _obj.Loaded.Map<uint, PolConfig>(PolicyMaps.Config);
+        config.Update(0, config.Lookup(0) with { TunnelPort0 = n[0], TunnelPort1 = n[1], TunnelPort2 = n[2], TunnelPort3 = n[3] });
     }
 
     /// <summary>pol_stats summed over the CPUs and both directions, by reason.</summary>

@@ -45,36 +45,7 @@ internal sealed class PinnedTcObject : IDisposable
     public string ObjectPath => _objectPath;
 
     /// <summary>The loaded object (loading it, with its maps reused from the pins, on first use).</summary>
-    public BpfObject Loaded
-    {
-        get
-        {
-            if (_obj is not null)
-            {
-                return _obj;
-            }
-
-            if (_pinDirectory.StartsWith(BpfFs.DefaultRoot + "/", StringComparison.Ordinal))
-            {
-                BpfFs.EnsureMounted();
-            }
-
-            var obj = BpfObject.Open(_objectPath);
-            try
-            {
-                FlowEventMaps.Share(obj, _eventsDirectory);
-                obj.Load(_pinDirectory);
-            }
-            catch
-            {
-                obj.Dispose();
-                throw;
-            }
-
-            _obj = obj;
-            return _obj;
-        }
-    }
+    public BpfObject Loaded => _obj ?? Load(_eventsDirectory);
 
     /// <summary>
     /// Puts each (program, direction) on <paramref name="ifindex"/> and records it with <paramref name="role"/>. All or
@@ -151,13 +122,39 @@ internal sealed class PinnedTcObject : IDisposable
             return;
         }
 
-        foreach (var ifindex in Interfaces().Keys)
+        // Loaded only to list the devices: with its own least events maps, not the shared pins (which would create the
+        // events directory again on a node that is being cleaned).
+        var obj = _obj ?? Load(eventsDirectory: null);
+        foreach (var ifindex in obj.Map<uint, uint>(_interfacesMap).Entries().Select(e => (int)e.Key))
         {
             DetachHooks(ifindex);
         }
 
         Dispose();
         BpfFs.RemoveTree(_pinDirectory);
+    }
+
+    private BpfObject Load(string? eventsDirectory)
+    {
+        if (_pinDirectory.StartsWith(BpfFs.DefaultRoot + "/", StringComparison.Ordinal))
+        {
+            BpfFs.EnsureMounted();
+        }
+
+        var obj = BpfObject.Open(_objectPath);
+        try
+        {
+            FlowEventMaps.Share(obj, eventsDirectory);
+            obj.Load(_pinDirectory);
+        }
+        catch
+        {
+            obj.Dispose();
+            throw;
+        }
+
+        _obj = obj;
+        return obj;
     }
 
     private void DetachHooks(int ifindex)

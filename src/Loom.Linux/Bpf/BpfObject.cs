@@ -115,7 +115,8 @@ public sealed class BpfObject : IDisposable
     /// Before <see cref="Load"/>: maps whose name starts with <paramref name="prefix"/> are pinned in
     /// <paramref name="directory"/> instead of the object's own pin directory — maps several objects share (the flow
     /// events' ring). An existing pin there is reused when its type, key, value and flags match, whatever its capacity
-    /// (whoever created it chose that), else replaced; without this call such maps are the object's own (unshared).
+    /// (whoever created it chose that); one of another shape fails <see cref="Load"/> (other objects' programs use it, a
+    /// replacement would silently split them). Without this call such maps are the object's own (unshared).
     /// </summary>
     public void PinShared(string prefix, string directory)
     {
@@ -259,6 +260,10 @@ public sealed class BpfObject : IDisposable
         return m != 0 ? m : throw new KeyNotFoundException($"no map '{name}' in {Path} (has: {string.Join(", ", MapNames)})");
     }
 
+    private static string Shape(nint map) =>
+        $"{(BpfMapType)LibBpf.bpf_map__type(map)} key {LibBpf.bpf_map__key_size(map)} value {LibBpf.bpf_map__value_size(map)} " +
+        $"max {LibBpf.bpf_map__max_entries(map)} flags 0x{LibBpf.bpf_map__map_flags(map):x}";
+
     private unsafe void PreparePin(nint map, string pinDirectory, bool adoptCapacity)
     {
         var name = LibBpf.Utf8(LibBpf.bpf_map__name(map));
@@ -267,9 +272,11 @@ public sealed class BpfObject : IDisposable
         if (fd >= 0)
         {
             bool same;
+            string mismatch;
             try
             {
                 var info = BpfMap.Info(fd);
+                mismatch = $"{(BpfMapType)info.Type} key {info.KeySize} value {info.ValueSize} max {info.MaxEntries} flags 0x{info.MapFlags:x}";
                 same = info.Type == LibBpf.bpf_map__type(map)
                     && info.KeySize == LibBpf.bpf_map__key_size(map)
                     && info.ValueSize == LibBpf.bpf_map__value_size(map)
@@ -293,6 +300,12 @@ public sealed class BpfObject : IDisposable
             if (same)
             {
                 _reused.Add(name);
+            }
+            else if (adoptCapacity)
+            {
+                // Other objects' loaded programs hold the shared map: replacing the pin would split them from it.
+                throw new InvalidOperationException(
+                    $"shared map pin {path} is {mismatch}; {Path} declares {Shape(map)}: unload the objects that share it (or remove the pin) first");
             }
             else
             {

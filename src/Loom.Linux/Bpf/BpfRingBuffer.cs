@@ -9,7 +9,8 @@ public delegate void RingRecordHandler(ReadOnlySpan<byte> record);
 /// <summary>
 /// The consumer side of a BPF_MAP_TYPE_RINGBUF map (libbpf's ring_buffer): <see cref="Poll"/> waits for records and
 /// hands each to a handler. One thread polls at a time (libbpf's consumer is not thread-safe). The callback goes
-/// through an [UnmanagedCallersOnly] function and a GCHandle to this object, which works under NativeAOT.
+/// through an [UnmanagedCallersOnly] function and a GCHandle to this object, which works under NativeAOT. The handler
+/// may not poll (libbpf is walking the ring); it may dispose, which takes effect when the poll returns.
 /// </summary>
 public sealed unsafe class BpfRingBuffer : IDisposable
 {
@@ -20,6 +21,11 @@ public sealed unsafe class BpfRingBuffer : IDisposable
     private nint _rb;
     private RingRecordHandler? _handler;
     private Exception? _error;
+
+    // Set while libbpf walks the ring: the lock is re-entrant, so the handler (same thread) could otherwise free it.
+    private bool _polling;
+    private bool _disposeDeferred;
+    private int _handled;
 
     private BpfRingBuffer(BpfMap map)
     {
@@ -52,13 +58,25 @@ public sealed unsafe class BpfRingBuffer : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(timeoutMs); // no endless wait: producers may not wake it
         lock (_pollLock)
         {
-            ObjectDisposedException.ThrowIf(_rb == 0, this);
+            if (_polling)
+            {
+                throw new InvalidOperationException("a ring buffer's record handler may not poll the same ring");
+            }
+
+            ObjectDisposedException.ThrowIf(_rb == 0 || _disposeDeferred, this);
             _handler = onRecord;
             _error = null;
+            _handled = 0;
+            _polling = true;
             try
             {
                 var n = LibBpf.ring_buffer__poll(_rb, timeoutMs);
                 Rethrow();
+                if (_disposeDeferred)
+                {
+                    return _handled; // the handler disposed: the walk stopped (n < 0), the ring is freed below
+                }
+
                 if (n < 0 && -n != EINTR) // EINTR: a signal woke the wait; what is there is consumed below
                 {
                     throw new BpfException(-n, "ring_buffer__poll", null);
@@ -67,6 +85,11 @@ public sealed unsafe class BpfRingBuffer : IDisposable
                 // ring_buffer__poll reads only the rings that woke it: pick up what came without a wakeup.
                 var more = LibBpf.ring_buffer__consume(_rb);
                 Rethrow();
+                if (_disposeDeferred)
+                {
+                    return _handled;
+                }
+
                 if (more < 0)
                 {
                     throw new BpfException(-more, "ring_buffer__consume", null);
@@ -77,6 +100,11 @@ public sealed unsafe class BpfRingBuffer : IDisposable
             finally
             {
                 _handler = null;
+                _polling = false;
+                if (_disposeDeferred)
+                {
+                    Free();
+                }
             }
         }
     }
@@ -93,12 +121,23 @@ public sealed unsafe class BpfRingBuffer : IDisposable
     {
         lock (_pollLock)
         {
-            if (_rb != 0)
+            if (_polling)
             {
-                LibBpf.ring_buffer__free(_rb);
-                _rb = 0;
-                _self.Free();
+                _disposeDeferred = true; // from the handler: libbpf still walks the ring, Poll frees it when it returns
+                return;
             }
+
+            Free();
+        }
+    }
+
+    private void Free()
+    {
+        if (_rb != 0)
+        {
+            LibBpf.ring_buffer__free(_rb);
+            _rb = 0;
+            _self.Free();
         }
     }
 
@@ -106,9 +145,15 @@ public sealed unsafe class BpfRingBuffer : IDisposable
     private static int OnSample(nint ctx, byte* data, nuint size)
     {
         var self = (BpfRingBuffer)GCHandle.FromIntPtr(ctx).Target!;
+        if (self._disposeDeferred)
+        {
+            return -1; // disposed by an earlier record's handler: stop the walk
+        }
+
         try
         {
             self._handler!(new ReadOnlySpan<byte>(data, checked((int)size)));
+            self._handled++;
             return 0;
         }
         catch (Exception e)

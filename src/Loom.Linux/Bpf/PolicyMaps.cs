@@ -109,6 +109,14 @@ public record struct PolCtKey
 [StructLayout(LayoutKind.Sequential)]
 public record struct PolCtValue(ulong LastSeenNs, uint Flags, uint EndpointId);
 
-/// <summary>struct pol_cfg (12 bytes).</summary>
+/// <summary>struct pol_cfg (20 bytes): the tunnel ports in network order, 0 unused (POL_TUNNEL_PORTS = 4).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public record struct PolConfig(uint Flags, uint ServiceNet, uint ServiceMask);
+public record struct PolConfig(uint Flags, uint ServiceNet, uint ServiceMask, ushort TunnelPort0, ushort TunnelPort1, ushort TunnelPort2, ushort TunnelPort3)
+{
+    public const int TunnelPorts = 4;
+
+    public PolConfig(uint flags, uint serviceNet, uint serviceMask)
+        : this(flags, serviceNet, serviceMask, 0, 0, 0, 0)
+    {
+    }
+}
