@@ -27,7 +27,7 @@ internal static class AgentMetrics
     public static readonly Gauge LocalEndpoints = Metrics.CreateGauge("loom_endpoints", "Endpoints (pod attachments) on this node.");
 
     public static readonly Counter PolicyVerdicts = Metrics.CreateCounter(
-        "loom_policy_verdicts_total", "Packets the policy programs judged on this node, by action (allowed, dropped), direction of the endpoint (ingress, egress; a deferred verdict is its sender's egress) and reason (allowed by a rule, as a reply or established, not enforced; dropped on ingress or egress).",
+        "loom_policy_verdicts_total", "Packets the policy programs judged on this node, by action (allowed, dropped; deferred: a Service packet judged again after the DNAT; passed: no verdict, e.g. policy off or not IPv4), direction of the endpoint (ingress, egress; a deferred verdict is its sender's egress) and reason.",
         "action", "direction", "reason");
 
     public static readonly Counter Drops = Metrics.CreateCounter(

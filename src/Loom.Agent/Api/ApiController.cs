@@ -53,7 +53,7 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                     : new AgentResponse { Ok = true, Text = policy.Explain(pod) };
             case "flows":
                 return flows?.Query(request.Flows ?? new Core.Flows.FlowQuery()) is { } found
-                    ? new AgentResponse { Ok = true, Flows = found.Flows, LostEvents = found.Lost }
+                    ? new AgentResponse { Ok = true, Flows = found.Flows, LostEvents = found.Lost, FlowsInstance = found.Instance, FlowsCapped = found.Capped }
                     : new AgentResponse { Error = $"flow events are off on node {node.Name} (the agent's flowEvents)" };
             case "endpoint-add" when request.Endpoint is { } ep:
                 // Checked as the API server checks a pod: what is stored here reaches every node's service rules.

@@ -3,6 +3,7 @@ using Loom.Agent.Policy;
 using Loom.Agent.Services;
 using Loom.Core.Controllers;
 using Loom.Core.Flows;
+using Loom.Core.Model;
 using Loom.Linux;
 
 namespace Loom.Agent.Flows;
@@ -18,8 +19,13 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
     /// <summary>How old the names may grow when no policy pass changed them (Services and devices have no pass here).</summary>
     private static readonly TimeSpan DirectoryAge = TimeSpan.FromSeconds(1);
 
+    /// <summary>The most flows one answer carries (a 65535-flow buffer as JSON is tens of MB); the rest on the next ask.</summary>
+    public const int MaxAnswer = 20_000;
+
+    /// <summary>Hubble's largest buffer: every kept flow is a few KB of strings.</summary>
+    public const int MaxBufferSize = 65_535;
+
     private readonly FlowRing _ring = new(node.Config.FlowBufferSize);
-    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IFlowEventSource? _source;
     private Thread? _thread;
     private CancellationTokenSource? _stop;
@@ -28,8 +34,16 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
     private long _namesBuilt;
     private long _events;
     private long _lost;
-    private long _lostCounted;
+    private long _lostBase;
     private volatile string? _error;
+    private volatile bool _readerEnded;
+    private bool _namesFailing;
+
+    /// <summary>The per-pod series written, by pod: removed when the pod's endpoint goes (else a series per pod ever seen).</summary>
+    private readonly Dictionary<(string Namespace, string Pod), HashSet<(bool Drop, string A, string B)>> _podSeries = [];
+
+    /// <summary>This agent run's flow numbering: a follower that sees it change starts over (the numbers began anew).</summary>
+    public string Instance { get; } = Guid.NewGuid().ToString("N")[..16];
 
     public string Name => "flows";
 
@@ -38,51 +52,72 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
     /// <summary>Checks the agent's flow options; the message names the bad one (the agent does not start with it).</summary>
     public static string? Validate(AgentConfig config) =>
         config.FlowAggregation is not ("none" or "medium") ? $"flowAggregation: \"{config.FlowAggregation}\" is not an aggregation level; use none or medium"
-        : config.FlowBufferSize is < 1 or > 1_000_000 ? $"flowBufferSize: {config.FlowBufferSize} is out of range (1 to 1000000 flows)"
+        : config.FlowBufferSize is < 1 or > MaxBufferSize ? $"flowBufferSize: {config.FlowBufferSize} is out of range (1 to {MaxBufferSize} flows)"
         : null;
 
+    /// <summary>
+    /// Never fails: the ring is opened on the reader thread, with backoff, so a datapath problem shows in the status
+    /// instead of keeping the node from becoming ready. Off, the programs are told so only if the maps are there (no
+    /// ring is created for nothing).
+    /// </summary>
     public Task StartAsync(CancellationToken ct)
     {
-        configure(Enabled, node.Config.FlowAggregation);
-        if (!Enabled || _thread is not null)
+        if (!Enabled)
+        {
+            try
+            {
+                configure(false, node.Config.FlowAggregation);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _error = $"turning flow events off: {AgentLoops.Describe(e)}";
+                loops.Log($"flows: {_error}");
+            }
+
+            return Task.CompletedTask;
+        }
+
+        if (_thread is not null)
         {
             return Task.CompletedTask;
         }
 
-        _source = open();
         _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         // A thread of its own: the ring buffer's poll blocks, and events must not wait behind the pool's work.
         _thread = new Thread(() => Read(_stop.Token)) { IsBackground = true, Name = "loom flows" };
         _thread.Start();
-        loops.Log($"flows: events on ({node.Config.FlowAggregation} aggregation), keeping the last {_ring.Capacity}");
         return Task.CompletedTask;
     }
 
-    public async Task RunAsync(CancellationToken ct)
-    {
-        if (_thread is null)
-        {
-            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
-            return;
-        }
-
-        await _stopped.Task.WaitAsync(ct).ConfigureAwait(false);
-    }
+    public Task RunAsync(CancellationToken ct) => Task.Delay(Timeout.Infinite, ct);
 
     /// <summary>
-    /// The flows a query asks for, and the events lost so far; null when flow events are off on this node. A number
-    /// past the newest is a follower's from before this agent restarted: it gets everything kept since.
+    /// The flows a query asks for (at most <see cref="MaxAnswer"/>: a follower's oldest, else the newest), the events
+    /// lost since this agent started, and whether it was cut; null when flow events are off on this node. A number past
+    /// the newest is a follower's from before this agent restarted: it gets everything kept since.
     /// </summary>
-    public (List<Flow> Flows, long Lost)? Query(FlowQuery query) =>
-        Enabled
-            ? (_ring.Query(query.AfterSeq > _ring.LastSeq ? query with { AfterSeq = 0 } : query), Interlocked.Read(ref _lost))
-            : null;
+    public FlowAnswer? Query(FlowQuery query)
+    {
+        if (!Enabled)
+        {
+            return null;
+        }
+
+        var flows = _ring.Query(query.AfterSeq > _ring.LastSeq ? query with { AfterSeq = 0 } : query);
+        var capped = flows.Count > MaxAnswer;
+        if (capped)
+        {
+            flows = query.AfterSeq > 0 ? flows[..MaxAnswer] : flows[^MaxAnswer..];
+        }
+
+        return new FlowAnswer(flows, Interlocked.Read(ref _lost), Instance, capped);
+    }
 
     public ControllerStatus Describe() => Enabled
-        ? new ControllerStatus(Name, _thread is not null && _error is null,
+        ? new ControllerStatus(Name, _thread is not null && _source is not null && _error is null && !_readerEnded,
             $"{Math.Min(_ring.LastSeq, _ring.Capacity)}/{_ring.Capacity} flows kept, {Interlocked.Read(ref _lost)} lost, {node.Config.FlowAggregation} aggregation",
             Interlocked.Read(ref _events), _error)
-        : new ControllerStatus(Name, true, "flow events off", 0, null);
+        : new ControllerStatus(Name, _error is null, "flow events off", 0, _error);
 
     /// <summary>Names and keeps one event (the event thread; tests call it directly).</summary>
     internal Flow Handle(FlowEvent e)
@@ -95,39 +130,61 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
 
     private void Read(CancellationToken ct)
     {
+        var backoff = TimeSpan.FromSeconds(1);
         try
         {
             while (!ct.IsCancellationRequested)
             {
                 try
                 {
+                    if (_source is null)
+                    {
+                        Open();
+                    }
+
                     _source!.Poll(e => Handle(e), 250);
                     CountLost(_source.Lost);
                     _error = null;
+                    backoff = TimeSpan.FromSeconds(1);
                 }
-                catch (Exception e) when (e is not OutOfMemoryException)
+                catch (Exception e) when (!(e is OperationCanceledException && ct.IsCancellationRequested))
                 {
-                    // One bad pass (a map read failing, a name lookup's bug) must not end the flow log: report and go on.
+                    // One bad pass (the maps not there yet, a map read failing, a bug) must not end the flow log: report, back off, go on.
                     _error = AgentLoops.Describe(e);
                     AgentMetrics.LoopFailures.WithLabels("flows", e.GetType().Name).Inc();
-                    loops.Log($"flows: reading events failed: {_error}");
-                    ct.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+                    loops.Log($"flows: {(_source is null ? "opening the event ring" : "reading events")} failed: {_error}; again in {backoff.TotalSeconds:0}s");
+                    ct.WaitHandle.WaitOne(backoff);
+                    backoff = TimeSpan.FromSeconds(Math.Min(backoff.TotalSeconds * 2, 30));
                 }
             }
         }
+        catch (Exception e) when (!(e is OperationCanceledException && ct.IsCancellationRequested))
+        {
+            _error = $"the event reader ended: {AgentLoops.Describe(e)}";
+        }
         finally
         {
-            _stopped.TrySetResult();
+            _readerEnded = !ct.IsCancellationRequested;
         }
     }
 
-    private void CountLost(long lost)
+    /// <summary>Tells the programs to emit and opens the ring; losses count from here (the ring's counter outlives agents).</summary>
+    private void Open()
     {
-        Interlocked.Exchange(ref _lost, lost);
-        if (lost > _lostCounted)
+        configure(true, node.Config.FlowAggregation);
+        var source = open();
+        _lostBase = source.Lost;
+        _source = source;
+        loops.Log($"flows: events on ({node.Config.FlowAggregation} aggregation), keeping the last {_ring.Capacity}");
+    }
+
+    private void CountLost(long total)
+    {
+        var lost = Math.Max(0, total - _lostBase);
+        var before = Interlocked.Exchange(ref _lost, lost);
+        if (lost > before)
         {
-            AgentMetrics.LostEvents.Inc(lost - _lostCounted);
-            _lostCounted = lost;
+            AgentMetrics.LostEvents.Inc(lost - before);
         }
     }
 
@@ -150,10 +207,18 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
         var pod = direction == "egress" ? flow.Source : flow.Destination;
         if (pod.Pod is not null && pod.Node == node.Name)
         {
+            var key = (pod.Namespace!, pod.Pod);
+            if (!_podSeries.TryGetValue(key, out var series))
+            {
+                _podSeries[key] = series = [];
+            }
+
             AgentMetrics.PodFlowsProcessed.WithLabels(pod.Namespace!, pod.Pod, flow.Type, flow.Verdict).Inc();
+            series.Add((false, flow.Type, flow.Verdict));
             if (flow.Type == "drop")
             {
                 AgentMetrics.PodDrops.WithLabels(pod.Namespace!, pod.Pod, flow.DropReason ?? "", direction).Inc();
+                series.Add((true, flow.DropReason ?? "", direction));
             }
         }
     }
@@ -165,13 +230,49 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
         var age = Stopwatch.GetElapsedTime(_namesBuilt);
         if (current.Version != _namesVersion || age >= DirectoryAge)
         {
-            var (endpoints, nodes) = policy.Objects();
-            _names = new FlowDirectory(endpoints, current.Ipcache, current.Identities, nodes, services?.ServiceInfos() ?? [], Interfaces());
+            // Tried again at the next age or pass; until then the flows keep the names they had (a link dump failing
+            // must not stall the events).
             _namesVersion = current.Version;
             _namesBuilt = Stopwatch.GetTimestamp();
+            try
+            {
+                var (endpoints, nodes) = policy.Objects();
+                var list = endpoints.ToList();
+                _names = new FlowDirectory(list, current.Ipcache, current.Identities, nodes, services?.ServiceInfos() ?? [], Interfaces());
+                ForgetPods(list);
+                _namesFailing = false;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                if (!_namesFailing)
+                {
+                    loops.Log($"flows: naming flows failed, keeping the previous names: {AgentLoops.Describe(e)}");
+                    _namesFailing = true;
+                }
+            }
         }
 
         return _names;
+    }
+
+    /// <summary>Removes the per-pod series of local pods whose endpoint is gone (event thread, as <see cref="Count"/>).</summary>
+    internal void ForgetPods(IEnumerable<Endpoint> endpoints)
+    {
+        if (_podSeries.Count == 0)
+        {
+            return;
+        }
+
+        var present = endpoints.Where(e => e.Node == node.Name).Select(e => (e.Namespace, e.Name)).ToHashSet();
+        foreach (var gone in _podSeries.Keys.Where(k => !present.Contains(k)).ToList())
+        {
+            foreach (var (drop, a, b) in _podSeries[gone])
+            {
+                (drop ? AgentMetrics.PodDrops : AgentMetrics.PodFlowsProcessed).RemoveLabelled(gone.Namespace, gone.Pod, a, b);
+            }
+
+            _podSeries.Remove(gone);
+        }
     }
 
     private static Dictionary<int, string> Interfaces()
@@ -195,3 +296,6 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
         _stop?.Dispose();
     }
 }
+
+/// <summary>One agent's answer to a flows query.</summary>
+internal sealed record FlowAnswer(List<Flow> Flows, long Lost, string Instance, bool Capped);

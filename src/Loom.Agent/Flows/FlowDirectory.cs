@@ -16,7 +16,7 @@ internal sealed class FlowDirectory
 {
     private readonly Dictionary<IPAddress, Endpoint> _endpoints = [];
     private readonly Dictionary<IPAddress, uint> _identities = [];
-    private readonly IReadOnlyDictionary<uint, SecurityLabels> _labels;
+    private readonly Dictionary<uint, IReadOnlyList<string>> _labels = [];
     private readonly Dictionary<IPAddress, string> _nodeIps = [];
     private readonly List<(IPNetwork Cidr, string Node)> _podCidrs = [];
     private readonly Dictionary<(IPAddress, int, string), FlowService> _services = [];
@@ -52,7 +52,12 @@ internal sealed class FlowDirectory
             }
         }
 
-        _labels = identities;
+        // Formatted once per rebuild: every flow's two peers share these lists.
+        foreach (var (id, set) in identities)
+        {
+            _labels[id] = [.. set.Labels.Select(l => $"{l.Key}={l.Value}")];
+        }
+
         _interfaces = interfaces;
     }
 
@@ -65,8 +70,9 @@ internal sealed class FlowDirectory
     public FlowPeer Peer(IPAddress ip, int port, uint identity)
     {
         var ep = _endpoints.GetValueOrDefault(ip);
+        var blockNode = NodeByPodCidr(ip); // one scan of the blocks per peer
         if (identity == ReservedIdentity.Unknown && !_identities.TryGetValue(ip, out identity) && ip.AddressFamily == AddressFamily.InterNetwork
-            && NodeByPodCidr(ip) is null)
+            && blockNode is null)
         {
             identity = ReservedIdentity.World;
         }
@@ -78,7 +84,7 @@ internal sealed class FlowDirectory
             Identity = identity,
             Namespace = ep?.Namespace,
             Pod = ep?.Name,
-            Node = ep?.Node ?? _nodeIps.GetValueOrDefault(ip) ?? NodeByPodCidr(ip),
+            Node = ep?.Node ?? _nodeIps.GetValueOrDefault(ip) ?? blockNode,
             Labels = Labels(identity),
         };
     }
@@ -95,7 +101,7 @@ internal sealed class FlowDirectory
             return [reserved];
         }
 
-        return _labels.TryGetValue(identity, out var set) ? [.. set.Labels.Select(l => $"{l.Key}={l.Value}")] : [];
+        return _labels.GetValueOrDefault(identity) ?? [];
     }
 
     private string? NodeByPodCidr(IPAddress ip) => _podCidrs.FirstOrDefault(c => c.Cidr.Contains(ip)).Node;

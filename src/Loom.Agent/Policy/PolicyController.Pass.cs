@@ -414,7 +414,17 @@ internal sealed partial class PolicyController
         }
     }
 
-    /// <summary>Whether a pol_stats reason let the packet through.</summary>
-    internal static string Action(PolicyReason reason) => reason is PolicyReason.DroppedIngress or PolicyReason.DroppedEgress
-        or PolicyReason.DeferredDropped or PolicyReason.DroppedSpoofed or PolicyReason.DroppedNotIpv4 ? "dropped" : "allowed";
+    /// <summary>
+    /// What a pol_stats reason did to the packet: a verdict (allowed, dropped), or none yet (deferred: judged again after
+    /// the DNAT, counted then as DeferredAllowed / DeferredDropped) or none at all (passed: not IPv4, unmanaged, policy off,
+    /// a fragment), so a Service packet is not counted twice and a denied one never shows as allowed.
+    /// </summary>
+    internal static string Action(PolicyReason reason) => reason switch
+    {
+        PolicyReason.DroppedIngress or PolicyReason.DroppedEgress or PolicyReason.DeferredDropped
+            or PolicyReason.DroppedSpoofed or PolicyReason.DroppedNotIpv4 => "dropped",
+        PolicyReason.Deferred => "deferred",
+        PolicyReason.PassedNotIpv4 or PolicyReason.PassedUnmanaged or PolicyReason.PassedDisabled or PolicyReason.PassedFragment => "passed",
+        _ => "allowed",
+    };
 }

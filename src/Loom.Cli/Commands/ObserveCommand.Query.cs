@@ -26,7 +26,7 @@ internal static partial class ObserveCommand
         Flag("--drop-reason", $"A drop reason: {string.Join(", ", FlowNames.DropReasons)}.", (f, v) => f with { DropReasons = [.. f.DropReasons, FlowArgs.DropReason(v)] }),
         Flag("--protocol", "TCP, UDP, ICMP or SCTP.", (f, v) => f with { Protocols = [.. f.Protocols, FlowArgs.Protocol(v)] }),
         Flag("--port", "Either side's port.", (f, v) => f with { Ports = [.. f.Ports, FlowArgs.Port(PortNumber(v))] }),
-        Flag("--to-service", "The destination is this Service ([namespace/]name).", (f, v) => f with { ToServices = [.. f.ToServices, v.Contains('/', StringComparison.Ordinal) ? v : "default/" + v] }),
+        Flag("--to-service", "The destination is this Service ([namespace/]name).", (f, v) => f with { ToServices = [.. f.ToServices, FlowArgs.Service(v)] }),
         Flag("--node", "Seen on this node (in the lab, only its agent is asked).", (f, v) => f with { Nodes = [.. f.Nodes, v] }),
         Flag("--type", "trace, drop, policy-verdict or translation.", (f, v) => f with { Types = [.. f.Types, FlowArgs.Type(v)] }),
         Flag("--since", "Only flows since a duration ago (30s, 5m, 1h30m) or an RFC 3339 time.", (f, _) => f),

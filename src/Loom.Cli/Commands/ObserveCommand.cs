@@ -22,8 +22,8 @@ internal static partial class ObserveCommand
     private static Command Build(string name, string description, bool lab)
     {
         var filters = Filters();
-        var last = new Option<int>("--last") { Description = "Show this many of the newest flows (0: all the agents keep).", DefaultValueFactory = _ => 20 };
-        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new flows (every 250 ms) until Ctrl-C." };
+        var last = new Option<int?>("--last") { Description = "Show this many of the newest flows (0: all the agents keep); 20 unless --since or --follow is given." };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new flows (every 250 ms) until Ctrl-C; from now unless --last or --since says otherwise." };
         var output = new Option<string>("--output", "-o") { Description = "compact (one line per flow), table or json (one object per line).", DefaultValueFactory = _ => "compact" };
         output.AcceptOnlyFromAmong("compact", "table", "json");
         var socket = AgentSocket.SocketOption();
@@ -44,10 +44,20 @@ internal static partial class ObserveCommand
             FlowQuery query;
             try
             {
-                query = Query(parse, filters, DateTimeOffset.UtcNow) with { Last = parse.GetValue(last) };
-                if (query.Last < 0)
+                var now = DateTimeOffset.UtcNow;
+                query = Query(parse, filters, now);
+                // As hubble: 20 by default; with --since all since then; following with neither, from now on.
+                query = parse.GetValue(last) switch
                 {
-                    throw new FormatException($"--last {query.Last}: give 0 (all) or more");
+                    < 0 and var n => throw new FormatException($"--last {n}: give 0 (all) or more"),
+                    { } n => query with { Last = n },
+                    null when query.Since is not null => query with { Last = 0 },
+                    null when parse.GetValue(follow) => query with { Last = 0, Since = now },
+                    null => query with { Last = 20 },
+                };
+                if (parse.GetValue(follow) && parse.GetValue(output) == "table")
+                {
+                    throw new FormatException("-o table cannot --follow (its columns are sized to what is printed); use compact or json");
                 }
             }
             catch (FormatException e)
@@ -104,15 +114,30 @@ internal static partial class ObserveCommand
         return [.. state.Nodes.Where(n => nodes.Count == 0 || nodes.Contains(n.Name)).Select(n => (n.Name, Loom.Lab.Lab.AgentSocket(state, n.Name)))];
     }
 
+    /// <summary>
+    /// Where a follower is with one agent: the numbering (agent run) and the last flow it printed, the losses the agent
+    /// had reported at its first answer (only increases are news) and whether it answered yet (until then it is asked as
+    /// at the start, so a late agent does not dump its whole history).
+    /// </summary>
+    private sealed class AgentPosition
+    {
+        public bool Answered { get; set; }
+
+        public string? Instance { get; set; }
+
+        public long AfterSeq { get; set; }
+
+        public long? Lost { get; set; }
+    }
+
     private static async Task<int> RunAsync(List<(string Name, string Socket)> agents, FlowQuery query, bool follow, FlowPrinter printer, CancellationToken ct)
     {
-        var after = agents.ToDictionary(a => a.Socket, _ => 0L, StringComparer.Ordinal);
-        var lost = agents.ToDictionary(a => a.Socket, _ => 0L, StringComparer.Ordinal);
+        var at = agents.ToDictionary(a => a.Socket, _ => new AgentPosition(), StringComparer.Ordinal);
         var failing = new HashSet<string>(StringComparer.Ordinal);
         var first = true;
         while (true)
         {
-            var asks = agents.Select(a => AskAsync(a, query with { AfterSeq = after[a.Socket], Last = first ? query.Last : 0 }, ct)).ToList();
+            var asks = agents.Select(a => AskAsync(a, at[a.Socket].Answered ? query with { AfterSeq = at[a.Socket].AfterSeq, Last = 0 } : query, ct)).ToList();
             var answers = await Task.WhenAll(asks).ConfigureAwait(false);
             var flows = new List<Flow>();
             foreach (var (agent, response, error) in answers)
@@ -128,13 +153,34 @@ internal static partial class ObserveCommand
                 }
 
                 failing.Remove(agent.Socket);
+                var pos = at[agent.Socket];
+                if (pos.Answered && response.FlowsInstance != pos.Instance)
+                {
+                    // The agent restarted and numbers anew: what it sent is after a number of the old run; ask for
+                    // everything the new run kept (all of it is newer than what was printed).
+                    await Console.Error.WriteLineAsync($"loom observe: {agent.Name}: the agent restarted; following its new flows").ConfigureAwait(false);
+                    (pos.Instance, pos.AfterSeq, pos.Lost) = (response.FlowsInstance, 0, null);
+                    continue;
+                }
+
                 var got = response.Flows ?? [];
                 flows.AddRange(got);
-                after[agent.Socket] = got.Count > 0 ? got.Max(f => f.Seq) : Math.Max(after[agent.Socket], 0);
-                if (response.LostEvents is { } n && n > lost[agent.Socket])
+                pos.Instance = response.FlowsInstance;
+                pos.AfterSeq = got.Count > 0 ? got.Max(f => f.Seq) : pos.AfterSeq;
+                if (response.FlowsCapped == true && !pos.Answered)
                 {
-                    await Console.Error.WriteLineAsync($"EVENTS LOST: {agent.Name}: {n - lost[agent.Socket]} flow events the datapath could not hand over").ConfigureAwait(false);
-                    lost[agent.Socket] = n;
+                    await Console.Error.WriteLineAsync($"loom observe: {agent.Name}: more flows matched than one answer carries; showing the newest (narrow with filters, --since or --last)").ConfigureAwait(false);
+                }
+
+                pos.Answered = true;
+                if (response.LostEvents is { } n)
+                {
+                    if (pos.Lost is { } seen && n > seen)
+                    {
+                        await Console.Error.WriteLineAsync($"EVENTS LOST: {agent.Name}: {n - seen} flow events the datapath could not hand over").ConfigureAwait(false);
+                    }
+
+                    pos.Lost = Math.Max(n, pos.Lost ?? 0);
                 }
             }
 

@@ -141,6 +141,12 @@ public sealed record AgentResponse
 
     /// <summary>For <c>flows</c>: events the datapath could not hand over (ring buffer full) since the agent started.</summary>
     public long? LostEvents { get; init; }
+
+    /// <summary>For <c>flows</c>: this agent run's numbering of its flows (a new one after a restart: seqs began anew).</summary>
+    public string? FlowsInstance { get; init; }
+
+    /// <summary>For <c>flows</c>: more flows matched than one answer carries (the agent's cap).</summary>
+    public bool? FlowsCapped { get; init; }
 }
 
 /// <summary>One service port as this node programs it.</summary>

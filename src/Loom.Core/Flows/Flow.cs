@@ -94,8 +94,11 @@ public sealed record FlowQuery
     /// <summary>Only flows with a larger <see cref="Flow.Seq"/> (following).</summary>
     public long AfterSeq { get; init; }
 
-    /// <summary>At most this many (the newest); 0 for all that match.</summary>
-    public int Last { get; init; } = 20;
+    /// <summary>
+    /// At most this many (the newest); 0 (and absent from the JSON) for all that match: the source-generated reader
+    /// would not keep an initializer's default, so there is none; <c>loom observe</c> always sends its own (20 by default).
+    /// </summary>
+    public int Last { get; init; }
 }
 
 /// <summary>The filters of <c>loom observe</c>; pods are "namespace/name" (or "name" for the default namespace).</summary>

@@ -10,6 +10,9 @@ namespace Loom.Core.Flows;
 /// </summary>
 public static partial class FlowArgs
 {
+    /// <summary>The longest --since duration: no agent keeps flows older, and longer ones overflow a time.</summary>
+    public static readonly TimeSpan MaxSince = TimeSpan.FromDays(3650);
+
     public static string Verdict(string value) => OneOf("--verdict", value, FlowNames.Verdicts);
 
     public static string DropReason(string value) => OneOf("--drop-reason", value, FlowNames.DropReasons);
@@ -33,28 +36,38 @@ public static partial class FlowArgs
         return value;
     }
 
+    /// <summary>A Service as "namespace/name" or "name" (default namespace), checked as a pod; returned with its namespace.</summary>
+    public static string Service(string value)
+    {
+        var checkedValue = Pod("--to-service", value);
+        return checkedValue.Contains('/', StringComparison.Ordinal) ? checkedValue : "default/" + checkedValue;
+    }
+
     /// <summary>A duration back from <paramref name="now"/> (<c>30s</c>, <c>5m</c>, <c>1h30m</c>, <c>2d</c>) or an RFC 3339 time.</summary>
     public static DateTimeOffset Since(string value, DateTimeOffset now)
     {
         var m = DurationPattern().Match(value);
         if (m.Success && value.Length > 0)
         {
-            var total = TimeSpan.Zero;
+            // In milliseconds as a double: 9 digits of days fit, and the cap is checked before a TimeSpan is made.
+            var totalMs = 0.0;
             foreach (Capture part in m.Groups["part"].Captures)
             {
                 var unit = part.Value.TrimStart("0123456789".ToCharArray());
                 var n = long.Parse(part.Value[..^unit.Length], CultureInfo.InvariantCulture);
-                total += unit switch
+                totalMs += n * unit switch
                 {
-                    "ms" => TimeSpan.FromMilliseconds(n),
-                    "s" => TimeSpan.FromSeconds(n),
-                    "m" => TimeSpan.FromMinutes(n),
-                    "h" => TimeSpan.FromHours(n),
-                    _ => TimeSpan.FromDays(n),
+                    "ms" => 1.0,
+                    "s" => 1e3,
+                    "m" => 60e3,
+                    "h" => 3600e3,
+                    _ => 86400e3,
                 };
             }
 
-            return now - total;
+            return totalMs <= MaxSince.TotalMilliseconds
+                ? now - TimeSpan.FromMilliseconds(totalMs)
+                : throw new FormatException($"--since \"{value}\": at most {MaxSince.TotalDays:0}d back");
         }
 
         if (value.Contains('T', StringComparison.Ordinal)

@@ -29,7 +29,8 @@ public static class FlowMatcher
         && Any(filter.DropReasons, r => Same(flow.DropReason, r))
         && Any(filter.Protocols, p => Same(flow.Protocol, p))
         && Any(filter.Ports, p => flow.Source.Port == p || flow.Destination.Port == p)
-        && Any(filter.ToServices, s => flow.DestinationService is { } svc && PodKey(s) == (svc.Namespace, svc.Name))
+        && Any(filter.ToServices, s => flow.DestinationService is { } svc && PodKey(s) is var (ns, prefix) && svc.Namespace == ns
+            && svc.Name.StartsWith(prefix, StringComparison.Ordinal)) // a name prefix, as Hubble
         && Any(filter.Nodes, n => flow.Node == n)
         && Any(filter.Types, t => Same(flow.Type, t));
 

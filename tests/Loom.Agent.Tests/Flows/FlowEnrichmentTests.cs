@@ -123,7 +123,6 @@ public sealed class FlowEnrichmentTests
         using var policy = new PolicyController(node, store, loops, () => []);
         using var flows = new FlowController(node, loops, policy, null, () => source, (on, agg) => configured.Add((on, agg)));
         await flows.StartAsync(CancellationToken.None);
-        Assert.Equal([(true, "medium")], configured);
         for (ushort port = 1; port <= 5; port++)
         {
             source.Events.Enqueue(Event(FlowEventType.Drop, ObservationPoint.ToEndpoint, "10.244.1.5", port, "10.244.1.6", 80) with { Reason = 133 });
@@ -134,21 +133,22 @@ public sealed class FlowEnrichmentTests
         var lost = AgentMetrics.LostEvents.Value;
         source.LostCount = 2;
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        (List<Flow> Flows, long Lost)? got;
-        while ((got = flows.Query(new FlowQuery { Last = 0 }))!.Value.Flows.LastOrDefault()?.Seq != 5 || got.Value.Lost != 2)
+        FlowAnswer? got;
+        while ((got = flows.Query(new FlowQuery { Last = 0 }))!.Flows.LastOrDefault()?.Seq != 5 || got.Lost != 2)
         {
             Assert.True(DateTime.UtcNow < deadline, "the controller did not take the events");
             await Task.Delay(20);
         }
 
-        Assert.Equal([3, 4, 5], got.Value.Flows.Select(f => f.Source.Port));
-        Assert.All(got.Value.Flows, f => Assert.Equal(("n1", "POLICY_DENIED"), (f.Node, f.DropReason)));
-        Assert.Equal([5L], flows.Query(new FlowQuery { AfterSeq = 4 })!.Value.Flows.Select(f => f.Seq));
+        Assert.Equal([(true, "medium")], configured); // on the reader thread, before the ring is opened
+        Assert.Equal([3, 4, 5], got.Flows.Select(f => f.Source.Port));
+        Assert.All(got.Flows, f => Assert.Equal(("n1", "POLICY_DENIED"), (f.Node, f.DropReason)));
+        Assert.Equal([5L], flows.Query(new FlowQuery { AfterSeq = 4 })!.Flows.Select(f => f.Seq));
         Assert.Contains("3/3 flows kept, 2 lost", flows.Describe().Summary, StringComparison.Ordinal);
         Assert.Equal(5, AgentMetrics.Drops.WithLabels("POLICY_DENIED", "ingress").Value - drops);
         Assert.Equal(5, AgentMetrics.FlowsProcessed.WithLabels("drop", "DROPPED").Value - processed);
         Assert.Equal(2, AgentMetrics.LostEvents.Value - lost);
-        Assert.Equal([3L, 4L, 5L], flows.Query(new FlowQuery { AfterSeq = 900, Last = 0 })!.Value.Flows.Select(f => f.Seq)); // a follower from before a restart
+        Assert.Equal([3L, 4L, 5L], flows.Query(new FlowQuery { AfterSeq = 900, Last = 0 })!.Flows.Select(f => f.Seq)); // a follower from before a restart
     }
 
     [Theory]
@@ -170,6 +170,12 @@ public sealed class FlowEnrichmentTests
         flows.Count(drop with { Source = drop.Source with { Namespace = ns }, Destination = drop.Destination with { Node = "n1" } }); // not this node's pod
         Assert.Equal(perPod ? 1 : 0, AgentMetrics.PodDrops.WithLabels(ns, "server", "POLICY_DENIED", "ingress").Value - before);
         Assert.Equal(0, AgentMetrics.PodDrops.WithLabels(ns, "client", "POLICY_DENIED", "ingress").Value);
+        // The pod's endpoint goes: its series go (a pod still there keeps them).
+        flows.ForgetPods([Server with { Namespace = ns }]);
+        Assert.Equal(perPod ? 1 : 0, AgentMetrics.PodDrops.WithLabels(ns, "server", "POLICY_DENIED", "ingress").Value - before);
+        flows.ForgetPods([]);
+        Assert.DoesNotContain(AgentMetrics.PodFlowsProcessed.GetAllLabelValues(), l => l[0] == ns);
+        Assert.Equal(0, AgentMetrics.PodDrops.WithLabels(ns, "server", "POLICY_DENIED", "ingress").Value); // made anew by this read
     }
 
     [Fact]
@@ -189,11 +195,63 @@ public sealed class FlowEnrichmentTests
     }
 
     [Fact]
+    public async Task A_ring_that_cannot_be_opened_never_fails_the_start_it_shows_in_the_status_and_is_retried()
+    {
+        await using var store = MemoryStore.Create();
+        var config = new AgentConfig { Node = "n1" };
+        var node = new NodeContext("n1", config, new ClusterConfig(), IPAddress.Loopback, 1500, IPNetwork.Parse("10.244.1.0/24"));
+        var loops = new AgentLoops(store, TextWriter.Null);
+        var source = new QueueSource { LostCount = 7 }; // lost before this agent: not its to report
+        var attempts = 0;
+        using var policy = new PolicyController(node, store, loops, () => []);
+        using var flows = new FlowController(node, loops, policy, null,
+            () => ++attempts == 1 ? throw new IOException("no loom_ev_ring pinned") : source, (_, _) => { });
+        await flows.StartAsync(CancellationToken.None);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (flows.Describe().LastError is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the failure did not show");
+            await Task.Delay(10);
+        }
+
+        Assert.False(flows.Describe().Healthy);
+        Assert.Contains("no loom_ev_ring pinned", flows.Describe().LastError, StringComparison.Ordinal);
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!flows.Describe().Healthy)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the ring was not opened again");
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(2, attempts);
+        Assert.Equal(0, flows.Query(new FlowQuery())!.Lost);
+        source.LostCount = 10;
+        deadline = DateTime.UtcNow.AddSeconds(5);
+        while (flows.Query(new FlowQuery())!.Lost != 3)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the loss since the start was not reported");
+            await Task.Delay(10);
+        }
+
+        Assert.Matches("^[0-9a-f]{16}$", flows.Query(new FlowQuery())!.Instance);
+    }
+
+    [Fact]
+    public void Off_with_no_maps_pinned_nothing_is_created()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "loom-flows-off-" + Guid.NewGuid().ToString("N"));
+        RingSource.Configure(new AgentConfig { Node = "n1", BpfPinDir = dir }, false, "medium");
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
     public void Bad_flow_options_are_refused_by_name()
     {
         Assert.Null(FlowController.Validate(new AgentConfig()));
         Assert.Contains("flowAggregation: \"high\"", FlowController.Validate(new AgentConfig { FlowAggregation = "high" }), StringComparison.Ordinal);
         Assert.Contains("flowBufferSize: 0", FlowController.Validate(new AgentConfig { FlowBufferSize = 0 }), StringComparison.Ordinal);
+        Assert.Null(FlowController.Validate(new AgentConfig { FlowBufferSize = 65535 }));
+        Assert.Contains("flowBufferSize: 65536", FlowController.Validate(new AgentConfig { FlowBufferSize = 65536 }), StringComparison.Ordinal);
     }
 
     private static FlowEvent Event(FlowEventType type, ObservationPoint point, string src, ushort sport, string dst, ushort dport) =>

@@ -30,6 +30,10 @@ public sealed class FlowArgsTests
     [InlineData("5y")]
     [InlineData("yesterday")]
     [InlineData("2026-11-30")]
+    [InlineData("99999999d")]
+    [InlineData("10000000d")]
+    [InlineData("3651d")]
+    [InlineData("999999999h999999999d")]
     public void Since_refuses_anything_else_naming_the_flag(string value) =>
         Assert.StartsWith("--since", Assert.Throws<FormatException>(() => FlowArgs.Since(value, Now)).Message, StringComparison.Ordinal);
 
@@ -48,4 +52,20 @@ public sealed class FlowArgsTests
         Assert.Throws<FormatException>(() => FlowArgs.Pod("--pod", "/a"));
         Assert.Throws<FormatException>(() => FlowArgs.Pod("--pod", "x/a/b"));
     }
+
+    [Fact]
+    public void Since_reaches_back_ten_years_at_most() =>
+        Assert.Equal(Now.AddDays(-3650), FlowArgs.Since("3650d", Now));
+
+    [Theory]
+    [InlineData("web", "default/web")]
+    [InlineData("y/web", "y/web")]
+    public void A_service_is_namespace_and_name(string value, string expected) => Assert.Equal(expected, FlowArgs.Service(value));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("a/b/c")]
+    [InlineData("/web")]
+    public void A_bad_service_is_refused_naming_the_flag(string value) =>
+        Assert.StartsWith("--to-service", Assert.Throws<FormatException>(() => FlowArgs.Service(value)).Message, StringComparison.Ordinal);
 }

@@ -43,6 +43,8 @@ public sealed class FlowMatcherTests
     {
         Assert.True(FlowMatcher.Matches(Service, new FlowFilter { ToServices = ["y/web"] }));
         Assert.False(FlowMatcher.Matches(Service, new FlowFilter { ToServices = ["web"] }));
+        Assert.True(FlowMatcher.Matches(Service, new FlowFilter { ToServices = ["y/we"] })); // a name prefix, as Hubble's
+        Assert.False(FlowMatcher.Matches(Service, new FlowFilter { ToServices = ["y/webx"] }));
         Assert.False(FlowMatcher.Matches(Syn(), new FlowFilter { ToServices = ["y/web"] }));
     }
 
@@ -64,10 +66,11 @@ public sealed class FlowMatcherTests
     public void Since_after_seq_and_last_narrow_to_the_newest()
     {
         var flows = Enumerable.Range(1, 30).Select(i => Syn(i) with { Time = T0.AddSeconds(i) }).ToList();
-        Assert.Equal(Enumerable.Range(11, 20).Select(i => (long)i), FlowMatcher.Select(flows, new FlowQuery()).Select(f => f.Seq));
+        Assert.Equal(Enumerable.Range(11, 20).Select(i => (long)i), FlowMatcher.Select(flows, new FlowQuery { Last = 20 }).Select(f => f.Seq));
         Assert.Equal([29L, 30L], FlowMatcher.Select(flows, new FlowQuery { Last = 2 }).Select(f => f.Seq));
         Assert.Equal(5, FlowMatcher.Select(flows, new FlowQuery { AfterSeq = 25, Last = 0 }).Count);
         Assert.Equal(11, FlowMatcher.Select(flows, new FlowQuery { Since = T0.AddSeconds(20), Last = 0 }).Count);
         Assert.Equal(30, FlowMatcher.Select(flows, new FlowQuery { Last = 0 }).Count);
+        Assert.Equal(30, FlowMatcher.Select(flows, new FlowQuery()).Count); // no Last: all
     }
 }

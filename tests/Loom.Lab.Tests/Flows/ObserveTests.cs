@@ -139,6 +139,11 @@ public sealed class ObserveTests(ITestOutputHelper output)
                      (["--port", "99999"], "--port 99999"),
                      (["--not"], "--not at the end"),
                      (["--not", "--last", "3"], "--not --last"),
+                     (["--since", "99999999d"], "--since \"99999999d\": at most 3650d back"),
+                     (["--since", "10000000d"], "--since \"10000000d\": at most 3650d back"),
+                     (["--to-service", "a/b/c"], "--to-service \"a/b/c\""),
+                     (["--to-service", ""], "--to-service \"\""),
+                     (["--follow", "-o", "table"], "-o table cannot --follow"),
                  })
         {
             var run = await CliScenarioTests.Loom(["observe", "--socket", "/nonexistent/agent.sock", .. args]);
