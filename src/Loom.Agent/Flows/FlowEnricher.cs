@@ -43,7 +43,8 @@ internal static class FlowEnricher
             IsReply = e.Flags.HasFlag(FlowEventMarks.Reply),
             Protocol = proto,
             TcpFlags = e.Protocol == 6 ? FlowNames.TcpFlags(e.TcpFlags) : null,
-            Source = names.Peer(e.Source, e.SourcePort, e.SourceIdentity),
+            // A socket program translates at connect(), before the socket has an address: no source to name.
+            Source = e.Point == ObservationPoint.Socket && e.Source.Equals(IPAddress.Any) ? new FlowPeer() : names.Peer(e.Source, e.SourcePort, e.SourceIdentity),
             Destination = names.Peer(e.Destination, e.DestinationPort, e.DestinationIdentity),
             DestinationService = e.OriginalDestination is { } frontend
                 ? names.Service(frontend, e.OriginalDestinationPort, proto)

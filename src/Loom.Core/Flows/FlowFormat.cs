@@ -28,10 +28,11 @@ public static class FlowFormat
     /// <summary>Hubble's stamp: "Nov 30 12:46:29.123" (in the offset the time carries).</summary>
     public static string Time(DateTimeOffset t) => t.ToString("MMM d HH:mm:ss.fff", CultureInfo.InvariantCulture);
 
-    /// <summary>A pod as "namespace/pod:port", anything else as "ip:port"; no port for ICMP and the like.</summary>
+    /// <summary>A pod as "namespace/pod:port", anything else as "ip:port"; no port for ICMP and the like; "socket" for
+    /// the unnamed client of a socket program's translation.</summary>
     public static string Peer(FlowPeer p)
     {
-        var name = p.Pod is { } pod ? $"{p.Namespace}/{pod}" : p.Ip;
+        var name = p.Pod is { } pod ? $"{p.Namespace}/{pod}" : p.Ip is { Length: > 0 } ip ? ip : "socket";
         return p.Port == 0 ? name : $"{name}:{p.Port.ToString(CultureInfo.InvariantCulture)}";
     }
 

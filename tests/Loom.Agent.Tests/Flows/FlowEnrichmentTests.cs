@@ -81,6 +81,8 @@ public sealed class FlowEnrichmentTests
         Assert.Equal("egress", toClusterIp.TrafficDirection);
         var udp = FlowEnricher.Enrich(Event(FlowEventType.Trace, ObservationPoint.FromEndpoint, "10.244.1.5", 43210, "10.96.0.20", 80) with { Protocol = 17 }, "n1", Now, Names);
         Assert.Null(udp.DestinationService); // the Service has TCP/80 only
+        var atConnect = FlowEnricher.Enrich(e with { Source = IPAddress.Any, SourcePort = 0 }, "n1", Now, Names);
+        Assert.Equal(("", 0u), (atConnect.Source.Ip, atConnect.Source.Identity)); // no address yet: not "world"
     }
 
     [Fact]
@@ -131,8 +133,14 @@ public sealed class FlowEnrichmentTests
         var drops = AgentMetrics.Drops.WithLabels("POLICY_DENIED", "ingress").Value;
         var processed = AgentMetrics.FlowsProcessed.WithLabels("drop", "DROPPED").Value;
         var lost = AgentMetrics.LostEvents.Value;
-        source.LostCount = 2;
         var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!source.Polled)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the controller never polled its source");
+            await Task.Delay(20);
+        }
+
+        source.LostCount = 2; // after the open: the controller counts losses from its baseline there
         FlowAnswer? got;
         while ((got = flows.Query(new FlowQuery { Last = 0 }))!.Flows.LastOrDefault()?.Seq != 5 || got.Lost != 2)
         {
@@ -273,8 +281,12 @@ public sealed class FlowEnrichmentTests
 
         public long Lost => LostCount;
 
+        /// <summary>Set once the controller has opened the source (its loss baseline taken) and polled it.</summary>
+        public volatile bool Polled;
+
         public int Poll(Action<FlowEvent> onEvent, int timeoutMs)
         {
+            Polled = true;
             var n = 0;
             while (Events.TryDequeue(out var e))
             {

@@ -44,6 +44,9 @@ public sealed class FlowFormatTests
             DestinationService = new FlowService("y", "web"),
         };
         Assert.Contains("-> y/server:80 (ID:23456) socket translated from 10.96.0.20:80 (service y/web) TRANSLATED (TCP Flags: SYN)", FlowFormat.Compact(nat), StringComparison.Ordinal);
+        // A socket translation has no client address yet (connect() before bind): printed as "socket".
+        var unnamed = nat with { Source = new FlowPeer() };
+        Assert.Contains("n1: socket (unknown) -> y/server:80", FlowFormat.Compact(unnamed), StringComparison.Ordinal);
     }
 
     [Fact]
