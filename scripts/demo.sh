@@ -104,8 +104,9 @@ show "$loom" identity list
 heading "7. Flows (loom lab observe, as hubble observe): the intruder's drop, on webpod's node"
 show "$loom" lab observe --verdict DROPPED --from-pod default/intruder --last 3
 
-heading "7. Flows: curl-pod to the webpod Service (translated by eBPF at the socket, then pod to pod)"
-show "$loom" lab observe --from-pod default/curl-pod --to-service default/webpod --last 6
+heading "7. Flows: the webpod Service translated by eBPF at the socket, then curl-pod to a webpod, node to node"
+show "$loom" lab observe --type translation --to-service default/webpod --last 3
+show "$loom" lab observe --from-pod default/curl-pod --to-pod default/webpod --last 8
 
 heading "7. loom lab connectivity test (its own namespace, pods and Services; removed after)"
 show "$loom" lab connectivity test || printf '%sloom lab connectivity test: failures (see above)%s\n' "$c_err" "$c_off"

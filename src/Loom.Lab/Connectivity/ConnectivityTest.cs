@@ -138,6 +138,38 @@ public static class ConnectivityTest
         }
     }
 
+    /// <summary>Per node, how many local endpoints its agent isolates for ingress and for egress (programmed, not just stored).</summary>
+    private static async Task<Dictionary<string, (int Ingress, int Egress)>> EnforcementAsync(LabState state, CancellationToken ct)
+    {
+        var counts = new Dictionary<string, (int, int)>(StringComparer.Ordinal);
+        foreach (var node in state.Nodes)
+        {
+            var (response, _) = await LabAgents.AskAsync(state, node.Name, "status", TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+            if (response?.Status is { } status)
+            {
+                counts[node.Name] = (status.PolicyIngressEnforced, status.PolicyEgressEnforced);
+            }
+        }
+
+        return counts;
+    }
+
+    /// <summary>Waits (at most <paramref name="within"/>) until every agent isolates as many endpoints as in <paramref name="before"/>.</summary>
+    private static async Task UntilEnforcementAsync(LabState state, Dictionary<string, (int Ingress, int Egress)> before, TimeSpan within, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < within)
+        {
+            var now = await EnforcementAsync(state, ct).ConfigureAwait(false);
+            if (before.All(b => now.TryGetValue(b.Key, out var n) && n == b.Value))
+            {
+                return;
+            }
+
+            await Task.Delay(100, ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Runs scenarios' actions; with a flow log, each action's final attempt is also checked there (into <paramref name="flowChecks"/>).</summary>
     private sealed class ScenarioRun(ConnectivityContext c, ConnectivityOptions options, List<ActionResult> flowChecks)
     {
@@ -159,6 +191,7 @@ public static class ConnectivityTest
                 return TestResult.Ran(scenario.Name, results);
             }
 
+            var before = await EnforcementAsync(c.State, ct).ConfigureAwait(false);
             await LabApi.ApplyAsync(c.State, policy, TextWriter.Null, ct).ConfigureAwait(false);
             try
             {
@@ -172,6 +205,9 @@ public static class ConnectivityTest
                 await LabApi.DeleteAsync(c.State, policy, TextWriter.Null, CancellationToken.None).ConfigureAwait(false);
             }
 
+            // The restored connections must not race the removal: a SYN sent before a node's pass has taken the policy
+            // out is dropped (and shows in the flow log) even though the retransmission gets through.
+            await UntilEnforcementAsync(c.State, before, options.PolicyConvergence, ct).ConfigureAwait(false);
             foreach (var a in ConnectivityScenarios.Restored(c))
             {
                 results.Add(await AttemptsAsync(scenario.Name, a, options.PolicyConvergence, ct).ConfigureAwait(false));
