@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 
 namespace Loom.Bench;
@@ -6,6 +7,34 @@ namespace Loom.Bench;
 /// the lab down), and the header lines that say when, on which commit and on what machine the figures were taken.</summary>
 internal static class BenchHost
 {
+    /// <summary>Parses a mode's options; a bad one is printed as "bench MODE: ..." (the caller exits 2).</summary>
+    public static bool TryParse<T>(string mode, string[] args, Func<string[], T> parse, [NotNullWhen(true)] out T? options)
+        where T : class
+    {
+        try
+        {
+            options = parse(args);
+            return true;
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"bench {mode}: " + e.Message);
+            options = null;
+            return false;
+        }
+    }
+
+    /// <summary>Every mode makes network namespaces: not root is said with <paramref name="why"/> (the caller exits 1).</summary>
+    public static bool IsRoot(string mode, string why)
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            Console.Error.WriteLine($"bench {mode}: must run as root ({why})");
+        }
+
+        return Environment.IsPrivilegedProcess;
+    }
+
     public static int RunCancellable(Func<CancellationToken, Task<int>> run)
     {
         using var cts = new CancellationTokenSource();

@@ -19,20 +19,13 @@ internal static class DatapathBench
 
     public static int Run(string[] args)
     {
-        DatapathOptions options;
-        try
+        if (!BenchHost.TryParse("datapath", args, DatapathOptions.Parse, out var options))
         {
-            options = DatapathOptions.Parse(args);
-        }
-        catch (ArgumentException e)
-        {
-            Console.Error.WriteLine("bench datapath: " + e.Message);
             return 2;
         }
 
-        if (!Environment.IsPrivilegedProcess)
+        if (!BenchHost.IsRoot("datapath", "the lab creates network namespaces"))
         {
-            Console.Error.WriteLine("bench datapath: must run as root (the lab creates network namespaces)");
             return 1;
         }
 

@@ -29,20 +29,13 @@ internal static class FlowsBench
 
     public static int Run(string[] args)
     {
-        FlowsOptions options;
-        try
+        if (!BenchHost.TryParse("flows", args, FlowsOptions.Parse, out var options))
         {
-            options = FlowsOptions.Parse(args);
-        }
-        catch (ArgumentException e)
-        {
-            Console.Error.WriteLine("bench flows: " + e.Message);
             return 2;
         }
 
-        if (!Environment.IsPrivilegedProcess)
+        if (!BenchHost.IsRoot("flows", "it creates network namespaces and loads BPF programs"))
         {
-            Console.Error.WriteLine("bench flows: must run as root (it creates network namespaces and loads BPF programs)");
             return 1;
         }
 

@@ -19,20 +19,13 @@ internal static class LabBench
 
     public static int Run(string[] args)
     {
-        LabBenchOptions options;
-        try
+        if (!BenchHost.TryParse("lab", args, LabBenchOptions.Parse, out var options))
         {
-            options = LabBenchOptions.Parse(args);
-        }
-        catch (ArgumentException e)
-        {
-            Console.Error.WriteLine("bench lab: " + e.Message);
             return 2;
         }
 
-        if (!Environment.IsPrivilegedProcess)
+        if (!BenchHost.IsRoot("lab", "the lab creates network namespaces"))
         {
-            Console.Error.WriteLine("bench lab: must run as root (the lab creates network namespaces)");
             return 1;
         }
 

@@ -19,20 +19,13 @@ internal static partial class PolicyBench
 
     public static int Run(string[] args)
     {
-        PolicyOptions options;
-        try
+        if (!BenchHost.TryParse("policy", args, PolicyOptions.Parse, out var options))
         {
-            options = PolicyOptions.Parse(args);
-        }
-        catch (ArgumentException e)
-        {
-            Console.Error.WriteLine("bench policy: " + e.Message);
             return 2;
         }
 
-        if (!Environment.IsPrivilegedProcess)
+        if (!BenchHost.IsRoot("policy", "the lab creates network namespaces"))
         {
-            Console.Error.WriteLine("bench policy: must run as root (the lab creates network namespaces)");
             return 1;
         }
 

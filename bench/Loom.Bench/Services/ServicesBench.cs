@@ -28,14 +28,8 @@ internal static class ServicesBench
 
     public static int Run(string[] args)
     {
-        SvcOptions options;
-        try
+        if (!BenchHost.TryParse("services", args, SvcOptions.Parse, out var options))
         {
-            options = SvcOptions.Parse(args);
-        }
-        catch (ArgumentException e)
-        {
-            Console.Error.WriteLine("bench services: " + e.Message);
             return 2;
         }
 
@@ -44,9 +38,8 @@ internal static class ServicesBench
             return SvcReport.Merge(options);
         }
 
-        if (!Environment.IsPrivilegedProcess)
+        if (!BenchHost.IsRoot("services", "it creates network namespaces"))
         {
-            Console.Error.WriteLine("bench services: must run as root (it creates network namespaces)");
             return 1;
         }
 
