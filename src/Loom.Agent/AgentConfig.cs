@@ -25,6 +25,12 @@ public sealed record AgentConfig
     /// <summary>Service backend of this node (iptables, nftables, ebpf); null: the cluster's, unless a NodeConfig overrides it.</summary>
     public ServiceProxyMode? ServiceBackend { get; set; }
 
+    /// <summary>
+    /// kube-proxy's <c>--nodeport-addresses</c>: CIDRs whose node addresses serve node ports; empty (the default): every
+    /// local address on iptables and nftables, the underlay address on eBPF.
+    /// </summary>
+    public IReadOnlyList<string> NodePortAddresses { get; set; } = [];
+
     /// <summary>bpffs directory for this node's pinned eBPF maps and programs (they outlive the agent).</summary>
     public string BpfPinDir { get; set; } = "/sys/fs/bpf/loom";
 

@@ -138,7 +138,12 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     private IServiceBackend CreateBackend(ServiceProxyMode kind) => ServiceBackends.Create(
         kind,
         // Every network's pool as of now (the agent restarts onto a migration's network): their pods are the cluster's.
-        new ServiceProxyOptions { ClusterCidr = ServiceProxyOptions.ClusterCidrOf([_context!.Cluster.PodCidrPools[0], .. _networks!.Current.Select(n => n.Network.PodCidr)]) },
+        new ServiceProxyOptions
+        {
+            ClusterCidr = ServiceProxyOptions.ClusterCidrOf([_context!.Cluster.PodCidrPools[0], .. _networks!.Current.Select(n => n.Network.PodCidr)]),
+            NodePortAddresses = NodePortAddresses(),
+            NodeIps = [_context.UnderlayIp],
+        },
         new EbpfServiceOptions
         {
             PinDirectory = Path.Combine(config.BpfPinDir, "lb4"),
@@ -152,7 +157,13 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
             },
             MaglevTableSize = config.MaglevTableSize,
             Interfaces = PodVeths, // the host side of every pod's veth gets the per-packet load balancer
+            NodePortInterface = config.Iface, // node ports arriving from the underlay
         });
+
+    private IReadOnlyList<IPNetwork> NodePortAddresses() => [.. config.NodePortAddresses.Select(text =>
+        IPNetwork.TryParse(text, out var cidr) && cidr.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+            ? cidr
+            : throw new AgentStartException($"nodePortAddresses: \"{text}\" is not an IPv4 CIDR (e.g. 192.168.10.0/24)"))];
 
     /// <summary>Where a pod's packet leaves the node: the underlay and every network's tunnel device (deferred egress policy).</summary>
     private List<string> NodeDevices() =>

@@ -14,7 +14,7 @@ namespace Loom.Agent.Services;
 internal sealed partial class ServiceController
 {
     private readonly Lock _tableLock = new();
-    private readonly ServiceTable _table = new();
+    private readonly ServiceTable _table = new() { LocalNode = node.Name };
     private readonly Dictionary<string, Rejection> _tooBig = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ServicePortState> _rows = new(StringComparer.Ordinal); // what the reconciler was given
     private readonly ConcurrentDictionary<(string Kind, string Key), Rejection> _malformed = new();

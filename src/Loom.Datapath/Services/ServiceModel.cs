@@ -23,7 +23,8 @@ public static partial class ServiceModel
     /// (<see cref="ServiceValidation"/>) and a port no backend can program (<see cref="Renderable"/>) are left out, each
     /// with a one-line reason in <paramref name="skipped"/>, so one bad object costs only itself, never everyone's sync.
     /// </summary>
-    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints, ICollection<ServiceSkip>? skipped)
+    /// <param name="localNode">The node computing the state: its endpoints are marked <see cref="BackendAddress.IsLocal"/>.</param>
+    public static IReadOnlyList<ServicePortState> Compute(IEnumerable<Service> services, IEnumerable<Endpoint> endpoints, ICollection<ServiceSkip>? skipped, string? localNode = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(endpoints);
@@ -41,7 +42,7 @@ public static partial class ServiceModel
             }
 
             var selector = LabelSelector.ForService(svc.Selector);
-            result.AddRange(PortsOf(svc, byNamespace.TryGetValue(svc.Namespace, out var index) ? index.Select(selector) : []));
+            result.AddRange(PortsOf(svc, byNamespace.TryGetValue(svc.Namespace, out var index) ? index.Select(selector) : [], localNode));
         }
 
         return Renderable(result, skipped);
@@ -59,13 +60,18 @@ public static partial class ServiceModel
         return new ServiceSkip(service, "invalid", $"service {service}: {RuleText.Printable(string.Join("; ", errors), 1024)}");
     }
 
-    /// <summary>One state per port of <paramref name="svc"/>, backed by the first IPv4 address of each selected endpoint.</summary>
-    internal static IEnumerable<ServicePortState> PortsOf(Service svc, IEnumerable<Endpoint> selected)
+    /// <summary>
+    /// One state per port of <paramref name="svc"/>, backed by the first IPv4 address of each selected endpoint; those on
+    /// <paramref name="localNode"/> are marked local.
+    /// </summary>
+    internal static IEnumerable<ServicePortState> PortsOf(Service svc, IEnumerable<Endpoint> selected, string? localNode = null)
     {
-        var ips = selected.SelectMany(e => e.IPs.Where(ip => ip.AddressFamily == AddressFamily.InterNetwork).Take(1))
-            .Distinct()
-            .Order(AddressComparer.Instance)
+        var ips = selected.SelectMany(e => e.IPs.Where(ip => ip.AddressFamily == AddressFamily.InterNetwork).Take(1)
+                .Select(ip => (Ip: ip, Local: localNode is not null && e.Node == localNode)))
+            .DistinctBy(x => x.Ip)
+            .OrderBy(x => x.Ip, AddressComparer.Instance)
             .ToList();
+        var external = svc.Type != ServiceType.ClusterIP || svc.ExternalIps.Count > 0;
         foreach (var port in svc.Ports)
         {
             var target = port.TargetPort == 0 ? port.Port : port.TargetPort;
@@ -74,7 +80,15 @@ public static partial class ServiceModel
                 new Frontend(svc.ClusterIp, port.Protocol, port.Port),
                 svc.SessionAffinity,
                 svc.SessionAffinityTimeoutSeconds,
-                ips.Select(ip => new BackendAddress(ip, target)).ToArray());
+                ips.Select(x => new BackendAddress(x.Ip, target) { IsLocal = x.Local }).ToArray())
+            {
+                Type = svc.Type,
+                NodePort = svc.Type == ServiceType.ClusterIP ? 0 : port.NodePort,
+                ExternalIps = svc.ExternalIps,
+                ExternalTrafficPolicy = external ? svc.ExternalTrafficPolicy : TrafficPolicy.Cluster,
+                InternalTrafficPolicy = svc.InternalTrafficPolicy,
+                HealthCheckNodePort = svc.Type == ServiceType.LoadBalancer && svc.ExternalTrafficPolicy == TrafficPolicy.Local ? svc.HealthCheckNodePort : 0,
+            };
         }
     }
 

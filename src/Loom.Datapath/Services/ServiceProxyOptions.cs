@@ -20,6 +20,19 @@ public sealed record ServiceProxyOptions
     public bool RandomFully { get; init; } = true;
 
     /// <summary>
+    /// kube-proxy's <c>--nodeport-addresses</c>: node ports are served on the node's addresses inside these prefixes.
+    /// Empty (the default): on every local address (iptables <c>-m addrtype --dst-type LOCAL</c>, nftables
+    /// <c>fib daddr type local</c>; eBPF, which needs addresses, on <see cref="NodeIps"/>).
+    /// </summary>
+    public IReadOnlyList<IPNetwork> NodePortAddresses { get; init; } = [];
+
+    /// <summary>
+    /// The node's own IPv4 addresses (its underlay address first): the eBPF backend's node-port frontends, and what
+    /// <see cref="NodePortAddresses"/> is matched against where a backend needs concrete addresses.
+    /// </summary>
+    public IReadOnlyList<IPAddress> NodeIps { get; init; } = [];
+
+    /// <summary>
     /// kube-proxy's <c>--cluster-cidr</c> for a node running several networks (a migration runs two): the smallest
     /// prefix holding every pool, so no network's pods are masqueraded on their way to a ClusterIP. A masqueraded
     /// flow dies when its output device changes (the kernel drops MASQUERADE conntrack entries whose device changed),

@@ -60,7 +60,7 @@ public sealed partial class ServiceTable
                 return new Computed([], [invalid]);
             }
 
-            raw = [.. ServiceModel.PortsOf(svc, Selected(svc.Namespace, LabelSelector.ForService(svc.Selector)))];
+            raw = [.. ServiceModel.PortsOf(svc, Selected(svc.Namespace, LabelSelector.ForService(svc.Selector)), LocalNode)];
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

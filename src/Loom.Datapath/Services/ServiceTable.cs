@@ -30,6 +30,9 @@ public sealed partial class ServiceTable
 
     public int ServiceCount => _services.Count;
 
+    /// <summary>The node this table computes for: its endpoints are local (<see cref="BackendAddress.IsLocal"/>). Null: none is.</summary>
+    public string? LocalNode { get; init; }
+
     /// <summary>The key a port is programmed under (and ordered by, as the renderers order): name, then protocol.</summary>
     public static string PortKey(ServicePortState state)
     {

@@ -38,6 +38,13 @@ public sealed record EbpfServiceOptions
     public Func<IEnumerable<int>>? Interfaces { get; init; }
 
     /// <summary>
+    /// The node's underlay device (its name in the namespace syncs run in), where node-port and external-IP traffic from
+    /// outside the node arrives: its tc ingress translates it, its egress reverse-translates the replies. Null: node ports
+    /// are served only to the node's pods and (socket LB) processes.
+    /// </summary>
+    public string? NodePortInterface { get; init; }
+
+    /// <summary>
     /// How long syncs trust what they wrote before one re-reads the maps and repairs drift (entries someone changed behind
     /// the backend's back). A failed sync makes the next one full anyway.
     /// </summary>
