@@ -6,7 +6,7 @@ namespace Loom.Lab.Connectivity;
 /// <summary>
 /// What the test deploys, through the lab's own apply (as <c>loom lab apply -f</c>), in a namespace of its own:
 /// client (app=client) and client2 (app=client2) on one node, echo-same-node beside them and echo-other-node on
-/// another, each echo serving HTTP on 8080 (whoami) and 8081 (agnhost), with a ClusterIP Service on 8080.
+/// another, each echo serving HTTP on 8080 (whoami) and 8081 (agnhost), with a NodePort Service on 8080 (as Cilium's echo Services).
 /// </summary>
 public sealed record ConnectivityDeployment(string ClientNode, string OtherNode)
 {
@@ -104,6 +104,7 @@ public sealed record ConnectivityDeployment(string ClientNode, string OtherNode)
           name: {name}
           namespace: {Namespace}
         spec:
+          type: NodePort
           selector:
             name: {name}
           ports:

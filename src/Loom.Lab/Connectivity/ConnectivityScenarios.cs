@@ -12,6 +12,9 @@ internal sealed record ConnectivityContext(
     public string? FlowsUnavailable { get; init; }
 
     public ConnectivityFlows? Flows { get; init; }
+
+    /// <summary>The echo Services' node ports by Service name (Cilium's echo Services are NodePort Services).</summary>
+    public IReadOnlyDictionary<string, int> NodePorts { get; init; } = new Dictionary<string, int>();
 }
 
 /// <summary>
@@ -39,7 +42,13 @@ internal static class ConnectivityScenarios
             [.. c.State.Nodes.SelectMany(n => new[] { c.EchoSame, c.EchoOther }.Select(e => FromNode(n, e)))]),
         new("pod-to-cluster-dns", NoPolicies, c => c.ClusterDns ? null : "the lab has no cluster DNS (Service kube-system/kube-dns; `loom lab up` without --no-dns)",
             c => [Resolve(c, c.Client, "echo-same-node", c.EchoSame), Resolve(c, c.Client2, $"echo-other-node.{ConnectivityDeployment.Namespace}.svc.{Lab.ClusterDomain}", c.EchoOther)]),
-        new("nodeport", "nodeport", _ => "Loom's Services are ClusterIP only: none of them has a NodePort to test", _ => []),
+        // Cilium's pod-to-local-nodeport / pod-to-remote-nodeport, and outside-to-nodeport from the lab's underlay router.
+        new("nodeport", "nodeport", c => c.NodePorts.Count == 2 ? null : "the echo Services have no node port",
+            c =>
+            [
+                .. c.State.Nodes.Select(n => CurlNodePort(c, c.Client, n, c.EchoSame)),
+                .. c.State.Nodes.Select(n => CurlNodePort(c, null, n, c.EchoOther)),
+            ]),
         new("all-ingress-deny", Policies, c => c.PolicySkipReason,
             c => [Curl(c.Client, c.EchoSame, expect: false), Curl(c.Client, c.EchoOther, expect: false), Curl(c.Client2, c.EchoOther, expect: false)],
             Policy("all-ingress-deny", "podSelector: {}", "policyTypes: [Ingress]")),
@@ -96,6 +105,18 @@ internal static class ConnectivityScenarios
         return new(string.Create(CultureInfo.InvariantCulture, $"{from.Name} -> service {echo.Name} ({ip}:{ConnectivityDeployment.EchoPort})"), Where(from),
             CurlCommand(string.Create(CultureInfo.InvariantCulture, $"http://{ip}:{ConnectivityDeployment.EchoPort}/")), true, [Key(from), Key(echo)]);
     }
+
+    /// <summary>A node's underlay address on the echo's node port, from a pod or (null) from outside the nodes.</summary>
+    private static ConnectivityAction CurlNodePort(ConnectivityContext c, LabPod? from, LabNode node, LabPod echo)
+    {
+        var port = c.NodePorts[echo.Name];
+        var who = from is null ? "outside (" + Lab.UnderlayRouter + ")" : from.Name;
+        return new(string.Create(CultureInfo.InvariantCulture, $"{who} -> node {node.Name} nodeport {echo.Name} ({node.Ip}:{port})"), from is null ? Outside : Where(from),
+            CurlCommand(string.Create(CultureInfo.InvariantCulture, $"http://{node.Ip}:{port}/")), true, from is null ? [Key(echo)] : [Key(from), Key(echo)]);
+    }
+
+    /// <summary>An action's place for a client on the lab's underlay, outside every node.</summary>
+    public const string Outside = "underlay";
 
     private static ConnectivityAction FromNode(LabNode node, LabPod to) =>
         new(string.Create(CultureInfo.InvariantCulture, $"node {node.Name} -> {to.Name} ({to.Address}:{ConnectivityDeployment.EchoPort})"), "node " + node.Name,

@@ -94,7 +94,9 @@ public static class ConnectivityTest
 
     internal static async Task<ActionResult> RunActionAsync(LabState state, ConnectivityAction action, CancellationToken ct)
     {
-        var (code, stdout, stderr) = action.Where.StartsWith("node ", StringComparison.Ordinal)
+        var (code, stdout, stderr) = action.Where == ConnectivityScenarios.Outside
+            ? await LabProcesses.CaptureAsync(state.UnderlayNetns, action.Command, ct).ConfigureAwait(false)
+            : action.Where.StartsWith("node ", StringComparison.Ordinal)
             ? await LabProcesses.CaptureAsync(state.Node(action.Where[5..]).Netns, action.Command, ct).ConfigureAwait(false)
             : await LabPods.PodCaptureAsync(state, ConnectivityDeployment.Namespace, action.Where[(action.Where.IndexOf('/', StringComparison.Ordinal) + 1)..], null,
                 action.Command, ct).ConfigureAwait(false);
@@ -110,7 +112,10 @@ public static class ConnectivityTest
         await using (store.ConfigureAwait(false))
         {
             var (services, _) = await store.ListValidAsync(Kinds.Service, (_, _) => { }, ct).ConfigureAwait(false);
-            var ips = services.Select(s => s.Value).Where(s => s.Namespace == ConnectivityDeployment.Namespace).ToDictionary(s => s.Name, s => s.ClusterIp, StringComparer.Ordinal);
+            var echoServices = services.Select(s => s.Value).Where(s => s.Namespace == ConnectivityDeployment.Namespace).ToList();
+            var ips = echoServices.ToDictionary(s => s.Name, s => s.ClusterIp, StringComparer.Ordinal);
+            var nodePorts = echoServices.Where(s => s.Type != ServiceType.ClusterIP && s.Ports.Count > 0 && s.Ports[0].NodePort != 0)
+                .ToDictionary(s => s.Name, s => s.Ports[0].NodePort, StringComparer.Ordinal);
             var dns = services.Any(s => s.Value.Namespace == "kube-system" && s.Value.Name == "kube-dns");
             string? policySkip = null;
             foreach (var node in new[] { client.Node, other.Node }.Distinct(StringComparer.Ordinal))
@@ -122,7 +127,7 @@ public static class ConnectivityTest
                 }
             }
 
-            return new ConnectivityContext(state, client, client2, same, other, ips, policySkip, dns, options.ExternalTarget);
+            return new ConnectivityContext(state, client, client2, same, other, ips, policySkip, dns, options.ExternalTarget) { NodePorts = nodePorts };
         }
     }
 
