@@ -17,8 +17,15 @@ public sealed class NodePortAllocationException : Exception
     {
     }
 
-    public NodePortAllocationException(NodePortAllocationError error, string message)
-        : base(message) => Error = error;
+    public NodePortAllocationException(NodePortAllocationError error, int port, string message)
+        : base(message)
+    {
+        Error = error;
+        Port = port;
+    }
 
     public NodePortAllocationError Error { get; }
+
+    /// <summary>The port asked for (0 when the range is full).</summary>
+    public int Port { get; }
 }

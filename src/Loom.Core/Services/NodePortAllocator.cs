@@ -63,7 +63,7 @@ public sealed class NodePortAllocator
         random ??= Random.Shared;
         // Dynamic picks prefer the upper band; the lower one is the fallback once the upper is full.
         return Pick(used, Min + StaticBand, Max, random) ?? Pick(used, Min, Min + StaticBand - 1, random)
-            ?? throw new NodePortAllocationException(NodePortAllocationError.Exhausted,
+            ?? throw new NodePortAllocationException(NodePortAllocationError.Exhausted, 0,
                 $"{field}: failed to allocate a nodePort: range is full (every port of {RangeText} is allocated)");
     }
 
@@ -74,13 +74,13 @@ public sealed class NodePortAllocator
         ArgumentNullException.ThrowIfNull(used);
         if (!Contains(requested))
         {
-            throw new NodePortAllocationException(NodePortAllocationError.OutOfRange, string.Create(CultureInfo.InvariantCulture,
+            throw new NodePortAllocationException(NodePortAllocationError.OutOfRange, requested, string.Create(CultureInfo.InvariantCulture,
                 $"{field}: Invalid value: {requested}: provided port is not in the valid range. The range of valid ports is {RangeText}"));
         }
 
         if (used.Contains(requested))
         {
-            throw new NodePortAllocationException(NodePortAllocationError.InUse, string.Create(CultureInfo.InvariantCulture,
+            throw new NodePortAllocationException(NodePortAllocationError.InUse, requested, string.Create(CultureInfo.InvariantCulture,
                 $"{field}: Invalid value: {requested}: provided port is already allocated"));
         }
     }

@@ -179,10 +179,15 @@ public static class ServiceValidation
     /// </summary>
     public static void HealthCheckNodePort(List<FieldError> errors, Service service, bool allocated, string field = "spec.healthCheckNodePort")
     {
-        ArgumentNullException.ThrowIfNull(errors);
         ArgumentNullException.ThrowIfNull(service);
-        var port = service.HealthCheckNodePort;
-        if (!NeedsHealthCheck(service.Type, service.ExternalTrafficPolicy))
+        HealthCheckNodePort(errors, service.Type, service.ExternalTrafficPolicy, service.HealthCheckNodePort, allocated, field);
+    }
+
+    public static void HealthCheckNodePort(List<FieldError> errors, ServiceType type, TrafficPolicy externalTrafficPolicy, int port, bool allocated,
+        string field = "spec.healthCheckNodePort")
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        if (!NeedsHealthCheck(type, externalTrafficPolicy))
         {
             if (port != 0)
             {
