@@ -39,6 +39,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     private PolicyController? _policy;
     private CniConfigController? _cni;
     private List<IController> _controllers = [];
+    private IReadOnlyList<IPNetwork> _nodePortAddresses = [];
 
     /// <summary>First delay after a failure; doubles per consecutive failure up to <see cref="RetryCap"/>.</summary>
     internal TimeSpan RetryFirst { get; init; } = TimeSpan.FromSeconds(1);
@@ -54,7 +55,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         _networks = new NetworkController(node, store, Loops);
         _nodeController = new NodeController(node, store, Loops, () => _networks.DefaultEntry, _networks.NodeEntries);
         _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
-        _services = new ServiceController(node, store, Loops, CreateBackend);
+        var healthChecks = new HealthCheckServer(Loops);
+        _services = new ServiceController(node, store, Loops, CreateBackend, ConntrackCleanup.Run, healthChecks);
         _cni = new CniConfigController(node, Loops, _networks);
         _policy = new PolicyController(node, store, Loops, NodeDevices);
         // eBPF services' lb4 (reverse NAT) and the policy program (a pod's ingress) sit on the pod veth's egress: host
@@ -65,7 +67,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var flows = new FlowController(node, Loops, _policy, _services, () => RingSource.Open(config), (on, aggregation) => RingSource.Configure(config, on, aggregation));
         var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy, flows);
         // Flows before policy: the ring is read before the programs write into it.
-        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, flows, _policy, hostRouting, api, _cni];
+        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, healthChecks, flows, _policy, hostRouting, api, _cni];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)
@@ -92,6 +94,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         {
             throw new AgentStartException(badFlows);
         }
+
+        _nodePortAddresses = ParseNodePortAddresses(config.NodePortAddresses);
 
         var (underlayIp, mtu) = FindUnderlay();
         Loops.Log($"node {_node}: underlay {config.Iface} {underlayIp} mtu {mtu}");
@@ -141,7 +145,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         new ServiceProxyOptions
         {
             ClusterCidr = ServiceProxyOptions.ClusterCidrOf([_context!.Cluster.PodCidrPools[0], .. _networks!.Current.Select(n => n.Network.PodCidr)]),
-            NodePortAddresses = NodePortAddresses(),
+            NodePortAddresses = _nodePortAddresses,
             NodeIps = [_context.UnderlayIp],
         },
         new EbpfServiceOptions
@@ -160,7 +164,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
             NodePortInterface = config.Iface, // node ports arriving from the underlay
         });
 
-    private IReadOnlyList<IPNetwork> NodePortAddresses() => [.. config.NodePortAddresses.Select(text =>
+    /// <summary>kube-proxy's --nodeport-addresses; checked at start, so a typo stops the agent instead of every service write.</summary>
+    internal static IReadOnlyList<IPNetwork> ParseNodePortAddresses(IEnumerable<string> texts) => [.. texts.Select(text =>
         IPNetwork.TryParse(text, out var cidr) && cidr.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
             ? cidr
             : throw new AgentStartException($"nodePortAddresses: \"{text}\" is not an IPv4 CIDR (e.g. 192.168.10.0/24)"))];
