@@ -262,6 +262,25 @@ public abstract class EbpfTcTests : EbpfBackendTests
     }
 
     [Fact]
+    public void A_pod_reaches_itself_through_its_own_service_hairpin()
+    {
+        var b = NewBackend();
+        Sync(b, Lab.Service("self", "10.96.0.60", 80, [1]), Lab.Service("selfudp", "10.96.0.60", 53, [1], Protocol.Udp));
+        var (s, greeting) = Lab.OpenTcp(1, IPAddress.Parse("10.96.0.60"), 80);
+        using (s)
+        {
+            Assert.Equal("pod1", greeting);
+            Assert.Equal("looped", EbpfLab.Echo(s, "looped")); // the flow carries on, both ways
+            Assert.Equal(new IPEndPoint(IPAddress.Parse("10.96.0.60"), 80), s.RemoteEndPoint);
+        }
+
+        Assert.Equal("pod1", Lab.Udp(1, IPAddress.Parse("10.96.0.60"), 53));
+        // The hairpinned flow's source as the pod saw it: Cilium's service loopback address.
+        var ct = b.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack).Keys();
+        Assert.Contains(ct, k => k.Direction == 1 && k.SourceAddress == k.DestinationAddress && k.SourceAddress == LbMaps.ToNetwork(Lab.PodIp(1)));
+    }
+
+    [Fact]
     public void An_open_connection_to_a_surviving_backend_survives_a_sync_that_removes_another()
     {
         var b = NewBackend();
