@@ -114,6 +114,25 @@ public abstract class EbpfBackendTests : IDisposable
     }
 
     [Fact]
+    public void Client_ip_affinity_sticks_within_its_timeout_and_lapses_after_it()
+    {
+        var b = NewBackend();
+        Sync(b, Lab.Service("webpod", "10.96.0.100", 80, [1, 2], affinity: SessionAffinity.ClientIP) with { AffinityTimeoutSeconds = 1 });
+        var seen = new HashSet<string>();
+        for (var round = 0; round < 8 && seen.Count < 2; round++)
+        {
+            // Connections in quick succession (each refreshes the entry) stay on one backend ...
+            var run = TcpMany(WebIp, 80, 4).Distinct().ToList();
+            Assert.Single(run);
+            seen.Add(run[0]);
+            Thread.Sleep(2100); // ... and past the 1 s timeout (second granularity) the next one chooses afresh
+        }
+
+        // Both backends turn up across expiries (8 rounds: 1 in 128 to fail by chance; without expiry never).
+        Assert.Equal(["pod1", "pod2"], seen.Order());
+    }
+
+    [Fact]
     public void Affinity_to_a_removed_endpoint_is_forgotten()
     {
         var b = NewBackend();
