@@ -97,3 +97,15 @@ public sealed class IptablesNodePortKernelTests : NodePortKernelTests
         Assert.Equal(3, services.Count);
     }
 }
+
+public sealed class NftablesNodePortKernelTests : NodePortKernelTests
+{
+    private protected override IServiceBackend NewBackend(ServiceProxyOptions options) => new NftablesServiceBackend(options);
+
+    private protected override void AssertAfterPartialSync(IServiceBackend b)
+    {
+        Assert.False(((NftablesServiceBackend)b).LastSyncWasFull);
+        var table = Lab.Shell("nft", "list", "table", "ip", "kube-proxy");
+        Assert.Contains("tcp . 30080 : goto external-", table, StringComparison.Ordinal);
+    }
+}
