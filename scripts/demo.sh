@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: the scenario (docs/scenario.md) in the lab: sections 1-4, then section 5's live migration, then NetworkPolicy (issue 14), flows and the connectivity test (issue 15). Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
+# make demo: the scenario (docs/scenario.md) in the lab: sections 1-4, then section 5's live migration, then NodePort and LoadBalancer Services from outside the nodes (issue 16), NetworkPolicy (issue 14), flows and the connectivity test (issue 15). Three nodes on an underlay of their own (k8s-ctr, k8s-w1,
 # k8s-w2), a loom agent per node (Flannel-style VXLAN overlay, kube-proxy-style iptables Services), the cluster
 # DNS, the scenario's YAML applied; then what the write-up inspects. Everything lives in network namespaces.
 set -euo pipefail
@@ -85,14 +85,31 @@ curl_webpod_10x
 heading "The picture (Cilium-style)"
 "$loom" lab topology --svg "$PWD/out/lab-topology.svg"
 
-heading "6. NetworkPolicy (policyEnforcementMode default since finalize): webpod only from app=curl"
+heading "6. Services from outside the nodes: NodePort and LoadBalancer (examples/scenario/webpod-nodeport.yaml)"
+show "$loom" lab apply -f examples/scenario/webpod-nodeport.yaml
+show "$loom" lab get svc
+# From the underlay's router address (192.168.10.1), outside every node; whoami prints who it saw as the client.
+from_outside() { { "$loom" lab underlay exec -- curl -s --max-time 3 "$1" || true; } | awk '/^(Hostname|RemoteAddr):/ {printf "%s ", $0} END {print ""}'; }
+printf 'externalTrafficPolicy Cluster (node port 30080): every node answers; a webpod on another node sees that node as the client\n'
+for ip in 192.168.10.100 192.168.10.101 192.168.10.102; do
+  printf '  %s:30080 -> ' "$ip"; from_outside "http://$ip:30080/"
+done
+printf 'externalTrafficPolicy Local (node port 30081): only nodes with a webpod answer, and it sees 192.168.10.1 itself\n'
+for ip in 192.168.10.100 192.168.10.101 192.168.10.102; do
+  printf '  %s:30081 -> ' "$ip"
+  out=$(from_outside "http://$ip:30081/"); [ -n "${out// /}" ] && echo "$out" || echo "no answer (no local webpod: dropped)"
+  printf '  %s:30082 health check -> HTTP %s\n' "$ip" "$("$loom" lab underlay exec -- curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$ip:30082/" || true)"
+done
+show "$loom" service list --node k8s-ctr
+
+heading "7. NetworkPolicy (policyEnforcementMode default since finalize): webpod only from app=curl"
 show "$loom" lab apply -f examples/policy/webpod-from-curl.yaml
 "$loom" lab apply -f examples/policy/intruder.yaml >/dev/null
 show "$loom" policy list
 webpod_pod=$("$loom" lab get pods | awk '$1 ~ /^webpod-/ {print $1; exit}')
 show "$loom" explain policy "default/$webpod_pod"
 
-heading "6. curl-pod (app=curl) still reaches webpod; intruder (app=intruder) is dropped"
+heading "7. curl-pod (app=curl) still reaches webpod; intruder (app=intruder) is dropped"
 curl_webpod_10x
 if show "$loom" lab exec intruder -- curl -s --max-time 3 webpod; then
   printf '%sintruder got through: the policy is not enforced%s\n' "$c_err" "$c_off"
@@ -101,14 +118,14 @@ else
 fi
 show "$loom" identity list
 
-heading "7. Flows (loom lab observe, as hubble observe): the intruder's drop, on webpod's node"
+heading "8. Flows (loom lab observe, as hubble observe): the intruder's drop, on webpod's node"
 show "$loom" lab observe --verdict DROPPED --from-pod default/intruder --last 3
 
-heading "7. Flows: the webpod Service translated by eBPF at the socket, then curl-pod to a webpod, node to node"
+heading "8. Flows: the webpod Service translated by eBPF at the socket, then curl-pod to a webpod, node to node"
 show "$loom" lab observe --type translation --to-service default/webpod --last 3
 show "$loom" lab observe --from-pod default/curl-pod --to-pod default/webpod --last 8
 
-heading "7. loom lab connectivity test (its own namespace, pods and Services; removed after)"
+heading "8. loom lab connectivity test (its own namespace, pods and Services; removed after)"
 show "$loom" lab connectivity test || printf '%sloom lab connectivity test: failures (see above)%s\n' "$c_err" "$c_off"
 
 heading "Done in $(( ($(date +%s%N) - started) / 1000000 )) ms"
@@ -116,6 +133,7 @@ cat <<TXT
 The lab stays up. Explore it:
   out/bin/loom lab get pods -o wide
   out/bin/loom lab exec curl-pod -- curl -s webpod
+  out/bin/loom lab underlay exec -- curl -s http://192.168.10.100:30080/
   out/bin/loom lab node exec k8s-w1 -- ip route
   out/bin/loom status --node k8s-w1
   out/bin/loom explain service default/webpod --node k8s-w2

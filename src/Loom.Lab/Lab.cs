@@ -54,6 +54,16 @@ public static class Lab
         return LabProcesses.ExecAsync(state.Node(node).Netns, command, cancellationToken);
     }
 
+    /// <summary>
+    /// Runs a command in the underlay's namespace, as a client outside every node (the router address
+    /// <see cref="UnderlayRouter"/>), with inherited stdio; returns its exit code.
+    /// </summary>
+    public static Task<int> UnderlayExecAsync(LabState state, IReadOnlyList<string> command, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        return LabProcesses.ExecAsync(state.UnderlayNetns, command, cancellationToken);
+    }
+
     /// <summary>Runs a command inside a pod (its network namespace and its resolv.conf) with inherited stdio; returns its exit code.</summary>
     public static Task<int> PodExecAsync(LabState state, string pod, IReadOnlyList<string> command, CancellationToken cancellationToken = default) =>
         LabPods.PodExecAsync(state, "default", pod, null, command, cancellationToken);

@@ -29,7 +29,7 @@ internal static class LabCommand
         var cmd = new Command("lab", "The one-machine lab: a cluster of network namespaces.")
         {
             LabDir, Prefix,
-            Up(), Down(), Status(), Topology(), NodeGroup(), PodGroup(), Exec(),
+            Up(), Down(), Status(), Topology(), NodeGroup(), UnderlayGroup(), PodGroup(), Exec(),
             Apply(), Delete(), Get(), Logs(), Cordon("cordon", true), Cordon("uncordon", false), Drain(), LabelGroup(),
             LabMigrateCommand.Migrate(), LabMigrateCommand.Probe(), ConnectivityCommand.LabGroup(), ObserveCommand.Lab(),
         };
@@ -172,6 +172,18 @@ internal static class LabCommand
             return await Lab.Lab.NodeExecAsync(state, parse.GetValue(node)!, parse.GetValue(command)!, ct).ConfigureAwait(false);
         }));
         return new Command("node", "Lab nodes.") { exec };
+    }
+
+    private static Command UnderlayGroup()
+    {
+        var command = new Argument<string[]>("command") { Description = "Command to run (after --).", Arity = ArgumentArity.OneOrMore };
+        var exec = new Command("exec", $"Run a command in the underlay's namespace, a client outside every node ({Lab.Lab.UnderlayRouter}), e.g. curl a node port; exits with its code.") { command };
+        exec.SetAction((parse, ct) => Guard(async () =>
+        {
+            var state = Require(parse.GetValue(LabDir)!);
+            return await Lab.Lab.UnderlayExecAsync(state, parse.GetValue(command)!, ct).ConfigureAwait(false);
+        }));
+        return new Command("underlay", "The lab's underlay: its router address is a client outside the nodes.") { exec };
     }
 
     private static Command PodGroup()
