@@ -29,9 +29,20 @@ public sealed class NodePortLab : IAsyncLifetime
     {
         var clock = Stopwatch.StartNew();
         _options = TestLab.Options(agents: true) with { ServiceBackend = ServiceProxyMode.Iptables };
-        _state = await Lab.UpAsync(_options, TextWriter.Null);
-        await Lab.ApplyAsync(_state, NodePortExample("web.yaml"), TextWriter.Null);
-        await Lab.ApplyAsync(_state, NodePortExample("hairpin.yaml"), TextWriter.Null);
+        try
+        {
+            _state = await Lab.UpAsync(_options, TextWriter.Null);
+            await Lab.ApplyAsync(_state, NodePortExample("web.yaml"), TextWriter.Null);
+            await Lab.ApplyAsync(_state, NodePortExample("hairpin.yaml"), TextWriter.Null);
+        }
+        catch
+        {
+            // xunit does not dispose a fixture whose initialization failed: take the lab down here.
+            await Lab.DownAsync(_options.LabDir, _options.Prefix);
+            _options = null;
+            throw;
+        }
+
         BringUp = clock.Elapsed;
     }
 
@@ -124,12 +135,27 @@ public sealed record WhoamiAnswer(int Status, string Hostname, string RemoteIp, 
         var response = new MemoryStream();
         var buf = new byte[4096];
         int n;
-        while ((n = await s.ReceiveAsync(buf, timeout.Token)) > 0)
+        while (!Complete(response) && (n = await s.ReceiveAsync(buf, timeout.Token)) > 0)
         {
             response.Write(buf, 0, n);
         }
 
         return Parse(Encoding.UTF8.GetString(response.ToArray()), target);
+    }
+
+    // The head and Content-Length bytes of body are in: a server that keeps the connection open is not waited for.
+    private static bool Complete(MemoryStream response)
+    {
+        var text = Encoding.UTF8.GetString(response.GetBuffer(), 0, (int)response.Length);
+        var end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        if (end < 0)
+        {
+            return false;
+        }
+
+        var length = text[..end].Split("\r\n").FirstOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase));
+        return length is not null && int.TryParse(length[15..].Trim(), System.Globalization.CultureInfo.InvariantCulture, out var body)
+            && response.Length - (Encoding.UTF8.GetByteCount(text[..end]) + 4) >= body;
     }
 
     private static WhoamiAnswer Parse(string text, IPEndPoint target)
