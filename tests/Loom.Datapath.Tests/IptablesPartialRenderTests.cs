@@ -39,7 +39,7 @@ public sealed class IptablesPartialRenderTests
     }
 
     [Fact]
-    public void First_endpoint_deletes_the_reject_and_appends_the_jump()
+    public void First_endpoint_deletes_the_reject_and_inserts_the_jump_above_the_node_port_one()
     {
         var golden = """
             *filter
@@ -48,7 +48,7 @@ public sealed class IptablesPartialRenderTests
             *nat
             :KUBE-SEP-DKCFIS26GWF2WLWC - [0:0]
             :KUBE-SVC-X27LE4BHSL4DOUIK - [0:0]
-            -A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
+            -I KUBE-SERVICES 1 -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
             -A KUBE-SVC-X27LE4BHSL4DOUIK -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
             -A KUBE-SVC-X27LE4BHSL4DOUIK -m comment --comment "ns3/svc3:p80 -> 10.0.3.2:80" -j KUBE-SEP-DKCFIS26GWF2WLWC
             -A KUBE-SEP-DKCFIS26GWF2WLWC -m comment --comment ns3/svc3:p80 -s 10.0.3.2 -j KUBE-MARK-MASQ
@@ -99,13 +99,13 @@ public sealed class IptablesPartialRenderTests
     }
 
     [Fact]
-    public void Added_service_appends_its_jump_and_writes_its_chains()
+    public void Added_service_inserts_its_jump_above_the_node_port_one_and_writes_its_chains()
     {
         var golden = """
             *nat
             :KUBE-SEP-DKCFIS26GWF2WLWC - [0:0]
             :KUBE-SVC-X27LE4BHSL4DOUIK - [0:0]
-            -A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
+            -I KUBE-SERVICES 1 -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
             -A KUBE-SVC-X27LE4BHSL4DOUIK -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
             -A KUBE-SVC-X27LE4BHSL4DOUIK -m comment --comment "ns3/svc3:p80 -> 10.0.3.2:80" -j KUBE-SEP-DKCFIS26GWF2WLWC
             -A KUBE-SEP-DKCFIS26GWF2WLWC -m comment --comment ns3/svc3:p80 -s 10.0.3.2 -j KUBE-MARK-MASQ
@@ -122,7 +122,7 @@ public sealed class IptablesPartialRenderTests
         // Same service (so same chain names), new frontend: the old jump's exact text goes, the new one comes.
         var input = Partial([Svc3], [Svc3 with { Frontend = Svc3.Frontend with { Port = 8080 } }]);
         Assert.Contains("-D KUBE-SERVICES -m comment --comment \"ns3/svc3:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK\n", input, StringComparison.Ordinal);
-        Assert.Contains("-A KUBE-SERVICES -m comment --comment \"ns3/svc3:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.43 --dport 8080 -j KUBE-SVC-X27LE4BHSL4DOUIK\n", input, StringComparison.Ordinal);
+        Assert.Contains("-I KUBE-SERVICES 1 -m comment --comment \"ns3/svc3:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.43 --dport 8080 -j KUBE-SVC-X27LE4BHSL4DOUIK\n", input, StringComparison.Ordinal);
         Assert.DoesNotContain("-X ", input, StringComparison.Ordinal);
     }
 

@@ -13,15 +13,17 @@ public sealed class IptablesRenderTests
     [Fact]
     public void Two_endpoint_service_matches_kube_proxys_golden_dump()
     {
-        // proxier_test.go TestSyncProxyRulesRepeated, after "Add an endpoint to a service" (minus the nodeport tail rule).
+        // proxier_test.go TestSyncProxyRulesRepeated, after "Add an endpoint to a service".
         var golden = """
             :KUBE-SERVICES - [0:0]
+            :KUBE-NODEPORTS - [0:0]
             :KUBE-POSTROUTING - [0:0]
             :KUBE-MARK-MASQ - [0:0]
             :KUBE-SVC-X27LE4BHSL4DOUIK - [0:0]
             :KUBE-SEP-DKCFIS26GWF2WLWC - [0:0]
             :KUBE-SEP-JVVZVJ7BSEPPRNBS - [0:0]
             -A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
+            -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
             -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
             -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
             -A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
@@ -120,7 +122,7 @@ public sealed class IptablesRenderTests
         var nat = Table(Render([a, b], nat: existing), "nat");
 
         Assert.Contains(":KUBE-SERVICES - [0:0]", nat); // flushed and rewritten whole
-        Assert.Equal(2, nat.Count(l => l.StartsWith("-A KUBE-SERVICES ", StringComparison.Ordinal)));
+        Assert.Equal(3, nat.Count(l => l.StartsWith("-A KUBE-SERVICES ", StringComparison.Ordinal))); // two jumps, the node-port tail
         Assert.Contains(":KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]", nat);
         Assert.Contains(":KUBE-SVC-X27LE4BHSL4DOUIK - [0:0]", nat);
         Assert.Contains(":KUBE-SVC-2VJB64SDSIJUP5T6 - [0:0]", nat);

@@ -247,7 +247,7 @@ public sealed partial class RuleSafetyTests
             var restore = Iptables(s, e);
             Assert.All(restore.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Matches(IptablesLine(), l));
             Assert.Equal(benignIptables, restore.Split('\n').Length);
-            Assert.Equal(7, Comments(restore).Count()); // reject, cluster IP, masq, endpoint pick, hairpin, DNAT, SNAT
+            Assert.Equal(8, Comments(restore).Count()); // reject, cluster IP, masq, endpoint pick, hairpin, DNAT, SNAT, node-port tail
             var nft = Nftables(s, e);
             Assert.Equal(benignNft, nft.Split('\n').Length);
             Assert.All(nft.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Matches(NftLine(), l));

@@ -12,11 +12,13 @@ namespace Loom.Datapath.Services;
 /// single KUBE-SERVICES rules instead of rewriting 10,000 of them. Either way a service's KUBE-SVC/KUBE-SEP chains are
 /// written only when it changed, and chains of removed services are flushed and deleted.
 /// </summary>
-internal static class IptablesRules
+internal static partial class IptablesRules
 {
     public const string ServicesChain = "KUBE-SERVICES";
     public const string PostroutingChain = "KUBE-POSTROUTING";
     public const string MarkMasqChain = "KUBE-MARK-MASQ";
+    public const string NodePortsChain = "KUBE-NODEPORTS";
+    public const string ExternalServicesChain = "KUBE-EXTERNAL-SERVICES";
 
     // kube-proxy's isServiceChainName: every per-service chain starts with one of these.
     private static readonly string[] ServiceChainPrefixes = ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"];
@@ -24,6 +26,9 @@ internal static class IptablesRules
     /// <summary>The hook jumps kube-proxy ensures, written as iptables-save prints them (so presence is a string match).</summary>
     public static readonly (string Table, string Rule)[] JumpRules =
     [
+        ("filter", "-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES"),
+        ("filter", "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES"),
+        ("filter", "-A INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS"),
         ("filter", "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"),
         ("filter", "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"),
         ("nat", "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"),
@@ -38,11 +43,38 @@ internal static class IptablesRules
 
     public static string ServiceChain(ServicePortState s) => KubeProxyNames.IptablesServiceChain(s.Name, s.Frontend.ProtocolName);
 
+    public static string LocalChain(ServicePortState s) => KubeProxyNames.IptablesLocalChain(s.Name, s.Frontend.ProtocolName);
+
+    public static string ExternalChain(ServicePortState s) => KubeProxyNames.IptablesExternalChain(s.Name, s.Frontend.ProtocolName);
+
     public static string EndpointChain(ServicePortState s, BackendAddress b) => KubeProxyNames.IptablesEndpointChain(s.Name, s.Frontend.ProtocolName, b);
 
-    /// <summary>The nat chains a service owns when programmed: its KUBE-SVC and one KUBE-SEP per backend (none without backends).</summary>
-    public static IEnumerable<string> ChainsOf(ServicePortState s) =>
-        s.HasBackends ? s.Backends.Select(b => EndpointChain(s, b)).Prepend(ServiceChain(s)) : [];
+    /// <summary>
+    /// The nat chains a service owns when programmed: KUBE-EXT when external, KUBE-SVC and KUBE-SVL when their policy is
+    /// in use, one KUBE-SEP per endpoint they reach (none without endpoints).
+    /// </summary>
+    public static IEnumerable<string> ChainsOf(ServicePortState s)
+    {
+        var c = new EndpointCategories(s);
+        var chains = new List<string>();
+        if (c.UsesExternalChain)
+        {
+            chains.Add(ExternalChain(s));
+        }
+
+        if (c.UsesCluster)
+        {
+            chains.Add(ServiceChain(s));
+        }
+
+        if (c.UsesLocal)
+        {
+            chains.Add(LocalChain(s));
+        }
+
+        chains.AddRange(c.Reachable.Select(b => EndpointChain(s, b)));
+        return chains;
+    }
 
     /// <summary>
     /// A full sync's input for both tables: every chain of every service is (re)written and every service chain in
@@ -65,11 +97,11 @@ internal static class IptablesRules
 
 
         sb.Append("*filter\n");
-        sb.Append(ChainLine(ServicesChain));
+        sb.Append(ChainLine(ServicesChain)).Append(ChainLine(ExternalServicesChain)).Append(ChainLine(NodePortsChain));
         AppendMissingJumps(sb, "filter", filter);
-        foreach (var s in ordered.Where(s => !s.HasBackends))
+        foreach (var r in ordered.SelectMany(FilterRules))
         {
-            sb.Append(RejectRule(s)).Append('\n');
+            sb.Append(r).Append('\n');
         }
 
         sb.Append("COMMIT\n");
@@ -78,7 +110,7 @@ internal static class IptablesRules
         var chains = new StringBuilder();
         var declared = new List<string>();
         var rules = new StringBuilder();
-        foreach (var name in new[] { ServicesChain, PostroutingChain, MarkMasqChain })
+        foreach (var name in new[] { ServicesChain, NodePortsChain, PostroutingChain, MarkMasqChain })
         {
             chains.Append(ChainLine(name));
         }
@@ -93,9 +125,19 @@ internal static class IptablesRules
 
         foreach (var s in ordered.Where(s => s.HasBackends))
         {
-            rules.Append(JumpRule(s)).Append('\n');
+            foreach (var r in NatEntryRules(s))
+            {
+                rules.Append(r).Append('\n');
+            }
+
             active.UnionWith(ChainsOf(s));
             AppendServiceChains(declared, rules, s, options);
+        }
+
+        // After every service's rules: the node-port jump must stay the last rule of KUBE-SERVICES.
+        foreach (var r in NodePortJumps(options))
+        {
+            rules.Append(r).Append('\n');
         }
 
         AppendStaleChains(declared, rules, nat.Chains.Where(IsServiceChain), active);
@@ -108,10 +150,11 @@ internal static class IptablesRules
 
     /// <summary>
     /// A partial sync's input, given what the last successful apply left (<paramref name="applied"/>). Only services
-    /// that changed, came or went are looked at: their KUBE-SVC/KUBE-SEP chains are written or deleted, and KUBE-SERVICES
-    /// (nat and filter) is changed rule by rule, <c>-D</c> with the exact text of a jump or REJECT that goes away or
-    /// changes and <c>-A</c> for a new one, instead of being rewritten whole. ClusterIP rules match disjoint frontends,
-    /// so their order in KUBE-SERVICES means nothing, and no rule there has to stay last. KUBE-POSTROUTING and
+    /// that changed, came or went are looked at: their KUBE-EXT/SVC/SVL/SEP chains are written or deleted, and
+    /// KUBE-SERVICES, KUBE-NODEPORTS and KUBE-EXTERNAL-SERVICES are changed rule by rule, <c>-D</c> with the exact text
+    /// of a rule that goes away or changes and <c>-A</c> for a new one, instead of being rewritten whole. Service rules
+    /// match disjoint frontends and node ports, so their order means nothing; only kube-proxy's node-port jump must stay
+    /// last in nat KUBE-SERVICES, so a new rule there is inserted at the top (<c>-I KUBE-SERVICES 1</c>). KUBE-POSTROUTING and
     /// KUBE-MARK-MASQ are left alone: they depend only on the options, which an instance never changes. A rule the
     /// kernel no longer has fails its <c>-D</c> and with it the table's batch; the caller then forgets and syncs in
     /// full. Empty when nothing changed.
@@ -132,7 +175,7 @@ internal static class IptablesRules
         var gone = before.Where(s => !now.Contains(s)).ToList();
         var came = ordered.Where(s => !before.Contains(s)).ToList();
         var filter = new StringBuilder();
-        AppendRuleDelta(filter, gone.Where(s => !s.HasBackends).Select(RejectRule), came.Where(s => !s.HasBackends).Select(RejectRule));
+        AppendRuleDelta(filter, gone.SelectMany(FilterRules), came.SelectMany(FilterRules));
         if (filter.Length > 0)
         {
             sb.Append("*filter\n").Append(filter).Append("COMMIT\n");
@@ -142,7 +185,7 @@ internal static class IptablesRules
         var rules = new StringBuilder();
         // Jumps before the -X below: a chain still referenced cannot be deleted. The restore creates every declared
         // chain before it runs any rule line, so a new jump may come before its chain's rules.
-        AppendRuleDelta(rules, gone.Where(s => s.HasBackends).Select(JumpRule), came.Where(s => s.HasBackends).Select(JumpRule));
+        AppendRuleDelta(rules, gone.SelectMany(NatEntryRules), came.SelectMany(NatEntryRules), insertAtTop: ServicesChain);
         foreach (var s in came.Where(s => s.HasBackends))
         {
             AppendServiceChains(declared, rules, s, options);
@@ -161,84 +204,14 @@ internal static class IptablesRules
         return sb.ToString();
     }
 
-    /// <summary>A service's jump from nat KUBE-SERVICES to its KUBE-SVC chain, as an <c>-A</c> line.</summary>
-    public static string JumpRule(ServicePortState s) =>
-        "-A KUBE-SERVICES -m comment --comment " + Quote($"{s.Name} cluster IP") + Match(s.Frontend) + " -j " + ServiceChain(s);
-
-    /// <summary>
-    /// kube-proxy: a service without endpoints gets no nat chains, only this REJECT (ICMP port unreachable) in filter
-    /// KUBE-SERVICES, as an <c>-A</c> line.
-    /// </summary>
-    public static string RejectRule(ServicePortState s) =>
-        "-A KUBE-SERVICES -m comment --comment " + Quote($"{s.Name} has no endpoints") + Match(s.Frontend) + " -j REJECT";
-
-    /// <summary>The KUBE-SVC and KUBE-SEP chains of one service with backends (kube-proxy's order and wording).</summary>
-    public static void AppendServiceChains(List<string> chains, StringBuilder rules, ServicePortState s, ServiceProxyOptions options)
-    {
-        var svcChain = ServiceChain(s);
-        var proto = s.Frontend.ProtocolName;
-        chains.Add(svcChain);
-        foreach (var b in s.Backends)
-        {
-            chains.Add(EndpointChain(s, b));
-        }
-
-        if (options.ClusterCidr is { } cidr)
-        {
-            // Off-cluster clients reaching a ClusterIP are masqueraded so the reply returns via this node.
-            rules.Append("-A ").Append(svcChain).Append(" -m comment --comment ").Append(Quote($"{s.Name} cluster IP"))
-                 .Append(Match(s.Frontend)).Append(" ! -s ").Append(cidr).Append(" -j KUBE-MARK-MASQ\n");
-        }
-
-        var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
-        if (affinity)
-        {
-            foreach (var b in s.Backends)
-            {
-                var sep = EndpointChain(s, b);
-                rules.Append("-A ").Append(svcChain).Append(" -m comment --comment ").Append(Quote($"{s.Name} -> {b}"))
-                     .Append(" -m recent --name ").Append(sep).Append(" --rcheck --seconds ")
-                     .Append(s.AffinityTimeoutSeconds.ToString(CultureInfo.InvariantCulture)).Append(" --reap -j ").Append(sep).Append('\n');
-            }
-        }
-
-        for (var i = 0; i < s.Backends.Count; i++)
-        {
-            var b = s.Backends[i];
-            rules.Append("-A ").Append(svcChain).Append(" -m comment --comment ").Append(Quote($"{s.Name} -> {b}"));
-            if (i < s.Backends.Count - 1)
-            {
-                // Endpoint i of n is taken with 1/(n-i) of what is left: uniform overall; the last one catches the rest.
-                rules.Append(" -m statistic --mode random --probability ").Append(Probability(s.Backends.Count - i));
-            }
-
-            rules.Append(" -j ").Append(EndpointChain(s, b)).Append('\n');
-        }
-
-        foreach (var b in s.Backends)
-        {
-            var sep = EndpointChain(s, b);
-            var comment = Quote(s.Name.ToString());
-            // Hairpin: a backend reaching itself through the ClusterIP must be SNAT-ed or it would answer itself directly.
-            rules.Append("-A ").Append(sep).Append(" -m comment --comment ").Append(comment).Append(" -s ").Append(b.Address).Append(" -j KUBE-MARK-MASQ\n");
-            rules.Append("-A ").Append(sep).Append(" -m comment --comment ").Append(comment);
-            if (affinity)
-            {
-                rules.Append(" -m recent --name ").Append(sep).Append(" --set");
-            }
-
-            rules.Append(" -m ").Append(proto).Append(" -p ").Append(proto).Append(" -j DNAT --to-destination ").Append(b).Append('\n');
-        }
-    }
-
     /// <summary>Restore input that removes everything <see cref="Render"/> could have created; null when nothing is there.</summary>
     public static string? RenderFlush(IptablesSnapshot filter, IptablesSnapshot nat)
     {
         var sb = new StringBuilder();
         foreach (var (table, snap, own) in new[]
                  {
-                     ("filter", filter, (Func<string, bool>)(c => c == ServicesChain)),
-                     ("nat", nat, c => c is ServicesChain or PostroutingChain or MarkMasqChain || IsServiceChain(c)),
+                     ("filter", filter, (Func<string, bool>)(c => c is ServicesChain or ExternalServicesChain or NodePortsChain)),
+                     ("nat", nat, c => c is ServicesChain or NodePortsChain or PostroutingChain or MarkMasqChain || IsServiceChain(c)),
                  })
         {
             var jumps = JumpRules.Where(j => j.Table == table && snap.Rules.Contains(j.Rule)).Select(j => j.Rule).ToList();
@@ -270,9 +243,10 @@ internal static class IptablesRules
         return sb.Length == 0 ? null : sb.ToString();
     }
 
-    // -D for each rule only in before, -A for each only in after; deletes first.
-    private static void AppendRuleDelta(StringBuilder sb, IEnumerable<string> before, IEnumerable<string> after)
+    // -D for each rule only in before, -A for each only in after (-I CHAIN 1 for insertAtTop); deletes first.
+    private static void AppendRuleDelta(StringBuilder sb, IEnumerable<string> before, IEnumerable<string> after, string? insertAtTop = null)
     {
+        var top = insertAtTop is null ? null : "-A " + insertAtTop + " ";
         var old = before.ToHashSet(StringComparer.Ordinal);
         var now = after.ToList();
         var keep = now.ToHashSet(StringComparer.Ordinal);
@@ -283,6 +257,12 @@ internal static class IptablesRules
 
         foreach (var r in now.Where(r => !old.Contains(r)))
         {
+            if (top is not null && r.StartsWith(top, StringComparison.Ordinal))
+            {
+                sb.Append("-I ").Append(insertAtTop).Append(" 1 ").Append(r.AsSpan(top.Length)).Append('\n');
+                continue;
+            }
+
             sb.Append(r).Append('\n');
         }
     }

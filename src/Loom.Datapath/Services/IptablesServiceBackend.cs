@@ -14,6 +14,10 @@ namespace Loom.Datapath.Services;
 /// </summary>
 internal sealed partial class IptablesServiceBackend(ServiceProxyOptions options) : IServiceBackend
 {
+    private static readonly string[] FilterComments = ["has no endpoints", "has no local endpoints", "health check node port"];
+    private static readonly string[] FilterChains = [IptablesRules.ServicesChain, IptablesRules.ExternalServicesChain, IptablesRules.NodePortsChain];
+    private static readonly string[] EntryChains = [IptablesRules.ServicesChain, IptablesRules.NodePortsChain];
+
     private readonly AppliedServices _applied = new(IptablesRules.ServiceChain);
 
     public string Name => "iptables";
@@ -74,20 +78,23 @@ internal sealed partial class IptablesServiceBackend(ServiceProxyOptions options
         ArgumentNullException.ThrowIfNull(service);
         var filter = IptablesSnapshot.Parse(IptablesRestore.Save("filter"));
         var nat = IptablesSnapshot.Parse(IptablesRestore.Save("nat"));
-        var svcChain = IptablesRules.ServiceChain(service);
         var sb = new StringBuilder();
-        var reject = filter.RulesOf(IptablesRules.ServicesChain)
-            .Where(r => r.Contains($"\"{service.Name} has no endpoints\"", StringComparison.Ordinal)).ToList();
-        if (reject.Count > 0)
+        // Filter rules carry the service's name in one of kube-proxy's comments.
+        var comments = FilterComments.Select(c => $"\"{service.Name} {c}\"").ToList();
+        var filterRules = FilterChains.SelectMany(filter.RulesOf).Where(r => comments.Any(c => r.Contains(c, StringComparison.Ordinal))).ToList();
+        if (filterRules.Count > 0)
         {
             sb.Append("*filter\n");
-            reject.ForEach(r => sb.Append(r).Append('\n'));
+            filterRules.ForEach(r => sb.Append(r).Append('\n'));
         }
 
-        var natRules = nat.RulesOf(IptablesRules.ServicesChain).Where(r => r.EndsWith(" -j " + svcChain, StringComparison.Ordinal)).ToList();
-        var svcRules = nat.RulesOf(svcChain).ToList();
-        natRules.AddRange(svcRules);
-        var seps = svcRules.Select(r => r[(r.LastIndexOf(" -j ", StringComparison.Ordinal) + 4)..])
+        // Entry rules jump to one of the service's own chains; those chains lead to its KUBE-SEP chains.
+        var own = new[] { IptablesRules.ExternalChain(service), IptablesRules.ServiceChain(service), IptablesRules.LocalChain(service) };
+        var natRules = EntryChains.SelectMany(nat.RulesOf)
+            .Where(r => own.Any(c => r.EndsWith(" -j " + c, StringComparison.Ordinal))).ToList();
+        var policyRules = own.SelectMany(nat.RulesOf).ToList();
+        natRules.AddRange(policyRules);
+        var seps = policyRules.Select(r => r[(r.LastIndexOf(" -j ", StringComparison.Ordinal) + 4)..])
             .Where(c => c.StartsWith("KUBE-SEP-", StringComparison.Ordinal)).Distinct(StringComparer.Ordinal);
         foreach (var sep in seps)
         {

@@ -16,12 +16,23 @@ public static class KubeProxyNames
     public static string IptablesServiceChain(ServicePortName name, string protocol) =>
         "KUBE-SVC-" + HashPrefix(name.ToString() + protocol, 16);
 
+    /// <summary>iptables: <c>KUBE-SVL-</c> (the Local policy's endpoints), hashed as <see cref="IptablesServiceChain"/>.</summary>
+    public static string IptablesLocalChain(ServicePortName name, string protocol) =>
+        "KUBE-SVL-" + HashPrefix(name.ToString() + protocol, 16);
+
+    /// <summary>iptables: <c>KUBE-EXT-</c> (node-port and external-IP traffic), hashed as <see cref="IptablesServiceChain"/>.</summary>
+    public static string IptablesExternalChain(ServicePortName name, string protocol) =>
+        "KUBE-EXT-" + HashPrefix(name.ToString() + protocol, 16);
+
     /// <summary>iptables: <c>KUBE-SEP-</c> + the first 16 base32 chars of sha256(portName + protocol + "IP:port").</summary>
     public static string IptablesEndpointChain(ServicePortName name, string protocol, BackendAddress backend) =>
         "KUBE-SEP-" + HashPrefix(name.ToString() + protocol + backend, 16);
 
     /// <summary>nftables: <c>service-HASH8-ns/name/proto/port</c>, the hash taken over the readable part.</summary>
     public static string NftServiceChain(ServicePortName name, string protocol) => "service-" + NftServiceBase(name, protocol);
+
+    /// <summary>nftables: <c>external-HASH8-ns/name/proto/port</c>, node-port and external-IP traffic's chain.</summary>
+    public static string NftExternalChain(ServicePortName name, string protocol) => "external-" + NftServiceBase(name, protocol);
 
     /// <summary>nftables: <c>endpoint-HASH8-ns/name/proto/port__IP/port</c>.</summary>
     public static string NftEndpointChain(ServicePortName name, string protocol, BackendAddress backend) => "endpoint-" + NftEndpointBase(name, protocol, backend);

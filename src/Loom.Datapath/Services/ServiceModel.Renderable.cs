@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Net.Sockets;
 using Loom.Core.Model;
 using Loom.Core.Validation;
@@ -11,7 +12,8 @@ public static partial class ServiceModel
     /// The ports a backend can program, in the order every backend renders them (name, then protocol), whatever it was
     /// given: a port with a non-IPv4 or out-of-range frontend or backend, or an unknown protocol, is left out; of two
     /// ports with one chain name, or one frontend (ClusterIP, protocol, port), the first in that order wins and the other
-    /// is left out; a ClientIP timeout outside 1..86400 s is clamped. Each such decision adds one printable line to
+    /// is left out; of two ports with one node port and protocol, the first keeps it and the other is programmed without
+    /// it; a ClientIP timeout outside 1..86400 s is clamped. Each such decision adds one printable line to
     /// <paramref name="skipped"/>. The renderers apply it too, so nothing the store holds can fail a sync for every service.
     /// </summary>
     public static IReadOnlyList<ServicePortState> Renderable(IEnumerable<ServicePortState> states, ICollection<ServiceSkip>? skipped)
@@ -23,6 +25,7 @@ public static partial class ServiceModel
         var result = new List<ServicePortState>(ordered.Count);
         var names = new HashSet<string>(StringComparer.Ordinal);
         var frontends = new Dictionary<(string, Protocol, int), ServicePortName>();
+        var nodePorts = new Dictionary<(Protocol, int), ServicePortName>();
         foreach (var (key, state) in ordered)
         {
             var s = state;
@@ -43,6 +46,11 @@ public static partial class ServiceModel
                 continue;
             }
 
+            if (DropDuplicateNodePort(ref s, nodePorts) is { } duplicate)
+            {
+                skipped?.Add(duplicate);
+            }
+
             if (ClampAffinity(ref s) is { } clamped)
             {
                 skipped?.Add(clamped);
@@ -53,6 +61,25 @@ public static partial class ServiceModel
 
         return result;
     }
+
+    /// <summary>
+    /// A node port (with its protocol) another port already took, taken off <paramref name="s"/> (the port is still
+    /// served on its ClusterIP); returns the reason, or null if the node port was free and is now taken by <paramref name="s"/>.
+    /// </summary>
+    internal static ServiceSkip? DropDuplicateNodePort(ref ServicePortState s, Dictionary<(Protocol, int), ServicePortName> taken)
+    {
+        if (s.NodePort == 0 || taken.TryAdd((s.Frontend.Protocol, s.NodePort), s.Name))
+        {
+            return null;
+        }
+
+        var reason = DuplicateNodePort(s, taken[(s.Frontend.Protocol, s.NodePort)]);
+        s = s with { NodePort = 0 };
+        return reason;
+    }
+
+    internal static ServiceSkip DuplicateNodePort(ServicePortState s, ServicePortName owner) =>
+        Reason(s, "duplicate-nodeport", string.Create(CultureInfo.InvariantCulture, $"node port {s.NodePort}/{s.Frontend.ProtocolName} skipped: already taken by {owner}"));
 
     /// <summary>A ClientIP timeout outside 1..86400 s clamped into it; returns the reason, or null if it was in range.</summary>
     internal static ServiceSkip? ClampAffinity(ref ServicePortState s)
@@ -83,6 +110,18 @@ public static partial class ServiceModel
         if (s.Frontend.Address.AddressFamily != AddressFamily.InterNetwork || s.Frontend.Port is < 1 or > 65535)
         {
             return $"frontend {s.Frontend} is not an IPv4 address and a port 1-65535";
+        }
+
+        if (s.NodePort is < 0 or > 65535 || s.HealthCheckNodePort is < 0 or > 65535)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"node port {s.NodePort} or health-check node port {s.HealthCheckNodePort} is not 0-65535");
+        }
+
+        // A stored list may hold a JSON null whatever the type says.
+        var badIp = s.ExternalIps.Select(ip => (IPAddress?)ip).FirstOrDefault(ip => ip is null || ip.AddressFamily != AddressFamily.InterNetwork, IPAddress.None);
+        if (!ReferenceEquals(badIp, IPAddress.None))
+        {
+            return $"external IP {badIp?.ToString() ?? "null"} is not an IPv4 address";
         }
 
         return s.Backends.FirstOrDefault(b => b.Address.AddressFamily != AddressFamily.InterNetwork || b.Port is < 1 or > 65535) is { } bad
