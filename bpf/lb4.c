@@ -12,7 +12,12 @@
  *                dir 1 (REV): client <- backend tuple (stored as the forward tuple after DNAT), for reverse NAT
  *   lb4_affinity LRU {client (IPv4 or netns cookie), rev_nat, is_cookie} -> {backend id, last used (s)}
  *   lb4_sk_rev   LRU {socket cookie, backend ip, port} -> {vip, port, rev_nat}  (unconnected UDP recvmsg)
- *   lb4_ifaces   ifindex -> 1: where the tc programs are attached (bookkeeping for restarts and flush)
+ *   lb4_ifaces   ifindex -> 1: where the pod tc programs are attached, 2: the underlay device's node-port programs
+ *                (bookkeeping for restarts and flush)
+ *   lb4_snat     LRU {saddr, daddr, sport, dport, proto, dir} -> {address, port, rev_nat, last seen}: node-port SNAT
+ *                dir 2 (OUT): client -> remote backend tuple -> the node address and NAT port it goes out with
+ *                dir 3 (IN):  backend -> node:NAT port tuple (the reply) -> the client's address and port
+ *   lb4_config   [0] {node address}: the source of SNATed node-port traffic
  *   lb4_maglev   {rev_nat, chunk} -> 256 backend ids: slots [256 chunk, 256 chunk + 255] of a Maglev service's
  *                lookup table of M slots (M prime, from the master entry)
  *
@@ -25,6 +30,13 @@
  *   lb4_to_pod (tc, egress of a pod's host-side veth = traffic to the pod): reverse NAT of replies.
  *   Both return TC_ACT_UNSPEC for a packet they leave alone, and lb4_from_pod for one it translated, so the later tc
  *   filters on the hook (network policy, host routing) run; lb4_to_pod's reverse-NATed replies end the chain (TC_ACT_OK).
+ *   lb4_from_net (tc, ingress of the node's underlay device): a packet to a node-port or external-IP frontend
+ *       (LB_SVC_FLAG_EXTERNAL) is DNAT-ed as lb4_from_pod does. A local backend gets it through the kernel with the
+ *       client's address (its reply is reverse-translated by lb4_to_net). A remote backend (Cluster policy) gets it
+ *       source-NATed to the node address and a port of lb4_snat (61000-65535, above Linux's ephemeral range, as
+ *       masquerade's) and sent out by FIB lookup; its reply, arriving here, is translated back (nodeIP:nodePort ->
+ *       client) and sent back out. A frontend without (local) backends: dropped.
+ *   lb4_to_net (tc, egress of the underlay device): reverse NAT of local backends' replies to outside clients.
  *   lb4_connect4 / lb4_sendmsg4 / lb4_recvmsg4 (cgroup sock_addr): socket-level LB with the same maps;
  *       a service without backends makes connect()/sendmsg() fail with EPERM.
  *
@@ -46,11 +58,23 @@
 
 #define LB_SVC_FLAG_AFFINITY 0x01
 #define LB_SVC_FLAG_MAGLEV 0x02
+#define LB_SVC_FLAG_EXTERNAL 0x04 /* a node-port or external-IP frontend: served on the underlay too */
+#define LB_SVC_FLAG_EXT_LOCAL 0x08 /* externalTrafficPolicy Local: local backends only, the client's address kept */
+
+#define LB_BE_F_LOCAL 0x01 /* lb4_backend.flags: the backend is a pod on this node */
 
 #define LB_MAGLEV_CHUNK 256 /* table slots per lb4_maglev entry (a power of two: the index is masked) */
 
 #define LB_CT_SVC 0
 #define LB_CT_REV 1
+#define LB_SNAT_OUT 2
+#define LB_SNAT_IN 3
+
+#define LB_SNAT_PORT_MIN 61000
+#define LB_SNAT_PORT_MAX 65535
+#define LB_SNAT_TRIES 16
+
+#define LB_IFACE_UNDERLAY 2
 
 #define LB_CT_F_CLOSING 0x01 /* lb4_ct_entry.flags: a FIN or RST of the flow was seen (either side) */
 
@@ -189,6 +213,32 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } lb4_ifaces SEC(".maps");
+
+struct lb4_snat_entry {
+	__be32 address;
+	__be16 port;
+	__u16 rev_nat_index;
+	__u64 last_seen_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct lb4_ct_key);
+	__type(value, struct lb4_snat_entry);
+} lb4_snat SEC(".maps");
+
+struct lb4_cfg {
+	__be32 node_address;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb4_cfg);
+} lb4_config SEC(".maps");
 
 /*
  * Maglev lookup tables, one per Maglev service (by rev-NAT index), in chunks of 256 slots: a 16381-slot table is 64
@@ -520,49 +570,35 @@ static __always_inline void ev_lb_drop(struct __sk_buff *skb, __u8 obs, __u8 rea
 	loom_ev_drop(skb, obs, reason, 0, &f);
 }
 
-static __always_inline void ev_no_backend(struct __sk_buff *skb, const struct pkt *p)
+static __always_inline void ev_no_backend(struct __sk_buff *skb, __u8 obs, const struct pkt *p)
 {
-	ev_lb_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_NO_SERVICE_BACKEND, p);
+	ev_lb_drop(skb, obs, LOOM_DROP_NO_SERVICE_BACKEND, p);
 }
 
-SEC("tc")
-int lb4_from_pod(struct __sk_buff *skb)
+#define LB_CONTINUE 0x7fff /* lb_flow: translate the packet to *bep */
+
+/*
+ * The backend of the packet's flow to frontend svc: its lb4_ct entry's, or for a new flow (or one whose backend is gone)
+ * a fresh choice, remembered with its reverse entry. Returns LB_CONTINUE with *bep set, or the packet's verdict (a
+ * refusal with a RST where reject says so, a drop, or UNSPEC for a mid-stream flow the kernel's conntrack owns).
+ */
+static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct lb4_service *svc, __u8 obs, int reject,
+				   struct lb4_backend **bep)
 {
 	struct loom_ev_flow f;
 	struct lb4_ct_key ct_key = {};
 	struct lb4_ct_entry *ct, entry = {};
-	struct lb4_service *svc;
 	struct lb4_backend *be = NULL;
-	struct pkt p = {};
 	__u32 id = 0;
 	int syn, closing;
 
-	/* Nothing for the LB: UNSPEC hands the packet to the next tc filter on this hook (host routing). */
-	if (parse(skb, &p))
-		return TC_ACT_UNSPEC;
-	syn = p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
-	closing = p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FIN | TCP_RST));
-	svc = lookup_master(p.daddr, p.dport, p.proto);
-	if (!svc) {
-		/* A new direct connection may reuse the tuple of an earlier, service-translated one (same client port,
-		 * same backend): its reverse entry must not rewrite this flow's replies into the ClusterIP. */
-		if (syn) {
-			ct_key.saddr = p.saddr;
-			ct_key.daddr = p.daddr;
-			ct_key.sport = p.sport;
-			ct_key.dport = p.dport;
-			ct_key.proto = p.proto;
-			ct_key.dir = LB_CT_REV;
-			bpf_map_delete_elem(&lb4_ct, &ct_key);
-		}
-		return TC_ACT_UNSPEC;
-	}
-
-	ct_key.saddr = p.saddr;
-	ct_key.daddr = p.daddr;
-	ct_key.sport = p.sport;
-	ct_key.dport = p.dport;
-	ct_key.proto = p.proto;
+	syn = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+	closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST));
+	ct_key.saddr = p->saddr;
+	ct_key.daddr = p->daddr;
+	ct_key.sport = p->sport;
+	ct_key.dport = p->dport;
+	ct_key.proto = p->proto;
 	ct_key.dir = LB_CT_SVC;
 	ct = bpf_map_lookup_elem(&lb4_ct, &ct_key);
 	/*
@@ -582,11 +618,11 @@ int lb4_from_pod(struct __sk_buff *skb)
 	}
 	if (!be) {
 		/* A new flow, or one whose backend was removed: choose (again). */
-		if (p.proto == IPPROTO_TCP && !(p.tcp_flags & TCP_SYN)) {
+		if (p->proto == IPPROTO_TCP && !(p->tcp_flags & TCP_SYN)) {
 			/* Mid-stream packet of a flow whose backend is gone: no one can take it over. */
 			if (ct) {
 				bpf_map_delete_elem(&lb4_ct, &ct_key);
-				ev_no_backend(skb, &p);
+				ev_no_backend(skb, obs, p);
 				return TC_ACT_SHOT;
 			}
 			/* A flow this program did not open (kube-proxy's DNAT did, before the switch to eBPF): the
@@ -594,15 +630,15 @@ int lb4_from_pod(struct __sk_buff *skb)
 			bump(LB_STAT_PASS_KERNEL);
 			return TC_ACT_UNSPEC;
 		}
-		id = select_backend(p.daddr, p.dport, p.proto, svc, p.saddr, 0,
-				    jhash_3words(p.saddr, p.daddr, (__u32)p.sport | ((__u32)p.dport << 16), p.proto));
+		id = select_backend(p->daddr, p->dport, p->proto, svc, p->saddr, 0,
+				    jhash_3words(p->saddr, p->daddr, (__u32)p->sport | ((__u32)p->dport << 16), p->proto));
 		if (id)
 			be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (!be) {
 			bump(LB_STAT_NO_BACKEND);
-			ev_no_backend(skb, &p); /* refused with a RST or dropped: the packet does not reach a backend */
-			if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-				return reject_syn(skb, &p);
+			ev_no_backend(skb, obs, p); /* refused with a RST or dropped: the packet does not reach a backend */
+			if (reject && syn)
+				return reject_syn(skb, p);
 			return TC_ACT_SHOT;
 		}
 		entry.backend_id = id;
@@ -610,8 +646,8 @@ int lb4_from_pod(struct __sk_buff *skb)
 		entry.flags = closing ? LB_CT_F_CLOSING : 0;
 		entry.last_seen_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
-		ev_flow(&f, &p, be->address, be->port);
-		loom_ev_translation(LOOM_OBS_FROM_ENDPOINT, skb->ifindex, skb->len, &f, p.daddr, p.dport);
+		ev_flow(&f, p, be->address, be->port);
+		loom_ev_translation(obs, skb->ifindex, skb->len, &f, p->daddr, p->dport);
 	} else {
 		if (closing)
 			ct->flags |= LB_CT_F_CLOSING;
@@ -619,7 +655,7 @@ int lb4_from_pod(struct __sk_buff *skb)
 	}
 	/*
 	 * The reply direction, keyed by the tuple as it looks after DNAT. Written again on every SYN: a direct connection
-	 * on this tuple in between (which deletes it, above) or LRU eviction may have removed it while the forward entry
+	 * on this tuple in between (which deletes it) or LRU eviction may have removed it while the forward entry
 	 * stayed, and the SYN-ACK would then reach the client from the pod's address.
 	 */
 	if (!ct || syn) {
@@ -628,7 +664,40 @@ int lb4_from_pod(struct __sk_buff *skb)
 		ct_key.dir = LB_CT_REV;
 		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
 	}
+	*bep = be;
+	return LB_CONTINUE;
+}
 
+SEC("tc")
+int lb4_from_pod(struct __sk_buff *skb)
+{
+	struct lb4_ct_key ct_key = {};
+	struct lb4_service *svc;
+	struct lb4_backend *be = NULL;
+	struct pkt p = {};
+	int rc;
+
+	/* Nothing for the LB: UNSPEC hands the packet to the next tc filter on this hook (host routing). */
+	if (parse(skb, &p))
+		return TC_ACT_UNSPEC;
+	svc = lookup_master(p.daddr, p.dport, p.proto);
+	if (!svc) {
+		/* A new direct connection may reuse the tuple of an earlier, service-translated one (same client port,
+		 * same backend): its reverse entry must not rewrite this flow's replies into the ClusterIP. */
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+			ct_key.saddr = p.saddr;
+			ct_key.daddr = p.daddr;
+			ct_key.sport = p.sport;
+			ct_key.dport = p.dport;
+			ct_key.proto = p.proto;
+			ct_key.dir = LB_CT_REV;
+			bpf_map_delete_elem(&lb4_ct, &ct_key);
+		}
+		return TC_ACT_UNSPEC;
+	}
+	rc = lb_flow(skb, &p, svc, LOOM_OBS_FROM_ENDPOINT, 1, &be);
+	if (rc != LB_CONTINUE || !be)
+		return rc;
 	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port)) {
 		/* a translation may have been reported above: say the packet went no further */
 		ev_lb_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p);
@@ -639,8 +708,28 @@ int lb4_from_pod(struct __sk_buff *skb)
 	return TC_ACT_UNSPEC;
 }
 
-SEC("tc")
-int lb4_to_pod(struct __sk_buff *skb)
+/* The backend closes (FIN or RST): mark the flow's forward entry (client -> frontend), which its next SYN consults. */
+static __always_inline void mark_closing(const struct pkt *p, __be32 client, __be16 cport, const struct lb4_reverse_nat *rn)
+{
+	struct lb4_ct_key key = {
+		.saddr = client,
+		.daddr = rn->address,
+		.sport = cport,
+		.dport = rn->port,
+		.proto = p->proto,
+		.dir = LB_CT_SVC,
+	};
+	struct lb4_ct_entry *fwd;
+
+	if (p->proto != IPPROTO_TCP || !(p->tcp_flags & (TCP_FIN | TCP_RST)))
+		return;
+	fwd = bpf_map_lookup_elem(&lb4_ct, &key);
+	if (fwd)
+		fwd->flags |= LB_CT_F_CLOSING;
+}
+
+/* Reverse NAT of a backend's reply (backend -> client) by the flow's REV entry; UNSPEC for a packet not one. */
+static __always_inline int rev_nat(struct __sk_buff *skb, __u8 obs)
 {
 	struct lb4_ct_key ct_key = {};
 	struct lb4_ct_entry *ct;
@@ -666,23 +755,200 @@ int lb4_to_pod(struct __sk_buff *skb)
 	if (!rn)
 		return TC_ACT_UNSPEC;
 	if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FIN | TCP_RST))) {
-		/* The backend closes: mark the flow's forward entry (client -> VIP), which the next SYN consults. */
-		struct lb4_ct_entry *fwd;
-
 		ct->flags |= LB_CT_F_CLOSING;
-		ct_key.daddr = rn->address;
-		ct_key.dport = rn->port;
-		ct_key.dir = LB_CT_SVC;
-		fwd = bpf_map_lookup_elem(&lb4_ct, &ct_key);
-		if (fwd)
-			fwd->flags |= LB_CT_F_CLOSING;
+		mark_closing(&p, p.daddr, p.dport, rn);
 	}
 	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, rn->address, 0, p.sport, rn->port)) {
-		ev_lb_drop(skb, LOOM_OBS_TO_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p);
+		ev_lb_drop(skb, obs, LOOM_DROP_INVALID_PACKET, &p);
 		return TC_ACT_SHOT;
 	}
 	bump(LB_STAT_REVNAT);
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int lb4_to_pod(struct __sk_buff *skb)
+{
+	return rev_nat(skb, LOOM_OBS_TO_ENDPOINT);
+}
+
+/* ---------------------------------------------------------------- tc: node ports on the underlay device */
+
+/*
+ * Sends a translated packet towards daddr as the FIB says (as if forwarded from the device it came in on): with the
+ * FIB's MACs where the neighbour is known, else through the neighbour layer. The kernel's own forwarding would refuse it
+ * (its source is a local address: a martian).
+ */
+static __always_inline int fib_redirect(struct __sk_buff *skb, const struct pkt *p, __be32 saddr, __be32 daddr)
+{
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	long rc;
+
+	fib.family = AF_INET;
+	fib.l4_protocol = p->proto;
+	fib.ipv4_src = saddr;
+	fib.ipv4_dst = daddr;
+	fib.ifindex = skb->ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) || bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0))
+			return TC_ACT_SHOT;
+		return bpf_redirect(fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		nh.nh_family = AF_INET;
+		nh.ipv4_nh = fib.ipv4_dst;
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	}
+	ev_lb_drop(skb, LOOM_OBS_FROM_NETWORK, LOOM_DROP_UNROUTABLE, p);
+	return TC_ACT_SHOT;
+}
+
+/*
+ * The NAT port of a flow to a remote backend (OUT entry), allocating one on its first packet: a hash of the flow
+ * probed LB_SNAT_TRIES times for a port whose IN entry (backend -> node:port) is free. 0: none free.
+ */
+static __always_inline __be16 snat_port(const struct pkt *p, __be32 node, const struct lb4_backend *be, __u16 rev_nat)
+{
+	struct lb4_ct_key out = {
+		.saddr = p->saddr,
+		.daddr = be->address,
+		.sport = p->sport,
+		.dport = be->port,
+		.proto = p->proto,
+		.dir = LB_SNAT_OUT,
+	};
+	struct lb4_ct_key in = {
+		.saddr = be->address,
+		.daddr = node,
+		.sport = be->port,
+		.proto = p->proto,
+		.dir = LB_SNAT_IN,
+	};
+	struct lb4_snat_entry back = {
+		.address = p->saddr,
+		.port = p->sport,
+		.rev_nat_index = rev_nat,
+		.last_seen_ns = bpf_ktime_get_ns(),
+	};
+	struct lb4_snat_entry fwd = {
+		.address = node,
+		.rev_nat_index = rev_nat,
+		.last_seen_ns = back.last_seen_ns,
+	};
+	struct lb4_snat_entry *had = bpf_map_lookup_elem(&lb4_snat, &out), *rev;
+	__u32 span = LB_SNAT_PORT_MAX - LB_SNAT_PORT_MIN + 1;
+	__u32 start, i;
+
+	if (had && had->address == node) {
+		in.dport = had->port;
+		rev = bpf_map_lookup_elem(&lb4_snat, &in);
+		/* Both halves present and naming this flow: the common case. LRU eviction of the IN half re-allocates. */
+		if (rev && rev->address == p->saddr && rev->port == p->sport) {
+			had->last_seen_ns = back.last_seen_ns;
+			rev->last_seen_ns = back.last_seen_ns;
+			return had->port;
+		}
+	}
+	start = jhash_3words(p->saddr, be->address, (__u32)p->sport | ((__u32)be->port << 16), p->proto);
+	for (i = 0; i < LB_SNAT_TRIES; i++) {
+		in.dport = bpf_htons((__u16)(LB_SNAT_PORT_MIN + (start + i * 7919) % span));
+		if (bpf_map_update_elem(&lb4_snat, &in, &back, BPF_NOEXIST) == 0) {
+			fwd.port = in.dport;
+			bpf_map_update_elem(&lb4_snat, &out, &fwd, BPF_ANY);
+			return in.dport;
+		}
+	}
+	return 0;
+}
+
+/* A remote backend's reply to a flow lb4_from_net source-NATed: back to client from nodeIP:nodePort, out again. */
+static __always_inline int snat_reply(struct __sk_buff *skb, struct pkt *p)
+{
+	struct lb4_ct_key in = {
+		.saddr = p->saddr,
+		.daddr = p->daddr,
+		.sport = p->sport,
+		.dport = p->dport,
+		.proto = p->proto,
+		.dir = LB_SNAT_IN,
+	};
+	struct lb4_snat_entry *e = bpf_map_lookup_elem(&lb4_snat, &in);
+	struct lb4_reverse_nat *rn;
+	__be32 client;
+	__be16 cport;
+	__u16 idx;
+
+	if (!e)
+		return LB_CONTINUE;
+	idx = e->rev_nat_index;
+	rn = bpf_map_lookup_elem(&lb4_revnat, &idx);
+	if (!rn)
+		return LB_CONTINUE;
+	e->last_seen_ns = bpf_ktime_get_ns();
+	client = e->address;
+	cport = e->port;
+	mark_closing(p, client, cport, rn);
+	if (rewrite(skb, p, offsetof(struct iphdr, saddr), p->saddr, rn->address, 0, p->sport, rn->port) ||
+	    rewrite(skb, p, offsetof(struct iphdr, daddr), p->daddr, client, 2, p->dport, cport)) {
+		ev_lb_drop(skb, LOOM_OBS_FROM_NETWORK, LOOM_DROP_INVALID_PACKET, p);
+		return TC_ACT_SHOT;
+	}
+	bump(LB_STAT_REVNAT);
+	return fib_redirect(skb, p, rn->address, client);
+}
+
+SEC("tc")
+int lb4_from_net(struct __sk_buff *skb)
+{
+	struct lb4_service *svc;
+	struct lb4_backend *be = NULL;
+	struct lb4_cfg *cfg;
+	struct pkt p = {};
+	__u32 zero = 0;
+	__be32 node;
+	__be16 port;
+	int rc;
+
+	if (parse(skb, &p))
+		return TC_ACT_UNSPEC;
+	rc = snat_reply(skb, &p);
+	if (rc != LB_CONTINUE)
+		return rc;
+	svc = lookup_master(p.daddr, p.dport, p.proto);
+	/* ClusterIPs are not served from outside the node: the packet is the kernel's (or another filter's). */
+	if (!svc || !(svc->flags & LB_SVC_FLAG_EXTERNAL))
+		return TC_ACT_UNSPEC;
+	rc = lb_flow(skb, &p, svc, LOOM_OBS_FROM_NETWORK, 0, &be);
+	if (rc != LB_CONTINUE || !be)
+		return rc;
+	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port))
+		goto invalid;
+	bump(LB_STAT_DNAT);
+	/* A local backend (always, under Local policy) sees the client: the kernel routes the packet into the pod. */
+	if ((be->flags & LB_BE_F_LOCAL) || (svc->flags & LB_SVC_FLAG_EXT_LOCAL))
+		return TC_ACT_UNSPEC;
+	/* A remote one gets it from this node, so the reply comes back here to be translated. */
+	cfg = bpf_map_lookup_elem(&lb4_config, &zero);
+	node = cfg && cfg->node_address ? cfg->node_address : p.daddr;
+	port = snat_port(&p, node, be, svc->rev_nat_index);
+	if (!port) {
+		ev_lb_drop(skb, LOOM_OBS_FROM_NETWORK, LOOM_DROP_NAT_NO_PORT, &p);
+		return TC_ACT_SHOT;
+	}
+	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, node, 0, p.sport, port))
+		goto invalid;
+	return fib_redirect(skb, &p, node, be->address);
+invalid:
+	ev_lb_drop(skb, LOOM_OBS_FROM_NETWORK, LOOM_DROP_INVALID_PACKET, &p);
+	return TC_ACT_SHOT;
+}
+
+SEC("tc")
+int lb4_to_net(struct __sk_buff *skb)
+{
+	return rev_nat(skb, LOOM_OBS_TO_NETWORK);
 }
 
 /* ---------------------------------------------------------------- cgroup: socket-level LB */

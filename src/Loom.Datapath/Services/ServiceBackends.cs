@@ -16,7 +16,7 @@ public static class ServiceBackends
 
     /// <summary>The backend <paramref name="kind"/> names; <paramref name="ebpf"/> configures the eBPF one (pins, object, cgroup, veths).</summary>
     public static IServiceBackend Create(ServiceProxyMode kind, ServiceProxyOptions? options, EbpfServiceOptions? ebpf) =>
-        kind == ServiceProxyMode.Ebpf ? Ebpf(ebpf) : Create(kind, options);
+        kind == ServiceProxyMode.Ebpf ? Ebpf(options is null ? ebpf : (ebpf ?? new EbpfServiceOptions()) with { Proxy = options }) : Create(kind, options);
 
     public static EbpfServiceBackend Ebpf(EbpfServiceOptions? options = null) => new(options);
 

@@ -22,9 +22,13 @@ public static class LbMaps
     public const string Interfaces = "lb4_ifaces";
     public const string Maglev = "lb4_maglev";
     public const string Stats = "lb4_stats";
+    public const string Snat = "lb4_snat";
+    public const string Config = "lb4_config";
 
     public const string FromPod = "lb4_from_pod";
     public const string ToPod = "lb4_to_pod";
+    public const string FromNet = "lb4_from_net";
+    public const string ToNet = "lb4_to_net";
     public const string Connect4 = "lb4_connect4";
     public const string Sendmsg4 = "lb4_sendmsg4";
     public const string Recvmsg4 = "lb4_recvmsg4";
@@ -34,6 +38,25 @@ public static class LbMaps
 
     /// <summary>lb4_service.flags: Maglev backend selection (the master's MaglevSize holds M; the table is in lb4_maglev).</summary>
     public const byte FlagMaglev = 0x02;
+
+    /// <summary>lb4_service.flags: a node-port or external-IP frontend, served on the underlay device too.</summary>
+    public const byte FlagExternal = 0x04;
+
+    /// <summary>lb4_service.flags: externalTrafficPolicy Local (local backends only, no SNAT of the client).</summary>
+    public const byte FlagExternalLocal = 0x08;
+
+    /// <summary>lb4_backend.flags: the backend is a pod on this node.</summary>
+    public const byte BackendLocal = 0x01;
+
+    /// <summary>lb4_ifaces values: a pod's host-side veth, the underlay device (node-port programs).</summary>
+    public const uint InterfacePod = 1;
+
+    public const uint InterfaceUnderlay = 2;
+
+    /// <summary>lb4_snat key directions: client -> remote backend (OUT), the backend's reply to the node (IN).</summary>
+    public const byte SnatOut = 2;
+
+    public const byte SnatIn = 3;
 
     /// <summary>Table slots per lb4_maglev entry (LB_MAGLEV_CHUNK).</summary>
     public const int MaglevChunk = 256;
@@ -152,17 +175,17 @@ public record struct LbBackend
     public byte Protocol;
     public byte Flags;
 
-    public LbBackend(IPAddress address, int port, ProtocolType protocol)
+    public LbBackend(IPAddress address, int port, ProtocolType protocol, byte flags = 0)
     {
         Address = LbMaps.ToNetwork(address);
         Port = LbMaps.PortToNetwork(port);
         Protocol = (byte)protocol;
-        Flags = 0;
+        Flags = flags;
     }
 
     public readonly IPEndPoint EndPoint => new(LbMaps.FromNetwork(Address), LbMaps.PortFromNetwork(Port));
 
-    public override readonly string ToString() => $"{EndPoint}/{LbMaps.Proto(Protocol)}";
+    public override readonly string ToString() => $"{EndPoint}/{LbMaps.Proto(Protocol)}{((Flags & LbMaps.BackendLocal) != 0 ? " local" : "")}";
 }
 
 /// <summary>struct lb4_reverse_nat (8 bytes): rev-nat index -> the frontend replies are rewritten to.</summary>
@@ -198,7 +221,7 @@ public record struct LbCtKey
     public ushort Pad;
 
     public override readonly string ToString() =>
-        $"{(Direction == 0 ? "svc" : "rev")} {LbMaps.Proto(Protocol)} {LbMaps.FromNetwork(SourceAddress)}:{LbMaps.PortFromNetwork(SourcePort)} -> {LbMaps.FromNetwork(DestinationAddress)}:{LbMaps.PortFromNetwork(DestinationPort)}";
+        $"{Direction switch { 0 => "svc", 1 => "rev", LbMaps.SnatOut => "snat-out", _ => "snat-in" }} {LbMaps.Proto(Protocol)} {LbMaps.FromNetwork(SourceAddress)}:{LbMaps.PortFromNetwork(SourcePort)} -> {LbMaps.FromNetwork(DestinationAddress)}:{LbMaps.PortFromNetwork(DestinationPort)}";
 }
 
 /// <summary>struct lb4_ct_entry (16 bytes).</summary>
@@ -211,6 +234,26 @@ public record struct LbCtEntry
     /// <summary>LB_CT_F_*: <see cref="LbMaps.CtClosing"/> once a FIN or RST of the flow passed; its next SYN starts a new entry.</summary>
     public ushort Flags;
     public ulong LastSeenNs;
+}
+
+/// <summary>struct lb4_snat_entry (16 bytes): OUT -> the node address and NAT port; IN -> the client's address and port.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbSnatEntry
+{
+    public uint Address;
+    public ushort Port;
+    public ushort RevNatIndex;
+    public ulong LastSeenNs;
+
+    public override readonly string ToString() => $"{LbMaps.FromNetwork(Address)}:{LbMaps.PortFromNetwork(Port)} rev-nat {RevNatIndex}";
+}
+
+/// <summary>struct lb4_cfg (8 bytes), lb4_config[0]: the node address node-port traffic to remote backends is SNATed to.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public record struct LbConfig
+{
+    public uint NodeAddress;
+    public uint Pad;
 }
 
 /// <summary>struct lb4_affinity_key (16 bytes): the client (IPv4 address, or netns cookie for the socket LB) and the service.</summary>

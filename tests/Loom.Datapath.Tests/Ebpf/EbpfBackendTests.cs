@@ -490,7 +490,7 @@ public class EbpfObjectTests
     {
         using var obj = BpfObject.Load(EbpfLab.ObjectPath(LbMaps.ObjectFile));
         Assert.Equal(
-            [LbMaps.Connect4, LbMaps.FromPod, LbMaps.Recvmsg4, LbMaps.Sendmsg4, LbMaps.ToPod],
+            [LbMaps.Connect4, LbMaps.FromNet, LbMaps.FromPod, LbMaps.Recvmsg4, LbMaps.Sendmsg4, LbMaps.ToNet, LbMaps.ToPod],
             obj.ProgramNames.Order(StringComparer.Ordinal));
         // The typed views check key and value sizes against the C structs.
         _ = obj.Map<LbServiceKey, LbService>(LbMaps.Services);
@@ -499,6 +499,8 @@ public class EbpfObjectTests
         _ = obj.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack);
         _ = obj.Map<LbAffinityKey, LbAffinityValue>(LbMaps.Affinity);
         _ = obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev);
+        _ = obj.Map<LbCtKey, LbSnatEntry>(LbMaps.Snat);
+        _ = obj.Map<uint, LbConfig>(LbMaps.Config);
         Assert.Equal(BpfMapType.LruHash, obj.Map(LbMaps.ConnTrack).Type);
     }
 }

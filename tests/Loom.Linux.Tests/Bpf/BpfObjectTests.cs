@@ -10,7 +10,7 @@ public class BpfObjectTests
 
     [Theory]
     [InlineData("test_maps.o", new[] { "count_packets" }, new[] { "test_hash", "test_lru", "test_array", "test_lpm", "pkt_counts" })]
-    [InlineData("lb4.o", new[] { "lb4_from_pod", "lb4_to_pod", "lb4_connect4", "lb4_sendmsg4", "lb4_recvmsg4" }, new[] { "lb4_svc", "lb4_backends", "lb4_revnat", "lb4_sk_rev", "lb4_stats" })]
+    [InlineData("lb4.o", new[] { "lb4_from_pod", "lb4_to_pod", "lb4_connect4", "lb4_sendmsg4", "lb4_recvmsg4", "lb4_from_net", "lb4_to_net" }, new[] { "lb4_svc", "lb4_backends", "lb4_revnat", "lb4_sk_rev", "lb4_stats", "lb4_snat", "lb4_config" })]
     public void Object_loads_and_the_verifier_accepts_every_program(string file, string[] programs, string[] maps)
     {
         using var obj = BpfObject.Open(BpfTestEnv.ObjectPath(file));

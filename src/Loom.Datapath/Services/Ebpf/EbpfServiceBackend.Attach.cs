@@ -24,8 +24,43 @@ public sealed partial class EbpfServiceBackend
             from.AttachTc(ifindex, TcDirection.Ingress, _options.TcPriority, _options.TcHandle);
         }
 
-        obj.Map<uint, uint>(LbMaps.Interfaces).Update((uint)ifindex, 1);
+        obj.Map<uint, uint>(LbMaps.Interfaces).Update((uint)ifindex, LbMaps.InterfacePod);
         _attached.Add(ifindex);
+    }
+
+    /// <summary>
+    /// Puts the node-port programs on <see cref="EbpfServiceOptions.NodePortInterface"/> (in the calling thread's
+    /// namespace): lb4_from_net on ingress, lb4_to_net on egress, at a priority of their own before masquerade's, so
+    /// other filters there (policy, masquerade, host routing) keep theirs. Idempotent. Nothing without the option.
+    /// </summary>
+    public void AttachUnderlay()
+    {
+        if (_options.NodePortInterface is not { } name)
+        {
+            return;
+        }
+
+        var obj = EnsureLoaded();
+        int ifindex;
+        using (var nl = Loom.Linux.Netlink.Open())
+        {
+            ifindex = nl.LinkByName(name)?.Index ?? throw new InvalidOperationException($"ebpf: node-port interface {name} does not exist");
+        }
+
+        var from = obj.Program(LbMaps.FromNet);
+        var to = obj.Program(LbMaps.ToNet);
+        uint prio = _options.NodePortTcPriority, handle = _options.NodePortTcHandle;
+        if (BpfTc.Query(ifindex, TcDirection.Egress, prio, handle) != to.Id)
+        {
+            to.AttachTc(ifindex, TcDirection.Egress, prio, handle);
+        }
+
+        if (BpfTc.Query(ifindex, TcDirection.Ingress, prio, handle) != from.Id)
+        {
+            from.AttachTc(ifindex, TcDirection.Ingress, prio, handle);
+        }
+
+        obj.Map<uint, uint>(LbMaps.Interfaces).Update((uint)ifindex, LbMaps.InterfaceUnderlay);
     }
 
     /// <summary>Removes the tc programs from <paramref name="ifindex"/> (if the veth still exists); forgets it either way.</summary>
@@ -39,7 +74,14 @@ public sealed partial class EbpfServiceBackend
     }
 
     /// <summary>Interfaces the tc programs were attached to (by this or a previous run).</summary>
-    public IReadOnlyList<int> AttachedInterfaces() => EnsureLoaded().Map<uint, uint>(LbMaps.Interfaces).Keys().Select(k => (int)k).Order().ToArray();
+    public IReadOnlyList<int> AttachedInterfaces() => AttachedWith(LbMaps.InterfacePod);
+
+    /// <summary>The underlay device the node-port programs were attached to (by this or a previous run), if any.</summary>
+    public int? UnderlayInterface => AttachedWith(LbMaps.InterfaceUnderlay) is [var i, ..] ? i : null;
+
+    private int[] AttachedWith(uint kind) =>
+        [.. EnsureLoaded().Map<uint, uint>(LbMaps.Interfaces).Entries().Where(e => e.Value == kind).Select(e => (int)e.Key).Order()];
+
     /// <summary>Attaches the new program, then detaches the one a previous run pinned (both are equivalent meanwhile).</summary>
     private void AttachCgroup(BpfProgram prog, string cgroup, string name)
     {

@@ -6,25 +6,44 @@ namespace Loom.Datapath.Services.Ebpf;
 
 public sealed partial class EbpfServiceBackend
 {
+    /// <summary>The service port's entries: its ClusterIP frontend, then each node-port and external-IP frontend.</summary>
     public string Explain(ServicePortState service)
     {
         ArgumentNullException.ThrowIfNull(service);
+        var sb = new StringBuilder();
+        foreach (var frontend in Frontends(service))
+        {
+            ExplainFrontend(sb, frontend);
+        }
+
+        if (service.IsExternal)
+        {
+            var dev = _options.NodePortInterface is { } d ? $"{d} ({LbMaps.FromNet} ingress, {LbMaps.ToNet} egress)" : "none (no NodePortInterface)";
+            sb.Append(CultureInfo.InvariantCulture, $"external traffic ({service.ExternalTrafficPolicy}) from the underlay: {dev}\n");
+        }
+
+        return sb.ToString();
+    }
+
+    private void ExplainFrontend(StringBuilder sb, ServicePortState service)
+    {
         var obj = EnsureLoaded();
         var svcMap = obj.Map<LbServiceKey, LbService>(LbMaps.Services);
         var beMap = obj.Map<uint, LbBackend>(LbMaps.Backends);
         var rnMap = obj.Map<ushort, LbReverseNat>(LbMaps.ReverseNat);
         var master = MasterKey(service.Frontend);
-        var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.Append(inv, $"{LbMaps.Services} {service.Frontend} ({service.Name})\n");
+        var kind = service.NodePort != 0 ? "node port" : service.ExternalIps.Count > 0 ? "external IP" : "ClusterIP";
+        sb.Append(inv, $"{LbMaps.Services} {service.Frontend} ({service.Name}, {kind})\n");
         if (!svcMap.TryLookup(master, out var m))
         {
             sb.Append("  (no entry)\n");
-            return sb.ToString();
+            return;
         }
 
         var affinity = (m.Flags & LbMaps.FlagAffinity) != 0 ? $" affinity ClientIP timeout {m.BackendId}s" : "";
-        sb.Append(inv, $"  slot 0 (master): count {m.Count} rev-nat {m.RevNatIndex} flags 0x{m.Flags:x2}{affinity}\n");
+        var policy = (m.Flags & LbMaps.FlagExternal) == 0 ? "" : (m.Flags & LbMaps.FlagExternalLocal) != 0 ? " external, Local (client address kept)" : " external, Cluster (remote backends: SNAT to the node)";
+        sb.Append(inv, $"  slot 0 (master): count {m.Count} rev-nat {m.RevNatIndex} flags 0x{m.Flags:x2}{affinity}{policy}\n");
         if (m.Count == 0)
         {
             sb.Append("  no backends: TCP SYN answered with RST (tc), connect()/sendmsg() fail with EPERM (socket LB)\n");
@@ -54,7 +73,6 @@ public sealed partial class EbpfServiceBackend
 
         var rn = rnMap.TryLookup(m.RevNatIndex, out var r) ? r.ToString() : "(missing)";
         sb.Append(inv, $"{LbMaps.ReverseNat} {m.RevNatIndex} -> {rn}\n");
-        return sb.ToString();
     }
 
     /// <summary>Every service, backend and rev-nat entry in a stable text form (for tests and debugging).</summary>

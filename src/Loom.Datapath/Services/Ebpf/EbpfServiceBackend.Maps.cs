@@ -13,6 +13,7 @@ public sealed partial class EbpfServiceBackend
         obj.Map<LbAffinityKey, LbAffinityValue>(LbMaps.Affinity).Clear();
         obj.Map<uint, uint>(LbMaps.Interfaces).Clear();
         obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev).Clear();
+        obj.Map<LbCtKey, LbSnatEntry>(LbMaps.Snat).Clear();
         obj.Map(LbMaps.SocketReverse).As<SkRevKey, SkRevValue>().Clear();
     }
 

@@ -6,6 +6,8 @@ namespace Loom.Datapath.Services.Ebpf;
 public sealed partial class EbpfServiceBackend
 {
     private readonly HashSet<int> _attached = [];
+    private Dictionary<LbServiceKey, ServicePortState[]> _frontends = [];
+    private IReadOnlyList<System.Net.IPAddress>? _nodeAddresses;
     private LbServiceSync? _sync;
     private long _lastFull;
     private bool _interfacesChanged;
@@ -28,13 +30,32 @@ public sealed partial class EbpfServiceBackend
         }
 
         var full = !sync.Adopted;
-        sync.Sync(desired);
+        var frontends = new List<ServicePortState>(desired.Count);
+        var expanded = new Dictionary<LbServiceKey, ServicePortState[]>();
+        foreach (var s in desired)
+        {
+            var of = Frontends(s);
+            frontends.AddRange(of);
+            expanded[MasterKey(s.Frontend)] = of;
+        }
+
+        if (full)
+        {
+            WriteConfig(obj);
+        }
+
+        sync.Sync(frontends);
+        _frontends = expanded;
         if (full)
         {
             _lastFull = Stopwatch.GetTimestamp();
         }
 
         AttachInterfaces(full);
+        if (full)
+        {
+            AttachUnderlay();
+        }
     }
 
     /// <summary>Writes only the changed services' entries (<see cref="LbServiceSync.Update"/>); attaches to new veths if asked to.</summary>
@@ -45,8 +66,55 @@ public sealed partial class EbpfServiceBackend
             throw new InvalidOperationException("ebpf: an incremental update needs a full sync first");
         }
 
-        sync.Update(changed, removed);
+        ArgumentNullException.ThrowIfNull(changed);
+        ArgumentNullException.ThrowIfNull(removed);
+        var writes = new List<ServicePortState>(changed.Count);
+        var gone = new List<ServicePortState>();
+        var now = new Dictionary<LbServiceKey, ServicePortState[]>();
+        foreach (var s in changed)
+        {
+            var of = Frontends(s);
+            writes.AddRange(of);
+            now[MasterKey(s.Frontend)] = of;
+        }
+
+        foreach (var s in removed)
+        {
+            // A removed service's frontends as last written (its node ports may differ from what the caller hands in).
+            gone.AddRange(_frontends.TryGetValue(MasterKey(s.Frontend), out var had) ? had : Frontends(s));
+        }
+
+        foreach (var (key, of) in now)
+        {
+            // Frontends a changed service no longer has (its node port or an external IP went).
+            if (_frontends.TryGetValue(key, out var had))
+            {
+                gone.AddRange(had.Where(h => !of.Any(o => o.Frontend == h.Frontend)));
+            }
+        }
+
+        sync.Update(writes, gone);
+        foreach (var s in removed)
+        {
+            _frontends.Remove(MasterKey(s.Frontend));
+        }
+
+        foreach (var (key, of) in now)
+        {
+            _frontends[key] = of;
+        }
+
         AttachInterfaces(false);
+    }
+
+    /// <summary>The lb4_svc frontends of one service port (ClusterIP, node ports on the node addresses, external IPs).</summary>
+    private ServicePortState[] Frontends(ServicePortState s) => [.. LbFrontends.Of(s, _nodeAddresses ??= LbFrontends.NodeAddresses(_options.Proxy))];
+
+    /// <summary>lb4_config: the node address node-port traffic to a remote backend leaves with.</summary>
+    private void WriteConfig(BpfObject obj)
+    {
+        var node = _options.Proxy.NodeIps.FirstOrDefault(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
+        obj.Map<uint, LbConfig>(LbMaps.Config).Update(0, new LbConfig { NodeAddress = node is null ? 0 : LbMaps.ToNetwork(node) });
     }
 
     /// <summary>Attaches the tc programs to veths that appeared since the last look (a pod was added), outside any sync.</summary>

@@ -55,6 +55,12 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
             BpfTc.Detach(ifindex, TcDirection.Egress, _options.TcPriority, _options.TcHandle);
         }
 
+        if (UnderlayInterface is { } underlay)
+        {
+            BpfTc.Detach(underlay, TcDirection.Ingress, _options.NodePortTcPriority, _options.NodePortTcHandle);
+            BpfTc.Detach(underlay, TcDirection.Egress, _options.NodePortTcPriority, _options.NodePortTcHandle);
+        }
+
         if (_options.CgroupPath is { } cg && Directory.Exists(cg))
         {
             foreach (var name in CgroupPrograms)
@@ -69,6 +75,7 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
         _obj = null;
         _sync = null;
         _attached.Clear();
+        _frontends = [];
         BpfFs.RemoveTree(_options.PinDirectory);
     }
 

@@ -44,6 +44,18 @@ public sealed record EbpfServiceOptions
     /// </summary>
     public string? NodePortInterface { get; init; }
 
+    /// <summary>tc filter priority and handle of the node-port programs on <see cref="NodePortInterface"/>: before masquerade's (0x48).</summary>
+    public uint NodePortTcPriority { get; init; } = 0x46;
+
+    public uint NodePortTcHandle { get; init; } = 0x4c4e;
+
+    /// <summary>
+    /// The node-wide proxy options: node ports are served on <see cref="ServiceProxyOptions.NodeIps"/> inside
+    /// <see cref="ServiceProxyOptions.NodePortAddresses"/> (all of them if empty); the first node IP is the source of
+    /// node-port traffic sent on to a backend on another node.
+    /// </summary>
+    public ServiceProxyOptions Proxy { get; init; } = new();
+
     /// <summary>
     /// How long syncs trust what they wrote before one re-reads the maps and repairs drift (entries someone changed behind
     /// the backend's back). A failed sync makes the next one full anyway.

@@ -11,6 +11,8 @@ namespace Loom.Datapath.Services.Ebpf;
 /// Maglev table, slots and master, then removed services, then backends no service references any more and the
 /// affinity / connection-tracking entries naming them, so a new flow never picks a removed backend and flows to
 /// surviving backends keep their entries. Backend ids are refcounted and never handed out again by this instance.
+/// Each state is one frontend (<see cref="LbFrontends"/> splits a service port into its ClusterIP, node-port and
+/// external-IP frontends); <see cref="ServicePortState.IsExternal"/> marks the external ones.
 /// </summary>
 internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 {
@@ -54,7 +56,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
             var removed = RemoveBackends(pass);
             SweepAffinity(pass);
-            SweepConnTrack(removed);
+            SweepConnTrack(removed, pass);
             Adopted = true;
         }
         catch
@@ -111,7 +113,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
             var gone = RemoveBackends(pass);
             SweepAffinity(pass);
-            SweepConnTrack(gone);
+            SweepConnTrack(gone, pass);
         }
         catch
         {
@@ -235,7 +237,8 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             return true;
         }
 
-        if (a.SessionAffinity != b.SessionAffinity || a.AffinityTimeoutSeconds != b.AffinityTimeoutSeconds || a.Backends.Count != b.Backends.Count)
+        if (a.SessionAffinity != b.SessionAffinity || a.AffinityTimeoutSeconds != b.AffinityTimeoutSeconds || a.Backends.Count != b.Backends.Count
+            || a.IsExternal != b.IsExternal || a.ExternalTrafficPolicy != b.ExternalTrafficPolicy)
         {
             return false;
         }
@@ -243,7 +246,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         for (var i = 0; i < a.Backends.Count; i++)
         {
             BackendAddress x = a.Backends[i], y = b.Backends[i];
-            if (x.Port != y.Port || !x.Address.Equals(y.Address))
+            if (x.Port != y.Port || x.IsLocal != y.IsLocal || !x.Address.Equals(y.Address))
             {
                 return false;
             }
@@ -264,7 +267,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             var ids = new uint[s.Backends.Count];
             for (var i = 0; i < ids.Length; i++)
             {
-                var be = new LbBackend(s.Backends[i].Address, s.Backends[i].Port, master.ProtocolType());
+                var be = new LbBackend(s.Backends[i].Address, s.Backends[i].Port, master.ProtocolType(), s.Backends[i].IsLocal ? LbMaps.BackendLocal : (byte)0);
                 if (!_idOf.TryGetValue(be, out var id))
                 {
                     id = _nextId == uint.MaxValue ? throw new InvalidOperationException("out of backend ids") : _nextId++;
@@ -345,7 +348,8 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             BackendId = affinity ? (uint)Math.Max(1, s.AffinityTimeoutSeconds) : 0,
             Count = checked((ushort)ids.Length),
             RevNatIndex = revNat,
-            Flags = (byte)((affinity ? LbMaps.FlagAffinity : 0) | (table ? LbMaps.FlagMaglev : 0)),
+            Flags = (byte)((affinity ? LbMaps.FlagAffinity : 0) | (table ? LbMaps.FlagMaglev : 0)
+                | (s.IsExternal ? LbMaps.FlagExternal : 0) | (s.IsExternal && s.ExternalTrafficPolicy == TrafficPolicy.Local ? LbMaps.FlagExternalLocal : 0)),
             MaglevSize = table ? checked((ushort)maglevSize) : (ushort)0,
         };
         if (cur is null || old != newMaster)
@@ -489,19 +493,20 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     }
 
     /// <summary>
-    /// Step 6: connection-tracking entries naming a removed backend. A previous run's ids are reused after a restart:
-    /// a stale flow must never land on a newcomer with a recycled id.
+    /// Step 6: connection-tracking entries naming a removed backend, or a backend their service (frontend) lost, so a UDP
+    /// flow picks a live backend on its next packet (kube-proxy's conntrack cleanup). A previous run's ids are reused
+    /// after a restart: a stale flow must never land on a newcomer with a recycled id.
     /// </summary>
-    private void SweepConnTrack(HashSet<uint> removed)
+    private void SweepConnTrack(HashSet<uint> removed, Pass pass)
     {
-        if (removed.Count == 0)
+        if (removed.Count == 0 && pass.LostMembers.Count == 0)
         {
             return;
         }
 
         foreach (var (k, v) in maps.ConnTrack.Entries())
         {
-            if (removed.Contains(v.BackendId))
+            if (removed.Contains(v.BackendId) || (pass.LostMembers.TryGetValue(v.RevNatIndex, out var members) && !members.Contains(v.BackendId)))
             {
                 maps.ConnTrack.Delete(k);
             }

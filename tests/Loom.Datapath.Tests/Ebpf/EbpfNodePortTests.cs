@@ -1,0 +1,98 @@
+using System.Net;
+using Loom.Core.Model;
+using Loom.Datapath.Services;
+using Loom.Datapath.Services.Ebpf;
+
+namespace Loom.Datapath.Tests.Ebpf;
+
+/// <summary>
+/// Node ports on the eBPF backend, with real packets: an outside client on the underlay reaches the node's eth1 address
+/// on the node port (lb4_from_net / lb4_to_net on eth1) for a backend on this node and one on another node; pods of the
+/// node reach it through lb4_from_pod. Routed and bridge plumbing.
+/// </summary>
+public abstract class EbpfNodePortTests : IDisposable
+{
+    private readonly NodePortLab _np;
+    private readonly List<EbpfServiceBackend> _backends = [];
+
+    private protected EbpfNodePortTests(bool bridge) => _np = new NodePortLab(bridge);
+
+    public void Dispose()
+    {
+        foreach (var b in _backends)
+        {
+            b.Dispose();
+        }
+
+        _np.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    [Fact]
+    public void Cluster_policy_reaches_a_local_backend_with_the_client_address_and_a_remote_one_from_the_node()
+    {
+        Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local, NodePortLab.RemoteBackend));
+        var seen = Many(20);
+        Assert.Equal(["local 192.168.10.1", "remote 192.168.10.11"], seen.Order());
+    }
+
+    [Fact]
+    public void Local_policy_keeps_the_client_address_and_uses_only_the_local_backend()
+    {
+        Sync(NodePortLab.Service(TrafficPolicy.Local, Protocol.Tcp, _np.Local, NodePortLab.RemoteBackend));
+        Assert.Equal(["local 192.168.10.1"], Many(10));
+    }
+
+    [Fact]
+    public void Local_policy_without_a_local_backend_drops()
+    {
+        Sync(NodePortLab.Service(TrafficPolicy.Local, Protocol.Tcp, NodePortLab.RemoteBackend));
+        Assert.Equal("timeout", NodePortLab.Tcp(_np.Client, NodePortLab.NodeIp, 30080, 1000));
+        // The ClusterIP frontend keeps the remote backend (internal traffic policy Cluster): a pod still reaches it.
+        Assert.StartsWith("remote ", NodePortLab.Tcp(_np.Lab.Pod(2), IPAddress.Parse("10.96.0.50"), 80), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_pod_of_the_node_reaches_the_node_port()
+    {
+        Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local, NodePortLab.RemoteBackend));
+        var seen = Enumerable.Range(0, 20).Select(_ => NodePortLab.Tcp(_np.Lab.Pod(2), NodePortLab.NodeIp, 30080).Split(' ')[0]).ToHashSet();
+        Assert.Equal(["local", "remote"], seen.Order());
+    }
+
+    [Fact]
+    public void Udp_from_the_client_reaches_both_backends()
+    {
+        Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Udp, _np.Local, NodePortLab.RemoteBackend));
+        var seen = Enumerable.Range(0, 20).Select(_ => PodNetwork.Udp(_np.Client, NodePortLab.NodeIp, 30080, 1000) ?? "timeout").ToHashSet();
+        Assert.Equal(["local 192.168.10.1", "remote 192.168.10.11"], seen.Order());
+    }
+
+    [Fact]
+    public void Flush_removes_the_underlay_programs()
+    {
+        var b = Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local));
+        var eth1 = _np.Lab.InNode(() => b.UnderlayInterface);
+        Assert.NotNull(eth1);
+        Assert.Contains("192.168.10.11:30080/tcp (default/np, node port)", _np.Lab.InNode(() => b.Explain(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local))), StringComparison.Ordinal);
+        _np.Lab.InNode(b.Flush);
+        // Nothing listens on the node port in the node itself: its kernel refuses.
+        Assert.Equal("ConnectionRefused", NodePortLab.Tcp(_np.Client, NodePortLab.NodeIp, 30080, 1000));
+        var tc = Loom.Testing.Shell.InNetns(_np.Lab.Node.Name, ["tc", "filter", "show", "dev", "eth1", "ingress"]);
+        Assert.DoesNotContain("lb4_from_net", tc.Stdout, StringComparison.Ordinal);
+    }
+
+    private HashSet<string> Many(int n) => Enumerable.Range(0, n).Select(_ => NodePortLab.Tcp(_np.Client, NodePortLab.NodeIp, 30080)).ToHashSet();
+
+    private EbpfServiceBackend Sync(params ServicePortState[] desired)
+    {
+        var b = _np.NewBackend();
+        _backends.Add(b);
+        _np.Lab.InNode(() => b.Sync(desired));
+        return b;
+    }
+}
+
+public sealed class EbpfNodePortRoutedTests() : EbpfNodePortTests(bridge: false);
+
+public sealed class EbpfNodePortBridgeTests() : EbpfNodePortTests(bridge: true);
