@@ -54,7 +54,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         _networks = new NetworkController(node, store, Loops);
         _nodeController = new NodeController(node, store, Loops, () => _networks.DefaultEntry, _networks.NodeEntries);
         _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
-        _services = new ServiceController(node, store, Loops, CreateBackend);
+        var healthChecks = new HealthCheckServer(Loops);
+        _services = new ServiceController(node, store, Loops, CreateBackend, ConntrackCleanup.Run, healthChecks);
         _cni = new CniConfigController(node, Loops, _networks);
         _policy = new PolicyController(node, store, Loops, NodeDevices);
         // eBPF services' lb4 (reverse NAT) and the policy program (a pod's ingress) sit on the pod veth's egress: host
@@ -65,7 +66,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var flows = new FlowController(node, Loops, _policy, _services, () => RingSource.Open(config), (on, aggregation) => RingSource.Configure(config, on, aggregation));
         var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy, flows);
         // Flows before policy: the ring is read before the programs write into it.
-        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, flows, _policy, hostRouting, api, _cni];
+        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, healthChecks, flows, _policy, hostRouting, api, _cni];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)

@@ -16,6 +16,9 @@ internal static class AgentMetrics
         "loom_service_event_to_write_seconds", "From a Service or Endpoint change reaching the agent's cache to its entries written into the kernel.",
         new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.00005, 2, 20) });
 
+    public static readonly Counter ConntrackEntriesDeleted = Metrics.CreateCounter(
+        "loom_conntrack_entries_deleted_total", "Stale UDP conntrack entries deleted after service writes (an endpoint gone, a Service gone or newly given endpoints), as kube-proxy does; iptables and nftables only.");
+
     public static readonly Gauge Services = Metrics.CreateGauge("loom_services", "Service ports programmed on this node.");
 
     public static readonly Gauge ServiceEndpoints = Metrics.CreateGauge("loom_service_endpoints", "Backends across all programmed service ports.");

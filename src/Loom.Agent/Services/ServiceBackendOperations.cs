@@ -12,13 +12,17 @@ namespace Loom.Agent.Services;
 /// know what the kernel holds (its first write, after a failure) the batch becomes a full <see cref="IServiceBackend.Sync"/>
 /// of every desired port. The full pass re-reads the kernel and repairs drift, and is also how the implementation is
 /// switched (make before break: the new one programs everything, then every other one is flushed). One lock serialises
-/// every call into the backend, which is not thread-safe.
+/// every call into the backend, which is not thread-safe. After each successful write on iptables or nftables, the
+/// UDP conntrack entries it left stale go (<see cref="ConntrackCleanup"/>, through <paramref name="cleanConntrack"/>;
+/// none when null), and the health-check node ports follow what was written (<paramref name="healthChecks"/>).
 /// </summary>
 internal sealed class ServiceBackendOperations(
     Func<ServiceProxyMode, IServiceBackend> create,
     ServiceProxyMode kind,
     Func<IReadOnlyDictionary<string, ServicePortState>> desired,
-    AgentLoops loops) : IBatchReconcileOperations<string, ServicePortState>, IDisposable
+    AgentLoops loops,
+    Func<IReadOnlyCollection<ConntrackFilter>, int>? cleanConntrack = null,
+    HealthCheckServer? healthChecks = null) : IBatchReconcileOperations<string, ServicePortState>, IDisposable
 {
     private static readonly ServiceProxyMode[] All = [ServiceProxyMode.Iptables, ServiceProxyMode.Nftables, ServiceProxyMode.Ebpf];
 
@@ -104,11 +108,15 @@ internal sealed class ServiceBackendOperations(
                     }
                 }
 
+                var stale = cleanConntrack is null ? [] : changes.SelectMany(c => ConntrackCleanup.Plan(_applied.GetValueOrDefault(c.Key), c.Value)).Distinct().ToList();
                 Run(backend, () => backend.Update(changed, removed));
                 foreach (var c in changes)
                 {
                     Record(c.Key, c.IsDelete ? null : c.Value);
+                    healthChecks?.Apply(c.Key, c.Value);
                 }
+
+                CleanConntrack(backend, stale);
             }
 
             AgentMetrics.ServiceSyncDuration.WithLabels(backend.Name).Observe(sw.Elapsed.TotalSeconds);
@@ -213,11 +221,15 @@ internal sealed class ServiceBackendOperations(
     {
         var all = rows.Values.ToList();
         Run(backend, () => backend.Sync(all));
+        var stale = cleanConntrack is null ? [] : ConntrackCleanup.Plan(_applied, rows);
         _applied.Clear();
         foreach (var (k, v) in rows)
         {
             _applied[k] = v;
         }
+
+        healthChecks?.Set(_applied);
+        CleanConntrack(backend, stale);
 
         // Everything stamped is settled by a full pass, deletes included (their keys are not in the rows).
         Observe([.. _since.Keys]);
@@ -238,6 +250,35 @@ internal sealed class ServiceBackendOperations(
             AgentMetrics.LoopFailures.WithLabels("service sync", e.GetType().Name).Inc();
             loops.Log($"service sync failed ({backend.Name}), retrying with backoff: {AgentLoops.Describe(e)}");
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the conntrack entries a successful write left stale, counted and logged once per write. eBPF keeps its own
+    /// CT map (the kernel's table is not on its path); a failure here is logged, the write stands.
+    /// </summary>
+    private void CleanConntrack(IServiceBackend backend, List<ConntrackFilter> stale)
+    {
+        if (stale.Count == 0 || cleanConntrack is null || backend.Name == Name(ServiceProxyMode.Ebpf))
+        {
+            return;
+        }
+
+        try
+        {
+            var deleted = cleanConntrack(stale);
+            if (deleted > 0)
+            {
+                AgentMetrics.ConntrackEntriesDeleted.Inc(deleted);
+                loops.Log($"conntrack: {deleted} stale UDP entr{(deleted == 1 ? "y" : "ies")} deleted ({string.Join(", ", stale.Take(5))}{(stale.Count > 5 ? ", ..." : "")})");
+            }
+        }
+#pragma warning disable CA1031 // stale entries only delay clients until they expire: the rules are written, the services keep going
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            AgentMetrics.LoopFailures.WithLabels("conntrack cleanup", e.GetType().Name).Inc();
+            loops.Log($"conntrack cleanup failed ({backend.Name}): {AgentLoops.Describe(e)}");
         }
     }
 

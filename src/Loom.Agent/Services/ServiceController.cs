@@ -14,9 +14,16 @@ namespace Loom.Agent.Services;
 /// is the node's service proxy implementation (<see cref="ServiceBackendOperations"/>), so one endpoint's change writes
 /// one Service's entries whatever the cluster's size. The implementation is the node's override (NodeConfig), else the
 /// agent's config, else the cluster's (as stored now); a change of any is a full pass on the new one. Partial files: .Objects (the
-/// caches and refused objects), .Info (status, list, explain).
+/// caches and refused objects), .Info (status, list, explain). <paramref name="cleanConntrack"/> and
+/// <paramref name="healthChecks"/> go to the operations (the agent passes the kernel's; tests without a namespace none).
 /// </summary>
-internal sealed partial class ServiceController(NodeContext node, IStore store, AgentLoops loops, Func<ServiceProxyMode, IServiceBackend> createBackend)
+internal sealed partial class ServiceController(
+    NodeContext node,
+    IStore store,
+    AgentLoops loops,
+    Func<ServiceProxyMode, IServiceBackend> createBackend,
+    Func<IReadOnlyCollection<ConntrackFilter>, int>? cleanConntrack = null,
+    HealthCheckServer? healthChecks = null)
     : IController, IDisposable
 {
     /// <summary>How long endpoint-add waits for its put to be programmed before returning anyway.</summary>
@@ -41,7 +48,7 @@ internal sealed partial class ServiceController(NodeContext node, IStore store, 
             _nodeConfigRevision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
             var kind = await WantedKindAsync(ct).ConfigureAwait(false);
             _reconciler = null;
-            _ops = new ServiceBackendOperations(createBackend, kind, () => _reconciler!.Desired, loops);
+            _ops = new ServiceBackendOperations(createBackend, kind, () => _reconciler!.Desired, loops, cleanConntrack, healthChecks);
             _reconciler = new Reconciler<string, ServicePortState>(_ops, TimeProvider.System,
                 new ReconcilerOptions { Name = "services", FullPassInterval = node.Config.ServiceFullSyncInterval });
             // Both caches' contents are in the table before the first write: Services first and their endpoints a

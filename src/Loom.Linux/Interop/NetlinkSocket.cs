@@ -7,7 +7,7 @@ namespace Loom.Linux.Interop;
 internal readonly record struct NlMessage(ushort Type, ushort Flags, byte[] Payload);
 
 /// <summary>
-/// An AF_NETLINK/NETLINK_ROUTE socket. It is bound to the network namespace of the thread that created
+/// An AF_NETLINK socket (NETLINK_ROUTE unless told; ctnetlink uses NETLINK_NETFILTER). It is bound to the network namespace of the thread that created
 /// it for its whole life, so it can be created inside NetNs.Run and then used from any thread.
 /// Requests are serialised by a lock; replies are matched by sequence number.
 /// </summary>
@@ -21,9 +21,9 @@ internal sealed unsafe class NetlinkSocket : IDisposable
 
     private NetlinkSocket(int fd) => _fd = fd;
 
-    public static NetlinkSocket Open()
+    public static NetlinkSocket Open(int protocol = Libc.NETLINK_ROUTE)
     {
-        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_ROUTE);
+        var fd = Libc.socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, protocol);
         if (fd < 0)
         {
             throw Libc.Error("socket(AF_NETLINK)");

@@ -33,6 +33,8 @@ internal static class Rtm
         NEWADDR => "RTM_NEWADDR", DELADDR => "RTM_DELADDR", GETADDR => "RTM_GETADDR",
         NEWROUTE => "RTM_NEWROUTE", DELROUTE => "RTM_DELROUTE", GETROUTE => "RTM_GETROUTE",
         NEWNEIGH => "RTM_NEWNEIGH", DELNEIGH => "RTM_DELNEIGH", GETNEIGH => "RTM_GETNEIGH",
+        // nfnetlink types are (subsystem << 8) | message, above every rtnetlink type: errors on both sockets are named here.
+        >= 0x100 => Ctnl.Name(type),
         _ => $"RTM_{type}",
     };
 }
