@@ -60,6 +60,8 @@ internal static class LabApi
             }
         }
 
+        // Node ports: a requested one must be free (or already this Service's) and in range.
+        services.CheckNodePorts(set.Objects.OfType<ServiceManifest>(), errors);
         foreach (var w in set.Warnings)
         {
             await output.WriteLineAsync($"Warning: {w}").ConfigureAwait(false);

@@ -101,8 +101,8 @@ public static class LabGet
                 [.. all ? ["NAMESPACE"] : Array.Empty<string>(), "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", .. output == "wide" ? ["SELECTOR"] : Array.Empty<string>()],
                 services.Select(s =>
                 {
-                    string[] row = [.. all ? [s.Namespace] : Array.Empty<string>(), s.Name, "ClusterIP", s.ClusterIp.ToString(), "<none>",
-                        string.Join(",", s.Ports.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Port}/{Proto(p.Protocol)}"))), ServiceAge(state, s, now)];
+                    string[] row = [.. all ? [s.Namespace] : Array.Empty<string>(), s.Name, s.Type.ToString(), s.ClusterIp.ToString(), ExternalIp(s),
+                        PortsText(s), ServiceAge(state, s, now)];
                     return output == "wide" ? [.. row, LabelSelector.ForService(s.Selector).ToString()] : row;
                 })),
             ("endpoints", "json") => Json(w => services.ForEach(s => EndpointsJson(w, state, s, endpoints))),
@@ -115,6 +115,26 @@ public static class LabGet
                     return (string[])[.. all ? [s.Namespace] : Array.Empty<string>(), s.Name, text, ServiceAge(state, s, now)];
                 })),
         };
+    }
+
+    /// <summary>kubectl's PORT(S): <c>80/TCP</c>, with a node port <c>80:31234/TCP</c>, several joined by ",".</summary>
+    public static string PortsText(Service service)
+    {
+        ArgumentNullException.ThrowIfNull(service);
+        return string.Join(",", service.Ports.Select(p => p.NodePort != 0
+            ? string.Create(CultureInfo.InvariantCulture, $"{p.Port}:{p.NodePort}/{Proto(p.Protocol)}")
+            : string.Create(CultureInfo.InvariantCulture, $"{p.Port}/{Proto(p.Protocol)}")));
+    }
+
+    /// <summary>
+    /// kubectl's EXTERNAL-IP: the external IPs joined by ","; a LoadBalancer without them shows <c>&lt;pending&gt;</c>
+    /// (the lab has no load-balancer controller to give it an address); otherwise <c>&lt;none&gt;</c>.
+    /// </summary>
+    public static string ExternalIp(Service service)
+    {
+        ArgumentNullException.ThrowIfNull(service);
+        return service.ExternalIps.Count > 0 ? string.Join(",", service.ExternalIps)
+            : service.Type == ServiceType.LoadBalancer ? "<pending>" : "<none>";
     }
 
     /// <summary>kubectl's age format (HumanDuration): 45s, 3m20s, 25m, 5h3m, 3d4h...</summary>
@@ -504,11 +524,33 @@ public static class LabGet
         Metadata(w, s.Name, s.Namespace, state.Services.FirstOrDefault(x => x.Namespace == s.Namespace && x.Name == s.Name)?.Created, null);
         w.WriteEndObject();
         w.WriteStartObject("spec");
-        w.WriteString("type", "ClusterIP");
+        w.WriteString("type", s.Type.ToString());
         w.WriteString("clusterIP", s.ClusterIp.ToString());
         w.WriteStartArray("clusterIPs");
         w.WriteStringValue(s.ClusterIp.ToString());
         w.WriteEndArray();
+        if (s.ExternalIps.Count > 0)
+        {
+            w.WriteStartArray("externalIPs");
+            foreach (var ip in s.ExternalIps)
+            {
+                w.WriteStringValue(ip.ToString());
+            }
+
+            w.WriteEndArray();
+        }
+
+        if (s.Type != ServiceType.ClusterIP || s.ExternalIps.Count > 0)
+        {
+            w.WriteString("externalTrafficPolicy", s.ExternalTrafficPolicy.ToString());
+        }
+
+        if (s.HealthCheckNodePort != 0)
+        {
+            w.WriteNumber("healthCheckNodePort", s.HealthCheckNodePort);
+        }
+
+        w.WriteString("internalTrafficPolicy", s.InternalTrafficPolicy.ToString());
         w.WriteStartArray("ports");
         foreach (var p in s.Ports)
         {
@@ -521,12 +563,26 @@ public static class LabGet
             w.WriteString("protocol", Proto(p.Protocol));
             w.WriteNumber("port", p.Port);
             w.WriteNumber("targetPort", p.TargetPort);
+            if (p.NodePort != 0)
+            {
+                w.WriteNumber("nodePort", p.NodePort);
+            }
+
             w.WriteEndObject();
         }
 
         w.WriteEndArray();
         StringMap(w, "selector", s.Selector);
         w.WriteString("sessionAffinity", s.SessionAffinity.ToString());
+        if (s.SessionAffinity == SessionAffinity.ClientIP)
+        {
+            w.WriteStartObject("sessionAffinityConfig");
+            w.WriteStartObject("clientIP");
+            w.WriteNumber("timeoutSeconds", s.SessionAffinityTimeoutSeconds);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
         w.WriteEndObject();
         w.WriteStartObject("status");
         w.WriteStartObject("loadBalancer");

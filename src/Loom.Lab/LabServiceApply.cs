@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Loom.Core.Model;
@@ -10,7 +11,8 @@ namespace Loom.Lab;
 /// One apply's Services: the store's Services listed once, then kept current by this apply's own writes, so applying N
 /// Services costs N compare-and-swap puts rather than N lists. A put that fails its compare, or whose revision shows
 /// another writer got in since the view was read, re-reads the view; a ClusterIP that a concurrent writer handed out
-/// first is given up (the earlier write keeps it).
+/// first is given up (the earlier write keeps it). Node ports (and LoadBalancer health-check ports) come from one pool
+/// over every stored Service: requested or free, kept on re-apply, released when the type goes back to ClusterIP.
 /// </summary>
 internal sealed class LabServiceApply
 {
@@ -21,6 +23,7 @@ internal sealed class LabServiceApply
     private Dictionary<string, Versioned<Service>> _byKey = new(StringComparer.Ordinal);
     private Dictionary<IPAddress, Versioned<Service>> _byIp = [];
     private ClusterIpPool _pool = new(Allocator, []);
+    private NodePortPool _nodePorts = new(NodePortAllocator.Default);
 
     // The store revision the view is complete at.
     private long _revision;
@@ -41,6 +44,29 @@ internal sealed class LabServiceApply
 
     public Versioned<Service>? Owner(IPAddress ip) => _byIp.GetValueOrDefault(ip);
 
+    /// <summary>
+    /// The apply's node-port errors before anything is written: each Service's ports assigned in file order on a copy
+    /// of the pool, so a port taken by another Service, out of range, or asked for twice in the file is reported.
+    /// </summary>
+    public void CheckNodePorts(IEnumerable<ServiceManifest> services, List<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(errors);
+        var pool = _nodePorts.Clone();
+        foreach (var s in services)
+        {
+            var existing = Find(s.Namespace, s.Name)?.Value;
+            try
+            {
+                pool.Assign(Desired(s, existing?.ClusterIp ?? IPAddress.Any), existing);
+            }
+            catch (NodePortAllocationException e)
+            {
+                errors.Add(Owned($"Service/{s.Name}: {e.Message}", e, pool));
+            }
+        }
+    }
+
     /// <summary>Creates or updates one Service; returns kubectl's word for what happened.</summary>
     public async Task<string> ApplyAsync(ServiceManifest s, CancellationToken cancellationToken)
     {
@@ -52,16 +78,16 @@ internal sealed class LabServiceApply
             // A Service keeps its ClusterIP; only one this apply creates gives up an address a concurrent writer took first.
             var keep = existing is not null && !(before is null && LostRace(existing));
             var ip = keep ? existing!.Value.ClusterIp : _pool.Allocate(s.ClusterIp);
-            var svc = new Service
+            Service svc;
+            try
             {
-                Namespace = s.Namespace,
-                Name = s.Name,
-                ClusterIp = ip,
-                Ports = s.Ports,
-                Selector = s.Selector,
-                SessionAffinity = s.SessionAffinity,
-                SessionAffinityTimeoutSeconds = s.SessionAffinityTimeoutSeconds,
-            };
+                svc = _nodePorts.Assign(Desired(s, ip), existing?.Value);
+            }
+            catch (NodePortAllocationException e)
+            {
+                throw new LabException(Owned($"Service/{s.Name}: {e.Message}", e, _nodePorts), e);
+            }
+
             if (existing is not null && JsonSerializer.Serialize(existing.Value, Kinds.Service.TypeInfo) == JsonSerializer.Serialize(svc, Kinds.Service.TypeInfo))
             {
                 return "unchanged";
@@ -89,6 +115,15 @@ internal sealed class LabServiceApply
             }
 
             await ReloadAsync(cancellationToken).ConfigureAwait(false);
+            if (before is null && Find(s.Namespace, s.Name) is { } written && LostNodePort(written) is { } lost)
+            {
+                // A concurrent writer took one of the node ports first: this Service is withdrawn, nothing half-made stays.
+                await _store.DeleteAsync(Kinds.Service, key, written.Revision, cancellationToken).ConfigureAwait(false);
+                Created.RemoveAll(r => r.Namespace == s.Namespace && r.Name == s.Name);
+                throw new LabException(string.Create(CultureInfo.InvariantCulture,
+                    $"Service/{s.Name}: node port {lost}: provided port is already allocated (to {_nodePorts.Owner(lost)}, written concurrently)"));
+            }
+
             if (before is null && Find(s.Namespace, s.Name) is { } now && LostRace(now))
             {
                 if (s.ClusterIp is not null)
@@ -107,6 +142,40 @@ internal sealed class LabServiceApply
         throw new LabException($"Service/{s.Name}: the store kept changing under the apply ({MaxAttempts} attempts)");
     }
 
+    private static Service Desired(ServiceManifest s, IPAddress clusterIp) => new()
+    {
+        Namespace = s.Namespace,
+        Name = s.Name,
+        ClusterIp = clusterIp,
+        Type = s.Type,
+        Ports = s.Ports,
+        ExternalIps = s.ExternalIps,
+        ExternalTrafficPolicy = s.ExternalTrafficPolicy,
+        InternalTrafficPolicy = s.InternalTrafficPolicy,
+        HealthCheckNodePort = s.HealthCheckNodePort,
+        Selector = s.Selector,
+        SessionAffinity = s.SessionAffinity,
+        SessionAffinityTimeoutSeconds = s.SessionAffinityTimeoutSeconds,
+    };
+
+    // "already allocated" says to whom, as the ClusterIP message does.
+    private static string Owned(string message, NodePortAllocationException e, NodePortPool pool) =>
+        e.Error == NodePortAllocationError.InUse && pool.Owner(e.Port) is { } owner ? message + " (to " + owner + ")" : message;
+
+    // A node port of this Service that another Service, written first, holds.
+    private int? LostNodePort(Versioned<Service> mine)
+    {
+        foreach (var p in mine.Value.Ports.Select(p => p.NodePort).Append(mine.Value.HealthCheckNodePort).Where(p => p != 0))
+        {
+            if (_nodePorts.Owner(p) is { } owner && owner != mine.Key)
+            {
+                return p;
+            }
+        }
+
+        return null;
+    }
+
     // Another Service holds the same ClusterIP and was written first.
     private bool LostRace(Versioned<Service> mine) =>
         _byIp.TryGetValue(mine.Value.ClusterIp, out var owner) && owner.Key != mine.Key;
@@ -123,6 +192,12 @@ internal sealed class LabServiceApply
         }
 
         _pool = new ClusterIpPool(Allocator, _byIp.Keys);
+        _nodePorts = new NodePortPool(NodePortAllocator.Default);
+        foreach (var v in services.OrderBy(v => v.Revision))
+        {
+            _nodePorts.Add(v.Value);
+        }
+
         _revision = revision;
     }
 

@@ -25,9 +25,21 @@ public sealed record PodManifest(string Namespace, string Name, LabPodSpec Spec)
 public sealed record DeploymentManifest(string Namespace, string Name, int Replicas, LabelSelector Selector, LabPodSpec Template)
     : LabManifest("Deployment", Namespace, Name);
 
+/// <summary>A Service as written: node ports and the health-check port are 0 where the file leaves them to the allocator.</summary>
 public sealed record ServiceManifest(string Namespace, string Name, IPAddress? ClusterIp, IReadOnlyList<ServicePort> Ports,
     IReadOnlyDictionary<string, string> Selector, SessionAffinity SessionAffinity, int SessionAffinityTimeoutSeconds)
-    : LabManifest("Service", Namespace, Name);
+    : LabManifest("Service", Namespace, Name)
+{
+    public ServiceType Type { get; init; } = ServiceType.ClusterIP;
+
+    public IReadOnlyList<IPAddress> ExternalIps { get; init; } = [];
+
+    public TrafficPolicy ExternalTrafficPolicy { get; init; } = TrafficPolicy.Cluster;
+
+    public TrafficPolicy InternalTrafficPolicy { get; init; } = TrafficPolicy.Cluster;
+
+    public int HealthCheckNodePort { get; init; }
+}
 
 /// <summary>A Namespace (cluster-scoped: <see cref="LabManifest.Namespace"/> is empty) and its labels.</summary>
 public sealed record NamespaceManifest(string Name, IReadOnlyDictionary<string, string> Labels) : LabManifest("Namespace", "", Name);
@@ -247,10 +259,24 @@ public static partial class Manifests
                 return null;
             }
 
-            var type = spec.Str("type") ?? "ClusterIP";
-            if (type != "ClusterIP")
+            var typeText = spec.Str("type") ?? "ClusterIP";
+            var type = ServiceType.ClusterIP;
+            switch (typeText)
             {
-                Error("spec.type", $"Unsupported value: {FieldError.Quote(type)}: the lab supports ClusterIP Services");
+                case "" or "ClusterIP":
+                    break;
+                case "NodePort":
+                    type = ServiceType.NodePort;
+                    break;
+                case "LoadBalancer":
+                    type = ServiceType.LoadBalancer;
+                    break;
+                case "ExternalName":
+                    Error("spec.type", $"Unsupported value: \"ExternalName\": ExternalName Services are not supported by Loom; {ServiceValidation.SupportedTypes}");
+                    break;
+                default:
+                    Error("spec.type", $"Unsupported value: {FieldError.Quote(typeText)}: {ServiceValidation.SupportedTypes}");
+                    break;
             }
 
             IPAddress? clusterIp = null;
@@ -296,6 +322,7 @@ public static partial class Manifests
                     var portName = p.Str("name");
                     var proto = ServiceValidation.Protocol(errs, p.Str("protocol"), path + ".protocol");
                     var port = p.Int("port", required: true);
+                    var nodePort = p.Int("nodePort") ?? 0;
                     int? target = null;
                     if (p.Scalar("targetPort") is { } t)
                     {
@@ -323,7 +350,7 @@ public static partial class Manifests
                     p.Done();
                     if (port is { } pp)
                     {
-                        var sp = new ServicePort(portName, proto ?? Protocol.Tcp, pp, target is null or 0 ? pp : target.Value);
+                        var sp = new ServicePort(portName, proto ?? Protocol.Tcp, pp, target is null or 0 ? pp : target.Value, nodePort);
                         ports.Add(sp);
                         read.Add((sp, i));
                     }
@@ -338,6 +365,7 @@ public static partial class Manifests
                 if (complete)
                 {
                     ServiceValidation.Ports(errs, ports);
+                    ServiceValidation.NodePorts(errs, type, ports);
                 }
                 else
                 {
@@ -347,9 +375,28 @@ public static partial class Manifests
                         ServiceValidation.PortName(errs, sp.Name, path + ".name", required: seq.Count > 1);
                         ServiceValidation.PortNumber(errs, sp.Port, path + ".port");
                         ServiceValidation.PortNumber(errs, sp.TargetPort, path + ".targetPort");
+                        if (sp.NodePort != 0 && type == ServiceType.ClusterIP)
+                        {
+                            errs.Add(FieldError.Forbidden(path + ".nodePort", "may not be used when `type` is 'ClusterIP'"));
+                        }
+                        else if (sp.NodePort != 0)
+                        {
+                            ServiceValidation.PortNumber(errs, sp.NodePort, path + ".nodePort");
+                        }
                     }
                 }
             }
+
+            var externalIps = ExternalIps(spec, errs);
+            var externalPolicy = Policy(spec, "externalTrafficPolicy", errs);
+            if (externalPolicy is not null && !ServiceValidation.IsExternallyAccessible(type, externalIps.Count))
+            {
+                errs.Add(FieldError.Invalid("spec.externalTrafficPolicy", externalPolicy.ToString(), ServiceValidation.ExternalPolicyOnlyExternal));
+            }
+
+            var internalPolicy = Policy(spec, "internalTrafficPolicy", errs);
+            var healthCheck = spec.Int("healthCheckNodePort") ?? 0;
+            ServiceValidation.HealthCheckNodePort(errs, type, externalPolicy ?? TrafficPolicy.Cluster, healthCheck, allocated: false);
 
             var selector = spec.StringMap("selector") ?? new(StringComparer.Ordinal);
             ObjectValidation.Labels(errs, selector, "spec.selector");
@@ -383,9 +430,60 @@ public static partial class Manifests
 
             ServiceValidation.Affinity(errs, affinity, timeout);
             Errors(errs);
-            spec.Accept("ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy");
+            spec.Accept("ipFamilies", "ipFamilyPolicy");
             spec.Done();
-            return name is null ? null : new ServiceManifest(ns, name, clusterIp, ports, selector, affinity, timeout);
+            return name is null ? null : new ServiceManifest(ns, name, clusterIp, ports, selector, affinity, timeout)
+            {
+                Type = type,
+                ExternalIps = externalIps,
+                ExternalTrafficPolicy = externalPolicy ?? TrafficPolicy.Cluster,
+                InternalTrafficPolicy = internalPolicy ?? TrafficPolicy.Cluster,
+                HealthCheckNodePort = healthCheck,
+            };
+        }
+
+        // spec.externalIPs: dotted quads (or IPv6, which the validator refuses by name), checked as the API server does.
+        private static List<IPAddress> ExternalIps(Fields spec, List<FieldError> errs)
+        {
+            var texts = spec.StringList("externalIPs");
+            var ips = new List<IPAddress>();
+            for (var i = 0; i < texts.Count; i++)
+            {
+                var t = texts[i];
+                // IPAddress.TryParse also takes "10.5" and "174391301", which the API server refuses.
+                if (IPAddress.TryParse(t, out var ip) && (ip.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork || ip.ToString() == t))
+                {
+                    ips.Add(ip);
+                }
+                else
+                {
+                    errs.Add(FieldError.Invalid(string.Create(CultureInfo.InvariantCulture, $"spec.externalIPs[{i}]"), t, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"));
+                }
+            }
+
+            if (ips.Count == texts.Count)
+            {
+                ServiceValidation.ExternalIps(errs, ips);
+            }
+
+            return ips;
+        }
+
+        // "Cluster" or "Local"; null when the field is absent.
+        private static TrafficPolicy? Policy(Fields spec, string key, List<FieldError> errs)
+        {
+            switch (spec.Str(key))
+            {
+                case null or "":
+                    return null;
+                case "Cluster":
+                    return TrafficPolicy.Cluster;
+                case "Local":
+                    return TrafficPolicy.Local;
+                case { } other:
+                    errs.Add(FieldError.NotSupported("spec." + key, other, ServiceValidation.SupportedPolicies));
+                    return null;
+            }
         }
 
         private LabPodSpec? PodSpec(Fields spec, Dictionary<string, string> labels)

@@ -62,7 +62,7 @@ public sealed class ManifestTests
     [InlineData("image: traefik/whoami", "image: nginx", "Deployment/webpod: spec.template.spec.containers[0].image: Unsupported value: \"nginx\"")]
     [InlineData("    port: 80\n", "    port: 70000\n", "Service/webpod: spec.ports[0].port: Invalid value: 70000")]
     [InlineData("    targetPort: 80\n", "    targetPort: http\n", "Service/webpod: spec.ports[0].targetPort: Unsupported value: \"http\"")]
-    [InlineData("  type: ClusterIP\n", "  type: NodePort\n", "Service/webpod: spec.type: Unsupported value: \"NodePort\"")]
+    [InlineData("  type: ClusterIP\n", "  type: ExternalName\n", "Service/webpod: spec.type: Unsupported value: \"ExternalName\": ExternalName Services are not supported by Loom")]
     [InlineData("  replicas: 2\n", "  replicas: two\n", "Deployment/webpod: spec.replicas: Invalid value: \"two\"")]
     [InlineData("      labels:\n        app: webpod\n    spec:", "      labels:\n        app: other\n    spec:", "Deployment/webpod: spec.template.metadata.labels: Invalid value")]
     [InlineData("                operator: In\n", "                operator: Near\n", "matchExpressions[0].operator: Unsupported value: \"Near\"")]

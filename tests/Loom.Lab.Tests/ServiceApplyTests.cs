@@ -59,6 +59,88 @@ public sealed class ServiceApplyTests
         });
     }
 
+    [Fact]
+    public async Task NodePort_Services_get_free_node_ports_keep_them_on_reapply_and_release_them_as_ClusterIP()
+    {
+        await WithLabAsync(async (state, store) =>
+        {
+            var yaml = NodePortYaml("web", "NodePort", nodePort: null) + NodePortYaml("lb", "LoadBalancer", nodePort: 31234, local: true);
+            await LabApi.ApplyAsync(state, store, Manifests.Parse(yaml), new StringWriter());
+            var web = await GetAsync(store, "web");
+            var lb = await GetAsync(store, "lb");
+            Assert.Equal(ServiceType.NodePort, web.Type);
+            Assert.InRange(web.Ports[0].NodePort, 30000, 32767);
+            Assert.Equal((31234, 31234), (lb.Ports[0].NodePort, lb.Ports[1].NodePort));
+            Assert.InRange(lb.HealthCheckNodePort, 30000, 32767);
+            Assert.Equal(3, new[] { web.Ports[0].NodePort, lb.Ports[0].NodePort, lb.HealthCheckNodePort }.Distinct().Count());
+
+            var output = new StringWriter();
+            await LabApi.ApplyAsync(state, store, Manifests.Parse(yaml), output);
+            Assert.Equal("service/web unchanged\nservice/lb unchanged\n", output.ToString().ReplaceLineEndings("\n"));
+            Assert.Equal(web.Ports, (await GetAsync(store, "web")).Ports);
+            Assert.Equal(lb.HealthCheckNodePort, (await GetAsync(store, "lb")).HealthCheckNodePort);
+
+            // Back to ClusterIP: the node port is free for another Service to ask for.
+            await LabApi.ApplyAsync(state, store, Manifests.Parse(NodePortYaml("web", "ClusterIP", nodePort: null)), new StringWriter());
+            Assert.Equal(0, (await GetAsync(store, "web")).Ports[0].NodePort);
+            await LabApi.ApplyAsync(state, store, Manifests.Parse(NodePortYaml("other", "NodePort", nodePort: web.Ports[0].NodePort)), new StringWriter());
+            Assert.Equal(web.Ports[0].NodePort, (await GetAsync(store, "other")).Ports[0].NodePort);
+        });
+    }
+
+    [Theory]
+    [InlineData(31234, "Service/b: spec.ports[0].nodePort: Invalid value: 31234: provided port is already allocated (to default/a)")]
+    [InlineData(40000, "Service/b: spec.ports[0].nodePort: Invalid value: 40000: provided port is not in the valid range. The range of valid ports is 30000-32767")]
+    public async Task A_refused_node_port_applies_nothing_of_the_file(int nodePort, string expected)
+    {
+        await WithLabAsync(async (state, store) =>
+        {
+            await LabApi.ApplyAsync(state, store, Manifests.Parse(NodePortYaml("a", "NodePort", nodePort: 31234)), new StringWriter());
+            var revision = (await store.ListAsync(Kinds.Service)).Revision;
+            var e = await Assert.ThrowsAsync<LabException>(() =>
+                LabApi.ApplyAsync(state, store, Manifests.Parse(NodePortYaml("c", "NodePort", nodePort: null) + NodePortYaml("b", "NodePort", nodePort)), new StringWriter()));
+            Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+            Assert.StartsWith("nothing applied", e.Message, StringComparison.Ordinal);
+            var after = await store.ListAsync(Kinds.Service);
+            Assert.Equal((revision, 1), (after.Revision, after.Items.Count));
+        });
+    }
+
+    [Fact]
+    public async Task One_node_port_asked_for_twice_in_a_file_is_refused()
+    {
+        await WithLabAsync(async (state, store) =>
+        {
+            var e = await Assert.ThrowsAsync<LabException>(() =>
+                LabApi.ApplyAsync(state, store, Manifests.Parse(NodePortYaml("a", "NodePort", nodePort: 30500) + NodePortYaml("b", "LoadBalancer", nodePort: 30500)), new StringWriter()));
+            Assert.Contains("Service/b: spec.ports[0].nodePort: Invalid value: 30500: provided port is already allocated (to default/a)", e.Message, StringComparison.Ordinal);
+            Assert.Empty((await store.ListAsync(Kinds.Service)).Items);
+        });
+    }
+
+    private static async Task<Service> GetAsync(IStore store, string name) =>
+        (await store.ListAsync(Kinds.Service)).Items.Single(i => i.Value.Name == name).Value;
+
+    // A Service of the type with an http port and a dns pair (53/TCP and 53/UDP), the http one asking for nodePort.
+    private static string NodePortYaml(string name, string type, int? nodePort, bool local = false) => FormattableString.Invariant($"""
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: {name}
+        spec:
+          type: {type}
+        {(local ? "  externalTrafficPolicy: Local\n" : "")}  selector:
+            app: x
+          ports:
+          - name: dns
+            port: 53
+            protocol: UDP
+          - name: dns-tcp
+            port: 53
+        {(nodePort is { } n ? $"    nodePort: {n}\n" : "")}
+        """);
+
     private static string ServicesYaml(int n)
     {
         var yaml = new StringBuilder();
