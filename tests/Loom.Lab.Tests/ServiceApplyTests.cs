@@ -118,6 +118,29 @@ public sealed class ServiceApplyTests
         });
     }
 
+    [Fact]
+    public async Task A_node_port_a_concurrent_writer_took_first_withdraws_the_new_Service()
+    {
+        await WithLabAsync(async (state, sqlite) =>
+        {
+            // Between the apply's check and its put, another writer takes the node port the file asks for.
+            var store = new CountingStore(sqlite)
+            {
+                BeforePut = n => n == 1
+                    ? sqlite.PutAsync(Kinds.Service, new Service
+                    {
+                        Namespace = "other", Name = "intruder", ClusterIp = IPAddress.Parse("10.96.0.200"), Type = ServiceType.NodePort,
+                        Ports = [new ServicePort(null, Protocol.Tcp, 80, 80, 31500)],
+                    })
+                    : Task.CompletedTask,
+            };
+            var e = await Assert.ThrowsAsync<LabException>(() => LabApi.ApplyAsync(state, store, Manifests.Parse(NodePortYaml("web", "NodePort", nodePort: 31500)), new StringWriter()));
+            Assert.Equal("Service/web: node port 31500: provided port is already allocated (to other/intruder, written concurrently)", e.Message);
+            Assert.Equal("intruder", Assert.Single((await sqlite.ListAsync(Kinds.Service)).Items).Value.Name);
+            Assert.Empty(Lab.Load(state.LabDir)!.Services);
+        });
+    }
+
     private static async Task<Service> GetAsync(IStore store, string name) =>
         (await store.ListAsync(Kinds.Service)).Items.Single(i => i.Value.Name == name).Value;
 

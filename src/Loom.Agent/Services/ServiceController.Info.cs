@@ -45,7 +45,14 @@ internal sealed partial class ServiceController
                 Port = s.Frontend.Port,
                 Protocol = s.Frontend.Protocol.ToString().ToUpperInvariant(),
                 SessionAffinity = s.SessionAffinity.ToString(),
-                Endpoints = s.Backends.Select(b => $"{b.Address}:{b.Port}").ToList(),
+                Endpoints = s.Backends.Select(b => b.ToString()).ToList(),
+                LocalEndpoints = s.LocalBackends.Select(b => b.ToString()).ToList(),
+                Type = s.Type.ToString(),
+                NodePort = s.NodePort,
+                ExternalIps = s.ExternalIps.Select(ip => ip.ToString()).ToList(),
+                ExternalTrafficPolicy = s.ExternalTrafficPolicy.ToString(),
+                InternalTrafficPolicy = s.InternalTrafficPolicy.ToString(),
+                HealthCheckNodePort = s.HealthCheckNodePort,
             })];
         }
     }

@@ -13,7 +13,7 @@ internal static class ServiceCommand
     {
         var socket = AgentSocket.SocketOption();
         var node = AgentSocket.NodeOption();
-        var list = new Command("list", "Services programmed on the node, with their endpoints (kubectl-like columns).") { socket, node };
+        var list = new Command("list", "Services programmed on the node: type, node ports, traffic policies and endpoints, local ones marked (kubectl-like columns).") { socket, node };
         list.SetAction(async (parse, ct) =>
         {
             var response = await AgentSocket.AskAsync("loom service list", parse.GetValue(socket), parse.GetValue(node), new AgentRequest { Op = "services" }, ct).ConfigureAwait(false);
@@ -30,11 +30,12 @@ internal static class ServiceCommand
 
             var rows = services.GroupBy(s => (s.Namespace, s.Name)).Select(g => new[]
             {
-                g.Key.Namespace, g.Key.Name, "ClusterIP", g.First().ClusterIp,
-                string.Join(",", g.Select(s => $"{s.Port}/{s.Protocol}")),
-                g.SelectMany(s => s.Endpoints).Distinct().DefaultIfEmpty("<none>").Aggregate((a, b) => a + "," + b),
+                g.Key.Namespace, g.Key.Name, g.First().Type, g.First().ClusterIp, g.First().ExternalIpText,
+                string.Join(",", g.Select(s => s.PortText)),
+                g.First().PolicyText,
+                g.SelectMany(s => s.EndpointTexts).Distinct().DefaultIfEmpty("<none>").Aggregate((a, b) => a + "," + b),
             });
-            StatusCommand.Table(Console.Out, new Ansi(Ansi.Enabled), ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS"], rows);
+            StatusCommand.Table(Console.Out, new Ansi(Ansi.Enabled), ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "POLICY", "ENDPOINTS"], rows);
             return 0;
         });
         return new Command("service", "Services.") { list };

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -168,6 +169,47 @@ public sealed record ServiceInfo
 
     /// <summary>Backends as "ip:port".</summary>
     public IReadOnlyList<string> Endpoints { get; init; } = [];
+
+    /// <summary>The <see cref="Endpoints"/> whose pod runs on this node (what a Local traffic policy uses).</summary>
+    public IReadOnlyList<string> LocalEndpoints { get; init; } = [];
+
+    /// <summary>"ClusterIP", "NodePort" or "LoadBalancer".</summary>
+    public string Type { get; init; } = "ClusterIP";
+
+    /// <summary>The port on every node address; 0: none.</summary>
+    public int NodePort { get; init; }
+
+    public IReadOnlyList<string> ExternalIps { get; init; } = [];
+
+    public string ExternalTrafficPolicy { get; init; } = "Cluster";
+
+    public string InternalTrafficPolicy { get; init; } = "Cluster";
+
+    /// <summary>A LoadBalancer with externalTrafficPolicy Local: the port answering health checks; 0: none.</summary>
+    public int HealthCheckNodePort { get; init; }
+
+    /// <summary>kubectl's PORT(S) entry: <c>80/TCP</c>, with a node port <c>80:31234/TCP</c>.</summary>
+    [JsonIgnore]
+    public string PortText => NodePort != 0
+        ? string.Create(CultureInfo.InvariantCulture, $"{Port}:{NodePort}/{Protocol}")
+        : string.Create(CultureInfo.InvariantCulture, $"{Port}/{Protocol}");
+
+    /// <summary>kubectl's EXTERNAL-IP: the external IPs, <c>&lt;pending&gt;</c> for a LoadBalancer without, else <c>&lt;none&gt;</c>.</summary>
+    [JsonIgnore]
+    public string ExternalIpText => ExternalIps.Count > 0 ? string.Join(",", ExternalIps) : Type == "LoadBalancer" ? "<pending>" : "<none>";
+
+    /// <summary>
+    /// The traffic policies: "ext=Local int=Cluster" (ext only where the Service is reachable from outside), with the
+    /// health-check port when there is one.
+    /// </summary>
+    [JsonIgnore]
+    public string PolicyText =>
+        (Type != "ClusterIP" || ExternalIps.Count > 0 ? "ext=" + ExternalTrafficPolicy + " " : "") + "int=" + InternalTrafficPolicy
+        + (HealthCheckNodePort != 0 ? string.Create(CultureInfo.InvariantCulture, $" hc={HealthCheckNodePort}") : "");
+
+    /// <summary>The endpoints, those on this node marked: "10.244.1.5:80(local)".</summary>
+    [JsonIgnore]
+    public IEnumerable<string> EndpointTexts => Endpoints.Select(e => LocalEndpoints.Contains(e) ? e + "(local)" : e);
 }
 
 /// <summary>What <c>loom status</c> shows.</summary>
