@@ -79,6 +79,25 @@ public abstract class NodePortKernelTests : IDisposable
         AssertAfterPartialSync(b);
     }
 
+    [Fact]
+    public void Explain_shows_the_node_port_rules()
+    {
+        var b = NewBackend(new ServiceProxyOptions());
+        var web = NodePortService("web", "10.96.0.100", 30080, [1, 2], local: [1], TrafficPolicy.Local);
+        var other = NodePortService("other", "10.96.0.101", 30081, [2], local: [], TrafficPolicy.Cluster);
+        Sync(b, web, other);
+        var text = Lab.Node.Run(() => b.Explain(web));
+        foreach (var expected in ExplainedNodePort(web))
+        {
+            Assert.True(text.Contains(expected, StringComparison.Ordinal), $"missing {expected} in:\n{text}");
+        }
+
+        Assert.DoesNotContain("30081", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>What Explain must show of <paramref name="s"/>'s node port (eTP Local, one local endpoint).</summary>
+    private protected abstract IEnumerable<string> ExplainedNodePort(ServicePortState s);
+
     /// <summary>Backend-specific checks after the partial sync of the test above.</summary>
     private protected virtual void AssertAfterPartialSync(IServiceBackend b)
     {
@@ -89,11 +108,39 @@ public sealed class IptablesNodePortKernelTests : NodePortKernelTests
 {
     private protected override IServiceBackend NewBackend(ServiceProxyOptions options) => new IptablesServiceBackend(options);
 
+    private protected override IEnumerable<string> ExplainedNodePort(ServicePortState s) =>
+    [
+        $"-A KUBE-NODEPORTS -p tcp -m comment --comment \"default/web\" -m tcp --dport 30080 -j {IptablesRules.ExternalChain(s)}",
+        $"-A {IptablesRules.ExternalChain(s)} -j {IptablesRules.LocalChain(s)}",
+        $"-A {IptablesRules.LocalChain(s)} -m comment --comment \"default/web -> 10.244.1.2:8080\" -j KUBE-SEP-",
+        "--to-destination 10.244.1.2:8080",
+    ];
+
     private protected override void AssertAfterPartialSync(IServiceBackend b)
     {
         Assert.False(((IptablesServiceBackend)b).LastSyncWasFull);
         var services = Lab.Shell("iptables-save", "-t", "nat").Split('\n').Where(l => l.StartsWith("-A KUBE-SERVICES ", StringComparison.Ordinal)).ToList();
         Assert.EndsWith("-j KUBE-NODEPORTS", services[^1], StringComparison.Ordinal);
         Assert.Equal(3, services.Count);
+    }
+}
+
+public sealed class NftablesNodePortKernelTests : NodePortKernelTests
+{
+    private protected override IServiceBackend NewBackend(ServiceProxyOptions options) => new NftablesServiceBackend(options);
+
+    private protected override IEnumerable<string> ExplainedNodePort(ServicePortState s) =>
+    [
+        $"element service-nodeports {{ tcp . 30080 : goto {KubeProxyNames.NftExternalChain(s.Name, "tcp")} }}",
+        $"chain {KubeProxyNames.NftExternalChain(s.Name, "tcp")} {{",
+        $"chain {KubeProxyNames.NftLocalChain(s.Name, "tcp")} {{",
+        "dnat to 10.244.1.2:8080",
+    ];
+
+    private protected override void AssertAfterPartialSync(IServiceBackend b)
+    {
+        Assert.False(((NftablesServiceBackend)b).LastSyncWasFull);
+        var table = Lab.Shell("nft", "list", "table", "ip", "kube-proxy");
+        Assert.Contains("tcp . 30080 : goto external-", table, StringComparison.Ordinal);
     }
 }

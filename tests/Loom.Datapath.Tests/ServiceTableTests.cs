@@ -16,14 +16,16 @@ public sealed class ServiceTableTests
             tier == 0 ? new Dictionary<string, string> { ["app"] = app } : new Dictionary<string, string> { ["app"] = app, ["tier"] = tier.ToString(System.Globalization.CultureInfo.InvariantCulture) });
 
     private static readonly Gen<Service> Services =
-        Gen.Select(Gen.OneOf<string>(Namespaces), Gen.Int[0, 5], Gen.Int[1, 4], Gen.Int[0, 3], Gen.Bool, (ns, n, ip, sel, twoPorts) => new Service
+        Gen.Select(Gen.OneOf<string>(Namespaces), Gen.Int[0, 5], Gen.Int[1, 4], Gen.Int[0, 3], Gen.Bool, Gen.Int[0, 2], (ns, n, ip, sel, twoPorts, np) => new Service
         {
             Namespace = ns,
             Name = $"s{n}",
             ClusterIp = IPAddress.Parse($"10.96.0.{ip}"),
+            // Node ports from a pool of two per protocol, so Services often share one (as a hand-written store may).
+            Type = np == 0 ? ServiceType.ClusterIP : ServiceType.NodePort,
             Ports = twoPorts
-                ? [new ServicePort("http", Protocol.Tcp, 80, 8080), new ServicePort("dns", Protocol.Udp, 53, 0)]
-                : [new ServicePort(null, Protocol.Tcp, 80, 0)],
+                ? [new ServicePort("http", Protocol.Tcp, 80, 8080, np == 0 ? 0 : 30000 + np), new ServicePort("dns", Protocol.Udp, 53, 0, np == 0 ? 0 : 30000 + np)]
+                : [new ServicePort(null, Protocol.Tcp, 80, 0, np == 0 ? 0 : 30000 + np)],
             Selector = sel switch
             {
                 0 => new Dictionary<string, string>(),

@@ -31,6 +31,9 @@ public static class KubeProxyNames
     /// <summary>nftables: <c>service-HASH8-ns/name/proto/port</c>, the hash taken over the readable part.</summary>
     public static string NftServiceChain(ServicePortName name, string protocol) => "service-" + NftServiceBase(name, protocol);
 
+    /// <summary>nftables: <c>local-HASH8-ns/name/proto/port</c>, the Local policy's chain (its endpoints on this node).</summary>
+    public static string NftLocalChain(ServicePortName name, string protocol) => "local-" + NftServiceBase(name, protocol);
+
     /// <summary>nftables: <c>external-HASH8-ns/name/proto/port</c>, node-port and external-IP traffic's chain.</summary>
     public static string NftExternalChain(ServicePortName name, string protocol) => "external-" + NftServiceBase(name, protocol);
 

@@ -19,6 +19,9 @@ internal static class NftablesRules
     public const string Table = "kube-proxy";
     public const string ServiceIpsMap = "service-ips";
     public const string NoEndpointServicesMap = "no-endpoint-services";
+    public const string ServiceNodePortsMap = "service-nodeports";
+    public const string NoEndpointNodePortsMap = "no-endpoint-nodeports";
+    public const string NodePortIpsSet = "nodeport-ips";
     public const string RejectChain = "reject-chain";
     private const string T = "ip " + Table;
 
@@ -38,6 +41,7 @@ internal static class NftablesRules
 
     private static readonly (string Dst, string Src, string Extra)[] JumpChains =
     [
+        ("nodeport-endpoints-check", "filter-input", "ct state new "),
         ("service-endpoints-check", "filter-input", "ct state new "),
         ("service-endpoints-check", "filter-forward", "ct state new "),
         ("service-endpoints-check", "filter-output", "ct state new "),
@@ -131,10 +135,10 @@ internal static class NftablesRules
 
         sb.Append(rules);
 
-        var serviceIps = ordered.Where(s => s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + namesOf(s).Service, (string?)null), StringComparer.Ordinal);
-        var noEndpoints = ordered.Where(s => !s.HasBackends).ToDictionary(s => ElementKey(s.Frontend), s => ("goto " + RejectChain, (string?)s.Name.ToString()), StringComparer.Ordinal);
-        AppendElementDiff(sb, ServiceIpsMap, serviceIps, existing.Elements(ServiceIpsMap));
-        AppendElementDiff(sb, NoEndpointServicesMap, noEndpoints, existing.Elements(NoEndpointServicesMap));
+        foreach (var (map, elements) in Elements(ordered, namesOf))
+        {
+            AppendElementDiff(sb, map, elements, existing.Elements(map));
+        }
 
         // Chains of removed services: flush (dropping references) then delete, in the same transaction after their
         // map elements are gone; kernels from 6.2 settle the element's chain reference within the transaction.
@@ -160,50 +164,135 @@ internal static class NftablesRules
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The verdict-map elements of <paramref name="ordered"/> (kube-proxy's syncProxyRules): per map, key to verdict and
+    /// comment. ClusterIP and external IPs in <c>service-ips</c>, node ports in <c>service-nodeports</c>; those without
+    /// a usable endpoint in <c>no-endpoint-services</c> / <c>no-endpoint-nodeports</c> (reject, or drop under a Local
+    /// policy). Of two ports claiming one key the first in render order keeps it, so the script never adds a key twice.
+    /// </summary>
+    public static Dictionary<string, Dictionary<string, (string Verdict, string? Comment)>> Elements(IEnumerable<ServicePortState> ordered, Func<ServicePortState, NftNames> namesOf)
+    {
+        var maps = new[] { ServiceIpsMap, NoEndpointServicesMap, ServiceNodePortsMap, NoEndpointNodePortsMap }
+            .ToDictionary(m => m, _ => new Dictionary<string, (string, string?)>(StringComparer.Ordinal), StringComparer.Ordinal);
+        foreach (var s in ordered)
+        {
+            var names = namesOf(s);
+            var c = names.Categories;
+            var comment = s.Name.ToString();
+            var noEndpoints = c.HasEndpoints ? "drop" : "goto " + RejectChain;
+            _ = c.HasInternalEndpoints
+                ? maps[ServiceIpsMap].TryAdd(ElementKey(s.Frontend), ("goto " + names.Internal, null))
+                : maps[NoEndpointServicesMap].TryAdd(ElementKey(s.Frontend), (noEndpoints, comment));
+            foreach (var key in s.ExternalIps.Select(ip => ElementKey(s.Frontend with { Address = ip })))
+            {
+                if (c.HasEndpoints)
+                {
+                    maps[ServiceIpsMap].TryAdd(key, ("goto " + names.External, null));
+                }
+
+                if (!c.HasExternalEndpoints)
+                {
+                    maps[NoEndpointServicesMap].TryAdd(key, (noEndpoints, comment));
+                }
+            }
+
+            if (s.NodePort != 0)
+            {
+                var key = NodePortKey(s);
+                if (c.HasEndpoints)
+                {
+                    maps[ServiceNodePortsMap].TryAdd(key, ("goto " + names.External, null));
+                }
+
+                if (!c.HasExternalEndpoints)
+                {
+                    maps[NoEndpointNodePortsMap].TryAdd(key, (noEndpoints, comment));
+                }
+            }
+        }
+
+        return maps;
+    }
+
+    public static string NodePortKey(ServicePortState s) => string.Create(CultureInfo.InvariantCulture, $"{s.Frontend.ProtocolName} . {s.NodePort}");
+
     private static bool IsOwnName(string name) => name.Length is > 0 and <= 256 && RuleText.NftName(name) == name;
 
-    /// <summary>The rules of one service chain and its endpoint chains, in kube-proxy's order.</summary>
+    /// <summary>The rules of one service's external, service, local and endpoint chains, in kube-proxy's order.</summary>
     public static void AppendServiceRules(StringBuilder sb, ServicePortState s, NftNames names, ServiceProxyOptions options)
     {
-        var svc = names.Service;
+        var c = names.Categories;
         var proto = s.Frontend.ProtocolName;
-        if (options.ClusterCidr is { } cidr)
+        if (c.HasInternalEndpoints && options.ClusterCidr is { } cidr)
         {
-            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip daddr ").Append(s.Frontend.Address)
+            sb.Append("add rule ").Append(T).Append(' ').Append(names.Internal).Append(" ip daddr ").Append(s.Frontend.Address)
               .Append(' ').Append(proto).Append(" dport ").Append(s.Frontend.Port.ToString(CultureInfo.InvariantCulture))
               .Append(" ip saddr != ").Append(cidr).Append(" jump mark-for-masquerade\n");
         }
 
-        var affinity = s.SessionAffinity == SessionAffinity.ClientIP;
-        if (affinity)
+        if (c.UsesExternalChain)
         {
-            for (var i = 0; i < s.Backends.Count; i++)
-            {
-                sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" ip saddr @").Append(names.AffinitySets[i])
-                  .Append(" goto ").Append(names.Endpoints[i]).Append('\n');
-            }
+            AppendExternalRules(sb, names, options);
         }
 
-        AppendEndpointChoice(sb, names);
+        var all = Enumerable.Range(0, s.Backends.Count).ToList();
+        if (c.UsesCluster)
+        {
+            AppendEndpointChoice(sb, names.Service, names, all);
+        }
 
-        for (var i = 0; i < s.Backends.Count; i++)
+        if (c.UsesLocal)
+        {
+            AppendEndpointChoice(sb, names.Local, names, all.Where(i => s.Backends[i].IsLocal).ToList());
+        }
+
+        var affinity = names.Affinity.Count > 0;
+        var reachable = c.Reachable.ToHashSet();
+        foreach (var i in all.Where(i => reachable.Contains(s.Backends[i])))
         {
             var b = s.Backends[i];
             var ep = names.Endpoints[i];
             sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" ip saddr ").Append(b.Address).Append(" jump mark-for-masquerade\n");
             if (affinity)
             {
-                sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" update @").Append(names.AffinitySets[i]).Append(" { ip saddr }\n");
+                sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" update @").Append(names.Affinity[i]).Append(" { ip saddr }\n");
             }
 
             sb.Append("add rule ").Append(T).Append(' ').Append(ep).Append(" meta l4proto ").Append(proto).Append(" dnat to ").Append(b).Append('\n');
         }
     }
 
+    // The external chain: Cluster masquerades everything; Local keeps the client's address, but sends pods and the
+    // node itself (masqueraded) to the service chain as if they had come back from an outside load balancer.
+    private static void AppendExternalRules(StringBuilder sb, NftNames names, ServiceProxyOptions options)
+    {
+        var ext = "add rule " + T + " " + names.External;
+        if (!names.Categories.ExternalLocal)
+        {
+            sb.Append(ext).Append(" jump mark-for-masquerade\n");
+        }
+        else
+        {
+            if (options.ClusterCidr is { } cidr)
+            {
+                sb.Append(ext).Append(" ip saddr ").Append(cidr).Append(" goto ").Append(names.Service).Append(" comment \"short-circuit pod traffic\"\n");
+            }
+
+            sb.Append(ext).Append(" fib saddr type local jump mark-for-masquerade comment \"masquerade local traffic\"\n");
+            sb.Append(ext).Append(" fib saddr type local goto ").Append(names.Service).Append(" comment \"short-circuit local traffic\"\n");
+        }
+
+        if (names.Categories.HasExternalEndpoints)
+        {
+            sb.Append(ext).Append(" goto ").Append(names.Categories.ExternalLocal ? names.Local : names.Service).Append('\n');
+        }
+    }
+
     /// <summary>
-    /// The rule(s) picking an endpoint chain at random. Up to <see cref="MaxCascadeEndpoints"/> endpoints: a cascade
-    /// <c>numgen random mod K 0 goto</c> for K = N .. 2, then a plain <c>goto</c> to the last (each endpoint 1/N, as
-    /// iptables' statistic cascade); above that, kube-proxy's <c>numgen random mod N vmap { 0 : goto ... }</c>.
+    /// The rules in <paramref name="chain"/> picking one of the endpoints <paramref name="picks"/> (indexes into the
+    /// service's backends): ClientIP affinity checks first, then at random. Up to <see cref="MaxCascadeEndpoints"/>
+    /// endpoints: a cascade <c>numgen random mod K 0 goto</c> for K = N .. 2, then a plain <c>goto</c> to the last (each
+    /// endpoint 1/N, as iptables' statistic cascade); above that, kube-proxy's <c>numgen random mod N vmap { 0 : goto ... }</c>.
     /// </summary>
     /// <remarks>
     /// Why not always the vmap: each inline vmap is an anonymous set, and for every new set the kernel walks the
@@ -213,30 +302,34 @@ internal static class NftablesRules
     /// of a connection passes the nat chains, so the cascade's cost grows with N per connection, not per packet;
     /// large services keep the one lookup.
     /// </remarks>
-    private static void AppendEndpointChoice(StringBuilder sb, NftNames names)
+    private static void AppendEndpointChoice(StringBuilder sb, string chain, NftNames names, List<int> picks)
     {
-        var svc = names.Service;
-        var n = names.Endpoints.Count;
+        var rule = "add rule " + T + " " + chain;
+        foreach (var i in names.Affinity.Count > 0 ? picks : [])
+        {
+            sb.Append(rule).Append(" ip saddr @").Append(names.Affinity[i]).Append(" goto ").Append(names.Endpoints[i]).Append('\n');
+        }
+
+        var n = picks.Count;
         if (n > MaxCascadeEndpoints)
         {
-            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
-              .Append(n.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
-            for (var i = 0; i < n; i++)
+            sb.Append(rule).Append(" numgen random mod ").Append(n.ToString(CultureInfo.InvariantCulture)).Append(" vmap { ");
+            for (var k = 0; k < n; k++)
             {
-                sb.Append(i > 0 ? " , " : string.Empty).Append(i.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(names.Endpoints[i]);
+                sb.Append(k > 0 ? " , " : string.Empty).Append(k.ToString(CultureInfo.InvariantCulture)).Append(" : goto ").Append(names.Endpoints[picks[k]]);
             }
 
             sb.Append(" }\n");
             return;
         }
 
-        for (var i = 0; i < n - 1; i++)
+        for (var k = 0; k < n - 1; k++)
         {
-            sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" numgen random mod ")
-              .Append((n - i).ToString(CultureInfo.InvariantCulture)).Append(" 0 goto ").Append(names.Endpoints[i]).Append('\n');
+            sb.Append(rule).Append(" numgen random mod ").Append((n - k).ToString(CultureInfo.InvariantCulture))
+              .Append(" 0 goto ").Append(names.Endpoints[picks[k]]).Append('\n');
         }
 
-        sb.Append("add rule ").Append(T).Append(' ').Append(svc).Append(" goto ").Append(names.Endpoints[n - 1]).Append('\n');
+        sb.Append(rule).Append(" goto ").Append(names.Endpoints[picks[n - 1]]).Append('\n');
     }
 
     // One "delete element" and one "add element" command per map, each listing every element it touches: thousands of
@@ -284,7 +377,7 @@ internal static class NftablesRules
             sb.Append("flush chain ").Append(T).Append(' ').Append(name).Append('\n');
         }
 
-        foreach (var chain in new[] { "services", "service-endpoints-check", "masquerading", "mark-for-masquerade" })
+        foreach (var chain in new[] { "services", "service-endpoints-check", "nodeport-endpoints-check", "masquerading", "mark-for-masquerade" })
         {
             sb.Append("add chain ").Append(T).Append(' ').Append(chain).Append('\n');
             sb.Append("flush chain ").Append(T).Append(' ').Append(chain).Append('\n');
@@ -310,5 +403,40 @@ internal static class NftablesRules
         sb.Append("add map ").Append(T).Append(' ').Append(ServiceIpsMap)
           .Append(" { type ipv4_addr . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }\n");
         sb.Append("add rule ").Append(T).Append(" services ip daddr . meta l4proto . th dport vmap @").Append(ServiceIpsMap).Append('\n');
+        AppendNodePortSetup(sb, options);
+    }
+
+    // kube-proxy's node-port dispatch: every local address but loopback (fib daddr type local) without
+    // --nodeport-addresses, else the node IPs inside them (the nodeport-ips set).
+    private static void AppendNodePortSetup(StringBuilder sb, ServiceProxyOptions options)
+    {
+        sb.Append("add map ").Append(T).Append(' ').Append(NoEndpointNodePortsMap)
+          .Append(" { type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }\n");
+        sb.Append("add map ").Append(T).Append(' ').Append(ServiceNodePortsMap).Append(" { type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }\n");
+        sb.Append("add set ").Append(T).Append(' ').Append(NodePortIpsSet).Append(" { type ipv4_addr ; comment \"IPs that accept NodePort traffic\" ; }\n");
+        var prefixes = options.NodePortAddresses.Where(p => p.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork).ToList();
+        string match;
+        if (options.NodePortAddresses.Count == 0 || prefixes.Any(p => p.PrefixLength == 0))
+        {
+            // The set's rules were flushed with their chains above, so it can go.
+            sb.Append("delete set ").Append(T).Append(' ').Append(NodePortIpsSet).Append('\n');
+            match = "ip daddr != 127.0.0.0/8";
+            sb.Append("add rule ").Append(T).Append(" services fib daddr type local ").Append(match)
+              .Append(" meta l4proto . th dport vmap @").Append(ServiceNodePortsMap).Append('\n');
+        }
+        else
+        {
+            sb.Append("flush set ").Append(T).Append(' ').Append(NodePortIpsSet).Append('\n');
+            var ips = options.NodeIps.Where(ip => !System.Net.IPAddress.IsLoopback(ip) && prefixes.Any(p => p.Contains(ip))).Distinct().ToList();
+            if (ips.Count > 0)
+            {
+                sb.Append("add element ").Append(T).Append(' ').Append(NodePortIpsSet).Append(" { ").AppendJoin(", ", ips).Append(" }\n");
+            }
+
+            match = "ip daddr @" + NodePortIpsSet;
+            sb.Append("add rule ").Append(T).Append(" services ").Append(match).Append(" meta l4proto . th dport vmap @").Append(ServiceNodePortsMap).Append('\n');
+        }
+
+        sb.Append("add rule ").Append(T).Append(" nodeport-endpoints-check ").Append(match).Append(" meta l4proto . th dport vmap @").Append(NoEndpointNodePortsMap).Append('\n');
     }
 }

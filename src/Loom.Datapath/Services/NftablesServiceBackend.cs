@@ -68,19 +68,9 @@ internal sealed partial class NftablesServiceBackend : IServiceBackend
     private NftSnapshot Applied()
     {
         var snap = NftSnapshot.Known();
-        var serviceIps = new Dictionary<string, string>(StringComparer.Ordinal);
-        var noEndpoints = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var s in _applied.Services)
         {
-            var key = NftablesRules.ElementKey(s.Frontend);
-            if (!s.HasBackends)
-            {
-                noEndpoints[key] = "goto " + NftablesRules.RejectChain;
-                continue;
-            }
-
             var names = _names.Get(s);
-            serviceIps[key] = "goto " + names.Service;
             snap.Chains.UnionWith(names.Chains);
             foreach (var set in names.AffinitySets)
             {
@@ -88,8 +78,12 @@ internal sealed partial class NftablesServiceBackend : IServiceBackend
             }
         }
 
-        snap.Maps[NftablesRules.ServiceIpsMap] = serviceIps;
-        snap.Maps[NftablesRules.NoEndpointServicesMap] = noEndpoints;
+        // What was applied went through the renderer's filter, so it is already in render order.
+        foreach (var (map, elements) in NftablesRules.Elements(ServiceModel.Renderable(_applied.Services, null), _names.Get))
+        {
+            snap.Maps[map] = elements.ToDictionary(e => e.Key, e => e.Value.Verdict, StringComparer.Ordinal);
+        }
+
         return snap;
     }
 
@@ -108,9 +102,22 @@ internal sealed partial class NftablesServiceBackend : IServiceBackend
         ArgumentNullException.ThrowIfNull(service);
         var existing = NftSnapshot.Parse(Nft.ListTable(NftablesRules.Table, json: true));
         var text = Nft.ListTable(NftablesRules.Table, json: false) ?? string.Empty;
-        var key = NftablesRules.ElementKey(service.Frontend);
+        var keys = new List<(string Map, string Key)> { (NftablesRules.ServiceIpsMap, NftablesRules.ElementKey(service.Frontend)), (NftablesRules.NoEndpointServicesMap, NftablesRules.ElementKey(service.Frontend)) };
+        foreach (var ip in service.ExternalIps)
+        {
+            var key = NftablesRules.ElementKey(service.Frontend with { Address = ip });
+            keys.Add((NftablesRules.ServiceIpsMap, key));
+            keys.Add((NftablesRules.NoEndpointServicesMap, key));
+        }
+
+        if (service.NodePort != 0)
+        {
+            keys.Add((NftablesRules.ServiceNodePortsMap, NftablesRules.NodePortKey(service)));
+            keys.Add((NftablesRules.NoEndpointNodePortsMap, NftablesRules.NodePortKey(service)));
+        }
+
         var sb = new StringBuilder();
-        foreach (var map in new[] { NftablesRules.ServiceIpsMap, NftablesRules.NoEndpointServicesMap })
+        foreach (var (map, key) in keys)
         {
             if (existing.Elements(map).TryGetValue(key, out var verdict))
             {

@@ -16,6 +16,11 @@ public sealed partial class ServiceTable
     private readonly HashSet<FrontendKey> _shared = []; // frontends claimed by more than one port (the skipped ones' reasons)
     private readonly HashSet<string> _withSkips = new(StringComparer.Ordinal);
 
+    // Node ports are settled among frontend owners only, as the full model checks them after frontends.
+    private readonly Dictionary<NodePortKey, SortedList<string, ServicePortState>> _nodePortClaims = [];
+    private readonly Dictionary<string, NodePortKey> _nodePortOf = new(StringComparer.Ordinal);
+    private readonly HashSet<NodePortKey> _nodePortShared = [];
+
     private void Recompute(string key, HashSet<FrontendKey> contested)
     {
         if (_computed.Remove(key, out var old))
@@ -159,6 +164,7 @@ public sealed partial class ServiceTable
             }
         }
 
+        SettleNodePorts(before);
         foreach (var (key, was) in before)
         {
             var now = _programmed.GetValueOrDefault(key);
@@ -168,6 +174,73 @@ public sealed partial class ServiceTable
             }
         }
     }
+
+    /// <summary>
+    /// After frontends changed hands (<paramref name="before"/> holds every port whose programmed state may have moved):
+    /// each touched node port goes to its first claimant in key order; the others are programmed without it.
+    /// </summary>
+    private void SettleNodePorts(Dictionary<string, ServicePortState?> before)
+    {
+        var contested = new HashSet<NodePortKey>();
+        foreach (var key in before.Keys)
+        {
+            if (_nodePortOf.Remove(key, out var old) && _nodePortClaims.TryGetValue(old, out var claim) && claim.Remove(key))
+            {
+                if (claim.Count == 0)
+                {
+                    _nodePortClaims.Remove(old);
+                }
+
+                contested.Add(old);
+            }
+
+            if (_programmed.TryGetValue(key, out var state) && state.NodePort != 0)
+            {
+                var np = new NodePortKey(state.Frontend.Protocol, state.NodePort);
+                if (!_nodePortClaims.TryGetValue(np, out var claims))
+                {
+                    _nodePortClaims[np] = claims = new SortedList<string, ServicePortState>(StringComparer.Ordinal);
+                }
+
+                claims[key] = state;
+                _nodePortOf[key] = np;
+                contested.Add(np);
+            }
+        }
+
+        foreach (var np in contested)
+        {
+            if (!_nodePortClaims.TryGetValue(np, out var claim))
+            {
+                _nodePortShared.Remove(np);
+                continue;
+            }
+
+            if (claim.Count > 1)
+            {
+                _nodePortShared.Add(np);
+            }
+            else
+            {
+                _nodePortShared.Remove(np);
+            }
+
+            for (var i = 0; i < claim.Count; i++)
+            {
+                var key = claim.Keys[i];
+                before.TryAdd(key, _programmed.GetValueOrDefault(key));
+                _programmed[key] = i == 0 ? claim.Values[i] : claim.Values[i] with { NodePort = 0 };
+            }
+        }
+    }
+
+    /// <summary>The ports that lost their node port to an earlier one, with the full model's reason.</summary>
+    private IEnumerable<ServiceSkip> NodePortSkips() =>
+        _nodePortShared.SelectMany(np => _nodePortClaims[np].Values.Skip(1)
+            .Select(p => ServiceModel.DuplicateNodePort(p, _nodePortClaims[np].Values[0].Name)));
+
+    /// <summary>A node port as the kernel tells them apart: protocol and port.</summary>
+    private readonly record struct NodePortKey(Protocol Protocol, int Port);
 
     /// <summary>A frontend as the backends key it: ClusterIP, protocol, port.</summary>
     private readonly record struct FrontendKey(IPAddress Address, Protocol Protocol, int Port)

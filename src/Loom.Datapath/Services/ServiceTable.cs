@@ -147,6 +147,7 @@ public sealed partial class ServiceTable
             }
         }
 
+        all.AddRange(NodePortSkips().Select(s => (s.Service, s)));
         return [.. all.OrderBy(s => s.Order, StringComparer.Ordinal).Select(s => s.Skip)];
     }
 
