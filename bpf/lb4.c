@@ -27,6 +27,8 @@
  *       owner of slot jhash(saddr, daddr, ports, proto) % M of its lookup table) and remembered in lb4_ct.
  *       A service without backends: a TCP SYN is answered with a RST (the client sees ECONNREFUSED at
  *       once), anything else is dropped.
+ *       Hairpin (the client is its own backend): the source becomes 169.254.42.1 and the packet goes back out of
+ *       the same veth; the pod's reply to 169.254.42.1 is translated back here too (as Cilium's service loopback).
  *   lb4_to_pod (tc, egress of a pod's host-side veth = traffic to the pod): reverse NAT of replies.
  *   Both return TC_ACT_UNSPEC for a packet they leave alone, and lb4_from_pod for one it translated, so the later tc
  *   filters on the hook (network policy, host routing) run; lb4_to_pod's reverse-NATed replies end the chain (TC_ACT_OK).
@@ -668,46 +670,6 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 	return LB_CONTINUE;
 }
 
-SEC("tc")
-int lb4_from_pod(struct __sk_buff *skb)
-{
-	struct lb4_ct_key ct_key = {};
-	struct lb4_service *svc;
-	struct lb4_backend *be = NULL;
-	struct pkt p = {};
-	int rc;
-
-	/* Nothing for the LB: UNSPEC hands the packet to the next tc filter on this hook (host routing). */
-	if (parse(skb, &p))
-		return TC_ACT_UNSPEC;
-	svc = lookup_master(p.daddr, p.dport, p.proto);
-	if (!svc) {
-		/* A new direct connection may reuse the tuple of an earlier, service-translated one (same client port,
-		 * same backend): its reverse entry must not rewrite this flow's replies into the ClusterIP. */
-		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
-			ct_key.saddr = p.saddr;
-			ct_key.daddr = p.daddr;
-			ct_key.sport = p.sport;
-			ct_key.dport = p.dport;
-			ct_key.proto = p.proto;
-			ct_key.dir = LB_CT_REV;
-			bpf_map_delete_elem(&lb4_ct, &ct_key);
-		}
-		return TC_ACT_UNSPEC;
-	}
-	rc = lb_flow(skb, &p, svc, LOOM_OBS_FROM_ENDPOINT, 1, &be);
-	if (rc != LB_CONTINUE || !be)
-		return rc;
-	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port)) {
-		/* a translation may have been reported above: say the packet went no further */
-		ev_lb_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p);
-		return TC_ACT_SHOT;
-	}
-	bump(LB_STAT_DNAT);
-	/* The translated packet goes on to the later filters: network policy judges it by its backend, host routing forwards it. */
-	return TC_ACT_UNSPEC;
-}
-
 /* The backend closes (FIN or RST): mark the flow's forward entry (client -> frontend), which its next SYN consults. */
 static __always_inline void mark_closing(const struct pkt *p, __be32 client, __be16 cport, const struct lb4_reverse_nat *rn)
 {
@@ -726,6 +688,108 @@ static __always_inline void mark_closing(const struct pkt *p, __be32 client, __b
 	fwd = bpf_map_lookup_elem(&lb4_ct, &key);
 	if (fwd)
 		fwd->flags |= LB_CT_F_CLOSING;
+}
+
+/*
+ * Hairpin (a pod reaching its own service and chosen as the backend), as Cilium's IPv4 service loopback: the pod would
+ * drop a packet from its own address, so its source becomes LB_LOOPBACK, and the packet goes straight back to the pod
+ * (same veth, MACs swapped). The reply to LB_LOOPBACK is translated back by hairpin_reply, on the same veth.
+ */
+#define LB_LOOPBACK bpf_htonl(0xa9fe2a01) /* 169.254.42.1 */
+
+/* Sends the packet back out of the interface it came in on, towards the pod that sent it (MACs swapped). */
+static __always_inline int bounce(struct __sk_buff *skb)
+{
+	__u8 src[ETH_ALEN], dst[ETH_ALEN];
+
+	if (bpf_skb_load_bytes(skb, 0, dst, ETH_ALEN) || bpf_skb_load_bytes(skb, ETH_ALEN, src, ETH_ALEN))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, 0, src, ETH_ALEN, 0) || bpf_skb_store_bytes(skb, ETH_ALEN, dst, ETH_ALEN, 0))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* The pod's reply to a hairpinned flow (pod:backend port -> LB_LOOPBACK:client port): from the frontend, to itself. */
+static __always_inline int hairpin_reply(struct __sk_buff *skb, struct pkt *p)
+{
+	struct lb4_ct_key ct_key = {
+		.saddr = p->saddr,
+		.daddr = p->saddr,
+		.sport = p->dport,
+		.dport = p->sport,
+		.proto = p->proto,
+		.dir = LB_CT_REV,
+	};
+	struct lb4_ct_entry *ct = bpf_map_lookup_elem(&lb4_ct, &ct_key);
+	struct lb4_reverse_nat *rn;
+	__u16 idx;
+
+	if (!ct)
+		return TC_ACT_UNSPEC;
+	idx = ct->rev_nat_index;
+	rn = bpf_map_lookup_elem(&lb4_revnat, &idx);
+	if (!rn)
+		return TC_ACT_UNSPEC;
+	ct->last_seen_ns = bpf_ktime_get_ns();
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST))) {
+		ct->flags |= LB_CT_F_CLOSING;
+		mark_closing(p, p->saddr, p->dport, rn);
+	}
+	if (rewrite(skb, p, offsetof(struct iphdr, saddr), p->saddr, rn->address, 0, p->sport, rn->port) ||
+	    rewrite(skb, p, offsetof(struct iphdr, daddr), p->daddr, p->saddr, 2, p->dport, p->dport)) {
+		ev_lb_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_PACKET, p);
+		return TC_ACT_SHOT;
+	}
+	bump(LB_STAT_REVNAT);
+	return bounce(skb);
+}
+
+SEC("tc")
+int lb4_from_pod(struct __sk_buff *skb)
+{
+	struct lb4_ct_key ct_key = {};
+	struct lb4_service *svc;
+	struct lb4_backend *be = NULL;
+	struct pkt p = {};
+	int rc;
+
+	/* Nothing for the LB: UNSPEC hands the packet to the next tc filter on this hook (host routing). */
+	if (parse(skb, &p))
+		return TC_ACT_UNSPEC;
+	if (p.daddr == LB_LOOPBACK)
+		return hairpin_reply(skb, &p);
+	svc = lookup_master(p.daddr, p.dport, p.proto);
+	if (!svc) {
+		/* A new direct connection may reuse the tuple of an earlier, service-translated one (same client port,
+		 * same backend): its reverse entry must not rewrite this flow's replies into the ClusterIP. */
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+			ct_key.saddr = p.saddr;
+			ct_key.daddr = p.daddr;
+			ct_key.sport = p.sport;
+			ct_key.dport = p.dport;
+			ct_key.proto = p.proto;
+			ct_key.dir = LB_CT_REV;
+			bpf_map_delete_elem(&lb4_ct, &ct_key);
+		}
+		return TC_ACT_UNSPEC;
+	}
+	rc = lb_flow(skb, &p, svc, LOOM_OBS_FROM_ENDPOINT, 1, &be);
+	if (rc != LB_CONTINUE || !be)
+		return rc;
+	if (rewrite(skb, &p, offsetof(struct iphdr, daddr), p.daddr, be->address, 2, p.dport, be->port))
+		goto invalid;
+	bump(LB_STAT_DNAT);
+	if (be->address == p.saddr) {
+		if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, LB_LOOPBACK, 0, p.sport, p.sport))
+			goto invalid;
+		return bounce(skb);
+	}
+	/* The translated packet goes on to the later filters: network policy judges it by its backend, host routing forwards it. */
+	return TC_ACT_UNSPEC;
+invalid:
+	/* a translation may have been reported above: say the packet went no further */
+	ev_lb_drop(skb, LOOM_OBS_FROM_ENDPOINT, LOOM_DROP_INVALID_PACKET, &p);
+	return TC_ACT_SHOT;
 }
 
 /* Reverse NAT of a backend's reply (backend -> client) by the flow's REV entry; UNSPEC for a packet not one. */

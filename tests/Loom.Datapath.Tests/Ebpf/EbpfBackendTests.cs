@@ -114,6 +114,25 @@ public abstract class EbpfBackendTests : IDisposable
     }
 
     [Fact]
+    public void Client_ip_affinity_sticks_within_its_timeout_and_lapses_after_it()
+    {
+        var b = NewBackend();
+        Sync(b, Lab.Service("webpod", "10.96.0.100", 80, [1, 2], affinity: SessionAffinity.ClientIP) with { AffinityTimeoutSeconds = 1 });
+        var seen = new HashSet<string>();
+        for (var round = 0; round < 8 && seen.Count < 2; round++)
+        {
+            // Connections in quick succession (each refreshes the entry) stay on one backend ...
+            var run = TcpMany(WebIp, 80, 4).Distinct().ToList();
+            Assert.Single(run);
+            seen.Add(run[0]);
+            Thread.Sleep(2100); // ... and past the 1 s timeout (second granularity) the next one chooses afresh
+        }
+
+        // Both backends turn up across expiries (8 rounds: 1 in 128 to fail by chance; without expiry never).
+        Assert.Equal(["pod1", "pod2"], seen.Order());
+    }
+
+    [Fact]
     public void Affinity_to_a_removed_endpoint_is_forgotten()
     {
         var b = NewBackend();
@@ -259,6 +278,25 @@ public abstract class EbpfTcTests : EbpfBackendTests
         Assert.Equal(10, ct.Count(k => k.Direction == 1));
         Assert.Equal("refused", TcpOutcome(IPAddress.Parse("10.96.0.50"), 80).Outcome);
         Assert.Equal(1UL, Sum(LbMaps.Stat.NoBackend));
+    }
+
+    [Fact]
+    public void A_pod_reaches_itself_through_its_own_service_hairpin()
+    {
+        var b = NewBackend();
+        Sync(b, Lab.Service("self", "10.96.0.60", 80, [1]), Lab.Service("selfudp", "10.96.0.60", 53, [1], Protocol.Udp));
+        var (s, greeting) = Lab.OpenTcp(1, IPAddress.Parse("10.96.0.60"), 80);
+        using (s)
+        {
+            Assert.Equal("pod1", greeting);
+            Assert.Equal("looped", EbpfLab.Echo(s, "looped")); // the flow carries on, both ways
+            Assert.Equal(new IPEndPoint(IPAddress.Parse("10.96.0.60"), 80), s.RemoteEndPoint);
+        }
+
+        Assert.Equal("pod1", Lab.Udp(1, IPAddress.Parse("10.96.0.60"), 53));
+        // The hairpinned flow's source as the pod saw it: Cilium's service loopback address.
+        var ct = b.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack).Keys();
+        Assert.Contains(ct, k => k.Direction == 1 && k.SourceAddress == k.DestinationAddress && k.SourceAddress == LbMaps.ToNetwork(Lab.PodIp(1)));
     }
 
     [Fact]

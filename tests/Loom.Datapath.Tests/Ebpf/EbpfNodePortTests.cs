@@ -69,6 +69,61 @@ public abstract class EbpfNodePortTests : IDisposable
     }
 
     [Fact]
+    public void An_external_ip_is_served_from_the_underlay_like_the_node_port()
+    {
+        var ext = IPAddress.Parse("203.0.113.10");
+        _np.Client.Netlink.RouteAdd(new Loom.Linux.Route(IPNetwork.Parse("203.0.113.10/32")) { Gateway = NodePortLab.NodeIp });
+        var svc = NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local, NodePortLab.RemoteBackend) with
+        {
+            Type = ServiceType.ClusterIP,
+            NodePort = 0,
+            ExternalIps = [ext],
+        };
+        Sync(svc);
+        var seen = Enumerable.Range(0, 20).Select(_ => NodePortLab.Tcp(_np.Client, ext, 80)).ToHashSet();
+        Assert.Equal(["local 192.168.10.1", "remote 192.168.10.11"], seen.Order());
+    }
+
+    [Fact]
+    public void The_nodes_own_processes_reach_the_node_port_through_the_socket_lb()
+    {
+        var b = Sync(_np.Lab.Cgroup, NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local, NodePortLab.RemoteBackend));
+        var seen = new HashSet<string>();
+        for (var i = 0; i < 12 && seen.Count < 2; i++)
+        {
+            var r = Loom.Testing.Shell.InCgroupAndNetns(_np.Lab.Node.Name, _np.Lab.Cgroup,
+                [Loom.Testing.Shell.Require("bash"), "-c", "exec 3<>/dev/tcp/192.168.10.11/30080 && head -1 <&3"]);
+            Assert.True(r.Ok, r.ToString());
+            seen.Add(r.Stdout.Trim().Split(' ')[0]);
+        }
+
+        Assert.Equal(["local", "remote"], seen.Order());
+        Assert.NotNull(b.Loaded);
+    }
+
+    [Fact]
+    public void An_update_that_takes_the_node_port_away_removes_its_frontend()
+    {
+        var svc = NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local);
+        var b = Sync(svc);
+        Assert.StartsWith("local", NodePortLab.Tcp(_np.Client, NodePortLab.NodeIp, 30080), StringComparison.Ordinal);
+        _np.Lab.InNode(() => b.Update([svc with { Type = ServiceType.ClusterIP, NodePort = 0 }], []));
+        Assert.Equal("ConnectionRefused", NodePortLab.Tcp(_np.Client, NodePortLab.NodeIp, 30080, 1000));
+        Assert.StartsWith("local", NodePortLab.Tcp(_np.Lab.Pod(2), IPAddress.Parse("10.96.0.50"), 80), StringComparison.Ordinal);
+        Assert.DoesNotContain("30080", _np.Lab.InNode(b.Dump), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Internal_traffic_policy_local_sends_cluster_ip_traffic_to_local_backends_only()
+    {
+        Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local, NodePortLab.RemoteBackend) with { InternalTrafficPolicy = TrafficPolicy.Local });
+        var seen = Enumerable.Range(0, 10).Select(_ => NodePortLab.Tcp(_np.Lab.Pod(2), IPAddress.Parse("10.96.0.50"), 80).Split(' ')[0]).ToHashSet();
+        Assert.Equal(["local"], seen);
+        // The node port keeps both (external traffic policy Cluster).
+        Assert.Equal(["local 192.168.10.1", "remote 192.168.10.11"], Many(20).Order());
+    }
+
+    [Fact]
     public void Flush_removes_the_underlay_programs()
     {
         var b = Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, _np.Local));
@@ -84,9 +139,11 @@ public abstract class EbpfNodePortTests : IDisposable
 
     private HashSet<string> Many(int n) => Enumerable.Range(0, n).Select(_ => NodePortLab.Tcp(_np.Client, NodePortLab.NodeIp, 30080)).ToHashSet();
 
-    private EbpfServiceBackend Sync(params ServicePortState[] desired)
+    private EbpfServiceBackend Sync(params ServicePortState[] desired) => Sync(null, desired);
+
+    private EbpfServiceBackend Sync(string? cgroup, params ServicePortState[] desired)
     {
-        var b = _np.NewBackend();
+        var b = _np.NewBackend(cgroup);
         _backends.Add(b);
         _np.Lab.InNode(() => b.Sync(desired));
         return b;

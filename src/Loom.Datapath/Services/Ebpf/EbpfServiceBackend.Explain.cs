@@ -46,7 +46,9 @@ public sealed partial class EbpfServiceBackend
         sb.Append(inv, $"  slot 0 (master): count {m.Count} rev-nat {m.RevNatIndex} flags 0x{m.Flags:x2}{affinity}{policy}\n");
         if (m.Count == 0)
         {
-            sb.Append("  no backends: TCP SYN answered with RST (tc), connect()/sendmsg() fail with EPERM (socket LB)\n");
+            sb.Append((m.Flags & LbMaps.FlagExternal) != 0
+                ? "  no backends: dropped from the underlay (no service backend), refused from pods and the node\n"
+                : "  no backends: TCP SYN answered with RST (tc), connect()/sendmsg() fail with EPERM (socket LB)\n");
         }
 
         for (var slot = 1; slot <= m.Count; slot++)
