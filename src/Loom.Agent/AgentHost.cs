@@ -39,6 +39,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     private PolicyController? _policy;
     private CniConfigController? _cni;
     private List<IController> _controllers = [];
+    private IReadOnlyList<IPNetwork> _nodePortAddresses = [];
 
     /// <summary>First delay after a failure; doubles per consecutive failure up to <see cref="RetryCap"/>.</summary>
     internal TimeSpan RetryFirst { get; init; } = TimeSpan.FromSeconds(1);
@@ -94,6 +95,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
             throw new AgentStartException(badFlows);
         }
 
+        _nodePortAddresses = ParseNodePortAddresses(config.NodePortAddresses);
+
         var (underlayIp, mtu) = FindUnderlay();
         Loops.Log($"node {_node}: underlay {config.Iface} {underlayIp} mtu {mtu}");
         var podCidr = await Loops.RetryAsync("pod CIDR allocation", c => AllocatePodCidrAsync(cluster, c), ct).ConfigureAwait(false);
@@ -142,7 +145,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         new ServiceProxyOptions
         {
             ClusterCidr = ServiceProxyOptions.ClusterCidrOf([_context!.Cluster.PodCidrPools[0], .. _networks!.Current.Select(n => n.Network.PodCidr)]),
-            NodePortAddresses = NodePortAddresses(),
+            NodePortAddresses = _nodePortAddresses,
             NodeIps = [_context.UnderlayIp],
         },
         new EbpfServiceOptions
@@ -161,7 +164,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
             NodePortInterface = config.Iface, // node ports arriving from the underlay
         });
 
-    private IReadOnlyList<IPNetwork> NodePortAddresses() => [.. config.NodePortAddresses.Select(text =>
+    /// <summary>kube-proxy's --nodeport-addresses; checked at start, so a typo stops the agent instead of every service write.</summary>
+    internal static IReadOnlyList<IPNetwork> ParseNodePortAddresses(IEnumerable<string> texts) => [.. texts.Select(text =>
         IPNetwork.TryParse(text, out var cidr) && cidr.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
             ? cidr
             : throw new AgentStartException($"nodePortAddresses: \"{text}\" is not an IPv4 CIDR (e.g. 192.168.10.0/24)"))];

@@ -98,12 +98,13 @@ public sealed class ConntrackCleanupTests(ITestOutputHelper output)
         var deletedBefore = AgentMetrics.ConntrackEntriesDeleted.Value;
         Apply(Udp("10.96.0.53", 53, 1));
         using var client = lab.Client(40153);
-        Assert.Equal("pod1", Ask(client));
+        Assert.Equal("pod1", Ask(client, 3000));
         Apply(Udp("10.96.0.53", 53, 1, 2));
-        Assert.All(Enumerable.Range(0, 10).Select(_ => Ask(client)), a => Assert.Equal("pod1", a));
+        Assert.All(Enumerable.Range(0, 10).Select(_ => Ask(client, 3000)), a => Assert.Equal("pod1", a));
 
         var sw = Stopwatch.StartNew();
         Apply(Udp("10.96.0.53", 53, 2));
+        var stayed = 0;
         while (sw.Elapsed < TimeSpan.FromSeconds(1.5))
         {
             var answer = Ask(client);
@@ -115,18 +116,21 @@ public sealed class ConntrackCleanupTests(ITestOutputHelper output)
                 return sw.Elapsed;
             }
 
-            Assert.Equal("pod1", answer);
+            // A loaded machine may lose an answer's deadline (null); any answer that comes is still pod1's.
+            Assert.True(answer is null or "pod1", answer);
+            stayed += answer is null ? 0 : 1;
             await Task.Delay(20);
         }
 
+        Assert.True(stayed >= 3, $"only {stayed} answers in 1.5 s");
         return TimeSpan.MaxValue;
     }
 
-    /// <summary>One datagram to the ClusterIP and the answer (null if none within 500 ms).</summary>
-    private static string? Ask(Socket client)
+    /// <summary>One datagram to the ClusterIP and the answer (null if none within the timeout).</summary>
+    private static string? Ask(Socket client, int timeoutMs = 500)
     {
         client.SendTo("q"u8, new IPEndPoint(IPAddress.Parse("10.96.0.53"), 53));
-        client.ReceiveTimeout = 500;
+        client.ReceiveTimeout = timeoutMs;
         var buf = new byte[16];
         try
         {

@@ -37,6 +37,7 @@ internal sealed class HealthCheckServer(AgentLoops loops, NetNsHandle? netns = n
     private readonly Dictionary<int, Listener> _listeners = [];
     private readonly Dictionary<int, string> _failures = [];
     private long _reconciles;
+    private bool _disposed;
 
     public string Name => "health checks";
 
@@ -111,6 +112,7 @@ internal sealed class HealthCheckServer(AgentLoops loops, NetNsHandle? netns = n
         _stop.Cancel();
         lock (_lock)
         {
+            _disposed = true;
             foreach (var l in _listeners.Values)
             {
                 l.Dispose();
@@ -135,6 +137,11 @@ internal sealed class HealthCheckServer(AgentLoops loops, NetNsHandle? netns = n
     // Under _lock. Each port's Service and its local endpoints (distinct addresses over its ports, as kube-proxy counts).
     private void Reconcile()
     {
+        if (_disposed)
+        {
+            return; // a last write racing the agent's stop opens nothing
+        }
+
         Interlocked.Increment(ref _reconciles);
         var wanted = _ports.OrderBy(p => p.Key, StringComparer.Ordinal)
             .GroupBy(p => p.Value.HealthCheckNodePort)
@@ -261,7 +268,7 @@ internal sealed class HealthCheckServer(AgentLoops loops, NetNsHandle? netns = n
                     continue; // the client went before it was accepted
                 }
 
-                _ = Task.Run(() => AnswerAsync(client, token), token);
+                _ = Task.Run(() => AnswerAsync(client, token), CancellationToken.None); // it disposes the client, stopping or not
             }
         }
 

@@ -108,12 +108,16 @@ internal sealed class ServiceBackendOperations(
                     }
                 }
 
-                var stale = cleanConntrack is null ? [] : changes.SelectMany(c => ConntrackCleanup.Plan(_applied.GetValueOrDefault(c.Key), c.Value)).Distinct().ToList();
+                // Planned from what was programmed before this write; deleted only once it succeeded.
+                var stale = cleanConntrack is null
+                    ? []
+                    : changes.SelectMany(c => ConntrackCleanup.Plan(_applied.GetValueOrDefault(c.Key), c.IsDelete ? null : c.Value)).Distinct().ToList();
                 Run(backend, () => backend.Update(changed, removed));
                 foreach (var c in changes)
                 {
-                    Record(c.Key, c.IsDelete ? null : c.Value);
-                    healthChecks?.Apply(c.Key, c.Value);
+                    var value = c.IsDelete ? null : c.Value;
+                    Record(c.Key, value);
+                    healthChecks?.Apply(c.Key, value);
                 }
 
                 CleanConntrack(backend, stale);
