@@ -17,6 +17,7 @@ namespace Loom.Lab.Tests.Services;
 /// turn in one lab (<see cref="NodePortLab"/>); each backend's checks all run and the test names every one that failed.
 /// </summary>
 [Collection(SequentialLab.Name)]
+[TestCaseOrderer(BackendOrder.Name, BackendOrder.Assembly)]
 public sealed class NodePortTests(NodePortLab lab, ITestOutputHelper output) : IClassFixture<NodePortLab>
 {
     private static readonly IPAddress UnderlayClient = IPAddress.Parse(Lab.UnderlayRouter);
@@ -34,6 +35,11 @@ public sealed class NodePortTests(NodePortLab lab, ITestOutputHelper output) : I
         var state = lab.State;
         var checks = new NetworkChecks(backend.ToString(), output);
         using var underlay = NetNs.Open(state.UnderlayNetns);
+        if (backend != ServiceProxyMode.Ebpf)
+        {
+            await checks.Check($"no eBPF service program on {Lab.NodeInterface} with {backend}", () => NoUnderlayProgramsAsync(state));
+        }
+
 
         // Every answer through np-web's node port: which node received it, the replica and the client it saw.
         var answers = new List<(LabNode Node, WhoamiAnswer Answer, HashSet<string> NodeAddresses)>();
@@ -128,6 +134,19 @@ public sealed class NodePortTests(NodePortLab lab, ITestOutputHelper output) : I
         await checks.Check("UDP: a stream through a node port moves to a live replica within 1 s of its replica's deletion", () => UdpMovesAsync(state, underlay, backend));
         await Lab.ReconcileAsync(state, TextWriter.Null);
         Assert.Equal(2, lab.WebPods().Count);
+        if (backend == ServiceProxyMode.Ebpf)
+        {
+            // eBPF runs last (BackendOrder): switched back, its node-port programs must leave the underlay device.
+            await checks.Check($"switched back to iptables, no eBPF service program is left on {Lab.NodeInterface}", async () =>
+            {
+                await lab.UseBackendAsync(ServiceProxyMode.Iptables);
+                await NetworkChecks.Within(TimeSpan.FromSeconds(5), async () =>
+                {
+                    await NoUnderlayProgramsAsync(state);
+                    return true;
+                });
+            });
+        }
 
         output.WriteLine($"{backend}: {clock.Elapsed.TotalSeconds:F1} s");
         checks.AssertAllPassed();
@@ -331,6 +350,17 @@ public sealed class NodePortTests(NodePortLab lab, ITestOutputHelper output) : I
         }
     }
 
+    private static async Task NoUnderlayProgramsAsync(LabState state)
+    {
+        foreach (var node in state.Nodes)
+        {
+            // The service programs are lb4_*; the policy programs (pol_from_node, pol_to_node) belong there on every backend.
+            var tc = await TestLab.Capture(node.Netns, "sh", "-c", $"tc filter show dev {Lab.NodeInterface} ingress; tc filter show dev {Lab.NodeInterface} egress");
+            var lb = tc.Split('\n').Where(l => l.Contains("name lb4", StringComparison.Ordinal)).ToList();
+            Assert.True(lb.Count == 0, $"{node.Name} {Lab.NodeInterface} still has: {string.Join("\n", lb)}");
+        }
+    }
+
     /// <summary>A socket error or timeout of <paramref name="attempt"/> as a failure that says where it happened.</summary>
     private static async Task<T> Named<T>(string where, Func<Task<T>> attempt)
     {
@@ -340,7 +370,7 @@ public sealed class NodePortTests(NodePortLab lab, ITestOutputHelper output) : I
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
-            throw new XunitException($"{where}: {e.Message}");
+            throw new XunitException($"{where}: {(e is OperationCanceledException ? "no answer (connect or response timed out)" : e.Message)}");
         }
     }
 
