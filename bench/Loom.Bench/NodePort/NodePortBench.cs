@@ -78,7 +78,7 @@ internal static class NodePortBench
             Console.WriteLine(r.Note is { } note
                 ? $"{r.Backend,-9} {r.Services,8} {note}"
                 : string.Create(CultureInfo.InvariantCulture,
-                    $"{r.Backend,-9} {r.Services,8} {r.NodePort!.Rate,15:0} {r.Direct!.Rate,13:0} {r.NodePort.Rate / r.Direct.Rate,5:0.00}x {r.NodePort.Connect.P50,11:0.000} / {r.Direct.Connect.P50,-11:0.000}  {r.NodePort.Errors}/{r.Direct.Errors}"));
+                    $"{r.Backend,-9} {r.Services,8} {r.NodePort!.Rate,15:0} {r.Direct!.Rate,13:0} {Stats.Ratio(r.NodePort.Rate, r.Direct.Rate),6} {r.NodePort.Connect.P50,11:0.000} / {r.Direct.Connect.P50,-11:0.000}  {r.NodePort.Errors}/{r.Direct.Errors}{Broken(r)}"));
         }
 
         var outPath = options.Out ?? Path.Combine(Environment.GetEnvironmentVariable("LOOM_BENCH_OUT_DIR") ?? "out/bench", $"nodeport-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -88,7 +88,12 @@ internal static class NodePortBench
         return rows.Any(r => r.Note?.StartsWith("ERROR", StringComparison.Ordinal) == true) ? 1 : 0;
     }
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    // A target that completed nothing has NaN latencies and an infinite ratio: written as "NaN" / "Infinity".
+    // More failed connections than completed ones: the ratio says nothing about the node port's cost.
+    private static string Broken(Row r) =>
+        r.NodePort!.Errors > r.NodePort.Connections || r.Direct!.Errors > r.Direct.Connections ? "  (a path failing: ratio not meaningful)" : "";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     private static async Task<List<Row>> BackendAsync(ServiceProxyMode backend, NodePortOptions options, CancellationToken ct)
     {
@@ -124,6 +129,12 @@ internal static class NodePortBench
                     ("direct", new[] { new IPEndPoint(pod.Address!, PodPort) }),
                 };
                 using var underlay = NetNs.Open(state.UnderlayNetns);
+                // The apply returns once the store has the Service: wait until every agent programs it before the first cell.
+                if (!await ProgrammedAsync(state, services.Count, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false))
+                {
+                    throw new BenchException($"the agents had not programmed the {services.Count} Service(s) of the apply within 60 s");
+                }
+
                 foreach (var n in options.Services)
                 {
                     var written = services.Count;
@@ -146,7 +157,7 @@ internal static class NodePortBench
                     var cells = LoadGen.Interleaved(underlay, targets, 1, options.Seconds, options.Slices, int.MaxValue, 20, null, ct);
                     var row = new Row(name, n, cells[0], cells[1], null);
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"   {n} Services: node port {cells[0].Rate:0} conn/s, direct {cells[1].Rate:0} conn/s, ratio {cells[0].Rate / cells[1].Rate:0.00}x; errors {cells[0].Errors}/{cells[1].Errors} {cells[0].FirstError ?? cells[1].FirstError}"));
+                        $"   {n} Services: node port {cells[0].Rate:0} conn/s, direct {cells[1].Rate:0} conn/s, ratio {Stats.Ratio(cells[0].Rate, cells[1].Rate)}; errors {cells[0].Errors}/{cells[1].Errors} {cells[0].FirstError ?? cells[1].FirstError}"));
                     rows.Add(row);
                 }
             }
