@@ -377,7 +377,7 @@ public static partial class Manifests
                         ServiceValidation.PortNumber(errs, sp.TargetPort, path + ".targetPort");
                         if (sp.NodePort != 0 && type == ServiceType.ClusterIP)
                         {
-                            errs.Add(FieldError.Forbidden(path + ".nodePort", "may not be used when `type` is 'ClusterIP'"));
+                            errs.Add(FieldError.Forbidden(path + ".nodePort", ServiceValidation.NodePortOnClusterIp));
                         }
                         else if (sp.NodePort != 0)
                         {
@@ -396,7 +396,7 @@ public static partial class Manifests
 
             var internalPolicy = Policy(spec, "internalTrafficPolicy", errs);
             var healthCheck = spec.Int("healthCheckNodePort") ?? 0;
-            ServiceValidation.HealthCheckNodePort(errs, type, externalPolicy ?? TrafficPolicy.Cluster, healthCheck, allocated: false);
+            ServiceValidation.HealthCheckNodePort(errs, type, externalPolicy ?? TrafficPolicy.Cluster, healthCheck);
 
             var selector = spec.StringMap("selector") ?? new(StringComparer.Ordinal);
             ObjectValidation.Labels(errs, selector, "spec.selector");

@@ -18,6 +18,8 @@ public static class ServiceValidation
     /// <summary>Kubernetes' MaxClientIPServiceAffinitySeconds (one day).</summary>
     public const int MaxAffinityTimeoutSeconds = 86400;
 
+    public const string NodePortOnClusterIp = "may not be used when `type` is 'ClusterIP'";
+
     /// <summary>The supported values of spec.type, as the API server lists them (sorted).</summary>
     public const string SupportedTypes = "supported values: \"ClusterIP\", \"LoadBalancer\", \"NodePort\"";
 
@@ -38,7 +40,7 @@ public static class ServiceValidation
         NodePorts(errors, service.Type, service.Ports);
         ExternalIps(errors, service.ExternalIps);
         TrafficPolicies(errors, service);
-        HealthCheckNodePort(errors, service, allocated: true);
+        HealthCheckNodePort(errors, service.Type, service.ExternalTrafficPolicy, service.HealthCheckNodePort);
         ObjectValidation.Labels(errors, service.Selector, "spec.selector");
         Affinity(errors, service.SessionAffinity, service.SessionAffinityTimeoutSeconds);
         return errors;
@@ -88,7 +90,7 @@ public static class ServiceValidation
             var path = string.Create(CultureInfo.InvariantCulture, $"{field}[{i}].nodePort");
             if (type == ServiceType.ClusterIP)
             {
-                errors.Add(FieldError.Forbidden(path, "may not be used when `type` is 'ClusterIP'"));
+                errors.Add(FieldError.Forbidden(path, NodePortOnClusterIp));
                 continue;
             }
 
@@ -174,16 +176,11 @@ public static class ServiceValidation
     }
 
     /// <summary>
-    /// healthCheckNodePort: only on a LoadBalancer with externalTrafficPolicy Local, 1-65535 there; required there once
-    /// <paramref name="allocated"/> (a stored Service), while a manifest may leave it to the allocator.
+    /// healthCheckNodePort: only on a LoadBalancer with externalTrafficPolicy Local, 1-65535 there. 0 there is not an
+    /// error (upstream requires one after allocation): a manifest leaves it to the allocator, and a stored Service
+    /// without one still serves its ports, only with no health check.
     /// </summary>
-    public static void HealthCheckNodePort(List<FieldError> errors, Service service, bool allocated, string field = "spec.healthCheckNodePort")
-    {
-        ArgumentNullException.ThrowIfNull(service);
-        HealthCheckNodePort(errors, service.Type, service.ExternalTrafficPolicy, service.HealthCheckNodePort, allocated, field);
-    }
-
-    public static void HealthCheckNodePort(List<FieldError> errors, ServiceType type, TrafficPolicy externalTrafficPolicy, int port, bool allocated,
+    public static void HealthCheckNodePort(List<FieldError> errors, ServiceType type, TrafficPolicy externalTrafficPolicy, int port,
         string field = "spec.healthCheckNodePort")
     {
         ArgumentNullException.ThrowIfNull(errors);
@@ -194,14 +191,7 @@ public static class ServiceValidation
                 errors.Add(FieldError.Invalid(field, port, "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"));
             }
         }
-        else if (port == 0)
-        {
-            if (allocated)
-            {
-                errors.Add(FieldError.Required(field));
-            }
-        }
-        else
+        else if (port != 0)
         {
             PortNumber(errors, port, field);
         }

@@ -105,14 +105,10 @@ public sealed class ServiceExternalValidationTests
             Errors(Web(type) with { ExternalTrafficPolicy = policy, HealthCheckNodePort = 32000 }));
 
     [Fact]
-    public void A_stored_LoadBalancer_with_Local_needs_its_health_check_port_a_manifest_may_leave_it_to_the_allocator()
+    public void A_LoadBalancer_with_Local_may_leave_its_health_check_port_to_the_allocator_but_not_give_a_bad_one()
     {
         var lb = Web(ServiceType.LoadBalancer) with { ExternalTrafficPolicy = TrafficPolicy.Local };
-        Assert.Equal(["spec.healthCheckNodePort: Required value"], Errors(lb));
-        var errors = new List<FieldError>();
-        ServiceValidation.HealthCheckNodePort(errors, lb, allocated: false);
-        Assert.Empty(errors);
-        ServiceValidation.HealthCheckNodePort(errors, lb with { HealthCheckNodePort = 70000 }, allocated: false);
-        Assert.Equal(["spec.healthCheckNodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"], errors.Select(e => e.ToString()));
+        Assert.Empty(Errors(lb));
+        Assert.Equal(["spec.healthCheckNodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"], Errors(lb with { HealthCheckNodePort = 70000 }));
     }
 }
