@@ -80,6 +80,18 @@ public abstract class NodePortKernelTests : IDisposable
     }
 
     [Fact]
+    public void A_restarted_backend_adopts_node_ports_and_drops_those_gone()
+    {
+        var web = NodePortService("web", "10.96.0.100", 30080, [1], local: [1], TrafficPolicy.Cluster);
+        var old = NodePortService("old", "10.96.0.102", 30082, [1, 2], local: [], TrafficPolicy.Local);
+        Sync(NewBackend(new ServiceProxyOptions()), web, old);
+        Assert.Equal("timeout", Lab.FromClient(NodeIp, 30082, 1000)); // Local without a local endpoint: dropped
+        Sync(NewBackend(new ServiceProxyOptions()), web);
+        Assert.Equal($"pod1 from {NodeIpTowards(1)}", Lab.FromClient(NodeIp, 30080));
+        Assert.Equal("refused", Lab.FromClient(NodeIp, 30082, 1000)); // neither forwarded nor dropped any more
+    }
+
+    [Fact]
     public void Explain_shows_the_node_port_rules()
     {
         var b = NewBackend(new ServiceProxyOptions());

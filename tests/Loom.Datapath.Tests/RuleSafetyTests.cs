@@ -256,6 +256,36 @@ public sealed partial class RuleSafetyTests
     }
 
     [Fact]
+    public void Node_port_scripts_for_any_port_name_have_only_intended_lines()
+    {
+        static ServicePortState[] NodePorts(string name) =>
+        [
+            Port("default", "webpod", name, "10.96.0.100", 80, []) with
+            {
+                Type = ServiceType.LoadBalancer, NodePort = 30080, ExternalIps = [IPAddress.Parse("192.168.99.1")], HealthCheckNodePort = 30001,
+                ExternalTrafficPolicy = TrafficPolicy.Local, InternalTrafficPolicy = TrafficPolicy.Local,
+                Backends = [new BackendAddress(IPAddress.Parse("10.244.1.2"), 80) { IsLocal = true }, new BackendAddress(IPAddress.Parse("10.244.2.2"), 80)],
+            },
+            Port("default", "empty", name, "10.96.0.101", 80, []) with { Type = ServiceType.NodePort, NodePort = 30081, ExternalIps = [IPAddress.Parse("192.168.99.1")] },
+        ];
+        var benignIptables = Iptables(NodePorts("http")).Split('\n').Length;
+        var benignNft = Nftables(NodePorts("http")).Split('\n').Length;
+        var chars = Gen.OneOf<char>(Gen.Char['\0', '\u007f'], Gen.OneOf('"', '\\', '\n', ' ', '#', ';', '}', '{'));
+        chars.Array[1, 80].Select(a => new string(a)).Sample(name =>
+        {
+            var restore = Iptables(NodePorts(name));
+            Assert.All(restore.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Matches(IptablesLine(), l));
+            Assert.Equal(benignIptables, restore.Split('\n').Length);
+            Assert.All(Comments(restore), c => Assert.InRange(c.Length, 1, RuleText.IptablesCommentMax));
+            var nft = Nftables(NodePorts(name));
+            Assert.Equal(benignNft, nft.Split('\n').Length);
+            Assert.All(nft.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Matches(NftLine(), l));
+            // Element lists separate "key : goto chain" items with ", ".
+            Assert.All(NftChainRef().Matches(nft).Select(m => m.Groups[1].Value.TrimEnd(',')), n => Assert.Matches(NftSafeName(), n));
+        }, iter: 200);
+    }
+
+    [Fact]
     public void Two_services_on_one_frontend_render_the_first_and_report_the_other()
     {
         var a = Port("default", "alpha", null, "10.96.0.100", 80, ["10.244.1.2"]);
