@@ -77,6 +77,24 @@ public sealed class ConntrackCleanupTests(ITestOutputHelper output)
         Assert.Equal(TimeSpan.MaxValue, elapsed);
     }
 
+    [Fact]
+    public void A_node_port_filter_deletes_entries_to_local_addresses_only()
+    {
+        using var lab = new UdpServiceLab();
+        // As a node port rule would: any destination on port 30053 to pod1 (the nodes' rules come from the backends).
+        var r = Loom.Testing.Shell.InNetns(lab.Node.Name, ["iptables", "-t", "nat", "-A", "OUTPUT", "-p", "udp", "--dport", "30053", "-j", "DNAT", "--to-destination", "10.244.1.2:5353"]);
+        Assert.True(r.Ok, r.ToString());
+        using var client = lab.Client(40200);
+        Assert.Equal("pod1", Ask(client, 3000, IPAddress.Parse("192.168.50.1"), 30053)); // the node's own address
+        Assert.Equal("pod1", Ask(client, 3000, IPAddress.Parse("10.96.0.99"), 30053)); // not the node's
+
+        var deleted = lab.Node.Run(() => ConntrackCleanup.Run([new ConntrackFilter(null, 30053, Backend(1)), new ConntrackFilter(null, 30053, Backend(2))]));
+        Assert.Equal(1, deleted);
+        using var ct = Loom.Linux.Conntrack.OpenIn(lab.Node.Handle);
+        var left = ct.List().Where(f => f.Original.DestinationPort == 30053).Select(f => f.Original.Destination).ToList();
+        Assert.Equal([IPAddress.Parse("10.96.0.99")], left);
+    }
+
     /// <summary>
     /// The client's flow is pinned to pod1 (pod2 added later keeps it there: conntrack), then pod1 is removed; returns how
     /// long after that write began pod2 first answered, or TimeSpan.MaxValue if every answer for 1.5 s still came from pod1.
@@ -126,10 +144,10 @@ public sealed class ConntrackCleanupTests(ITestOutputHelper output)
         return TimeSpan.MaxValue;
     }
 
-    /// <summary>One datagram to the ClusterIP and the answer (null if none within the timeout).</summary>
-    private static string? Ask(Socket client, int timeoutMs = 500)
+    /// <summary>One datagram to the ClusterIP (or <paramref name="to"/>) and the answer (null if none within the timeout).</summary>
+    private static string? Ask(Socket client, int timeoutMs = 500, IPAddress? to = null, int port = 53)
     {
-        client.SendTo("q"u8, new IPEndPoint(IPAddress.Parse("10.96.0.53"), 53));
+        client.SendTo("q"u8, new IPEndPoint(to ?? IPAddress.Parse("10.96.0.53"), port));
         client.ReceiveTimeout = timeoutMs;
         var buf = new byte[16];
         try
