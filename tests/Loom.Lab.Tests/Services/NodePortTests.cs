@@ -65,6 +65,8 @@ public sealed class NodePortTests(NodePortLab lab, ITestOutputHelper output) : I
 
         // externalTrafficPolicy Cluster masquerades external traffic to the node (kube-proxy: KUBE-EXT -> KUBE-MARK-MASQ,
         // for a local backend too); told apart so a run says which case is not.
+        // KNOWN FAILING on eBPF (np-ebpf c79db5f): a backend on the receiving node sees 192.168.10.1 (SNAT only for
+        // remote backends, as Cilium does); the contract says Cluster masquerades external traffic to the node.
         foreach (var local in new[] { false, true })
         {
             await checks.Check($"Cluster: the backend sees a node address as the client, backend {(local ? "on the receiving node" : "on another node")}", () =>
@@ -137,6 +139,7 @@ public sealed class NodePortTests(NodePortLab lab, ITestOutputHelper output) : I
         if (backend == ServiceProxyMode.Ebpf)
         {
             // eBPF runs last (BackendOrder): switched back, its node-port programs must leave the underlay device.
+            // KNOWN FAILING (np-ebpf c79db5f): lb4_from_net stays on a worker's eth1 after the switch to iptables.
             await checks.Check($"switched back to iptables, no eBPF service program is left on {Lab.NodeInterface}", async () =>
             {
                 await lab.UseBackendAsync(ServiceProxyMode.Iptables);
