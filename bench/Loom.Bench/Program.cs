@@ -15,7 +15,8 @@ using Loom.Testing;
 // `Loom.Bench lab ...` the lab at scale (bench/lab.sh, LabScale/LabBench.cs), and `Loom.Bench datapath ...` the
 // pod-to-pod throughput and latency of each network configuration (bench/datapath.sh, Datapath/DatapathBench.cs), and
 // `Loom.Bench policy ...` NetworkPolicy's cost, apply-to-enforcement time and agent memory (bench/policy.sh, Policy/PolicyBench.cs),
-// and `Loom.Bench flows ...` the cost of flow events on the eBPF datapath (bench/flows.sh, Flows/FlowsBench.cs).
+// and `Loom.Bench flows ...` the cost of flow events on the eBPF datapath (bench/flows.sh, Flows/FlowsBench.cs), and
+// `Loom.Bench nodeport ...` a node port's new-connection rate against straight to the pod (bench/nodeport.sh, NodePort/NodePortBench.cs).
 if (args.Length > 0 && args[0] == "services")
 {
     return Loom.Bench.Services.ServicesBench.Run(args[1..]);
@@ -34,6 +35,11 @@ if (args.Length > 0 && args[0] == "datapath")
 if (args.Length > 0 && args[0] == "policy")
 {
     return Loom.Bench.Policy.PolicyBench.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "nodeport")
+{
+    return Loom.Bench.NodePort.NodePortBench.Run(args[1..]);
 }
 
 if (args.Length > 0 && args[0] == "flows")
