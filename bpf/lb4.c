@@ -744,10 +744,28 @@ static __always_inline int hairpin_reply(struct __sk_buff *skb, struct pkt *p)
 	return bounce(skb);
 }
 
+/*
+ * A new direct connection (to no frontend) may reuse the tuple of an earlier, service-translated one (same client port,
+ * same backend): its reverse entry must not rewrite this flow's replies into the frontend. Called for such packets.
+ */
+static __always_inline void forget_reverse(const struct pkt *p)
+{
+	struct lb4_ct_key ct_key = {};
+
+	if (p->proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+		return;
+	ct_key.saddr = p->saddr;
+	ct_key.daddr = p->daddr;
+	ct_key.sport = p->sport;
+	ct_key.dport = p->dport;
+	ct_key.proto = p->proto;
+	ct_key.dir = LB_CT_REV;
+	bpf_map_delete_elem(&lb4_ct, &ct_key);
+}
+
 SEC("tc")
 int lb4_from_pod(struct __sk_buff *skb)
 {
-	struct lb4_ct_key ct_key = {};
 	struct lb4_service *svc;
 	struct lb4_backend *be = NULL;
 	struct pkt p = {};
@@ -760,17 +778,7 @@ int lb4_from_pod(struct __sk_buff *skb)
 		return hairpin_reply(skb, &p);
 	svc = lookup_master(p.daddr, p.dport, p.proto);
 	if (!svc) {
-		/* A new direct connection may reuse the tuple of an earlier, service-translated one (same client port,
-		 * same backend): its reverse entry must not rewrite this flow's replies into the ClusterIP. */
-		if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
-			ct_key.saddr = p.saddr;
-			ct_key.daddr = p.daddr;
-			ct_key.sport = p.sport;
-			ct_key.dport = p.dport;
-			ct_key.proto = p.proto;
-			ct_key.dir = LB_CT_REV;
-			bpf_map_delete_elem(&lb4_ct, &ct_key);
-		}
+		forget_reverse(&p);
 		return TC_ACT_UNSPEC;
 	}
 	rc = lb_flow(skb, &p, svc, LOOM_OBS_FROM_ENDPOINT, 1, &be);
@@ -873,6 +881,43 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, const struct pkt 
  * The NAT port of a flow to a remote backend (OUT entry), allocating one on its first packet: a hash of the flow
  * probed LB_SNAT_TRIES times for a port whose IN entry (backend -> node:port) is free. 0: none free.
  */
+#define LB_SNAT_CLOSED_NS (2ULL * 1000000000ULL)  /* a closed TCP flow's NAT port is free again after 2 s */
+#define LB_SNAT_UDP_IDLE_NS (60ULL * 1000000000ULL) /* an idle UDP flow's after 60 s */
+#define LB_SNAT_IDLE_NS (600ULL * 1000000000ULL)    /* anything's after 10 minutes of silence */
+
+/*
+ * Whether the flow holding a NAT port (its IN entry e) is over, so a new flow may take the port: nothing else frees
+ * them (the LRU evicts only when the whole map is full), and a backend has only 4536 ports per node. A TCP flow is
+ * over once its lb4_ct entry is gone or closing (a FIN or RST seen) and it has been quiet for a moment.
+ */
+static __always_inline int snat_stale(const struct lb4_snat_entry *e, __u8 proto, __u64 now)
+{
+	struct lb4_ct_key k = {};
+	struct lb4_reverse_nat *rn;
+	struct lb4_ct_entry *ct;
+	__u16 idx = e->rev_nat_index;
+	__u64 idle;
+
+	if (e->last_seen_ns > now)
+		return 0;
+	idle = now - e->last_seen_ns;
+	if (idle > (proto == IPPROTO_UDP ? LB_SNAT_UDP_IDLE_NS : LB_SNAT_IDLE_NS))
+		return 1;
+	if (proto != IPPROTO_TCP || idle < LB_SNAT_CLOSED_NS)
+		return 0;
+	rn = bpf_map_lookup_elem(&lb4_revnat, &idx);
+	if (!rn)
+		return 1;
+	k.saddr = e->address;
+	k.daddr = rn->address;
+	k.sport = e->port;
+	k.dport = rn->port;
+	k.proto = proto;
+	k.dir = LB_CT_SVC;
+	ct = bpf_map_lookup_elem(&lb4_ct, &k);
+	return !ct || (ct->flags & LB_CT_F_CLOSING);
+}
+
 static __always_inline __be16 snat_port(const struct pkt *p, __be32 node, const struct lb4_backend *be, __u16 rev_nat)
 {
 	struct lb4_ct_key out = {
@@ -918,13 +963,30 @@ static __always_inline __be16 snat_port(const struct pkt *p, __be32 node, const 
 	start = jhash_3words(p->saddr, be->address, (__u32)p->sport | ((__u32)be->port << 16), p->proto);
 	for (i = 0; i < LB_SNAT_TRIES; i++) {
 		in.dport = bpf_htons((__u16)(LB_SNAT_PORT_MIN + (start + i * 7919) % span));
-		if (bpf_map_update_elem(&lb4_snat, &in, &back, BPF_NOEXIST) == 0) {
-			fwd.port = in.dport;
-			bpf_map_update_elem(&lb4_snat, &out, &fwd, BPF_ANY);
-			return in.dport;
+		if (bpf_map_update_elem(&lb4_snat, &in, &back, BPF_NOEXIST) == 0)
+			goto claimed;
+		rev = bpf_map_lookup_elem(&lb4_snat, &in);
+		if (rev && snat_stale(rev, p->proto, back.last_seen_ns)) {
+			/* The port's flow is over: forget its forward half, then the port is this flow's. */
+			struct lb4_ct_key gone = {
+				.saddr = rev->address,
+				.daddr = be->address,
+				.sport = rev->port,
+				.dport = be->port,
+				.proto = p->proto,
+				.dir = LB_SNAT_OUT,
+			};
+
+			bpf_map_delete_elem(&lb4_snat, &gone);
+			if (bpf_map_update_elem(&lb4_snat, &in, &back, BPF_ANY) == 0)
+				goto claimed;
 		}
 	}
 	return 0;
+claimed:
+	fwd.port = in.dport;
+	bpf_map_update_elem(&lb4_snat, &out, &fwd, BPF_ANY);
+	return in.dport;
 }
 
 /* A remote backend's reply to a flow lb4_from_net source-NATed: back to client from nodeIP:nodePort, out again. */
@@ -982,8 +1044,10 @@ int lb4_from_net(struct __sk_buff *skb)
 		return rc;
 	svc = lookup_master(p.daddr, p.dport, p.proto);
 	/* ClusterIPs are not served from outside the node: the packet is the kernel's (or another filter's). */
-	if (!svc || !(svc->flags & LB_SVC_FLAG_EXTERNAL))
+	if (!svc || !(svc->flags & LB_SVC_FLAG_EXTERNAL)) {
+		forget_reverse(&p);
 		return TC_ACT_UNSPEC;
+	}
 	rc = lb_flow(skb, &p, svc, LOOM_OBS_FROM_NETWORK, 0, &be);
 	if (rc != LB_CONTINUE || !be)
 		return rc;

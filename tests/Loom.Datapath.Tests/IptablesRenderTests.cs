@@ -23,7 +23,7 @@ public sealed class IptablesRenderTests
             :KUBE-SEP-DKCFIS26GWF2WLWC - [0:0]
             :KUBE-SEP-JVVZVJ7BSEPPRNBS - [0:0]
             -A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
-            -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
+            -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS
             -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
             -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
             -A KUBE-POSTROUTING -j MARK --xor-mark 0x4000

@@ -28,6 +28,7 @@ internal sealed class ServiceBackendOperations(
 
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
+    private bool _wroteOnce;
     private readonly Dictionary<string, long> _since = new(StringComparer.Ordinal);
     private IServiceBackend? _backend;
     private ServiceProxyMode _kind = kind;
@@ -225,7 +226,10 @@ internal sealed class ServiceBackendOperations(
     {
         var all = rows.Values.ToList();
         Run(backend, () => backend.Sync(all));
-        var stale = cleanConntrack is null ? [] : ConntrackCleanup.Plan(_applied, rows);
+        // The first write after start knows nothing of what the previous run served: every UDP Service would look newly
+        // active and every live UDP flow would lose its entry, so nothing is cleaned then.
+        var stale = cleanConntrack is null || !_wroteOnce ? [] : ConntrackCleanup.Plan(_applied, rows);
+        _wroteOnce = true;
         _applied.Clear();
         foreach (var (k, v) in rows)
         {

@@ -89,7 +89,9 @@ internal static partial class IptablesRules
         var prefixes = options.NodePortAddresses.Where(p => p.BaseAddress.AddressFamily == AddressFamily.InterNetwork).ToList();
         if (options.NodePortAddresses.Count == 0 || prefixes.Any(p => p.PrefixLength == 0))
         {
-            return [head + " -m addrtype --dst-type LOCAL -j " + NodePortsChain];
+            // kube-proxy with localhostNodePorts off: 127.0.0.1:nodePort would be DNAT-ed out of the node with a loopback
+            // source, which the kernel drops without route_localnet (Loom does not set it; nftables excludes it too).
+            return [head + " -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j " + NodePortsChain];
         }
 
         return options.NodeIps.Where(ip => prefixes.Any(p => p.Contains(ip))).Distinct()

@@ -31,7 +31,8 @@ public static unsafe class BpfTc
         }
 
         var errno = LibBpf.ErrnoOf(rc);
-        return errno is Libc.ENOENT or Libc.EINVAL ? false : throw new BpfException(errno, "bpf_tc_hook_destroy", $"ifindex {ifindex}");
+        // ENODEV: a deleted pod's veth took its filters with it; a flush must not stop there and leave the rest.
+        return errno is Libc.ENOENT or Libc.EINVAL or Libc.ENODEV ? false : throw new BpfException(errno, "bpf_tc_hook_destroy", $"ifindex {ifindex}");
     }
 
     /// <summary>Attaches a SCHED_CLS program fd in direct-action mode, replacing the filter at (handle, priority).</summary>
@@ -51,7 +52,7 @@ public static unsafe class BpfTc
         }
     }
 
-    /// <summary>Removes the filter at (handle, priority); false if there was none (or no clsact qdisc).</summary>
+    /// <summary>Removes the filter at (handle, priority); false if there was none (no clsact qdisc, or the device is gone).</summary>
     public static bool Detach(int ifindex, TcDirection direction, uint priority = 1, uint handle = 1)
     {
         var hook = LibBpf.TcHook.For(ifindex, (int)direction);
@@ -66,7 +67,8 @@ public static unsafe class BpfTc
         }
 
         var errno = LibBpf.ErrnoOf(rc);
-        return errno is Libc.ENOENT or Libc.EINVAL ? false : throw new BpfException(errno, $"bpf_tc_detach({direction})", $"ifindex {ifindex}");
+        // ENODEV: a deleted pod's veth took its filters with it; a flush must not stop there and leave the rest.
+        return errno is Libc.ENOENT or Libc.EINVAL or Libc.ENODEV ? false : throw new BpfException(errno, $"bpf_tc_detach({direction})", $"ifindex {ifindex}");
     }
 
     /// <summary>The id of the program attached at (handle, priority), or null if none.</summary>

@@ -35,6 +35,7 @@ internal static unsafe partial class Libc
 
     internal const int EPERM = 1;
     internal const int ENOENT = 2;
+    internal const int ENODEV = 19;
     internal const int ESRCH = 3;
     internal const int EINTR = 4;
     internal const int EEXIST = 17;
