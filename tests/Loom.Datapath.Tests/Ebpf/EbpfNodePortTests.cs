@@ -37,6 +37,34 @@ public abstract class EbpfNodePortTests : IDisposable
     }
 
     [Fact]
+    public void More_connections_to_a_remote_backend_than_it_has_nat_ports_all_get_one()
+    {
+        // 61000-65535 is 4536 ports per backend; 6000 connections in three rounds, each round's closed after 2.5 s, so
+        // they succeed only if a closed flow's port is taken over (nothing else frees one before the map is full).
+        Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Tcp, NodePortLab.RemoteBackend));
+        var failed = new List<string>();
+        for (var round = 0; round < 3; round++)
+        {
+            if (round > 0)
+            {
+                Thread.Sleep(2500);
+            }
+
+            // A broken take-over fails every later connection after a 1 s timeout: stop at the first few.
+            for (var i = 0; i < 2000 && failed.Count < 5; i++)
+            {
+                var answer = NodePortLab.Tcp(_np.Client, NodePortLab.NodeIp, 30080, 1000);
+                if (answer != "remote 192.168.10.11")
+                {
+                    failed.Add($"round {round + 1}, connection {i + 1}: {answer}");
+                }
+            }
+        }
+
+        Assert.True(failed.Count == 0, $"connections failed: {string.Join("; ", failed)}");
+    }
+
+    [Fact]
     public void Local_policy_keeps_the_client_address_and_uses_only_the_local_backend()
     {
         Sync(NodePortLab.Service(TrafficPolicy.Local, Protocol.Tcp, _np.Local, NodePortLab.RemoteBackend));
