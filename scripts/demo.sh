@@ -90,7 +90,7 @@ show "$loom" lab apply -f examples/scenario/webpod-nodeport.yaml
 show "$loom" lab get svc
 # From the underlay's router address (192.168.10.1), outside every node; whoami prints who it saw as the client.
 from_outside() { { "$loom" lab underlay exec -- curl -s --max-time 3 "$1" || true; } | awk '/^(Hostname|RemoteAddr):/ {printf "%s ", $0} END {print ""}'; }
-printf 'externalTrafficPolicy Cluster (node port 30080): every node answers; a webpod on another node sees that node as the client\n'
+printf 'externalTrafficPolicy Cluster (node port 30080): every node answers; a webpod on another node sees the node asked as the client (SNAT), one on that node sees 192.168.10.1\n'
 for ip in 192.168.10.100 192.168.10.101 192.168.10.102; do
   printf '  %s:30080 -> ' "$ip"; from_outside "http://$ip:30080/"
 done
