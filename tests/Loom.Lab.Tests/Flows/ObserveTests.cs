@@ -84,14 +84,16 @@ public sealed class ObserveTests(ITestOutputHelper output)
             await Until("x/a reaches x/b", async () => (await PolicyProbe.ConnectAsync(a.Netns, b, 80, ProtocolType.Tcp, TimeSpan.FromSeconds(1))).Connected);
 
             // Forwarded across nodes: from-endpoint on a's node, to-endpoint on b's.
-            var forwarded = await ObserveAsync(lab, "--from-pod", "x/a", "--to-pod", "x/b", "--verdict", "FORWARDED");
+            var forwarded = await ObserveUntilAsync(lab, fs => fs.Any(f => Node(f) == "k8s-w1" && Point(f) == "from-endpoint") && fs.Any(f => Node(f) == "k8s-w2" && Point(f) == "to-endpoint"),
+                "--from-pod", "x/a", "--to-pod", "x/b", "--verdict", "FORWARDED");
             Assert.Contains(forwarded, f => Node(f) == "k8s-w1" && Point(f) == "from-endpoint");
             Assert.Contains(forwarded, f => Node(f) == "k8s-w2" && Point(f) == "to-endpoint");
 
             // A Service connection: its flows name the Service (the ClusterIP's before kube-proxy, the frontend of a translation on eBPF).
             var clusterIp = await ClusterIpAsync(state, "x/web");
             Assert.True((await PolicyProbe.ConnectAsync(a.Netns, clusterIp, 8080, ProtocolType.Tcp, TimeSpan.FromSeconds(3))).Connected, "x/a -> Service x/web");
-            var service = await ObserveAsync(lab, "--to-service", "x/web");
+            var service = await ObserveUntilAsync(lab, fs => fs.Count > 0 && (c.File.Cluster.ServiceBackend != ServiceProxyMode.Ebpf || fs.Any(f => Type(f) == "translation")),
+                "--to-service", "x/web");
             Assert.NotEmpty(service);
             Assert.All(service, f => Assert.Equal("web", f.GetProperty("destinationService").GetProperty("name").GetString()));
             if (c.File.Cluster.ServiceBackend == ServiceProxyMode.Ebpf)
@@ -103,7 +105,8 @@ public sealed class ObserveTests(ITestOutputHelper output)
             // Denied: the drop on b's node names the reason, both pods and their identities.
             await pods.ApplyAsync(DenyB);
             await Until("x/b isolated", async () => !(await PolicyProbe.ConnectAsync(a.Netns, b, 80, ProtocolType.Tcp, TimeSpan.FromSeconds(1))).Connected);
-            var dropped = await ObserveAsync(lab, "--verdict", "DROPPED", "--last", "0");
+            var dropped = await ObserveUntilAsync(lab, fs => fs.Any(f => Type(f) == "drop" && Pod(f, "source") == "x/a" && Pod(f, "destination") == "x/b"),
+                "--verdict", "DROPPED", "--last", "0");
             var drop = dropped.First(f => Type(f) == "drop" && Pod(f, "source") == "x/a" && Pod(f, "destination") == "x/b");
             Assert.Equal("POLICY_DENIED", drop.GetProperty("dropReason").GetString());
             Assert.Equal("k8s-w2", Node(drop));
@@ -199,6 +202,25 @@ public sealed class ObserveTests(ITestOutputHelper output)
         }
 
         Assert.True(follow.ExitCode is 0 or 130, $"--follow after SIGINT: exit {follow.ExitCode}"); // 130: interrupted, as a shell reports it
+    }
+
+    /// <summary>
+    /// The flows once <paramref name="done"/> holds, asked again for up to 5 s: an agent reads its ring every 250 ms, so a
+    /// query right after the traffic may come before the node has read it. The last answer either way (asserts say why).
+    /// </summary>
+    private async Task<List<JsonElement>> ObserveUntilAsync(string[] lab, Func<List<JsonElement>, bool> done, params string[] args)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (true)
+        {
+            var flows = await ObserveAsync(lab, args);
+            if (done(flows) || DateTime.UtcNow > deadline)
+            {
+                return flows;
+            }
+
+            await Task.Delay(300);
+        }
     }
 
     private async Task<List<JsonElement>> ObserveAsync(string[] lab, params string[] args)
