@@ -91,8 +91,11 @@ public sealed class ObserveTests(ITestOutputHelper output)
 
             // A Service connection: its flows name the Service (the ClusterIP's before kube-proxy, the frontend of a translation on eBPF).
             var clusterIp = await ClusterIpAsync(state, "x/web");
-            Assert.True((await PolicyProbe.ConnectAsync(a.Netns, clusterIp, 8080, ProtocolType.Tcp, TimeSpan.FromSeconds(3))).Connected, "x/a -> Service x/web");
-            var service = await ObserveUntilAsync(lab, fs => fs.Count > 0 && (c.File.Cluster.ServiceBackend != ServiceProxyMode.Ebpf || fs.Any(f => Type(f) == "translation")),
+            // An agent names Services from a directory it rebuilds every second: a connection right after the Service was
+            // created may be read before its name is known, so a new connection is made on each try.
+            var service = await ObserveUntilAsync(lab, async () =>
+                    Assert.True((await PolicyProbe.ConnectAsync(a.Netns, clusterIp, 8080, ProtocolType.Tcp, TimeSpan.FromSeconds(3))).Connected, "x/a -> Service x/web"),
+                fs => fs.Count > 0 && (c.File.Cluster.ServiceBackend != ServiceProxyMode.Ebpf || fs.Any(f => Type(f) == "translation")),
                 "--to-service", "x/web");
             Assert.NotEmpty(service);
             Assert.All(service, f => Assert.Equal("web", f.GetProperty("destinationService").GetProperty("name").GetString()));
@@ -208,11 +211,16 @@ public sealed class ObserveTests(ITestOutputHelper output)
     /// The flows once <paramref name="done"/> holds, asked again for up to 5 s: an agent reads its ring every 250 ms, so a
     /// query right after the traffic may come before the node has read it. The last answer either way (asserts say why).
     /// </summary>
-    private async Task<List<JsonElement>> ObserveUntilAsync(string[] lab, Func<List<JsonElement>, bool> done, params string[] args)
+    private Task<List<JsonElement>> ObserveUntilAsync(string[] lab, Func<List<JsonElement>, bool> done, params string[] args) =>
+        ObserveUntilAsync(lab, () => Task.CompletedTask, done, args);
+
+    /// <summary>As above, running <paramref name="before"/> (new traffic) before each query.</summary>
+    private async Task<List<JsonElement>> ObserveUntilAsync(string[] lab, Func<Task> before, Func<List<JsonElement>, bool> done, params string[] args)
     {
         var deadline = DateTime.UtcNow.AddSeconds(5);
         while (true)
         {
+            await before();
             var flows = await ObserveAsync(lab, args);
             if (done(flows) || DateTime.UtcNow > deadline)
             {
