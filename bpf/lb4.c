@@ -695,7 +695,7 @@ static __always_inline void mark_closing(const struct pkt *p, __be32 client, __b
  * drop a packet from its own address, so its source becomes LB_LOOPBACK, and the packet goes straight back to the pod
  * (same veth, MACs swapped). The reply to LB_LOOPBACK is translated back by hairpin_reply, on the same veth.
  */
-#define LB_LOOPBACK bpf_htonl(0xa9fe2a01) /* 169.254.42.1 */
+#define LB_LOOPBACK LOOM_SVC_LOOPBACK /* 169.254.42.1, loom_common.h */
 
 /* Sends the packet back out of the interface it came in on, towards the pod that sent it (MACs swapped). */
 static __always_inline int bounce(struct __sk_buff *skb)

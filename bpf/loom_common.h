@@ -20,3 +20,9 @@
 #define TC_ACT_UNSPEC (-1)
 
 #define AF_INET 2
+
+/*
+ * lb4's service loopback (Cilium's 169.254.42.1): the source of a pod's packet to its own Service when it is its own
+ * backend (hairpin); policy.c lets it into the pod as traffic from the node.
+ */
+#define LOOM_SVC_LOOPBACK bpf_htonl(0xa9fe2a01)

@@ -787,9 +787,9 @@ int pol_to_pod(struct __sk_buff *skb)
 			return count(POL_PASS_UNMANAGED, POL_DIR_INGRESS, TC_ACT_UNSPEC);
 		/*
 		 * lb4's hairpin: the pod reaching itself through its own Service, its source replaced by the service loopback
-		 * (lb4.c LB_LOOPBACK). Allowed as traffic from the node is: kube-proxy masquerades the same packet to the node.
+		 * (LOOM_SVC_LOOPBACK). Allowed as traffic from the node is: kube-proxy masquerades the same packet to the node.
 		 */
-		if (p.t.saddr == bpf_htonl(0xa9fe2a01))
+		if (p.t.saddr == LOOM_SVC_LOOPBACK)
 			verdict = count(POL_ALLOWED_HOST, POL_DIR_INGRESS, TC_ACT_UNSPEC);
 		else
 			verdict = enforce(skb, LOOM_OBS_TO_ENDPOINT, &p, ep, POL_DIR_INGRESS, cfg, now);
