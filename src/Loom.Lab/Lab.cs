@@ -108,12 +108,15 @@ public static class Lab
     public static string ContainerLogFile(LabState state, string @namespace, string pod, string? container) =>
         LabPods.ContainerLogFile(state, @namespace, pod, container);
 
-    /// <summary>Node objects as the store has them, by name. Empty if the store cannot be read yet.</summary>
+    /// <summary>Node objects as the store has them, by name. Empty if a SQLite lab's store file is not there yet.</summary>
     public static Task<IReadOnlyDictionary<string, Node>> ReadNodesAsync(LabState state, CancellationToken cancellationToken = default) =>
         LabStore.ReadNodesAsync(state, cancellationToken);
 
-    /// <summary>The store the lab's agents share (SQLite labs; an etcd lab's store is only reachable inside k8s-ctr).</summary>
+    /// <summary>The store the lab's agents share: its SQLite file, or its etcd reached inside k8s-ctr.</summary>
     public static Task<IStore> OpenStoreAsync(LabState state, CancellationToken cancellationToken = default) => LabStore.OpenStoreAsync(state, cancellationToken);
+
+    /// <summary>True for the errors of a store that is busy or not reachable (yet), on either kind of store.</summary>
+    public static bool StoreUnreachable(Exception e) => LabStore.Unreachable(e);
 
     /// <summary>A node's agent socket (a unix socket path reaches the agent from any namespace).</summary>
     public static string AgentSocket(LabState state, string node) => LabAgents.SocketPath(state, node);

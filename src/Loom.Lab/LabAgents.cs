@@ -119,7 +119,7 @@ internal static class LabAgents
                     return string.Join(",", n.PodCidrs);
                 }
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception e) when (LabStore.Unreachable(e))
             {
                 // the store is busy or not reachable yet: try again
             }
@@ -152,7 +152,7 @@ internal static class LabAgents
             {
                 nodes = await LabStore.ReadNodesAsync(state, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception e) when (LabStore.Unreachable(e))
             {
                 nodes = new Dictionary<string, Node>();
             }

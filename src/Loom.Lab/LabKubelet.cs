@@ -35,7 +35,9 @@ internal static class LabKubelet
                     started.Add(new Started(c.Name, log, Run(["whoami", "--port", port.ToString(CultureInfo.InvariantCulture), "--hostname", name]), port, null, false));
                     break;
                 case LabImages.Kind.Dns:
-                    started.Add(new Started(c.Name, log, Run(["dns", "--config", Path.Combine(state.NodeDir(node), "agent.json"), "--port", "53"]), 53, null, true));
+                    // It answers before the pod is wired (see LabScheduling): etcd is reached from the node's namespace.
+                    string[] dns = ["dns", "--config", Path.Combine(state.NodeDir(node), "agent.json"), "--port", "53"];
+                    started.Add(new Started(c.Name, log, Run(state.Store == "etcd" ? [.. dns, "--store-netns", state.Node(node).Netns] : dns), 53, null, true));
                     break;
                 case LabImages.Kind.Agnhost:
                     var args = LabImages.AgnhostArgs(c.Command, c.Args);

@@ -109,11 +109,6 @@ internal static class LabNodeControl
     /// <summary>kubeadm's node labels (hostname, os, the control plane's role) and the control plane's NoSchedule taint.</summary>
     internal static async Task LabelNodesAsync(LabState state, CancellationToken cancellationToken)
     {
-        if (state.Store != "sqlite")
-        {
-            return;
-        }
-
         for (var i = 0; i < state.Nodes.Count; i++)
         {
             var control = i == 0;

@@ -1,5 +1,5 @@
 using System.Net;
-using System.Text.Json;
+using Grpc.Core;
 using Loom.Core.Cni;
 using Loom.Core.Model;
 using Loom.Core.Networks;
@@ -12,49 +12,66 @@ namespace Loom.Lab;
 /// <summary>The lab's cluster store: etcd inside k8s-ctr or the SQLite file the agents share, and what the lab writes to and reads from it.</summary>
 internal static class LabStore
 {
-    /// <summary>The store the lab's agents share (SQLite labs; an etcd lab's store is only reachable inside k8s-ctr).</summary>
+    /// <summary>
+    /// The store the lab's agents share: the SQLite file, or etcd inside k8s-ctr reached over sockets made in that
+    /// namespace (the CLI stays in the root namespace) with the lab's own client certificate.
+    /// </summary>
     internal static async Task<IStore> OpenStoreAsync(LabState state, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(state);
-        if (state.Store != "sqlite" || state.StorePath is null)
+        switch (state.Store)
         {
-            throw new LabException("this command needs a lab with the SQLite store (`loom lab up --store sqlite`, the default); etcd labs are not supported by it yet");
-        }
+            case "sqlite" when state.StorePath is not null:
+                return await StoreOpener.OpenAsync(new StoreConfig { Type = "sqlite", Path = state.StorePath }, cancellationToken).ConfigureAwait(false);
+            case "etcd" when state.StoreEndpoints.Count > 0:
+                var netns = state.Nodes[0].Netns;
+                if (!NetNs.Exists(netns))
+                {
+                    throw new LabException($"the lab's etcd lives in {netns}, which is gone (run `loom lab down` to clean up)");
+                }
 
-        return await StoreOpener.OpenAsync(new StoreConfig { Type = "sqlite", Path = state.StorePath }, cancellationToken).ConfigureAwait(false);
+                var tls = LabEtcdPki.Lab(state);
+                var config = new StoreConfig
+                {
+                    Type = "etcd",
+                    Endpoints = state.StoreEndpoints,
+                    Tls = new StoreTlsConfig { Ca = tls.CaFile, Cert = tls.CertFile, Key = tls.KeyFile },
+                };
+                try
+                {
+                    return await StoreOpener.OpenAsync(config, NetNsHttpHandler.ConnectIn(netns), cancellationToken).ConfigureAwait(false);
+                }
+                catch (StoreConfigException e)
+                {
+                    throw new LabException($"the lab's etcd client: {e.Message}", e);
+                }
+
+            default:
+                throw new LabException($"the lab's state names no usable store (store \"{state.Store}\"); run `loom lab down` and `loom lab up` again");
+        }
     }
 
-    /// <summary>Node readiness as the store reports it: node name to (Ready, pod CIDRs). Empty if the store cannot be read.</summary>
+    /// <summary>Errors that mean the store is busy or not reachable (yet): the caller tries again or reports it.</summary>
+    internal static bool Unreachable(Exception e) =>
+        e is HttpRequestException or IOException or Microsoft.Data.Sqlite.SqliteException or RpcException;
+
+    /// <summary>Node readiness as the store reports it: node name to (Ready, pod CIDRs). Empty if a SQLite lab has no store file yet.</summary>
     internal static async Task<IReadOnlyDictionary<string, Node>> ReadNodesAsync(LabState state, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(state);
         var result = new Dictionary<string, Node>(StringComparer.Ordinal);
-        if (state.Store == "sqlite")
+        if (state.Store == "sqlite" && (state.StorePath is null || !File.Exists(state.StorePath)))
         {
-            if (state.StorePath is null || !File.Exists(state.StorePath))
-            {
-                return result;
-            }
-
-            var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
-            await using (store.ConfigureAwait(false))
-            {
-                var (items, _) = await store.ListAsync(Kinds.Node, cancellationToken).ConfigureAwait(false);
-                foreach (var item in items)
-                {
-                    result[item.Key] = item.Value;
-                }
-            }
+            return result;
         }
-        else
+
+        var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
         {
-            using var http = EtcdHttp(state);
-            foreach (var (_, value) in await http.EtcdRangeAsync(new Uri(Lab.EtcdClientUrl), Lab.EtcdKeyPrefix + Kinds.Node.Name + "/", cancellationToken).ConfigureAwait(false))
+            var (items, _) = await store.ListAsync(Kinds.Node, cancellationToken).ConfigureAwait(false);
+            foreach (var item in items)
             {
-                if (JsonSerializer.Deserialize(value, Kinds.Node.TypeInfo) is { } node)
-                {
-                    result[node.Name] = node;
-                }
+                result[item.Key] = item.Value;
             }
         }
 
@@ -115,26 +132,10 @@ internal static class LabStore
     /// <summary>The cluster file's config and networks (validated by <see cref="LabCluster.UpAsync"/> before the lab was built).</summary>
     internal static async Task WriteClusterConfigAsync(LabState state, ClusterFile file, CancellationToken cancellationToken)
     {
-        if (state.Store == "sqlite")
+        var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
         {
-            var store = await OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
-            await using (store.ConfigureAwait(false))
-            {
-                await NetworkStore.WriteClusterAsync(store, file, cancellationToken).ConfigureAwait(false);
-            }
-        }
-        else
-        {
-            // etcd listens only inside k8s-ctr: write through its v3 JSON gateway over a socket made in that namespace,
-            // at the key EtcdStore uses ({prefix}{kind}/{key}).
-            using var http = EtcdHttp(state);
-            await http.EtcdPutAsync(new Uri(Lab.EtcdClientUrl), Lab.EtcdKeyPrefix + Kinds.ClusterConfig.Name + "/" + Kinds.ClusterConfig.KeyOf(file.Cluster),
-                JsonSerializer.Serialize(file.Cluster, Kinds.ClusterConfig.TypeInfo), cancellationToken).ConfigureAwait(false);
-            foreach (var n in file.Networks)
-            {
-                await http.EtcdPutAsync(new Uri(Lab.EtcdClientUrl), Lab.EtcdKeyPrefix + Kinds.Network.Name + "/" + Kinds.Network.KeyOf(n),
-                    JsonSerializer.Serialize(n, Kinds.Network.TypeInfo), cancellationToken).ConfigureAwait(false);
-            }
+            await NetworkStore.WriteClusterAsync(store, file, cancellationToken).ConfigureAwait(false);
         }
     }
 }

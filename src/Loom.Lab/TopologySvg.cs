@@ -24,16 +24,13 @@ public static class TopologySvg
     {
         ArgumentNullException.ThrowIfNull(state);
         var nodes = await Lab.ReadNodesAsync(state, cancellationToken).ConfigureAwait(false);
-        IReadOnlyList<Service> services = [];
-        IReadOnlyList<Endpoint> endpoints = [];
-        if (state.Store == "sqlite")
+        IReadOnlyList<Service> services;
+        IReadOnlyList<Endpoint> endpoints;
+        var store = await Lab.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
+        await using (store.ConfigureAwait(false))
         {
-            var store = await Lab.OpenStoreAsync(state, cancellationToken).ConfigureAwait(false);
-            await using (store.ConfigureAwait(false))
-            {
-                services = [.. (await store.ListAsync(Kinds.Service, cancellationToken).ConfigureAwait(false)).Items.Select(i => i.Value)];
-                endpoints = [.. (await store.ListAsync(Kinds.Endpoint, cancellationToken).ConfigureAwait(false)).Items.Select(i => i.Value)];
-            }
+            services = [.. (await store.ListAsync(Kinds.Service, cancellationToken).ConfigureAwait(false)).Items.Select(i => i.Value)];
+            endpoints = [.. (await store.ListAsync(Kinds.Endpoint, cancellationToken).ConfigureAwait(false)).Items.Select(i => i.Value)];
         }
 
         return Render(state, nodes, services, endpoints);

@@ -8,7 +8,15 @@ namespace Loom.Store;
 public static class StoreOpener
 {
     /// <exception cref="StoreConfigException">The section is not usable; the message names the field.</exception>
-    public static async Task<IStore> OpenAsync(StoreConfig config, CancellationToken cancellationToken = default)
+    public static Task<IStore> OpenAsync(StoreConfig config, CancellationToken cancellationToken = default) =>
+        OpenAsync(config, connect: null, cancellationToken);
+
+    /// <param name="config">The store section.</param>
+    /// <param name="connect">etcd only: makes each connection's stream (e.g. a socket made in another network namespace).</param>
+    /// <param name="cancellationToken">Cancels opening.</param>
+    /// <exception cref="StoreConfigException">The section is not usable; the message names the field.</exception>
+    public static async Task<IStore> OpenAsync(StoreConfig config, Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>>? connect,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(config);
         switch (config.Type)
@@ -30,7 +38,7 @@ public static class StoreOpener
                 try
                 {
                     var tls = config.Tls is { } t ? new EtcdTls(t.Ca, t.Cert, t.Key) : null;
-                    return EtcdStore.Connect(new Uri(config.Endpoints[0]), tls: tls);
+                    return EtcdStore.Connect(new Uri(config.Endpoints[0]), tls: tls, connect: connect);
                 }
                 catch (Exception e) when (e is EtcdTlsException or ArgumentException or UriFormatException)
                 {

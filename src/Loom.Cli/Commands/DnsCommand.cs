@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using Loom.Agent;
 using Loom.Core.Store;
+using Loom.Linux;
 using Loom.Store;
 using Loom.Workloads;
 
@@ -14,7 +15,14 @@ internal static class DnsCommand
     {
         var config = new Option<FileInfo>("--config") { Description = "An agent configuration naming the store to read Services from.", Required = true };
         var port = new Option<int>("--port") { Description = "UDP and TCP port.", DefaultValueFactory = _ => 53 };
-        var cmd = new Command("dns", "Cluster DNS: A records for svc, svc.ns and svc.ns.svc.cluster.local from the store's Services; NXDOMAIN otherwise.") { config, port };
+        var storeNetns = new Option<string?>("--store-netns")
+        {
+            Description = "Reach etcd from this network namespace (the lab's DNS pod reads the store before its own network is wired).",
+        };
+        var cmd = new Command("dns", "Cluster DNS: A records for svc, svc.ns and svc.ns.svc.cluster.local from the store's Services; NXDOMAIN otherwise.")
+        {
+            config, port, storeNetns,
+        };
         cmd.SetAction(async (parse, ct) =>
         {
             AgentConfig cfg;
@@ -23,7 +31,8 @@ internal static class DnsCommand
             {
                 cfg = AgentConfig.Load(parse.GetValue(config)!.FullName);
                 // A bad store section (store.tls files, endpoints) is a config error like any other.
-                store = await StoreOpener.OpenAsync(cfg.Store, ct).ConfigureAwait(false);
+                var connect = parse.GetValue(storeNetns) is { } netns ? NetNsHttpHandler.ConnectIn(netns) : null;
+                store = await StoreOpener.OpenAsync(cfg.Store, connect, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is AgentConfigException or StoreConfigException)
             {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Grpc.Core;
 using Loom.Lab;
 using Loom.Linux;
 
@@ -78,7 +79,7 @@ internal static class LabCommand
                 Prefix = parse.GetValue(Prefix)!,
                 StartAgents = !parse.GetValue(noAgents),
                 ReadyTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
-                ClusterDns = !parse.GetValue(noDns) && !parse.GetValue(noAgents) && parse.GetValue(store) != "etcd",
+                ClusterDns = !parse.GetValue(noDns) && !parse.GetValue(noAgents),
             };
             await Lab.Lab.UpAsync(options, Console.Out, ct).ConfigureAwait(false);
             return 0;
@@ -136,7 +137,7 @@ internal static class LabCommand
             {
                 nodes = await Lab.Lab.ReadNodesAsync(state, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception e) when (Lab.Lab.StoreUnreachable(e))
             {
                 await Console.Error.WriteLineAsync($"store unreadable: {e.Message}").ConfigureAwait(false);
                 nodes = new Dictionary<string, Loom.Core.Model.Node>();
@@ -376,6 +377,12 @@ internal static class LabCommand
         catch (Exception e) when (e is LabException or LinuxException or IOException or UnauthorizedAccessException)
         {
             await Console.Error.WriteLineAsync($"loom lab: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (RpcException e)
+        {
+            // An etcd lab's store that is down or refuses us: say so in one line rather than with a stack trace.
+            await Console.Error.WriteLineAsync($"loom lab: the lab's etcd did not answer: {e.StatusCode}: {e.Status.Detail}").ConfigureAwait(false);
             return 1;
         }
     }
