@@ -106,4 +106,21 @@ public partial class LbServiceSyncTests
         Assert.InRange(slots.Values.Min(), (Maglev.DefaultTableSize / 300) - 2, Maglev.DefaultTableSize);
         Assert.Equal(Maglev.DefaultTableSize, slots.Values.Sum());
     }
+
+    [Theory]
+    [InlineData(nameof(LbMapSizes.ConnTrack), 5, "connTrack (lb4_ct)")]
+    [InlineData(nameof(LbMapSizes.Interfaces), 0, "interfaces (lb4_ifaces)")]
+    [InlineData(nameof(LbMapSizes.Services), (1 << 24) + 1, "services (lb4_svc)")]
+    public void A_bad_map_size_is_refused_up_front_naming_the_setting_and_the_map(string setting, int size, string named)
+    {
+        var sizes = setting switch
+        {
+            nameof(LbMapSizes.ConnTrack) => new LbMapSizes { ConnTrack = size },
+            nameof(LbMapSizes.Interfaces) => new LbMapSizes { Interfaces = size },
+            _ => new LbMapSizes { Services = size },
+        };
+        var e = Assert.Throws<ArgumentException>(() => new EbpfServiceBackend(new EbpfServiceOptions { MapSizes = sizes }));
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+        Assert.Contains("between 16 and 16777216", e.Message, StringComparison.Ordinal);
+    }
 }
