@@ -183,6 +183,18 @@ internal sealed class ServiceBackendOperations(
         return Task.FromResult(0);
     }
 
+    /// <summary>
+    /// eBPF only: each lb4 map's entries / max entries, counted at most every <see cref="EbpfServiceBackend.FillInterval"/>
+    /// (a key walk); empty on the rule backends and before the first write.
+    /// </summary>
+    public IReadOnlyList<LbMapFill> MapFill()
+    {
+        lock (_gate)
+        {
+            return _backend is EbpfServiceBackend { NeedsFullSync: false } ebpf ? ebpf.MapFill() : [];
+        }
+    }
+
     /// <summary>eBPF only: puts the tc programs on pod veths that appeared (a pod was added on this node).</summary>
     public void AttachNewInterfaces()
     {

@@ -97,7 +97,7 @@ public sealed class BpfMap : IDisposable
 
     /// <summary>
     /// Entries in the map now: a walk of its keys (one bpf_map_get_next_key syscall per entry, no allocation per key; a
-    /// full 262144-entry map takes some tens of milliseconds). Arrays report <see cref="MaxEntries"/>.
+    /// full 262144-entry map took 1.2 s on a loaded 2-core machine, ~4.5 µs per key). Arrays report <see cref="MaxEntries"/>.
     /// </summary>
     public unsafe long CountKeys()
     {

@@ -6,6 +6,7 @@ using Loom.Datapath.Services;
 using Loom.Datapath.Services.Ebpf;
 using Loom.Linux;
 using Loom.Linux.Bpf;
+using Xunit.Abstractions;
 
 namespace Loom.Datapath.Tests.Ebpf;
 
@@ -14,7 +15,7 @@ namespace Loom.Datapath.Tests.Ebpf;
 /// veths so churn never fills it, map sizes come from the options (a pin of another size is recreated with its entries),
 /// the fill levels count entries, and a Maglev service of 300 backends gives every backend flows.
 /// </summary>
-public sealed class EbpfMapLimitTests : IDisposable
+public sealed class EbpfMapLimitTests(ITestOutputHelper output) : IDisposable
 {
     private readonly EbpfLab _lab = new(bridge: false, 2, 80);
 
@@ -130,5 +131,27 @@ public sealed class EbpfMapLimitTests : IDisposable
         Assert.Equal(300, all.Count);
         var chosen = backend.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack).Entries().Select(e => e.Value.BackendId).Where(all.Contains).ToHashSet();
         Assert.True(chosen.SetEquals(all), $"{all.Count - chosen.Count} of 300 backends got no flow of 6000");
+    }
+
+    [Fact]
+    public void Counting_a_full_connection_tracking_map_walks_every_key_and_the_fill_is_cached()
+    {
+        using var backend = Backend(new LbMapSizes());
+        var ct = backend.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack);
+        for (var i = 0u; i < 262144; i++)
+        {
+            ct.Update(new LbCtKey { SourceAddress = i, DestinationPort = 80, Protocol = 6 }, new LbCtEntry { BackendId = 1 });
+        }
+
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var n = ct.Map.CountKeys();
+        var took = sw.Elapsed;
+        output.WriteLine($"lb4_ct: {n} entries counted in {took.TotalMilliseconds:F0} ms");
+        Assert.InRange(n, 200_000, 262144); // an LRU map evicts a little before it is full
+        Assert.Equal(n, backend.MapFill().Single(f => f.Map == LbMaps.ConnTrack).Entries);
+
+        var deleted = ct.Keys().Take(1000).Count(k => ct.Delete(k));
+        Assert.Equal(n, backend.MapFill().Single(f => f.Map == LbMaps.ConnTrack).Entries); // cached for 15 s
+        Assert.Equal(n - deleted, backend.MapFill(TimeSpan.Zero).Single(f => f.Map == LbMaps.ConnTrack).Entries);
     }
 }

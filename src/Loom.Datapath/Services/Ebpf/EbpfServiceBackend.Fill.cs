@@ -12,7 +12,7 @@ public sealed record LbMapFill(string Map, long Entries, uint MaxEntries)
 
 public sealed partial class EbpfServiceBackend
 {
-    /// <summary>How long a fill-level count is reused: counting walks every key (lb4_ct at 262144 entries: ~262k syscalls).</summary>
+    /// <summary>How long a fill-level count is reused: counting walks every key (lb4_ct at 262144 entries: ~262k syscalls, about a second).</summary>
     public static readonly TimeSpan FillInterval = TimeSpan.FromSeconds(15);
 
     private static readonly string[] FillMaps =

@@ -7,7 +7,8 @@ namespace Loom.Datapath.Services.Ebpf;
 /// Capacities (max_entries) of the lb4 maps, set when the object is loaded; the defaults are lb4.c's. A pinned map of
 /// another capacity from an earlier run is recreated at the new size and its entries copied over (as many as fit; see
 /// <see cref="BpfObject.ReplacedMaps"/>). Hash maps cost kernel memory per entry in use (lb4_maglev, not preallocated)
-/// or per slot up front (the others), so raise them for a large node and lower them for a small one.
+/// or per slot up front (the others), so raise them for a large node and lower them for a small one. Settable (not
+/// init-only) so agent.json's source-generated reader keeps the defaults of the sizes it does not name.
 /// </summary>
 public sealed record LbMapSizes
 {
@@ -18,25 +19,25 @@ public sealed record LbMapSizes
     public const int Max = 1 << 24;
 
     /// <summary>lb4_svc: one entry per frontend plus one per backend slot of it.</summary>
-    public int Services { get; init; } = 65536;
+    public int Services { get; set; } = 65536;
 
     /// <summary>lb4_backends: distinct backends (address, port, protocol) across all services.</summary>
-    public int Backends { get; init; } = 65536;
+    public int Backends { get; set; } = 65536;
 
     /// <summary>lb4_ct (LRU): tracked flows of the per-packet path; the oldest are evicted when full.</summary>
-    public int ConnTrack { get; init; } = 262144;
+    public int ConnTrack { get; set; } = 262144;
 
     /// <summary>lb4_affinity (LRU): ClientIP session-affinity entries.</summary>
-    public int Affinity { get; init; } = 65536;
+    public int Affinity { get; set; } = 65536;
 
     /// <summary>lb4_snat (LRU): node-port flows sent on to a backend on another node.</summary>
-    public int Snat { get; init; } = 262144;
+    public int Snat { get; set; } = 262144;
 
     /// <summary>lb4_ifaces: interfaces the tc programs are attached to (pod veths and the underlay).</summary>
-    public int Interfaces { get; init; } = 16384;
+    public int Interfaces { get; set; } = 16384;
 
     /// <summary>lb4_maglev: 256-slot chunks of Maglev tables (64 per service at the default table size).</summary>
-    public int Maglev { get; init; } = 65536;
+    public int Maglev { get; set; } = 65536;
 
     /// <summary>Each map: the setting's name (as agent.json spells it), the map's name, its capacity.</summary>
     public IEnumerable<(string Setting, string Map, int MaxEntries)> ByMap() =>
