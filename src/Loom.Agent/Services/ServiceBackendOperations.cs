@@ -260,6 +260,12 @@ internal sealed class ServiceBackendOperations(
         try
         {
             apply();
+            if (backend is EbpfServiceBackend ebpf)
+            {
+                // Services a full lb4 map left out (the write itself went through).
+                loops.Refused("service maps", [.. ebpf.Skipped.Select(s => new Rejection(Loom.Core.Store.Kinds.Service.Name, s.Service, s.Code, s.Text))]);
+            }
+
             AgentMetrics.ServiceSyncs.WithLabels(backend.Name, "ok").Inc();
             Interlocked.Increment(ref _applies);
         }

@@ -15,7 +15,8 @@ internal sealed partial class LbServiceSync
     /// Takes the service's backend references (writing its new backends) and writes its entries, except that a full map
     /// (E2BIG / ENOSPC) skips the service instead of failing the pass. A new service's entries written so far are taken
     /// back and its references dropped, so nothing of it is left. A changed one keeps what was written (its old slots may
-    /// point at new backends already, which must stay) and the pass is marked dirty, so the next sync reads the maps.
+    /// point at new backends already, which must stay) and the pass is marked dirty. Either way the next sync is a full
+    /// one (it reads the maps) and tries the service again: the agent's next change (e.g. a deletion making room) writes it.
     /// </summary>
     private void TryWriteService(LbServiceKey master, ServicePortState s, Pass pass)
     {

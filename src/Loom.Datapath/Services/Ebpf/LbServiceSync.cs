@@ -58,7 +58,7 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
             var removed = RemoveBackends(pass);
             SweepAffinity(pass);
             SweepConnTrack(removed, pass);
-            Adopted = !pass.Dirty;
+            Adopted = !pass.Dirty && _skipped.Count == 0; // a skipped service is tried again by the next (full) sync
         }
         catch
         {
@@ -116,7 +116,7 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
             var gone = RemoveBackends(pass);
             SweepAffinity(pass);
             SweepConnTrack(gone, pass);
-            Adopted = !pass.Dirty;
+            Adopted = !pass.Dirty && _skipped.Count == 0; // a skipped service is tried again by the next (full) sync
         }
         catch
         {
