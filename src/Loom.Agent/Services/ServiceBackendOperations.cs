@@ -185,13 +185,21 @@ internal sealed class ServiceBackendOperations(
 
     /// <summary>
     /// eBPF only: each lb4 map's entries / max entries, counted at most every <see cref="EbpfServiceBackend.FillInterval"/>
-    /// (a key walk); empty on the rule backends and before the first write.
+    /// (a key walk); empty on the rule backends, before the first write, and if the maps cannot be read (status and
+    /// metrics must not fail for it).
     /// </summary>
     public IReadOnlyList<LbMapFill> MapFill()
     {
         lock (_gate)
         {
-            return _backend is EbpfServiceBackend { NeedsFullSync: false } ebpf ? ebpf.MapFill() : [];
+            try
+            {
+                return _backend is EbpfServiceBackend { IsLoaded: true } ebpf ? ebpf.MapFill() : [];
+            }
+            catch (IOException)
+            {
+                return []; // BpfException: the next sync reports what is wrong with the maps
+            }
         }
     }
 

@@ -24,6 +24,9 @@ public sealed partial class EbpfServiceBackend
     private IReadOnlyList<LbMapFill>? _fill;
     private long _fillAt;
 
+    /// <summary>True once lb4.o is loaded (its maps exist); <see cref="MapFill"/> would load it otherwise.</summary>
+    public bool IsLoaded => _obj is not null;
+
     /// <summary>
     /// Each lb4 map's entries / max entries, counted at most every <paramref name="maxAge"/> (default
     /// <see cref="FillInterval"/>); between counts the last one is returned.
