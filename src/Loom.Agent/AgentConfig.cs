@@ -106,6 +106,12 @@ public sealed record AgentConfig
     /// <summary>The subnet file of a routed network (the bridge network keeps <see cref="SubnetFile"/>, flannel's name).</summary>
     public string SubnetFileOf(string network) => Path.Combine(StateDir, $"subnet-{network}.env");
 
+    /// <summary>
+    /// Capacities of the eBPF backend's lb4 maps (services, backends, connTrack, affinity, snat, interfaces, maglev), e.g.
+    /// <c>"bpfMapSizes": {"connTrack": 524288}</c>; unnamed ones keep their defaults. Checked at start.
+    /// </summary>
+    public Loom.Datapath.Services.Ebpf.LbMapSizes BpfMapSizes { get; set; } = new();
+
     /// <summary>The configuration's JSON, as <see cref="Load"/> reads it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentConfig);
 

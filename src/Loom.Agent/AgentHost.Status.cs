@@ -59,6 +59,7 @@ internal sealed partial class AgentHost
             PolicyEgressEnforced = policy.EgressEnforced,
             Identities = policy.Identities,
             ServiceSyncs = _services.Applies,
+            BpfMaps = string.Join(", ", _services.MapFill()),
             Controllers = controllers,
             Syncs = controllers.FirstOrDefault(c => c.Name == _networks.Name)?.Passes ?? 0,
             LastSync = DateTimeOffset.UtcNow,

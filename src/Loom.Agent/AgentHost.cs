@@ -57,6 +57,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
         var healthChecks = new HealthCheckServer(Loops);
         _services = new ServiceController(node, store, Loops, CreateBackend, ConntrackCleanup.Run, healthChecks);
+        AgentMetrics.ObserveBpfMaps(_services.MapFill);
         _cni = new CniConfigController(node, Loops, _networks);
         _policy = new PolicyController(node, store, Loops, NodeDevices);
         // eBPF services' lb4 (reverse NAT) and the policy program (a pod's ingress) sit on the pod veth's egress: host
@@ -160,6 +161,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
                 var other => throw new AgentStartException($"loadBalancerAlgorithm: \"{other}\" is not an algorithm; use random or maglev"),
             },
             MaglevTableSize = config.MaglevTableSize,
+            MapSizes = config.BpfMapSizes,
             Interfaces = PodVeths, // the host side of every pod's veth gets the per-packet load balancer
             NodePortInterface = config.Iface, // node ports arriving from the underlay
         });

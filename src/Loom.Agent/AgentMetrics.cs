@@ -65,6 +65,23 @@ internal static class AgentMetrics
     public static readonly Gauge LoopBackoff = Metrics.CreateGauge(
         "loom_agent_loop_backoff_seconds", "Delay before a failing loop retries; 0 when its last pass succeeded.", "loop");
 
+    public static readonly Gauge BpfMapEntries = Metrics.CreateGauge(
+        "loom_bpf_map_entries", "Entries in each eBPF load-balancer map (recounted at most every 15 s: a walk of its keys).", "map");
+
+    public static readonly Gauge BpfMapMaxEntries = Metrics.CreateGauge(
+        "loom_bpf_map_max_entries", "Capacity (max_entries) of each eBPF load-balancer map.", "map");
+
+    /// <summary>Sets the BPF map gauges from <paramref name="fill"/> before each scrape (it caches its counts).</summary>
+    public static void ObserveBpfMaps(Func<IReadOnlyList<Loom.Datapath.Services.Ebpf.LbMapFill>> fill) =>
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
+        {
+            foreach (var f in fill())
+            {
+                BpfMapEntries.WithLabels(f.Map).Set(f.Entries);
+                BpfMapMaxEntries.WithLabels(f.Map).Set(f.MaxEntries);
+            }
+        });
+
     /// <summary>Starts the /metrics endpoint; the returned server stops it.</summary>
     public static IMetricServer? Start(string? address)
     {

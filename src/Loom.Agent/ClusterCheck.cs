@@ -86,6 +86,24 @@ internal static class ClusterCheck
         {
             yield return $"maglevTableSize (agent config): {maglev}";
         }
+
+        if (MapSizesError(agent.BpfMapSizes) is { } sizes)
+        {
+            yield return $"bpfMapSizes (agent config): {sizes}";
+        }
+    }
+
+    private static string? MapSizesError(Loom.Datapath.Services.Ebpf.LbMapSizes sizes)
+    {
+        try
+        {
+            sizes.Validate();
+            return null;
+        }
+        catch (ArgumentException e)
+        {
+            return e.Message;
+        }
     }
 
     /// <summary>Why <paramref name="name"/> may not be the tunnel device, or null if Loom owns it.</summary>

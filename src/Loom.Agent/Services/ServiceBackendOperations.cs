@@ -183,6 +183,26 @@ internal sealed class ServiceBackendOperations(
         return Task.FromResult(0);
     }
 
+    /// <summary>
+    /// eBPF only: each lb4 map's entries / max entries, counted at most every <see cref="EbpfServiceBackend.FillInterval"/>
+    /// (a key walk); empty on the rule backends, before the first write, and if the maps cannot be read (status and
+    /// metrics must not fail for it).
+    /// </summary>
+    public IReadOnlyList<LbMapFill> MapFill()
+    {
+        lock (_gate)
+        {
+            try
+            {
+                return _backend is EbpfServiceBackend { IsLoaded: true } ebpf ? ebpf.MapFill() : [];
+            }
+            catch (IOException)
+            {
+                return []; // BpfException: the next sync reports what is wrong with the maps
+            }
+        }
+    }
+
     /// <summary>eBPF only: puts the tc programs on pod veths that appeared (a pod was added on this node).</summary>
     public void AttachNewInterfaces()
     {
@@ -248,6 +268,12 @@ internal sealed class ServiceBackendOperations(
         try
         {
             apply();
+            if (backend is EbpfServiceBackend ebpf)
+            {
+                // Services a full lb4 map left out (the write itself went through).
+                loops.Refused("service maps", [.. ebpf.Skipped.Select(s => new Rejection(Loom.Core.Store.Kinds.Service.Name, s.Service, s.Code, s.Text))]);
+            }
+
             AgentMetrics.ServiceSyncs.WithLabels(backend.Name, "ok").Inc();
             Interlocked.Increment(ref _applies);
         }

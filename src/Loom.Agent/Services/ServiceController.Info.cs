@@ -23,6 +23,9 @@ internal sealed partial class ServiceController
 
     public long Applies => _ops?.Applies ?? 0;
 
+    /// <summary>eBPF only: the lb4 maps' fill levels (recounted at most every 15 s); empty otherwise.</summary>
+    public IReadOnlyList<Loom.Datapath.Services.Ebpf.LbMapFill> MapFill() => _ops?.MapFill() ?? [];
+
     public ControllerStatus Describe()
     {
         var stats = _reconciler?.Stats;

@@ -55,6 +55,11 @@ internal static class StatusCommand
         w.WriteLine($"{"IP masq:",-14}{(s.IpMasq ? "enabled" : "disabled")}");
         w.WriteLine($"{"Services:",-14}{s.Services} port(s) by {s.ServiceBackend} ({s.ServiceSyncs} syncs)");
         w.WriteLine($"{"KubeProxyReplacement:",-14} {(s.ServiceBackend == "ebpf" ? c.Green("True") : "False")}   [socket LB: {(s.SocketLbCgroup.Length > 0 ? "enabled, cgroup " + s.SocketLbCgroup : "disabled")}]");
+        if (s.BpfMaps.Length > 0)
+        {
+            w.WriteLine($"{"BPF maps:",-14}{s.BpfMaps}");
+        }
+
         w.WriteLine($"{"Policy:",-14}enforcement {s.PolicyEnforcement}; {s.Policies} NetworkPolicies, {s.Identities} identities; "
                     + $"{s.PolicyEndpoints} local endpoints, {s.PolicyIngressEnforced} isolated for ingress, {s.PolicyEgressEnforced} for egress");
         w.WriteLine($"{"Syncs:",-14}{s.Syncs}, last {s.LastSync:HH:mm:ss} UTC, up since {s.Started:HH:mm:ss} UTC");

@@ -281,6 +281,9 @@ public sealed record AgentStatus
     public DateTimeOffset LastSync { get; init; }
 
     public DateTimeOffset Started { get; init; }
+
+    /// <summary>eBPF backend only: each lb4 map's entries/max, e.g. "lb4_svc 120/65,536, lb4_ct 1,234/262,144"; else empty.</summary>
+    public string BpfMaps { get; init; } = "";
 }
 
 public sealed record TunnelPeer(string Node, string PodCidr, string UnderlayIp, string VtepMac)

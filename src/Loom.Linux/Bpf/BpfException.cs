@@ -18,6 +18,7 @@ public sealed class BpfException : IOException
     {
         Errno = errno;
         Operation = operation;
+        Subject = subject ?? "";
         Log = log ?? "";
         HResult = errno;
     }
@@ -26,7 +27,13 @@ public sealed class BpfException : IOException
 
     public string Operation { get; } = "";
 
+    /// <summary>What the operation was on (a map's name, a path), if given.</summary>
+    public string Subject { get; } = "";
+
     public string Log { get; } = "";
+
+    /// <summary>A map had no room for a new key: E2BIG (hash maps at max_entries) or ENOSPC (LPM tries, some kernels).</summary>
+    public bool IsMapFull => Errno is 7 or 28;
 
     internal static BpfException FromRc(int rc, string operation, string? subject = null, bool withLog = false) =>
         new(LibBpf.ErrnoOf(rc), operation, subject, withLog ? LibBpf.TakeLog() : null);

@@ -15,6 +15,8 @@ public sealed class BpfObject : IDisposable
     private readonly List<string> _reused = [];
     private readonly List<string> _replaced = [];
     private readonly List<(string Prefix, string Directory)> _shared = [];
+    private readonly List<(nint Map, int OldFd)> _resizing = [];
+    private readonly List<string> _resized = [];
     private nint _obj;
 
     private BpfObject(nint obj, string path)
@@ -32,6 +34,12 @@ public sealed class BpfObject : IDisposable
 
     /// <summary>Maps whose existing pin had another shape and was replaced by a new, empty map.</summary>
     public IReadOnlyList<string> ReplacedMaps => _replaced;
+
+    /// <summary>
+    /// Of <see cref="ReplacedMaps"/>, those that differed only in capacity: their entries were copied into the new map,
+    /// as many as fit (one line each: name, old and new capacity, entries copied and left out).
+    /// </summary>
+    public IReadOnlyList<string> ResizedMaps => _resized;
 
     /// <summary>Opens (parses) an object file; nothing is created in the kernel yet.</summary>
     public static unsafe BpfObject Open(string path)
@@ -177,10 +185,22 @@ public sealed class BpfObject : IDisposable
         var rc = LibBpf.bpf_object__load(Handle);
         if (rc != 0)
         {
+            CloseResizing();
             throw BpfException.FromRc(rc, "bpf_object__load", Path, withLog: true);
         }
 
         IsLoaded = true;
+        try
+        {
+            foreach (var (map, oldFd) in _resizing)
+            {
+                _resized.Add(CopyEntries(map, oldFd));
+            }
+        }
+        finally
+        {
+            CloseResizing();
+        }
     }
 
     /// <summary>A map of the loaded object; its descriptor is valid while this object lives.</summary>
@@ -227,6 +247,7 @@ public sealed class BpfObject : IDisposable
 
     public void Dispose()
     {
+        CloseResizing();
         if (_obj != 0)
         {
             // Borrowed descriptors die with the object: make the views throw ObjectDisposedException
@@ -264,6 +285,63 @@ public sealed class BpfObject : IDisposable
         $"{(BpfMapType)LibBpf.bpf_map__type(map)} key {LibBpf.bpf_map__key_size(map)} value {LibBpf.bpf_map__value_size(map)} " +
         $"max {LibBpf.bpf_map__max_entries(map)} flags 0x{LibBpf.bpf_map__map_flags(map):x}";
 
+    private void CloseResizing()
+    {
+        foreach (var (_, fd) in _resizing)
+        {
+            Libc.close(fd);
+        }
+
+        _resizing.Clear();
+    }
+
+    /// <summary>
+    /// Copies a resized map's old entries into its new map (first come, first kept, until the new one is full; an LRU
+    /// map evicts instead, so at most its capacity is copied). Programs still attached with the old map write to it
+    /// until they are replaced: their entries from that window are lost.
+    /// </summary>
+    private static unsafe string CopyEntries(nint map, int oldFd)
+    {
+        var name = LibBpf.Utf8(LibBpf.bpf_map__name(map));
+        var newFd = LibBpf.bpf_map__fd(map);
+        var info = BpfMap.Info(oldFd);
+        var max = LibBpf.bpf_map__max_entries(map);
+        var type = (BpfMapType)info.Type;
+        var perCpu = type is BpfMapType.PerCpuArray or BpfMapType.PerCpuHash or BpfMapType.LruPerCpuHash;
+        var valueSize = perCpu ? ((info.ValueSize + 7) & ~7u) * (uint)BpfFs.PossibleCpus : info.ValueSize;
+        var key = new byte[info.KeySize];
+        var next = new byte[info.KeySize];
+        var value = new byte[valueSize];
+        long copied = 0, left = 0;
+        fixed (byte* k = key, n = next, v = value)
+        {
+            for (var first = true; LibBpf.bpf_map_get_next_key(oldFd, first ? null : k, n) == 0; first = false)
+            {
+                Buffer.MemoryCopy(n, k, key.Length, key.Length);
+                if (copied + left > info.MaxEntries + 1024L)
+                {
+                    break; // the old map keeps changing under the walk; don't loop forever
+                }
+
+                if (LibBpf.bpf_map_lookup_elem(oldFd, k, v) != 0)
+                {
+                    continue; // deleted meanwhile
+                }
+
+                if (copied >= max || LibBpf.bpf_map_update_elem(newFd, k, v, 0) != 0)
+                {
+                    left++; // full (E2BIG), or an array index past the new end
+                    continue;
+                }
+
+                copied++;
+            }
+        }
+
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{name}: {info.MaxEntries} -> {max} entries, {copied} copied, {left} left out");
+    }
+
     private unsafe void PreparePin(nint map, string pinDirectory, bool adoptCapacity)
     {
         var name = LibBpf.Utf8(LibBpf.bpf_map__name(map));
@@ -272,6 +350,7 @@ public sealed class BpfObject : IDisposable
         if (fd >= 0)
         {
             bool same;
+            var resize = false;
             string mismatch;
             try
             {
@@ -281,6 +360,9 @@ public sealed class BpfObject : IDisposable
                     && info.KeySize == LibBpf.bpf_map__key_size(map)
                     && info.ValueSize == LibBpf.bpf_map__value_size(map)
                     && (adoptCapacity || info.MaxEntries == LibBpf.bpf_map__max_entries(map))
+                    && info.MapFlags == LibBpf.bpf_map__map_flags(map);
+                resize = !same && !adoptCapacity && info.Type == LibBpf.bpf_map__type(map)
+                    && info.KeySize == LibBpf.bpf_map__key_size(map) && info.ValueSize == LibBpf.bpf_map__value_size(map)
                     && info.MapFlags == LibBpf.bpf_map__map_flags(map);
                 if (same && adoptCapacity && info.MaxEntries != LibBpf.bpf_map__max_entries(map))
                 {
@@ -294,7 +376,14 @@ public sealed class BpfObject : IDisposable
             }
             finally
             {
-                Libc.close(fd);
+                if (resize)
+                {
+                    _resizing.Add((map, fd)); // read after the load, into the new map
+                }
+                else
+                {
+                    Libc.close(fd);
+                }
             }
 
             if (same)

@@ -24,4 +24,7 @@ public interface IBpfMap<TKey, TValue>
     IReadOnlyList<KeyValuePair<TKey, TValue>> Entries();
 
     int Count { get; }
+
+    /// <summary>The map's capacity (max_entries).</summary>
+    uint MaxEntries { get; }
 }

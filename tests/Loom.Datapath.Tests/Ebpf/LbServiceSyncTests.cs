@@ -14,7 +14,7 @@ namespace Loom.Datapath.Tests.Ebpf;
 /// what one full sync of the last desired state on empty maps would say (ids and rev-nat indexes aside), unchanged
 /// services cost no write, and drift written behind its back survives incremental syncs but not a full resync.
 /// </summary>
-public class LbServiceSyncTests
+public partial class LbServiceSyncTests
 {
     private const int TableSize = 251;
 
@@ -163,17 +163,22 @@ public class LbServiceSyncTests
     }
 
     [Fact]
-    public void A_failed_sync_makes_the_next_one_full()
+    public void A_service_whose_backends_do_not_fit_is_skipped_and_leaves_nothing()
     {
         var maps = NewMaps(backends: 4);
         var sync = new LbServiceSync(Set(maps), 0);
         sync.Sync([Port(1, [Be(1, 1), Be(1, 2)])]);
         var state = new List<ServicePortState> { Port(1, [Be(1, 1), Be(1, 2)]), Port(2, [Be(2, 1), Be(2, 2), Be(2, 3)]) };
-        Assert.Throws<BpfException>(() => sync.Sync(state)); // the fifth backend does not fit
-        Assert.False(sync.Adopted);
+        sync.Sync(state); // the fifth backend does not fit
+        var skip = Assert.Single(sync.Skipped);
+        Assert.Equal(("ns/svc2", "map-full"), (skip.Service, skip.Code));
+        Assert.Contains("lb4_backends is full (4 entries)", skip.Text, StringComparison.Ordinal);
+        Assert.False(sync.Adopted); // the next sync reads the maps and tries service 2 again
+        Assert.Equal(FreshFull(state.Take(1).ToList(), 0), Normalize(maps));
 
         state[1] = state[1] with { Backends = [Be(2, 1)] };
         sync.Sync(state);
+        Assert.Empty(sync.Skipped);
         Assert.True(sync.Adopted);
         Assert.Equal(FreshFull(state, 0), Normalize(maps));
     }
@@ -235,8 +240,8 @@ public class LbServiceSyncTests
     private static int Writes(Maps m) =>
         m.Services.Writes + m.Backends.Writes + m.ReverseNat.Writes + m.Maglev.Writes + m.Affinity.Writes + m.ConnTrack.Writes;
 
-    private static Maps NewMaps(uint backends = 65536) => new(
-        new("lb4_svc", 65536),
+    private static Maps NewMaps(uint backends = 65536, uint services = 65536) => new(
+        new("lb4_svc", services),
         new("lb4_backends", backends),
         new("lb4_revnat", 65536),
         new("lb4_maglev", 16384),

@@ -14,6 +14,7 @@ public sealed partial class EbpfServiceBackend
         var obj = EnsureLoaded();
         var from = obj.Program(LbMaps.FromPod);
         var to = obj.Program(LbMaps.ToPod);
+        Remember(obj, ifindex, LbMaps.InterfacePod); // first: a full map leaves no unrecorded filters behind
         if (BpfTc.Query(ifindex, TcDirection.Egress, _options.TcPriority, _options.TcHandle) != to.Id)
         {
             to.AttachTc(ifindex, TcDirection.Egress, _options.TcPriority, _options.TcHandle);
@@ -24,8 +25,53 @@ public sealed partial class EbpfServiceBackend
             from.AttachTc(ifindex, TcDirection.Ingress, _options.TcPriority, _options.TcHandle);
         }
 
-        obj.Map<uint, uint>(LbMaps.Interfaces).Update((uint)ifindex, LbMaps.InterfacePod);
         _attached.Add(ifindex);
+    }
+
+    /// <summary>
+    /// Forgets lb4_ifaces entries whose interface no longer exists in the calling thread's namespace (a deleted pod's
+    /// veth takes its filters with it, but not its entry): one link dump. Runs on every full sync and when the map is
+    /// full, so pod churn over a node's life never fills it. Returns how many entries went.
+    /// </summary>
+    public int PruneInterfaces()
+    {
+        var map = EnsureLoaded().Map<uint, uint>(LbMaps.Interfaces);
+        HashSet<int> present;
+        using (var nl = Loom.Linux.Netlink.Open())
+        {
+            present = [.. nl.LinkList().Select(l => l.Index)];
+        }
+
+        var pruned = 0;
+        foreach (var key in map.Keys())
+        {
+            if (!present.Contains((int)key) && map.Delete(key))
+            {
+                _attached.Remove((int)key);
+                pruned++;
+            }
+        }
+
+        return pruned;
+    }
+
+    /// <summary>Records an attachment in lb4_ifaces; when the map is full, prunes vanished interfaces and tries again.</summary>
+    private void Remember(BpfObject obj, int ifindex, uint kind)
+    {
+        var map = obj.Map<uint, uint>(LbMaps.Interfaces);
+        try
+        {
+            map.Update((uint)ifindex, kind);
+        }
+        catch (BpfException e) when (e.IsMapFull && PruneInterfaces() > 0)
+        {
+            map.Update((uint)ifindex, kind);
+        }
+        catch (BpfException e) when (e.IsMapFull)
+        {
+            throw new BpfException(
+                $"ebpf: {LbMaps.Interfaces} is full ({map.Map.MaxEntries} interfaces, all present): raise bpfMapSizes.interfaces", e);
+        }
     }
 
     /// <summary>
@@ -49,6 +95,7 @@ public sealed partial class EbpfServiceBackend
 
         var from = obj.Program(LbMaps.FromNet);
         var to = obj.Program(LbMaps.ToNet);
+        Remember(obj, ifindex, LbMaps.InterfaceUnderlay);
         uint prio = _options.NodePortTcPriority, handle = _options.NodePortTcHandle;
         if (BpfTc.Query(ifindex, TcDirection.Egress, prio, handle) != to.Id)
         {
@@ -59,8 +106,6 @@ public sealed partial class EbpfServiceBackend
         {
             from.AttachTc(ifindex, TcDirection.Ingress, prio, handle);
         }
-
-        obj.Map<uint, uint>(LbMaps.Interfaces).Update((uint)ifindex, LbMaps.InterfaceUnderlay);
     }
 
     /// <summary>Removes the tc programs from <paramref name="ifindex"/> (if the veth still exists); forgets it either way.</summary>

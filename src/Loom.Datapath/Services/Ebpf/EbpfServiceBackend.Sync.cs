@@ -146,6 +146,11 @@ public sealed partial class EbpfServiceBackend
         }
 
         _interfacesChanged = false;
+        if (full)
+        {
+            PruneInterfaces();
+        }
+
         foreach (var ifindex in interfaces())
         {
             // A full pass checks every veth's filters (repairing drift); otherwise only new veths are touched.

@@ -29,6 +29,8 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
         {
             Maglev.ValidateTableSize(_options.MaglevTableSize);
         }
+
+        _options.MapSizes.Validate();
     }
 
     public string Name => "ebpf";
@@ -137,6 +139,7 @@ public sealed partial class EbpfServiceBackend : IServiceBackend, IDisposable
         try
         {
             Flows.FlowEventMaps.Share(obj, _options.EventsDirectory);
+            _options.MapSizes.Apply(obj);
             obj.Load(_options.PinDirectory);
             if (_options.CgroupPath is { } cg)
             {

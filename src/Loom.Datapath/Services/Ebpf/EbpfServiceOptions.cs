@@ -79,6 +79,9 @@ public sealed record EbpfServiceOptions
     /// per service (≥ 100 N keeps disruption on backend changes near 1/N). Default 16381.
     /// </summary>
     public int MaglevTableSize { get; init; } = Ebpf.Maglev.DefaultTableSize;
+
+    /// <summary>Capacities of the lb4 maps (validated when the backend is created; applied when lb4.o is loaded).</summary>
+    public LbMapSizes MapSizes { get; init; } = new();
 }
 
 /// <summary>Backend selection of the eBPF service load balancer.</summary>

@@ -7,14 +7,15 @@ namespace Loom.Datapath.Services.Ebpf;
 /// Writes services into the lb4 maps and keeps in memory what it wrote. The first sync (and every full resync after
 /// <see cref="Invalidate"/>) reads the maps and repairs whatever differs, so a restarted agent adopts a previous run's
 /// maps and drift written behind its back is undone; later syncs diff the desired services against memory and touch
-/// only the entries of services that changed. Within a sync: new backends first, then each changed service's rev-nat,
-/// Maglev table, slots and master, then removed services, then backends no service references any more and the
-/// affinity / connection-tracking entries naming them, so a new flow never picks a removed backend and flows to
+/// only the entries of services that changed. Within a sync: removed services first (so a full map never keeps a
+/// deleted service's traffic), then per changed service its new backends, rev-nat, Maglev table, slots and master (a
+/// service that does not fit is skipped, <see cref="Skipped"/>), then backends no service references any more and
+/// the affinity / connection-tracking entries naming them, so a new flow never picks a removed backend and flows to
 /// surviving backends keep their entries. Backend ids are refcounted and never handed out again by this instance.
 /// Each state is one frontend (<see cref="LbFrontends"/> splits a service port into its ClusterIP, node-port and
 /// external-IP frontends); <see cref="ServicePortState.IsExternal"/> marks the external ones.
 /// </summary>
-internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
+internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
 {
     private readonly Dictionary<LbServiceKey, Applied> _applied = [];
     private readonly Dictionary<LbBackend, uint> _idOf = [];
@@ -41,14 +42,14 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             var pass = Adopted ? new Pass(false) : ReadMaps();
             _syncs++;
             _seen = 0;
+            _skipped.Clear();
             var changed = Changed(desired);
-            var ids = AddBackends(changed);
-            for (var i = 0; i < changed.Count; i++)
+            RemoveServices(pass); // first: a full map must not keep deleted services' entries
+            foreach (var (key, s) in changed)
             {
-                WriteService(changed[i].Key, changed[i].Value, ids[i], pass);
+                TryWriteService(key, s, pass);
             }
 
-            RemoveServices(pass);
             if (pass.Full)
             {
                 SweepStrays(pass);
@@ -57,7 +58,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             var removed = RemoveBackends(pass);
             SweepAffinity(pass);
             SweepConnTrack(removed, pass);
-            Adopted = true;
+            Adopted = !pass.Dirty && _skipped.Count == 0; // a skipped service is tried again by the next (full) sync
         }
         catch
         {
@@ -96,12 +97,8 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
                 }
             }
 
-            var ids = AddBackends(writes);
-            for (var i = 0; i < writes.Count; i++)
-            {
-                WriteService(writes[i].Key, writes[i].Value, ids[i], pass);
-            }
-
+            // Removals first: a full map must not keep deleted services' entries.
+            _skipped.Clear();
             foreach (var s in removed)
             {
                 var key = EbpfServiceBackend.MasterKey(s.Frontend);
@@ -111,9 +108,15 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
                 }
             }
 
+            foreach (var (key, s) in writes)
+            {
+                TryWriteService(key, s, pass);
+            }
+
             var gone = RemoveBackends(pass);
             SweepAffinity(pass);
             SweepConnTrack(gone, pass);
+            Adopted = !pass.Dirty && _skipped.Count == 0; // a skipped service is tried again by the next (full) sync
         }
         catch
         {
@@ -210,6 +213,11 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             }
             else
             {
+                if (a is not null)
+                {
+                    MarkSeen(a); // kept (rewritten), not removed, by the removals that run before the writes
+                }
+
                 changed.Add(new(key, s));
             }
         }
@@ -619,5 +627,8 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         public Dictionary<ushort, LbReverseNat>? KernelRevNat { get; set; }
 
         public HashSet<ushort>? KernelTables { get; set; }
+
+        /// <summary>A service's write failed half-way: memory no longer says what the maps hold, the next sync reads them.</summary>
+        public bool Dirty { get; set; }
     }
 }
