@@ -79,6 +79,9 @@ public sealed record EbpfServiceOptions
     /// per service (≥ 100 N keeps disruption on backend changes near 1/N). Default 16381.
     /// </summary>
     public int MaglevTableSize { get; init; } = Ebpf.Maglev.DefaultTableSize;
+
+    /// <summary>lb4_ct's lifetimes (Cilium's by default) and how often the GC pass runs (<see cref="LbConntrackLifetimes"/>).</summary>
+    public LbConntrackLifetimes ConnTrack { get; init; } = new();
 }
 
 /// <summary>Backend selection of the eBPF service load balancer.</summary>

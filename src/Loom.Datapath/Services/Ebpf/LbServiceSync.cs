@@ -10,7 +10,10 @@ namespace Loom.Datapath.Services.Ebpf;
 /// only the entries of services that changed. Within a sync: new backends first, then each changed service's rev-nat,
 /// Maglev table, slots and master, then removed services, then backends no service references any more and the
 /// affinity / connection-tracking entries naming them, so a new flow never picks a removed backend and flows to
-/// surviving backends keep their entries. Backend ids are refcounted and never handed out again by this instance.
+/// surviving backends keep their entries. Backend ids are refcounted and never handed out again by this instance (after a
+/// restart: none up to the highest a map still names). A freed rev-nat index is quarantined while a conntrack or SNAT
+/// entry may name it (a reply would be reverse-translated into another service's frontend): until a GC pass that
+/// started after the free finds none (<see cref="Collected"/>).
 /// Each state is one frontend (<see cref="LbFrontends"/> splits a service port into its ClusterIP, node-port and
 /// external-IP frontends); <see cref="ServicePortState.IsExternal"/> marks the external ones.
 /// </summary>
@@ -20,7 +23,9 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     private readonly Dictionary<LbBackend, uint> _idOf = [];
     private readonly Dictionary<uint, BackendRef> _backends = [];
     private readonly HashSet<ushort> _revNats = [];
-    private ushort _revNatFrom = 1; // every index below it is in use
+    private readonly Dictionary<ushort, long> _quarantine = []; // freed rev-nat index -> GC passes done when freed
+    private long _gcPasses;
+    private ushort _revNatFrom = 1; // every index below it is in use or quarantined
     private uint _nextId = 1;
     private long _syncs;
     private int _seen; // services of this sync's desired state found or written so far (each counted once)
@@ -33,6 +38,25 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
     /// <summary>Service ports written by the last sync (for tests).</summary>
     public int Services => _applied.Count;
+
+    /// <summary>Freed rev-nat indexes not handed out again yet (conntrack or SNAT entries may still name them).</summary>
+    public int Quarantined => _quarantine.Count;
+
+    /// <summary>
+    /// A GC pass over lb4_ct and lb4_snat ended (it ran in the same thread as syncs, so after every free it counts): the
+    /// quarantined rev-nat indexes its remaining entries do not name are free again.
+    /// </summary>
+    public void Collected(IReadOnlySet<ushort> revNatInUse)
+    {
+        ArgumentNullException.ThrowIfNull(revNatInUse);
+        foreach (var (idx, _) in _quarantine.Where(q => q.Value <= _gcPasses && !revNatInUse.Contains(q.Key)).ToList())
+        {
+            _quarantine.Remove(idx);
+            _revNatFrom = Math.Min(_revNatFrom, idx);
+        }
+
+        _gcPasses++;
+    }
 
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
     {
@@ -182,7 +206,6 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
             }
         }
 
-        _nextId = checked(maxId + 1);
         pass.KernelRevNat = maps.ReverseNat.Entries().ToDictionary(e => e.Key, e => e.Value);
         pass.KernelTables = maps.Maglev.Keys().Where(k => k.Chunk == 0).Select(k => k.RevNatIndex).ToHashSet();
         foreach (var a in _applied.Values)
@@ -191,6 +214,21 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         }
 
         _revNats.UnionWith(pass.KernelRevNat.Keys); // not reused before the sweep removes them
+
+        // A previous run's flows may name ids it freed: none is handed out before a GC pass finds it unused.
+        _quarantine.Clear();
+        foreach (var (_, v) in maps.ConnTrack.Entries())
+        {
+            maxId = Math.Max(maxId, v.BackendId);
+            _quarantine.TryAdd(v.RevNatIndex, _gcPasses);
+        }
+
+        foreach (var (_, v) in maps.Snat?.Entries() ?? [])
+        {
+            _quarantine.TryAdd(v.RevNatIndex, _gcPasses);
+        }
+
+        _nextId = checked(maxId + 1);
         return pass;
     }
 
@@ -495,7 +533,8 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     /// <summary>
     /// Step 6: connection-tracking entries naming a removed backend, or a backend their service (frontend) lost, so a UDP
     /// flow picks a live backend on its next packet (kube-proxy's conntrack cleanup). A previous run's ids are reused
-    /// after a restart: a stale flow must never land on a newcomer with a recycled id.
+    /// after a restart: a stale flow must never land on a newcomer with a recycled id. A full pass also drops the entries
+    /// of services that no longer exist (a sync that failed half-way left them).
     /// </summary>
     private void SweepConnTrack(HashSet<uint> removed, Pass pass)
     {
@@ -506,7 +545,8 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
         foreach (var (k, v) in maps.ConnTrack.Entries())
         {
-            if (removed.Contains(v.BackendId) || (pass.LostMembers.TryGetValue(v.RevNatIndex, out var members) && !members.Contains(v.BackendId)))
+            var known = pass.LostMembers.TryGetValue(v.RevNatIndex, out var members);
+            if (removed.Contains(v.BackendId) || (known && !members!.Contains(v.BackendId)) || (pass.Full && !known))
             {
                 maps.ConnTrack.Delete(k);
             }
@@ -554,12 +594,12 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
 
     private static int Chunks(int size) => (size + LbMaps.MaglevChunk - 1) / LbMaps.MaglevChunk;
 
-    /// <summary>The lowest free rev-nat index (kept across syncs and restarts by the service it names).</summary>
+    /// <summary>The lowest free rev-nat index not in quarantine (kept across syncs and restarts by the service it names).</summary>
     private ushort AllocateRevNat()
     {
         for (var i = (int)_revNatFrom; i <= ushort.MaxValue; i++)
         {
-            if (_revNats.Add((ushort)i))
+            if (!_quarantine.ContainsKey((ushort)i) && _revNats.Add((ushort)i))
             {
                 _revNatFrom = (ushort)Math.Min(i + 1, ushort.MaxValue);
                 return (ushort)i;
@@ -569,11 +609,12 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         throw new InvalidOperationException("out of reverse-NAT indexes (65535 service ports)");
     }
 
+    /// <summary>Quarantines <paramref name="idx"/>: <see cref="Collected"/> frees it.</summary>
     private void FreeRevNat(ushort idx)
     {
-        if (_revNats.Remove(idx) && idx < _revNatFrom)
+        if (_revNats.Remove(idx))
         {
-            _revNatFrom = idx;
+            _quarantine[idx] = _gcPasses;
         }
     }
 
