@@ -116,7 +116,11 @@ public sealed class LbConntrackGc(IBpfMap<LbCtKey, LbCtEntry> connTrack, IBpfMap
             }
         }
 
-        var tupleOwner = forward.Keys.ToDictionary(f => f with { Backend = 0 }, f => f.Backend);
+        var tupleOwner = new Dictionary<Flow, uint>();
+        foreach (var f in forward.Keys)
+        {
+            tupleOwner.TryAdd(f with { Backend = 0 }, f.Backend); // one per tuple, unless a stale entry names a reused index
+        }
         foreach (var (k, v) in entries)
         {
             var flow = Flow.Of(k, v);

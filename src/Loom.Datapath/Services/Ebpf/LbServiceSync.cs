@@ -23,8 +23,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     private readonly Dictionary<LbBackend, uint> _idOf = [];
     private readonly Dictionary<uint, BackendRef> _backends = [];
     private readonly HashSet<ushort> _revNats = [];
-    private readonly Dictionary<ushort, long> _quarantine = []; // freed rev-nat index -> GC passes done when freed
-    private long _gcPasses;
+    private readonly HashSet<ushort> _quarantine = []; // freed rev-nat indexes entries may still name
     private ushort _revNatFrom = 1; // every index below it is in use or quarantined
     private uint _nextId = 1;
     private long _syncs;
@@ -43,19 +42,18 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     public int Quarantined => _quarantine.Count;
 
     /// <summary>
-    /// A GC pass over lb4_ct and lb4_snat ended (it ran in the same thread as syncs, so after every free it counts): the
-    /// quarantined rev-nat indexes its remaining entries do not name are free again.
+    /// A GC pass over lb4_ct and lb4_snat ended: the quarantined rev-nat indexes its remaining entries do not name are
+    /// free again. The pass must have started after every free so far (no sync in between: the caller holds the syncs'
+    /// lock across both, as <see cref="EbpfServiceBackend.CollectConntrack"/> runs where syncs run).
     /// </summary>
     public void Collected(IReadOnlySet<ushort> revNatInUse)
     {
         ArgumentNullException.ThrowIfNull(revNatInUse);
-        foreach (var (idx, _) in _quarantine.Where(q => q.Value <= _gcPasses && !revNatInUse.Contains(q.Key)).ToList())
+        foreach (var idx in _quarantine.Where(q => !revNatInUse.Contains(q)).ToList())
         {
             _quarantine.Remove(idx);
             _revNatFrom = Math.Min(_revNatFrom, idx);
         }
-
-        _gcPasses++;
     }
 
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
@@ -220,12 +218,12 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
         foreach (var (_, v) in maps.ConnTrack.Entries())
         {
             maxId = Math.Max(maxId, v.BackendId);
-            _quarantine.TryAdd(v.RevNatIndex, _gcPasses);
+            _quarantine.Add(v.RevNatIndex);
         }
 
         foreach (var (_, v) in maps.Snat?.Entries() ?? [])
         {
-            _quarantine.TryAdd(v.RevNatIndex, _gcPasses);
+            _quarantine.Add(v.RevNatIndex);
         }
 
         _nextId = checked(maxId + 1);
@@ -599,7 +597,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     {
         for (var i = (int)_revNatFrom; i <= ushort.MaxValue; i++)
         {
-            if (!_quarantine.ContainsKey((ushort)i) && _revNats.Add((ushort)i))
+            if (!_quarantine.Contains((ushort)i) && _revNats.Add((ushort)i))
             {
                 _revNatFrom = (ushort)Math.Min(i + 1, ushort.MaxValue);
                 return (ushort)i;
@@ -614,7 +612,7 @@ internal sealed class LbServiceSync(LbMapSet maps, int maglevSize)
     {
         if (_revNats.Remove(idx))
         {
-            _quarantine[idx] = _gcPasses;
+            _quarantine.Add(idx);
         }
     }
 
