@@ -8,6 +8,8 @@
  *   lb4_backends backend id                 -> {ip, port, proto}
  *   lb4_revnat   rev_nat index              -> {vip, port}
  *   lb4_ct       LRU {saddr, daddr, sport, dport, proto, dir} -> {backend id, rev_nat, flags, last seen}
+ *                (lifetimes after the last packet as Cilium's: TCP SYN only 60 s, established 6 h, FIN/RST seen 10 s,
+ *                UDP 60 s; lb4_config can change them; the agent's GC deletes expired entries (LbConntrackGc))
  *                dir 0 (SVC): client -> VIP tuple, remembers the backend for the rest of the flow
  *                dir 1 (REV): client <- backend tuple (stored as the forward tuple after DNAT), for reverse NAT
  *   lb4_affinity LRU {client (IPv4 or netns cookie), rev_nat, is_cookie} -> {backend id, last used (s)}
@@ -17,7 +19,7 @@
  *   lb4_snat     LRU {saddr, daddr, sport, dport, proto, dir} -> {address, port, rev_nat, last seen}: node-port SNAT
  *                dir 2 (OUT): client -> remote backend tuple -> the node address and NAT port it goes out with
  *                dir 3 (IN):  backend -> node:NAT port tuple (the reply) -> the client's address and port
- *   lb4_config   [0] {node address}: the source of SNATed node-port traffic
+ *   lb4_config   [0] {node address, ct lifetimes}: the source of SNATed node-port traffic; lb4_ct's lifetimes
  *   lb4_maglev   {rev_nat, chunk} -> 256 backend ids: slots [256 chunk, 256 chunk + 255] of a Maglev service's
  *                lookup table of M slots (M prime, from the master entry)
  *
@@ -78,7 +80,14 @@
 
 #define LB_IFACE_UNDERLAY 2
 
-#define LB_CT_F_CLOSING 0x01 /* lb4_ct_entry.flags: a FIN or RST of the flow was seen (either side) */
+#define LB_CT_F_CLOSING 0x01     /* lb4_ct_entry.flags: a FIN or RST of the flow was seen (either side) */
+#define LB_CT_F_ESTABLISHED 0x02 /* a TCP packet without SYN was seen: the connection's lifetime applies, not the SYN's */
+
+/* Lifetimes of lb4_ct entries when lb4_config says 0, as Cilium's CT (bpf/lib/conntrack.h, pkg/maps/ctmap). */
+#define LB_CT_TCP_SYN_S 60       /* a TCP flow that has seen only SYNs */
+#define LB_CT_TCP_S 21600        /* an established TCP flow */
+#define LB_CT_TCP_CLOSE_S 10     /* a TCP flow that has seen a FIN or RST */
+#define LB_CT_OTHER_S 60         /* UDP */
 
 #define LB_MAX_SLOTS 256 /* backends per service the data path will pick from */
 
@@ -230,9 +239,14 @@ struct {
 	__type(value, struct lb4_snat_entry);
 } lb4_snat SEC(".maps");
 
+/* ct_*_s: lb4_ct lifetimes in seconds (0: the LB_CT_* default), written by the agent, applied by its GC and here. */
 struct lb4_cfg {
 	__be32 node_address;
 	__u32 pad;
+	__u32 ct_tcp_syn_s;
+	__u32 ct_tcp_s;
+	__u32 ct_tcp_close_s;
+	__u32 ct_other_s;
 };
 
 struct {
@@ -287,6 +301,37 @@ static __always_inline void bump(__u32 idx)
 static __always_inline __u32 now_s(void)
 {
 	return (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
+}
+
+/* How long an lb4_ct entry of proto with flags lives without a packet (ns), as the agent's GC applies it. */
+static __always_inline __u64 ct_lifetime_ns(__u8 proto, __u16 flags)
+{
+	__u32 zero = 0, s = 0, dflt;
+	struct lb4_cfg *cfg = bpf_map_lookup_elem(&lb4_config, &zero);
+
+	if (proto != IPPROTO_TCP) {
+		dflt = LB_CT_OTHER_S;
+		if (cfg)
+			s = cfg->ct_other_s;
+	} else if (flags & LB_CT_F_CLOSING) {
+		dflt = LB_CT_TCP_CLOSE_S;
+		if (cfg)
+			s = cfg->ct_tcp_close_s;
+	} else if (flags & LB_CT_F_ESTABLISHED) {
+		dflt = LB_CT_TCP_S;
+		if (cfg)
+			s = cfg->ct_tcp_s;
+	} else {
+		dflt = LB_CT_TCP_SYN_S;
+		if (cfg)
+			s = cfg->ct_tcp_syn_s;
+	}
+	return (__u64)(s ? s : dflt) * 1000000000ULL;
+}
+
+static __always_inline int ct_stale(__u64 last_seen_ns, __u64 now, __u64 lifetime)
+{
+	return now > last_seen_ns && now - last_seen_ns > lifetime;
 }
 
 /* The kernel's jhash_3words (Bob Jenkins' lookup3 final mix); mirrored by Maglev.JHash3Words in C#. */
@@ -580,9 +625,36 @@ static __always_inline void ev_no_backend(struct __sk_buff *skb, __u8 obs, const
 #define LB_CONTINUE 0x7fff /* lb_flow: translate the packet to *bep */
 
 /*
+ * Whether a flow's forward entry ct (key: its client -> frontend tuple) is past its lifetime by its own last packet and
+ * by its reverse entry's (replies refresh only that one), as the agent's GC judges it.
+ */
+static __always_inline int ct_expired(const struct lb4_ct_entry *ct, const struct lb4_ct_key *key, __u64 now)
+{
+	struct lb4_ct_key rk = *key;
+	struct lb4_ct_entry *rev;
+	struct lb4_backend *be;
+	__u32 id = ct->backend_id;
+
+	if (!ct_stale(ct->last_seen_ns, now, ct_lifetime_ns(key->proto, ct->flags)))
+		return 0;
+	be = bpf_map_lookup_elem(&lb4_backends, &id);
+	if (!be)
+		return 1;
+	rk.daddr = be->address;
+	rk.dport = be->port;
+	rk.dir = LB_CT_REV;
+	rev = bpf_map_lookup_elem(&lb4_ct, &rk);
+	return !rev || rev->backend_id != id ||
+	       ct_stale(rev->last_seen_ns, now, ct_lifetime_ns(key->proto, ct->flags | rev->flags));
+}
+
+/*
  * The backend of the packet's flow to frontend svc: its lb4_ct entry's, or for a new flow (or one whose backend is gone)
  * a fresh choice, remembered with its reverse entry. Returns LB_CONTINUE with *bep set, or the packet's verdict (a
  * refusal with a RST where reject says so, a drop, or UNSPEC for a mid-stream flow the kernel's conntrack owns).
+ * A mid-stream TCP packet without an entry (evicted, collected, or a flow kube-proxy opened): a Maglev service chooses
+ * again, as Cilium does, and gets the flow's first choice back while its backend set is unchanged; a random service
+ * leaves it to the kernel, as a new random choice would reset the connection (N-1 times in N) rather than keep it.
  */
 static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct lb4_service *svc, __u8 obs, int reject,
 				   struct lb4_backend **bep)
@@ -592,10 +664,12 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 	struct lb4_ct_entry *ct, entry = {};
 	struct lb4_backend *be = NULL;
 	__u32 id = 0;
-	int syn, closing;
+	__u64 now = bpf_ktime_get_ns();
+	int syn, closing, midstream;
 
 	syn = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 	closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST));
+	midstream = p->proto == IPPROTO_TCP && !(p->tcp_flags & TCP_SYN);
 	ct_key.saddr = p->saddr;
 	ct_key.daddr = p->daddr;
 	ct_key.sport = p->sport;
@@ -612,25 +686,36 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 	 */
 	if (ct && syn && (ct->flags & LB_CT_F_CLOSING))
 		ct = NULL;
+	/*
+	 * Past its lifetime but not collected yet: a new flow's packet (a SYN, any UDP datagram) starts afresh, as it would
+	 * after the GC. A mid-stream TCP packet keeps the entry: its flow is alive after all.
+	 */
+	if (ct && !midstream && ct_expired(ct, &ct_key, now))
+		ct = NULL;
 	if (ct) {
 		id = ct->backend_id;
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
-		if (be)
-			ct->last_seen_ns = bpf_ktime_get_ns();
+		if (be) {
+			ct->last_seen_ns = now;
+			if (midstream)
+				ct->flags |= LB_CT_F_ESTABLISHED;
+		}
 	}
 	if (!be) {
 		/* A new flow, or one whose backend was removed: choose (again). */
-		if (p->proto == IPPROTO_TCP && !(p->tcp_flags & TCP_SYN)) {
+		if (midstream) {
 			/* Mid-stream packet of a flow whose backend is gone: no one can take it over. */
 			if (ct) {
 				bpf_map_delete_elem(&lb4_ct, &ct_key);
 				ev_no_backend(skb, obs, p);
 				return TC_ACT_SHOT;
 			}
-			/* A flow this program did not open (kube-proxy's DNAT did, before the switch to eBPF): the
-			 * kernel's conntrack holds its translation until it ends. Another backend would reset it. */
-			bump(LB_STAT_PASS_KERNEL);
-			return TC_ACT_UNSPEC;
+			/* No entry, random choice: the kernel's conntrack may hold its translation (kube-proxy's DNAT, before
+			 * the switch to eBPF) until it ends. Another backend would reset it. */
+			if (!(svc->flags & LB_SVC_FLAG_MAGLEV)) {
+				bump(LB_STAT_PASS_KERNEL);
+				return TC_ACT_UNSPEC;
+			}
 		}
 		id = select_backend(p->daddr, p->dport, p->proto, svc, p->saddr, 0,
 				    jhash_3words(p->saddr, p->daddr, (__u32)p->sport | ((__u32)p->dport << 16), p->proto));
@@ -645,8 +730,8 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 		}
 		entry.backend_id = id;
 		entry.rev_nat_index = svc->rev_nat_index;
-		entry.flags = closing ? LB_CT_F_CLOSING : 0;
-		entry.last_seen_ns = bpf_ktime_get_ns();
+		entry.flags = (closing ? LB_CT_F_CLOSING : 0) | (midstream ? LB_CT_F_ESTABLISHED : 0);
+		entry.last_seen_ns = now;
 		bpf_map_update_elem(&lb4_ct, &ct_key, &entry, BPF_ANY);
 		ev_flow(&f, p, be->address, be->port);
 		loom_ev_translation(obs, skb->ifindex, skb->len, &f, p->daddr, p->dport);
@@ -658,7 +743,7 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 	/*
 	 * The reply direction, keyed by the tuple as it looks after DNAT. Written again on every SYN: a direct connection
 	 * on this tuple in between (which deletes it) or LRU eviction may have removed it while the forward entry
-	 * stayed, and the SYN-ACK would then reach the client from the pod's address.
+	 * stayed, and the SYN-ACK would then reach the client from the pod's address. A re-chosen mid-stream flow's too.
 	 */
 	if (!ct || syn) {
 		ct_key.daddr = be->address;
@@ -731,6 +816,8 @@ static __always_inline int hairpin_reply(struct __sk_buff *skb, struct pkt *p)
 	if (!rn)
 		return TC_ACT_UNSPEC;
 	ct->last_seen_ns = bpf_ktime_get_ns();
+	if (p->proto == IPPROTO_TCP && !(p->tcp_flags & TCP_SYN))
+		ct->flags |= LB_CT_F_ESTABLISHED;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST))) {
 		ct->flags |= LB_CT_F_CLOSING;
 		mark_closing(p, p->saddr, p->dport, rn);
@@ -826,6 +913,8 @@ static __always_inline int rev_nat(struct __sk_buff *skb, __u8 obs)
 	rn = bpf_map_lookup_elem(&lb4_revnat, &idx);
 	if (!rn)
 		return TC_ACT_UNSPEC;
+	if (p.proto == IPPROTO_TCP && !(p.tcp_flags & TCP_SYN))
+		ct->flags |= LB_CT_F_ESTABLISHED;
 	if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FIN | TCP_RST))) {
 		ct->flags |= LB_CT_F_CLOSING;
 		mark_closing(&p, p.daddr, p.dport, rn);

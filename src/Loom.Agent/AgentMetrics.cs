@@ -19,6 +19,9 @@ internal static class AgentMetrics
     public static readonly Counter ConntrackEntriesDeleted = Metrics.CreateCounter(
         "loom_conntrack_entries_deleted_total", "Stale UDP conntrack entries deleted after service writes (an endpoint gone, a Service gone or newly given endpoints), as kube-proxy does; iptables and nftables only.");
 
+    public static readonly Counter BpfConntrackGcDeleted = Metrics.CreateCounter(
+        "loom_bpf_ct_gc_deleted_total", "lb4_ct and lb4_snat entries the eBPF conntrack GC deleted (expired, or of a Service gone).");
+
     public static readonly Gauge Services = Metrics.CreateGauge("loom_services", "Service ports programmed on this node.");
 
     public static readonly Gauge ServiceEndpoints = Metrics.CreateGauge("loom_service_endpoints", "Backends across all programmed service ports.");

@@ -212,6 +212,27 @@ internal sealed class ServiceBackendOperations(
         }
     }
 
+    /// <summary>One conntrack GC pass of the eBPF backend, serialised with its syncs; null on other backends.</summary>
+    public LbConntrackGcResult? CollectConntrack()
+    {
+        lock (_gate)
+        {
+            return (_backend as EbpfServiceBackend)?.CollectConntrack();
+        }
+    }
+
+    /// <summary>The eBPF backend's GC interval (its options'), else the default.</summary>
+    public TimeSpan ConntrackGcInterval
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return (_backend as EbpfServiceBackend)?.Options.ConnTrack.GcInterval ?? new LbConntrackLifetimes().GcInterval;
+            }
+        }
+    }
+
     public string Explain(ServicePortState port)
     {
         lock (_gate)

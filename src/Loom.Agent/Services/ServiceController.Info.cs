@@ -31,7 +31,7 @@ internal sealed partial class ServiceController
         var stats = _reconciler?.Stats;
         var error = _reconciler?.Status().FirstOrDefault(r => r.Error is not null)?.Error ?? stats?.LastFullPassError;
         return new ControllerStatus(Name, stats is { Errors: 0 } && error is null,
-            $"{PortCount} port(s) by {BackendName}; {stats?.Pending ?? 0} pending, {stats?.Errors ?? 0} failing",
+            $"{PortCount} port(s) by {BackendName}; {stats?.Pending ?? 0} pending, {stats?.Errors ?? 0} failing{ConntrackGcSummary()}",
             Applies, error);
     }
 

@@ -74,7 +74,8 @@ internal sealed partial class ServiceController(
         var watch = loops.WatchAsync(null, _nodeConfigRevision,
             e => (e.Kind == Kinds.NodeConfig.Name && e.Key == node.Name) || e.Kind == Kinds.ClusterConfig.Name, _nodeConfigSignal, "node config", ct);
         var loop = loops.RunOnSignalAsync(_nodeConfigSignal, SwitchIfWantedAsync, "service backend choice", ct);
-        Task[] all = [watch, loop, _worker!, _caches!];
+        var gc = loops.RunOnSignalAsync(_conntrackGcSignal, CollectConntrackAsync, "conntrack gc", ct, _ops!.ConntrackGcInterval);
+        Task[] all = [watch, loop, gc, _worker!, _caches!];
         await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         await Task.WhenAll(all).ConfigureAwait(false);
@@ -128,6 +129,7 @@ internal sealed partial class ServiceController(
         _workerStop?.Cancel();
         _workerStop?.Dispose();
         _nodeConfigSignal.Dispose();
+        _conntrackGcSignal.Dispose();
         _ops?.Dispose();
         foreach (var s in _subscriptions)
         {

@@ -64,6 +64,9 @@ public static class LbMaps
     /// <summary>lb4_ct_entry.flags bit LB_CT_F_CLOSING.</summary>
     public const ushort CtClosing = 0x01;
 
+    /// <summary>lb4_ct_entry.flags bit LB_CT_F_ESTABLISHED: a TCP packet without SYN passed (the connection lifetime applies).</summary>
+    public const ushort CtEstablished = 0x02;
+
     /// <summary>Indexes of lb4_stats.</summary>
     public enum Stat : uint
     {
@@ -248,12 +251,19 @@ public record struct LbSnatEntry
     public override readonly string ToString() => $"{LbMaps.FromNetwork(Address)}:{LbMaps.PortFromNetwork(Port)} rev-nat {RevNatIndex}";
 }
 
-/// <summary>struct lb4_cfg (8 bytes), lb4_config[0]: the node address node-port traffic to remote backends is SNATed to.</summary>
+/// <summary>
+/// struct lb4_cfg (24 bytes), lb4_config[0]: the node address node-port traffic to remote backends is SNATed to, and
+/// lb4_ct's lifetimes in seconds (0: the program's default, Cilium's).
+/// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public record struct LbConfig
 {
     public uint NodeAddress;
     public uint Pad;
+    public uint CtTcpSynSeconds;
+    public uint CtTcpSeconds;
+    public uint CtTcpCloseSeconds;
+    public uint CtOtherSeconds;
 }
 
 /// <summary>struct lb4_affinity_key (16 bytes): the client (IPv4 address, or netns cookie for the socket LB) and the service.</summary>

@@ -42,7 +42,8 @@ internal sealed record LbMapSet(
     IBpfMap<ushort, LbReverseNat> ReverseNat,
     IBpfMap<LbMaglevKey, LbMaglevChunk> Maglev,
     IBpfMap<LbAffinityKey, LbAffinityValue> Affinity,
-    IBpfMap<LbCtKey, LbCtEntry> ConnTrack)
+    IBpfMap<LbCtKey, LbCtEntry> ConnTrack,
+    IBpfMap<LbCtKey, LbSnatEntry>? Snat = null)
 {
     public static LbMapSet Of(BpfObject obj) => new(
         obj.Map<LbServiceKey, LbService>(LbMaps.Services),
@@ -50,5 +51,6 @@ internal sealed record LbMapSet(
         obj.Map<ushort, LbReverseNat>(LbMaps.ReverseNat),
         obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev),
         obj.Map<LbAffinityKey, LbAffinityValue>(LbMaps.Affinity),
-        obj.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack));
+        obj.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack),
+        obj.Map<LbCtKey, LbSnatEntry>(LbMaps.Snat));
 }

@@ -110,11 +110,11 @@ public sealed partial class EbpfServiceBackend
     /// <summary>The lb4_svc frontends of one service port (ClusterIP, node ports on the node addresses, external IPs).</summary>
     private ServicePortState[] Frontends(ServicePortState s) => [.. LbFrontends.Of(s, _nodeAddresses ??= LbFrontends.NodeAddresses(_options.Proxy))];
 
-    /// <summary>lb4_config: the node address node-port traffic to a remote backend leaves with.</summary>
+    /// <summary>lb4_config: the node address node-port traffic to a remote backend leaves with; lb4_ct's lifetimes.</summary>
     private void WriteConfig(BpfObject obj)
     {
         var node = _options.Proxy.NodeIps.FirstOrDefault(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
-        obj.Map<uint, LbConfig>(LbMaps.Config).Update(0, new LbConfig { NodeAddress = node is null ? 0 : LbMaps.ToNetwork(node) });
+        obj.Map<uint, LbConfig>(LbMaps.Config).Update(0, _options.ConnTrack.Apply(new LbConfig { NodeAddress = node is null ? 0 : LbMaps.ToNetwork(node) }));
     }
 
     /// <summary>Attaches the tc programs to veths that appeared since the last look (a pod was added), outside any sync.</summary>

@@ -82,6 +82,9 @@ public sealed record EbpfServiceOptions
 
     /// <summary>Capacities of the lb4 maps (validated when the backend is created; applied when lb4.o is loaded).</summary>
     public LbMapSizes MapSizes { get; init; } = new();
+
+    /// <summary>lb4_ct's lifetimes (Cilium's by default) and how often the GC pass runs (<see cref="LbConntrackLifetimes"/>).</summary>
+    public LbConntrackLifetimes ConnTrack { get; init; } = new();
 }
 
 /// <summary>Backend selection of the eBPF service load balancer.</summary>

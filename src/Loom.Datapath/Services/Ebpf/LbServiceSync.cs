@@ -11,7 +11,10 @@ namespace Loom.Datapath.Services.Ebpf;
 /// deleted service's traffic), then per changed service its new backends, rev-nat, Maglev table, slots and master (a
 /// service that does not fit is skipped, <see cref="Skipped"/>), then backends no service references any more and
 /// the affinity / connection-tracking entries naming them, so a new flow never picks a removed backend and flows to
-/// surviving backends keep their entries. Backend ids are refcounted and never handed out again by this instance.
+/// surviving backends keep their entries. Backend ids are refcounted and never handed out again by this instance (after a
+/// restart: none up to the highest a map still names). A freed rev-nat index is quarantined while a conntrack or SNAT
+/// entry may name it (a reply would be reverse-translated into another service's frontend): until a GC pass that
+/// started after the free finds none (<see cref="Collected"/>).
 /// Each state is one frontend (<see cref="LbFrontends"/> splits a service port into its ClusterIP, node-port and
 /// external-IP frontends); <see cref="ServicePortState.IsExternal"/> marks the external ones.
 /// </summary>
@@ -21,7 +24,8 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
     private readonly Dictionary<LbBackend, uint> _idOf = [];
     private readonly Dictionary<uint, BackendRef> _backends = [];
     private readonly HashSet<ushort> _revNats = [];
-    private ushort _revNatFrom = 1; // every index below it is in use
+    private readonly HashSet<ushort> _quarantine = []; // freed rev-nat indexes entries may still name
+    private ushort _revNatFrom = 1; // every index below it is in use or quarantined
     private uint _nextId = 1;
     private long _syncs;
     private int _seen; // services of this sync's desired state found or written so far (each counted once)
@@ -34,6 +38,24 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
 
     /// <summary>Service ports written by the last sync (for tests).</summary>
     public int Services => _applied.Count;
+
+    /// <summary>Freed rev-nat indexes not handed out again yet (conntrack or SNAT entries may still name them).</summary>
+    public int Quarantined => _quarantine.Count;
+
+    /// <summary>
+    /// A GC pass over lb4_ct and lb4_snat ended: the quarantined rev-nat indexes its remaining entries do not name are
+    /// free again. The pass must have started after every free so far (no sync in between: the caller holds the syncs'
+    /// lock across both, as <see cref="EbpfServiceBackend.CollectConntrack"/> runs where syncs run).
+    /// </summary>
+    public void Collected(IReadOnlySet<ushort> revNatInUse)
+    {
+        ArgumentNullException.ThrowIfNull(revNatInUse);
+        foreach (var idx in _quarantine.Where(q => !revNatInUse.Contains(q)).ToList())
+        {
+            _quarantine.Remove(idx);
+            _revNatFrom = Math.Min(_revNatFrom, idx);
+        }
+    }
 
     public void Sync(IReadOnlyCollection<ServicePortState> desired)
     {
@@ -185,7 +207,6 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
             }
         }
 
-        _nextId = checked(maxId + 1);
         pass.KernelRevNat = maps.ReverseNat.Entries().ToDictionary(e => e.Key, e => e.Value);
         pass.KernelTables = maps.Maglev.Keys().Where(k => k.Chunk == 0).Select(k => k.RevNatIndex).ToHashSet();
         foreach (var a in _applied.Values)
@@ -194,6 +215,21 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
         }
 
         _revNats.UnionWith(pass.KernelRevNat.Keys); // not reused before the sweep removes them
+
+        // A previous run's flows may name ids it freed: none is handed out before a GC pass finds it unused.
+        _quarantine.Clear();
+        foreach (var (_, v) in maps.ConnTrack.Entries())
+        {
+            maxId = Math.Max(maxId, v.BackendId);
+            _quarantine.Add(v.RevNatIndex);
+        }
+
+        foreach (var (_, v) in maps.Snat?.Entries() ?? [])
+        {
+            _quarantine.Add(v.RevNatIndex);
+        }
+
+        _nextId = checked(maxId + 1);
         return pass;
     }
 
@@ -503,7 +539,8 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
     /// <summary>
     /// Step 6: connection-tracking entries naming a removed backend, or a backend their service (frontend) lost, so a UDP
     /// flow picks a live backend on its next packet (kube-proxy's conntrack cleanup). A previous run's ids are reused
-    /// after a restart: a stale flow must never land on a newcomer with a recycled id.
+    /// after a restart: a stale flow must never land on a newcomer with a recycled id. A full pass also drops the entries
+    /// of services that no longer exist (a sync that failed half-way left them).
     /// </summary>
     private void SweepConnTrack(HashSet<uint> removed, Pass pass)
     {
@@ -514,7 +551,8 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
 
         foreach (var (k, v) in maps.ConnTrack.Entries())
         {
-            if (removed.Contains(v.BackendId) || (pass.LostMembers.TryGetValue(v.RevNatIndex, out var members) && !members.Contains(v.BackendId)))
+            var known = pass.LostMembers.TryGetValue(v.RevNatIndex, out var members);
+            if (removed.Contains(v.BackendId) || (known && !members!.Contains(v.BackendId)) || (pass.Full && !known))
             {
                 maps.ConnTrack.Delete(k);
             }
@@ -562,12 +600,12 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
 
     private static int Chunks(int size) => (size + LbMaps.MaglevChunk - 1) / LbMaps.MaglevChunk;
 
-    /// <summary>The lowest free rev-nat index (kept across syncs and restarts by the service it names).</summary>
+    /// <summary>The lowest free rev-nat index not in quarantine (kept across syncs and restarts by the service it names).</summary>
     private ushort AllocateRevNat()
     {
         for (var i = (int)_revNatFrom; i <= ushort.MaxValue; i++)
         {
-            if (_revNats.Add((ushort)i))
+            if (!_quarantine.Contains((ushort)i) && _revNats.Add((ushort)i))
             {
                 _revNatFrom = (ushort)Math.Min(i + 1, ushort.MaxValue);
                 return (ushort)i;
@@ -577,11 +615,12 @@ internal sealed partial class LbServiceSync(LbMapSet maps, int maglevSize)
         throw new InvalidOperationException("out of reverse-NAT indexes (65535 service ports)");
     }
 
+    /// <summary>Quarantines <paramref name="idx"/>: <see cref="Collected"/> frees it.</summary>
     private void FreeRevNat(ushort idx)
     {
-        if (_revNats.Remove(idx) && idx < _revNatFrom)
+        if (_revNats.Remove(idx))
         {
-            _revNatFrom = idx;
+            _quarantine.Add(idx);
         }
     }
 
