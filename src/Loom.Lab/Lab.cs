@@ -118,6 +118,9 @@ public static class Lab
     /// <summary>True for the errors of a store that is busy or not reachable (yet), on either kind of store.</summary>
     public static bool StoreUnreachable(Exception e) => LabStore.Unreachable(e);
 
+    /// <summary>One line for such an error (etcd's gRPC status with the socket error under it, not the whole exception).</summary>
+    public static string StoreError(Exception e) => LabStore.Describe(e);
+
     /// <summary>A node's agent socket (a unix socket path reaches the agent from any namespace).</summary>
     public static string AgentSocket(LabState state, string node) => LabAgents.SocketPath(state, node);
 

@@ -55,6 +55,11 @@ internal static class LabStore
     internal static bool Unreachable(Exception e) =>
         e is HttpRequestException or IOException or Microsoft.Data.Sqlite.SqliteException or RpcException;
 
+    /// <summary>One line for an error of <see cref="Unreachable"/>.</summary>
+    internal static string Describe(Exception e) => e is RpcException rpc
+        ? $"the lab's etcd did not answer: {rpc.StatusCode}: {rpc.Status.Detail}{(rpc.Status.DebugException is { } inner ? $" ({inner.Message})" : "")}"
+        : e.Message;
+
     /// <summary>Node readiness as the store reports it: node name to (Ready, pod CIDRs). Empty if a SQLite lab has no store file yet.</summary>
     internal static async Task<IReadOnlyDictionary<string, Node>> ReadNodesAsync(LabState state, CancellationToken cancellationToken = default)
     {

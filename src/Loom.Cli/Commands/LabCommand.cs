@@ -133,13 +133,17 @@ internal static class LabCommand
             await o.WriteLineAsync($"lab {state.LabDir}, prefix {state.Prefix}, store {store}, up since {state.Created:u}").ConfigureAwait(false);
             await o.WriteLineAsync($"underlay {state.UnderlayNetns} {(NetNs.Exists(state.UnderlayNetns) ? "present" : "MISSING")}").ConfigureAwait(false);
             IReadOnlyDictionary<string, Loom.Core.Model.Node> nodes;
+            // A frozen etcd accepts connections and never answers: status still prints the rest after a short wait.
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            wait.CancelAfter(TimeSpan.FromSeconds(5));
             try
             {
-                nodes = await Lab.Lab.ReadNodesAsync(state, ct).ConfigureAwait(false);
+                nodes = await Lab.Lab.ReadNodesAsync(state, wait.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (Lab.Lab.StoreUnreachable(e))
+            catch (Exception e) when (!ct.IsCancellationRequested && (Lab.Lab.StoreUnreachable(e) || e is OperationCanceledException))
             {
-                await Console.Error.WriteLineAsync($"store unreadable: {e.Message}").ConfigureAwait(false);
+                var why = wait.IsCancellationRequested ? "no answer in 5 s" : Lab.Lab.StoreError(e);
+                await Console.Error.WriteLineAsync($"store unreadable: {why}").ConfigureAwait(false);
                 nodes = new Dictionary<string, Loom.Core.Model.Node>();
             }
 
@@ -382,7 +386,7 @@ internal static class LabCommand
         catch (RpcException e)
         {
             // An etcd lab's store that is down or refuses us: say so in one line rather than with a stack trace.
-            await Console.Error.WriteLineAsync($"loom lab: the lab's etcd did not answer: {e.StatusCode}: {e.Status.Detail}").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"loom lab: {Lab.Lab.StoreError(e)}").ConfigureAwait(false);
             return 1;
         }
     }

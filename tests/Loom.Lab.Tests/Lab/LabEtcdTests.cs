@@ -12,6 +12,13 @@ public sealed class LabEtcdTests
 {
     private static Task<CliScenarioTests.Run> Loom(string[] args) => CliScenarioTests.Loom(args);
 
+    private static async Task SignalAsync(int pid, string signal)
+    {
+        using var kill = System.Diagnostics.Process.Start("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
     [Fact]
     public async Task Apply_get_exec_connectivity_and_delete_work_on_an_etcd_lab()
     {
@@ -84,9 +91,24 @@ public sealed class LabEtcdTests
             Assert.DoesNotContain("webpod", (await Loom([.. lab, "get", "pods"])).Out, StringComparison.Ordinal);
             Assert.DoesNotContain("webpod", (await Loom([.. lab, "get", "svc"])).Out, StringComparison.Ordinal);
 
-            // etcd stopped: status still prints the lab and says the store is unreadable; get fails in one line.
+            // etcd frozen (SIGSTOP): status still prints the lab within its 5 s wait and says the store does not answer.
             state.Refresh();
             Assert.True(LabProcesses.IsAlive(state.EtcdPid!.Value));
+            await SignalAsync(state.EtcdPid.Value, "STOP");
+            try
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                status = await Loom([.. lab, "status"]);
+                Assert.True(status.Code == 0 && clock.Elapsed < TimeSpan.FromSeconds(20), status.ToString());
+                Assert.Contains("store unreadable: no answer in 5 s", status.Err, StringComparison.Ordinal);
+                Assert.Matches(@"(?m)^k8s-w1\s+\S+\s+192\.168\.10\.101\s+\d+ alive\s+no\s", status.Out);
+            }
+            finally
+            {
+                await SignalAsync(state.EtcdPid.Value, "CONT");
+            }
+
+            // etcd stopped: status says the store is unreadable; get fails in one line naming etcd and the socket error.
             System.Diagnostics.Process.GetProcessById(state.EtcdPid.Value).Kill();
             await System.Diagnostics.Process.GetProcessById(state.EtcdPid.Value).WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
             status = await Loom([.. lab, "status"]);
@@ -94,7 +116,8 @@ public sealed class LabEtcdTests
             Assert.Contains("store unreadable:", status.Err, StringComparison.Ordinal);
             var get = await Loom([.. lab, "get", "pods"]);
             Assert.True(get.Code == 1, get.ToString());
-            Assert.StartsWith("loom lab: the lab's etcd did not answer: Unavailable", get.Err, StringComparison.Ordinal);
+            Assert.StartsWith("loom lab: the lab's etcd did not answer: Unavailable: ", get.Err, StringComparison.Ordinal);
+            Assert.Contains("Connection refused", get.Err, StringComparison.Ordinal);
             Assert.DoesNotContain("   at ", get.Err, StringComparison.Ordinal);
         }
         finally
