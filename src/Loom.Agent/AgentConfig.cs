@@ -106,6 +106,12 @@ public sealed record AgentConfig
     /// <summary>The subnet file of a routed network (the bridge network keeps <see cref="SubnetFile"/>, flannel's name).</summary>
     public string SubnetFileOf(string network) => Path.Combine(StateDir, $"subnet-{network}.env");
 
+    /// <summary>
+    /// Seconds between the endpoint reconciler's passes (also one at start): the node's Endpoints checked against its
+    /// IPAM allocations and host veths, stale ones removed.
+    /// </summary>
+    public int EndpointReconcileSeconds { get; set; } = 60;
+
     /// <summary>The configuration's JSON, as <see cref="Load"/> reads it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentConfig);
 
