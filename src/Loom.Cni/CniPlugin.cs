@@ -113,7 +113,12 @@ internal abstract partial class CniPlugin(CniEnvironment env, NetConf conf)
             PeerNetNs = containerNs,
             PeerHardwareAddr = RequestedMac(),
         });
-        undo.Push(() => DeleteLink(host, HostVethName));
+        undo.Push(() =>
+        {
+            // A socket of its own: the rollback runs after AddAsync has disposed the plumbing's netlink sockets.
+            using var nl = Netlink.Open();
+            DeleteLink(nl, HostVethName);
+        });
         var hostLink = host.LinkByName(HostVethName) ?? throw new CniException(CniErrorCodes.Internal, $"veth {HostVethName} vanished after creation");
         var podLink = pod.LinkByName(IfName) ?? throw new CniException(CniErrorCodes.Internal, $"{IfName} did not appear in {Env.NetNs}");
         return (hostLink, podLink);
