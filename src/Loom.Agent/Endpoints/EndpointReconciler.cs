@@ -47,10 +47,12 @@ internal sealed class EndpointReconciler(NodeContext node, IStore store, AgentLo
         var (items, _) = await store.ListValidAsync(Kinds.Endpoint, (_, _) => { }, ct).ConfigureAwait(false);
         var local = items.Where(e => e.Value.Node == node.Name && !string.IsNullOrEmpty(e.Value.ContainerId)).ToList();
         var links = (hostLinks ?? HostLinks)();
-        var dirs = Directory.Exists(node.Config.IpamDataDir) ? Directory.GetDirectories(node.Config.IpamDataDir) : null;
+        // No network directory at all: no pod was wired with the agent's CNI config (whose IPAM writes there), so
+        // the allocations cannot judge these Endpoints; only their veths do.
+        var dirs = Directory.Exists(node.Config.IpamDataDir) ? Directory.GetDirectories(node.Config.IpamDataDir) : [];
         var held = new HashSet<(Attachment, IPAddress)>();
         var pending = new List<(string Dir, AllocationRecord Record)>();
-        foreach (var dir in dirs ?? [])
+        foreach (var dir in dirs)
         {
             ReadDirectory(dir, local, held, pending);
         }
@@ -59,7 +61,7 @@ internal sealed class EndpointReconciler(NodeContext node, IStore store, AgentLo
         foreach (var e in local)
         {
             var att = new Attachment(e.Value.ContainerId, e.Value.Interface);
-            var why = StaleReason(e.Value, att, dirs is not null, held, links);
+            var why = StaleReason(e.Value, att, dirs.Length > 0, held, links);
             if (why is null)
             {
                 remaining.Add(e.Value);
