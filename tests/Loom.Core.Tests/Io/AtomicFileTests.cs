@@ -25,16 +25,16 @@ public sealed class AtomicFileTests : IDisposable
     }
 
     [Fact]
-    public void Write_keeps_the_old_file_when_the_new_content_cannot_be_written()
+    public void A_write_that_fails_at_the_rename_leaves_no_temp_file()
     {
         var path = Path.Combine(_dir.Path, "state");
-        AtomicFile.WriteText(path, "old");
-        Directory.CreateDirectory(path + ".d");
+        Directory.CreateDirectory(path);
+        File.WriteAllText(Path.Combine(path, "inside"), "old");
 
-        // The target is a directory: the rename fails, and neither the old file nor a temp file is left torn.
-        Assert.ThrowsAny<IOException>(() => AtomicFile.WriteText(path + ".d", "new"));
-        Assert.Equal("old", File.ReadAllText(path));
-        Assert.Equal(["state"], Names());
+        // The name is a directory: rename(2) fails; what was there is untouched and the temp file is gone.
+        Assert.ThrowsAny<IOException>(() => AtomicFile.WriteText(path, "new"));
+        Assert.Equal("old", File.ReadAllText(Path.Combine(path, "inside")));
+        Assert.Equal([Path.Combine("state", "inside")], Names());
     }
 
     [Fact]
