@@ -82,7 +82,8 @@ internal sealed class EndpointReconciler(NodeContext node, IStore store, AgentLo
         foreach (var (dir, r) in pending)
         {
             var named = remaining.Any(e => e.ContainerId == r.ContainerId && e.Interface == r.IfName);
-            if (!named && links?.Contains(CniNames.HostVethName(r.ContainerId, r.IfName)) != true)
+            // Links unknown (netlink failed): keep the address, as when its veth is still there.
+            if (!named && links is not null && !links.Contains(CniNames.HostVethName(r.ContainerId, r.IfName)))
             {
                 using var ipam = AllocationDirectory.Open(dir);
                 if (ipam.ReleasePending(r.Address, r.Attachment))
@@ -122,7 +123,10 @@ internal sealed class EndpointReconciler(NodeContext node, IStore store, AgentLo
 
             if (marked.Contains(r.Address))
             {
-                pending.Add((dir, owner));
+                if (!owner.IsCorrupt)
+                {
+                    pending.Add((dir, owner));
+                }
             }
             else if (!owner.IsCorrupt)
             {

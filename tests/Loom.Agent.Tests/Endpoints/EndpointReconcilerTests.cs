@@ -27,11 +27,13 @@ public sealed class EndpointReconcilerTests : IDisposable
 
     private string NetDir => Path.Combine(_dir.FullName, "loom");
 
+    private bool _linksUnreadable;
+
     private EndpointReconciler Reconciler()
     {
         var config = new AgentConfig { Node = "n1", IpamDataDir = _dir.FullName };
         var node = new NodeContext("n1", config, new ClusterConfig(), IPAddress.Loopback, 1500, IPNetwork.Parse("10.244.1.0/24"));
-        return new EndpointReconciler(node, _store, new AgentLoops(_store, _log), () => _links);
+        return new EndpointReconciler(node, _store, new AgentLoops(_store, _log), () => _linksUnreadable ? null : _links);
     }
 
     private async Task Pod(string id, string ip, bool allocated = true, bool veth = true, string node = "n1")
@@ -96,6 +98,22 @@ public sealed class EndpointReconcilerTests : IDisposable
         Assert.Empty(Directory.GetFiles(NetDir, "10.*"));
         Assert.Empty(Directory.GetFiles(NetDir, "pending_release.*"));
         Assert.Contains("10.244.1.2 of container old (eth0) released", _log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_pending_address_stays_while_the_host_links_cannot_be_read()
+    {
+        Allocation("10.244.1.2", "old\r\neth0");
+        File.WriteAllText(Path.Combine(NetDir, "pending_release.10.244.1.2"), "old\r\neth0");
+        _linksUnreadable = true;
+
+        using var r = Reconciler();
+        await r.PassAsync(CancellationToken.None);
+
+        Assert.True(File.Exists(Path.Combine(NetDir, "pending_release.10.244.1.2")));
+        _linksUnreadable = false;
+        await r.PassAsync(CancellationToken.None);
+        Assert.False(File.Exists(Path.Combine(NetDir, "10.244.1.2")));
     }
 
     [Fact]
