@@ -112,6 +112,12 @@ public sealed record AgentConfig
     /// </summary>
     public Loom.Datapath.Services.Ebpf.LbMapSizes BpfMapSizes { get; set; } = new();
 
+    /// <summary>
+    /// Seconds between the endpoint reconciler's passes (also one at start): the node's Endpoints checked against its
+    /// IPAM allocations and host veths, stale ones removed.
+    /// </summary>
+    public int EndpointReconcileSeconds { get; set; } = 60;
+
     /// <summary>The configuration's JSON, as <see cref="Load"/> reads it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentConfig);
 

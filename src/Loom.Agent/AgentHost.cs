@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Loom.Agent.Api;
 using Loom.Agent.Cni;
+using Loom.Agent.Endpoints;
 using Loom.Agent.Flows;
 using Loom.Agent.Masq;
 using Loom.Agent.Registration;
@@ -68,7 +69,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         var flows = new FlowController(node, Loops, _policy, _services, () => RingSource.Open(config), (on, aggregation) => RingSource.Configure(config, on, aggregation));
         var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy, flows);
         // Flows before policy: the ring is read before the programs write into it.
-        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, healthChecks, flows, _policy, hostRouting, api, _cni];
+        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, healthChecks, flows, _policy, hostRouting, api, _cni,
+            new EndpointReconciler(node, store, Loops)];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)

@@ -103,4 +103,8 @@ internal static class AgentMetrics
 
         return new MetricServer(host, port).Start();
     }
+
+    public static readonly Counter EndpointReconcile = Metrics.CreateCounter(
+        "loom_endpoint_reconcile_total", "What the endpoint reconciler did, by action: endpoint_removed (a stale Endpoint: its address or veth gone), address_released (an address a DEL left pending release), allocation_rebuilt and allocation_corrupt (an IPAM file naming no owner).",
+        "action");
 }

@@ -48,19 +48,27 @@ internal static class AgentRegistration
         }
     }
 
-    public static async Task DelAsync(string socket, CniEnvironment env)
+    /// <summary>Tells the agent the attachment is gone; true once the agent confirms its Endpoint is removed.</summary>
+    public static async Task<bool> DelAsync(string socket, CniEnvironment env)
     {
         try
         {
-            await AgentClient.SendAsync(socket, new AgentRequest
+            var response = await AgentClient.SendAsync(socket, new AgentRequest
             {
                 Op = "endpoint-del",
                 Endpoint = new EndpointRegistration { ContainerId = env.ContainerId!, Interface = env.IfName! },
             }, Timeout).ConfigureAwait(false);
+            if (!response.Ok)
+            {
+                await Console.Error.WriteLineAsync($"loom-cni: the agent did not remove the endpoint ({response.Error}); it reconciles endpoints itself").ConfigureAwait(false);
+            }
+
+            return response.Ok;
         }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or System.Text.Json.JsonException)
         {
             await Console.Error.WriteLineAsync($"loom-cni: agent not told of DEL ({e.Message}); it reconciles endpoints itself").ConfigureAwait(false);
+            return false;
         }
     }
 

@@ -17,6 +17,9 @@ internal abstract partial class CniPlugin(CniEnvironment env, NetConf conf)
     protected const int EEXIST = 17;
     protected const int ENODEV = 19;
 
+    // Set by a rollback whose endpoint-del the agent did not confirm: the address is then held, not freed.
+    private bool _agentMayHoldEndpoint;
+
     protected CniEnvironment Env { get; } = env;
 
     protected NetConf Conf { get; } = conf;
@@ -89,7 +92,7 @@ internal abstract partial class CniPlugin(CniEnvironment env, NetConf conf)
     protected async Task<CniResult> AllocateAsync(Stack<Action> undo)
     {
         var result = await Ipam.AddAsync().ConfigureAwait(false);
-        undo.Push(() => Ipam.DelAsync().GetAwaiter().GetResult());
+        undo.Push(() => ReleaseAddressesAsync(!_agentMayHoldEndpoint).GetAwaiter().GetResult());
         if (result.Ips.Count == 0)
         {
             throw new CniException(CniErrorCodes.Internal, $"IPAM plugin {Conf.Ipam!.Type} returned no address");
@@ -110,7 +113,12 @@ internal abstract partial class CniPlugin(CniEnvironment env, NetConf conf)
             PeerNetNs = containerNs,
             PeerHardwareAddr = RequestedMac(),
         });
-        undo.Push(() => DeleteLink(host, HostVethName));
+        undo.Push(() =>
+        {
+            // A socket of its own: the rollback runs after AddAsync has disposed the plumbing's netlink sockets.
+            using var nl = Netlink.Open();
+            DeleteLink(nl, HostVethName);
+        });
         var hostLink = host.LinkByName(HostVethName) ?? throw new CniException(CniErrorCodes.Internal, $"veth {HostVethName} vanished after creation");
         var podLink = pod.LinkByName(IfName) ?? throw new CniException(CniErrorCodes.Internal, $"{IfName} did not appear in {Env.NetNs}");
         return (hostLink, podLink);
@@ -139,6 +147,9 @@ internal abstract partial class CniPlugin(CniEnvironment env, NetConf conf)
 
         if (AgentRegistration.SocketOf(Conf) is { } socket)
         {
+            // Pushed before asking: the agent may store the Endpoint and still fail us (a late reply, a policy not in
+            // place), and a rolled-back pod must not leave it behind. Unconfirmed, the address is held, not freed.
+            undo.Push(() => _agentMayHoldEndpoint = !AgentRegistration.DelAsync(socket, Env).GetAwaiter().GetResult());
             await AgentRegistration.AddAsync(socket, Env, result, Conf).ConfigureAwait(false);
         }
     }

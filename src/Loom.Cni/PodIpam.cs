@@ -16,6 +16,12 @@ internal interface IPodIpam
     /// <summary>Frees what the attachment holds; freeing nothing is success.</summary>
     Task DelAsync();
 
+    /// <summary>
+    /// Keeps what the attachment holds allocated, marked pending release (see <see cref="IIpAllocator.HoldForRelease"/>);
+    /// false when this IPAM cannot (a delegated plugin has no such mark).
+    /// </summary>
+    Task<bool> HoldForReleaseAsync();
+
     Task CheckAsync();
 
     /// <summary>Throws code 50 when no ADD could succeed now.</summary>
@@ -42,6 +48,8 @@ internal sealed class DelegatedIpam(CniEnvironment env, NetConf conf) : IPodIpam
     public Task<CniResult> AddAsync() => _invoker.AddAsync(conf);
 
     public Task DelAsync() => _invoker.DelAsync(conf);
+
+    public Task<bool> HoldForReleaseAsync() => Task.FromResult(false);
 
     public Task CheckAsync() => _invoker.CheckAsync(conf);
 
@@ -99,6 +107,13 @@ internal sealed class BuiltinIpam(CniEnvironment env, NetConf conf) : IPodIpam
         using var allocator = IpAllocator.Open(_config);
         allocator.Release(Attachment);
         return Task.CompletedTask;
+    }
+
+    public Task<bool> HoldForReleaseAsync()
+    {
+        using var allocator = IpAllocator.Open(_config);
+        allocator.HoldForRelease(Attachment);
+        return Task.FromResult(true);
     }
 
     public Task CheckAsync()

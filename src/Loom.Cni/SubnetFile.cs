@@ -33,17 +33,35 @@ internal static class SubnetFile
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (command is CniCommand.Del or CniCommand.Gc or CniCommand.Check)
+            if (OwnerFilesOnly(command))
             {
                 // Releasing, finding and collecting work on the owner files alone and never consult the range, so
                 // DEL stays idempotent and succeeds even on a node whose agent is gone.
-                return IpamConfig.Create(conf.Name, [RangeSet.Create([IpRange.Create(IPNetwork.Parse("192.0.2.0/24"))])], [], DataDir(ipam));
+                return WithoutRange(conf, ipam);
             }
 
             var code = command == CniCommand.Status ? CniErrorCodes.PluginNotAvailable : CniErrorCodes.TryAgainLater;
             throw new CniException(code, $"node not ready: cannot read {path}", $"is the loom agent running on this node? ({e.Message})", e);
         }
 
+        try
+        {
+            return Parse(conf, ipam, path, lines);
+        }
+        catch (CniException) when (OwnerFilesOnly(command))
+        {
+            // A torn or corrupt file (the agent rewrites it from the store at its next pass) must not block a DEL either.
+            return WithoutRange(conf, ipam);
+        }
+    }
+
+    private static bool OwnerFilesOnly(CniCommand command) => command is CniCommand.Del or CniCommand.Gc or CniCommand.Check;
+
+    private static IpamConfig WithoutRange(NetConf conf, JsonElement ipam) =>
+        IpamConfig.Create(conf.Name, [RangeSet.Create([IpRange.Create(IPNetwork.Parse("192.0.2.0/24"))])], [], DataDir(ipam));
+
+    private static IpamConfig Parse(NetConf conf, JsonElement ipam, string path, string[] lines)
+    {
         var values = lines.Select(l => l.Split('=', 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0].Trim(), kv => kv[1].Trim(), StringComparer.Ordinal);
         var subnet = Cidr(values, "LOOM_SUBNET", path);
         var gateway = subnet.Address;

@@ -83,12 +83,6 @@ internal static class NodeCniConfig
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
-    /// <summary>Writes through a temp file and rename: a runtime polling the directory never reads half a file.</summary>
-    public static void WriteAtomically(string path, string content)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var tmp = Path.Combine(Path.GetDirectoryName(path)!, "." + Path.GetFileName(path) + ".tmp");
-        File.WriteAllText(tmp, content);
-        File.Move(tmp, path, overwrite: true);
-    }
+    /// <summary>Written atomically: a runtime polling the directory never reads half a file, nor a torn one after a crash.</summary>
+    public static void WriteAtomically(string path, string content) => Loom.Core.Io.AtomicFile.WriteText(path, content);
 }

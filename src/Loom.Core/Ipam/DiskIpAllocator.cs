@@ -65,6 +65,21 @@ internal sealed class DiskIpAllocator(IpamConfig config, DiskStore store) : IIpA
         });
     }
 
+    public IReadOnlyList<AllocationRecord> HoldForRelease(Attachment attachment)
+    {
+        attachment = Normalize(attachment);
+        return Locked(() =>
+        {
+            var held = FindHeld(store.ReadAll(), attachment);
+            foreach (var record in held)
+            {
+                store.MarkPendingRelease(record);
+            }
+
+            return held;
+        });
+    }
+
     public IReadOnlyList<AllocationRecord> Find(Attachment attachment)
     {
         attachment = Normalize(attachment);
@@ -80,9 +95,11 @@ internal sealed class DiskIpAllocator(IpamConfig config, DiskStore store) : IIpA
         return Locked(() =>
         {
             var released = new List<AllocationRecord>();
-            foreach (var record in store.ReadAll())
+            var pending = store.ReadPendingReleases();
+            foreach (var record in store.ReadAll().Where(r => !pending.Contains(r.Address)))
             {
-                // Files written before the crash finished (empty owner) match nothing and are reclaimed.
+                // Corrupt files (no owner) match nothing and are reclaimed. Addresses pending release are not: the agent
+                // frees them once the old pod's Endpoint is gone (the runtime's GC cannot know about that).
                 var legacyKept = record.IfName.Length == 0 && record.ContainerId.Length > 0 && validIds.Contains(record.ContainerId);
                 if (!valid.Contains(record.Attachment) && !legacyKept)
                 {
@@ -131,6 +148,7 @@ internal sealed class DiskIpAllocator(IpamConfig config, DiskStore store) : IIpA
                     $"requested IP {IpMath.Format(wanted)}: {Describe(attachment)} already holds {IpMath.Format(existing.Address)} in range set {index} ({set}); release it first");
             }
 
+            store.ClearPendingRelease(existing.Address); // the attachment is back: its address is in use again
             return ToAllocation(index, set, existing.Address);
         }
 

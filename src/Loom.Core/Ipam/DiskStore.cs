@@ -1,12 +1,14 @@
 using System.Net;
 using System.Text;
+using Loom.Core.Io;
 
 namespace Loom.Core.Ipam;
 
 /// <summary>
 /// host-local's on-disk layout, so either plugin can take over the other's state:
 /// <c>dataDir/network/&lt;ip&gt;</c> holds <c>containerID\r\nifname</c>,
-/// <c>last_reserved_ip.&lt;set index&gt;</c> holds the round-robin cursor, and
+/// <c>last_reserved_ip.&lt;set index&gt;</c> holds the round-robin cursor, <c>pending_release.&lt;ip&gt;</c> (Loom's own)
+/// marks an address whose pod is gone but whose Endpoint may still exist, and
 /// <c>lock</c> is flock'ed around every read-modify-write.
 /// </summary>
 /// <remarks>Callers hold <see cref="Lock"/> around every other member.</remarks>
@@ -14,6 +16,9 @@ internal sealed class DiskStore : IDisposable
 {
     private const string LastReservedPrefix = "last_reserved_ip.";
     private const string LineBreak = "\r\n";
+
+    // Not an address, so host-local and ReadAll skip it: "pending_release.10.244.1.5".
+    private const string PendingPrefix = "pending_release.";
 
     private readonly FileLock _fileLock;
 
@@ -56,57 +61,47 @@ internal sealed class DiskStore : IDisposable
     }
 
     /// <summary>
-    /// Claims the address for the attachment. O_EXCL makes the claim atomic: if the file
-    /// already exists (even from a crashed writer) the address is simply taken.
+    /// Claims the address for the attachment. The claim is atomic and exclusive (<see cref="AtomicFile.TryCreate"/>):
+    /// if the file already exists the address is simply taken, and no reader ever sees it empty or half-written.
     /// </summary>
     public bool TryReserve(IPAddress address, Attachment owner)
+        => AtomicFile.TryCreate(PathFor(address), Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName));
+
+    /// <summary>Rewrites an address file's owner (a corrupt file rebuilt from what the node knows).</summary>
+    public void Rewrite(IPAddress address, Attachment owner)
+        => AtomicFile.Write(PathFor(address), Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+    /// <summary>
+    /// Marks an address as released by its pod but still named by an Endpoint the agent was not told about: the
+    /// address file stays (so no ADD hands the address out) until the agent confirms the Endpoint is gone.
+    /// </summary>
+    public void MarkPendingRelease(AllocationRecord record)
+        => AtomicFile.Write(Path.Combine(Directory, PendingPrefix + IpMath.Format(record.Address)),
+            Encoding.UTF8.GetBytes(record.ContainerId + LineBreak + record.IfName), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+    /// <summary>The addresses marked by <see cref="MarkPendingRelease"/>.</summary>
+    public HashSet<IPAddress> ReadPendingReleases()
     {
-        var path = PathFor(address);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.ReadWrite };
-        if (!OperatingSystem.IsWindows())
+        var pending = new HashSet<IPAddress>();
+        foreach (var path in System.IO.Directory.EnumerateFiles(Directory, PendingPrefix + "*"))
         {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite; // 0600, as host-local
-        }
-
-        FileStream file;
-        try
-        {
-            file = new FileStream(path, options);
-        }
-        catch (IOException) when (File.Exists(path))
-        {
-            return false;
-        }
-
-        try
-        {
-            using (file)
+            if (IpMath.TryParse(Path.GetFileName(path)[PendingPrefix.Length..], out var address))
             {
-                // No fsync, as host-local: O_EXCL already makes the claim exclusive, and an allocation that a
-                // power cut loses belonged to a pod that did not survive the reboot either.
-                file.Write(Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName));
+                pending.Add(address);
             }
         }
-        catch
-        {
-            // Never leave a claim nobody knows about when we can still undo it.
-            File.Delete(path);
-            throw;
-        }
 
-        return true;
+        return pending;
     }
 
+    /// <summary>Frees the address: its file, then its pending-release mark (a crash in between leaves only a stray mark).</summary>
     public bool Remove(IPAddress address)
     {
         var path = PathFor(address);
-        if (!File.Exists(path))
-        {
-            return false;
-        }
-
+        var existed = File.Exists(path);
         File.Delete(path);
-        return true;
+        File.Delete(Path.Combine(Directory, PendingPrefix + IpMath.Format(address)));
+        return existed;
     }
 
     public IPAddress? ReadLastReserved(int rangeSetIndex)
@@ -122,14 +117,9 @@ internal sealed class DiskStore : IDisposable
         }
     }
 
-    /// <summary>Written via temp file and rename so a crash never leaves a torn cursor.</summary>
+    /// <summary>Written atomically so a crash never leaves a torn cursor.</summary>
     public void WriteLastReserved(int rangeSetIndex, IPAddress address)
-    {
-        var name = LastReservedPrefix + rangeSetIndex;
-        var temp = Path.Combine(Directory, "." + name + ".tmp");
-        File.WriteAllText(temp, IpMath.Format(address));
-        File.Move(temp, Path.Combine(Directory, name), overwrite: true);
-    }
+        => AtomicFile.WriteText(Path.Combine(Directory, LastReservedPrefix + rangeSetIndex), IpMath.Format(address));
 
     /// <summary>Every address file; other files (lock, cursors, temp files) are skipped.</summary>
     public List<AllocationRecord> ReadAll()
@@ -153,16 +143,31 @@ internal sealed class DiskStore : IDisposable
                 continue; // removed by a writer that does not take the lock
             }
 
-            var lineBreak = content.IndexOf(LineBreak, StringComparison.Ordinal);
-            records.Add(lineBreak < 0
-                ? new AllocationRecord(address, content.Trim(), "")
-                : new AllocationRecord(address, content[..lineBreak].Trim(), content[(lineBreak + LineBreak.Length)..].Trim()));
+            records.Add(Parse(address, content));
         }
 
         return records;
     }
 
+    /// <summary>
+    /// host-local's content, <c>containerID\r\nifname</c> (old files: the ID alone). A file cut short or filled with
+    /// garbage (a power cut before its data reached the disk) names no owner: an empty record, which keeps the address
+    /// taken and matches no attachment until it is rebuilt or collected (<see cref="AllocationRecord.IsCorrupt"/>).
+    /// </summary>
+    internal static AllocationRecord Parse(IPAddress address, string content)
+    {
+        var lineBreak = content.IndexOf(LineBreak, StringComparison.Ordinal);
+        var id = (lineBreak < 0 ? content : content[..lineBreak]).Trim();
+        var ifName = lineBreak < 0 ? "" : content[(lineBreak + LineBreak.Length)..].Trim();
+        return IsName(id) && (ifName.Length == 0 || IsName(ifName)) ? new AllocationRecord(address, id, ifName) : new AllocationRecord(address, "", "");
+    }
+
+    public void ClearPendingRelease(IPAddress address) => File.Delete(Path.Combine(Directory, PendingPrefix + IpMath.Format(address)));
+
     public void Dispose() => _fileLock.Dispose();
+
+    // The spec's container ID (alphanumerics, '-', '_', '.') and a Linux interface name (printable, no '/' or space).
+    private static bool IsName(string s) => s.Length > 0 && s.All(c => c > ' ' && c < 0x7f && c != '/');
 
     private string PathFor(IPAddress address) => Path.Combine(Directory, IpMath.Format(address));
 
