@@ -105,26 +105,33 @@ public abstract class BlockLeaseTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Renewal_takes_on_only_this_nodes_claims_and_says_when_its_lease_had_lapsed()
+    public async Task Renewal_takes_on_only_this_nodes_claims_and_after_a_lapse_claims_its_blocks_again()
     {
         var allocator = PodCidrAllocator.Create(Store, Pool, 24);
         var mine = await allocator.AllocateAsync("n1");
         var theirs = await allocator.AllocateAsync("n2");
+        var second = await PodCidrAllocator.Create(Store, [IPNetwork.Parse("10.245.0.0/16")], 24).AllocateAsync("n1"); // a second network's
         var lease = new BlockLease(Store, "n1", TimeSpan.FromMilliseconds(1500));
 
-        var first = await lease.RenewAsync();
-        Assert.Equal([mine.ToString()], first.Moved);
+        var first = await lease.RenewAsync([mine, second]);
+        Assert.Equal([mine.ToString(), second.ToString()], first.Moved.Order(StringComparer.Ordinal));
         Assert.False(first.Lapsed);
         Assert.Equal(0, (await Store.GetAsync(Kinds.PodCidr.Name, theirs.ToString()))!.Lease);
-        Assert.Empty((await lease.RenewAsync()).Moved);
+        Assert.Empty((await lease.RenewAsync([mine, second])).Moved);
 
-        // Not renewed for longer than its TTL (the store out of reach): the claim went with the lease.
+        // Not renewed for longer than its TTL (the store out of reach): the claims went with the lease, and n3 took the first free block.
         await Task.Delay(TimeSpan.FromSeconds(3));
-        var late = await lease.RenewAsync();
-        Assert.True(late.Lapsed);
-        Assert.Equal(0, late.Held);
-        Assert.NotEqual(first.Lease, late.Lease);
         Assert.Null(await allocator.GetAsync("n1"));
+        Assert.Equal(mine, await allocator.AllocateAsync("n3"));
+
+        var late = await lease.RenewAsync([mine, second]);
+        Assert.True(late.Lapsed);
+        Assert.NotEqual(first.Lease, late.Lease);
+        Assert.Equal([second.ToString()], late.Moved);
+        Assert.Equal([mine.ToString()], late.Lost);
+        Assert.Equal(1, late.Held);
+        Assert.Equal(late.Lease, (await Store.GetAsync(Kinds.PodCidr.Name, second.ToString()))!.Lease);
+        Assert.Equal("n3", (await Store.GetAsync(Kinds.PodCidr, mine.ToString()))!.Value.Node);
         Assert.Equal(theirs, await allocator.GetAsync("n2"));
     }
 
@@ -193,7 +200,7 @@ public abstract class BlockLeaseTests : IAsyncLifetime
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(250), _stop.Token);
                     Assert.True(await store.KeepAliveAsync(nodeLease, _stop.Token));
-                    await Lease.RenewAsync(_stop.Token);
+                    await Lease.RenewAsync(cancellationToken: _stop.Token);
                 }
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)

@@ -127,11 +127,12 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
     private async Task RenewBlocksAsync(CancellationToken ct)
     {
         _blocks ??= new BlockLease(store, node.Name, BlockLease.Ttl(NodeLeaseTtl(node.Config), TimeSpan.FromSeconds(node.Cluster.PodCidrGraceSeconds)));
-        var renewal = await _blocks.RenewAsync(ct).ConfigureAwait(false);
+        var renewal = await _blocks.RenewAsync(networks().Values.Select(n => n.PodCidr), ct).ConfigureAwait(false);
         if (renewal.Lapsed)
         {
             loops.Log($"pod CIDR lease lapsed (the store was out of reach longer than the node lease + {node.Cluster.PodCidrGraceSeconds} s grace): "
-                      + $"this node's claims are gone and its blocks may have been given to other nodes; {renewal.Held} claim(s) held now");
+                      + $"this node's claims went with it; {renewal.Held} claim(s) held again"
+                      + (renewal.Lost.Count > 0 ? $"; {string.Join(", ", renewal.Lost)} claimed by another node meanwhile: restart this agent to take a new block" : ""));
         }
 
         if (renewal.Moved.Count > 0)

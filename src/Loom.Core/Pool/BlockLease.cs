@@ -1,3 +1,4 @@
+using System.Net;
 using Loom.Core.Store;
 
 namespace Loom.Core.Pool;
@@ -26,9 +27,11 @@ public sealed class BlockLease(IStore store, string node, TimeSpan? ttl)
     /// <summary>
     /// Renews the lease (a new one if it lapsed) and moves onto it every claim of the node held otherwise: claims
     /// made since the last renewal (the allocator makes them lease-less), those of the agent's previous life, and
-    /// those made before claims had leases. Returns what it found, for the agent's log.
+    /// those made before claims had leases. If the lease had lapsed (the claims went with it) the blocks still
+    /// <paramref name="inUse"/> are claimed again where no one else took them meanwhile. Returns what it found, for
+    /// the agent's log.
     /// </summary>
-    public async Task<BlockLeaseRenewal> RenewAsync(CancellationToken cancellationToken = default)
+    public async Task<BlockLeaseRenewal> RenewAsync(IEnumerable<IPNetwork>? inUse = null, CancellationToken cancellationToken = default)
     {
         var lapsed = false;
         if (ttl is { } t && (_lease == 0 || !await store.KeepAliveAsync(_lease, cancellationToken).ConfigureAwait(false)))
@@ -63,12 +66,34 @@ public sealed class BlockLease(IStore store, string node, TimeSpan? ttl)
             }
         }
 
-        return new BlockLeaseRenewal(_lease, lapsed, held, moved);
+        var lost = new List<string>();
+        if (lapsed)
+        {
+            foreach (var block in inUse ?? [])
+            {
+                // Only after a lapse: in steady state a block missing its claim is one being released (a network gone).
+                var put = await store.PutAsync(Kinds.PodCidr, new PodCidrClaim(block, node), expectedRevision: 0, lease: _lease,
+                    cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (put.Succeeded)
+                {
+                    held++;
+                    moved.Add(block.ToString());
+                }
+                else if ((await store.GetAsync(Kinds.PodCidr, block.ToString(), cancellationToken).ConfigureAwait(false))?.Value.Node != node)
+                {
+                    lost.Add(block.ToString());
+                }
+            }
+        }
+
+        return new BlockLeaseRenewal(_lease, lapsed, held, moved, lost);
     }
 }
 
 /// <param name="Lapsed">The previous lease had expired (the store was out of reach longer than the TTL): the node's
 /// claims went with it and its blocks may have been handed to other nodes.</param>
 /// <param name="Held">How many claims the node holds.</param>
-/// <param name="Moved">The claims (CIDRs) just moved onto <paramref name="Lease"/>.</param>
-public sealed record BlockLeaseRenewal(long Lease, bool Lapsed, int Held, IReadOnlyList<string> Moved);
+/// <param name="Moved">The claims (CIDRs) just moved onto <paramref name="Lease"/>, or made again after a lapse.</param>
+/// <param name="Lost">Blocks in use here that another node claimed during the lapse: two nodes now route the same pod
+/// addresses until this one is restarted onto a new block.</param>
+public sealed record BlockLeaseRenewal(long Lease, bool Lapsed, int Held, IReadOnlyList<string> Moved, IReadOnlyList<string> Lost);
