@@ -55,6 +55,11 @@ internal static class ClusterCheck
             yield return $"nodeMaskSize: /{cluster.NodeMaskSize} must be between /{widest} (the pools) and /30 (room for a gateway and a pod)";
         }
 
+        if (cluster.PodCidrGraceSeconds < 0)
+        {
+            yield return $"podCidrGraceSeconds: {cluster.PodCidrGraceSeconds} is negative (0 keeps blocks forever)";
+        }
+
         var svc = cluster.ServiceCidr;
         if (pools.Where(p => Overlap(p, svc)).Select(p => (System.Net.IPNetwork?)p).FirstOrDefault() is { } clash)
         {

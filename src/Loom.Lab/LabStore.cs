@@ -103,6 +103,7 @@ internal static class LabStore
             "--trusted-ca-file", LabEtcdPki.CaFile(state),
             "--cert-file", LabEtcdPki.ServerCert(state),
             "--key-file", LabEtcdPki.ServerKey(state),
+            "--auto-compaction-mode", "revision", "--auto-compaction-retention", "10000", // as the SQLite store keeps
         ];
         var log = Path.Combine(state.LabDir, "etcd.log");
         var pid = LabProcesses.StartDetached(ctr.Netns, log, "/usr/bin/etcd", args);

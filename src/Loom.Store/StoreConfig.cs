@@ -14,6 +14,12 @@ public sealed record StoreConfig
 
     /// <summary>Client certificate for an etcd that requires one (<c>--client-cert-auth</c>); needs https endpoints.</summary>
     public StoreTlsConfig? Tls { get; set; }
+
+    /// <summary>
+    /// SQLite: how many revisions of change history the file keeps (etcd's <c>--auto-compaction-retention</c> in
+    /// revision mode); a watcher further behind re-lists. 0 keeps all of it. etcd compacts by its own flags.
+    /// </summary>
+    public long KeepRevisions { get; set; } = Sqlite.SqliteStoreOptions.DefaultKeepRevisions;
 }
 
 /// <summary>

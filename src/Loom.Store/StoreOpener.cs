@@ -22,8 +22,14 @@ public static class StoreOpener
         switch (config.Type)
         {
             case "sqlite":
+                if (config.KeepRevisions < 0)
+                {
+                    throw new StoreConfigException($"store.keepRevisions: {config.KeepRevisions} is negative; use 0 to keep every revision");
+                }
+
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(config.Path))!);
-                return await SqliteStore.OpenAsync(config.Path, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return await SqliteStore.OpenAsync(config.Path, new SqliteStoreOptions { KeepRevisions = config.KeepRevisions }, cancellationToken)
+                    .ConfigureAwait(false);
             case "etcd":
                 if (config.Endpoints.Count == 0)
                 {

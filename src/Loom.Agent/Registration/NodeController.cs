@@ -1,5 +1,6 @@
 using Loom.Core.Controllers;
 using Loom.Core.Model;
+using Loom.Core.Pool;
 using Loom.Core.Store;
 
 namespace Loom.Agent.Registration;
@@ -7,7 +8,9 @@ namespace Loom.Agent.Registration;
 /// <summary>
 /// The node's object in the store under a lease (flannel's subnet lease): written not-ready at start (its peers
 /// already learn its VTEP), ready once every other controller has started, then renewed every heartbeat. A node whose
-/// agent is gone longer than the lease disappears, and its peers drop their routes to it.
+/// agent is gone longer than the lease disappears, and its peers drop their routes to it (they list nodes); its pod
+/// CIDR claims are renewed alongside under a lease one grace longer (<see cref="BlockLease"/>), so its blocks return
+/// to the pool only once it has been gone that much longer.
 /// </summary>
 /// <param name="defaultEntry">This node's entry of the cluster's default network, mirrored into the legacy
 /// <c>podCidrs</c> / <c>vtepMac</c> (the block claimed at start until the network controller has one).</param>
@@ -15,6 +18,7 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
     Func<IReadOnlyDictionary<string, NodeNetwork>> networks) : IController, IDisposable
 {
     private readonly SemaphoreSlim _poke = new(0);
+    private BlockLease? _blocks;
     private long _lease;
     private long _beats;
     private bool _ready;
@@ -22,7 +26,11 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
 
     public string Name => "node";
 
-    public Task StartAsync(CancellationToken ct) => RegisterAsync(ready: false, ct);
+    public async Task StartAsync(CancellationToken ct)
+    {
+        await RegisterAsync(ready: false, ct).ConfigureAwait(false);
+        await RenewBlocksAsync(ct).ConfigureAwait(false);
+    }
 
     /// <summary>Says the node is ready (the CNI config is written): the scheduler may place pods here.</summary>
     public async Task MarkReadyAsync(CancellationToken ct)
@@ -49,6 +57,7 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
             try
             {
                 await RegisterAsync(ready: true, ct).ConfigureAwait(false);
+                await RenewBlocksAsync(ct).ConfigureAwait(false);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
@@ -106,10 +115,31 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
     {
         if (_lease == 0 || !await store.KeepAliveAsync(_lease, ct).ConfigureAwait(false))
         {
-            _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(Math.Max(2, node.Config.NodeLeaseSeconds)), ct).ConfigureAwait(false);
+            _lease = await store.GrantLeaseAsync(NodeLeaseTtl(node.Config), ct).ConfigureAwait(false);
         }
 
         return _lease;
+    }
+
+    private static TimeSpan NodeLeaseTtl(AgentConfig config) => TimeSpan.FromSeconds(Math.Max(2, config.NodeLeaseSeconds));
+
+    /// <summary>Renews the blocks' lease with the node's, taking on claims made since (a network's new block) or before.</summary>
+    private async Task RenewBlocksAsync(CancellationToken ct)
+    {
+        _blocks ??= new BlockLease(store, node.Name, BlockLease.Ttl(NodeLeaseTtl(node.Config), TimeSpan.FromSeconds(node.Cluster.PodCidrGraceSeconds)));
+        var renewal = await _blocks.RenewAsync(networks().Values.Select(n => n.PodCidr), ct).ConfigureAwait(false);
+        if (renewal.Lapsed)
+        {
+            loops.Log($"pod CIDR lease lapsed (the store was out of reach longer than the node lease + {node.Cluster.PodCidrGraceSeconds} s grace): "
+                      + $"this node's claims went with it; {renewal.Held} claim(s) held again"
+                      + (renewal.Lost.Count > 0 ? $"; {string.Join(", ", renewal.Lost)} claimed by another node meanwhile: restart this agent to take a new block" : ""));
+        }
+
+        if (renewal.Moved.Count > 0)
+        {
+            loops.Log($"pod CIDR claims {string.Join(", ", renewal.Moved)} held under lease {renewal.Lease} "
+                      + (renewal.Lease == 0 ? "(none: podCidrGraceSeconds 0 keeps them forever)" : $"(node lease + {node.Cluster.PodCidrGraceSeconds} s grace)"));
+        }
     }
 
     public void Dispose() => _poke.Dispose();

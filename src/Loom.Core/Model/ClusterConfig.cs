@@ -31,6 +31,13 @@ public sealed record ClusterConfig
     /// </summary>
     public string DefaultNetwork { get; set; } = Network.FlannelName;
 
+    /// <summary>
+    /// How long a node's pod CIDR blocks outlive its node object (flannel keeps a subnet lease 24 h): a node gone longer
+    /// loses them to the pool, one back sooner gets the same ones. Cluster-wide, since every node must agree; 0 keeps
+    /// blocks forever.
+    /// </summary>
+    public int PodCidrGraceSeconds { get; set; } = 24 * 3600;
+
     /// <summary>Stored for the policy engine; nothing enforces it yet.</summary>
     public PolicyEnforcementMode PolicyEnforcementMode { get; set; } = PolicyEnforcementMode.Default;
 }

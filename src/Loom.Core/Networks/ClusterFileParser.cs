@@ -35,7 +35,7 @@ public static class ClusterFileParser
         ["default"] = PolicyEnforcementMode.Default, ["always"] = PolicyEnforcementMode.Always, ["never"] = PolicyEnforcementMode.Never,
     };
 
-    /// <summary>A cluster file: <c>networks</c>, <c>defaultNetwork</c>, <c>serviceBackend</c>, <c>policyEnforcementMode</c>.</summary>
+    /// <summary>A cluster file: <c>networks</c>, <c>defaultNetwork</c>, <c>serviceBackend</c>, <c>policyEnforcementMode</c>, <c>podCidrGraceSeconds</c>.</summary>
     public static ClusterFile Parse(string yaml)
     {
         var errors = new YamlErrors();
@@ -84,6 +84,7 @@ public static class ClusterFileParser
             DefaultNetwork = defaultNetwork ?? "",
             ServiceBackend = m.Enum("serviceBackend", Backends) ?? ServiceProxyMode.Iptables,
             PolicyEnforcementMode = m.Enum("policyEnforcementMode", PolicyModes) ?? PolicyEnforcementMode.Default,
+            PodCidrGraceSeconds = m.Int("podCidrGraceSeconds") ?? new ClusterConfig().PodCidrGraceSeconds,
         };
         m.Done();
 

@@ -52,6 +52,11 @@ public static class ClusterValidation
             errors.Add(FieldError.NotSupported("policyEnforcementMode", cluster.PolicyEnforcementMode.ToString(), "supported values: \"default\", \"always\", \"never\""));
         }
 
+        if (cluster.PodCidrGraceSeconds < 0)
+        {
+            errors.Add(FieldError.Invalid("podCidrGraceSeconds", cluster.PodCidrGraceSeconds, "must be 0 (keep blocks forever) or more"));
+        }
+
         for (var i = 0; i < networks.Count; i++)
         {
             if (networks[i].PodCidr.PrefixLength > 0 && NetworkValidation.Overlap(networks[i].PodCidr, cluster.ServiceCidr))

@@ -11,11 +11,15 @@ namespace Loom.Store.Sqlite;
 /// bumped in the same transaction as the change it numbers. Each change is also appended to <c>changes</c>;
 /// watchers poll that table by revision. Because a revision only becomes visible when its transaction commits,
 /// and writers are serialized, a poller never sees revision n+1 before n: the log has no gaps.
-/// Expired leases are swept by whichever call notices them first (any write, a read, or a watch poll).
+/// Expired leases are swept by whichever call notices them first (any write, a read, or a watch poll). The change log
+/// is compacted by the writer that takes it past the retention, inside its own transaction, so the processes sharing
+/// the file never compact at once; freed pages go back to the filesystem through incremental vacuum.
 /// </summary>
 internal sealed class SqliteStoreImpl : IStore
 {
     private const int WatchBatch = 1000;
+
+    private const long WalLimitBytes = 4L << 20;
 
     private const string Schema = """
         CREATE TABLE IF NOT EXISTS meta (
@@ -50,6 +54,7 @@ internal sealed class SqliteStoreImpl : IStore
 
     public SqliteStoreImpl(string path, SqliteStoreOptions options)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(options.KeepRevisions, nameof(options.KeepRevisions));
         _options = options;
         _connectionString = new SqliteConnectionStringBuilder
         {
@@ -63,6 +68,9 @@ internal sealed class SqliteStoreImpl : IStore
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await using var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        // Only a file without tables takes this: an older file stays at auto_vacuum=NONE, where compaction's freed
+        // pages are reused by later writes (the file stops growing) but never returned (it does not shrink).
+        Exec(c, null, "PRAGMA auto_vacuum=INCREMENTAL;");
         // WAL lets readers and watchers run while one process writes; the mode is stored in the file.
         Exec(c, null, "PRAGMA journal_mode=WAL;");
         await using var tx = c.BeginTransaction(deferred: false);
@@ -223,19 +231,11 @@ internal sealed class SqliteStoreImpl : IStore
         await WriteAsync(c, tx => ExpireLease(c, tx, lease), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Deletes change-log rows up to <paramref name="revision"/>. Nothing calls this by itself: the log grows by
-    /// one row per write, which a lab cluster can afford; an operator (or a future periodic task) compacts.
-    /// </summary>
+    /// <summary>Deletes change-log rows up to <paramref name="revision"/> (writes also do it by themselves: see <see cref="SqliteStoreOptions.KeepRevisions"/>).</summary>
     public async Task CompactAsync(long revision, CancellationToken cancellationToken = default)
     {
         await using var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await WriteAsync(c, tx =>
-        {
-            var upTo = Math.Min(revision, ReadMeta(c, tx).Revision);
-            Exec(c, tx, "DELETE FROM changes WHERE revision <= $r", ("$r", upTo));
-            Exec(c, tx, "UPDATE meta SET compacted = max(compacted, $r)", ("$r", upTo));
-        }, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(c, tx => Compact(c, tx, Math.Min(revision, ReadMeta(c, tx).Revision)), cancellationToken).ConfigureAwait(false);
     }
 
     public ValueTask DisposeAsync()
@@ -251,8 +251,9 @@ internal sealed class SqliteStoreImpl : IStore
         try
         {
             await c.OpenAsync(cancellationToken).ConfigureAwait(false);
-            // busy_timeout makes a writer wait for another process's lock instead of failing with SQLITE_BUSY.
-            Exec(c, null, $"PRAGMA busy_timeout = {(long)_options.BusyTimeout.TotalMilliseconds}; PRAGMA synchronous = NORMAL;");
+            // busy_timeout makes a writer wait for another process's lock instead of failing with SQLITE_BUSY;
+            // journal_size_limit truncates the WAL after a checkpoint, which otherwise stays at its largest size.
+            Exec(c, null, $"PRAGMA busy_timeout = {(long)_options.BusyTimeout.TotalMilliseconds}; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = {WalLimitBytes};");
             return c;
         }
         catch
@@ -281,14 +282,45 @@ internal sealed class SqliteStoreImpl : IStore
             return 0;
         }, cancellationToken);
 
-    /// <summary>Runs <paramref name="body"/> in BEGIN IMMEDIATE (deferred: false) after sweeping expired leases.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> in BEGIN IMMEDIATE (deferred: false) after sweeping expired leases, then compacts
+    /// the change log if this write took it past the retention.
+    /// </summary>
     private async Task<T> WriteAsync<T>(SqliteConnection c, Func<SqliteTransaction, T> body, CancellationToken cancellationToken)
     {
         await using var tx = c.BeginTransaction(deferred: false);
         SweepExpiredLeases(c, tx);
         var result = body(tx);
+        AutoCompact(c, tx);
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return result;
+    }
+
+    /// <summary>
+    /// Keeps the last <see cref="SqliteStoreOptions.KeepRevisions"/> revisions, compacting in steps of a tenth of them
+    /// so the delete (and the vacuum after it) is paid once per many writes, not on each.
+    /// </summary>
+    private void AutoCompact(SqliteConnection c, SqliteTransaction tx)
+    {
+        var keep = _options.KeepRevisions;
+        if (keep == 0)
+        {
+            return;
+        }
+
+        var (revision, compacted) = ReadMeta(c, tx);
+        if (revision - compacted > keep + Math.Max(1, keep / 10))
+        {
+            Compact(c, tx, revision - keep);
+        }
+    }
+
+    private static void Compact(SqliteConnection c, SqliteTransaction tx, long upTo)
+    {
+        Exec(c, tx, "DELETE FROM changes WHERE revision <= $r", ("$r", upTo));
+        Exec(c, tx, "UPDATE meta SET compacted = max(compacted, $r)", ("$r", upTo));
+        // Returns the freed pages to the filesystem (a no-op on a file made before auto_vacuum was set).
+        Exec(c, tx, "PRAGMA incremental_vacuum;");
     }
 
     private bool LeasesExpired(SqliteConnection c, SqliteTransaction? tx)

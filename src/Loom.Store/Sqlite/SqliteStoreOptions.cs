@@ -2,6 +2,9 @@ namespace Loom.Store.Sqlite;
 
 public sealed record SqliteStoreOptions
 {
+    /// <summary>etcd's <c>--auto-compaction-mode revision</c> default retention; also what keeps the file bounded.</summary>
+    public const long DefaultKeepRevisions = 10_000;
+
     /// <summary>How often watchers read the change log; also how promptly they notice expired leases.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
@@ -10,4 +13,11 @@ public sealed record SqliteStoreOptions
 
     /// <summary>Lease expiry reads this clock; every process sharing a file must share it too (they do: same machine).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Auto-compaction by revision, as etcd's <c>--auto-compaction-mode revision</c>: the change log keeps the last this
+    /// many revisions, and a watcher further behind gets <see cref="Loom.Core.Store.StoreCompactedException"/> and
+    /// re-lists. 0 keeps every change (the log grows by one row per write until <c>CompactAsync</c>).
+    /// </summary>
+    public long KeepRevisions { get; init; } = DefaultKeepRevisions;
 }

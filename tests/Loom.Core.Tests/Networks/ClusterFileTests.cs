@@ -81,6 +81,17 @@ public class ClusterFileTests
     }
 
     [Fact]
+    public void The_block_grace_is_read_and_a_negative_one_refused()
+    {
+        const string Flannel = "networks:\n  - name: flannel\n    podCIDR: 10.244.0.0/16\n";
+        Assert.Equal(120, ClusterFileParser.Parse(Flannel + "podCidrGraceSeconds: 120\n").Cluster.PodCidrGraceSeconds);
+        Assert.Equal(0, ClusterFileParser.Parse(Flannel + "podCidrGraceSeconds: 0\n").Cluster.PodCidrGraceSeconds);
+        Assert.Equal(86400, ClusterFileParser.Parse(Flannel).Cluster.PodCidrGraceSeconds);
+        var e = Refused(Flannel + "podCidrGraceSeconds: -5\n");
+        Assert.Contains(e.Errors, m => m.Contains("podCidrGraceSeconds: Invalid value: -5: must be 0", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Unknown_keys_are_refused_with_line_and_column()
     {
         var e = Refused("networks:\n  - name: a\n    podCIDR: 10.244.0.0/16\n    tunnel:\n      prot: vxlan\nserviceBackends: ebpf\n");
