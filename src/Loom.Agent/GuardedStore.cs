@@ -1,0 +1,126 @@
+using System.Runtime.CompilerServices;
+using Loom.Core.Store;
+
+namespace Loom.Agent;
+
+/// <summary>
+/// The agent's view of its store: every call gets a deadline (a frozen etcd answers nothing and its calls would wait
+/// forever; a locked SQLite file blocks the calling thread for its busy timeout) and its outcome feeds
+/// <see cref="StoreHealth"/>, so every controller's calls count. A watch is restarted (it throws, and the loop
+/// resumes it from its revision) when a read fails: a watch stream on a frozen server just stops delivering.
+/// </summary>
+internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan deadline) : IStore
+{
+    public StoreHealth Health => health;
+
+    public TimeSpan Deadline => deadline;
+
+    /// <summary>The same store and health, with another deadline (CNI ADD must answer within the runtime's patience).</summary>
+    public GuardedStore WithDeadline(TimeSpan shorter) => new(inner, health, shorter);
+
+    public Task<long> GetRevisionAsync(CancellationToken cancellationToken = default) =>
+        CallAsync("revision", false, c => inner.GetRevisionAsync(c), cancellationToken);
+
+    public Task<StoreItem?> GetAsync(string kind, string key, CancellationToken cancellationToken = default) =>
+        CallAsync($"get {kind}/{key}", false, c => inner.GetAsync(kind, key, c), cancellationToken);
+
+    public Task<StoreList> ListAsync(string kind, CancellationToken cancellationToken = default) =>
+        CallAsync($"list {kind}", false, c => inner.ListAsync(kind, c), cancellationToken);
+
+    public Task<PutResult> PutAsync(string kind, string key, string value, long? expectedRevision = null, long lease = 0,
+        CancellationToken cancellationToken = default) =>
+        CallAsync($"put {kind}/{key}", true, c => inner.PutAsync(kind, key, value, expectedRevision, lease, c), cancellationToken);
+
+    public Task<bool> DeleteAsync(string kind, string key, long? expectedRevision = null, CancellationToken cancellationToken = default) =>
+        CallAsync($"delete {kind}/{key}", true, c => inner.DeleteAsync(kind, key, expectedRevision, c), cancellationToken);
+
+    public Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default) =>
+        CallAsync("lease grant", true, c => inner.GrantLeaseAsync(ttl, c), cancellationToken);
+
+    public Task<bool> KeepAliveAsync(long lease, CancellationToken cancellationToken = default) =>
+        CallAsync("lease keep-alive", true, c => inner.KeepAliveAsync(lease, c), cancellationToken);
+
+    public Task RevokeLeaseAsync(long lease, CancellationToken cancellationToken = default) =>
+        CallAsync("lease revoke", true, async c =>
+        {
+            await inner.RevokeLeaseAsync(lease, c).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public Task CompactAsync(long revision, CancellationToken cancellationToken = default) =>
+        CallAsync("compact", true, async c =>
+        {
+            await inner.CompactAsync(revision, c).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var watch = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, health.ReadsBroken);
+        var events = inner.WatchAsync(kind, fromRevision, watch.Token).GetAsyncEnumerator(watch.Token);
+        await using (events.ConfigureAwait(false))
+        {
+            while (true)
+            {
+                bool more;
+                try
+                {
+                    // On the thread pool: SQLite's poll blocks its thread while the file is locked.
+                    more = await Task.Run(async () => await events.MoveNextAsync().ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && watch.IsCancellationRequested && (e is OperationCanceledException || IsCancelledRpc(e)))
+                {
+                    throw new TimeoutException($"watch of {kind ?? "everything"} restarted: the store stopped answering reads");
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && health.Failed(e, write: false))
+                {
+                    throw;
+                }
+
+                if (!more)
+                {
+                    yield break;
+                }
+
+                health.Succeeded(write: false);
+                yield return events.Current;
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
+
+    private async Task<T> CallAsync<T>(string what, bool write, Func<CancellationToken, Task<T>> call, CancellationToken ct)
+    {
+        var timer = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timer.CancelAfter(deadline);
+        // On the thread pool: SQLite's calls block their thread (busy timeout) before they return a task, and the
+        // deadline must not wait for them. The call may outlive its deadline; its end is observed and its timer freed.
+        var task = Task.Run(() => call(timer.Token), CancellationToken.None);
+        _ = task.ContinueWith(t =>
+        {
+            _ = t.Exception;
+            timer.Dispose();
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        try
+        {
+            var result = await task.WaitAsync(deadline, ct).ConfigureAwait(false);
+            health.Succeeded(write);
+            return result;
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && (e is TimeoutException || e is OperationCanceledException || IsCancelledRpc(e)))
+        {
+            var late = new TimeoutException($"the store did not answer ({what}) within {deadline.TotalSeconds:0.#} s");
+            health.Failed(late, write);
+            throw late;
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && health.Failed(e, write))
+        {
+            throw;
+        }
+    }
+
+    // gRPC reports a call cancelled by its token as RpcException(Cancelled), not OperationCanceledException.
+    private static bool IsCancelledRpc(Exception e) => e is Grpc.Core.RpcException { StatusCode: Grpc.Core.StatusCode.Cancelled };
+}
