@@ -31,6 +31,15 @@ internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan de
         CancellationToken cancellationToken = default) =>
         CallAsync($"put {kind}/{key}", true, c => inner.PutAsync(kind, key, value, expectedRevision, lease, c), cancellationToken);
 
+    /// <summary>
+    /// A put whose caller must be able to say it did not happen (CNI ADD, rolled back on failure): if it passes its
+    /// deadline and then lands after all (a locked SQLite file is written once the lock is gone), it is deleted again,
+    /// unless something wrote the key since.
+    /// </summary>
+    public Task<PutResult> PutOrUndoAsync(string kind, string key, string value, CancellationToken cancellationToken = default) =>
+        CallAsync($"put {kind}/{key}", true, c => inner.PutAsync(kind, key, value, cancellationToken: c), cancellationToken,
+            late => late.Succeeded ? Task.Run(() => inner.DeleteAsync(kind, key, late.Revision, CancellationToken.None)) : Task.CompletedTask);
+
     public Task<bool> DeleteAsync(string kind, string key, long? expectedRevision = null, CancellationToken cancellationToken = default) =>
         CallAsync($"delete {kind}/{key}", true, c => inner.DeleteAsync(kind, key, expectedRevision, c), cancellationToken);
 
@@ -91,17 +100,28 @@ internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan de
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 
-    private async Task<T> CallAsync<T>(string what, bool write, Func<CancellationToken, Task<T>> call, CancellationToken ct)
+    private async Task<T> CallAsync<T>(string what, bool write, Func<CancellationToken, Task<T>> call, CancellationToken ct, Func<T, Task>? undoLate = null)
     {
         var timer = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timer.CancelAfter(deadline);
         // On the thread pool: SQLite's calls block their thread (busy timeout) before they return a task, and the
         // deadline must not wait for them. The call may outlive its deadline; its end is observed and its timer freed.
         var task = Task.Run(() => call(timer.Token), CancellationToken.None);
+        // The call's end and the caller giving up meet here: whichever comes second undoes a call that landed late.
+        var met = 0;
+        void UndoIfLate()
+        {
+            if (Interlocked.Increment(ref met) == 2 && undoLate is not null && task.IsCompletedSuccessfully)
+            {
+                _ = undoLate(task.Result).ContinueWith(u => _ = u.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+
         _ = task.ContinueWith(t =>
         {
             _ = t.Exception;
             timer.Dispose();
+            UndoIfLate();
         }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
@@ -113,6 +133,7 @@ internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan de
         {
             var late = new TimeoutException($"the store did not answer ({what}) within {deadline.TotalSeconds:0.#} s");
             health.Failed(late, write);
+            UndoIfLate();
             throw late;
         }
         catch (Exception e) when (!ct.IsCancellationRequested && health.Failed(e, write))

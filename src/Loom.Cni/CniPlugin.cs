@@ -110,7 +110,12 @@ internal abstract partial class CniPlugin(CniEnvironment env, NetConf conf)
             PeerNetNs = containerNs,
             PeerHardwareAddr = RequestedMac(),
         });
-        undo.Push(() => DeleteLink(host, HostVethName));
+        // Its own socket: the caller's is disposed (its using) before a failed ADD's undos run.
+        undo.Push(() =>
+        {
+            using var nl = Netlink.Open();
+            DeleteLink(nl, HostVethName);
+        });
         var hostLink = host.LinkByName(HostVethName) ?? throw new CniException(CniErrorCodes.Internal, $"veth {HostVethName} vanished after creation");
         var podLink = pod.LinkByName(IfName) ?? throw new CniException(CniErrorCodes.Internal, $"{IfName} did not appear in {Env.NetNs}");
         return (hostLink, podLink);

@@ -28,6 +28,9 @@ internal sealed class FrozenStore(IStore inner) : DelegatingStore(inner)
         }
     }
 
+    /// <summary>A write sent while frozen is applied at the thaw even if its caller gave up, as etcd applies a request it already has.</summary>
+    public bool WritesLandLate { get; init; }
+
     private Task ThawedAsync(CancellationToken ct) => _frozen?.Task.WaitAsync(ct) ?? Task.CompletedTask;
 
     public override async Task<long> GetRevisionAsync(CancellationToken cancellationToken = default)
@@ -51,8 +54,8 @@ internal sealed class FrozenStore(IStore inner) : DelegatingStore(inner)
     public override async Task<PutResult> PutAsync(string kind, string key, string value, long? expectedRevision = null, long lease = 0,
         CancellationToken cancellationToken = default)
     {
-        await ThawedAsync(cancellationToken);
-        return await Inner.PutAsync(kind, key, value, expectedRevision, lease, cancellationToken);
+        await ThawedAsync(WritesLandLate ? CancellationToken.None : cancellationToken);
+        return await Inner.PutAsync(kind, key, value, expectedRevision, lease, WritesLandLate ? CancellationToken.None : cancellationToken);
     }
 
     public override async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision,

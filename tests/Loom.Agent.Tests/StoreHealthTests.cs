@@ -122,6 +122,23 @@ public sealed class StoreHealthTests
     }
 
     [Fact]
+    public async Task A_put_that_must_not_outlive_its_failure_is_undone_when_it_lands_after_its_deadline()
+    {
+        await using var inner = MemoryStore.Create();
+        await using var frozen = new FrozenStore(inner) { WritesLandLate = true };
+        using var health = new StoreHealth();
+        var store = new GuardedStore(frozen, health, Deadline);
+        frozen.Frozen = true;
+        await Assert.ThrowsAsync<TimeoutException>(() => store.PutOrUndoAsync("endpoint", "default/web-1", "{}"));
+        await Assert.ThrowsAsync<TimeoutException>(() => store.PutAsync("endpoint", "default/web-2", "{}"));
+        frozen.Frozen = false; // both writes land now
+
+        // Three writes: web-1 and web-2 put, web-1 deleted again.
+        await WaitForAsync(() => inner.GetRevisionAsync().GetAwaiter().GetResult() >= 3);
+        Assert.Equal(["default/web-2"], (await inner.ListAsync("endpoint")).Items.Select(i => i.Key));
+    }
+
+    [Fact]
     public async Task A_watch_on_a_frozen_store_is_restarted_and_resumes_from_its_revision_as_soon_as_the_store_is_back()
     {
         await using var inner = MemoryStore.Create();

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using Loom.Agent.Flows;
 using Loom.Agent.Policy;
 using Loom.Agent.Services;
@@ -22,7 +23,7 @@ internal sealed class ApiController(NodeContext node, GuardedStore store, AgentL
     /// The deadline of an ADD's endpoint write: the plugin must hear "try again later" well inside the runtime's
     /// timeout, not hang on a frozen store until its own.
     /// </summary>
-    internal static readonly TimeSpan EndpointWriteDeadline = TimeSpan.FromMilliseconds(1500);
+    internal static readonly TimeSpan EndpointWriteDeadline = TimeSpan.FromSeconds(1);
 
     private AgentApiServer? _server;
     private long _requests;
@@ -80,7 +81,8 @@ internal sealed class ApiController(NodeContext node, GuardedStore store, AgentL
                 PutResult put;
                 try
                 {
-                    put = await store.WithDeadline(EndpointWriteDeadline).PutAsync(Kinds.Endpoint, endpoint, cancellationToken: ct).ConfigureAwait(false);
+                    put = await store.WithDeadline(EndpointWriteDeadline).PutOrUndoAsync(Kinds.Endpoint.Name, Kinds.Endpoint.KeyOf(endpoint),
+                        JsonSerializer.Serialize(endpoint, Kinds.Endpoint.TypeInfo), ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (!ct.IsCancellationRequested && StoreHealth.IsOutage(e))
                 {
