@@ -26,12 +26,19 @@ internal sealed class StoreOutageProbe : IAsyncDisposable
             {
                 var inFlight = new List<Task>();
                 using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
-                do
+                while (!_stop.IsCancellationRequested)
                 {
                     inFlight.RemoveAll(t => t.IsCompleted);
                     inFlight.Add(OneAsync(ns, target));
+                    try
+                    {
+                        await timer.WaitForNextTickAsync(_stop.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
                 }
-                while (await timer.WaitForNextTickAsync(_stop.Token).ContinueWith(t => !t.IsCanceled && t.Result, TaskScheduler.Default));
 
                 await Task.WhenAll(inFlight);
             }

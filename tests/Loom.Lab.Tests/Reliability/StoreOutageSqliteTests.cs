@@ -4,6 +4,7 @@ using Loom.Core.AgentApi;
 using Loom.Core.Model;
 using Loom.Core.Store;
 using Microsoft.Data.Sqlite;
+using Xunit.Abstractions;
 
 namespace Loom.Lab.Tests.Reliability;
 
