@@ -7,8 +7,9 @@ using Loom.Linux;
 namespace Loom.Lab.Tests.Reliability;
 
 /// <summary>
-/// HTTP requests to a Service from a pod, one every 100 ms on a new connection (the migration probe's request,
-/// <see cref="ProbeRequests.HttpGetAsync"/>), each started on schedule while earlier ones still wait, counted as they end.
+/// Requests to a Service from a pod, one every 100 ms on a new connection (an HTTP GET is the migration probe's,
+/// <see cref="ProbeRequests.HttpGetAsync"/>), each started on schedule while earlier ones still wait, counted as they end;
+/// any exception is a failed request.
 /// </summary>
 internal sealed class StoreOutageProbe : IAsyncDisposable
 {
@@ -17,8 +18,16 @@ internal sealed class StoreOutageProbe : IAsyncDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Task _loop;
 
+    private readonly Func<Func<System.Net.Sockets.Socket>, Task> _request;
+
     public StoreOutageProbe(string podNetns, IPEndPoint target)
+        : this(podNetns, newSocket => ProbeRequests.HttpGetAsync(newSocket, target, TimeSpan.FromSeconds(2), CancellationToken.None))
     {
+    }
+
+    public StoreOutageProbe(string podNetns, Func<Func<System.Net.Sockets.Socket>, Task> request)
+    {
+        _request = request;
         var ns = NetNs.Open(podNetns);
         _loop = Task.Run(async () =>
         {
@@ -29,7 +38,7 @@ internal sealed class StoreOutageProbe : IAsyncDisposable
                 while (!_stop.IsCancellationRequested)
                 {
                     inFlight.RemoveAll(t => t.IsCompleted);
-                    inFlight.Add(OneAsync(ns, target));
+                    inFlight.Add(OneAsync(ns));
                     try
                     {
                         await timer.WaitForNextTickAsync(_stop.Token);
@@ -67,17 +76,17 @@ internal sealed class StoreOutageProbe : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private async Task OneAsync(NetNsHandle ns, IPEndPoint target)
+    private async Task OneAsync(NetNsHandle ns)
     {
         var at = _clock.Elapsed;
         try
         {
-            await ProbeRequests.HttpGetAsync(() => NetNs.Run(ns, ProbeRequests.Tcp), target, TimeSpan.FromSeconds(2), CancellationToken.None);
+            await _request(() => NetNs.Run(ns, ProbeRequests.Tcp));
             _results.Enqueue((at, null));
         }
-        catch (ProbeException e)
+        catch (Exception e)
         {
-            _results.Enqueue((at, e.Message));
+            _results.Enqueue((at, $"{e.GetType().Name}: {e.Message}"));
         }
     }
 }
