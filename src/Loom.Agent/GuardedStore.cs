@@ -6,14 +6,17 @@ namespace Loom.Agent;
 /// <summary>
 /// The agent's view of its store: every call gets a deadline (a frozen etcd answers nothing and its calls would wait
 /// forever; a locked SQLite file blocks the calling thread for its busy timeout) and its outcome feeds
-/// <see cref="StoreHealth"/>, so every controller's calls count. A watch is restarted (it throws, and the loop
-/// resumes it from its revision) when a read fails: a watch stream on a frozen server just stops delivering.
+/// <see cref="StoreHealth"/>, so every controller's calls count. A watch is reopened from its last revision when a read
+/// fails (the watcher sees no error): a watch stream on a frozen server just stops delivering.
 /// </summary>
 internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan deadline) : IStore
 {
     public StoreHealth Health => health;
 
     public TimeSpan Deadline => deadline;
+
+    /// <summary>How long a broken watch waits for the store's return before it is reopened anyway.</summary>
+    internal static readonly TimeSpan ReopenAtLatest = TimeSpan.FromSeconds(10);
 
     /// <summary>The same store and health, with another deadline (CNI ADD must answer within the runtime's patience).</summary>
     public GuardedStore WithDeadline(TimeSpan shorter) => new(inner, health, shorter);
@@ -63,38 +66,59 @@ internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan de
             return true;
         }, cancellationToken);
 
+    /// <summary>
+    /// The inner watch, reopened from the last revision it delivered when a read fails (a watch on a frozen etcd just
+    /// goes quiet) once the store answers again: the watcher sees no error, so no backoff delays the changes made
+    /// meanwhile. A compaction meanwhile surfaces as usual (the watcher re-lists).
+    /// </summary>
     public async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        using var watch = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, health.ReadsBroken);
-        var events = inner.WatchAsync(kind, fromRevision, watch.Token).GetAsyncEnumerator(watch.Token);
-        await using (events.ConfigureAwait(false))
+        var from = fromRevision;
+        while (true)
         {
-            while (true)
+            using var watch = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, health.ReadsBroken);
+            var events = inner.WatchAsync(kind, from, watch.Token).GetAsyncEnumerator(watch.Token);
+            var broken = false;
+            await using (events.ConfigureAwait(false))
             {
-                bool more;
-                try
+                while (!broken)
                 {
-                    // On the thread pool: SQLite's poll blocks its thread while the file is locked.
-                    more = await Task.Run(async () => await events.MoveNextAsync().ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested && watch.IsCancellationRequested && (e is OperationCanceledException || IsCancelledRpc(e)))
-                {
-                    throw new TimeoutException($"watch of {kind ?? "everything"} restarted: the store stopped answering reads");
-                }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested && health.Failed(e, write: false))
-                {
-                    throw;
-                }
+                    bool more;
+                    try
+                    {
+                        // On the thread pool: SQLite's poll blocks its thread while the file is locked.
+                        more = await Task.Run(async () => await events.MoveNextAsync().ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (!cancellationToken.IsCancellationRequested && watch.IsCancellationRequested && (e is OperationCanceledException || IsCancelledRpc(e)))
+                    {
+                        broken = true;
+                        continue;
+                    }
+                    catch (Exception e) when (!cancellationToken.IsCancellationRequested && health.Failed(e, write: false))
+                    {
+                        broken = true;
+                        continue;
+                    }
 
-                if (!more)
-                {
-                    yield break;
-                }
+                    if (!more)
+                    {
+                        yield break;
+                    }
 
-                health.Succeeded(write: false);
-                yield return events.Current;
+                    health.Succeeded(write: false);
+                    from = events.Current.Revision;
+                    yield return events.Current;
+                }
             }
+
+            // Reopened when the store is back (the probe notices), or after a while anyway.
+            if (!health.IsReachable)
+            {
+                await Task.WhenAny(health.Recovered, Task.Delay(ReopenAtLatest, cancellationToken)).ConfigureAwait(false);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
         }
     }
 
