@@ -6,8 +6,8 @@ namespace Loom.Agent;
 /// <summary>
 /// The agent's view of its store: every call gets a deadline (a frozen etcd answers nothing and its calls would wait
 /// forever; a locked SQLite file blocks the calling thread for its busy timeout) and its outcome feeds
-/// <see cref="StoreHealth"/>, so every controller's calls count. A watch is reopened from its last revision when a read
-/// fails (the watcher sees no error): a watch stream on a frozen server just stops delivering.
+/// <see cref="StoreHealth"/>, so every controller's calls count. A watch left hanging when a read fails (a watch stream
+/// on a frozen server just stops delivering) is reopened from its last revision, the watcher seeing no error.
 /// </summary>
 internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan deadline) : IStore
 {
@@ -97,8 +97,7 @@ internal sealed class GuardedStore(IStore inner, StoreHealth health, TimeSpan de
                     }
                     catch (Exception e) when (!cancellationToken.IsCancellationRequested && health.Failed(e, write: false))
                     {
-                        broken = true;
-                        continue;
+                        throw; // the store said it is down (refused, busy): the watcher's loop retries and reports it
                     }
 
                     if (!more)
