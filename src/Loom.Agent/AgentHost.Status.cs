@@ -17,8 +17,8 @@ internal sealed partial class AgentHost
     private async Task<AgentStatus> StatusAsync(CancellationToken ct)
     {
         var node = _context!;
-        var (items, _) = await store.ListValidAsync(Kinds.Endpoint, (_, _) => { }, ct).ConfigureAwait(false);
-        var endpoints = items.Select(v => v.Value).Where(e => e.Node == _node)
+        var outage = Store.Health.Outage;
+        var endpoints = (await StoredEndpointsAsync(outage is null, ct).ConfigureAwait(false)).Where(e => e.Node == _node)
             .Select(e => new EndpointRegistration
             {
                 Namespace = e.Namespace, Name = e.Name, ContainerId = e.ContainerId, Interface = e.Interface,
@@ -36,6 +36,9 @@ internal sealed partial class AgentHost
             Node = _node,
             Healthy = controllers.All(c => c.Healthy),
             Store = config.Store.Type == "etcd" ? $"etcd {string.Join(",", config.Store.Endpoints)}" : $"sqlite {config.Store.Path}",
+            StoreReachable = outage is null,
+            StoreUnreachableSince = outage?.Since,
+            StoreError = outage?.Reason ?? "",
             UnderlayInterface = config.Iface,
             UnderlayIp = node.UnderlayIp.ToString(),
             PodCidr = legacy?.Block ?? node.PodCidr.ToString(),
@@ -65,6 +68,28 @@ internal sealed partial class AgentHost
             LastSync = DateTimeOffset.UtcNow,
             Started = _started,
         };
+    }
+
+    /// <summary>
+    /// The stored endpoints; none while the store is unreachable (status must answer during an outage, when a read
+    /// would only wait for its deadline).
+    /// </summary>
+    private async Task<IEnumerable<Endpoint>> StoredEndpointsAsync(bool reachable, CancellationToken ct)
+    {
+        if (!reachable)
+        {
+            return [];
+        }
+
+        try
+        {
+            var (items, _) = await Store.WithDeadline(TimeSpan.FromSeconds(2)).ListValidAsync(Kinds.Endpoint, (_, _) => { }, ct).ConfigureAwait(false);
+            return items.Select(v => v.Value);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && StoreHealth.IsOutage(e))
+        {
+            return [];
+        }
     }
 
     /// <summary>One network's line of <c>loom status</c>; IPAM counts the address files loom-cni's IPAM keeps for it.</summary>

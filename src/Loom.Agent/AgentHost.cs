@@ -28,8 +28,9 @@ namespace Loom.Agent;
 /// them all. So the first pod never lands on a node that cannot route it or balance its first ClusterIP packet.
 /// Partial file: .Status (what <c>loom status</c> shows, from the controllers).
 /// </summary>
-internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWriter log) : IDisposable
+internal sealed partial class AgentHost(AgentConfig config, IStore backing, TextWriter log) : IDisposable
 {
+    private GuardedStore? _store;
     private readonly string _node = config.Node!;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
     private AgentLoops? _loops;
@@ -47,30 +48,36 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
 
     internal TimeSpan RetryCap { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long any store call may take before it counts as the store being unreachable.</summary>
+    internal TimeSpan StoreDeadline { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The store every controller uses: calls with a deadline, their outcome feeding <see cref="StoreHealth"/>.</summary>
+    internal GuardedStore Store => _store ??= new GuardedStore(backing, new StoreHealth(), StoreDeadline);
+
     /// <summary>The loops, retries and refusal reports every controller shares.</summary>
-    internal AgentLoops Loops => _loops ??= new AgentLoops(store, log) { RetryFirst = RetryFirst, RetryCap = RetryCap };
+    internal AgentLoops Loops => _loops ??= new AgentLoops(Store, log) { RetryFirst = RetryFirst, RetryCap = RetryCap, StoreHealth = Store.Health };
 
     public async Task RunAsync(CancellationToken ct)
     {
         var node = _context = await BootstrapAsync(ct).ConfigureAwait(false);
-        _networks = new NetworkController(node, store, Loops);
-        _nodeController = new NodeController(node, store, Loops, () => _networks.DefaultEntry, _networks.NodeEntries);
+        _networks = new NetworkController(node, Store, Loops);
+        _nodeController = new NodeController(node, Store, Loops, () => _networks.DefaultEntry, _networks.NodeEntries);
         _networks.Changed += _nodeController.Poke; // peers learn a new network's block and VTEP from the node object
         var healthChecks = new HealthCheckServer(Loops);
-        _services = new ServiceController(node, store, Loops, CreateBackend, ConntrackCleanup.Run, healthChecks);
+        _services = new ServiceController(node, Store, Loops, CreateBackend, ConntrackCleanup.Run, healthChecks);
         AgentMetrics.ObserveBpfMaps(_services.MapFill);
         _cni = new CniConfigController(node, Loops, _networks);
-        _policy = new PolicyController(node, store, Loops, NodeDevices);
+        _policy = new PolicyController(node, Store, Loops, NodeDevices);
         // eBPF services' lb4 (reverse NAT) and the policy program (a pod's ingress) sit on the pod veth's egress: host
         // routing then delivers local pods' packets through it instead of straight into the pod.
         var hostRouting = new HostRoutingController(node, _networks, Loops,
             () => _services.Kind == ServiceProxyMode.Ebpf || _policy.Mode != PolicyEnforcementMode.Never ? PodDelivery.Egress : PodDelivery.Peer);
         _policy.ModeChanged += hostRouting.Poke;
         var flows = new FlowController(node, Loops, _policy, _services, () => RingSource.Open(config), (on, aggregation) => RingSource.Configure(config, on, aggregation));
-        var api = new ApiController(node, store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy, flows);
+        var api = new ApiController(node, Store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy, flows);
         // Flows before policy: the ring is read before the programs write into it.
-        _controllers = [_networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, healthChecks, flows, _policy, hostRouting, api, _cni,
-            new EndpointReconciler(node, store, Loops)];
+        _services = new ServiceController(node, Store, Loops, CreateBackend, ConntrackCleanup.Run, healthChecks);
+        AgentMetrics.ObserveBpfMaps(_services.MapFill);
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)
@@ -112,7 +119,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     {
         try
         {
-            return await NodeAgent.ClusterConfigAsync(store, ct).ConfigureAwait(false);
+            return await NodeAgent.ClusterConfigAsync(Store, ct).ConfigureAwait(false);
         }
         catch (System.Text.Json.JsonException e)
         {
@@ -134,7 +141,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
     {
         try
         {
-            return await PodCidrAllocator.Create(store, cluster).AllocateAsync(_node, ct).ConfigureAwait(false);
+            return await PodCidrAllocator.Create(Store, cluster).AllocateAsync(_node, ct).ConfigureAwait(false);
         }
         catch (PodCidrPoolExhaustedException e)
         {
@@ -194,5 +201,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore store, TextWr
         {
             c.Dispose();
         }
+
+        _store?.Health.Dispose();
     }
 }

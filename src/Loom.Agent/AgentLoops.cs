@@ -22,6 +22,9 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
 
     internal TimeSpan RetryCap { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>The store's health: a retry waiting out an outage's backoff goes at once when the store is back.</summary>
+    internal StoreHealth? StoreHealth { get; init; }
+
     /// <summary>
     /// Watches the store from <paramref name="fromRevision"/> and releases <paramref name="signal"/> for every event
     /// <paramref name="relevant"/> accepts. After a compaction or a broken watch it resumes and signals once, since a
@@ -59,7 +62,7 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                await Task.Delay(Failed(loop, e, backoff), ct).ConfigureAwait(false);
+                await WaitAsync(Failed(loop, e, backoff), ct).ConfigureAwait(false);
                 signal.Release();
             }
         }
@@ -88,7 +91,7 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                await Task.Delay(Failed(what, e, backoff), ct).ConfigureAwait(false);
+                await WaitAsync(Failed(what, e, backoff), ct).ConfigureAwait(false);
                 signal.Release();
             }
         }
@@ -111,7 +114,7 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
             }
             catch (Exception e) when (e is not AgentStartException && !ct.IsCancellationRequested)
             {
-                await Task.Delay(Failed(what, e, backoff), ct).ConfigureAwait(false);
+                await WaitAsync(Failed(what, e, backoff), ct).ConfigureAwait(false);
             }
         }
     }
@@ -122,6 +125,22 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
             await step(c).ConfigureAwait(false);
             return true;
         }, ct);
+
+    /// <summary>
+    /// Waits out a backoff, cut short when the store comes back from an outage: the watches then resume from their
+    /// revision and the passes apply what changed meanwhile, instead of after a backoff grown to its cap.
+    /// </summary>
+    private async Task WaitAsync(TimeSpan delay, CancellationToken ct)
+    {
+        if (StoreHealth is not { IsReachable: false } health)
+        {
+            await Task.Delay(delay, ct).ConfigureAwait(false);
+            return;
+        }
+
+        await Task.WhenAny(Task.Delay(delay, ct), health.Recovered).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+    }
 
     /// <summary>Logs and counts a failed pass; returns how long to wait before the next.</summary>
     private TimeSpan Failed(string what, Exception e, Backoff backoff)

@@ -85,6 +85,12 @@ internal static class AgentMetrics
             }
         });
 
+    public static readonly Gauge StoreReachable = Metrics.CreateGauge(
+        "loom_store_reachable", "1 while the agent reaches its store (etcd or SQLite), 0 from the first call failing on the transport or a lock until one succeeds.");
+
+    public static readonly Gauge StoreUnreachableSeconds = Metrics.CreateGauge(
+        "loom_store_unreachable_seconds", "Seconds since the store became unreachable; 0 while reachable.");
+
     /// <summary>Starts the /metrics endpoint; the returned server stops it.</summary>
     public static IMetricServer? Start(string? address)
     {

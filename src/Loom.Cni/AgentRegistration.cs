@@ -44,7 +44,8 @@ internal static class AgentRegistration
 
         if (!response.Ok)
         {
-            throw new CniException(CniErrorCodes.TryAgainLater, "the loom agent refused the endpoint", response.Error);
+            // The reason in the message too: "the store is unreachable ..." is what the runtime's log should show.
+            throw new CniException(CniErrorCodes.TryAgainLater, $"the loom agent refused the endpoint: {response.Error}", response.Error);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using Loom.Agent.Flows;
 using Loom.Agent.Policy;
 using Loom.Agent.Services;
@@ -14,10 +15,16 @@ namespace Loom.Agent.Api;
 /// The root-only unix socket loom-cni and the CLI talk to (<see cref="AgentApiServer"/>): status, the Services this
 /// node programs, explain, its recent flows, and pods' endpoints registered and removed by the CNI plugin.
 /// </summary>
-internal sealed class ApiController(NodeContext node, IStore store, AgentLoops loops, ServiceController services, Func<CancellationToken, Task<AgentStatus>> status,
+internal sealed class ApiController(NodeContext node, GuardedStore store, AgentLoops loops, ServiceController services, Func<CancellationToken, Task<AgentStatus>> status,
     Action? podAdded = null, PolicyController? policy = null, FlowController? flows = null)
     : IController, IDisposable
 {
+    /// <summary>
+    /// The deadline of an ADD's endpoint write: the plugin must hear "try again later" well inside the runtime's
+    /// timeout, not hang on a frozen store until its own.
+    /// </summary>
+    internal static readonly TimeSpan EndpointWriteDeadline = TimeSpan.FromSeconds(1);
+
     private AgentApiServer? _server;
     private long _requests;
 
@@ -62,7 +69,26 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                     return new AgentResponse { Error = $"endpoint refused: {invalid}" };
                 }
 
-                var put = await store.PutAsync(Kinds.Endpoint, endpoint, cancellationToken: ct).ConfigureAwait(false);
+                // No ADD without the store (Cilium serves ADD without its kvstore): IPAM is the node's own, but Services,
+                // policy and the other nodes learn of a pod only from its stored endpoint, so a pod plumbed now would be
+                // unknown to policy (its identity) and to every Service until the store returns. The runtime retries
+                // on code 11; the plugin rolls its veth and address back.
+                if (store.Health.Outage is { } outage)
+                {
+                    return new AgentResponse { Error = StoreDown(outage.Since, outage.Reason) };
+                }
+
+                PutResult put;
+                try
+                {
+                    put = await store.WithDeadline(EndpointWriteDeadline).PutOrUndoAsync(Kinds.Endpoint.Name, Kinds.Endpoint.KeyOf(endpoint),
+                        JsonSerializer.Serialize(endpoint, Kinds.Endpoint.TypeInfo), ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (!ct.IsCancellationRequested && StoreHealth.IsOutage(e))
+                {
+                    return new AgentResponse { Error = StoreDown(store.Health.Outage?.Since ?? DateTimeOffset.UtcNow, $"{e.GetType().Name}: {e.Message}") };
+                }
+
                 if (services.Kind == ServiceProxyMode.Ebpf)
                 {
                     // Before the plugin returns, so the pod's very first packet to a ClusterIP is balanced.
@@ -92,6 +118,9 @@ internal sealed class ApiController(NodeContext node, IStore store, AgentLoops l
                 return new AgentResponse { Error = $"unknown op \"{request.Op}\"" };
         }
     }
+
+    private static string StoreDown(DateTimeOffset since, string reason) =>
+        $"the store is unreachable (since {since:yyyy-MM-ddTHH:mm:ssZ}: {reason}); endpoint not stored, try again later";
 
     /// <summary>The endpoint a registration describes, or why it cannot be stored (one line).</summary>
     private string? ToEndpoint(EndpointRegistration ep, out Endpoint endpoint)

@@ -40,7 +40,9 @@ internal static class StatusCommand
     {
         var c = new Ansi(colour);
         w.WriteLine($"{"Node:",-14}{c.Bold(s.Node)}   {(s.Healthy ? c.Green("OK") : c.Red("unhealthy"))}");
-        w.WriteLine($"{"Store:",-14}{s.Store}");
+        w.WriteLine($"{"Store:",-14}" + (s.StoreReachable
+            ? $"reachable ({s.Store})"
+            : c.Red($"unreachable since {s.StoreUnreachableSince:yyyy-MM-ddTHH:mm:ssZ} ({(s.LastSync - (s.StoreUnreachableSince ?? s.LastSync)).TotalSeconds:0} s)") + $": {s.StoreError} ({s.Store})"));
         w.WriteLine($"{"Underlay:",-14}{s.UnderlayInterface} {s.UnderlayIp}");
         w.WriteLine($"{"PodCIDR:",-14}{s.PodCidr}");
         w.WriteLine($"{"IPAM:",-14}{s.IpamUsed}/{s.IpamCapacity} allocated");

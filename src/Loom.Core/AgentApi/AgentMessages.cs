@@ -221,6 +221,14 @@ public sealed record AgentStatus
 
     public string Store { get; init; } = "";
 
+    /// <summary>False from the first store call failing on the transport or a lock until one succeeds.</summary>
+    public bool StoreReachable { get; init; } = true;
+
+    public DateTimeOffset? StoreUnreachableSince { get; init; }
+
+    /// <summary>The failure that started the outage.</summary>
+    public string StoreError { get; init; } = "";
+
     public string UnderlayInterface { get; init; } = "";
 
     public string UnderlayIp { get; init; } = "";
