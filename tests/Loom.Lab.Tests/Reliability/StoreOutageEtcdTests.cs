@@ -12,8 +12,8 @@ using Xunit.Abstractions;
 namespace Loom.Lab.Tests.Reliability;
 
 /// <summary>
-/// One etcd lab: a pod "web" on k8s-w1 echoing on 8080 behind a Service written straight into etcd (the lab's
-/// apply does not work on etcd yet), and a client pod on k8s-w2.
+/// One etcd lab: a pod "web" on k8s-w1 echoing on 8080 behind a Service written into etcd through the lab's store,
+/// and a client pod on k8s-w2.
 /// </summary>
 public sealed class StoreOutageEtcdLab : IAsyncLifetime, IDisposable
 {
@@ -53,7 +53,7 @@ public sealed class StoreOutageEtcdLab : IAsyncLifetime, IDisposable
         }
     }
 
-    /// <summary>Writes a Service selecting the web pod into etcd, as the lab's apply would.</summary>
+    /// <summary>Writes a Service selecting the web pod into etcd, as the lab's apply does.</summary>
     public async Task PutServiceAsync(string name, IPAddress clusterIp)
     {
         var svc = new Service
@@ -62,9 +62,11 @@ public sealed class StoreOutageEtcdLab : IAsyncLifetime, IDisposable
             Ports = [new ServicePort(null, Protocol.Tcp, 80, Port)],
             Selector = new Dictionary<string, string> { ["app"] = "outage-web" },
         };
-        using var http = LabStore.EtcdHttp(State);
-        await http.EtcdPutAsync(new Uri(Lab.EtcdClientUrl), $"{Lab.EtcdKeyPrefix}{Kinds.Service.Name}/default/{name}",
-            JsonSerializer.Serialize(svc, Kinds.Service.TypeInfo), CancellationToken.None);
+        var store = await LabStore.OpenStoreAsync(State);
+        await using (store.ConfigureAwait(false))
+        {
+            await store.PutAsync(Kinds.Service, svc);
+        }
     }
 
     public async Task DisposeAsync()
