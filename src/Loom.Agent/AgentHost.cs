@@ -76,8 +76,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore backing, Text
         var flows = new FlowController(node, Loops, _policy, _services, () => RingSource.Open(config), (on, aggregation) => RingSource.Configure(config, on, aggregation));
         var api = new ApiController(node, Store, Loops, _services, StatusAsync, hostRouting.PodAdded, _policy, flows);
         // Flows before policy: the ring is read before the programs write into it.
-        _services = new ServiceController(node, Store, Loops, CreateBackend, ConntrackCleanup.Run, healthChecks);
-        AgentMetrics.ObserveBpfMaps(_services.MapFill);
+        _controllers = [new StoreProbe(Store), _networks, new MasqueradeController(node, _networks, Loops), _nodeController, _services, healthChecks, flows, _policy, hostRouting, api, _cni,
+            new EndpointReconciler(node, Store, Loops)];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
         foreach (var c in _controllers)
