@@ -97,7 +97,10 @@ internal sealed class EndpointReconciler(NodeContext node, IStore store, AgentLo
 
     private static string? StaleReason(Endpoint e, Attachment att, bool checkIpam, HashSet<(Attachment, IPAddress)> held, ISet<string>? links)
     {
-        if (checkIpam && e.IPs.FirstOrDefault(ip => !held.Contains((att, ip))) is { } gone)
+        // A file with no interface (older host-local: the ID alone) holds the address for any interface of its
+        // container, as the allocator reads it (DiskIpAllocator.IsLegacyOf).
+        var legacy = new Attachment(att.ContainerId, "");
+        if (checkIpam && e.IPs.FirstOrDefault(ip => !held.Contains((att, ip)) && !held.Contains((legacy, ip))) is { } gone)
         {
             return $"address {gone} is no longer allocated to container {att.ContainerId} ({att.IfName}) in the node's IPAM";
         }

@@ -65,7 +65,16 @@ internal sealed class DiskStore : IDisposable
     /// if the file already exists the address is simply taken, and no reader ever sees it empty or half-written.
     /// </summary>
     public bool TryReserve(IPAddress address, Attachment owner)
-        => AtomicFile.TryCreate(PathFor(address), Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName));
+    {
+        if (!AtomicFile.TryCreate(PathFor(address), Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName)))
+        {
+            return false;
+        }
+
+        // The address was free, so any mark left for it (a DEL killed mid-Remove) belongs to an old owner.
+        ClearPendingRelease(address);
+        return true;
+    }
 
     /// <summary>Rewrites an address file's owner (a corrupt file rebuilt from what the node knows).</summary>
     public void Rewrite(IPAddress address, Attachment owner)
@@ -79,13 +88,18 @@ internal sealed class DiskStore : IDisposable
         => AtomicFile.Write(Path.Combine(Directory, PendingPrefix + IpMath.Format(record.Address)),
             Encoding.UTF8.GetBytes(record.ContainerId + LineBreak + record.IfName), UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-    /// <summary>The addresses marked by <see cref="MarkPendingRelease"/>.</summary>
+    /// <summary>
+    /// The addresses marked by <see cref="MarkPendingRelease"/> whose mark names the address file's owner: a mark
+    /// left by a DEL killed mid-Remove never holds the address once it went to another pod.
+    /// </summary>
     public HashSet<IPAddress> ReadPendingReleases()
     {
         var pending = new HashSet<IPAddress>();
         foreach (var path in System.IO.Directory.EnumerateFiles(Directory, PendingPrefix + "*"))
         {
-            if (IpMath.TryParse(Path.GetFileName(path)[PendingPrefix.Length..], out var address))
+            if (IpMath.TryParse(Path.GetFileName(path)[PendingPrefix.Length..], out var address)
+                && TryRead(path) is { } mark && TryRead(PathFor(address)) is { } file
+                && Parse(address, mark) is { IsCorrupt: false } marked && marked.Attachment == Parse(address, file).Attachment)
             {
                 pending.Add(address);
             }
@@ -94,14 +108,26 @@ internal sealed class DiskStore : IDisposable
         return pending;
     }
 
-    /// <summary>Frees the address: its file, then its pending-release mark (a crash in between leaves only a stray mark).</summary>
+    /// <summary>Frees the address: its pending-release mark, then its file (a crash in between leaves the address taken, unmarked).</summary>
     public bool Remove(IPAddress address)
     {
         var path = PathFor(address);
         var existed = File.Exists(path);
-        File.Delete(path);
         File.Delete(Path.Combine(Directory, PendingPrefix + IpMath.Format(address)));
+        File.Delete(path);
         return existed;
+    }
+
+    private static string? TryRead(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
     }
 
     public IPAddress? ReadLastReserved(int rangeSetIndex)

@@ -83,6 +83,18 @@ public sealed class EndpointReconcilerTests : IDisposable
     }
 
     [Fact]
+    public async Task An_allocation_file_with_no_interface_keeps_its_containers_endpoint()
+    {
+        await Pod("legacy", "10.244.1.2", allocated: false);
+        Allocation("10.244.1.2", "legacy"); // older host-local: the container ID alone
+
+        using var r = Reconciler();
+        await r.PassAsync(CancellationToken.None);
+
+        Assert.Equal(["legacy"], await Endpoints());
+    }
+
+    [Fact]
     public async Task An_address_pending_release_is_freed_once_no_endpoint_names_it()
     {
         await Pod("old", "10.244.1.2", veth: false);

@@ -109,6 +109,24 @@ public sealed class AllocationFileTests : IDisposable
     }
 
     [Fact]
+    public void A_stale_mark_of_an_old_owner_does_not_hold_the_new_owners_address()
+    {
+        IPAddress address;
+        using (var allocator = Open())
+        {
+            address = Assert.Single(allocator.Allocate(Pod2)).Address;
+        }
+
+        // A DEL of Pod1 killed after deleting the address file but before its mark; the address then went to Pod2.
+        File.WriteAllText(Path.Combine(NetDir, "pending_release." + address), "container-1\r\neth0");
+        using var dir = AllocationDirectory.Open(NetDir);
+        Assert.Empty(dir.Read().Pending);
+        Assert.False(dir.ReleasePending(address, Pod1));
+        Assert.False(dir.ReleasePending(address, Pod2));
+        Assert.Equal([Pod2], dir.Read().Records.Select(r => r.Attachment));
+    }
+
+    [Fact]
     public void A_retried_add_of_the_same_attachment_takes_its_address_back_from_pending()
     {
         using var allocator = Open();
