@@ -19,7 +19,7 @@
  *   lb4_snat     LRU {saddr, daddr, sport, dport, proto, dir} -> {address, port, rev_nat, last seen}: node-port SNAT
  *                dir 2 (OUT): client -> remote backend tuple -> the node address and NAT port it goes out with
  *                dir 3 (IN):  backend -> node:NAT port tuple (the reply) -> the client's address and port
- *   lb4_config   [0] {node address, ct lifetimes}: the source of SNATed node-port traffic; lb4_ct's lifetimes
+ *   lb4_config   [0] {node address, ct lifetimes, since}: the source of SNATed node-port traffic; lb4_ct's lifetimes
  *   lb4_maglev   {rev_nat, chunk} -> 256 backend ids: slots [256 chunk, 256 chunk + 255] of a Maglev service's
  *                lookup table of M slots (M prime, from the master entry)
  *
@@ -247,6 +247,7 @@ struct lb4_cfg {
 	__u32 ct_tcp_s;
 	__u32 ct_tcp_close_s;
 	__u32 ct_other_s;
+	__u64 since_ns; /* when the agent first wrote this map (CLOCK_MONOTONIC): since then these programs serve the node */
 };
 
 struct {
@@ -327,6 +328,21 @@ static __always_inline __u64 ct_lifetime_ns(__u8 proto, __u16 flags)
 			s = cfg->ct_tcp_syn_s;
 	}
 	return (__u64)(s ? s : dflt) * 1000000000ULL;
+}
+
+/*
+ * Whether these programs have served the node's Services for longer than an established flow lives. Until then a
+ * mid-stream flow without an entry may be one the kernel's DNAT opened (kube-proxy, before the switch to eBPF): it
+ * belongs to the kernel's conntrack, and a Maglev re-choice would send most of them to a pod that resets them.
+ */
+static __always_inline int lb_owns_midstream(__u64 now)
+{
+	__u32 zero = 0;
+	struct lb4_cfg *cfg = bpf_map_lookup_elem(&lb4_config, &zero);
+
+	if (!cfg || !cfg->since_ns || now < cfg->since_ns)
+		return 0;
+	return now - cfg->since_ns > ct_lifetime_ns(IPPROTO_TCP, LB_CT_F_ESTABLISHED);
 }
 
 static __always_inline int ct_stale(__u64 last_seen_ns, __u64 now, __u64 lifetime)
@@ -653,8 +669,9 @@ static __always_inline int ct_expired(const struct lb4_ct_entry *ct, const struc
  * a fresh choice, remembered with its reverse entry. Returns LB_CONTINUE with *bep set, or the packet's verdict (a
  * refusal with a RST where reject says so, a drop, or UNSPEC for a mid-stream flow the kernel's conntrack owns).
  * A mid-stream TCP packet without an entry (evicted, collected, or a flow kube-proxy opened): a Maglev service chooses
- * again, as Cilium does, and gets the flow's first choice back while its backend set is unchanged; a random service
- * leaves it to the kernel, as a new random choice would reset the connection (N-1 times in N) rather than keep it.
+ * again, as Cilium does, and gets the flow's first choice back while its backend set is unchanged, once the programs
+ * have been in charge longer than an established flow lives; before that, and always for a random service, it is left
+ * to the kernel, as a new choice would reset a kube-proxy flow (N-1 times in N) rather than keep it.
  */
 static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct lb4_service *svc, __u8 obs, int reject,
 				   struct lb4_backend **bep)
@@ -710,9 +727,10 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 				ev_no_backend(skb, obs, p);
 				return TC_ACT_SHOT;
 			}
-			/* No entry, random choice: the kernel's conntrack may hold its translation (kube-proxy's DNAT, before
-			 * the switch to eBPF) until it ends. Another backend would reset it. */
-			if (!(svc->flags & LB_SVC_FLAG_MAGLEV)) {
+			/* No entry: the kernel's conntrack may hold its translation (kube-proxy's DNAT, before the switch to
+			 * eBPF) until it ends, and another backend would reset it. Maglev chooses again only once no such flow
+			 * can be left (see lb_owns_midstream); a random choice never. */
+			if (!(svc->flags & LB_SVC_FLAG_MAGLEV) || !lb_owns_midstream(now)) {
 				bump(LB_STAT_PASS_KERNEL);
 				return TC_ACT_UNSPEC;
 			}
