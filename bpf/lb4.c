@@ -773,8 +773,13 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 	return LB_CONTINUE;
 }
 
-/* The backend closes (FIN or RST): mark the flow's forward entry (client -> frontend), which its next SYN consults. */
-static __always_inline void mark_closing(const struct pkt *p, __be32 client, __be16 cport, const struct lb4_reverse_nat *rn)
+/*
+ * The backend answers the flow client -> frontend: a FIN or RST marks its forward entry closing (its next SYN consults
+ * it). With refresh (a node-port reply SNATed back from a remote backend, which no reverse lb4_ct entry sees) the reply
+ * also counts as the flow's last packet: a UDP stream whose client is quiet lives while the backend sends.
+ */
+static __always_inline void reply_seen(const struct pkt *p, __be32 client, __be16 cport, const struct lb4_reverse_nat *rn,
+				       int refresh)
 {
 	struct lb4_ct_key key = {
 		.saddr = client,
@@ -785,12 +790,17 @@ static __always_inline void mark_closing(const struct pkt *p, __be32 client, __b
 		.dir = LB_CT_SVC,
 	};
 	struct lb4_ct_entry *fwd;
+	int closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST));
 
-	if (p->proto != IPPROTO_TCP || !(p->tcp_flags & (TCP_FIN | TCP_RST)))
+	if (!closing && !refresh)
 		return;
 	fwd = bpf_map_lookup_elem(&lb4_ct, &key);
-	if (fwd)
+	if (!fwd)
+		return;
+	if (closing)
 		fwd->flags |= LB_CT_F_CLOSING;
+	if (refresh)
+		fwd->last_seen_ns = bpf_ktime_get_ns();
 }
 
 /*
@@ -838,7 +848,7 @@ static __always_inline int hairpin_reply(struct __sk_buff *skb, struct pkt *p)
 		ct->flags |= LB_CT_F_ESTABLISHED;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST))) {
 		ct->flags |= LB_CT_F_CLOSING;
-		mark_closing(p, p->saddr, p->dport, rn);
+		reply_seen(p, p->saddr, p->dport, rn, 0);
 	}
 	if (rewrite(skb, p, offsetof(struct iphdr, saddr), p->saddr, rn->address, 0, p->sport, rn->port) ||
 	    rewrite(skb, p, offsetof(struct iphdr, daddr), p->daddr, p->saddr, 2, p->dport, p->dport)) {
@@ -935,7 +945,7 @@ static __always_inline int rev_nat(struct __sk_buff *skb, __u8 obs)
 		ct->flags |= LB_CT_F_ESTABLISHED;
 	if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FIN | TCP_RST))) {
 		ct->flags |= LB_CT_F_CLOSING;
-		mark_closing(&p, p.daddr, p.dport, rn);
+		reply_seen(&p, p.daddr, p.dport, rn, 0);
 	}
 	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, rn->address, 0, p.sport, rn->port)) {
 		ev_lb_drop(skb, obs, LOOM_DROP_INVALID_PACKET, &p);
