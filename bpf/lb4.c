@@ -19,7 +19,7 @@
  *   lb4_snat     LRU {saddr, daddr, sport, dport, proto, dir} -> {address, port, rev_nat, last seen}: node-port SNAT
  *                dir 2 (OUT): client -> remote backend tuple -> the node address and NAT port it goes out with
  *                dir 3 (IN):  backend -> node:NAT port tuple (the reply) -> the client's address and port
- *   lb4_config   [0] {node address, ct lifetimes}: the source of SNATed node-port traffic; lb4_ct's lifetimes
+ *   lb4_config   [0] {node address, ct lifetimes, since}: the source of SNATed node-port traffic; lb4_ct's lifetimes
  *   lb4_maglev   {rev_nat, chunk} -> 256 backend ids: slots [256 chunk, 256 chunk + 255] of a Maglev service's
  *                lookup table of M slots (M prime, from the master entry)
  *
@@ -247,6 +247,7 @@ struct lb4_cfg {
 	__u32 ct_tcp_s;
 	__u32 ct_tcp_close_s;
 	__u32 ct_other_s;
+	__u64 since_ns; /* when the agent first wrote this map (CLOCK_MONOTONIC): since then these programs serve the node */
 };
 
 struct {
@@ -327,6 +328,21 @@ static __always_inline __u64 ct_lifetime_ns(__u8 proto, __u16 flags)
 			s = cfg->ct_tcp_syn_s;
 	}
 	return (__u64)(s ? s : dflt) * 1000000000ULL;
+}
+
+/*
+ * Whether these programs have served the node's Services for longer than an established flow lives. Until then a
+ * mid-stream flow without an entry may be one the kernel's DNAT opened (kube-proxy, before the switch to eBPF): it
+ * belongs to the kernel's conntrack, and a Maglev re-choice would send most of them to a pod that resets them.
+ */
+static __always_inline int lb_owns_midstream(__u64 now)
+{
+	__u32 zero = 0;
+	struct lb4_cfg *cfg = bpf_map_lookup_elem(&lb4_config, &zero);
+
+	if (!cfg || !cfg->since_ns || now < cfg->since_ns)
+		return 0;
+	return now - cfg->since_ns > ct_lifetime_ns(IPPROTO_TCP, LB_CT_F_ESTABLISHED);
 }
 
 static __always_inline int ct_stale(__u64 last_seen_ns, __u64 now, __u64 lifetime)
@@ -653,8 +669,9 @@ static __always_inline int ct_expired(const struct lb4_ct_entry *ct, const struc
  * a fresh choice, remembered with its reverse entry. Returns LB_CONTINUE with *bep set, or the packet's verdict (a
  * refusal with a RST where reject says so, a drop, or UNSPEC for a mid-stream flow the kernel's conntrack owns).
  * A mid-stream TCP packet without an entry (evicted, collected, or a flow kube-proxy opened): a Maglev service chooses
- * again, as Cilium does, and gets the flow's first choice back while its backend set is unchanged; a random service
- * leaves it to the kernel, as a new random choice would reset the connection (N-1 times in N) rather than keep it.
+ * again, as Cilium does, and gets the flow's first choice back while its backend set is unchanged, once the programs
+ * have been in charge longer than an established flow lives; before that, and always for a random service, it is left
+ * to the kernel, as a new choice would reset a kube-proxy flow (N-1 times in N) rather than keep it.
  */
 static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct lb4_service *svc, __u8 obs, int reject,
 				   struct lb4_backend **bep)
@@ -710,9 +727,10 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 				ev_no_backend(skb, obs, p);
 				return TC_ACT_SHOT;
 			}
-			/* No entry, random choice: the kernel's conntrack may hold its translation (kube-proxy's DNAT, before
-			 * the switch to eBPF) until it ends. Another backend would reset it. */
-			if (!(svc->flags & LB_SVC_FLAG_MAGLEV)) {
+			/* No entry: the kernel's conntrack may hold its translation (kube-proxy's DNAT, before the switch to
+			 * eBPF) until it ends, and another backend would reset it. Maglev chooses again only once no such flow
+			 * can be left (see lb_owns_midstream); a random choice never. */
+			if (!(svc->flags & LB_SVC_FLAG_MAGLEV) || !lb_owns_midstream(now)) {
 				bump(LB_STAT_PASS_KERNEL);
 				return TC_ACT_UNSPEC;
 			}
@@ -755,8 +773,13 @@ static __always_inline int lb_flow(struct __sk_buff *skb, struct pkt *p, struct 
 	return LB_CONTINUE;
 }
 
-/* The backend closes (FIN or RST): mark the flow's forward entry (client -> frontend), which its next SYN consults. */
-static __always_inline void mark_closing(const struct pkt *p, __be32 client, __be16 cport, const struct lb4_reverse_nat *rn)
+/*
+ * The backend answers the flow client -> frontend: a FIN or RST marks its forward entry closing (its next SYN consults
+ * it). With refresh (a node-port reply SNATed back from a remote backend, which no reverse lb4_ct entry sees) the reply
+ * also counts as the flow's last packet: a UDP stream whose client is quiet lives while the backend sends.
+ */
+static __always_inline void reply_seen(const struct pkt *p, __be32 client, __be16 cport, const struct lb4_reverse_nat *rn,
+				       int refresh)
 {
 	struct lb4_ct_key key = {
 		.saddr = client,
@@ -767,12 +790,17 @@ static __always_inline void mark_closing(const struct pkt *p, __be32 client, __b
 		.dir = LB_CT_SVC,
 	};
 	struct lb4_ct_entry *fwd;
+	int closing = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST));
 
-	if (p->proto != IPPROTO_TCP || !(p->tcp_flags & (TCP_FIN | TCP_RST)))
+	if (!closing && !refresh)
 		return;
 	fwd = bpf_map_lookup_elem(&lb4_ct, &key);
-	if (fwd)
+	if (!fwd)
+		return;
+	if (closing)
 		fwd->flags |= LB_CT_F_CLOSING;
+	if (refresh)
+		fwd->last_seen_ns = bpf_ktime_get_ns();
 }
 
 /*
@@ -820,7 +848,7 @@ static __always_inline int hairpin_reply(struct __sk_buff *skb, struct pkt *p)
 		ct->flags |= LB_CT_F_ESTABLISHED;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST))) {
 		ct->flags |= LB_CT_F_CLOSING;
-		mark_closing(p, p->saddr, p->dport, rn);
+		reply_seen(p, p->saddr, p->dport, rn, 0);
 	}
 	if (rewrite(skb, p, offsetof(struct iphdr, saddr), p->saddr, rn->address, 0, p->sport, rn->port) ||
 	    rewrite(skb, p, offsetof(struct iphdr, daddr), p->daddr, p->saddr, 2, p->dport, p->dport)) {
@@ -917,7 +945,7 @@ static __always_inline int rev_nat(struct __sk_buff *skb, __u8 obs)
 		ct->flags |= LB_CT_F_ESTABLISHED;
 	if (p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FIN | TCP_RST))) {
 		ct->flags |= LB_CT_F_CLOSING;
-		mark_closing(&p, p.daddr, p.dport, rn);
+		reply_seen(&p, p.daddr, p.dport, rn, 0);
 	}
 	if (rewrite(skb, &p, offsetof(struct iphdr, saddr), p.saddr, rn->address, 0, p.sport, rn->port)) {
 		ev_lb_drop(skb, obs, LOOM_DROP_INVALID_PACKET, &p);

@@ -178,7 +178,7 @@ static __always_inline int snat_reply(struct __sk_buff *skb, struct pkt *p)
 	e->last_seen_ns = bpf_ktime_get_ns();
 	client = e->address;
 	cport = e->port;
-	mark_closing(p, client, cport, rn);
+	reply_seen(p, client, cport, rn, 1);
 	if (rewrite(skb, p, offsetof(struct iphdr, saddr), p->saddr, rn->address, 0, p->sport, rn->port) ||
 	    rewrite(skb, p, offsetof(struct iphdr, daddr), p->daddr, client, 2, p->dport, cport)) {
 		ev_lb_drop(skb, LOOM_OBS_FROM_NETWORK, LOOM_DROP_INVALID_PACKET, p);

@@ -73,12 +73,19 @@ internal sealed class AgentLoops(IStore store, TextWriter log)
     /// anyway (which repairs what someone changed by hand while the store was quiet); a failed pass is retried after
     /// the backoff.
     /// </summary>
-    internal async Task RunOnSignalAsync(SemaphoreSlim signal, Func<CancellationToken, Task> pass, string what, CancellationToken ct, TimeSpan? every = null)
+    internal Task RunOnSignalAsync(SemaphoreSlim signal, Func<CancellationToken, Task> pass, string what, CancellationToken ct, TimeSpan? every = null)
+    {
+        var interval = every ?? TimeSpan.FromSeconds(30);
+        return RunOnSignalAsync(signal, pass, what, () => interval, ct);
+    }
+
+    /// <summary>As the other overload, with the interval read before each wait (a setting that can change meanwhile).</summary>
+    internal async Task RunOnSignalAsync(SemaphoreSlim signal, Func<CancellationToken, Task> pass, string what, Func<TimeSpan> every, CancellationToken ct)
     {
         var backoff = new Backoff(RetryFirst, RetryCap);
         while (true)
         {
-            await signal.WaitAsync(every ?? TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            await signal.WaitAsync(every(), ct).ConfigureAwait(false);
             while (signal.CurrentCount > 0)
             {
                 await signal.WaitAsync(ct).ConfigureAwait(false);

@@ -294,6 +294,10 @@ internal sealed class ServiceBackendOperations(
                 // Services a full lb4 map left out (the write itself went through).
                 loops.Refused("service maps", [.. ebpf.Skipped.Select(s => new Rejection(Loom.Core.Store.Kinds.Service.Name, s.Service, s.Code, s.Text))]);
             }
+            else
+            {
+                loops.Refused("service maps", []); // no lb4 maps now: refusals from before a switch away are over
+            }
 
             AgentMetrics.ServiceSyncs.WithLabels(backend.Name, "ok").Inc();
             Interlocked.Increment(ref _applies);

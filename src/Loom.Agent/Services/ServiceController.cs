@@ -74,7 +74,8 @@ internal sealed partial class ServiceController(
         var watch = loops.WatchAsync(null, _nodeConfigRevision,
             e => (e.Kind == Kinds.NodeConfig.Name && e.Key == node.Name) || e.Kind == Kinds.ClusterConfig.Name, _nodeConfigSignal, "node config", ct);
         var loop = loops.RunOnSignalAsync(_nodeConfigSignal, SwitchIfWantedAsync, "service backend choice", ct);
-        var gc = loops.RunOnSignalAsync(_conntrackGcSignal, CollectConntrackAsync, "conntrack gc", ct, _ops!.ConntrackGcInterval);
+        // The interval is read each round: a switch of backend (or of agent.json's lifetimes) changes it.
+        var gc = loops.RunOnSignalAsync(_conntrackGcSignal, CollectConntrackAsync, "conntrack gc", () => _ops!.ConntrackGcInterval, ct);
         Task[] all = [watch, loop, gc, _worker!, _caches!];
         await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();

@@ -17,6 +17,7 @@ public sealed class BpfObject : IDisposable
     private readonly List<(string Prefix, string Directory)> _shared = [];
     private readonly List<(nint Map, int OldFd)> _resizing = [];
     private readonly List<string> _resized = [];
+    private readonly List<(string Pin, string Parked)> _parked = [];
     private nint _obj;
 
     private BpfObject(nint obj, string path)
@@ -162,6 +163,21 @@ public sealed class BpfObject : IDisposable
             Directory.CreateDirectory(dir);
         }
 
+        try
+        {
+            PrepareAndLoad(pinDirectory);
+        }
+        catch
+        {
+            RestoreParked();
+            throw;
+        }
+
+        DropParked();
+    }
+
+    private unsafe void PrepareAndLoad(string? pinDirectory)
+    {
         for (var m = LibBpf.bpf_object__next_map(Handle, 0); m != 0; m = LibBpf.bpf_object__next_map(Handle, m))
         {
             if (LibBpf.bpf_map__is_internal(m))
@@ -201,6 +217,41 @@ public sealed class BpfObject : IDisposable
         {
             CloseResizing();
         }
+    }
+
+    /// <summary>
+    /// A failed load (or preparation) puts the replaced maps' old pins back, entries and all: unparked, the old map would
+    /// be gone with its last descriptor, and the next start would find nothing to copy.
+    /// </summary>
+    private void RestoreParked()
+    {
+        foreach (var (pin, parked) in _parked)
+        {
+            // Best effort, keeping the load's error: a new map pinned meanwhile (libbpf unpins those itself) gives way.
+            _ = Libc.unlink(pin);
+            var fd = LibBpf.bpf_obj_get(parked);
+            if (fd >= 0 && LibBpf.bpf_obj_pin(fd, pin) == 0)
+            {
+                _ = Libc.unlink(parked);
+            }
+
+            if (fd >= 0)
+            {
+                Libc.close(fd);
+            }
+        }
+
+        _parked.Clear();
+    }
+
+    private void DropParked()
+    {
+        foreach (var (_, parked) in _parked)
+        {
+            BpfFs.Unpin(parked);
+        }
+
+        _parked.Clear();
     }
 
     /// <summary>A map of the loaded object; its descriptor is valid while this object lives.</summary>
@@ -398,7 +449,26 @@ public sealed class BpfObject : IDisposable
             }
             else
             {
-                // libbpf would fail the load on a mismatched pin; a new layout replaces the old map instead.
+                // libbpf would fail the load on a mismatched pin; a new layout replaces the old map instead. The old
+                // pin is parked beside it (pinned under a second name) until the new map is loaded and filled.
+                var parked = path + "-old"; // bpffs names have no dots
+                BpfFs.Unpin(parked); // an earlier failed restore's
+                var old = LibBpf.bpf_obj_get(path);
+                if (old < 0)
+                {
+                    throw BpfException.FromRc(old, "bpf_obj_get", path);
+                }
+
+                try
+                {
+                    BpfFs.Pin(old, parked);
+                }
+                finally
+                {
+                    Libc.close(old);
+                }
+
+                _parked.Add((path, parked));
                 BpfFs.Unpin(path);
                 _replaced.Add(name);
             }

@@ -252,8 +252,10 @@ public record struct LbSnatEntry
 }
 
 /// <summary>
-/// struct lb4_cfg (24 bytes), lb4_config[0]: the node address node-port traffic to remote backends is SNATed to, and
-/// lb4_ct's lifetimes in seconds (0: the program's default, Cilium's).
+/// struct lb4_cfg (32 bytes), lb4_config[0]: the node address node-port traffic to remote backends is SNATed to,
+/// lb4_ct's lifetimes in seconds (0: the program's default, Cilium's), and when the agent first wrote it
+/// (CLOCK_MONOTONIC ns): a Maglev service re-chooses for a mid-stream flow without an entry only an established
+/// lifetime after that, when no flow the kernel's DNAT opened before the switch to eBPF can be left.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public record struct LbConfig
@@ -264,6 +266,7 @@ public record struct LbConfig
     public uint CtTcpSeconds;
     public uint CtTcpCloseSeconds;
     public uint CtOtherSeconds;
+    public ulong SinceNs;
 }
 
 /// <summary>struct lb4_affinity_key (16 bytes): the client (IPv4 address, or netns cookie for the socket LB) and the service.</summary>

@@ -88,16 +88,15 @@ public sealed class EbpfConntrackLifetimeTests : IDisposable
     [Fact]
     public void A_maglev_flow_whose_entries_were_evicted_keeps_its_backend()
     {
-        var b = Start(LbAlgorithm.Maglev, Protocol.Tcp, new LbConntrackLifetimes());
+        // Re-choosing mid-stream starts an established lifetime after the programs took over (see the test below);
+        // before that a delayed ACK after the eviction would go to the kernel, which resets the connection.
+        var b = Start(LbAlgorithm.Maglev, Protocol.Tcp, new LbConntrackLifetimes { TcpEstablished = Short });
+        Thread.Sleep(Short * 1.5);
         var (s, greeting) = _lab.OpenTcp(Client, Vip, 80);
         using var conn = s;
         Assert.Equal("x", EbpfLab.Echo(conn, "x"));
         var port = ((IPEndPoint)conn.LocalEndPoint!).Port;
-        var ct = b.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack);
-        foreach (var (k, _) in Entries(ProtocolType.Tcp, port))
-        {
-            ct.Delete(k); // as LRU eviction of a full map would
-        }
+        Evict(b, port);
 
         var (selects, passed) = (Stat(LbMaps.Stat.Select), Stat(LbMaps.Stat.PassedToKernel));
         Assert.Equal("y", EbpfLab.Echo(conn, "y")); // mid-stream: Maglev chooses the same backend again
@@ -105,6 +104,42 @@ public sealed class EbpfConntrackLifetimeTests : IDisposable
         Assert.Equal(passed, Stat(LbMaps.Stat.PassedToKernel));
         Assert.Equal(2, Entries(ProtocolType.Tcp, port).Count);
         Assert.StartsWith("pod", greeting, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Right_after_the_switch_a_maglev_flow_without_entries_is_left_to_the_kernel()
+    {
+        // Within an established lifetime of the first config write, such a flow may be one kube-proxy's DNAT opened.
+        var b = Start(LbAlgorithm.Maglev, Protocol.Tcp, new LbConntrackLifetimes());
+        var (s, _) = _lab.OpenTcp(Client, Vip, 80);
+        using var conn = s;
+        Assert.Equal("x", EbpfLab.Echo(conn, "x"));
+        var port = ((IPEndPoint)conn.LocalEndPoint!).Port;
+        Evict(b, port);
+
+        var (selects, passed) = (Stat(LbMaps.Stat.Select), Stat(LbMaps.Stat.PassedToKernel));
+        conn.Send("y\n"u8); // no one translates it now: no answer is expected
+        Assert.True(Shell.WaitFor(() => Stat(LbMaps.Stat.PassedToKernel) > passed, TimeSpan.FromSeconds(3)));
+        Assert.Equal(selects, Stat(LbMaps.Stat.Select));
+        Assert.Empty(Entries(ProtocolType.Tcp, port));
+
+        // A restarted agent keeps the moment of the switch: the wait does not start again.
+        var since = b.Loaded.Map<uint, LbConfig>(LbMaps.Config).Lookup(0).SinceNs;
+        Assert.NotEqual(0UL, since);
+        b.Dispose();
+        _b = null;
+        Start(LbAlgorithm.Maglev, Protocol.Tcp, new LbConntrackLifetimes());
+        Assert.Equal(since, _b!.Loaded.Map<uint, LbConfig>(LbMaps.Config).Lookup(0).SinceNs);
+    }
+
+    /// <summary>Deletes a TCP flow's lb4_ct entries, as LRU eviction of a full map would.</summary>
+    private void Evict(EbpfServiceBackend b, int port)
+    {
+        var ct = b.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack);
+        foreach (var (k, _) in Entries(ProtocolType.Tcp, port))
+        {
+            ct.Delete(k);
+        }
     }
 
     private EbpfServiceBackend Start(LbAlgorithm algorithm, Protocol protocol, LbConntrackLifetimes lifetimes)

@@ -82,6 +82,38 @@ public sealed class EbpfMapLimitTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_resize_whose_load_fails_leaves_the_old_pin_with_its_entries()
+    {
+        var svc = _lab.Service("webpod", "10.96.0.10", 80, [1]);
+        using (var small = Backend(new LbMapSizes { Services = 64 }))
+        {
+            _lab.InNode(() => small.Sync([svc]));
+        }
+
+        // A directory where another map's pin should be: libbpf cannot reuse it, and the load fails after lb4_svc's
+        // old pin was set aside for the resize.
+        var blocker = Path.Combine(_lab.PinDirectory, LbMaps.Maglev);
+        BpfFs.Unpin(blocker);
+        Directory.CreateDirectory(blocker);
+        using (var failing = Backend(new LbMapSizes { Services = 128 }))
+        {
+            Assert.ThrowsAny<Exception>(() => failing.Loaded);
+        }
+
+        Directory.Delete(blocker);
+        Assert.False(File.Exists(Path.Combine(_lab.PinDirectory, LbMaps.Services + "-old")));
+        using (var old = BpfMap.OpenPinned(Path.Combine(_lab.PinDirectory, LbMaps.Services)))
+        {
+            Assert.Equal(64u, old.MaxEntries);
+            Assert.Equal(2, old.CountKeys());
+        }
+
+        using var large = Backend(new LbMapSizes { Services = 128 });
+        Assert.Contains("lb4_svc: 64 -> 128 entries, 2 copied, 0 left out", large.Loaded.ResizedMaps);
+        Assert.False(File.Exists(Path.Combine(_lab.PinDirectory, LbMaps.Services + "-old")));
+    }
+
+    [Fact]
     public void Map_sizes_come_from_the_options_and_a_pin_of_another_size_is_recreated_with_its_entries()
     {
         var svc = _lab.Service("webpod", "10.96.0.10", 80, [1]);

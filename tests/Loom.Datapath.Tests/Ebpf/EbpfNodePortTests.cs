@@ -2,6 +2,7 @@ using System.Net;
 using Loom.Core.Model;
 using Loom.Datapath.Services;
 using Loom.Datapath.Services.Ebpf;
+using Loom.Linux.Bpf;
 
 namespace Loom.Datapath.Tests.Ebpf;
 
@@ -95,6 +96,20 @@ public abstract class EbpfNodePortTests : IDisposable
         Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Udp, _np.Local, NodePortLab.RemoteBackend));
         var seen = Enumerable.Range(0, 20).Select(_ => PodNetwork.Udp(_np.Client, NodePortLab.NodeIp, 30080, 1000) ?? "timeout").ToHashSet();
         Assert.Equal(["local 192.168.10.1", "remote 192.168.10.11"], seen.Order());
+    }
+
+    [Fact]
+    public void A_remote_backends_udp_reply_counts_as_the_flows_last_packet()
+    {
+        // The reply reaches only the SNAT IN entry on its way back; the flow's lb4_ct entries see the client's packets
+        // alone. A quiet client's stream would expire while the backend sends unless the reply refreshes its flow.
+        var b = Sync(NodePortLab.Service(TrafficPolicy.Cluster, Protocol.Udp, NodePortLab.RemoteBackend));
+        Assert.StartsWith("remote", PodNetwork.Udp(_np.Client, NodePortLab.NodeIp, 30080, 2000) ?? "timeout", StringComparison.Ordinal);
+        var snatIn = Assert.Single(b.Loaded.Map<LbCtKey, LbSnatEntry>(LbMaps.Snat).Entries(), e => e.Key.Direction == LbMaps.SnatIn);
+        var forward = Assert.Single(b.Loaded.Map<LbCtKey, LbCtEntry>(LbMaps.ConnTrack).Entries(),
+            e => e.Key.Direction == 0 && e.Key.SourceAddress == LbMaps.ToNetwork(NodePortLab.ClientIp));
+        Assert.True(forward.Value.LastSeenNs >= snatIn.Value.LastSeenNs,
+            $"forward entry last seen {forward.Value.LastSeenNs}, before the reply's {snatIn.Value.LastSeenNs}");
     }
 
     [Fact]

@@ -63,6 +63,25 @@ public class LbConntrackGcTests
     }
 
     [Fact]
+    public void An_entry_written_again_after_the_gcs_snapshot_is_not_deleted()
+    {
+        // A SYN reusing a closed flow's client port rewrites its entries (another backend) while the pass is judging
+        // the old ones; likewise a new node-port flow on a freed NAT port's SNAT entries.
+        Flow(ProtocolType.Tcp, 40010, seen: 1000 * S, LbMaps.CtEstablished | LbMaps.CtClosing);
+        SnatPair(ProtocolType.Udp, 40011, 50000, seen: 1000 * S);
+        var ct = new Rewriting<LbCtEntry>(_ct, () => Flow(ProtocolType.Tcp, 40010, seen: 1100 * S, 0, backend: 9));
+        var snat = new Rewriting<LbSnatEntry>(_snat, () => SnatPair(ProtocolType.Udp, 40011, 50000, seen: 1100 * S));
+        var r = new LbConntrackGc(ct, snat, _revNat, new LbConntrackLifetimes()).Run(1100 * S);
+
+        Assert.Equal(0, r.Deleted);
+        Assert.Equal(2, _ct.Count);
+        Assert.All(_ct.Entries(), e => Assert.Equal(9u, e.Value.BackendId));
+        Assert.Contains(9u, r.BackendsInUse);
+        Assert.Equal(2, _snat.Count);
+        Assert.Equal(2, r.SnatLeft);
+    }
+
+    [Fact]
     public void A_reverse_entry_without_a_forward_one_goes_after_a_grace_second_and_one_of_an_earlier_choice_by_its_lifetime()
     {
         _ct.Update(Key(ProtocolType.Udp, 40002, 1, BackendIp, 8080), Entry(5, 1000 * S, 0)); // orphan, dir 1
@@ -187,4 +206,30 @@ public class LbConntrackGcTests
 
     private static LbCtEntry Entry(uint backend, ulong seen, ushort flags, ushort revNat = Svc) =>
         new() { BackendId = backend, RevNatIndex = revNat, Flags = flags, LastSeenNs = seen };
+
+    /// <summary>A map whose entries <paramref name="write"/> rewrites right after the GC took its snapshot, as the programs may.</summary>
+    private sealed class Rewriting<TValue>(FakeBpfMap<LbCtKey, TValue> map, Action write) : IBpfMap<LbCtKey, TValue>
+        where TValue : unmanaged
+    {
+        public int Count => map.Count;
+
+        public uint MaxEntries => map.MaxEntries;
+
+        public IReadOnlyList<KeyValuePair<LbCtKey, TValue>> Entries()
+        {
+            var snapshot = map.Entries();
+            write();
+            return snapshot;
+        }
+
+        public bool TryLookup(in LbCtKey key, out TValue value) => map.TryLookup(key, out value);
+
+        public TValue Lookup(in LbCtKey key) => map.Lookup(key);
+
+        public void Update(in LbCtKey key, in TValue value, BpfUpdate flags = BpfUpdate.Any) => map.Update(key, value, flags);
+
+        public bool Delete(in LbCtKey key) => map.Delete(key);
+
+        public IReadOnlyList<LbCtKey> Keys() => map.Keys();
+    }
 }

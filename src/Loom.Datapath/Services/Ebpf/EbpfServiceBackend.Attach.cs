@@ -63,16 +63,27 @@ public sealed partial class EbpfServiceBackend
         {
             map.Update((uint)ifindex, kind);
         }
-        catch (BpfException e) when (e.IsMapFull && PruneInterfaces() > 0)
-        {
-            map.Update((uint)ifindex, kind);
-        }
         catch (BpfException e) when (e.IsMapFull)
         {
-            throw new BpfException(
-                $"ebpf: {LbMaps.Interfaces} is full ({map.Map.MaxEntries} interfaces, all present): raise bpfMapSizes.interfaces", e);
+            // Pruned here, not in the filter: an exception thrown by a filter is swallowed, and its cause with it.
+            if (PruneInterfaces() == 0)
+            {
+                throw InterfacesFull(map, e);
+            }
+
+            try
+            {
+                map.Update((uint)ifindex, kind);
+            }
+            catch (BpfException again) when (again.IsMapFull)
+            {
+                throw InterfacesFull(map, again);
+            }
         }
     }
+
+    private static BpfException InterfacesFull(BpfMap<uint, uint> map, BpfException e) =>
+        new($"ebpf: {LbMaps.Interfaces} is full ({map.Map.MaxEntries} interfaces, all present): raise bpfMapSizes.interfaces", e);
 
     /// <summary>
     /// Puts the node-port programs on <see cref="EbpfServiceOptions.NodePortInterface"/> (in the calling thread's

@@ -110,11 +110,16 @@ public sealed partial class EbpfServiceBackend
     /// <summary>The lb4_svc frontends of one service port (ClusterIP, node ports on the node addresses, external IPs).</summary>
     private ServicePortState[] Frontends(ServicePortState s) => [.. LbFrontends.Of(s, _nodeAddresses ??= LbFrontends.NodeAddresses(_options.Proxy))];
 
-    /// <summary>lb4_config: the node address node-port traffic to a remote backend leaves with; lb4_ct's lifetimes.</summary>
+    /// <summary>
+    /// lb4_config: the node address node-port traffic to a remote backend leaves with; lb4_ct's lifetimes; since when the
+    /// programs serve the node, kept from the pinned map across agent restarts (a new map starts the wait again).
+    /// </summary>
     private void WriteConfig(BpfObject obj)
     {
         var node = _options.Proxy.NodeIps.FirstOrDefault(ip => ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
-        obj.Map<uint, LbConfig>(LbMaps.Config).Update(0, _options.ConnTrack.Apply(new LbConfig { NodeAddress = node is null ? 0 : LbMaps.ToNetwork(node) }));
+        var map = obj.Map<uint, LbConfig>(LbMaps.Config);
+        var since = map.TryLookup(0, out var old) && old.SinceNs != 0 ? old.SinceNs : LbConntrackGc.MonotonicNs();
+        map.Update(0, _options.ConnTrack.Apply(new LbConfig { NodeAddress = node is null ? 0 : LbMaps.ToNetwork(node), SinceNs = since }));
     }
 
     /// <summary>Attaches the tc programs to veths that appeared since the last look (a pod was added), outside any sync.</summary>

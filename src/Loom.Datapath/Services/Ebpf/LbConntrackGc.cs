@@ -62,7 +62,9 @@ public sealed record LbConntrackGcResult(int ConnTrackDeleted, int SnatDeleted, 
 /// A reverse entry whose forward entry is gone (evicted, or a later flow on the tuple chose another backend) goes too,
 /// after a grace second (the programs write the forward half first). A node-port SNAT pair (OUT and IN) lives as long as
 /// its flow's conntrack entries, a moment after them (TCP: the closing lifetime), and UDP pairs by their own last packet.
-/// Entries of a service that is gone (no lb4_revnat entry) go at once. Not thread-safe: run it where syncs run.
+/// Entries of a service that is gone (no lb4_revnat entry) go at once. An entry judged stale is read again just before
+/// its delete and kept if it changed since the snapshot (a packet, or a new flow reusing the key). Not thread-safe: run
+/// it where syncs run.
 /// </summary>
 public sealed class LbConntrackGc(IBpfMap<LbCtKey, LbCtEntry> connTrack, IBpfMap<LbCtKey, LbSnatEntry> snat,
     IBpfMap<ushort, LbReverseNat> reverseNat, LbConntrackLifetimes lifetimes)
@@ -130,11 +132,19 @@ public sealed class LbConntrackGc(IBpfMap<LbCtKey, LbCtEntry> connTrack, IBpfMap
                 Rev => alive.ContainsKey(flow) || (services.Contains(flow.RevNat) && KeepReverse(flow, v, tupleOwner, now)),
                 _ => true,
             };
+            var current = v;
+            if (!keep && !connTrack.TryLookup(k, out current))
+            {
+                continue; // gone meanwhile (evicted)
+            }
+
+            // Written again since the snapshot (a packet, or a new flow on the key): not what was judged.
+            keep |= current != v;
             if (keep)
             {
                 ctLeft++;
-                revNats.Add(v.RevNatIndex);
-                backends.Add(v.BackendId);
+                revNats.Add(current.RevNatIndex);
+                backends.Add(current.BackendId);
             }
             else if (connTrack.Delete(k))
             {
@@ -198,6 +208,15 @@ public sealed class LbConntrackGc(IBpfMap<LbCtKey, LbCtEntry> connTrack, IBpfMap
             {
                 left++;
                 revNats.Add(v.RevNatIndex);
+            }
+            else if (!snat.TryLookup(k, out var current))
+            {
+                continue; // gone meanwhile
+            }
+            else if (current != v)
+            {
+                left++; // written again since the snapshot: a packet of the flow, or a new flow on the NAT port
+                revNats.Add(current.RevNatIndex);
             }
             else if (snat.Delete(k))
             {
