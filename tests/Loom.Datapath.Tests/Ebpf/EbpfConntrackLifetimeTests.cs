@@ -130,6 +130,15 @@ public sealed class EbpfConntrackLifetimeTests : IDisposable
         _b = null;
         Start(LbAlgorithm.Maglev, Protocol.Tcp, new LbConntrackLifetimes());
         Assert.Equal(since, _b!.Loaded.Map<uint, LbConfig>(LbMaps.Config).Lookup(0).SinceNs);
+
+        // A switch away (flush) forgets it: switched back later, the wait starts again.
+        var flushed = _b;
+        _lab.InNode(flushed.Flush);
+        Assert.Equal(0UL, flushed.Loaded.Map<uint, LbConfig>(LbMaps.Config).Lookup(0).SinceNs);
+        flushed.Dispose();
+        _b = null;
+        Start(LbAlgorithm.Maglev, Protocol.Tcp, new LbConntrackLifetimes());
+        Assert.True(_b!.Loaded.Map<uint, LbConfig>(LbMaps.Config).Lookup(0).SinceNs > since);
     }
 
     /// <summary>Deletes a TCP flow's lb4_ct entries, as LRU eviction of a full map would.</summary>

@@ -15,6 +15,9 @@ public sealed partial class EbpfServiceBackend
         obj.Map<LbMaglevKey, LbMaglevChunk>(LbMaps.Maglev).Clear();
         obj.Map<LbCtKey, LbSnatEntry>(LbMaps.Snat).Clear();
         obj.Map(LbMaps.SocketReverse).As<SkRevKey, SkRevValue>().Clear();
+        // The moment the programs took over (since_ns) goes too: after a switch back to eBPF, flows kube-proxy's DNAT
+        // opened meanwhile are again left to the kernel for an established lifetime.
+        obj.Map<uint, LbConfig>(LbMaps.Config).Update(0, default);
     }
 
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
