@@ -122,7 +122,8 @@ struct {
 
 /*
  * 0 SNAT'd, 1 de-NAT'd, 2 skipped (destination in masq_nonmasq), 3 no free port (dropped), 4 SNAT of a new flow,
- * 5 skipped (a reply of a flow opened from outside, masq_inbound).
+ * 5 skipped (a reply of a flow opened from outside, masq_inbound), 6 skipped (a TCP packet of a connection this program
+ * never saw open: no entry and not a SYN).
  */
 #define MASQ_STAT_SNAT 0
 #define MASQ_STAT_DENAT 1
@@ -130,6 +131,7 @@ struct {
 #define MASQ_STAT_NO_PORT 3
 #define MASQ_STAT_NEW 4
 #define MASQ_STAT_INBOUND 5
+#define MASQ_STAT_MIDFLOW 6
 #define MASQ_STAT_MAX 8
 
 struct {
@@ -153,6 +155,7 @@ struct pkt {
 	__u32 csum_off;   /* l4 checksum offset */
 	__u64 csum_flags; /* UDP: BPF_F_MARK_MANGLED_0 */
 	int pseudo;       /* the L4 checksum covers the addresses (TCP, UDP; not ICMP) */
+	int opens;        /* may open a flow: a TCP SYN without ACK, any UDP or ICMP echo packet */
 };
 
 /*
@@ -190,6 +193,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, int egres
 		p->csum_flags = 0;
 		p->pseudo = 1;
 		p->port_off = l4 + (egress ? offsetof(struct tcphdr, source) : offsetof(struct tcphdr, dest));
+		p->opens = tcp->syn && !tcp->ack;
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *udp = (void *)ip + ihl;
 
@@ -202,6 +206,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, int egres
 		p->csum_flags = BPF_F_MARK_MANGLED_0;
 		p->pseudo = 1;
 		p->port_off = l4 + (egress ? offsetof(struct udphdr, source) : offsetof(struct udphdr, dest));
+		p->opens = 1;
 	} else if (ip->protocol == IPPROTO_ICMP) {
 		struct icmphdr *icmp = (void *)ip + ihl;
 
@@ -215,6 +220,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, int egres
 		p->csum_flags = 0;
 		p->pseudo = 0;
 		p->port_off = l4 + offsetof(struct icmphdr, un.echo.id);
+		p->opens = 1;
 	} else {
 		return -1;
 	}
@@ -316,6 +322,14 @@ int masq_snat(struct __sk_buff *skb)
 		/* The LRU may have evicted the reverse entry alone: put it back (it is ours by construction). */
 		rev.dport = nat_port;
 		bpf_map_update_elem(&masq_rev, &rev, &rval, BPF_ANY);
+	} else if (!p.opens) {
+		/*
+		 * A TCP connection that was open before this program was attached (the switch from iptables masquerade, or a
+		 * flow from another node's host whose request came in before masq_denat could remember it): a new NAT port
+		 * would break it, and iptables MASQUERADE also NATs only new connections. Leave it as it is.
+		 */
+		bump(MASQ_STAT_MIDFLOW);
+		return TC_ACT_UNSPEC;
 	} else {
 		nat_port = allocate(cfg, &p, &rev, &rval);
 		if (!nat_port) {

@@ -30,6 +30,7 @@ public static class MasqueradeMaps
         NoPort = 3,
         NewFlow = 4,
         Inbound = 5,
+        MidFlow = 6,
     }
 
     internal const int StatCount = 8;

@@ -81,6 +81,29 @@ public sealed class MasqueradeKernelTests : IDisposable
     }
 
     [Fact]
+    public void A_connection_open_before_the_attach_is_left_alone()
+    {
+        // Node 2's host connects to a server in pod (1,1) before node 1 masquerades (the migration's switch from
+        // iptables masquerade); after the attach the pod speaks first, so masq_denat never saw the flow come in.
+        using var listener = _lab.Pod(1, 1).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        listener.Bind(new IPEndPoint(IPAddress.Any, 7100));
+        listener.Listen();
+        using var client = _lab.Node(2).Run(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        client.ReceiveTimeout = 3000;
+        client.Connect(new IPEndPoint(PodIp(1, 1), 7100));
+        using var accepted = listener.Accept();
+
+        var masq = Masquerade();
+        accepted.Send("after"u8);
+
+        var buf = new byte[16];
+        var n = client.Receive(buf);
+        Assert.Equal("after", System.Text.Encoding.ASCII.GetString(buf, 0, n));
+        Assert.True(InNode1(() => masq.Counter(MasqueradeMaps.Stat.MidFlow)) > 0);
+        Assert.DoesNotContain(InNode1(masq.Entries), e => e.Protocol == ProtocolType.Tcp && e.Pod.Port == 7100);
+    }
+
+    [Fact]
     public void Masquerade_works_under_ebpf_host_routing()
     {
         var routing = new BpfHostRouting(new HostRoutingOptions
