@@ -25,7 +25,6 @@ internal sealed partial class RoutedPlugin
         var (hostLink, podLink) = CreateVeth(host, pod, containerNs, Conf.Mtu > 0 ? Conf.Mtu : null, undo);
         host.LinkSetAlias(hostLink.Index, Alias);
         host.LinkSetUp(hostLink.Index);
-        hostLink = host.LinkByIndex(hostLink.Index) ?? hostLink;
 
         // The pod gets its address as a /32; masquerade still exempts the whole block IPAM took it from.
         var subnets = result.Ips.Select(ip => NetworkOf(ip.Address)).ToList();
