@@ -15,7 +15,7 @@ internal sealed partial class BridgePlugin
         RejectUnimplemented();
         using var containerNs = OpenContainerNs();
         using var host = Netlink.Open();
-        using var pod = Netlink.OpenIn(containerNs);
+        using var pod = Netlink.OpenInFromCurrentThread(containerNs);
         EnsureNoInterface(pod);
         var result = await AllocateAsync(undo).ConfigureAwait(false);
 

@@ -12,7 +12,7 @@ internal sealed partial class RoutedPlugin
     {
         using var containerNs = OpenContainerNs();
         using var host = Netlink.Open();
-        using var pod = Netlink.OpenIn(containerNs);
+        using var pod = Netlink.OpenInFromCurrentThread(containerNs);
         EnsureNoInterface(pod);
         var result = await AllocateAsync(undo).ConfigureAwait(false);
         if (result.Ips.Select(RouterOf).FirstOrDefault(r => RouterDevice.HolderOf(host, r) is null) is { } router)
