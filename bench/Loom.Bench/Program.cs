@@ -97,6 +97,12 @@ var rows = new List<Row>
     new("lbi", "loom-cni + built-in IPAM", CniRunner.LoomCni, "loom-cni", "loom", prefix, workDir),
     new("lrt", "loom-cni routed + built-in IPAM", CniRunner.LoomCni, "loom-cni", "loom", prefix, workDir, routed: true),
 };
+// The kernel's floor for each plumbing, in-process (Floor.cs): every row's gap to it is printed.
+var floors = new List<Floor>
+{
+    new("fbr", "floor: in-process netlink, bridge", routed: false, prefix),
+    new("frt", "floor: in-process netlink, routed", routed: true, prefix),
+};
 var busyboxCat = Path.Combine(workDir, "cat");
 var probes = new List<Probe>
 {
@@ -129,17 +135,26 @@ try
         row.Create(options.Pods, cancel);
     }
 
-    Console.WriteLine($" {rows.Count} nodes + {rows.Count * options.Pods} pods in {setup.Elapsed.TotalSeconds:0.0} s (untimed)");
+    foreach (var floor in floors)
+    {
+        floor.Create(options.Pods, cancel);
+    }
+
+    var nodes = rows.Count + floors.Count;
+    Console.WriteLine($" {nodes} nodes + {nodes * options.Pods} pods in {setup.Elapsed.TotalSeconds:0.0} s (untimed)");
 
     for (var round = 0; round < options.Rounds; round++)
     {
-        var order = Enumerable.Range(0, rows.Count).Select(k => rows[(k + round) % rows.Count]).ToList();
+        var runs = rows.Select(r => (r.Key, Run: (Action)(() => RunRow(r, round, options, cancel))))
+            .Concat(floors.Select(f => (f.Key, Run: (Action)(() => f.Run(options.Pods, options.Warmup, cancel)))))
+            .ToList();
+        var order = Enumerable.Range(0, runs.Count).Select(k => runs[(k + round) % runs.Count]).ToList();
         Console.Write($"round {round + 1}/{options.Rounds}: probes");
         RunProbes(rows[0].Node!, probes, options.Pods, cancel);
-        foreach (var row in order)
+        foreach (var (key, run) in order)
         {
-            Console.Write($", {row.Key}");
-            RunRow(row, round, options, cancel);
+            Console.Write($", {key}");
+            run();
         }
 
         Console.WriteLine();
@@ -147,7 +162,7 @@ try
 
     total.Stop();
     Console.WriteLine($"load average at the end: {Machine.Describe().LoadAverage}");
-    var report = Report.Build(rows, probes, options, machine, total.Elapsed);
+    var report = Report.Build(rows, floors, probes, options, machine, total.Elapsed);
     Console.WriteLine();
     Console.Write(report.Table);
     var outPath = options.Out ?? Path.Combine(Env("LOOM_BENCH_OUT_DIR") ?? "out/bench", $"cni-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -180,6 +195,11 @@ finally
     foreach (var row in rows)
     {
         row.Dispose();
+    }
+
+    foreach (var floor in floors)
+    {
+        floor.Dispose();
     }
 
     try

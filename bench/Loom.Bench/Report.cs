@@ -16,7 +16,7 @@ internal sealed record Report(string Table, string Json)
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public static Report Build(IReadOnlyList<Row> rows, IReadOnlyList<Probe> probes, BenchOptions options, Machine machine, TimeSpan elapsed)
+    public static Report Build(IReadOnlyList<Row> rows, IReadOnlyList<Floor> floors, IReadOnlyList<Probe> probes, BenchOptions options, Machine machine, TimeSpan elapsed)
     {
         var reference = rows[0];
         var refAdd = Stats.Of(reference.Add);
@@ -36,8 +36,31 @@ internal sealed record Report(string Table, string Json)
                 $"{row.Title,-32} {Stats.Ms(a.P50),8} {Stats.Ms(a.P99),8} {Stats.Ms(a.Mean),8}   {Stats.Ms(d.P50),8} {Stats.Ms(d.P99),8} {Stats.Ms(d.Mean),8}");
         }
 
+        foreach (var f in floors)
+        {
+            var a = Stats.Of(f.Add);
+            var d = Stats.Of(f.Del);
+            t.AppendLine(CultureInfo.InvariantCulture,
+                $"{f.Title,-32} {Stats.Ms(a.P50),8} {Stats.Ms(a.P99),8} {Stats.Ms(a.Mean),8}   {Stats.Ms(d.P50),8} {Stats.Ms(d.P99),8} {Stats.Ms(d.Mean),8}");
+        }
+
+        // Each row against the kernel floor of its plumbing: the gap is the plugin's own cost (exec, runtime, IPAM,
+        // config, round trips it could spare); the floor itself is what no plugin can go under.
+        var gaps = new List<object>();
         t.AppendLine();
-        t.AppendLine(CultureInfo.InvariantCulture, $"{"loom / reference (goal <= 0.33x)",-32} {"ADD p50",8} {"ADD p99",8}   {"DEL p50",8} {"DEL p99",8}");
+        t.AppendLine(CultureInfo.InvariantCulture, $"{"p50 gap to the kernel floor",-32} {"ADD",8} {"ratio",8}   {"DEL",8} {"ratio",8}   floor");
+        foreach (var row in rows)
+        {
+            var kernel = floors.First(f => f.Routed == row.Routed);
+            var (fa, fd) = (Stats.Of(kernel.Add).P50, Stats.Of(kernel.Del).P50);
+            var (a, d) = (Stats.Of(row.Add).P50, Stats.Of(row.Del).P50);
+            t.AppendLine(CultureInfo.InvariantCulture,
+                $"{row.Title,-32} {Stats.Ms(a - fa),8} {Stats.Ratio(a, fa),8}   {Stats.Ms(d - fd),8} {Stats.Ratio(d, fd),8}   {kernel.Key}");
+            gaps.Add(new { Row = row.Key, Floor = kernel.Key, AddP50Gap = a - fa, AddP50Ratio = a / fa, DelP50Gap = d - fd, DelP50Ratio = d / fd });
+        }
+
+        t.AppendLine();
+        t.AppendLine(CultureInfo.InvariantCulture, $"{"loom / reference",-32} {"ADD p50",8} {"ADD p99",8}   {"DEL p50",8} {"DEL p99",8}");
         var ratios = new List<object>();
         foreach (var row in rows.Skip(1))
         {
@@ -54,6 +77,8 @@ internal sealed record Report(string Table, string Json)
                 DelP99 = d.P99 / refDel.P99,
             });
         }
+
+        t.AppendLine("goals: ADD p50 <= 0.5x the reference and <= its floor + 3 ms; DEL p50 <= 1.0x the reference");
 
         t.AppendLine();
         t.AppendLine(CultureInfo.InvariantCulture, $"{"fixed costs, same exec path",-32} {"p50",8} {"p99",8} {"mean",8}");
@@ -118,6 +143,19 @@ internal sealed record Report(string Table, string Json)
                 DelSamples = Round3(r.Del),
                 r.Warnings,
             }),
+            Floors = floors.Select(f => new
+            {
+                f.Key,
+                f.Title,
+                f.Routed,
+                Add = Stats.Of(f.Add),
+                Del = Stats.Of(f.Del),
+                AddP50ByRound = ByRound(f.Add, options.Pods),
+                DelP50ByRound = ByRound(f.Del, options.Pods),
+                AddSamples = Round3(f.Add),
+                DelSamples = Round3(f.Del),
+            }),
+            FloorGaps = gaps,
             Ratios = ratios,
             Probes = probes.Select(p => new { p.Key, p.Title, p.Path, Stats = probeStats[p.Key], Samples = Round3(p.Samples) }),
         }, JsonOptions);

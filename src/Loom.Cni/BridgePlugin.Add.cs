@@ -15,7 +15,7 @@ internal sealed partial class BridgePlugin
         RejectUnimplemented();
         using var containerNs = OpenContainerNs();
         using var host = Netlink.Open();
-        using var pod = Netlink.OpenIn(containerNs);
+        using var pod = Netlink.OpenInFromCurrentThread(containerNs);
         EnsureNoInterface(pod);
         var result = await AllocateAsync(undo).ConfigureAwait(false);
 
@@ -30,7 +30,6 @@ internal sealed partial class BridgePlugin
         }
 
         host.LinkSetUp(hostLink.Index);
-        hostLink = host.LinkByIndex(hostLink.Index) ?? hostLink;
 
         if (Conf.IsDefaultGateway)
         {
@@ -79,11 +78,13 @@ internal sealed partial class BridgePlugin
     {
         var name = Conf.BridgeName;
         var bridge = host.LinkByName(name);
+        var created = false;
         if (bridge is null)
         {
             try
             {
                 bridge = host.LinkAdd(new BridgeSpec(name) { Mtu = Conf.Mtu > 0 ? Conf.Mtu : null });
+                created = true;
             }
             catch (NetlinkException e) when (e.Errno == EEXIST)
             {
@@ -97,12 +98,9 @@ internal sealed partial class BridgePlugin
                 $"key \"bridge\": {name} exists and is not a bridge (kind {bridge?.Kind ?? "unknown"})");
         }
 
-        // A bridge whose MAC was never set takes the lowest MAC among its ports, so deleting that pod's veth changes
-        // the gateway's MAC under every other pod's ARP entry (their traffic is dropped until ARP revalidates). Set
-        // explicitly, it stays: what the reference bridge plugin does.
-        if (bridge.HardwareAddr is { } mac)
+        if (created)
         {
-            host.LinkSetHardwareAddr(bridge.Index, mac);
+            PinMac(host, bridge);
         }
 
         if (!bridge.IsUp)
@@ -162,6 +160,7 @@ internal sealed partial class BridgePlugin
                 try
                 {
                     host.AddrAdd(bridge.Index, gw, prefix);
+                    PinMac(host, bridge); // a bridge someone else made: pinned when it becomes the gateway, as the reference does
                 }
                 catch (NetlinkException e) when (e.Errno == EEXIST)
                 {
@@ -170,6 +169,20 @@ internal sealed partial class BridgePlugin
             }
 
             Sysctl.Set(gw.AddressFamily == AddressFamily.InterNetwork ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding", "1");
+        }
+    }
+
+    /// <summary>
+    /// A bridge whose MAC was never set takes the lowest MAC among its ports, so deleting that pod's veth changes the
+    /// gateway's MAC under every other pod's ARP entry (their traffic is dropped until ARP revalidates). Set
+    /// explicitly, it stays. Done once (a new bridge, or the gateway address added), not on every ADD: setting a
+    /// MAC is a NETDEV_CHANGEADDR the whole node hears, milliseconds of a call that should take a few.
+    /// </summary>
+    private static void PinMac(INetlink host, Link bridge)
+    {
+        if (bridge.HardwareAddr is { } mac)
+        {
+            host.LinkSetHardwareAddr(bridge.Index, mac);
         }
     }
 

@@ -22,7 +22,7 @@ internal abstract partial class CniPlugin
         var expected = prev.Interfaces[podIfIndex];
         using var containerNs = OpenContainerNs();
         using var host = Netlink.Open();
-        using var pod = Netlink.OpenIn(containerNs);
+        using var pod = Netlink.OpenInFromCurrentThread(containerNs);
 
         var link = pod.LinkByName(IfName) ?? throw Fail($"interface {IfName} is missing in {Env.NetNs}");
         if (!string.IsNullOrEmpty(expected.Mac) && !string.Equals(MacAddress.Format(link.HardwareAddr), expected.Mac, StringComparison.OrdinalIgnoreCase))

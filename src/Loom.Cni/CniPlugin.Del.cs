@@ -20,7 +20,7 @@ internal abstract partial class CniPlugin
             {
                 using (containerNs)
                 {
-                    using var pod = Netlink.OpenIn(containerNs);
+                    using var pod = Netlink.OpenInFromCurrentThread(containerNs);
                     DeleteLink(pod, IfName); // takes the host side with it
                 }
             }

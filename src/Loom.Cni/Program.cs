@@ -3,14 +3,8 @@ using Loom.Core.Cni;
 
 // loom-cni: one process per CNI call. Reads CNI_* from the environment and the network config from stdin,
 // prints a result (or the spec's error JSON) on stdout, logs nothing but errors to stderr.
-byte[] stdin;
-using (var ms = new MemoryStream())
-{
-    // Synchronously: an async copy would start the thread pool, a few milliseconds of a call that lives for ten.
-    using var input = Console.OpenStandardInput();
-    input.CopyTo(ms);
-    stdin = ms.ToArray();
-}
+// Read synchronously: an async copy would start the thread pool, a few milliseconds of a call that lives for ten.
+var stdin = Stdio.ReadStdin();
 
 var version = CniVersions.TryPeekConfigVersion(stdin);
 try
@@ -18,7 +12,7 @@ try
     var env = CniEnvironment.FromProcess();
     if (env.Command == CniCommand.Version)
     {
-        Console.Out.WriteLine(CniVersions.VersionJson(version));
+        Stdio.WriteStdout(CniVersions.VersionJson(version) + "\n");
         return 0;
     }
 
@@ -27,7 +21,7 @@ try
     var output = await CniPlugin.For(env, conf).RunAsync().ConfigureAwait(false);
     if (output is not null)
     {
-        Console.Out.Write(output);
+        Stdio.WriteStdout(output);
     }
 
     return 0;

@@ -12,7 +12,7 @@ internal sealed partial class RoutedPlugin
     {
         using var containerNs = OpenContainerNs();
         using var host = Netlink.Open();
-        using var pod = Netlink.OpenIn(containerNs);
+        using var pod = Netlink.OpenInFromCurrentThread(containerNs);
         EnsureNoInterface(pod);
         var result = await AllocateAsync(undo).ConfigureAwait(false);
         if (result.Ips.Select(RouterOf).FirstOrDefault(r => RouterDevice.HolderOf(host, r) is null) is { } router)
@@ -25,7 +25,6 @@ internal sealed partial class RoutedPlugin
         var (hostLink, podLink) = CreateVeth(host, pod, containerNs, Conf.Mtu > 0 ? Conf.Mtu : null, undo);
         host.LinkSetAlias(hostLink.Index, Alias);
         host.LinkSetUp(hostLink.Index);
-        hostLink = host.LinkByIndex(hostLink.Index) ?? hostLink;
 
         // The pod gets its address as a /32; masquerade still exempts the whole block IPAM took it from.
         var subnets = result.Ips.Select(ip => NetworkOf(ip.Address)).ToList();

@@ -45,6 +45,27 @@ public class NetNsTests
     }
 
     [Fact]
+    public void RunOnCurrentThread_enters_the_namespace_on_this_thread_and_comes_back_also_after_a_throw()
+    {
+        using var ns = new TestNetns("here");
+        using var handle = NetNs.Open(ns.Name);
+        var home = ThreadNsInode();
+        var caller = Environment.CurrentManagedThreadId;
+        var (thread, inode) = NetNs.RunOnCurrentThread(handle, () => (Environment.CurrentManagedThreadId, ThreadNsInode()));
+        Assert.Equal(caller, thread);
+        Assert.Equal(NsInode($"/var/run/netns/{ns.Name}"), inode);
+        Assert.Equal(home, ThreadNsInode());
+
+        Assert.Throws<InvalidOperationException>(() => NetNs.RunOnCurrentThread<int>(handle, () => throw new InvalidOperationException("boom")));
+        Assert.Equal(home, ThreadNsInode());
+
+        // The socket made inside stays bound to the namespace: it sees only that namespace's loopback.
+        using var nl = Netlink.OpenInFromCurrentThread(handle);
+        Assert.Equal("lo", Assert.Single(nl.LinkList()).Name);
+        Assert.Equal(home, ThreadNsInode());
+    }
+
+    [Fact]
     public void OpenCurrent_inside_Run_refers_to_that_namespace()
     {
         using var ns = new TestNetns("cur");

@@ -18,7 +18,7 @@ public static class CniNames
         ArgumentNullException.ThrowIfNull(network);
         return network.Length <= 200
             ? "loom-cni:" + network
-            : "loom-cni:#" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(network)));
+            : "loom-cni:#" + Convert.ToHexStringLower(Sha256.HashData(Encoding.UTF8.GetBytes(network)));
     }
 
     /// <summary>
@@ -27,7 +27,7 @@ public static class CniNames
     /// </summary>
     public static string HostVethName(string containerId, string ifName)
     {
-        var hash = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(containerId + "/" + ifName));
+        var hash = Sha256.HashData(Encoding.UTF8.GetBytes(containerId + "/" + ifName));
         return "veth" + Convert.ToHexStringLower(hash)[..11]; // 15 characters: IFNAMSIZ - 1
     }
 

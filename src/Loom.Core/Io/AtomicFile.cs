@@ -10,17 +10,19 @@ namespace Loom.Core.Io;
 /// State files written so a crash or power cut leaves either the old content or the new, never a torn file: the
 /// content goes to a temp file in the same directory, is fsynced, renamed (or linked) over the name, and the
 /// directory is fsynced so the rename itself survives. Every state file Loom writes goes through here.
+/// With <c>sync: false</c> the write is atomic for readers but not durable across a power cut (no fsync): for state
+/// that a reboot makes moot anyway, such as a node's IPAM allocations (every pod dies with the node).
 /// </summary>
 public static class AtomicFile
 {
     private const UnixFileMode Mode0600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>Replaces <paramref name="path"/> with <paramref name="content"/> (creating its directory).</summary>
-    public static void Write(string path, ReadOnlySpan<byte> content, UnixFileMode mode = Mode0600 | UnixFileMode.GroupRead | UnixFileMode.OtherRead)
+    public static void Write(string path, ReadOnlySpan<byte> content, UnixFileMode mode = Mode0600 | UnixFileMode.GroupRead | UnixFileMode.OtherRead, bool sync = true)
     {
         var dir = DirectoryOf(path);
         Directory.CreateDirectory(dir);
-        var tmp = WriteTemp(dir, path, content, mode);
+        var tmp = WriteTemp(dir, path, content, mode, sync);
         try
         {
             File.Move(tmp, path, overwrite: true);
@@ -31,20 +33,24 @@ public static class AtomicFile
             throw;
         }
 
-        SyncDirectory(dir);
+        if (sync)
+        {
+            SyncDirectory(dir);
+        }
     }
 
-    public static void WriteText(string path, string content) => Write(path, Encoding.UTF8.GetBytes(content));
+    public static void WriteText(string path, string content, bool sync = true) =>
+        Write(path, Encoding.UTF8.GetBytes(content), sync: sync);
 
     /// <summary>
     /// Creates <paramref name="path"/> with its whole content only if nothing has that name: link(2) fails with
     /// EEXIST atomically, as O_EXCL would, but no reader ever sees the file empty or half-written.
     /// </summary>
     /// <returns>False when the name is taken.</returns>
-    public static bool TryCreate(string path, ReadOnlySpan<byte> content, UnixFileMode mode = Mode0600)
+    public static bool TryCreate(string path, ReadOnlySpan<byte> content, UnixFileMode mode = Mode0600, bool sync = true)
     {
         var dir = DirectoryOf(path);
-        var tmp = WriteTemp(dir, path, content, mode);
+        var tmp = WriteTemp(dir, path, content, mode, sync);
         try
         {
             if (LibC.Link(tmp, path) != 0)
@@ -63,7 +69,11 @@ public static class AtomicFile
             TryDelete(tmp);
         }
 
-        SyncDirectory(dir);
+        if (sync)
+        {
+            SyncDirectory(dir);
+        }
+
         return true;
     }
 
@@ -89,7 +99,7 @@ public static class AtomicFile
         }
     }
 
-    private static string WriteTemp(string dir, string path, ReadOnlySpan<byte> content, UnixFileMode mode)
+    private static string WriteTemp(string dir, string path, ReadOnlySpan<byte> content, UnixFileMode mode, bool sync)
     {
         // Unique per writer: two processes replacing one file never share (and tear) a temp file.
         var tmp = Path.Combine(dir, string.Create(CultureInfo.InvariantCulture,
@@ -99,7 +109,7 @@ public static class AtomicFile
         {
             using var file = new FileStream(tmp, options);
             file.Write(content);
-            file.Flush(flushToDisk: true);
+            file.Flush(flushToDisk: sync);
         }
         catch
         {

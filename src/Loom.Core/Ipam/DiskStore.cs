@@ -11,7 +11,12 @@ namespace Loom.Core.Ipam;
 /// marks an address whose pod is gone but whose Endpoint may still exist, and
 /// <c>lock</c> is flock'ed around every read-modify-write.
 /// </summary>
-/// <remarks>Callers hold <see cref="Lock"/> around every other member.</remarks>
+/// <remarks>
+/// Callers hold <see cref="Lock"/> around every other member. Claims and the cursor are written atomically but not
+/// fsynced, as host-local writes them: after a power cut no pod of the node is alive, and a file cut short reads as
+/// corrupt (kept taken until collected). A pending-release mark, rare and guarding an Endpoint that outlives the node's
+/// pods in the store, stays durable.
+/// </remarks>
 internal sealed class DiskStore : IDisposable
 {
     private const string LastReservedPrefix = "last_reserved_ip.";
@@ -66,7 +71,7 @@ internal sealed class DiskStore : IDisposable
     /// </summary>
     public bool TryReserve(IPAddress address, Attachment owner)
     {
-        if (!AtomicFile.TryCreate(PathFor(address), Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName)))
+        if (!AtomicFile.TryCreate(PathFor(address), Encoding.UTF8.GetBytes(owner.ContainerId.Trim() + LineBreak + owner.IfName), sync: false))
         {
             return false;
         }
@@ -145,7 +150,7 @@ internal sealed class DiskStore : IDisposable
 
     /// <summary>Written atomically so a crash never leaves a torn cursor.</summary>
     public void WriteLastReserved(int rangeSetIndex, IPAddress address)
-        => AtomicFile.WriteText(Path.Combine(Directory, LastReservedPrefix + rangeSetIndex), IpMath.Format(address));
+        => AtomicFile.WriteText(Path.Combine(Directory, LastReservedPrefix + rangeSetIndex), IpMath.Format(address), sync: false);
 
     /// <summary>Every address file; other files (lock, cursors, temp files) are skipped.</summary>
     public List<AllocationRecord> ReadAll()

@@ -131,6 +131,47 @@ public static class NetNs
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="func"/> on the calling thread switched into <paramref name="ns"/>, then switches it back:
+    /// no helper thread to create, schedule and join. For short, synchronous work such as creating a socket (which stays
+    /// bound to <paramref name="ns"/>). Should the thread fail to return to its namespace, the process is ended: a
+    /// thread left in another network namespace would act on the wrong network from then on.
+    /// </summary>
+    public static T RunOnCurrentThread<T>(NetNsHandle ns, Func<T> func)
+    {
+        ArgumentNullException.ThrowIfNull(ns);
+        ArgumentNullException.ThrowIfNull(func);
+        using var home = OpenCurrent();
+        var added = false;
+        ns.DangerousAddRef(ref added);
+        try
+        {
+            if (Libc.setns(ns.Fd, Libc.CLONE_NEWNET) != 0)
+            {
+                throw Libc.Error("setns(CLONE_NEWNET)");
+            }
+
+            try
+            {
+                return func();
+            }
+            finally
+            {
+                if (Libc.setns(home.Fd, Libc.CLONE_NEWNET) != 0)
+                {
+                    Environment.FailFast($"cannot return thread {Environment.CurrentManagedThreadId} to its network namespace: errno {Libc.Errno}");
+                }
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                ns.DangerousRelease();
+            }
+        }
+    }
+
     public static void Run(NetNsHandle ns, Action action)
     {
         ArgumentNullException.ThrowIfNull(action);

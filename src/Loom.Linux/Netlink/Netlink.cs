@@ -18,6 +18,13 @@ public static class Netlink
 
     /// <summary>Opens a client acting on <paramref name="ns"/>: the socket is created on a thread inside it.</summary>
     public static INetlink OpenIn(NetNsHandle ns) => NetNs.Run(ns, Open);
+
+    /// <summary>
+    /// Like <see cref="OpenIn"/>, but the calling thread itself enters <paramref name="ns"/> for the socket() call and
+    /// comes back (<see cref="NetNs.RunOnCurrentThread"/>): for a short-lived process (loom-cni) that would otherwise
+    /// create, schedule and join a thread per namespace it touches.
+    /// </summary>
+    public static INetlink OpenInFromCurrentThread(NetNsHandle ns) => NetNs.RunOnCurrentThread(ns, Open);
 }
 
 internal sealed partial class RtNetlink(NetlinkSocket socket) : INetlink
