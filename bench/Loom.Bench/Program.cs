@@ -18,6 +18,11 @@ using Loom.Testing;
 // and `Loom.Bench flows ...` the cost of flow events on the eBPF datapath (bench/flows.sh, Flows/FlowsBench.cs), and
 // `Loom.Bench nodeport ...` a node port's new-connection rate against straight to the pod (bench/nodeport.sh, NodePort/NodePortBench.cs),
 // and `Loom.Bench store ...` the SQLite store's file size under 10,000 Service changes (bench/store.sh, Store/StoreBench.cs).
+if (args.Length > 0 && args[0] == "charts")
+{
+    return Loom.Bench.Charts.ChartsCommand.Run(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "services")
 {
     return Loom.Bench.Services.ServicesBench.Run(args[1..]);
