@@ -9,9 +9,11 @@ namespace Loom.Store.Sqlite;
 /// <see cref="IStore"/> on one SQLite file in WAL mode, shared by many processes. Every write runs in
 /// BEGIN IMMEDIATE, so writers are serialized across processes and the revision counter in <c>meta</c> can be
 /// bumped in the same transaction as the change it numbers. Each change is also appended to <c>changes</c>;
-/// watchers poll that table by revision. Because a revision only becomes visible when its transaction commits,
-/// and writers are serialized, a poller never sees revision n+1 before n: the log has no gaps.
-/// Expired leases are swept by whichever call notices them first (any write, a read, or a watch poll). The change log
+/// watchers read that table by revision when the file is written (<see cref="SqliteFileEvents"/>), when the next lease
+/// expires, and every <see cref="SqliteStoreOptions.PollInterval"/> in case an event was missed. Because a revision
+/// only becomes visible when its transaction commits, and writers are serialized, a reader never sees revision n+1
+/// before n: the log has no gaps.
+/// Expired leases are swept by whichever call notices them first (any write, a read, or a watch's read). The change log
 /// is compacted by the writer that takes it past the retention, inside its own transaction, so the processes sharing
 /// the file never compact at once; freed pages go back to the filesystem through incremental vacuum.
 /// </summary>
@@ -49,13 +51,26 @@ internal sealed class SqliteStoreImpl : IStore
         CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires_ms);
         """;
 
+    /// <summary>A second read this soon after an event that showed nothing new: the commit that wrote it may not have been visible yet.</summary>
+    private static readonly TimeSpan SettleDelay = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Without inotify (none here, or out of instances) watchers poll this often, as they all did before.</summary>
+    private static readonly TimeSpan NoEventsPoll = TimeSpan.FromMilliseconds(50);
+
+    private readonly string _path;
     private readonly string _connectionString;
     private readonly SqliteStoreOptions _options;
+    private readonly Lock _eventsGate = new();
+    private TaskCompletionSource _changed = NewChange();
+    private IDisposable? _events;
+    private bool _eventsTried;
+    private long _watchReads;
 
     public SqliteStoreImpl(string path, SqliteStoreOptions options)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(options.KeepRevisions, nameof(options.KeepRevisions));
         _options = options;
+        _path = path;
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -64,6 +79,9 @@ internal sealed class SqliteStoreImpl : IStore
             DefaultTimeout = (int)Math.Ceiling(options.BusyTimeout.TotalSeconds),
         }.ToString();
     }
+
+    /// <summary>How many times this store's watches have read the change log (tests: an idle watch must not poll).</summary>
+    internal long WatchReads => Interlocked.Read(ref _watchReads);
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
@@ -159,18 +177,26 @@ internal sealed class SqliteStoreImpl : IStore
     public async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        // One connection for the watch's lifetime: polling through the pool would churn it every tick.
+        // One connection for the watch's lifetime: reading through the pool would churn it every wake-up.
         await using var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var notified = SubscribeToFileEvents();
         var next = fromRevision;
+        var wokenByEvent = false;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            // Taken before the read: a write committed after it completes this task, so no change slips between the
+            // read and the wait.
+            var changed = Volatile.Read(ref _changed).Task;
             if (LeasesExpired(c, null))
             {
                 await WriteAsync(c, _ => { }, cancellationToken).ConfigureAwait(false);
             }
 
+            Interlocked.Increment(ref _watchReads);
             var batch = new List<StoreEvent>();
+            long? nextExpiry;
+            bool advanced;
             await using (var tx = c.BeginTransaction(deferred: true))
             {
                 var meta = ReadMeta(c, tx);
@@ -192,7 +218,9 @@ internal sealed class SqliteStoreImpl : IStore
                     }
                 }
 
+                nextExpiry = NextLeaseExpiryMs(c, tx);
                 await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                advanced = meta.Revision > next;
                 // A short batch means nothing else up to the snapshot's revision matched: skip past it.
                 next = batch.Count < WatchBatch ? meta.Revision : batch[^1].Revision;
             }
@@ -204,10 +232,52 @@ internal sealed class SqliteStoreImpl : IStore
 
             if (batch.Count < WatchBatch)
             {
-                await Task.Delay(_options.PollInterval, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                var wait = !notified ? NoEventsPoll : wokenByEvent && !advanced ? SettleDelay : _options.PollInterval;
+                if (nextExpiry is { } expiry)
+                {
+                    wait = TimeSpan.FromMilliseconds(Math.Clamp(expiry - NowMs(), 0, (long)wait.TotalMilliseconds));
+                }
+
+                wokenByEvent = await WaitForChangeAsync(changed, wait, cancellationToken).ConfigureAwait(false);
             }
         }
     }
+
+    /// <summary>Starts this store's file events at its first watch; false when there are none (the watches then poll).</summary>
+    private bool SubscribeToFileEvents()
+    {
+        lock (_eventsGate)
+        {
+            if (!_eventsTried)
+            {
+                _eventsTried = true;
+                _events = SqliteFileEvents.Subscribe(_path, SignalChange);
+            }
+
+            return _events is not null;
+        }
+    }
+
+    /// <summary>Wakes every watch of this store waiting now (the file was written: by this process or another).</summary>
+    private void SignalChange() => Interlocked.Exchange(ref _changed, NewChange()).TrySetResult();
+
+    /// <summary>True if <paramref name="changed"/> completed (an event), false after <paramref name="timeout"/>.</summary>
+    private async Task<bool> WaitForChangeAsync(Task changed, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (changed.IsCompleted || timeout <= TimeSpan.Zero)
+        {
+            return changed.IsCompleted;
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var delay = Task.Delay(timeout, _options.TimeProvider, stop.Token);
+        var first = await Task.WhenAny(changed, delay).ConfigureAwait(false);
+        await stop.CancelAsync().ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        return first == changed;
+    }
+
+    private static TaskCompletionSource NewChange() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public async Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default)
     {
@@ -240,6 +310,12 @@ internal sealed class SqliteStoreImpl : IStore
 
     public ValueTask DisposeAsync()
     {
+        lock (_eventsGate)
+        {
+            _events?.Dispose();
+            _events = null;
+        }
+
         using var c = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(c);
         return ValueTask.CompletedTask;
@@ -293,6 +369,8 @@ internal sealed class SqliteStoreImpl : IStore
         var result = body(tx);
         AutoCompact(c, tx);
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        // This process's watches need not wait for the file event (nor, without inotify, for their poll).
+        SignalChange();
         return result;
     }
 
@@ -321,6 +399,13 @@ internal sealed class SqliteStoreImpl : IStore
         Exec(c, tx, "UPDATE meta SET compacted = max(compacted, $r)", ("$r", upTo));
         // Returns the freed pages to the filesystem (a no-op on a file made before auto_vacuum was set).
         Exec(c, tx, "PRAGMA incremental_vacuum;");
+    }
+
+    /// <summary>When the first lease expires (ms since the epoch), null without leases: a watch wakes then to sweep it.</summary>
+    private static long? NextLeaseExpiryMs(SqliteConnection c, SqliteTransaction tx)
+    {
+        using var cmd = Command(c, tx, "SELECT MIN(expires_ms) FROM leases");
+        return cmd.ExecuteScalar() is long ms ? ms : null;
     }
 
     private bool LeasesExpired(SqliteConnection c, SqliteTransaction? tx)
