@@ -52,6 +52,33 @@ public sealed class SqliteStoreTests : StoreContractTests
     [Fact]
     public async Task An_idle_watch_does_not_poll()
     {
+        var (reads, checks) = await WhileWatchingAsync(() => Task.Delay(TimeSpan.FromSeconds(1)));
+        // The 50 ms poll this replaced read 20 times a second.
+        Assert.True(reads <= 1 && checks <= 1, $"{reads} reads of the change log, {checks} of the revision in 1 s with nothing written");
+    }
+
+    [Fact]
+    public async Task Lease_keep_alives_from_another_instance_do_not_wake_the_watches()
+    {
+        var lease = await B.GrantLeaseAsync(TimeSpan.FromMinutes(1));
+        var (reads, checks) = await WhileWatchingAsync(async () =>
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.True(await B.KeepAliveAsync(lease));
+                await Task.Delay(100);
+            }
+        });
+
+        // Each keep-alive writes the file (a file event: one read of the revision), but no revision: no watch reads.
+        Assert.True(reads <= 1, $"{reads} reads of the change log for 5 keep-alives");
+        Assert.True(checks >= 1, "no file event reached the store");
+    }
+
+    /// <summary>Runs <paramref name="body"/> while a watch on A waits; returns A's change-log reads and revision checks meanwhile.</summary>
+    private async Task<(long Reads, long Checks)> WhileWatchingAsync(Func<Task> body)
+    {
+        var store = (SqliteStoreImpl)A;
         var start = await A.GetRevisionAsync();
         using var cts = new CancellationTokenSource();
         var watching = Task.Run(async () =>
@@ -62,13 +89,12 @@ public sealed class SqliteStoreTests : StoreContractTests
         });
 
         await Task.Delay(300);
-        var reads = ((SqliteStoreImpl)A).WatchReads;
-        await Task.Delay(TimeSpan.FromSeconds(1));
-        var idleReads = ((SqliteStoreImpl)A).WatchReads - reads;
+        var (reads, checks) = (store.WatchReads, store.Notifier.Checks);
+        await body();
+        var after = (store.WatchReads - reads, store.Notifier.Checks - checks);
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => watching);
-        // The 50 ms poll this replaced read 20 times a second.
-        Assert.True(idleReads <= 1, $"{idleReads} reads of the change log in 1 s with nothing written");
-        Assert.True(reads >= 1);
+        Assert.True(reads >= 1, "the watch never read");
+        return after;
     }
 }

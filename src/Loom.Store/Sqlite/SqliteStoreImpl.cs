@@ -51,26 +51,16 @@ internal sealed class SqliteStoreImpl : IStore
         CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases (expires_ms);
         """;
 
-    /// <summary>A second read this soon after an event that showed nothing new: the commit that wrote it may not have been visible yet.</summary>
-    private static readonly TimeSpan SettleDelay = TimeSpan.FromMilliseconds(20);
-
-    /// <summary>Without inotify (none here, or out of instances) watchers poll this often, as they all did before.</summary>
-    private static readonly TimeSpan NoEventsPoll = TimeSpan.FromMilliseconds(50);
-
-    private readonly string _path;
     private readonly string _connectionString;
     private readonly SqliteStoreOptions _options;
-    private readonly Lock _eventsGate = new();
-    private TaskCompletionSource _changed = NewChange();
-    private IDisposable? _events;
-    private bool _eventsTried;
+    private readonly SqliteChangeNotifier _notifier;
     private long _watchReads;
 
     public SqliteStoreImpl(string path, SqliteStoreOptions options)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(options.KeepRevisions, nameof(options.KeepRevisions));
         _options = options;
-        _path = path;
+        _notifier = new SqliteChangeNotifier(path, ReadRevision, options.TimeProvider, options.PollInterval);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -82,6 +72,8 @@ internal sealed class SqliteStoreImpl : IStore
 
     /// <summary>How many times this store's watches have read the change log (tests: an idle watch must not poll).</summary>
     internal long WatchReads => Interlocked.Read(ref _watchReads);
+
+    internal SqliteChangeNotifier Notifier => _notifier;
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
@@ -179,15 +171,14 @@ internal sealed class SqliteStoreImpl : IStore
     {
         // One connection for the watch's lifetime: reading through the pool would churn it every wake-up.
         await using var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        var notified = SubscribeToFileEvents();
+        _notifier.Start();
         var next = fromRevision;
-        var wokenByEvent = false;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             // Taken before the read: a write committed after it completes this task, so no change slips between the
             // read and the wait.
-            var changed = Volatile.Read(ref _changed).Task;
+            var changed = _notifier.Changed;
             if (LeasesExpired(c, null))
             {
                 await WriteAsync(c, _ => { }, cancellationToken).ConfigureAwait(false);
@@ -196,7 +187,6 @@ internal sealed class SqliteStoreImpl : IStore
             Interlocked.Increment(ref _watchReads);
             var batch = new List<StoreEvent>();
             long? nextExpiry;
-            bool advanced;
             await using (var tx = c.BeginTransaction(deferred: true))
             {
                 var meta = ReadMeta(c, tx);
@@ -220,7 +210,6 @@ internal sealed class SqliteStoreImpl : IStore
 
                 nextExpiry = NextLeaseExpiryMs(c, tx);
                 await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-                advanced = meta.Revision > next;
                 // A short batch means nothing else up to the snapshot's revision matched: skip past it.
                 next = batch.Count < WatchBatch ? meta.Revision : batch[^1].Revision;
             }
@@ -232,52 +221,37 @@ internal sealed class SqliteStoreImpl : IStore
 
             if (batch.Count < WatchBatch)
             {
-                var wait = !notified ? NoEventsPoll : wokenByEvent && !advanced ? SettleDelay : _options.PollInterval;
-                if (nextExpiry is { } expiry)
-                {
-                    wait = TimeSpan.FromMilliseconds(Math.Clamp(expiry - NowMs(), 0, (long)wait.TotalMilliseconds));
-                }
-
-                wokenByEvent = await WaitForChangeAsync(changed, wait, cancellationToken).ConfigureAwait(false);
+                // Nothing to read until the revision moves, or the first lease expires (someone must sweep it).
+                var wait = nextExpiry is { } expiry
+                    ? TimeSpan.FromMilliseconds(Math.Clamp(expiry - NowMs(), 0, (long)TimeSpan.FromDays(1).TotalMilliseconds))
+                    : Timeout.InfiniteTimeSpan;
+                await WaitForChangeAsync(changed, wait, cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
-    /// <summary>Starts this store's file events at its first watch; false when there are none (the watches then poll).</summary>
-    private bool SubscribeToFileEvents()
+    /// <summary>Waits until <paramref name="changed"/> completes or <paramref name="timeout"/> (infinite: -1 ms) passes.</summary>
+    private async Task WaitForChangeAsync(Task changed, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        lock (_eventsGate)
+        if (changed.IsCompleted || timeout == TimeSpan.Zero)
         {
-            if (!_eventsTried)
-            {
-                _eventsTried = true;
-                _events = SqliteFileEvents.Subscribe(_path, SignalChange);
-            }
-
-            return _events is not null;
-        }
-    }
-
-    /// <summary>Wakes every watch of this store waiting now (the file was written: by this process or another).</summary>
-    private void SignalChange() => Interlocked.Exchange(ref _changed, NewChange()).TrySetResult();
-
-    /// <summary>True if <paramref name="changed"/> completed (an event), false after <paramref name="timeout"/>.</summary>
-    private async Task<bool> WaitForChangeAsync(Task changed, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        if (changed.IsCompleted || timeout <= TimeSpan.Zero)
-        {
-            return changed.IsCompleted;
+            return;
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var delay = Task.Delay(timeout, _options.TimeProvider, stop.Token);
-        var first = await Task.WhenAny(changed, delay).ConfigureAwait(false);
+        await Task.WhenAny(changed, delay).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
-        return first == changed;
     }
 
-    private static TaskCompletionSource NewChange() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The revision, read on a pooled connection (the notifier's check: one cheap read for all of a store's watches).</summary>
+    private long ReadRevision()
+    {
+        using var c = new SqliteConnection(_connectionString);
+        c.Open();
+        return ReadMeta(c, null).Revision;
+    }
 
     public async Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default)
     {
@@ -310,12 +284,7 @@ internal sealed class SqliteStoreImpl : IStore
 
     public ValueTask DisposeAsync()
     {
-        lock (_eventsGate)
-        {
-            _events?.Dispose();
-            _events = null;
-        }
-
+        _notifier.Dispose();
         using var c = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(c);
         return ValueTask.CompletedTask;
@@ -368,9 +337,10 @@ internal sealed class SqliteStoreImpl : IStore
         SweepExpiredLeases(c, tx);
         var result = body(tx);
         AutoCompact(c, tx);
+        var revision = ReadMeta(c, tx).Revision;
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        // This process's watches need not wait for the file event (nor, without inotify, for their poll).
-        SignalChange();
+        // This process's watches need not wait for the file event (nor, without inotify, for the poll).
+        _notifier.Committed(revision);
         return result;
     }
 
