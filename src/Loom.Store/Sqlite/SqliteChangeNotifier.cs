@@ -4,11 +4,15 @@ namespace Loom.Store.Sqlite;
 /// Wakes one store's watches when its revision moves. A file event (<see cref="SqliteFileEvents"/>), a commit of this
 /// process, or the safety poll makes one cheap read of the revision for the whole store, and the watches read the
 /// change log only when it moved: a lease keep-alive or a checkpoint writes the file without a new revision. An event
-/// can come before its commit is visible (the -wal is written before the wal-index says so), so an event that showed
-/// nothing new is checked once more shortly after.
+/// can come before its commit is visible (the -wal is written before the wal-index says so), and a transaction writes
+/// several pages (an event each): so the check runs <see cref="Debounce"/> after the first event, and an event that
+/// showed nothing new is checked once more <see cref="SettleDelay"/> later.
 /// </summary>
 internal sealed class SqliteChangeNotifier : IDisposable
 {
+    /// <summary>From a file event to the check: the writer's other pages and its commit land meanwhile (one check, not one per page).</summary>
+    internal static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(3);
+
     /// <summary>The second look after an event that showed nothing new.</summary>
     internal static readonly TimeSpan SettleDelay = TimeSpan.FromMilliseconds(20);
 
@@ -24,6 +28,8 @@ internal sealed class SqliteChangeNotifier : IDisposable
     private IDisposable? _events;
     private ITimer? _poll;
     private ITimer? _settle;
+    private ITimer? _debounce;
+    private bool _debouncing;
     private long _seen = -1;
     private long _checks;
     private bool _started;
@@ -61,6 +67,7 @@ internal sealed class SqliteChangeNotifier : IDisposable
             var every = _events is null ? NoEventsPoll : _safetyPoll;
             _poll = _time.CreateTimer(_ => RequestCheck(settle: false), null, every, every);
             _settle = _time.CreateTimer(_ => RequestCheck(settle: false), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _debounce = _time.CreateTimer(_ => Debounced(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -73,7 +80,29 @@ internal sealed class SqliteChangeNotifier : IDisposable
         }
     }
 
-    private void OnFileEvent() => RequestCheck(settle: true);
+    private void OnFileEvent()
+    {
+        lock (_gate)
+        {
+            if (_debouncing || _disposed)
+            {
+                return;
+            }
+
+            _debouncing = true;
+            _debounce?.Change(Debounce, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void Debounced()
+    {
+        lock (_gate)
+        {
+            _debouncing = false;
+        }
+
+        RequestCheck(settle: true);
+    }
 
     private void RequestCheck(bool settle)
     {
@@ -167,6 +196,7 @@ internal sealed class SqliteChangeNotifier : IDisposable
             _events?.Dispose();
             _poll?.Dispose();
             _settle?.Dispose();
+            _debounce?.Dispose();
         }
     }
 }
