@@ -23,6 +23,7 @@ internal sealed class SqliteChangeNotifier : IDisposable
     private readonly Func<long> _readRevision;
     private readonly TimeProvider _time;
     private readonly TimeSpan _safetyPoll;
+    private readonly bool _fileEvents;
     private readonly Lock _gate = new();
     private TaskCompletionSource _changed = New();
     private IDisposable? _events;
@@ -38,8 +39,9 @@ internal sealed class SqliteChangeNotifier : IDisposable
     private bool _settleWanted;
     private bool _disposed;
 
-    public SqliteChangeNotifier(string path, Func<long> readRevision, TimeProvider time, TimeSpan safetyPoll)
+    public SqliteChangeNotifier(string path, Func<long> readRevision, TimeProvider time, TimeSpan safetyPoll, bool fileEvents = true)
     {
+        _fileEvents = fileEvents;
         _path = path;
         _readRevision = readRevision;
         _time = time;
@@ -63,8 +65,8 @@ internal sealed class SqliteChangeNotifier : IDisposable
             }
 
             _started = true;
-            _events = SqliteFileEvents.Subscribe(_path, OnFileEvent);
-            var every = _events is null ? NoEventsPoll : _safetyPoll;
+            _events = _fileEvents ? SqliteFileEvents.Subscribe(_path, OnFileEvent) : null;
+            var every = _events is null && _fileEvents ? NoEventsPoll : _safetyPoll;
             _poll = _time.CreateTimer(_ => RequestCheck(settle: false), null, every, every);
             _settle = _time.CreateTimer(_ => RequestCheck(settle: false), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             _debounce = _time.CreateTimer(_ => Debounced(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);

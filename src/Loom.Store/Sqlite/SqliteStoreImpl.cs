@@ -60,7 +60,7 @@ internal sealed class SqliteStoreImpl : IStore
     {
         ArgumentOutOfRangeException.ThrowIfNegative(options.KeepRevisions, nameof(options.KeepRevisions));
         _options = options;
-        _notifier = new SqliteChangeNotifier(path, ReadRevision, options.TimeProvider, options.PollInterval);
+        _notifier = new SqliteChangeNotifier(path, ReadRevision, options.TimeProvider, options.PollInterval, options.FileEvents);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,

@@ -11,6 +11,9 @@ public sealed record SqliteStoreOptions
     /// </summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Tests: false ignores the file's events, so watches see other instances' writes only at the safety poll.</summary>
+    internal bool FileEvents { get; init; } = true;
+
     /// <summary>How long a writer waits for another process's write lock before failing.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
