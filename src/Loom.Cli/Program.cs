@@ -8,6 +8,20 @@ if (args is ["agnhost", ..])
 }
 
 var root = new RootCommand("Loom: container networking for Linux clusters (CNI, overlay, services).");
+// `loom status` (a probe, run often) and `loom agent` (every node's start) build only their own command: building every
+// command's options costs a native start more than the rest of a status call.
+if (args is ["status", ..])
+{
+    root.Subcommands.Add(StatusCommand.Create());
+    return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+}
+
+if (args is ["agent", ..])
+{
+    root.Subcommands.Add(AgentCommand.Create());
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) }).ConfigureAwait(false);
+}
+
 root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());

@@ -88,11 +88,13 @@ public sealed class SqliteCompactionTests : IDisposable
     [Fact]
     public async Task A_cache_whose_watcher_fell_behind_relists_and_ends_up_equal_to_the_store()
     {
-        // A watcher polling every second falls behind a burst of 100 writes with 10 revisions kept.
-        await using var store = await OpenAsync(keep: 10, poll: TimeSpan.FromSeconds(1));
+        // A watcher that sees another instance's writes only at its 1 s poll (file events off) falls behind a burst of
+        // 100 writes with 10 revisions kept.
+        await using var watched = await SqliteStore.OpenAsync(DbPath, new SqliteStoreOptions { KeepRevisions = 10, PollInterval = TimeSpan.FromSeconds(1), FileEvents = false });
+        await using var store = await OpenAsync(keep: 10);
         await store.PutAsync(Kinds.Node, NodeNamed("n0", "first"));
         var errors = new List<CacheError>();
-        var cache = new ObjectCache<Node>(store, Kinds.Node, TimeProvider.System, e =>
+        var cache = new ObjectCache<Node>(watched, Kinds.Node, TimeProvider.System, e =>
         {
             lock (errors)
             {

@@ -142,7 +142,9 @@ internal sealed class FlowController(NodeContext node, AgentLoops loops, PolicyC
                         Open();
                     }
 
-                    _source!.Poll(e => Handle(e), 250);
+                    // Events wake the poll at once; the timeout only bounds how stale the lost count gets and how long
+                    // a stop waits, so an idle node's reader wakes once a second (it was 4 times).
+                    _source!.Poll(e => Handle(e), 1000);
                     CountLost(_source.Lost);
                     _error = null;
                     backoff = TimeSpan.FromSeconds(1);

@@ -12,12 +12,18 @@ namespace Loom.Agent.Networks;
 internal abstract class NetworkFollower : IController, IDisposable
 {
     private readonly SemaphoreSlim _changed = new(0);
-    private readonly TimeSpan _every;
+    private readonly Func<TimeSpan> _every;
     private long _passes;
     private volatile string? _refused;
     private volatile string _summary = "not synced yet";
 
     protected NetworkFollower(INodeNetworks networks, AgentLoops loops, TimeSpan every)
+        : this(networks, loops, () => every)
+    {
+    }
+
+    /// <param name="every">The pass interval, read before each wait (it may follow what the last pass found).</param>
+    protected NetworkFollower(INodeNetworks networks, AgentLoops loops, Func<TimeSpan> every)
     {
         Networks = networks;
         Loops = loops;
@@ -65,7 +71,7 @@ internal abstract class NetworkFollower : IController, IDisposable
     {
         Pass();
         return Task.CompletedTask;
-    }, Name, ct, _every);
+    }, Name, _every, ct);
 
     public ControllerStatus Describe()
     {

@@ -99,7 +99,18 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
                 Heartbeat = DateTimeOffset.UtcNow,
                 Ready = ready,
             };
-            var put = await store.PutAsync(Kinds.Node, value, expectedRevision: raw?.ModRevision ?? 0, lease: await LeaseAsync(ct).ConfigureAwait(false), cancellationToken: ct)
+            var lease = await LeaseAsync(ct).ConfigureAwait(false);
+            if (existing is not null && raw!.Lease == lease && value.Heartbeat - existing.Heartbeat < HeartbeatRewrite
+                && System.Text.Json.JsonSerializer.Serialize(value with { Heartbeat = existing.Heartbeat }, Kinds.Node.TypeInfo) == raw.Value)
+            {
+                // Only the timestamp would move: the lease's keep-alive is the liveness, and a rewrite every beat would
+                // wake every other agent's node watchers (a network and a policy pass each) for nothing.
+                _lastBeat = DateTimeOffset.UtcNow;
+                Interlocked.Increment(ref _beats);
+                return;
+            }
+
+            var put = await store.PutAsync(Kinds.Node, value, expectedRevision: raw?.ModRevision ?? 0, lease: lease, cancellationToken: ct)
                 .ConfigureAwait(false);
             if (put.Succeeded)
             {
@@ -120,6 +131,9 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
 
         return _lease;
     }
+
+    /// <summary>The stored object's Heartbeat is rewritten this often at least when nothing else changed (every beat before).</summary>
+    internal static readonly TimeSpan HeartbeatRewrite = TimeSpan.FromMinutes(5);
 
     private static TimeSpan NodeLeaseTtl(AgentConfig config) => TimeSpan.FromSeconds(Math.Max(2, config.NodeLeaseSeconds));
 

@@ -11,7 +11,8 @@ namespace Loom.Agent.Routing;
 /// eBPF host routing (bpf/host_routing.o) for the networks with <c>hostRouting: bpf</c>: hr_from_pod on the host veth
 /// of each of their pods on this node (found by the alias loom-cni gives routed veths,
 /// <see cref="CniNames.RoutedVethAlias"/>) and hr_from_underlay on the underlay device. Loom.Linux has no link event
-/// subscription, so new and deleted pods are found by a link dump every second, and at once when the networks change.
+/// subscription, so new and deleted pods are found by a link dump every second, and at once when the networks change;
+/// with no such network, every 30 s only (leftovers to remove), so an idle node without it is not woken each second.
 /// A veth gone: detached; no such network left: programs and pins removed (also those a previous run left).
 /// </summary>
 internal sealed class HostRoutingController : NetworkFollower
@@ -26,7 +27,7 @@ internal sealed class HostRoutingController : NetworkFollower
     /// NAT on the pods' veths' egress (which <see cref="PodDelivery.Peer"/> skips), else Peer. Asked on every pass.
     /// </param>
     public HostRoutingController(NodeContext node, INodeNetworks networks, AgentLoops loops, Func<PodDelivery> delivery)
-        : base(networks, loops, TimeSpan.FromSeconds(1))
+        : base(networks, loops, () => networks.Current.Any(n => n.Network.HostRouting == HostRouting.Bpf) ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(30))
     {
         _node = node;
         _delivery = delivery;

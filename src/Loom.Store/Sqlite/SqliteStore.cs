@@ -4,7 +4,7 @@ namespace Loom.Store.Sqlite;
 
 /// <summary>
 /// Opens the SQLite-backed store. Any number of processes on one machine may open the same file: writes are
-/// serialized by SQLite's write lock, and watchers poll the change log.
+/// serialized by SQLite's write lock, and watchers read the change log when inotify reports a write to the file.
 /// </summary>
 public static class SqliteStore
 {

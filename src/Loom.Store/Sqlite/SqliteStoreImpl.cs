@@ -9,9 +9,11 @@ namespace Loom.Store.Sqlite;
 /// <see cref="IStore"/> on one SQLite file in WAL mode, shared by many processes. Every write runs in
 /// BEGIN IMMEDIATE, so writers are serialized across processes and the revision counter in <c>meta</c> can be
 /// bumped in the same transaction as the change it numbers. Each change is also appended to <c>changes</c>;
-/// watchers poll that table by revision. Because a revision only becomes visible when its transaction commits,
-/// and writers are serialized, a poller never sees revision n+1 before n: the log has no gaps.
-/// Expired leases are swept by whichever call notices them first (any write, a read, or a watch poll). The change log
+/// watchers read that table by revision when the file is written (<see cref="SqliteFileEvents"/>), when the next lease
+/// expires, and every <see cref="SqliteStoreOptions.PollInterval"/> in case an event was missed. Because a revision
+/// only becomes visible when its transaction commits, and writers are serialized, a reader never sees revision n+1
+/// before n: the log has no gaps.
+/// Expired leases are swept by whichever call notices them first (any write, a read, or a watch's read). The change log
 /// is compacted by the writer that takes it past the retention, inside its own transaction, so the processes sharing
 /// the file never compact at once; freed pages go back to the filesystem through incremental vacuum.
 /// </summary>
@@ -51,11 +53,14 @@ internal sealed class SqliteStoreImpl : IStore
 
     private readonly string _connectionString;
     private readonly SqliteStoreOptions _options;
+    private readonly SqliteChangeNotifier _notifier;
+    private long _watchReads;
 
     public SqliteStoreImpl(string path, SqliteStoreOptions options)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(options.KeepRevisions, nameof(options.KeepRevisions));
         _options = options;
+        _notifier = new SqliteChangeNotifier(path, ReadRevision, options.TimeProvider, options.PollInterval, options.FileEvents);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -64,6 +69,11 @@ internal sealed class SqliteStoreImpl : IStore
             DefaultTimeout = (int)Math.Ceiling(options.BusyTimeout.TotalSeconds),
         }.ToString();
     }
+
+    /// <summary>How many times this store's watches have read the change log (tests: an idle watch must not poll).</summary>
+    internal long WatchReads => Interlocked.Read(ref _watchReads);
+
+    internal SqliteChangeNotifier Notifier => _notifier;
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
@@ -159,18 +169,24 @@ internal sealed class SqliteStoreImpl : IStore
     public async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        // One connection for the watch's lifetime: polling through the pool would churn it every tick.
+        // One connection for the watch's lifetime: reading through the pool would churn it every wake-up.
         await using var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        _notifier.Start();
         var next = fromRevision;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            // Taken before the read: a write committed after it completes this task, so no change slips between the
+            // read and the wait.
+            var changed = _notifier.Changed;
             if (LeasesExpired(c, null))
             {
                 await WriteAsync(c, _ => { }, cancellationToken).ConfigureAwait(false);
             }
 
+            Interlocked.Increment(ref _watchReads);
             var batch = new List<StoreEvent>();
+            long? nextExpiry;
             await using (var tx = c.BeginTransaction(deferred: true))
             {
                 var meta = ReadMeta(c, tx);
@@ -192,6 +208,7 @@ internal sealed class SqliteStoreImpl : IStore
                     }
                 }
 
+                nextExpiry = NextLeaseExpiryMs(c, tx);
                 await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
                 // A short batch means nothing else up to the snapshot's revision matched: skip past it.
                 next = batch.Count < WatchBatch ? meta.Revision : batch[^1].Revision;
@@ -204,9 +221,36 @@ internal sealed class SqliteStoreImpl : IStore
 
             if (batch.Count < WatchBatch)
             {
-                await Task.Delay(_options.PollInterval, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                // Nothing to read until the revision moves, or the first lease expires (someone must sweep it).
+                var wait = nextExpiry is { } expiry
+                    ? TimeSpan.FromMilliseconds(Math.Clamp(expiry - NowMs(), 0, (long)TimeSpan.FromDays(1).TotalMilliseconds))
+                    : Timeout.InfiniteTimeSpan;
+                await WaitForChangeAsync(changed, wait, cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>Waits until <paramref name="changed"/> completes or <paramref name="timeout"/> (infinite: -1 ms) passes.</summary>
+    private async Task WaitForChangeAsync(Task changed, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (changed.IsCompleted || timeout == TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var delay = Task.Delay(timeout, _options.TimeProvider, stop.Token);
+        await Task.WhenAny(changed, delay).ConfigureAwait(false);
+        await stop.CancelAsync().ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>The revision, read on a pooled connection (the notifier's check: one cheap read for all of a store's watches).</summary>
+    private long ReadRevision()
+    {
+        using var c = new SqliteConnection(_connectionString);
+        c.Open();
+        return ReadMeta(c, null).Revision;
     }
 
     public async Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default)
@@ -240,6 +284,7 @@ internal sealed class SqliteStoreImpl : IStore
 
     public ValueTask DisposeAsync()
     {
+        _notifier.Dispose();
         using var c = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(c);
         return ValueTask.CompletedTask;
@@ -292,7 +337,10 @@ internal sealed class SqliteStoreImpl : IStore
         SweepExpiredLeases(c, tx);
         var result = body(tx);
         AutoCompact(c, tx);
+        var revision = ReadMeta(c, tx).Revision;
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        // This process's watches need not wait for the file event (nor, without inotify, for the poll).
+        _notifier.Committed(revision);
         return result;
     }
 
@@ -321,6 +369,13 @@ internal sealed class SqliteStoreImpl : IStore
         Exec(c, tx, "UPDATE meta SET compacted = max(compacted, $r)", ("$r", upTo));
         // Returns the freed pages to the filesystem (a no-op on a file made before auto_vacuum was set).
         Exec(c, tx, "PRAGMA incremental_vacuum;");
+    }
+
+    /// <summary>When the first lease expires (ms since the epoch), null without leases: a watch wakes then to sweep it.</summary>
+    private static long? NextLeaseExpiryMs(SqliteConnection c, SqliteTransaction tx)
+    {
+        using var cmd = Command(c, tx, "SELECT MIN(expires_ms) FROM leases");
+        return cmd.ExecuteScalar() is long ms ? ms : null;
     }
 
     private bool LeasesExpired(SqliteConnection c, SqliteTransaction? tx)

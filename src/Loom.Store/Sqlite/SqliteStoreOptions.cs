@@ -5,8 +5,14 @@ public sealed record SqliteStoreOptions
     /// <summary>etcd's <c>--auto-compaction-mode revision</c> default retention; also what keeps the file bounded.</summary>
     public const long DefaultKeepRevisions = 10_000;
 
-    /// <summary>How often watchers read the change log; also how promptly they notice expired leases.</summary>
-    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>
+    /// How often a watcher reads the change log when nothing told it of a change: a safety net only, since a write to the
+    /// file (from any process) wakes the watchers through inotify, and each wakes for the next lease expiry too.
+    /// </summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Tests: false ignores the file's events, so watches see other instances' writes only at the safety poll.</summary>
+    internal bool FileEvents { get; init; } = true;
 
     /// <summary>How long a writer waits for another process's write lock before failing.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(10);
