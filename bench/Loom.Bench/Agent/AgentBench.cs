@@ -67,6 +67,12 @@ internal static class AgentBench
         Console.WriteLine($"  workload  per backend and agent build: a 1-node lab (sqlite store, no cluster DNS); idle {options.IdleSeconds} s; " +
             $"{options.Services} Services written to the store ({AgentRun.WithEndpoints(options.Services)} selecting 2 pods); idle {options.IdleSeconds} s");
         Console.WriteLine($"  agents    {string.Join(", ", binaries.Select(b => $"{b.Key} {b.Value}"))}");
+        var gcEnv = GcEnvironment();
+        if (gcEnv.Count > 0)
+        {
+            // The agents inherit the bench's environment: GC settings given to it apply to both builds.
+            Console.WriteLine($"  gc env    {string.Join(' ', gcEnv.Select(e => $"{e.Key}={e.Value}"))}");
+        }
         foreach (var swept in await LabBench.SweepStaleAsync(Base, ct).ConfigureAwait(false))
         {
             Console.WriteLine($"  swept     {swept}");
@@ -109,6 +115,7 @@ internal static class AgentBench
                 Backends = options.Backends.Select(LabBenchOptions.Name),
                 options.Variants,
                 Binaries = binaries,
+                GcEnvironment = gcEnv,
                 options.IdleSeconds,
                 options.TimeoutSeconds,
                 ServicesWithEndpoints = AgentRun.WithEndpoints(options.Services),
@@ -120,6 +127,21 @@ internal static class AgentBench
         await File.WriteAllTextAsync(outPath, json, CancellationToken.None).ConfigureAwait(false);
         Console.WriteLine($"results: {outPath}   total run time {total.Elapsed.TotalSeconds:0} s");
         return results.Any(r => r.Status == "error") ? 1 : 0;
+    }
+
+    /// <summary>DOTNET_GC* / DOTNET_gc* variables the agents inherit (both builds read them).</summary>
+    private static SortedDictionary<string, string> GcEnvironment()
+    {
+        var env = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+        {
+            if (e.Key is string k && k.StartsWith("DOTNET_", StringComparison.Ordinal) && k[7..].StartsWith("gc", StringComparison.OrdinalIgnoreCase))
+            {
+                env[k] = e.Value as string ?? "";
+            }
+        }
+
+        return env;
     }
 
     private static string Table(List<AgentResult> results, AgentBenchOptions options, Machine start, Machine end)

@@ -104,10 +104,11 @@ internal static class AgentRun
             RssMb = from.RssMb,
             RssEndMb = to.RssMb,
             HwmMb = to.HwmMb,
+            AnonMb = to.AnonMb,
             Threads = to.Threads,
             IdleCpuPercent = Math.Round(ProcSample.CpuPercent(from, to), 3),
         };
-        Console.WriteLine($"   {ports} ports: RSS {phase.RssMb:0.0} -> {phase.RssEndMb:0.0} MB (peak {phase.HwmMb:0.0}), {phase.Threads} threads, idle CPU {phase.IdleCpuPercent:0.000}% over {options.IdleSeconds} s");
+        Console.WriteLine($"   {ports} ports: RSS {phase.RssMb:0.0} -> {phase.RssEndMb:0.0} MB (peak {phase.HwmMb:0.0}, anonymous {phase.AnonMb:0.0}), {phase.Threads} threads, idle CPU {phase.IdleCpuPercent:0.000}% over {options.IdleSeconds} s");
         return phase;
     }
 
@@ -232,6 +233,8 @@ internal sealed class PhaseResult
     public double RssEndMb { get; init; }
 
     public double HwmMb { get; init; }
+
+    public double AnonMb { get; init; }
 
     public int Threads { get; init; }
 

@@ -3,10 +3,11 @@ using System.Globalization;
 namespace Loom.Bench.Agent;
 
 /// <summary>
-/// One reading of a process from /proc: VmRSS, VmHWM (its peak RSS so far), thread count, and the CPU time it used
-/// (utime + stime). Null when the process is gone.
+/// One reading of a process from /proc: VmRSS, VmHWM (its peak RSS so far), RssAnon (heap, stacks: what the process
+/// allocated, as opposed to mapped files and shared memory), thread count, and the CPU time it used (utime + stime).
+/// Null when the process is gone.
 /// </summary>
-internal sealed record ProcSample(double RssMb, double HwmMb, int Threads, double CpuSeconds, DateTime At)
+internal sealed record ProcSample(double RssMb, double HwmMb, double AnonMb, int Threads, double CpuSeconds, DateTime At)
 {
     // USER_HZ: /proc/PID/stat counts in 1/100 s on every Linux architecture the lab runs on (x86-64, arm64).
     private const double TicksPerSecond = 100;
@@ -15,12 +16,13 @@ internal sealed record ProcSample(double RssMb, double HwmMb, int Threads, doubl
     {
         try
         {
-            double rss = 0, hwm = 0;
+            double rss = 0, hwm = 0, anon = 0;
             var threads = 0;
             foreach (var line in File.ReadLines($"/proc/{pid}/status"))
             {
                 rss = line.StartsWith("VmRSS:", StringComparison.Ordinal) ? Kb(line) : rss;
                 hwm = line.StartsWith("VmHWM:", StringComparison.Ordinal) ? Kb(line) : hwm;
+                anon = line.StartsWith("RssAnon:", StringComparison.Ordinal) ? Kb(line) : anon;
                 threads = line.StartsWith("Threads:", StringComparison.Ordinal) ? int.Parse(Field(line, 1), CultureInfo.InvariantCulture) : threads;
             }
 
@@ -29,7 +31,7 @@ internal sealed record ProcSample(double RssMb, double HwmMb, int Threads, doubl
             var rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             // rest[0] is field 3 (state): utime is field 14, stime field 15.
             var ticks = long.Parse(rest[11], CultureInfo.InvariantCulture) + long.Parse(rest[12], CultureInfo.InvariantCulture);
-            return new ProcSample(rss, hwm, threads, ticks / TicksPerSecond, DateTime.UtcNow);
+            return new ProcSample(rss, hwm, anon, threads, ticks / TicksPerSecond, DateTime.UtcNow);
         }
         catch (IOException)
         {
