@@ -17,7 +17,8 @@ using Loom.Testing;
 // `Loom.Bench policy ...` NetworkPolicy's cost, apply-to-enforcement time and agent memory (bench/policy.sh, Policy/PolicyBench.cs),
 // and `Loom.Bench flows ...` the cost of flow events on the eBPF datapath (bench/flows.sh, Flows/FlowsBench.cs), and
 // `Loom.Bench nodeport ...` a node port's new-connection rate against straight to the pod (bench/nodeport.sh, NodePort/NodePortBench.cs),
-// and `Loom.Bench store ...` the SQLite store's file size under 10,000 Service changes (bench/store.sh, Store/StoreBench.cs).
+// and `Loom.Bench store ...` the SQLite store's file size under 10,000 Service changes (bench/store.sh, Store/StoreBench.cs),
+// and `Loom.Bench agent ...` the agent's memory and idle CPU with 10,000 Services, AOT against JIT (bench/agent.sh, Agent/AgentBench.cs).
 if (args.Length > 0 && args[0] == "charts")
 {
     return Loom.Bench.Charts.ChartsCommand.Run(args[1..]);
@@ -51,6 +52,11 @@ if (args.Length > 0 && args[0] == "nodeport")
 if (args.Length > 0 && args[0] == "store")
 {
     return Loom.Bench.Store.StoreBench.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "agent")
+{
+    return Loom.Bench.Agent.AgentBench.Run(args[1..]);
 }
 
 if (args.Length > 0 && args[0] == "flows")

@@ -8,7 +8,7 @@ namespace Loom.Datapath.Tests;
 
 public sealed class IptablesKernelTests : BackendKernelTests
 {
-    private protected override IServiceBackend NewBackend() => ServiceBackends.Iptables();
+    private protected override IServiceBackend NewBackend() => new IptablesServiceBackend(new ServiceProxyOptions()) { KeepLastInput = true };
 
     private protected override string Dump() =>
         string.Join('\n', Lab.Shell("iptables-save").Split('\n').Where(l => !l.StartsWith('#')));

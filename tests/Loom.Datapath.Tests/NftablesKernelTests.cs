@@ -6,7 +6,7 @@ namespace Loom.Datapath.Tests;
 
 public sealed class NftablesKernelTests : BackendKernelTests
 {
-    private protected override IServiceBackend NewBackend() => ServiceBackends.Nftables();
+    private protected override IServiceBackend NewBackend() => new NftablesServiceBackend(new ServiceProxyOptions()) { KeepLastInput = true };
 
     private protected override string Dump() => Lab.Shell("nft", "list", "ruleset");
 

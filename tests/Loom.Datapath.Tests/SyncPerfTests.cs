@@ -33,10 +33,10 @@ internal sealed class SyncPerfFactAttribute : FactAttribute
 public sealed class SyncPerfTests(ITestOutputHelper output)
 {
     [SyncPerfFact]
-    public void Iptables() => Measure("iptables", ServiceBackends.Iptables);
+    public void Iptables() => Measure("iptables", o => new IptablesServiceBackend(o ?? new ServiceProxyOptions()) { KeepLastInput = true });
 
     [SyncPerfFact]
-    public void Nftables() => Measure("nftables", ServiceBackends.Nftables);
+    public void Nftables() => Measure("nftables", o => new NftablesServiceBackend(o ?? new ServiceProxyOptions()) { KeepLastInput = true });
 
     /// <summary>
     /// eBPF at each N: the first sync, then one endpoint of one service moved back and forth (p50 / max over 101 syncs),

@@ -30,6 +30,7 @@ internal sealed class ServiceBackendOperations(
     private readonly Dictionary<string, ServicePortState> _applied = new(StringComparer.Ordinal);
     private bool _wroteOnce;
     private readonly Dictionary<string, long> _since = new(StringComparer.Ordinal);
+    private readonly BulkSyncTrim _trim = new(TimeProvider.System);
     private IServiceBackend? _backend;
     private ServiceProxyMode _kind = kind;
     private ServiceProxyMode _wanted = kind;
@@ -122,6 +123,7 @@ internal sealed class ServiceBackendOperations(
                 }
 
                 CleanConntrack(backend, stale);
+                _trim.Wrote(changes.Count);
             }
 
             AgentMetrics.ServiceSyncDuration.WithLabels(backend.Name).Observe(sw.Elapsed.TotalSeconds);
@@ -248,6 +250,8 @@ internal sealed class ServiceBackendOperations(
             (_backend as IDisposable)?.Dispose();
             _backend = null;
         }
+
+        _trim.Dispose();
     }
 
     private IServiceBackend Backend()
@@ -279,6 +283,7 @@ internal sealed class ServiceBackendOperations(
 
         healthChecks?.Set(_applied);
         CleanConntrack(backend, stale);
+        _trim.Wrote(all.Count);
 
         // Everything stamped is settled by a full pass, deletes included (their keys are not in the rows).
         Observe([.. _since.Keys]);

@@ -25,7 +25,11 @@ internal sealed partial class IptablesServiceBackend(ServiceProxyOptions options
     /// <summary>The ports the last sync left out or adjusted, one line each (see <see cref="ServiceModel.Renderable"/>).</summary>
     public IReadOnlyList<string> LastSkipped { get; private set; } = [];
 
-    /// <summary>The restore input of the last sync (for tests and debugging).</summary>
+    /// <summary>Keep <see cref="LastRestoreInput"/> (tests): off in the agent, where the first sync's input for 10,000
+    /// services would otherwise stay live, megabytes of text, until the next sync.</summary>
+    public bool KeepLastInput { get; init; }
+
+    /// <summary>The restore input of the last sync, when <see cref="KeepLastInput"/> is set (for tests and debugging).</summary>
     public string? LastRestoreInput { get; private set; }
 
     /// <summary>Whether the last sync was a full one (read the kernel, rewrote every chain).</summary>
@@ -57,7 +61,7 @@ internal sealed partial class IptablesServiceBackend(ServiceProxyOptions options
             throw;
         }
 
-        LastRestoreInput = input;
+        LastRestoreInput = KeepLastInput ? input : null;
         LastSyncWasFull = full;
         _applied.Record(desired, full);
     }

@@ -26,7 +26,11 @@ internal sealed partial class NftablesServiceBackend : IServiceBackend
     /// <summary>The ports the last sync left out or adjusted, one line each (see <see cref="ServiceModel.Renderable"/>).</summary>
     public IReadOnlyList<string> LastSkipped { get; private set; } = [];
 
-    /// <summary>The script of the last sync (for tests and debugging).</summary>
+    /// <summary>Keep <see cref="LastScript"/> (tests): off in the agent, where a full sync's script for 10,000 services
+    /// would otherwise stay live, megabytes of text, until the next sync.</summary>
+    public bool KeepLastInput { get; init; }
+
+    /// <summary>The script of the last sync, when <see cref="KeepLastInput"/> is set (for tests and debugging).</summary>
     public string? LastScript { get; private set; }
 
     /// <summary>Whether the last sync was a full one (read the kernel, rewrote every chain).</summary>
@@ -58,7 +62,7 @@ internal sealed partial class NftablesServiceBackend : IServiceBackend
             }
         }
 
-        LastScript = script;
+        LastScript = KeepLastInput ? script : null;
         LastSyncWasFull = full;
         _applied.Record(desired, full);
         _names.Keep(desired);
