@@ -29,6 +29,7 @@ bench: build
 	@bench/cni.sh
 	@bench/services.sh
 	@bench/datapath.sh || [ $$? -eq 3 ]
+	@bench/agent.sh
 	@bench/charts.sh
 
 # Coverage-guided fuzzing of the parsers (afl++ and SharpFuzz, installed if missing); FUZZ_SECONDS per target (60).
