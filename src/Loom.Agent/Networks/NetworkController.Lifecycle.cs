@@ -83,7 +83,9 @@ internal sealed partial class NetworkController
     /// <summary>Deletes retired tunnel devices whose grace is over (or every one, with <paramref name="all"/>), unless a running network took the name back.</summary>
     private void DeleteRetiredDevices(bool all = false)
     {
-        var now = DateTimeOffset.UtcNow;
+        // The signal's timer runs on a coarse clock and may fire a few ms before Until: without the slack the device
+        // stayed until the next periodic pass (30 s), now that heartbeats no longer cause a pass every 5 s.
+        var now = DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(100);
         foreach (var r in _retired.Where(r => all || r.Until <= now).ToList())
         {
             _retired.Remove(r);
