@@ -72,9 +72,19 @@ internal static class LabAgents
     {
         ArgumentNullException.ThrowIfNull(state);
         var n = state.Node(node);
-        if (n.AgentPid is { } old && LabProcesses.IsAlive(old))
+        if (n.AgentPid is { } old)
         {
-            throw new LabException($"the agent of {node} is still running (pid {old})");
+            // A caller that has just killed it may see the exit still under way (a many-threaded process): give it 5 s.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            while (LabProcesses.IsAlive(old))
+            {
+                if (DateTime.UtcNow > deadline)
+                {
+                    throw new LabException($"the agent of {node} is still running (pid {old})");
+                }
+
+                Thread.Sleep(50);
+            }
         }
 
         var pid = StartAgent(state, n);
