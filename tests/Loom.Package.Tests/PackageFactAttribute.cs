@@ -6,9 +6,11 @@ namespace Loom.Package.Tests;
 /// </summary>
 internal sealed class PackageFactAttribute : FactAttribute
 {
+    private static readonly string[] Tools = ["dpkg", "dpkg-deb", "dpkg-shlibdeps", "dpkg-query"];
+
     public PackageFactAttribute()
     {
-        var missing = new[] { "dpkg", "dpkg-deb", "dpkg-shlibdeps", "dpkg-query" }.Where(t => DebRoot.Which(t) is null).ToList();
+        var missing = Tools.Where(t => DebRoot.Which(t) is null).ToList();
         if (missing.Count > 0)
         {
             Skip = $"{string.Join(", ", missing)} missing (apt-get install dpkg-dev): the package cannot be built";
