@@ -1,4 +1,7 @@
+using System.Net;
 using Loom.Agent;
+using Loom.Linux;
+using Loom.Linux.Bpf;
 using Loom.Testing;
 
 namespace Loom.Package.Tests;
@@ -142,6 +145,60 @@ public sealed class PackageTests(PackageFixture pkg) : IClassFixture<PackageFixt
         left.ExceptWith(before);
         left.ExceptWith(["/etc", "/etc/cni", "/etc/cni/net.d", "/etc/cni/net.d/20-other.conflist"]); // the other network's, restored
         Assert.True(left.Count == 0, $"left after purge: {string.Join(", ", left)}\npackage:\n{packaged}");
+    }
+
+    [PackageFact]
+    public void The_installed_agent_runs_the_units_command_and_loads_its_BPF_objects_from_beside_its_real_file()
+    {
+        using var root = new DebRoot();
+        Ok(root.Dpkg("-i", pkg.RequireDeb()));
+
+        // A node of the test's own: a namespace whose "eth0" (a bridge: it only has to exist, be up and have the
+        // address) is the underlay; the store, CNI dir, state, IPAM and pins in the root or named after the namespace.
+        using var ns = new TestNetns("pkg");
+        var eth0 = ns.Netlink.LinkAdd(new BridgeSpec("eth0") { Mtu = 1500 });
+        ns.Netlink.AddrAdd(eth0.Index, IPAddress.Parse("192.168.10.100"), 24);
+        ns.Netlink.LinkSetUp(eth0.Index);
+        var pins = Path.Combine(BpfFs.DefaultRoot, ns.Name);
+        var config = root["/etc/loom/test-agent.json"];
+        File.WriteAllText(config, $$"""
+            {"iface": "eth0", "store": {"type": "sqlite", "path": "{{root["/var/lib/loom/state.db"]}}"}, "cniConfDir": "{{root["/etc/cni/net.d"]}}",
+             "stateDir": "{{root["/run/loom"]}}", "ipamDataDir": "{{root["/var/lib/cni/networks"]}}", "bpfPinDir": "{{pins}}"}
+            """);
+
+        // The unit's ExecStart with the test's config and node name; run from inside the root with LOOM_BPF_DIR unset,
+        // so the objects can only come from bpf/ beside the executable (no out/bpf above the working directory).
+        var exec = Value(File.ReadAllLines(root[Unit]), "ExecStart").Split(' ')
+            .Select(a => a switch { "/etc/loom/agent.json" => config, "%H" => "pkg-node", _ => a }).ToList();
+        exec[0] = root[exec[0]];
+        for (var dir = new DirectoryInfo(root.Root); dir is not null; dir = dir.Parent)
+        {
+            Assert.False(Directory.Exists(Path.Combine(dir.FullName, "out", "bpf")), "an out/bpf above the root would hide a miss");
+        }
+
+        var log = root["/agent.log"];
+        try
+        {
+            using (Shell.StartInNetns(ns.Name, ["/bin/sh", "-c", "cd \"$0\" && exec env -u LOOM_BPF_DIR \"$@\" >agent.log 2>&1", root.Root, .. exec]))
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                while (!File.Exists(root["/etc/cni/net.d/10-loom.conflist"]) && DateTime.UtcNow < deadline)
+                {
+                    Thread.Sleep(200);
+                }
+
+                var text = File.Exists(log) ? File.ReadAllText(log) : "(no log)";
+                Assert.True(File.Exists(root["/etc/cni/net.d/10-loom.conflist"]), "the agent never became ready:\n" + text);
+
+                // policy.o and flow_events.o, loaded at start, pinned their maps.
+                Assert.True(File.Exists(Path.Combine(pins, "policy", "pol_endpoints")), "no policy pins:\n" + text);
+                Assert.NotEmpty(Directory.GetFileSystemEntries(Path.Combine(pins, "events")));
+            }
+        }
+        finally
+        {
+            BpfFs.RemoveTree(pins);
+        }
     }
 
     private static string Resolve(string link) =>
