@@ -87,12 +87,14 @@ public sealed class PackageTests(PackageFixture pkg) : IClassFixture<PackageFixt
     }
 
     [PackageFact]
-    public void The_installed_loom_runs_from_its_symlink_and_loads_its_library_beside_the_real_file()
+    public void The_installed_executables_run_from_their_symlinks_and_loom_loads_its_library_beside_the_real_file()
     {
         using var root = new DebRoot();
         Ok(root.Dpkg("-i", pkg.RequireDeb()));
         var built = Ok(Shell.Run(Path.Combine(pkg.BinDir, "loom"), ["--version"])).Stdout;
         Assert.Equal(built, Ok(Shell.Run(root["/usr/bin/loom"], ["--version"])).Stdout);
+        var cni = Ok(Shell.Run(root["/opt/cni/bin/loom-cni"], [], new Dictionary<string, string> { ["CNI_COMMAND"] = "VERSION" }));
+        Assert.Contains("\"supportedVersions\"", cni.Stdout, StringComparison.Ordinal);
 
         // The shipped agent.json with its store moved into the test's root: `loom network list` parses it and opens
         // SQLite, which loads libe_sqlite3.so from AppContext.BaseDirectory; that directory is bpf/'s parent too.
