@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OUT := out/bin
 DOTNET := DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet
 
-.PHONY: deps build test demo demo-cni bench fuzz clean
+.PHONY: deps build test demo demo-cni bench fuzz clean package
 
 deps:
 	@scripts/deps.sh
@@ -31,6 +31,10 @@ bench: build
 	@bench/datapath.sh || [ $$? -eq 3 ]
 	@bench/agent.sh
 	@bench/charts.sh
+
+# out/pkg/loom_<version>_amd64.deb: loom, loom-cni, the BPF objects, the systemd unit (deploy/systemd/README.md).
+package: build
+	@scripts/package.sh
 
 # Coverage-guided fuzzing of the parsers (afl++ and SharpFuzz, installed if missing); FUZZ_SECONDS per target (60).
 fuzz:
