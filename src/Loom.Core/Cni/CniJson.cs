@@ -22,7 +22,8 @@ internal sealed unsafe class JsonOnlyEncoder : JavaScriptEncoder
 
     public override int MaxOutputCharactersPerInputCharacter => 6; // \uXXXX
 
-    public override bool WillEncode(int unicodeScalar) => unicodeScalar is < 0x20 or '"' or '\\';
+    // U+2028/2029 too, as Go's encoder and the relaxed one do: JavaScript reads them as line breaks.
+    public override bool WillEncode(int unicodeScalar) => unicodeScalar is < 0x20 or '"' or '\\' or 0x2028 or 0x2029;
 
     public override int FindFirstCharacterToEncode(char* text, int textLength)
     {
@@ -58,7 +59,7 @@ internal sealed unsafe class JsonOnlyEncoder : JavaScriptEncoder
                 continue;
             }
 
-            if (Rune.DecodeFromUtf8(utf8Text[i..], out _, out var consumed) != System.Buffers.OperationStatus.Done)
+            if (Rune.DecodeFromUtf8(utf8Text[i..], out var rune, out var consumed) != System.Buffers.OperationStatus.Done || WillEncode(rune.Value))
             {
                 return i;
             }
@@ -82,7 +83,7 @@ internal sealed unsafe class JsonOnlyEncoder : JavaScriptEncoder
             '\f' => 'f',
             _ => '\0',
         };
-        var output = shortForm != '\0' ? $"\\{shortForm}" : !WillEncode(unicodeScalar) ? char.ConvertFromUtf32(unicodeScalar) : $"\\u{unicodeScalar:x4}";
+        var output = shortForm != '\0' ? $"\\{shortForm}" : !WillEncode(unicodeScalar) ? char.ConvertFromUtf32(unicodeScalar) : $"\\u{unicodeScalar:X4}";
         if (output.Length > bufferLength)
         {
             numberOfCharactersWritten = 0;
