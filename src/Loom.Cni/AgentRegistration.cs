@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Loom.Core.AgentApi;
 using Loom.Core.Cni;
 
 namespace Loom.Cni;
@@ -16,28 +15,60 @@ internal static class AgentRegistration
     public static string? SocketOf(NetConf conf) =>
         conf.Root.TryGetProperty("agentSocket", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
 
-    public static async Task AddAsync(string socket, CniEnvironment env, CniResult result, NetConf conf)
+    public static Task AddAsync(string socket, CniEnvironment env, CniResult result, NetConf conf)
     {
-        var request = new AgentRequest
-        {
-            Op = "endpoint-add",
-            Endpoint = new EndpointRegistration
-            {
-                Namespace = env.Args.K8sPodNamespace ?? "default",
-                Name = env.Args.K8sPodName ?? "",
-                ContainerId = env.ContainerId!,
-                Interface = env.IfName!,
-                Ips = result.Ips.Select(i => i.Address.Address.ToString()).ToList(),
-                Labels = Labels(conf),
-                Ports = Ports(conf),
-            },
-        };
-        AgentResponse response;
+        var labels = Labels(conf);
+        var ports = Ports(conf);
+        AgentWire.Reply response;
         try
         {
-            response = await AgentClient.SendAsync(socket, request, Timeout).ConfigureAwait(false);
+            response = AgentWire.Send(socket, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("op", "endpoint-add");
+                w.WriteStartObject("endpoint");
+                w.WriteString("namespace", env.Args.K8sPodNamespace ?? "default");
+                w.WriteString("name", env.Args.K8sPodName ?? "");
+                w.WriteString("containerId", env.ContainerId!);
+                w.WriteString("interface", env.IfName!);
+                w.WriteStartArray("ips");
+                foreach (var ip in result.Ips)
+                {
+                    w.WriteStringValue(ip.Address.Address.ToString());
+                }
+
+                w.WriteEndArray();
+                w.WriteStartObject("labels");
+                foreach (var (k, v) in labels)
+                {
+                    w.WriteString(k, v);
+                }
+
+                w.WriteEndObject();
+                w.WriteStartArray("ports");
+                foreach (var p in ports)
+                {
+                    w.WriteStartObject();
+                    if (p.Name is not null)
+                    {
+                        w.WriteString("name", p.Name);
+                    }
+
+                    w.WriteNumber("containerPort", p.ContainerPort);
+                    if (p.Protocol is not null)
+                    {
+                        w.WriteString("protocol", p.Protocol);
+                    }
+
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }, Timeout);
         }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or JsonException)
         {
             throw new CniException(CniErrorCodes.TryAgainLater, $"the loom agent at {socket} is not reachable", e.Message, e);
         }
@@ -47,6 +78,8 @@ internal static class AgentRegistration
             // The reason in the message too: "the store is unreachable ..." is what the runtime's log should show.
             throw new CniException(CniErrorCodes.TryAgainLater, $"the loom agent refused the endpoint: {response.Error}", response.Error);
         }
+
+        return Task.CompletedTask;
     }
 
     /// <summary>Tells the agent the attachment is gone; true once the agent confirms its Endpoint is removed.</summary>
@@ -54,11 +87,16 @@ internal static class AgentRegistration
     {
         try
         {
-            var response = await AgentClient.SendAsync(socket, new AgentRequest
+            var response = AgentWire.Send(socket, w =>
             {
-                Op = "endpoint-del",
-                Endpoint = new EndpointRegistration { ContainerId = env.ContainerId!, Interface = env.IfName! },
-            }, Timeout).ConfigureAwait(false);
+                w.WriteStartObject();
+                w.WriteString("op", "endpoint-del");
+                w.WriteStartObject("endpoint");
+                w.WriteString("containerId", env.ContainerId!);
+                w.WriteString("interface", env.IfName!);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }, Timeout);
             if (!response.Ok)
             {
                 await Console.Error.WriteLineAsync($"loom-cni: the agent did not remove the endpoint ({response.Error}); it reconciles endpoints itself").ConfigureAwait(false);
@@ -66,7 +104,7 @@ internal static class AgentRegistration
 
             return response.Ok;
         }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or JsonException)
         {
             await Console.Error.WriteLineAsync($"loom-cni: agent not told of DEL ({e.Message}); it reconciles endpoints itself").ConfigureAwait(false);
             return false;
@@ -75,9 +113,9 @@ internal static class AgentRegistration
 
     // {"args": {"cni": {"ports": [{"name": "serve-80-tcp", "containerPort": 80, "protocol": "TCP"}]}}}: the pod's container
     // ports, passed on as given (the agent validates them); an entry of the wrong shape fails ADD naming it.
-    private static List<EndpointPortRegistration> Ports(NetConf conf)
+    private static List<(string? Name, int ContainerPort, string? Protocol)> Ports(NetConf conf)
     {
-        var ports = new List<EndpointPortRegistration>();
+        var ports = new List<(string? Name, int ContainerPort, string? Protocol)>();
         if (!(conf.Root.TryGetProperty("args", out var args) && args.ValueKind == JsonValueKind.Object
               && args.TryGetProperty("cni", out var cni) && cni.ValueKind == JsonValueKind.Object
               && cni.TryGetProperty("ports", out var list)))
@@ -99,12 +137,10 @@ internal static class AgentRegistration
                 throw new CniException(CniErrorCodes.InvalidNetworkConfig, $"{where}: must be an object with an integer containerPort");
             }
 
-            ports.Add(new EndpointPortRegistration
-            {
-                Name = p.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null,
-                ContainerPort = number,
-                Protocol = p.TryGetProperty("protocol", out var pr) && pr.ValueKind == JsonValueKind.String ? pr.GetString() : null,
-            });
+            ports.Add((
+                p.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null,
+                number,
+                p.TryGetProperty("protocol", out var pr) && pr.ValueKind == JsonValueKind.String ? pr.GetString() : null));
         }
 
         return ports;

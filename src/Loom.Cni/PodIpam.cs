@@ -43,7 +43,7 @@ internal static class PodIpam
 
 internal sealed class DelegatedIpam(CniEnvironment env, NetConf conf) : IPodIpam
 {
-    private readonly IpamInvoker _invoker = new(env);
+    private readonly IpamInvoker _invoker = new(env, SpawnRunner.Instance);
 
     public Task<CniResult> AddAsync() => _invoker.AddAsync(conf);
 

@@ -14,14 +14,20 @@ internal static partial class Stdio
 
     public static byte[] ReadStdin()
     {
-        using var ms = new MemoryStream();
-        var buf = new byte[64 * 1024];
+        // Uninitialised and grown by doubling, not a MemoryStream over a zeroed 64 KB buffer: a config is a few KB.
+        var buf = GC.AllocateUninitializedArray<byte>(16 * 1024);
+        var len = 0;
         while (true)
         {
-            var n = Read(0, buf, buf.Length);
+            if (len == buf.Length)
+            {
+                Array.Resize(ref buf, buf.Length * 2);
+            }
+
+            var n = Read(0, buf.AsSpan(len), buf.Length - len);
             if (n == 0)
             {
-                return ms.ToArray();
+                return buf[..len];
             }
 
             if (n < 0)
@@ -34,7 +40,7 @@ internal static partial class Stdio
                 throw new IOException($"read stdin: errno {Marshal.GetLastPInvokeError()}");
             }
 
-            ms.Write(buf, 0, (int)n);
+            len += (int)n;
         }
     }
 

@@ -127,6 +127,41 @@ public sealed class AgentOrderTests : IDisposable
         Assert.DoesNotContain(_node.Netlink.LinkList(), l => l.Name == CniNode.HostVethName("o4"));
     }
 
+    [Fact]
+    public void Add_sends_the_registration_the_agent_reads_and_shows_its_refusal()
+    {
+        // loom-cni writes the agent's JSON by hand (AgentWire): the real server's deserializer must read every field.
+        EndpointRegistration? seen = null;
+        StartAgent(r =>
+        {
+            if (r.Op != "endpoint-add")
+            {
+                return new AgentResponse { Ok = true }; // the rollback's endpoint-del
+            }
+
+            seen = r.Endpoint;
+            return new AgentResponse { Error = "policy \"x\" not in place" };
+        });
+        var conf = Conf();
+        conf["args"] = System.Text.Json.Nodes.JsonNode.Parse("""
+            {"cni": {"labels": [{"key": "app", "value": "wéb"}, {"key": "tier", "value": "a\"b"}],
+                     "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}, {"containerPort": 53}]}}
+            """);
+        var run = _node.Exec("ADD", conf, "o5", _node.NewPod(), cniArgs: "K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web-1;IgnoreUnknown=1");
+
+        Assert.False(run.Ok, run.ToString());
+        using (var error = System.Text.Json.JsonDocument.Parse(run.Stdout))
+        {
+            Assert.Equal("the loom agent refused the endpoint: policy \"x\" not in place", error.RootElement.GetProperty("msg").GetString());
+        }
+
+        Assert.NotNull(seen);
+        Assert.Equal(("ns1", "web-1", "o5", "eth0"), (seen.Namespace, seen.Name, seen.ContainerId, seen.Interface));
+        Assert.Single(seen.Ips);
+        Assert.Equal(new Dictionary<string, string> { ["app"] = "wéb", ["tier"] = "a\"b" }, seen.Labels);
+        Assert.Equal([new EndpointPortRegistration { Name = "http", ContainerPort = 80, Protocol = "TCP" }, new EndpointPortRegistration { ContainerPort = 53 }], seen.Ports);
+    }
+
     private string[] PendingMarks() =>
         [.. Directory.GetFiles(_node.NetworkDir, "pending_release.*").Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)];
 

@@ -15,7 +15,9 @@ internal sealed unsafe class NetlinkSocket : IDisposable
 {
     private const int MaxDumpRetries = 10;
     private readonly Lock _lock = new();
-    private readonly byte[] _rx = new byte[256 * 1024];
+    // Uninitialised: the GC would zero (and so fault in) all 256 KB of it at once for a socket that mostly reads a
+    // few hundred bytes per reply; only [0, n) of a datagram is ever read back.
+    private readonly byte[] _rx = GC.AllocateUninitializedArray<byte>(256 * 1024);
     private int _fd;
     private uint _seq = (uint)Environment.TickCount;
 
