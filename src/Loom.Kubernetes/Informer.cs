@@ -105,7 +105,14 @@ internal sealed class Informer<T, TList> : IInformer
                 _error = e is OperationCanceledException ? "timed out" : e.Message;
             }
 
-            await Task.Delay(Backoff(failures++), ct).ConfigureAwait(false);
+            try
+            {
+                await Task.Delay(Backoff(failures++), ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
         }
     }
 

@@ -59,7 +59,14 @@ internal sealed class NodePublisher(ApiConnection api, IStore store, string self
                 LastError = e.Message;
                 await log.WriteLineAsync($"kubernetes: publishing node {self}: {e.Message}").ConfigureAwait(false);
                 var delay = Math.Min(retryCap.TotalMilliseconds, retryFirst.TotalMilliseconds * Math.Pow(2, Math.Min(failures++, 16)));
-                await Task.Delay(TimeSpan.FromMilliseconds(delay * (0.8 + (0.4 * Random.Shared.NextDouble()))), ct).ConfigureAwait(false);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(delay * (0.8 + (0.4 * Random.Shared.NextDouble()))), ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
             }
         }
     }
