@@ -74,6 +74,7 @@ internal sealed class Informer<T, TList> : IInformer
                 }
 
                 var events = 0;
+                var opened = Environment.TickCount64;
                 var gone = await WatchAsync(() => { failures = 0; events++; }, ct).ConfigureAwait(false);
                 if (gone is not null)
                 {
@@ -82,12 +83,13 @@ internal sealed class Informer<T, TList> : IInformer
                 }
 
                 _error = null;
-                if (events > 0)
+                if (events > 0 || Environment.TickCount64 - opened > 1000)
                 {
+                    failures = 0;
                     continue; // the server ended the watch (its timeout): resume at once
                 }
 
-                // A watch that ended without a single event: do not spin against a server that closes at once.
+                // A watch that ended at once without a single event: do not spin against a server that closes at once.
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
