@@ -24,6 +24,9 @@ public sealed record KubernetesOptions
     /// <summary>How long the API server keeps a watch open before the informer re-watches (client-go picks 5-10 min).</summary>
     public int WatchTimeoutSeconds { get; init; } = 300;
 
+    /// <summary>How often the node-local store's change history is trimmed (to what is older than the previous trim).</summary>
+    public TimeSpan CompactInterval { get; init; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Deadline of a list, get or patch.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

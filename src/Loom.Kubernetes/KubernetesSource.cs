@@ -55,11 +55,13 @@ public static class KubernetesSource
         private readonly Sources _sources;
         private readonly StoreMirror _mirror;
         private readonly NodePublisher _publisher;
+        private readonly IStore _local;
 
         public Source(KubernetesOptions options, ApiConnection api, IStore local, string node, TextWriter log)
         {
             _options = options;
             _api = api;
+            _local = local;
             var ctx = SourceGenerationContext.Default;
             _sources = new Sources(
                 new("nodes", "/api/v1/nodes", api, options, ctx.V1NodeList, ctx.V1Node, l => (l.Items, l.Metadata?.ResourceVersion), o => o.Metadata),
@@ -102,7 +104,34 @@ public static class KubernetesSource
         }
 
         public Task RunAsync(CancellationToken ct) =>
-            Task.WhenAll([.. _sources.All.Select(i => i.RunAsync(ct)), _publisher.RunAsync(_options.BackoffFirst, _options.BackoffCap, ct)]);
+            Task.WhenAll([.. _sources.All.Select(i => i.RunAsync(ct)), _publisher.RunAsync(_options.BackoffFirst, _options.BackoffCap, ct),
+                _mirror.FollowLocalEndpointsAsync(ct), CompactAsync(ct)]);
+
+        /// <summary>
+        /// The in-memory store keeps every change until compacted: every <see cref="KubernetesOptions.CompactInterval"/>
+        /// it drops the history older than the previous tick (a watcher that far behind re-lists, as on etcd).
+        /// </summary>
+        private async Task CompactAsync(CancellationToken ct)
+        {
+            long previous = 0;
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(_options.CompactInterval, ct).ConfigureAwait(false);
+                    var now = await _local.GetRevisionAsync(ct).ConfigureAwait(false);
+                    if (previous > 0)
+                    {
+                        await _local.CompactAsync(previous, ct).ConfigureAwait(false);
+                    }
+
+                    previous = now;
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+            }
+        }
 
         public async Task WaitSyncedAsync(TimeSpan timeout, CancellationToken ct)
         {

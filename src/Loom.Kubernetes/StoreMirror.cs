@@ -44,6 +44,36 @@ internal sealed class StoreMirror(IStore store, string self, Sources sources) : 
         }
     }, ct);
 
+    /// <summary>
+    /// CNI ADD writes this node's Endpoints into the local store with what the runtime knows: each such write is merged
+    /// again with the Pod's view (labels, readiness, ports), keeping CNI's container ID and interface.
+    /// </summary>
+    public async Task FollowLocalEndpointsAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var revision = await store.GetRevisionAsync(ct).ConfigureAwait(false);
+                await foreach (var e in store.WatchAsync(Kinds.Endpoint, revision, ct).ConfigureAwait(false))
+                {
+                    if (e.Value is { } ep && ep.Node == self && sources.Pods.Get(e.Key) is not null)
+                    {
+                        await PodsAsync([e.Key], ct).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (StoreCompactedException)
+            {
+                // Behind the trimmed history: start again from now (the writes missed were merged by their pod events).
+            }
+        }
+    }
+
     public Task PodsAsync(IReadOnlyCollection<string> keys, CancellationToken ct) => Locked(() => EndpointsAsync(keys, ct), ct);
 
     public Task SlicesAsync(IReadOnlyCollection<string> keys, CancellationToken ct) => Locked(async () =>

@@ -84,6 +84,26 @@ public sealed class SourceTests
     }
 
     [Fact]
+    public async Task A_CNI_ADD_write_is_merged_with_the_pods_labels_and_keeps_its_container_ID()
+    {
+        await using var server = new ReplayServer();
+        await using var h = new Harness(server).WithFixtures();
+        await h.StartAsync();
+
+        // As the agent's socket writes it on CNI ADD: the sandbox's ID, no labels, ready.
+        await h.Store.PutAsync(Kinds.Endpoint, new Endpoint
+        {
+            Namespace = "default", Name = "web-2", Node = "n1", ContainerId = "sandbox-1", Interface = "eth0",
+            IPs = [IPAddress.Parse("10.244.1.7")], Ready = true,
+        });
+        await Harness.EventuallyAsync(async () => (await h.Store.GetAsync(Kinds.Endpoint, "default/web-2"))?.Value.Labels.GetValueOrDefault("app") == "web",
+            "the API's labels merged in");
+        var merged = (await h.Store.GetAsync(Kinds.Endpoint, "default/web-2"))!.Value;
+        Assert.Equal("sandbox-1", merged.ContainerId);
+        Assert.False(merged.Ready); // the API's (its slice: terminating)
+    }
+
+    [Fact]
     public async Task Watch_events_change_the_store_and_a_bookmark_moves_the_next_watch_on()
     {
         await using var server = new ReplayServer();
