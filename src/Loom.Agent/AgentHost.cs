@@ -82,7 +82,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore backing, Text
             new EndpointReconciler(node, Store, Loops)];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
-        using var health = HealthEndpoints.Start(config.MetricsAddress, () => _running, () => _ready);
+        using var health = StartHealth();
         foreach (var c in _controllers)
         {
             await Loops.RetryAsync(c.Name + " start", c.StartAsync, ct).ConfigureAwait(false);
@@ -96,6 +96,20 @@ internal sealed partial class AgentHost(AgentConfig config, IStore backing, Text
         _running = _ready = false; // a loop ended: the agent is going down
         ct.ThrowIfCancellationRequested();
         await Task.WhenAll(all).ConfigureAwait(false); // surfaces the failure
+    }
+
+    /// <summary>/healthz and /readyz beside /metrics; a port they cannot share is logged, not fatal (only the probes miss them).</summary>
+    private HealthEndpoints? StartHealth()
+    {
+        try
+        {
+            return HealthEndpoints.Start(config.MetricsAddress, () => _running, () => _ready);
+        }
+        catch (HttpListenerException e)
+        {
+            Loops.Log($"health endpoints on {config.MetricsAddress}: {e.Message}");
+            return null;
+        }
     }
 
     /// <summary>
