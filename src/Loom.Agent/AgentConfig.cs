@@ -22,6 +22,25 @@ public sealed record AgentConfig
 
     public StoreConfig Store { get; set; } = new();
 
+    /// <summary>
+    /// Where the cluster comes from: "store" (the SQLite or etcd store, the default) or "kubernetes" (the API server's
+    /// Nodes, Pods, Services, EndpointSlices, Namespaces and NetworkPolicies, mirrored into a node-local store).
+    /// </summary>
+    public string Source { get; set; } = "store";
+
+    /// <summary>With <see cref="Source"/> "kubernetes": how to reach the API server (absent: the pod's service account).</summary>
+    public KubernetesSourceConfig? Kubernetes { get; set; }
+
+    /// <summary>
+    /// With <see cref="Source"/> "kubernetes": the cluster file (the same YAML <c>loom lab</c> reads; the DaemonSet mounts
+    /// it from the ConfigMap loom-config) that gives the cluster config and networks, which the API does not hold.
+    /// </summary>
+    public string ClusterFile { get; set; } = "/etc/loom/cluster.yaml";
+
+    /// <summary>The node name: <see cref="Node"/>, else (kubernetes source) NODE_NAME from the downward API.</summary>
+    public string? ResolveNode(Func<string, string?>? environment = null) =>
+        !string.IsNullOrEmpty(Node) ? Node : Source == "kubernetes" ? (environment ?? Environment.GetEnvironmentVariable)("NODE_NAME") : null;
+
     /// <summary>Service backend of this node (iptables, nftables, ebpf); null: the cluster's, unless a NodeConfig overrides it.</summary>
     public ServiceProxyMode? ServiceBackend { get; set; }
 
@@ -149,6 +168,13 @@ public sealed record AgentConfig
             throw new AgentConfigException($"{source}: {e.Message}", e);
         }
     }
+}
+
+/// <summary>The agent config's <c>"kubernetes"</c> section.</summary>
+public sealed record KubernetesSourceConfig
+{
+    /// <summary>A kubeconfig file; null: in-cluster (KUBERNETES_SERVICE_HOST/PORT and the service account's token and CA).</summary>
+    public string? Kubeconfig { get; set; }
 }
 
 public sealed class AgentConfigException : Exception

@@ -35,7 +35,7 @@ internal sealed partial class AgentHost
         {
             Node = _node,
             Healthy = controllers.All(c => c.Healthy),
-            Store = config.Store.Type == "etcd" ? $"etcd {string.Join(",", config.Store.Endpoints)}" : $"sqlite {config.Store.Path}",
+            Store = SourceDescription?.Invoke() ?? (config.Store.Type == "etcd" ? $"etcd {string.Join(",", config.Store.Endpoints)}" : $"sqlite {config.Store.Path}"),
             StoreReachable = outage is null,
             StoreUnreachableSince = outage?.Since,
             StoreError = outage?.Reason ?? "",

@@ -42,6 +42,8 @@ internal sealed partial class AgentHost(AgentConfig config, IStore backing, Text
     private CniConfigController? _cni;
     private List<IController> _controllers = [];
     private IReadOnlyList<IPNetwork> _nodePortAddresses = [];
+    private volatile bool _running = true; // /healthz: the process is up and its controllers start or run
+    private volatile bool _ready; // /readyz: the node's network is programmed (the node marked ready)
 
     /// <summary>First delay after a failure; doubles per consecutive failure up to <see cref="RetryCap"/>.</summary>
     internal TimeSpan RetryFirst { get; init; } = TimeSpan.FromSeconds(1);
@@ -80,6 +82,7 @@ internal sealed partial class AgentHost(AgentConfig config, IStore backing, Text
             new EndpointReconciler(node, Store, Loops)];
 
         using var metrics = AgentMetrics.Start(config.MetricsAddress);
+        using var health = StartHealth();
         foreach (var c in _controllers)
         {
             await Loops.RetryAsync(c.Name + " start", c.StartAsync, ct).ConfigureAwait(false);
@@ -87,9 +90,26 @@ internal sealed partial class AgentHost(AgentConfig config, IStore backing, Text
 
         await Loops.RetryAsync("node ready", _nodeController.MarkReadyAsync, ct).ConfigureAwait(false);
         var all = _controllers.Select(c => c.RunAsync(ct)).ToList();
+        _ready = true;
+        _running = true;
         await Task.WhenAny(all).ConfigureAwait(false);
+        _running = _ready = false; // a loop ended: the agent is going down
         ct.ThrowIfCancellationRequested();
         await Task.WhenAll(all).ConfigureAwait(false); // surfaces the failure
+    }
+
+    /// <summary>/healthz and /readyz beside /metrics; a port they cannot share is logged, not fatal (only the probes miss them).</summary>
+    private HealthEndpoints? StartHealth()
+    {
+        try
+        {
+            return HealthEndpoints.Start(config.MetricsAddress, () => _running, () => _ready);
+        }
+        catch (HttpListenerException e)
+        {
+            Loops.Log($"health endpoints on {config.MetricsAddress}: {e.Message}");
+            return null;
+        }
     }
 
     /// <summary>

@@ -13,6 +13,17 @@ public static class NodeAgent
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(log);
+        if (config.Source == "kubernetes")
+        {
+            return await AgentHost.RunKubernetesAsync(config, log, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (config.Source != "store")
+        {
+            await log.WriteLineAsync($"loom agent: source \"{config.Source}\" is not a source; use store or kubernetes").ConfigureAwait(false);
+            return 2;
+        }
+
         IStore store;
         try
         {
@@ -27,26 +38,32 @@ public static class NodeAgent
         await using (store.ConfigureAwait(false))
         {
             using var agent = new AgentHost(config, store, log);
-            try
-            {
-                await agent.RunAsync(cancellationToken).ConfigureAwait(false);
-                return 0;
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return 0;
-            }
-            catch (AgentStartException e)
-            {
-                await log.WriteLineAsync($"loom agent: {e.Message}").ConfigureAwait(false);
-                return 1;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
-            {
-                // Start-up only (the loops never end on an error): the state directory or the API socket is not usable.
-                await log.WriteLineAsync($"loom agent: cannot start: {e.Message}").ConfigureAwait(false);
-                return 1;
-            }
+            return await RunHostAsync(agent, log, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Runs the agent until cancelled; a start that cannot succeed is reported and ends it with 1.</summary>
+    internal static async Task<int> RunHostAsync(AgentHost agent, TextWriter log, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await agent.RunAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return 0;
+        }
+        catch (AgentStartException e)
+        {
+            await log.WriteLineAsync($"loom agent: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+        {
+            // Start-up only (the loops never end on an error): the state directory or the API socket is not usable.
+            await log.WriteLineAsync($"loom agent: cannot start: {e.Message}").ConfigureAwait(false);
+            return 1;
         }
     }
 

@@ -29,12 +29,12 @@ internal static class AgentCommand
                 return 2;
             }
 
-            cfg.Node = parse.GetValue(node) ?? cfg.Node;
+            cfg.Node = parse.GetValue(node) ?? cfg.ResolveNode();
             cfg.Iface = parse.GetValue(iface) ?? cfg.Iface;
             cfg.IpMasq = parse.GetValue(ipMasq) ?? cfg.IpMasq;
             if (string.IsNullOrEmpty(cfg.Node))
             {
-                await Console.Error.WriteLineAsync("loom agent: no node name: pass --node or set \"node\" in the config").ConfigureAwait(false);
+                await Console.Error.WriteLineAsync("loom agent: no node name: pass --node or set \"node\" in the config (with \"source\": \"kubernetes\", NODE_NAME also)").ConfigureAwait(false);
                 return 2;
             }
 
