@@ -220,7 +220,9 @@ public class ManifestTests
         }
     }
 
-    private static V1JSONSchemaProps? ItemSchema(V1JSONSchemaProps schema) => schema.Items as V1JSONSchemaProps;
+    // The model types items as object (a schema or a list of them): YAML leaves it a plain mapping, read it again as a schema.
+    private static V1JSONSchemaProps? ItemSchema(V1JSONSchemaProps schema) =>
+        schema.Items is null ? null : k8s.KubernetesYaml.Deserialize<V1JSONSchemaProps>(k8s.KubernetesYaml.Serialize(schema.Items), strict: true);
 
     private static string? ItemType(V1JSONSchemaProps schema) => ItemSchema(schema)?.Type;
 
