@@ -36,6 +36,7 @@ root.Subcommands.Add(LabCommand.Create());
 root.Subcommands.Add(ConnectivityCommand.Create());
 root.Subcommands.Add(WhoamiCommand.Create());
 root.Subcommands.Add(DnsCommand.Create());
+root.Subcommands.Add(InstallCommand.Create());
 // After Ctrl-C or SIGTERM a command gets this long to finish its cleanup (the connectivity test removes its pods) before
 // the process ends anyway (System.CommandLine's default is 2 s).
 var invocation = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
