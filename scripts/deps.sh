@@ -2,7 +2,7 @@
 # Installs the Debian packages Loom builds, tests and demos with; only those missing, so a second run is instant.
 set -euo pipefail
 pkgs=(iproute2 iptables nftables clang llvm libbpf-dev bpftool etcd-server iperf3 curl dnsutils iputils-ping
-      containernetworking-plugins podman runc jq busybox-static)
+      containernetworking-plugins podman runc jq busybox-static dpkg-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
