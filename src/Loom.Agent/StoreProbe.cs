@@ -3,9 +3,11 @@ using Loom.Core.Controllers;
 namespace Loom.Agent;
 
 /// <summary>
-/// A cheap read of the store's revision every <see cref="Every"/> with a short deadline: controllers may have nothing
-/// to ask the store for a while, and a watch on a frozen etcd just goes quiet, so this notices the outage (and
-/// restarts the watches through <see cref="StoreHealth.ReadsBroken"/>) and its end.
+/// A cheap read of the store's revision with a short deadline once no store call succeeded for <see cref="Every"/>:
+/// controllers may have nothing to ask the store for a while, and a watch on a frozen etcd just goes quiet, so this
+/// notices the outage (and restarts the watches through <see cref="StoreHealth.ReadsBroken"/>) and its end. Another
+/// call's success (a heartbeat, a pass) proves as much, so the probe then waits from it instead of reading: one
+/// wake-up fewer in an idle agent.
 /// </summary>
 internal sealed class StoreProbe(GuardedStore store) : IController
 {
@@ -20,8 +22,16 @@ internal sealed class StoreProbe(GuardedStore store) : IController
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var probe = store.WithDeadline(Every);
+        var every = (long)Every.TotalMilliseconds;
         while (true)
         {
+            var quiet = Environment.TickCount64 - store.Health.LastSuccess;
+            if (quiet < every && store.Health.IsReachable)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(every - quiet), cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
             try
             {
                 await probe.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
