@@ -25,6 +25,7 @@ internal sealed class StoreProbe(GuardedStore store) : IController
         var every = (long)Every.TotalMilliseconds;
         while (true)
         {
+            store.Health.Publish(); // the gauges, also while another call's success stands in for the probe
             var quiet = Environment.TickCount64 - store.Health.LastSuccess;
             if (quiet < every && store.Health.IsReachable)
             {

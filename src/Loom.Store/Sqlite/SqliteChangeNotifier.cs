@@ -136,6 +136,16 @@ internal sealed class SqliteChangeNotifier : IDisposable
     {
         while (true)
         {
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    // A timer that fired as the store closed: reading now would reopen the file (and its -wal) being removed.
+                    _running = false;
+                    return;
+                }
+            }
+
             bool advanced;
             Interlocked.Increment(ref _checks);
             try
