@@ -134,10 +134,13 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
     /// The node's lease, renewed once a third of its TTL passed (as etcd's clients keep a lease alive) or when
     /// <paramref name="force"/>d, at most every heartbeat; a new one if it lapsed (a put under it moves the node off
     /// the old one). A renewal is a store write, which wakes every agent's watches (SQLite: a file event each): every
-    /// heartbeat, that was most of an idle cluster's work.
+    /// heartbeat, that was most of an idle cluster's work. Every heartbeat again while the store is unreachable.
     /// </summary>
     private async Task<long> LeaseAsync(bool force, CancellationToken ct)
     {
+        // While the store is out, every beat renews: after a failed write only a write's success says the store is
+        // back (a locked SQLite file still serves reads), and the loops waiting out the outage wait for that.
+        force |= store is GuardedStore { Health.IsReachable: false };
         var now = Environment.TickCount64;
         if (!force && _lease != 0 && _renewedAt is { } at && now - at < RenewEvery(node.Config).TotalMilliseconds)
         {
