@@ -18,7 +18,6 @@ internal sealed class StoreHealth(TimeProvider? clock = null) : IDisposable
     private bool _writesFailing;
     private TaskCompletionSource _back = Reachable();
     private CancellationTokenSource _reads = new();
-    private long _lastSuccess;
 
     public bool IsReachable
     {
@@ -70,12 +69,8 @@ internal sealed class StoreHealth(TimeProvider? clock = null) : IDisposable
         }
     }
 
-    /// <summary>Environment.TickCount64 of the last store call that succeeded (0: none yet): the probe's proof of reachability.</summary>
-    public long LastSuccess => Interlocked.Read(ref _lastSuccess);
-
     public void Succeeded(bool write)
     {
-        Interlocked.Exchange(ref _lastSuccess, Environment.TickCount64);
         TaskCompletionSource? back = null;
         lock (_lock)
         {

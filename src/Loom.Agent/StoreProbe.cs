@@ -3,11 +3,12 @@ using Loom.Core.Controllers;
 namespace Loom.Agent;
 
 /// <summary>
-/// A cheap read of the store's revision with a short deadline once no store call succeeded for <see cref="Every"/>:
-/// controllers may have nothing to ask the store for a while, and a watch on a frozen etcd just goes quiet, so this
-/// notices the outage (and restarts the watches through <see cref="StoreHealth.ReadsBroken"/>) and its end. Another
-/// call's success (a heartbeat, a pass) proves as much, so the probe then waits from it instead of reading: one
-/// wake-up fewer in an idle agent.
+/// Every <see cref="Every"/>, with a short deadline: a cheap read of the store's revision, then a write that changes
+/// nothing (the keep-alive of lease 0, which no one holds). Controllers may have nothing to ask the store for a while,
+/// and a watch on a frozen etcd just goes quiet, so this notices the outage (and restarts the watches through
+/// <see cref="StoreHealth.ReadsBroken"/>) and its end. The write notices a locked SQLite file, which still serves
+/// reads: the heartbeat's lease renewal did that before it moved to a third of the lease's TTL. On SQLite it takes
+/// the write lock and writes no page, so it wakes no other process's watches.
 /// </summary>
 internal sealed class StoreProbe(GuardedStore store) : IController
 {
@@ -22,20 +23,12 @@ internal sealed class StoreProbe(GuardedStore store) : IController
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var probe = store.WithDeadline(Every);
-        var every = (long)Every.TotalMilliseconds;
         while (true)
         {
-            store.Health.Publish(); // the gauges, also while another call's success stands in for the probe
-            var quiet = Environment.TickCount64 - store.Health.LastSuccess;
-            if (quiet < every && store.Health.IsReachable)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(every - quiet), cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
             try
             {
                 await probe.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
+                await probe.KeepAliveAsync(0, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception) when (!cancellationToken.IsCancellationRequested)
             {
