@@ -3,9 +3,12 @@ using Loom.Core.Controllers;
 namespace Loom.Agent;
 
 /// <summary>
-/// A cheap read of the store's revision every <see cref="Every"/> with a short deadline: controllers may have nothing
-/// to ask the store for a while, and a watch on a frozen etcd just goes quiet, so this notices the outage (and
-/// restarts the watches through <see cref="StoreHealth.ReadsBroken"/>) and its end.
+/// Every <see cref="Every"/>, with a short deadline: a cheap read of the store's revision, then a write that changes
+/// nothing (the keep-alive of lease 0, which no one holds). Controllers may have nothing to ask the store for a while,
+/// and a watch on a frozen etcd just goes quiet, so this notices the outage (and restarts the watches through
+/// <see cref="StoreHealth.ReadsBroken"/>) and its end. The write notices a locked SQLite file, which still serves
+/// reads: the heartbeat's lease renewal did that before it moved to a third of the lease's TTL. On SQLite it takes
+/// the write lock and writes no page, so it wakes no other process's watches.
 /// </summary>
 internal sealed class StoreProbe(GuardedStore store) : IController
 {
@@ -25,6 +28,7 @@ internal sealed class StoreProbe(GuardedStore store) : IController
             try
             {
                 await probe.GetRevisionAsync(cancellationToken).ConfigureAwait(false);
+                await probe.KeepAliveAsync(0, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception) when (!cancellationToken.IsCancellationRequested)
             {

@@ -75,6 +75,27 @@ public sealed class SqliteStoreTests : StoreContractTests
         Assert.True(checks >= 1, "no file event reached the store");
     }
 
+    [Fact]
+    public async Task A_file_event_that_shows_nothing_new_is_looked_at_again_later()
+    {
+        // A writer descheduled between its -wal write and its commit must not leave the watches to the 10 s safety
+        // poll: the check after the event, then 20 ms and 250 ms later while nothing moved.
+        var lease = await B.GrantLeaseAsync(TimeSpan.FromMinutes(1));
+        var notifier = ((SqliteStoreImpl)A).Notifier;
+        long checks = 0;
+        await WhileWatchingAsync(async () =>
+        {
+            // The first check after the start learns the revision (it moved, from nothing): no later look.
+            Assert.True(await B.KeepAliveAsync(lease));
+            await Task.Delay(500);
+            var before = notifier.Checks;
+            Assert.True(await B.KeepAliveAsync(lease));
+            await Task.Delay(800);
+            checks = notifier.Checks - before;
+        });
+        Assert.True(checks >= 3, $"{checks} checks of the revision after one keep-alive (want the event's, +20 ms, +250 ms)");
+    }
+
     /// <summary>Runs <paramref name="body"/> while a watch on A waits; returns A's change-log reads and revision checks meanwhile.</summary>
     private async Task<(long Reads, long Checks)> WhileWatchingAsync(Func<Task> body)
     {

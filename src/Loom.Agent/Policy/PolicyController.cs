@@ -69,8 +69,10 @@ internal sealed partial class PolicyController(NodeContext node, IStore store, A
     {
         var watch = loops.WatchAsync(null, _configRevision,
             e => (e.Kind == Kinds.NodeConfig.Name && e.Key == node.Name) || e.Kind == Kinds.ClusterConfig.Name, _signal, "policy mode", ct);
-        // Every 10 s anyway: a pod veth that appeared before its endpoint, and the identities nobody holds any more.
-        var loop = loops.RunOnSignalAsync(_signal, PassAsync, "policy", ct, TimeSpan.FromSeconds(10));
+        // Every 30 s anyway (a safety net, as the other controllers' passes: every change signals a pass, and a pod's
+        // ADD runs one): a veth that appeared before its endpoint, the identities nobody holds any more. It was 10 s,
+        // a wake-up of an idle agent that each pass reads the links and maps for.
+        var loop = loops.RunOnSignalAsync(_signal, PassAsync, "policy", ct, TimeSpan.FromSeconds(30));
         Task[] all = [watch, loop, _caches!];
         await Task.WhenAny(all).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();

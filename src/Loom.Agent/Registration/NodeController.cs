@@ -20,6 +20,7 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
     private readonly SemaphoreSlim _poke = new(0);
     private BlockLease? _blocks;
     private long _lease;
+    private long? _renewedAt; // Environment.TickCount64 of the node lease's last renewal; null: renew at the next tick
     private long _beats;
     private bool _ready;
     private DateTimeOffset _lastBeat;
@@ -47,7 +48,7 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
         var every = TimeSpan.FromSeconds(Math.Max(1, node.Config.HeartbeatSeconds));
         while (true)
         {
-            await _poke.WaitAsync(every, ct).ConfigureAwait(false);
+            var poked = await _poke.WaitAsync(every, ct).ConfigureAwait(false);
             while (_poke.CurrentCount > 0)
             {
                 await _poke.WaitAsync(ct).ConfigureAwait(false);
@@ -56,11 +57,18 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
             // The next tick is the retry; a store down for long lets the lease lapse, and LeaseAsync takes a new one.
             try
             {
+                var renewed = _renewedAt;
                 await RegisterAsync(ready: true, ct).ConfigureAwait(false);
-                await RenewBlocksAsync(ct).ConfigureAwait(false);
+                // The block claims ride on the node lease's renewals (their lease is longer): a claim made since (a
+                // network's new block) pokes, and a poke renews.
+                if (_renewedAt != renewed || poked)
+                {
+                    await RenewBlocksAsync(ct).ConfigureAwait(false);
+                }
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
+                _renewedAt = null; // the next tick renews both leases, which may have lapsed meanwhile
                 AgentMetrics.LoopFailures.WithLabels("heartbeat", e.GetType().Name).Inc();
                 loops.Log($"heartbeat failed, next in {node.Config.HeartbeatSeconds} s: {AgentLoops.Describe(e)}");
             }
@@ -99,7 +107,8 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
                 Heartbeat = DateTimeOffset.UtcNow,
                 Ready = ready,
             };
-            var lease = await LeaseAsync(ct).ConfigureAwait(false);
+            // Not under our lease (gone with a lapsed one, or written by someone else): renew or replace it now.
+            var lease = await LeaseAsync(force: raw is null || raw.Lease != _lease, ct).ConfigureAwait(false);
             if (existing is not null && raw!.Lease == lease && value.Heartbeat - existing.Heartbeat < HeartbeatRewrite
                 && System.Text.Json.JsonSerializer.Serialize(value with { Heartbeat = existing.Heartbeat }, Kinds.Node.TypeInfo) == raw.Value)
             {
@@ -121,16 +130,35 @@ internal sealed class NodeController(NodeContext node, IStore store, AgentLoops 
         }
     }
 
-    /// <summary>The node's lease, renewed; a new one if it lapsed (a put under it moves the node off the old one).</summary>
-    private async Task<long> LeaseAsync(CancellationToken ct)
+    /// <summary>
+    /// The node's lease, renewed once a third of its TTL passed (as etcd's clients keep a lease alive) or when
+    /// <paramref name="force"/>d, at most every heartbeat; a new one if it lapsed (a put under it moves the node off
+    /// the old one). A renewal is a store write, which wakes every agent's watches (SQLite: a file event each): every
+    /// heartbeat, that was most of an idle cluster's work. Every heartbeat again while the store is unreachable.
+    /// </summary>
+    private async Task<long> LeaseAsync(bool force, CancellationToken ct)
     {
+        // While the store is out, every beat renews: after a failed write only a write's success says the store is
+        // back (a locked SQLite file still serves reads), and the loops waiting out the outage wait for that.
+        force |= store is GuardedStore { Health.IsReachable: false };
+        var now = Environment.TickCount64;
+        if (!force && _lease != 0 && _renewedAt is { } at && now - at < RenewEvery(node.Config).TotalMilliseconds)
+        {
+            return _lease;
+        }
+
         if (_lease == 0 || !await store.KeepAliveAsync(_lease, ct).ConfigureAwait(false))
         {
             _lease = await store.GrantLeaseAsync(NodeLeaseTtl(node.Config), ct).ConfigureAwait(false);
         }
 
+        _renewedAt = now;
         return _lease;
     }
+
+    /// <summary>A third of the lease's TTL (200 s of the default 600 s), and never more often than the heartbeat.</summary>
+    internal static TimeSpan RenewEvery(AgentConfig config) =>
+        TimeSpan.FromSeconds(Math.Max(Math.Max(1, config.HeartbeatSeconds), NodeLeaseTtl(config).TotalSeconds / 3));
 
     /// <summary>The stored object's Heartbeat is rewritten this often at least when nothing else changed (every beat before).</summary>
     internal static readonly TimeSpan HeartbeatRewrite = TimeSpan.FromMinutes(5);

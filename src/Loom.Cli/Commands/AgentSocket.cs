@@ -37,6 +37,52 @@ internal static class AgentSocket
         return Lab.Lab.AgentSocket(state, node);
     }
 
+    /// <summary>
+    /// <c>loom status</c>'s exchange (a probe, run often): as <see cref="AskAsync(string, string?, string?, AgentRequest, CancellationToken)"/>,
+    /// but with blocking socket calls, the request line written out and the answer read as a <see cref="StatusReply"/>.
+    /// An async socket starts the runtime's socket thread, and an <see cref="AgentRequest"/> or
+    /// <see cref="AgentResponse"/> builds the JSON metadata of every op's fields: a third of the command's CPU together
+    /// (perf; bench/README.md, "Idle agent and loom status").
+    /// </summary>
+    public static StatusReply? AskStatus(string? socket, string? node)
+    {
+        const string command = "loom status";
+        string path;
+        try
+        {
+            path = Resolve(socket, node);
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"{command}: {e.Message}");
+            return null;
+        }
+
+        try
+        {
+            using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            s.SendTimeout = s.ReceiveTimeout = 10_000;
+            s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            s.Send("{\"op\":\"status\"}\n"u8);
+            using var reader = new StreamReader(new System.Net.Sockets.NetworkStream(s, ownsSocket: false), System.Text.Encoding.UTF8);
+            var reply = reader.ReadLine() ?? throw new IOException($"agent at {path} closed the connection without answering");
+            var response = System.Text.Json.JsonSerializer.Deserialize(reply, CliJsonContext.Default.StatusReply)
+                           ?? throw new IOException($"agent at {path} sent an empty answer");
+            if (!response.Ok)
+            {
+                Console.Error.WriteLine($"{command}: {response.Error}");
+                return null;
+            }
+
+            return response;
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            Console.Error.WriteLine($"{command}: no agent answers at {path}: {e.Message}");
+            return null;
+        }
+    }
+
     /// <summary>Sends one request; on failure prints why to stderr and returns null.</summary>
     public static Task<AgentResponse?> AskAsync(string command, string? socket, string? node, AgentRequest request, CancellationToken ct) =>
         AskAsync(command, socket, node, Loom.Lab.LabOptions.DefaultLabDir, request, ct);

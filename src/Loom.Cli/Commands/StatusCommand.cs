@@ -14,9 +14,9 @@ internal static class StatusCommand
         var output = new Option<string>("--output", "-o") { Description = "Output format: text or json.", DefaultValueFactory = _ => "text" };
         output.AcceptOnlyFromAmong("text", "json");
         var cmd = new Command("status", "Show the node agent's health, pod CIDR, IPAM use, tunnel peers and endpoints.") { socket, node, output };
-        cmd.SetAction(async (parse, ct) =>
+        cmd.SetAction(parse =>
         {
-            var response = await AgentSocket.AskAsync("loom status", parse.GetValue(socket), parse.GetValue(node), new AgentRequest { Op = "status" }, ct).ConfigureAwait(false);
+            var response = AgentSocket.AskStatus(parse.GetValue(socket), parse.GetValue(node));
             if (response?.Status is not { } status)
             {
                 return 1;
@@ -24,7 +24,7 @@ internal static class StatusCommand
 
             if (parse.GetValue(output) == "json")
             {
-                Console.WriteLine(JsonSerializer.Serialize(response, CliJsonContext.Default.AgentResponse));
+                Console.WriteLine(JsonSerializer.Serialize(response, CliJsonContext.Default.StatusReply));
             }
             else
             {

@@ -6,15 +6,16 @@ namespace Loom.Store.Sqlite;
 /// change log only when it moved: a lease keep-alive or a checkpoint writes the file without a new revision. An event
 /// can come before its commit is visible (the -wal is written before the wal-index says so), and a transaction writes
 /// several pages (an event each): so the check runs <see cref="Debounce"/> after the first event, and an event that
-/// showed nothing new is checked once more <see cref="SettleDelay"/> later.
+/// showed nothing new is checked again after each of <see cref="SettleDelays"/> (a writer descheduled between its
+/// -wal write and its commit on a loaded machine), which is what lets the safety poll be long.
 /// </summary>
 internal sealed class SqliteChangeNotifier : IDisposable
 {
     /// <summary>From a file event to the check: the writer's other pages and its commit land meanwhile (one check, not one per page).</summary>
     internal static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(3);
 
-    /// <summary>The second look after an event that showed nothing new.</summary>
-    internal static readonly TimeSpan SettleDelay = TimeSpan.FromMilliseconds(20);
+    /// <summary>The later looks after an event that showed nothing new, each after the one before saw nothing either.</summary>
+    internal static readonly TimeSpan[] SettleDelays = [TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(250)];
 
     /// <summary>Without inotify (none here, or no watch on the directory) the revision is read this often, as watches all polled before.</summary>
     internal static readonly TimeSpan NoEventsPoll = TimeSpan.FromMilliseconds(50);
@@ -37,6 +38,7 @@ internal sealed class SqliteChangeNotifier : IDisposable
     private bool _running;
     private bool _again;
     private bool _settleWanted;
+    private int _settleStep; // the index in SettleDelays of the next look after an event
     private bool _disposed;
 
     public SqliteChangeNotifier(string path, Func<long> readRevision, TimeProvider time, TimeSpan safetyPoll, bool fileEvents = true)
@@ -68,7 +70,7 @@ internal sealed class SqliteChangeNotifier : IDisposable
             _events = _fileEvents ? SqliteFileEvents.Subscribe(_path, OnFileEvent) : null;
             var every = _events is null && _fileEvents ? NoEventsPoll : _safetyPoll;
             _poll = _time.CreateTimer(_ => RequestCheck(settle: false), null, every, every);
-            _settle = _time.CreateTimer(_ => RequestCheck(settle: false), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _settle = _time.CreateTimer(_ => RequestCheck(settle: true, again: true), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             _debounce = _time.CreateTimer(_ => Debounced(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
     }
@@ -106,11 +108,18 @@ internal sealed class SqliteChangeNotifier : IDisposable
         RequestCheck(settle: true);
     }
 
-    private void RequestCheck(bool settle)
+    /// <param name="settle">Check again later if this shows nothing new (a file event's check).</param>
+    /// <param name="again">This is such a later look (the next one waits longer); else a new event starts over.</param>
+    private void RequestCheck(bool settle, bool again = false)
     {
         lock (_gate)
         {
             _settleWanted |= settle;
+            if (settle && !again)
+            {
+                _settleStep = 0;
+            }
+
             if (_running)
             {
                 _again = true;
@@ -127,6 +136,16 @@ internal sealed class SqliteChangeNotifier : IDisposable
     {
         while (true)
         {
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    // A timer that fired as the store closed: reading now would reopen the file (and its -wal) being removed.
+                    _running = false;
+                    return;
+                }
+            }
+
             bool advanced;
             Interlocked.Increment(ref _checks);
             try
@@ -157,9 +176,9 @@ internal sealed class SqliteChangeNotifier : IDisposable
                 if (_settleWanted)
                 {
                     _settleWanted = false;
-                    if (!advanced && !_disposed)
+                    if (!advanced && !_disposed && _settleStep < SettleDelays.Length)
                     {
-                        _settle?.Change(SettleDelay, Timeout.InfiniteTimeSpan);
+                        _settle?.Change(SettleDelays[_settleStep++], Timeout.InfiniteTimeSpan);
                     }
                 }
 

@@ -7,9 +7,11 @@ public sealed record SqliteStoreOptions
 
     /// <summary>
     /// How often a watcher reads the change log when nothing told it of a change: a safety net only, since a write to the
-    /// file (from any process) wakes the watchers through inotify, and each wakes for the next lease expiry too.
+    /// file (from any process) wakes the watchers through inotify, and each wakes for the next lease expiry too. A file
+    /// event whose commit is not visible yet is looked at again 20 and 250 ms later (<c>SqliteChangeNotifier</c>), so
+    /// this only bounds a commit later than that: every wake-up counts in an idle agent (it was 2 s).
     /// </summary>
-    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Tests: false ignores the file's events, so watches see other instances' writes only at the safety poll.</summary>
     internal bool FileEvents { get; init; } = true;

@@ -63,6 +63,29 @@ public sealed class NodeLeaseTests : IDisposable
     }
 
     [Fact]
+    public async Task An_idle_heartbeat_renews_the_leases_only_once_a_third_of_the_node_lease_passed()
+    {
+        // Every store write wakes every agent's watches: a heartbeat renewing a 600 s lease every second was most of
+        // an idle cluster's work. Renewals at TTL/3 (200 s), as etcd's clients do; a 3 s TTL renews every heartbeat.
+        await using var inner = MemoryStore.Create();
+        var store = new CountingStore(inner);
+        var block = await PodCidrAllocator.Create(store, Cluster).AllocateAsync("n1");
+        var life = await Agent.StartAsync(store, block, new StringWriter(), leaseSeconds: 600);
+        await life.Controller.MarkReadyAsync(CancellationToken.None);
+        var atStart = (store.KeepAlives, store.Puts);
+        await Task.Delay(TimeSpan.FromSeconds(3.5)); // three heartbeats
+        Assert.Equal(atStart, (store.KeepAlives, store.Puts));
+        Assert.True(life.Controller.Describe().Passes >= 3, life.Controller.Describe().Summary);
+        await life.StopAsync();
+
+        life = await Agent.StartAsync(store, block, new StringWriter(), leaseSeconds: 3);
+        atStart = (store.KeepAlives, store.Puts);
+        await Task.Delay(TimeSpan.FromSeconds(3.5));
+        Assert.True(store.KeepAlives - atStart.KeepAlives >= 4, $"{store.KeepAlives - atStart.KeepAlives} keep-alives in 3 heartbeats (node and blocks each)");
+        await life.StopAsync();
+    }
+
+    [Fact]
     public void A_negative_grace_stops_the_agent_with_the_field_named()
     {
         var e = Assert.Throws<AgentStartException>(() => ClusterCheck.Validate(new ClusterConfig { PodCidrGraceSeconds = -1 }, new AgentConfig { Node = "n1" }));
@@ -82,9 +105,11 @@ public sealed class NodeLeaseTests : IDisposable
     /// <summary>One agent life of node n1: its node controller started and heartbeating until stopped.</summary>
     private sealed class Agent(NodeController controller, CancellationTokenSource stop, Task run)
     {
-        public static async Task<Agent> StartAsync(IStore store, IPNetwork block, TextWriter log)
+        public NodeController Controller => controller;
+
+        public static async Task<Agent> StartAsync(IStore store, IPNetwork block, TextWriter log, int leaseSeconds = 2)
         {
-            var context = new NodeContext("n1", new AgentConfig { Node = "n1", HeartbeatSeconds = 1, NodeLeaseSeconds = 2 }, Cluster,
+            var context = new NodeContext("n1", new AgentConfig { Node = "n1", HeartbeatSeconds = 1, NodeLeaseSeconds = leaseSeconds }, Cluster,
                 IPAddress.Parse("192.168.50.11"), 1500, block);
             var controller = new NodeController(context, store, new AgentLoops(store, log), () => null, () => new Dictionary<string, NodeNetwork>());
             await controller.StartAsync(CancellationToken.None);
@@ -98,6 +123,29 @@ public sealed class NodeLeaseTests : IDisposable
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
             stop.Dispose();
             controller.Dispose();
+        }
+    }
+
+    private sealed class CountingStore(IStore inner) : Loom.Testing.DelegatingStore(inner)
+    {
+        private int _keepAlives;
+        private int _puts;
+
+        public int KeepAlives => Volatile.Read(ref _keepAlives);
+
+        public int Puts => Volatile.Read(ref _puts);
+
+        public override Task<bool> KeepAliveAsync(long lease, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _keepAlives);
+            return base.KeepAliveAsync(lease, cancellationToken);
+        }
+
+        public override Task<PutResult> PutAsync(string kind, string key, string value, long? expectedRevision = null, long lease = 0,
+            CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _puts);
+            return base.PutAsync(kind, key, value, expectedRevision, lease, cancellationToken);
         }
     }
 }
