@@ -54,6 +54,9 @@ internal sealed class SqliteStoreImpl : IStore
     private readonly string _connectionString;
     private readonly SqliteStoreOptions _options;
     private readonly SqliteChangeNotifier _notifier;
+    private readonly CancellationTokenSource _life = new(); // cancelled by DisposeAsync: ends the watches
+    private int _open; // connections this instance opened and has not closed yet
+    private volatile bool _disposed;
     private long _watchReads;
 
     public SqliteStoreImpl(string path, SqliteStoreOptions options)
@@ -169,6 +172,9 @@ internal sealed class SqliteStoreImpl : IStore
     public async IAsyncEnumerable<StoreEvent> WatchAsync(string? kind, long fromRevision,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        // Disposing the store ends its watches too, so none reads (or re-creates) the file after it.
+        using var life = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _life.Token);
+        cancellationToken = life.Token;
         // One connection for the watch's lifetime: reading through the pool would churn it every wake-up.
         await using var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
         _notifier.Start();
@@ -248,7 +254,7 @@ internal sealed class SqliteStoreImpl : IStore
     /// <summary>The revision, read on a pooled connection (the notifier's check: one cheap read for all of a store's watches).</summary>
     private long ReadRevision()
     {
-        using var c = new SqliteConnection(_connectionString);
+        using var c = Track(new SqliteConnection(_connectionString));
         c.Open();
         return ReadMeta(c, null).Revision;
     }
@@ -282,17 +288,60 @@ internal sealed class SqliteStoreImpl : IStore
         await WriteAsync(c, tx => Compact(c, tx, Math.Min(revision, ReadMeta(c, tx).Revision)), cancellationToken).ConfigureAwait(false);
     }
 
-    public ValueTask DisposeAsync()
+    /// <summary>
+    /// Ends the watches and waits (up to 5 s) until every connection this instance opened is closed, so nothing of
+    /// it touches the file afterwards: a late read would re-create the database (or its -wal / -shm) under a caller
+    /// who is deleting it.
+    /// </summary>
+    public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         _notifier.Dispose();
+        await _life.CancelAsync().ConfigureAwait(false);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (Volatile.Read(ref _open) > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10).ConfigureAwait(false);
+        }
+
         using var c = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(c);
-        return ValueTask.CompletedTask;
+        _life.Dispose();
+    }
+
+    /// <summary>Counts <paramref name="c"/> as open until it closes (Close and Dispose raise StateChange).</summary>
+    private SqliteConnection Track(SqliteConnection c)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Interlocked.Increment(ref _open);
+        var closed = 0;
+        void Release()
+        {
+            if (Interlocked.Exchange(ref closed, 1) == 0)
+            {
+                Interlocked.Decrement(ref _open);
+            }
+        }
+
+        c.StateChange += (_, e) =>
+        {
+            if (e.CurrentState == System.Data.ConnectionState.Closed && e.OriginalState != System.Data.ConnectionState.Closed)
+            {
+                Release();
+            }
+        };
+        c.Disposed += (_, _) => Release(); // a connection that never opened
+        return c;
     }
 
     private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
     {
-        var c = new SqliteConnection(_connectionString);
+        var c = Track(new SqliteConnection(_connectionString));
         try
         {
             await c.OpenAsync(cancellationToken).ConfigureAwait(false);
