@@ -13,7 +13,7 @@ public sealed class ClusterRoleTests
     public void The_manifests_cluster_role_grants_exactly_the_rules_the_source_uses()
     {
         var stream = new YamlStream();
-        using (var reader = new StreamReader(Path.Combine(RepoRoot(), "deploy", "kubernetes", "rbac.yaml")))
+        using (var reader = new StreamReader(Path.Combine(Repo.Root, "deploy", "kubernetes", "rbac.yaml")))
         {
             stream.Load(reader);
         }
@@ -41,17 +41,4 @@ public sealed class ClusterRoleTests
 
     private static IEnumerable<string> Scalars(YamlMappingNode m, string key) =>
         ((YamlSequenceNode)m.Children[new YamlScalarNode(key)]).Cast<YamlScalarNode>().Select(s => s.Value ?? "");
-
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Loom.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("no Loom.slnx above " + AppContext.BaseDirectory);
-    }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Agent-level smoke of "source": "kubernetes" (run by hand as root after `make build`; not part of `make test`):
+# Agent-level smoke of "source": "kubernetes" (as root after `make build`; make test runs it: AgentSmokeTests):
 # out/bin/loom agent for node n1 in a network namespace of its own, against replay_server.py serving the test
 # fixtures (../Fixtures) on that namespace's loopback. Checks the API's Services in iptables, the route and FDB entry
 # to the peer n2 from its Node annotations and LoomNode, /readyz, and the writes the agent sends back (annotations,
@@ -18,7 +18,9 @@ cleanup() {
   rm -rf "$PIN" "$D"
 }
 trap cleanup EXIT
-in_ns() { nsenter --net=/run/netns/"$NS" "$@"; } # not ip netns exec: that would remount /sys and hide bpffs
+# nsenter, not ip netns exec (that would remount /sys and hide bpffs); the background ones are started with nsenter
+# itself, not this function, so $! is the process (nsenter execs it), not a subshell the trap's kill would miss.
+in_ns() { nsenter --net=/run/netns/"$NS" "$@"; }
 check() { if eval "$2"; then echo "ok:   $1"; else echo "FAIL: $1"; fail=1; fi; }
 
 ip netns add "$NS"
@@ -27,7 +29,7 @@ ip -n "$NS" link add eth1 type veth peer name eth1p
 ip -n "$NS" addr add 192.168.50.11/24 dev eth1
 ip -n "$NS" link set eth1 up
 ip -n "$NS" link set eth1p up
-in_ns python3 "$HERE/replay_server.py" 18431 "$HERE/../Fixtures" 2>"$D/server.log" &
+nsenter --net=/run/netns/"$NS" python3 "$HERE/replay_server.py" 18431 "$HERE/../Fixtures" 2>"$D/server.log" &
 SRV=$!
 cat > "$D/kubeconfig" <<K
 apiVersion: v1
@@ -43,15 +45,15 @@ cat > "$D/agent.json" <<J
  "ipamDataDir": "$D/ipam", "bpfPinDir": "$PIN", "metricsAddress": "127.0.0.1:9962"}
 J
 sleep 1
-LOOM_BPF_DIR="$ROOT/out/bpf" in_ns "$ROOT/out/bin/loom" agent --config "$D/agent.json" >"$D/agent.log" 2>&1 &
+LOOM_BPF_DIR="$ROOT/out/bpf" nsenter --net=/run/netns/"$NS" "$ROOT/out/bin/loom" agent --config "$D/agent.json" >"$D/agent.log" 2>&1 &
 AGENT=$!
 for _ in $(seq 1 60); do
-  [ "$(in_ns curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9962/readyz)" = 200 ] && break
+  [ "$(in_ns curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:9962/readyz)" = 200 ] && break
   sleep 1
 done
 sleep 6 # the publisher's writes after ready
 in_ns iptables-save >"$D/iptables" # to a file: grep -q would cut the pipe short under pipefail
-check "/readyz answers 200" '[ "$(in_ns curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:9962/readyz)" = 200 ]'
+check "/readyz answers 200" '[ "$(in_ns curl -s -m 2 -o /dev/null -w "%{http_code}" http://127.0.0.1:9962/readyz)" = 200 ]'
 check "the API's ClusterIP 10.96.0.10:80 is in iptables" 'grep -q -- "-d 10.96.0.10/32 -p tcp .* --dport 80 " "$D/iptables"'
 check "the API's NodePort 30080 is in iptables" 'grep -q -- "--dport 30080" "$D/iptables"'
 check "a route to n2's spec.podCIDR" 'ip -n "$NS" route | grep "^10.244.2.0/24 via 10.244.2.0 dev loom.1" >/dev/null'
