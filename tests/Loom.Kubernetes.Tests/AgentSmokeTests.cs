@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Loom.Testing;
 
 namespace Loom.Kubernetes.Tests;
 
@@ -12,10 +13,10 @@ public sealed class AgentSmokeTests
     [Fact]
     public async Task The_agent_programs_what_the_API_serves_and_publishes_its_node()
     {
-        var loom = Path.Combine(Repo.Root, "out", "bin", "loom");
+        var loom = Path.Combine(RepoPaths.Root, "out", "bin", "loom");
         Assert.True(Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root", "needs root");
         Assert.True(File.Exists(loom), $"{loom} is missing: run make build");
-        using var p = Process.Start(new ProcessStartInfo("timeout", ["150", "bash", Path.Combine(Repo.Root, "tests", "Loom.Kubernetes.Tests", "smoke", "agent-smoke.sh")])
+        using var p = Process.Start(new ProcessStartInfo("timeout", ["150", "bash", Path.Combine(RepoPaths.Root, "tests", "Loom.Kubernetes.Tests", "smoke", "agent-smoke.sh")])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -1,3 +1,4 @@
+using Loom.Testing;
 using YamlDotNet.RepresentationModel;
 
 namespace Loom.Kubernetes.Tests;
@@ -13,7 +14,7 @@ public sealed class ClusterRoleTests
     public void The_manifests_cluster_role_grants_exactly_the_rules_the_source_uses()
     {
         var stream = new YamlStream();
-        using (var reader = new StreamReader(Path.Combine(Repo.Root, "deploy", "kubernetes", "rbac.yaml")))
+        using (var reader = new StreamReader(Path.Combine(RepoPaths.Root, "deploy", "kubernetes", "rbac.yaml")))
         {
             stream.Load(reader);
         }
