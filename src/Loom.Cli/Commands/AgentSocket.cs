@@ -47,25 +47,14 @@ internal static class AgentSocket
     public static StatusReply? AskStatus(string? socket, string? node)
     {
         const string command = "loom status";
-        string path;
-        try
+        if (TryResolve(command, socket, node, Loom.Lab.LabOptions.DefaultLabDir) is not { } path)
         {
-            path = Resolve(socket, node);
-        }
-        catch (InvalidOperationException e)
-        {
-            Console.Error.WriteLine($"{command}: {e.Message}");
             return null;
         }
 
         try
         {
-            using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
-            s.SendTimeout = s.ReceiveTimeout = 10_000;
-            s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
-            s.Send("{\"op\":\"status\"}\n"u8);
-            using var reader = new StreamReader(new System.Net.Sockets.NetworkStream(s, ownsSocket: false), System.Text.Encoding.UTF8);
-            var reply = reader.ReadLine() ?? throw new IOException($"agent at {path} closed the connection without answering");
+            var reply = AgentClient.ExchangeLine(path, "{\"op\":\"status\"}\n"u8, TimeSpan.FromSeconds(10));
             var response = System.Text.Json.JsonSerializer.Deserialize(reply, CliJsonContext.Default.StatusReply)
                            ?? throw new IOException($"agent at {path} sent an empty answer");
             if (!response.Ok)
@@ -83,6 +72,20 @@ internal static class AgentSocket
         }
     }
 
+    /// <summary>The socket path; null (the reason printed to stderr) when <paramref name="node"/> names no lab node.</summary>
+    private static string? TryResolve(string command, string? socket, string? node, string labDir)
+    {
+        try
+        {
+            return Resolve(socket, node, labDir);
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"{command}: {e.Message}");
+            return null;
+        }
+    }
+
     /// <summary>Sends one request; on failure prints why to stderr and returns null.</summary>
     public static Task<AgentResponse?> AskAsync(string command, string? socket, string? node, AgentRequest request, CancellationToken ct) =>
         AskAsync(command, socket, node, Loom.Lab.LabOptions.DefaultLabDir, request, ct);
@@ -90,14 +93,8 @@ internal static class AgentSocket
     /// <summary>As above, <paramref name="node"/> a node of the lab in <paramref name="labDir"/>.</summary>
     public static async Task<AgentResponse?> AskAsync(string command, string? socket, string? node, string labDir, AgentRequest request, CancellationToken ct)
     {
-        string path;
-        try
+        if (TryResolve(command, socket, node, labDir) is not { } path)
         {
-            path = Resolve(socket, node, labDir);
-        }
-        catch (InvalidOperationException e)
-        {
-            await Console.Error.WriteLineAsync($"{command}: {e.Message}").ConfigureAwait(false);
             return null;
         }
 
